@@ -1,0 +1,49 @@
+"""quicsim: MsQuic's stream API and SEND_COMPLETE contract, simulated on aioquic.
+
+Every accepted ``stream.send`` gets exactly one ``SEND_COMPLETE``; the :class:`Ledger`
+checks that for the application, and ``Settings(faults=...)`` injects the bugs that lose
+one, so the check can be seen to catch them.
+"""
+
+from . import events
+from .api import Connection, Listener, Stream, connect, listen
+from .core import StatusError
+from .enums import (
+    ConnectionEventType,
+    ConnectionShutdownFlags,
+    ReceiveFlags,
+    SendFlags,
+    Status,
+    StreamEventType,
+    StreamOpenFlags,
+    StreamShutdownFlags,
+    StreamStartFlags,
+)
+from .ledger import Ledger
+from .observer import Observer
+from .settings import FAULTS, Settings
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Connection",
+    "ConnectionEventType",
+    "ConnectionShutdownFlags",
+    "FAULTS",
+    "Ledger",
+    "Listener",
+    "Observer",
+    "ReceiveFlags",
+    "SendFlags",
+    "Settings",
+    "Status",
+    "StatusError",
+    "Stream",
+    "StreamEventType",
+    "StreamOpenFlags",
+    "StreamShutdownFlags",
+    "StreamStartFlags",
+    "connect",
+    "events",
+    "listen",
+]

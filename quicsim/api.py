@@ -1,0 +1,284 @@
+"""The asyncio-facing API: ``connect``, ``listen``, and awaitable helpers on top of the core.
+
+``Stream`` and ``Connection`` are the core's handles plus ``wait_*`` coroutines for tests
+and scenarios; every MsQuic call itself is a plain (non-async) method, as in MsQuic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Callable
+
+from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.connection import QuicConnectionState
+
+from . import certs as _certs
+from . import events as ev
+from .core import ConnectionCore, StreamCore
+from .enums import ConnectionEventType, ConnectionShutdownFlags, StreamEventType
+from .ledger import Ledger
+from .settings import Settings
+from .transport.udp import ConnectionDriver, open_client, open_server
+
+DEFAULT_ALPN = "quicsim"
+
+
+class _Waiters:
+    """Futures waiting for the next event of a type; empty (and free) when nobody waits."""
+
+    __slots__ = ("_by_type",)
+
+    def __init__(self) -> None:
+        self._by_type: dict[Any, list[asyncio.Future]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._by_type)
+
+    def add(self, event_type: Any) -> asyncio.Future:
+        future = asyncio.get_running_loop().create_future()
+        self._by_type.setdefault(event_type, []).append(future)
+        return future
+
+    def fire(self, event: Any) -> None:
+        for key in (event.type, None):
+            futures = self._by_type.pop(key, None)
+            if futures:
+                for future in futures:
+                    if not future.done():
+                        future.set_result(event)
+
+
+async def _wait(future: asyncio.Future, timeout: float | None, what: str) -> Any:
+    try:
+        return await asyncio.wait_for(future, timeout)
+    except asyncio.TimeoutError:
+        raise asyncio.TimeoutError(f"timed out after {timeout} s waiting for {what}") from None
+
+
+class Stream(StreamCore):
+    """A stream handle (``conn.open_stream()``, or ``event.stream`` of PEER_STREAM_STARTED)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._waiters = _Waiters()
+
+    def _dispatch(self, event: ev.StreamEvent) -> None:
+        super()._dispatch(event)
+        if self._waiters:
+            self._waiters.fire(event)
+
+    async def wait_event(self, event_type: StreamEventType | None = None, timeout: float | None = None) -> ev.StreamEvent:
+        """The next event of ``event_type`` (any type when None) delivered to this stream."""
+        return await _wait(self._waiters.add(event_type), timeout, f"{event_type!s} on {self!r}")
+
+    async def wait_shutdown_complete(self, timeout: float | None = None) -> None:
+        """Return once SHUTDOWN_COMPLETE was delivered (at once if it already was)."""
+        if self.shutdown_complete or self.handle_closed:
+            return
+        await self.wait_event(StreamEventType.SHUTDOWN_COMPLETE, timeout)
+
+    async def wait_send_shutdown_complete(self, timeout: float | None = None) -> None:
+        """Return once SEND_SHUTDOWN_COMPLETE was delivered (at once if it already was)."""
+        if self.send_shutdown_indicated or self.shutdown_complete or self.handle_closed:
+            return
+        await self.wait_event(StreamEventType.SEND_SHUTDOWN_COMPLETE, timeout)
+
+
+class Connection(ConnectionCore):
+    """A connection handle: ``await quicsim.connect(...)`` or a listener's connection."""
+
+    stream_class = Stream
+
+    def __init__(self, *args: Any, ledger: Ledger | None = None, **kwargs: Any) -> None:
+        self.ledger = ledger if ledger is not None else Ledger()
+        observers = [self.ledger, *kwargs.pop("observers", ())]
+        super().__init__(*args, observers=observers, **kwargs)
+        self._waiters = _Waiters()
+        self.driver: ConnectionDriver | None = None
+        self._handle_closed = False
+
+    def _dispatch(self, event: ev.ConnectionEvent) -> None:
+        super()._dispatch(event)
+        if self._waiters:
+            self._waiters.fire(event)
+
+    async def wait_event(self, event_type: ConnectionEventType | None = None,
+                         timeout: float | None = None) -> ev.ConnectionEvent:
+        """The next connection event of ``event_type`` (any type when None)."""
+        return await _wait(self._waiters.add(event_type), timeout, f"{event_type!s} on {self!r}")
+
+    async def wait_connected(self, timeout: float | None = None) -> None:
+        if self.connected:
+            return
+        if self.shutdown_complete:
+            raise ConnectionError(f"{self.label}: connection closed before the handshake completed")
+        waiter = self._waiters.add(None)
+        while not self.connected:
+            event = await _wait(waiter, timeout, f"CONNECTED on {self!r}")
+            if event.type is ConnectionEventType.SHUTDOWN_COMPLETE:
+                raise ConnectionError(self._failure_text())
+            waiter = self._waiters.add(None) if not self.connected else waiter
+
+    async def wait_shutdown_complete(self, timeout: float | None = None) -> None:
+        """Return once the connection's SHUTDOWN_COMPLETE was delivered."""
+        if self.shutdown_complete:
+            return
+        await self.wait_event(ConnectionEventType.SHUTDOWN_COMPLETE, timeout)
+
+    def _failure_text(self) -> str:
+        close = self.quic._close_event
+        reason = f": {close.reason_phrase} (error 0x{close.error_code:x})" if close else ""
+        return f"{self.label}: connection failed{reason}"
+
+    def close(self) -> None:
+        """ConnectionClose: shut down silently if still up, deliver every remaining event
+        (the connection's SHUTDOWN_COMPLETE last), then release the socket."""
+        if self._handle_closed:
+            return
+        self._handle_closed = True
+        if not self.shutdown_complete:
+            self.app_close_in_progress = True
+            self.process_operations()
+            if not self.shutdown_initiated:
+                self._apply_shutdown(ConnectionShutdownFlags.SILENT, 0)
+            quic = self.quic
+            if quic._state is not QuicConnectionState.TERMINATED:
+                quic._close_end()  # cut the closing period short: the handle is going away
+            if self.driver is not None:
+                self.driver.run_events()
+        if self.driver is not None:
+            self.driver.release()
+
+
+def _quic_configuration(settings: Settings, *, is_client: bool, alpn: str) -> QuicConfiguration:
+    return QuicConfiguration(
+        is_client=is_client,
+        alpn_protocols=[alpn],
+        idle_timeout=settings.idle_timeout_ms / 1000.0,
+        max_data=settings.conn_flow_control_window,
+        max_stream_data=settings.stream_recv_window_default,
+        initial_rtt=settings.initial_rtt_ms / 1000.0,
+    )
+
+
+async def connect(
+    host: str,
+    port: int,
+    *,
+    handler: Callable | None = None,
+    settings: Settings | None = None,
+    ledger: Ledger | None = None,
+    context: Any = None,
+    ca_file: str | None = None,
+    server_name: str = "localhost",
+    alpn: str = DEFAULT_ALPN,
+    label: str = "client",
+    observers: tuple = (),
+) -> Connection:
+    """ConnectionOpen + ConnectionStart over loopback UDP; returns once CONNECTED.
+
+    The server certificate is verified against the project's test CA unless ``ca_file``
+    names another. Raises ConnectionError if the handshake fails or times out.
+    """
+    settings = settings or Settings()
+    configuration = _quic_configuration(settings, is_client=True, alpn=alpn)
+    configuration.server_name = server_name
+    configuration.load_verify_locations(cafile=str(ca_file or _certs.default_paths().ca))
+    holder: list[Connection] = []
+
+    def attach(driver: ConnectionDriver) -> None:
+        conn = Connection(driver._quic, settings=settings, handler=handler, context=context,
+                          ledger=ledger, label=label, observers=observers)
+        driver.attach(conn)
+        holder.append(conn)
+
+    driver = await open_client(host, port, configuration, attach)
+    conn = holder[0]
+    try:
+        await conn.wait_connected(timeout=settings.handshake_idle_timeout_ms / 1000.0)
+    except asyncio.TimeoutError:
+        conn.close()
+        raise ConnectionError(f"{label}: handshake with {host}:{port} timed out after "
+                              f"{settings.handshake_idle_timeout_ms} ms") from None
+    except BaseException:
+        conn.close()
+        raise
+    del driver
+    return conn
+
+
+class Listener:
+    """A listening UDP socket on loopback; each accepted connection is a ``Connection``."""
+
+    def __init__(self, handler: Callable | None, settings: Settings, ledger: Ledger, label: str,
+                 observers: tuple) -> None:
+        self.handler = handler
+        self.settings = settings
+        self.ledger = ledger
+        self.label = label
+        self.observers = observers
+        self.connections: list[Connection] = []
+        self._server: Any = None
+        self._accepted: asyncio.Queue[Connection] = asyncio.Queue()
+        self.port = 0
+        self.host = ""
+
+    def _attach(self, driver: ConnectionDriver) -> None:
+        n = len(self.connections) + 1
+        conn = Connection(driver._quic, settings=self.settings, handler=self._on_event, ledger=self.ledger,
+                          label=f"{self.label}#{n}" if n > 1 else self.label, observers=self.observers)
+        driver.attach(conn)
+        self.connections.append(conn)
+
+    def _on_event(self, conn: Connection, event: ev.ConnectionEvent) -> None:
+        if event.type is ConnectionEventType.CONNECTED:
+            self._accepted.put_nowait(conn)
+        if self.handler is not None:
+            self.handler(conn, event)
+
+    async def accept(self, timeout: float | None = None) -> Connection:
+        """The next connection whose handshake completed."""
+        try:
+            return await asyncio.wait_for(self._accepted.get(), timeout)
+        except asyncio.TimeoutError:
+            raise asyncio.TimeoutError(f"no connection accepted within {timeout} s") from None
+
+    def close(self) -> None:
+        """Stop listening; connections still open are closed silently."""
+        for conn in self.connections:
+            conn.close()
+        if self._server is not None:
+            self._server._transport.close()
+            self._server = None
+
+    async def __aenter__(self) -> "Listener":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        self.close()
+
+
+async def listen(
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    handler: Callable | None = None,
+    settings: Settings | None = None,
+    ledger: Ledger | None = None,
+    cert_file: str | None = None,
+    key_file: str | None = None,
+    alpn: str = DEFAULT_ALPN,
+    label: str = "server",
+    observers: tuple = (),
+) -> Listener:
+    """ListenerOpen + ListenerStart on loopback; ``handler(conn, event)`` gets every
+    connection event of every accepted connection (CONNECTED, PEER_STREAM_STARTED, ...)."""
+    settings = settings or Settings()
+    paths = _certs.default_paths()
+    configuration = _quic_configuration(settings, is_client=False, alpn=alpn)
+    configuration.load_cert_chain(str(cert_file or paths.cert), str(key_file or paths.key))
+    listener = Listener(handler, settings, ledger if ledger is not None else Ledger(), label, observers)
+    listener._server = await open_server(host, port, configuration, listener._attach)
+    sockname = listener._server._transport.get_extra_info("sockname")
+    listener.host, listener.port = sockname[0], sockname[1]
+    return listener

@@ -1,0 +1,375 @@
+"""One MsQuic connection over one aioquic ``QuicConnection``: the operation queue
+("worker"), aioquic events turned into MsQuic events, and connection shutdown.
+
+Sans-I/O like aioquic: a driver feeds it aioquic events (:meth:`handle_quic_event`),
+calls :meth:`poll` after every ``receive_datagram``/``handle_timer`` (that is when ACKs
+are processed), runs :meth:`process_operations` when :attr:`wakeup` asks for it, and
+sends whatever aioquic then has to send.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections import deque
+from typing import Any, Callable
+
+from aioquic.quic import events as qe
+from aioquic.quic.connection import QuicConnection, QuicConnectionState
+
+from .. import events as ev
+from ..enums import ConnectionShutdownFlags, MAX_VARINT, Status, StreamOpenFlags
+from ..settings import Settings
+from . import rules
+from .stream import StreamCore
+
+logger = logging.getLogger("quicsim")
+
+ConnectionHandler = Callable[["ConnectionCore", ev.ConnectionEvent], Any]
+
+
+class StatusError(Exception):
+    """A call that returns a handle in MsQuic (StreamOpen) failed with ``status``."""
+
+    def __init__(self, status: Status, message: str = "") -> None:
+        super().__init__(message or f"{status.name} ({int(status)})")
+        self.status = status
+
+
+class ConnectionCore:
+    """A connection handle: StreamOpen, ConnectionShutdown, and the worker behind them."""
+
+    stream_class: type[StreamCore] = StreamCore
+
+    def __init__(
+        self,
+        quic: QuicConnection,
+        *,
+        settings: Settings | None = None,
+        handler: ConnectionHandler | None = None,
+        context: Any = None,
+        observers: list | tuple = (),
+        label: str = "",
+    ) -> None:
+        self.quic = quic
+        self.is_client = quic._is_client
+        self.settings = settings or Settings()
+        self.faults = self.settings.faults
+        self.handler = handler
+        self.context = context
+        self.observers = list(observers)
+        self.label = label or ("client" if self.is_client else "server")
+        #: called (no arguments) when operations are queued or data waits to be sent
+        self.wakeup: Callable[[], None] | None = None
+        self.ops: deque = deque()
+        self.callback_depth = 0
+        self.streams: dict[int, StreamCore] = {}  # started and peer streams, by stream id
+        self.unstarted: dict[StreamCore, None] = {}  # opened, not (yet) started
+        self._dirty: dict[StreamCore, None] = {}  # streams that saw ACKs or losses
+        self._send_ids = 0
+        self._handles = 0
+        self.connected = False
+        self.negotiated_alpn: str | None = None
+        self.shutdown_initiated = False
+        self.closed_locally = False  # ClosedLocally: the app shut the connection down
+        self.closed_remotely = False  # ClosedRemotely: the peer or the transport did
+        self.shutdown_by_app = False
+        self.close_error_code = 0
+        self.close_status = Status.SUCCESS
+        self.shutdown_complete = False
+        self.app_close_in_progress = False
+        self.handler_errors: list[BaseException] = []
+        self.fault_hits: list[tuple[str, str]] = []
+        self._apply_limits()
+
+    def __repr__(self) -> str:
+        return f"<Connection {self.label}>"
+
+    def set_handler(self, handler: ConnectionHandler | None, context: Any = None) -> None:
+        """SetCallbackHandler for the connection."""
+        self.handler = handler
+        if context is not None:
+            self.context = context
+
+    # ------------------------------------------------------------------ API calls
+
+    def open_stream(
+        self,
+        flags: StreamOpenFlags = StreamOpenFlags.NONE,
+        handler: Callable | None = None,
+        context: Any = None,
+    ) -> StreamCore:
+        """StreamOpen. Raises :class:`StatusError` where MsQuic returns a failure."""
+        status = rules.open_status(closed_locally=self.closed_locally, closed_remotely=self.closed_remotely)
+        if status is None and not rules.flags_ok(flags, sum(StreamOpenFlags)):
+            status = Status.INVALID_PARAMETER
+        if status is not None:
+            self._observe_call(None, "open_stream", status, flags=int(flags) if isinstance(flags, int) else flags)
+            raise StatusError(status, f"StreamOpen failed: {status.name}")
+        stream = self.stream_class(self, StreamOpenFlags(flags), handler, context)
+        self.unstarted[stream] = None
+        self._observe_call(stream, "open_stream", Status.SUCCESS, flags=int(flags))
+        return stream
+
+    def shutdown(self, flags: ConnectionShutdownFlags = ConnectionShutdownFlags.NONE,
+                 error_code: int = 0) -> Status:
+        """ConnectionShutdown: queued ahead of every operation already queued."""
+        if (not isinstance(error_code, int) or not 0 <= error_code <= MAX_VARINT
+                or not rules.flags_ok(flags, sum(ConnectionShutdownFlags))):
+            status = Status.INVALID_PARAMETER
+        else:
+            self._queue(("conn_shutdown", None, ConnectionShutdownFlags(flags), error_code), priority=True)
+            status = Status.PENDING
+        self._observe_call(None, "connection_shutdown", status, flags=flags, error_code=error_code)
+        return status
+
+    # ------------------------------------------------------------------ the worker
+
+    def _queue(self, op: tuple, priority: bool = False) -> None:
+        if priority:
+            self.ops.appendleft(op)
+        else:
+            self.ops.append(op)
+        if self.wakeup is not None:
+            self.wakeup()
+
+    def process_operations(self) -> None:
+        """Apply queued operations in order (the worker's operation loop)."""
+        ops = self.ops
+        while ops:
+            kind, stream, a, b = ops.popleft()
+            if kind == "send":
+                stream._apply_send_flush()
+            elif kind == "shutdown":
+                stream._apply_shutdown(a, b)
+            elif kind == "start":
+                stream._apply_start(a)
+            elif kind == "conn_shutdown":
+                self._apply_shutdown(a, b)
+            self._observe_applied(stream, kind)
+
+    def _apply_shutdown(self, flags: ConnectionShutdownFlags, error_code: int) -> None:
+        """QuicConnShutdown by the application: abort every stream, then close."""
+        if self.shutdown_initiated:
+            return
+        self.shutdown_initiated = True
+        self.closed_locally = True
+        self.shutdown_by_app = True
+        self.close_error_code = error_code
+        self._abort_streams()
+        if flags & ConnectionShutdownFlags.SILENT:
+            # No CONNECTION_CLOSE on the wire: end at once, as the peer will only time out.
+            quic = self.quic
+            if quic._close_event is None and quic._state not in (QuicConnectionState.TERMINATED,):
+                quic._close_event = qe.ConnectionTerminated(
+                    error_code=error_code, frame_type=None, reason_phrase="silent shutdown")
+                quic._close_end()
+        else:
+            self.quic.close(error_code=error_code)
+
+    # ------------------------------------------------------------ aioquic events
+
+    def handle_quic_event(self, event: qe.QuicEvent) -> None:
+        """Translate one aioquic event into MsQuic events."""
+        t = type(event)
+        if t is qe.StreamDataReceived:
+            stream = self._stream_for(event.stream_id)
+            if stream is not None:
+                stream._on_receive(event.data, event.end_stream)
+        elif t is qe.StreamReset:
+            stream = self._stream_for(event.stream_id)
+            if stream is not None:
+                stream._on_peer_reset(event.error_code)
+        elif t is qe.StopSendingReceived:
+            stream = self._stream_for(event.stream_id)
+            if stream is not None:
+                stream._on_stop_sending(event.error_code)
+        elif t is qe.HandshakeCompleted:
+            self.connected = True
+            self.negotiated_alpn = event.alpn_protocol
+            self._indicate(ev.Connected(session_resumed=event.session_resumed,
+                                        negotiated_alpn=event.alpn_protocol))
+        elif t is qe.ConnectionTerminated:
+            self._on_terminated(event)
+
+    def poll(self) -> None:
+        """After aioquic processed datagrams or timers: complete acknowledged sends,
+        then notice a close the peer or the transport started."""
+        while self._dirty:
+            dirty, self._dirty = self._dirty, {}
+            for stream in dirty:
+                if stream.quic_stream is not None:
+                    stream._on_acks()
+        if not self.shutdown_initiated and self.quic._close_event is not None:
+            self._initiate_remote_shutdown(self.quic._close_event)
+
+    def _initiate_remote_shutdown(self, close: qe.ConnectionTerminated) -> None:
+        """SHUTDOWN_INITIATED_BY_PEER / _BY_TRANSPORT, then abort every stream."""
+        self.shutdown_initiated = True
+        self.closed_remotely = True
+        self.close_error_code = close.error_code
+        by_peer = self.quic._state is QuicConnectionState.DRAINING
+        if by_peer and close.frame_type is None:
+            self.close_status = Status.ABORTED
+            self._indicate(ev.ShutdownInitiatedByPeer(error_code=close.error_code))
+        else:
+            if close.reason_phrase == "Idle timeout":
+                status = Status.CONNECTION_IDLE if self.connected else Status.CONNECTION_TIMEOUT
+            elif close.error_code == 0:
+                status = Status.ABORTED
+            else:
+                status = Status.PROTOCOL_ERROR
+            self.close_status = status
+            self._indicate(ev.ShutdownInitiatedByTransport(status=status, error_code=close.error_code))
+        self._abort_streams()
+
+    def _abort_streams(self) -> None:
+        fields = dict(
+            connection_shutdown_by_app=self.shutdown_by_app,
+            connection_closed_remotely=self.closed_remotely,
+            connection_error_code=self.close_error_code,
+            connection_close_status=self.close_status,
+        )
+        for stream in list(self.streams.values()):
+            stream._abort_for_connection(**fields)
+
+    def _on_terminated(self, close: qe.ConnectionTerminated) -> None:
+        """The connection is gone: its SHUTDOWN_COMPLETE comes after every stream's."""
+        if self.shutdown_complete:
+            return
+        if not self.shutdown_initiated:
+            self._initiate_remote_shutdown(close)
+        self._abort_streams()
+        for stream in list(self.unstarted):
+            stream._cancel_unstarted()
+        self._indicate(ev.ConnectionShutdownComplete(
+            handshake_completed=self.connected,
+            peer_acknowledged_shutdown=False,
+            app_close_in_progress=self.app_close_in_progress,
+        ))
+        self.shutdown_complete = True
+
+    # ------------------------------------------------------------ streams
+
+    def _next_handle(self) -> int:
+        self._handles += 1
+        return self._handles
+
+    def _next_send_id(self) -> int:
+        self._send_ids += 1
+        return self._send_ids
+
+    def _apply_limits(self) -> None:
+        """PeerBidiStreamCount / PeerUnidiStreamCount (aioquic has no setting for them)."""
+        self.quic._local_max_streams_bidi.value = self.settings.peer_bidi_stream_count
+        self.quic._local_max_streams_uni.value = self.settings.peer_unidi_stream_count
+
+    def _stream_would_block(self, unidirectional: bool) -> bool:
+        quic = self.quic
+        next_id = quic.get_next_available_stream_id(is_unidirectional=unidirectional)
+        limit = quic._remote_max_streams_uni if unidirectional else quic._remote_max_streams_bidi
+        return next_id // 4 >= limit
+
+    def _create_quic_stream(self, stream: StreamCore):
+        """Allocate the next stream id in aioquic and keep our own reference to it."""
+        quic = self.quic
+        stream_id = quic.get_next_available_stream_id(is_unidirectional=stream.unidirectional)
+        quic.send_stream_data(stream_id, b"")  # creates aioquic's stream state
+        stream.id = stream_id
+        self._register(stream, quic._streams[stream_id])
+        self.unstarted.pop(stream, None)
+        return stream.quic_stream
+
+    def _register(self, stream: StreamCore, quic_stream) -> None:
+        stream.quic_stream = quic_stream
+        self.streams[stream.id] = stream
+        # ACKs reach a stream only through its sender's delivery callbacks; wrapping them
+        # marks the stream for the next poll, so the ACK path never scans idle streams.
+        sender = quic_stream.sender
+        on_data, on_reset = sender.on_data_delivery, sender.on_reset_delivery
+
+        def on_data_delivery(delivery, start, stop, fin, _f=on_data, _s=stream):
+            _f(delivery, start, stop, fin)
+            self._dirty[_s] = None
+
+        def on_reset_delivery(delivery, _f=on_reset, _s=stream):
+            _f(delivery)
+            self._dirty[_s] = None
+
+        sender.on_data_delivery = on_data_delivery
+        sender.on_reset_delivery = on_reset_delivery
+
+    def _stream_for(self, stream_id: int) -> StreamCore | None:
+        stream = self.streams.get(stream_id)
+        if stream is not None:
+            return stream
+        if bool(stream_id & 1) == (not self.is_client):
+            return None  # one of ours that we no longer track
+        quic_stream = self.quic._streams.get(stream_id)
+        if quic_stream is None:
+            return None
+        stream = self.stream_class(self, (
+            StreamOpenFlags.UNIDIRECTIONAL if stream_id & 2 else StreamOpenFlags.NONE), peer_stream_id=stream_id)
+        self._register(stream, quic_stream)
+        stream.start_indicated = True
+        self._indicate(ev.PeerStreamStarted(stream=stream, flags=stream.open_flags))
+        return stream
+
+    def _mark_dirty(self, stream: StreamCore) -> None:
+        self._dirty[stream] = None
+        if self.wakeup is not None:
+            self.wakeup()
+
+    def _stream_done(self, stream: StreamCore) -> None:
+        """SHUTDOWN_COMPLETE was indicated: the stream leaves the connection's table."""
+        self.streams.pop(stream.id, None)
+
+    def _stream_closed(self, stream: StreamCore) -> None:
+        self.unstarted.pop(stream, None)
+        if stream.shutdown_complete:
+            self.streams.pop(stream.id, None)
+        if self.wakeup is not None:
+            self.wakeup()
+
+    # ------------------------------------------------------------ delivery
+
+    def _indicate(self, event: ev.ConnectionEvent) -> None:
+        if self.shutdown_complete:
+            return
+        self._dispatch(event)
+
+    def _dispatch(self, event: ev.ConnectionEvent) -> None:
+        for observer in self.observers:
+            observer.connection_event(self, event)
+        if self.handler is not None:
+            self._call_handler(self.handler, self, event)
+
+    def _call_handler(self, handler: Callable, target: Any, event: Any) -> None:
+        """Run one callback. Callbacks of a connection never overlap; an exception is
+        recorded and logged, never allowed to break the worker."""
+        self.callback_depth += 1
+        try:
+            handler(target, event)
+        except Exception as exc:  # a handler bug must not lose the run's results
+            self.handler_errors.append(exc)
+            logger.error("%s: handler raised on %s:\n%s", self.label, type(event).__name__,
+                         "".join(traceback.format_exception(exc)))
+        finally:
+            self.callback_depth -= 1
+
+    def _observe_call(self, stream: StreamCore | None, name: str, status: Status | None, **args: Any) -> None:
+        for observer in self.observers:
+            observer.api_call(self, stream, name, status, args)
+
+    def _observe_applied(self, stream: StreamCore | None, kind: str) -> None:
+        for observer in self.observers:
+            observer.operation_applied(self, stream, kind)
+
+    def _discarded(self, stream: StreamCore, event: ev.StreamEvent) -> None:
+        for observer in self.observers:
+            observer.event_discarded(self, stream, event)
+
+    def _fault_hit(self, fault: str, stream: StreamCore, what: str) -> None:
+        self.fault_hits.append((fault, what))
+        for observer in self.observers:
+            observer.fault_hit(self, stream, fault, what)

@@ -1,0 +1,81 @@
+"""Per-stream send requests: accepted by the API, flushed by the worker, completed on ACK.
+
+This mirrors MsQuic's two lists on a stream: ``ApiSendRequests`` (accepted by
+StreamSend, not yet seen by the worker) and ``SendRequests`` (queued at a stream
+offset, waiting for the peer's acknowledgement). Both are FIFO deques, so every
+completion is O(1) amortized: the ACK path only ever looks at the head.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, Iterator
+
+from ..enums import SendFlags
+
+
+class SendRequest:
+    """One accepted StreamSend: its buffers, flags, client context and stream range."""
+
+    __slots__ = ("send_id", "buffers", "length", "flags", "client_context", "offset", "end", "fin", "late")
+
+    def __init__(
+        self, send_id: int, buffers: tuple, length: int, flags: SendFlags, client_context: Any
+    ) -> None:
+        self.send_id = send_id
+        #: the application's buffers, held (not copied) until written to aioquic
+        self.buffers: tuple | None = buffers
+        self.length = length
+        self.flags = flags
+        self.client_context = client_context
+        self.offset = -1  # stream offset, set when the worker queues it
+        self.end = -1
+        self.fin = bool(flags & SendFlags.FIN)
+        #: accepted before, but applied after the send side was shut down
+        self.late = False
+
+    def __repr__(self) -> str:
+        return (
+            f"SendRequest(send_id={self.send_id}, bytes={self.length}, "
+            f"range=[{self.offset}, {self.end}), fin={self.fin}, "
+            f"client_context={self.client_context!r})"
+        )
+
+
+class SendQueue:
+    """The two request lists of one stream, plus the next stream offset."""
+
+    __slots__ = ("api_requests", "requests", "queued_offset")
+
+    def __init__(self) -> None:
+        #: accepted by the API, waiting for the worker (MsQuic: ApiSendRequests)
+        self.api_requests: deque[SendRequest] = deque()
+        #: queued at an offset, waiting for acknowledgement (MsQuic: SendRequests)
+        self.requests: deque[SendRequest] = deque()
+        #: the offset the next queued request starts at (MsQuic: QueuedSendOffset)
+        self.queued_offset = 0
+
+    def queue(self, request: SendRequest) -> None:
+        """Give ``request`` its stream range and append it to the waiting list."""
+        request.offset = self.queued_offset
+        self.queued_offset += request.length
+        request.end = self.queued_offset
+        self.requests.append(request)
+
+    def pop_acknowledged(self, acked_offset: int, fin_acked: bool) -> Iterator[SendRequest]:
+        """Yield, oldest first, the requests whose bytes (and FIN) are all acknowledged.
+
+        ``acked_offset`` is the contiguous acknowledged prefix of the stream; a request
+        carrying the FIN also needs ``fin_acked`` (which can turn true before the data
+        before it is contiguous, so both are checked).
+        """
+        requests = self.requests
+        while requests:
+            head = requests[0]
+            if head.end > acked_offset or (head.fin and not fin_acked):
+                return
+            requests.popleft()
+            yield head
+
+    def pending_count(self) -> int:
+        return len(self.api_requests) + len(self.requests)

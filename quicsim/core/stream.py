@@ -1,0 +1,494 @@
+"""One MsQuic stream over one aioquic stream: the send, shutdown and completion rules.
+
+Sans-I/O: no asyncio, no sockets, no clock. The connection core owns the operation
+queue and calls the ``_apply_*`` methods when its worker applies an operation; the
+public methods are what the application calls (checks, then queue or run inline).
+Branches name the MsQuic function whose rule they implement (``src/core/stream*.c``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+from .. import events as ev
+from ..enums import (
+    MAX_SEND_LENGTH,
+    ReceiveFlags,
+    SendFlags,
+    Status,
+    StreamEventType,
+    StreamOpenFlags,
+    StreamShutdownFlags,
+    StreamStartFlags,
+)
+from . import rules
+from .send_queue import SendQueue, SendRequest
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .connection import ConnectionCore
+
+StreamHandler = Callable[["StreamCore", ev.StreamEvent], Any]
+
+_BUFFER_TYPES = (bytes, bytearray, memoryview)
+_SEND_COMPLETE = StreamEventType.SEND_COMPLETE
+_START_COMPLETE = StreamEventType.START_COMPLETE
+_ABORT_SEND = StreamShutdownFlags.ABORT_SEND
+_ABORT_RECEIVE = StreamShutdownFlags.ABORT_RECEIVE
+_GRACEFUL = StreamShutdownFlags.GRACEFUL
+_IMMEDIATE = StreamShutdownFlags.IMMEDIATE
+_INLINE = StreamShutdownFlags.INLINE
+_FAULT_DROP = "drop-send-after-shutdown"
+_FAULT_DISCARD = "discard-after-shutdown-complete"
+_FAULT_UNSTARTED = "unstarted-stream-leak"
+
+
+def _normalize_buffers(buffers: Any) -> tuple[tuple, int] | None:
+    """MsQuic's QUIC_BUFFER array: one bytes-like object or a list of them."""
+    if isinstance(buffers, _BUFFER_TYPES):
+        bufs = (buffers,)
+    elif isinstance(buffers, (list, tuple)):
+        bufs = tuple(buffers)
+        for b in bufs:
+            if not isinstance(b, _BUFFER_TYPES):
+                return None
+    else:
+        return None
+    total = 0
+    for b in bufs:
+        total += b.nbytes if isinstance(b, memoryview) else len(b)
+    return bufs, total
+
+
+class StreamCore:
+    """A stream handle: what StreamOpen returns, with StreamStart/Send/Shutdown/Close."""
+
+    def __init__(
+        self,
+        connection: "ConnectionCore",
+        flags: StreamOpenFlags = StreamOpenFlags.NONE,
+        handler: StreamHandler | None = None,
+        context: Any = None,
+        *,
+        peer_stream_id: int | None = None,
+    ) -> None:
+        self.connection = connection
+        self.open_flags = StreamOpenFlags(flags)
+        self.handler = handler
+        self.context = context
+        #: the connection-local handle number (stream ids exist only once started)
+        self.handle = connection._next_handle()
+        self.id: int | None = peer_stream_id
+        self.is_local = peer_stream_id is None
+        if self.is_local:
+            self.unidirectional = bool(flags & StreamOpenFlags.UNIDIRECTIONAL)
+        else:
+            self.unidirectional = bool(peer_stream_id & 2)
+        self.quic_stream = None  # our own reference: aioquic forgets finished streams
+        self.sends = SendQueue()
+        self.recv_offset = 0
+        self.send_error_code = 0
+        # MsQuic's stream flags (QUIC_STREAM_FLAGS), by their meaning here:
+        self.started = not self.is_local
+        self.start_indicated = False
+        #: the send side has a direction at all (a peer's unidirectional stream has none)
+        self.has_send_side = self.is_local or not self.unidirectional
+        self.send_enabled = self.has_send_side  # SendEnabled
+        self.local_close_fin = False  # LocalCloseFin
+        self.local_close_reset = False  # LocalCloseReset
+        self.received_stop_sending = False  # ReceivedStopSending
+        self.send_shutdown_indicated = not self.has_send_side  # HandleSendShutdown
+        #: the receive direction is finished: FIN or reset received, or aborted locally
+        self.recv_closed = self.is_local and self.unidirectional
+        self.shutdown_complete = False  # HandleShutdown
+        self.handle_closed = False  # HandleClosed
+        self._fin_written = False
+        self._deferred: list[SendRequest] = []
+
+    def __repr__(self) -> str:
+        return (
+            f"<Stream {self.connection.label} handle={self.handle} id={self.id} "
+            f"{'started' if self.started else 'unstarted'}>"
+        )
+
+    def set_handler(self, handler: StreamHandler | None, context: Any = None) -> None:
+        """SetCallbackHandler: route this stream's events to ``handler``."""
+        self.handler = handler
+        if context is not None:
+            self.context = context
+
+    # ------------------------------------------------------------------ API calls
+
+    def start(self, flags: StreamStartFlags = StreamStartFlags.NONE) -> Status:
+        """StreamStart: PENDING; the result arrives in START_COMPLETE."""
+        conn = self.connection
+        if self.handle_closed or not self.is_local or not rules.start_flags_ok(flags):
+            status = Status.INVALID_PARAMETER if not rules.start_flags_ok(flags) else Status.INVALID_STATE
+        else:
+            status = rules.start_status(started=self.started, closed_remotely=conn.closed_remotely)
+            if status is None:
+                conn._queue(("start", self, StreamStartFlags(flags), None), priority=bool(flags & StreamStartFlags.PRIORITY_WORK))
+                status = Status.PENDING
+        conn._observe_call(self, "start", status, flags=int(flags))
+        return status
+
+    def send(self, buffers: Any, flags: SendFlags = SendFlags.NONE, client_context: Any = None) -> Status:
+        """StreamSend: PENDING when accepted (then exactly one SEND_COMPLETE follows)."""
+        conn = self.connection
+        send_id = conn._next_send_id()
+        normalized = _normalize_buffers(buffers)
+        if normalized is None or not rules.send_flags_ok(flags) or normalized[1] > MAX_SEND_LENGTH:
+            status = Status.INVALID_PARAMETER
+            length = normalized[1] if normalized else 0
+        elif self.handle_closed:
+            status = Status.INVALID_STATE
+            length = normalized[1]
+        else:
+            bufs, length = normalized
+            status = rules.send_state_status(
+                closed_remotely=conn.closed_remotely,
+                send_enabled=self.send_enabled,
+                received_stop_sending=self.received_stop_sending,
+            )
+        if status is None:
+            request = SendRequest(send_id, bufs, length, SendFlags(flags), client_context)
+            api_requests = self.sends.api_requests
+            queue_oper = not api_requests  # one STRM_SEND operation flushes all queued sends
+            api_requests.append(request)
+            conn._observe_call(self, "send", Status.PENDING, send_id=send_id, bytes=length,
+                               flags=int(flags), client_context=client_context)
+            if conn.callback_depth and not conn.settings.send_buffering:
+                # MsQuicStreamSend runs QuicStreamSendFlush inline on the worker thread.
+                self._apply_send_flush()
+            elif queue_oper:
+                conn._queue(("send", self, None, None), priority=bool(flags & SendFlags.PRIORITY_WORK))
+            return Status.PENDING
+        conn._observe_call(self, "send", status, send_id=send_id, bytes=length,
+                           flags=int(flags) if isinstance(flags, int) else flags,
+                           client_context=client_context)
+        return status
+
+    def shutdown(self, flags: StreamShutdownFlags, error_code: int = 0) -> Status:
+        """StreamShutdown: PENDING, or SUCCESS when INLINE is used inside a callback."""
+        conn = self.connection
+        reason = rules.shutdown_parameter_error(flags, error_code)
+        if reason is not None:
+            status = Status.INVALID_PARAMETER
+        elif self.handle_closed:
+            status = Status.INVALID_STATE
+        elif flags & _INLINE and conn.callback_depth:
+            conn._observe_call(self, "shutdown", Status.SUCCESS, flags=int(flags), error_code=error_code)
+            self._apply_shutdown(StreamShutdownFlags(flags), error_code)
+            return Status.SUCCESS
+        else:
+            conn._queue(("shutdown", self, StreamShutdownFlags(flags), error_code))
+            status = Status.PENDING
+        conn._observe_call(self, "shutdown", status, flags=int(flags) if isinstance(flags, int) else flags,
+                           error_code=error_code, reason=reason)
+        return status
+
+    def close(self) -> None:
+        """StreamClose: a stream not yet shut down is aborted first; its pending sends
+        complete (canceled) before this returns. No event reaches the handler afterwards."""
+        if self.handle_closed:
+            return
+        conn = self.connection
+        if not conn.callback_depth:
+            # The blocking close is processed after the operations queued before it.
+            conn.process_operations()
+        if _FAULT_DISCARD in conn.faults and self.sends.pending_count():
+            # Fault: the handler is detached before the canceled completions are raised.
+            conn._fault_hit(_FAULT_DISCARD, self, "handler detached before close's completions")
+            self.handle_closed = True
+        if self.started:
+            if not self.shutdown_complete:
+                self._apply_shutdown(
+                    StreamShutdownFlags.ABORT | _IMMEDIATE, 0, app_close_in_progress=True
+                )
+        else:
+            self._cancel_unstarted()
+        self.handle_closed = True
+        conn._observe_call(self, "close", None)
+        conn._stream_closed(self)
+
+    # ---------------------------------------------------------- worker operations
+
+    def _apply_start(self, flags: StreamStartFlags) -> None:
+        """QuicStreamStart, as the worker applies it."""
+        conn = self.connection
+        if self.started:
+            return  # already started: MsQuic returns INVALID_STATE internally, no event
+        failure = None
+        if conn.shutdown_initiated:
+            failure = Status.ABORTED
+        elif flags & StreamStartFlags.FAIL_BLOCKED and conn._stream_would_block(self.unidirectional):
+            failure = Status.STREAM_LIMIT_REACHED
+        if failure is not None:
+            self.start_indicated = True
+            self._dispatch(ev.StartComplete(status=failure, id=None, peer_accepted=False))
+            if flags & StreamStartFlags.SHUTDOWN_ON_FAIL:
+                self._cancel_unstarted(force=True)
+            return
+        quic_stream = conn._create_quic_stream(self)
+        self.started = True
+        # Sends queued before the start are written now, before START_COMPLETE, so a
+        # send made inline from that callback lands after them.
+        for request in self.sends.requests:
+            self._write(request)
+        if self.local_close_fin and not self._fin_written:
+            self._write_fin()
+        if self.local_close_reset:
+            quic_stream.sender.reset(self.send_error_code)
+        self.start_indicated = True
+        self._indicate(ev.StartComplete(status=Status.SUCCESS, id=self.id,
+                                        peer_accepted=not quic_stream.is_blocked))
+        conn._mark_dirty(self)
+
+    def _apply_send_flush(self) -> None:
+        """QuicStreamSendFlush: move accepted sends onto the stream, or cancel late ones."""
+        api_requests = self.sends.api_requests
+        start = False
+        while api_requests:
+            request = api_requests.popleft()
+            if not self.send_enabled:
+                # Accepted before, applied after the send side was shut down (a queued FIN
+                # send or shutdown took effect first): canceled now, MsQuic rule 5's exception.
+                self._cancel_late(request)
+                continue
+            self.sends.queue(request)
+            if self.started:
+                self._write(request)
+            elif request.flags & SendFlags.START:
+                start = True  # SendFlags.START starts the stream after the flush
+            if request.fin:
+                self._send_shutdown_graceful()
+        if not self.started and self.connection.shutdown_complete:
+            self._cancel_unstarted()  # no start can come any more on this connection
+        if start:
+            self._apply_start(StreamStartFlags.IMMEDIATE)
+        if self.started:
+            self.connection._mark_dirty(self)
+
+    def _apply_shutdown(self, flags: StreamShutdownFlags, error_code: int,
+                        app_close_in_progress: bool = False) -> None:
+        """QuicStreamShutdown."""
+        if self.shutdown_complete:
+            return
+        if flags & _ABORT_SEND:
+            self._send_shutdown_abort(error_code)
+        elif flags & _GRACEFUL:
+            self._send_shutdown_graceful()
+        if flags & _ABORT_RECEIVE:
+            self._recv_shutdown_abort(error_code)
+        if flags & _IMMEDIATE and self.started:
+            # IMMEDIATE: indicate completion now instead of waiting for the peer's ACKs.
+            if not self.send_shutdown_indicated:
+                self._indicate_send_shutdown_complete(graceful=False)
+            self._try_complete_shutdown(force=True, app_close_in_progress=app_close_in_progress)
+        else:
+            self._try_complete_shutdown(app_close_in_progress=app_close_in_progress)
+        if self.started:
+            self.connection._mark_dirty(self)
+
+    # ---------------------------------------------------------- send-side rules
+
+    def _write(self, request: SendRequest) -> None:
+        """Hand a queued request's bytes (and FIN) to aioquic."""
+        write = self.quic_stream.sender.write
+        bufs = request.buffers
+        request.buffers = None  # aioquic has copied them; MsQuic would still hold them
+        if len(bufs) == 1:
+            write(bufs[0], request.fin)
+        else:
+            last = len(bufs) - 1
+            for i, b in enumerate(bufs):
+                write(b, request.fin and i == last)
+            if not bufs and request.fin:
+                write(b"", True)
+        if request.fin:
+            self._fin_written = True
+
+    def _write_fin(self) -> None:
+        self.quic_stream.sender.write(b"", True)
+        self._fin_written = True
+
+    def _send_shutdown_graceful(self) -> None:
+        """QuicStreamSendShutdown(Graceful)."""
+        if self.send_shutdown_indicated:
+            return
+        self.send_enabled = False
+        late = self.sends.api_requests
+        while late:
+            # "These sends were queued by the app after queueing a graceful shutdown."
+            self._cancel_late(late.popleft())
+        if self.local_close_fin or self.local_close_reset:
+            return  # a second graceful shutdown succeeds and does nothing
+        self.local_close_fin = True
+        if self.started and not self._fin_written:
+            self._write_fin()
+
+    def _send_shutdown_abort(self, error_code: int, *, silent: bool = False) -> None:
+        """QuicStreamSendShutdown(!Graceful): cancel every send, oldest first, then reset."""
+        if self.send_shutdown_indicated:
+            return
+        self.send_enabled = False
+        requests = self.sends.requests
+        while requests:
+            self._complete(requests.popleft(), canceled=True)
+        api_requests = self.sends.api_requests
+        while api_requests:
+            self._complete(api_requests.popleft(), canceled=True)
+        if silent and self.started:
+            self._indicate_send_shutdown_complete(graceful=False)
+        if self.local_close_reset:
+            return
+        self.local_close_reset = True
+        self.send_error_code = error_code
+        if self.started and not silent:
+            self.quic_stream.sender.reset(error_code)
+
+    def _recv_shutdown_abort(self, error_code: int) -> None:
+        """ABORT_RECEIVE: ask the peer to stop (STOP_SENDING); no receive events after."""
+        if self.recv_closed:
+            return
+        self.recv_closed = True
+        if self.started:
+            self.quic_stream.receiver.stop(error_code)
+
+    def _complete(self, request: SendRequest, canceled: bool) -> None:
+        """QuicStreamCompleteSendRequest: the one SEND_COMPLETE of ``request``."""
+        self._indicate(ev.SendComplete(canceled=canceled, client_context=request.client_context,
+                                       send_id=request.send_id))
+
+    def _cancel_late(self, request: SendRequest) -> None:
+        request.late = True
+        faults = self.connection.faults
+        if faults:
+            if _FAULT_DROP in faults:
+                self.connection._fault_hit(_FAULT_DROP, self, f"send {request.send_id} dropped")
+                return
+            if _FAULT_DISCARD in faults:
+                # Raised only after SHUTDOWN_COMPLETE, when the handler is gone.
+                self._deferred.append(request)
+                return
+        self._complete(request, canceled=True)
+
+    def _cancel_unstarted(self, force: bool = False) -> None:
+        """Cancel the sends of a stream that never started (at close, or when its
+        connection finished shutting down): they can never complete."""
+        conn = self.connection
+        if not force and _FAULT_UNSTARTED in conn.faults and conn.shutdown_by_app:
+            if self.sends.pending_count():
+                conn._fault_hit(_FAULT_UNSTARTED, self, "sends on an unstarted stream left pending")
+            return
+        self.send_enabled = False
+        for queue in (self.sends.requests, self.sends.api_requests):
+            while queue:
+                self._complete(queue.popleft(), canceled=True)
+
+    def _on_acks(self) -> None:
+        """The ACK path: complete acknowledged sends (head of the queue only), then
+        SEND_SHUTDOWN_COMPLETE once the FIN or the reset is acknowledged."""
+        sender = self.quic_stream.sender
+        if self.sends.requests and sender._reset_error_code is None:
+            for request in self.sends.pop_acknowledged(sender._buffer_start, sender._acked_fin):
+                self._complete(request, canceled=False)
+        if (not self.send_shutdown_indicated and sender.is_finished
+                and (self.local_close_fin or self.local_close_reset)):
+            self._indicate_send_shutdown_complete(graceful=sender._reset_error_code is None)
+            self._try_complete_shutdown()
+
+    def _indicate_send_shutdown_complete(self, graceful: bool) -> None:
+        if self.send_shutdown_indicated:
+            return
+        self.send_shutdown_indicated = True
+        self._indicate(ev.SendShutdownComplete(graceful=graceful))
+
+    # ---------------------------------------------------------- receive side
+
+    def _on_receive(self, data: bytes, fin: bool) -> None:
+        if self.recv_closed:
+            return
+        offset = self.recv_offset
+        self.recv_offset += len(data)
+        if fin:
+            self.recv_closed = True
+        self._indicate(ev.Receive(absolute_offset=offset, total_buffer_length=len(data),
+                                  buffers=(data,), flags=ReceiveFlags.FIN if fin else ReceiveFlags.NONE))
+        if fin:
+            self._indicate(ev.PeerSendShutdown())
+            self._try_complete_shutdown()
+
+    def _on_peer_reset(self, error_code: int) -> None:
+        if self.recv_closed:
+            return
+        self.recv_closed = True
+        self._indicate(ev.PeerSendAborted(error_code=error_code))
+        self._try_complete_shutdown()
+
+    def _on_stop_sending(self, error_code: int) -> None:
+        """QuicStreamProcessStopSendingFrame: PEER_RECEIVE_ABORTED, then abort the send side."""
+        if self.send_shutdown_indicated or self.local_close_reset:
+            return
+        self.received_stop_sending = True
+        self._indicate(ev.PeerReceiveAborted(error_code=error_code))
+        self._send_shutdown_abort(error_code)
+        self.connection._mark_dirty(self)
+
+    # ---------------------------------------------------------- shutdown and delivery
+
+    def _abort_for_connection(self, **fields: Any) -> None:
+        """The connection closed: abort silently, then SHUTDOWN_COMPLETE(connection_shutdown)."""
+        if not self.started or self.shutdown_complete:
+            return
+        self._send_shutdown_abort(0, silent=True)
+        self.recv_closed = True
+        self._try_complete_shutdown(connection_shutdown=True, **fields)
+
+    def _try_complete_shutdown(self, force: bool = False, **fields: Any) -> None:
+        """QuicStreamTryCompleteShutdown: SHUTDOWN_COMPLETE once both directions are done."""
+        if self.shutdown_complete or not self.started:
+            return
+        if not force and not (self.send_shutdown_indicated and self.recv_closed):
+            return
+        self.send_enabled = False
+        self.recv_closed = True
+        self._indicate(ev.ShutdownComplete(**fields))
+        self.shutdown_complete = True
+        self.connection._stream_done(self)
+        deferred, self._deferred = self._deferred, []
+        for request in deferred:
+            self._complete(request, canceled=True)  # fault: arrives after SHUTDOWN_COMPLETE
+
+    def _indicate(self, event: ev.StreamEvent) -> None:
+        """QuicStreamIndicateEvent, with the rules on who may still receive events."""
+        if self.shutdown_complete or self.handle_closed:
+            # The handler is detached at SHUTDOWN_COMPLETE and at StreamClose.
+            self.connection._discarded(self, event)
+            return
+        if not self.started and event.type is not _SEND_COMPLETE and event.type is not _START_COMPLETE:
+            return  # unstarted streams get no events (but every accepted send completes)
+        self._dispatch(event)
+
+    def _dispatch(self, event: ev.StreamEvent) -> None:
+        """Deliver ``event`` to observers and the handler (the API layer extends this)."""
+        conn = self.connection
+        if conn.observers:
+            for observer in conn.observers:
+                observer.stream_event(conn, self, event)
+        handler = self.handler
+        if handler is None:
+            if not self.is_local:
+                self._default_peer_handler(event)
+            return
+        conn._call_handler(handler, self, event)
+
+    def _default_peer_handler(self, event: ev.StreamEvent) -> None:
+        """A peer stream nobody handles: consume everything and close our side the way
+        the peer closed its own, so both directions can finish."""
+        t = event.type
+        if t is StreamEventType.PEER_SEND_SHUTDOWN:
+            self.connection._call_handler(
+                lambda s, e: s.shutdown(_GRACEFUL | _INLINE), self, event)
+        elif t is StreamEventType.PEER_SEND_ABORTED:
+            self.connection._call_handler(
+                lambda s, e: s.shutdown(StreamShutdownFlags.ABORT | _INLINE, e.error_code), self, event)

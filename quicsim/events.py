@@ -1,0 +1,140 @@
+"""Stream and connection events: small frozen dataclasses with MsQuic's fields in snake_case.
+
+Each event has a ``type`` (its :class:`StreamEventType` / :class:`ConnectionEventType`)
+so handlers can switch on it the way MsQuic callbacks switch on ``Event->Type``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from .enums import ConnectionEventType, ReceiveFlags, Status, StreamEventType
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEvent:
+    type: ClassVar[StreamEventType]
+
+
+@dataclass(frozen=True, slots=True)
+class StartComplete(StreamEvent):
+    type: ClassVar = StreamEventType.START_COMPLETE
+    status: Status
+    id: int | None
+    peer_accepted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Receive(StreamEvent):
+    type: ClassVar = StreamEventType.RECEIVE
+    absolute_offset: int
+    total_buffer_length: int
+    buffers: tuple[bytes, ...]
+    flags: ReceiveFlags
+
+    @property
+    def data(self) -> bytes:
+        """All received bytes of this event joined."""
+        return b"".join(self.buffers)
+
+
+@dataclass(frozen=True, slots=True)
+class SendComplete(StreamEvent):
+    type: ClassVar = StreamEventType.SEND_COMPLETE
+    canceled: bool
+    client_context: Any
+    #: quicsim's own id for the send (1-based per connection), for correlating traces.
+    send_id: int = field(default=0, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class PeerSendShutdown(StreamEvent):
+    type: ClassVar = StreamEventType.PEER_SEND_SHUTDOWN
+
+
+@dataclass(frozen=True, slots=True)
+class PeerSendAborted(StreamEvent):
+    type: ClassVar = StreamEventType.PEER_SEND_ABORTED
+    error_code: int
+
+
+@dataclass(frozen=True, slots=True)
+class PeerReceiveAborted(StreamEvent):
+    type: ClassVar = StreamEventType.PEER_RECEIVE_ABORTED
+    error_code: int
+
+
+@dataclass(frozen=True, slots=True)
+class SendShutdownComplete(StreamEvent):
+    type: ClassVar = StreamEventType.SEND_SHUTDOWN_COMPLETE
+    graceful: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ShutdownComplete(StreamEvent):
+    type: ClassVar = StreamEventType.SHUTDOWN_COMPLETE
+    connection_shutdown: bool = False
+    app_close_in_progress: bool = False
+    connection_shutdown_by_app: bool = False
+    connection_closed_remotely: bool = False
+    connection_error_code: int = 0
+    connection_close_status: Status = Status.SUCCESS
+
+
+@dataclass(frozen=True, slots=True)
+class IdealSendBufferSize(StreamEvent):
+    type: ClassVar = StreamEventType.IDEAL_SEND_BUFFER_SIZE
+    byte_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class PeerAccepted(StreamEvent):
+    type: ClassVar = StreamEventType.PEER_ACCEPTED
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionEvent:
+    type: ClassVar[ConnectionEventType]
+
+
+@dataclass(frozen=True, slots=True)
+class Connected(ConnectionEvent):
+    type: ClassVar = ConnectionEventType.CONNECTED
+    session_resumed: bool
+    negotiated_alpn: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ShutdownInitiatedByTransport(ConnectionEvent):
+    type: ClassVar = ConnectionEventType.SHUTDOWN_INITIATED_BY_TRANSPORT
+    status: Status
+    error_code: int
+
+
+@dataclass(frozen=True, slots=True)
+class ShutdownInitiatedByPeer(ConnectionEvent):
+    type: ClassVar = ConnectionEventType.SHUTDOWN_INITIATED_BY_PEER
+    error_code: int
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionShutdownComplete(ConnectionEvent):
+    type: ClassVar = ConnectionEventType.SHUTDOWN_COMPLETE
+    handshake_completed: bool
+    peer_acknowledged_shutdown: bool
+    app_close_in_progress: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PeerStreamStarted(ConnectionEvent):
+    type: ClassVar = ConnectionEventType.PEER_STREAM_STARTED
+    stream: Any  # quicsim.Stream; Any to keep this module free of the API layer
+    flags: int
+
+
+@dataclass(frozen=True, slots=True)
+class StreamsAvailable(ConnectionEvent):
+    type: ClassVar = ConnectionEventType.STREAMS_AVAILABLE
+    bidirectional_count: int
+    unidirectional_count: int

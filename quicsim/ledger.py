@@ -1,0 +1,255 @@
+"""The ledger: checks MsQuic's send-completion contract from what an application sees.
+
+It watches API calls with their returned statuses and the events delivered to
+handlers (nothing else: no core state), and reports
+
+- leaks: sends that returned PENDING but had no SEND_COMPLETE by the time their stream
+  (SHUTDOWN_COMPLETE, StreamClose) or connection (SHUTDOWN_COMPLETE) finished;
+- violations: duplicate completions, completions of rejected or unknown sends,
+  completions out of send order (except rule 5's late sends), events after a stream's
+  SHUTDOWN_COMPLETE, repeated once-only events, events on unstarted streams, and a
+  connection SHUTDOWN_COMPLETE before one of its streams'.
+
+All checks are O(1) per call or event.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+from .enums import SendFlags, Status, StreamEventType, StreamShutdownFlags
+from .observer import Observer
+
+_ONCE = (
+    StreamEventType.START_COMPLETE,
+    StreamEventType.SEND_SHUTDOWN_COMPLETE,
+    StreamEventType.SHUTDOWN_COMPLETE,
+)
+
+
+class _Send:
+    __slots__ = ("send_id", "stream", "length", "flags", "client_context", "late", "done")
+
+    def __init__(self, send_id, stream, length, flags, client_context, late):
+        self.send_id = send_id
+        self.stream = stream
+        self.length = length
+        self.flags = flags
+        self.client_context = client_context
+        self.late = late
+        self.done = False
+
+
+class _StreamRecord:
+    __slots__ = ("order", "fin_requested", "started", "shutdown_complete", "seen_once", "conn", "handle")
+
+    def __init__(self, conn_label: str, handle: int) -> None:
+        self.order: deque[_Send] = deque()  # accepted sends, oldest first
+        self.fin_requested = False
+        self.started = False
+        self.shutdown_complete = False
+        self.seen_once: set = set()
+        self.conn = conn_label
+        self.handle = handle
+
+
+class Ledger(Observer):
+    """Exactly-once and ordering checker for SEND_COMPLETE; share one across connections."""
+
+    def __init__(self) -> None:
+        self.sends = 0
+        self.rejected = 0
+        self.completions = 0
+        self.canceled = 0
+        self.leaks: list[dict] = []
+        self.violations: list[str] = []
+        self._pending: dict[tuple[int, int], _Send] = {}  # (id(conn), send_id) -> send
+        self._rejected_ids: set[tuple[int, int]] = set()
+        self._done_ids: set[tuple[int, int]] = set()
+        self._streams: dict[int, _StreamRecord] = {}  # id(stream) -> record
+        self._conn_streams: dict[int, dict[int, Any]] = {}  # id(conn) -> {id(stream): stream}
+        self._keep: dict[int, Any] = {}  # keep observed objects alive so ids stay unique
+
+    # ------------------------------------------------------------ observer hooks
+
+    def _record(self, conn: Any, stream: Any) -> _StreamRecord:
+        key = id(stream)
+        record = self._streams.get(key)
+        if record is None:
+            record = self._streams[key] = _StreamRecord(conn.label, stream.handle)
+            self._keep[key] = stream
+            self._keep[id(conn)] = conn
+            self._conn_streams.setdefault(id(conn), {})[key] = stream
+        return record
+
+    def api_call(self, conn, stream, name, status, args) -> None:
+        if name == "send":
+            key = (id(conn), args["send_id"])
+            if status is Status.PENDING:
+                record = self._record(conn, stream)
+                send = _Send(args["send_id"], stream, args["bytes"], args["flags"],
+                             args["client_context"], record.fin_requested)
+                self.sends += 1
+                self._pending[key] = send
+                record.order.append(send)
+                if args["flags"] & SendFlags.FIN:
+                    record.fin_requested = True
+            else:
+                self.rejected += 1
+                self._rejected_ids.add(key)
+        elif name == "shutdown" and status is not None and not status.failed:
+            if args["flags"] & StreamShutdownFlags.GRACEFUL:
+                self._record(conn, stream).fin_requested = True
+        elif name == "close" and stream is not None:
+            # StreamClose returned: every send on the stream must have completed.
+            self._leak_check(conn, stream, "after StreamClose returned")
+        elif name == "open_stream" and stream is not None:
+            self._record(conn, stream)
+
+    def stream_event(self, conn, stream, event) -> None:
+        record = self._record(conn, stream)
+        etype = event.type
+        where = f"{conn.label} stream {self._name(stream)}"
+        if record.shutdown_complete:
+            self.violations.append(f"{where}: {etype.name} delivered after SHUTDOWN_COMPLETE")
+        if etype in _ONCE:
+            if etype in record.seen_once:
+                self.violations.append(f"{where}: {etype.name} delivered twice")
+            record.seen_once.add(etype)
+        if etype is StreamEventType.START_COMPLETE:
+            record.started = record.started or not event.status.failed
+        elif etype is StreamEventType.SEND_COMPLETE:
+            self._on_send_complete(conn, stream, record, event, where)
+            return
+        elif not record.started and stream.is_local:
+            self.violations.append(f"{where}: {etype.name} delivered to a stream that never started")
+        if etype is StreamEventType.SHUTDOWN_COMPLETE:
+            self._leak_check(conn, stream, "at its SHUTDOWN_COMPLETE")
+            record.shutdown_complete = True
+
+    def connection_event(self, conn, event) -> None:
+        from .enums import ConnectionEventType
+
+        if event.type is ConnectionEventType.PEER_STREAM_STARTED:
+            self._record(conn, event.stream).started = True
+        elif event.type is ConnectionEventType.SHUTDOWN_COMPLETE:
+            for stream in list(self._conn_streams.get(id(conn), {}).values()):
+                record = self._streams[id(stream)]
+                if record.started and not record.shutdown_complete and not stream.handle_closed:
+                    self.violations.append(
+                        f"{conn.label}: connection SHUTDOWN_COMPLETE before stream "
+                        f"{self._name(stream)}'s SHUTDOWN_COMPLETE")
+                self._leak_check(conn, stream, "at its connection's SHUTDOWN_COMPLETE")
+
+    # ------------------------------------------------------------ checks
+
+    def _on_send_complete(self, conn, stream, record: _StreamRecord, event, where: str) -> None:
+        key = (id(conn), event.send_id)
+        self.completions += 1
+        if event.canceled:
+            self.canceled += 1
+        send = self._pending.pop(key, None)
+        if send is None:
+            if key in self._done_ids:
+                self.violations.append(f"{where}: duplicate SEND_COMPLETE for send {event.send_id} "
+                                       f"(client_context={event.client_context!r})")
+            elif key in self._rejected_ids:
+                self.violations.append(f"{where}: SEND_COMPLETE for rejected send {event.send_id} "
+                                       f"(client_context={event.client_context!r})")
+            else:
+                self.violations.append(f"{where}: SEND_COMPLETE for unknown send {event.send_id} "
+                                       f"(client_context={event.client_context!r})")
+            return
+        self._done_ids.add(key)
+        send.done = True
+        if send.stream is not stream:
+            self.violations.append(f"{where}: SEND_COMPLETE for send {send.send_id} of another stream")
+        if event.client_context is not send.client_context and event.client_context != send.client_context:
+            self.violations.append(f"{where}: SEND_COMPLETE for send {send.send_id} carries "
+                                   f"client_context={event.client_context!r}, "
+                                   f"expected {send.client_context!r}")
+        order = record.order
+        while order and order[0].done and order[0] is not send:
+            order.popleft()
+        if order and order[0] is send:
+            order.popleft()
+        elif not (send.late and event.canceled):
+            # Rule 5: only a send accepted after the FIN/shutdown call may overtake.
+            self.violations.append(
+                f"{where}: SEND_COMPLETE for send {send.send_id} "
+                f"(client_context={send.client_context!r}) before older send "
+                f"{order[0].send_id if order else '?'}")
+
+    def _leak_check(self, conn, stream, when: str) -> None:
+        record = self._streams.get(id(stream))
+        if record is None:
+            return
+        for send in record.order:
+            if not send.done:
+                key = (id(conn), send.send_id)
+                if self._pending.pop(key, None) is not None:
+                    send.done = True
+                    self._done_ids.add(key)
+                    self.leaks.append({
+                        "connection": conn.label,
+                        "stream_id": stream.id,
+                        "stream_handle": stream.handle,
+                        "send_id": send.send_id,
+                        "client_context": repr(send.client_context),
+                        "bytes": send.length,
+                        "flags": SendFlags(send.flags).name or "NONE",
+                        "detected": when,
+                    })
+        record.order.clear()
+
+    @staticmethod
+    def _name(stream) -> str:
+        return f"id={stream.id}" if stream.id is not None else f"handle={stream.handle}"
+
+    # ------------------------------------------------------------ results
+
+    @property
+    def pending(self) -> int:
+        """Accepted sends not yet completed (and not yet counted as leaked)."""
+        return len(self._pending)
+
+    @property
+    def ok(self) -> bool:
+        return not self.leaks and not self.violations
+
+    def report(self) -> dict:
+        """Counts, leaks and violations as a plain dict (JSON-ready)."""
+        return {
+            "ok": self.ok,
+            "sends": self.sends,
+            "rejected": self.rejected,
+            "completions": self.completions,
+            "acked": self.completions - self.canceled,
+            "canceled": self.canceled,
+            "pending": self.pending,
+            "leaks": list(self.leaks),
+            "violations": list(self.violations),
+        }
+
+    def summary(self) -> str:
+        """A readable multi-line summary, leaks and violations listed."""
+        r = self.report()
+        lines = [
+            f"ledger: {'ok' if r['ok'] else 'FAILED'}: {r['sends']} sends accepted, "
+            f"{r['completions']} completions ({r['acked']} acked, {r['canceled']} canceled), "
+            f"{r['rejected']} rejected, {r['pending']} pending, {len(r['leaks'])} leaked"
+        ]
+        for leak in r["leaks"]:
+            lines.append(
+                f"  LEAK {leak['connection']} stream {leak['stream_id']} send {leak['send_id']} "
+                f"client_context={leak['client_context']} ({leak['bytes']} bytes, {leak['flags']}) "
+                f"{leak['detected']}")
+        for violation in r["violations"]:
+            lines.append(f"  VIOLATION {violation}")
+        return "\n".join(lines)
+
+    def assert_ok(self) -> None:
+        """Raise AssertionError with the summary when a leak or violation was seen."""
+        if not self.ok:
+            raise AssertionError(self.summary())

@@ -1,0 +1,33 @@
+"""The observer interface: what an application can see of a connection, and nothing more.
+
+Observers (the ledger, tracers) are told about every API call with the status it
+returned, every operation the worker applied, every event delivered (or discarded),
+and every injected fault that fired. They only watch: they never call back into the
+connection and share no state with the core.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class Observer:
+    """Base class with a no-op for every notification; override what you need."""
+
+    def api_call(self, conn: Any, stream: Any, name: str, status: Any, args: dict) -> None:
+        """An API call returned ``status`` (None for calls that return nothing)."""
+
+    def operation_applied(self, conn: Any, stream: Any, kind: str) -> None:
+        """The worker applied a queued operation (``send``, ``shutdown``, ``start``, ...)."""
+
+    def stream_event(self, conn: Any, stream: Any, event: Any) -> None:
+        """An event is being delivered to a stream's handler."""
+
+    def connection_event(self, conn: Any, event: Any) -> None:
+        """An event is being delivered to a connection's handler."""
+
+    def event_discarded(self, conn: Any, stream: Any, event: Any) -> None:
+        """An event was raised after the stream's handler was detached and never delivered."""
+
+    def fault_hit(self, conn: Any, stream: Any, fault: str, what: str) -> None:
+        """An injected fault changed what happened."""

@@ -1,0 +1,81 @@
+"""Connection settings (MsQuic's QUIC_SETTINGS names in snake_case) and injectable faults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Iterable
+
+#: Deliberate bugs that reproduce the lost SEND_COMPLETE of MsQuic issue 4307, one per
+#: candidate mechanism (see docs/semantics in the README):
+FAULTS: dict[str, str] = {
+    "drop-send-after-shutdown": (
+        "a send accepted before the send-side shutdown took effect is dropped, "
+        "with no canceled completion, when the worker applies it"
+    ),
+    "discard-after-shutdown-complete": (
+        "completions raised after the stream's SHUTDOWN_COMPLETE (or after "
+        "StreamClose) are discarded because the handler is already detached"
+    ),
+    "unstarted-stream-leak": (
+        "a send on an opened but never started stream of a connection the "
+        "application shut down itself is accepted and never completed"
+    ),
+}
+
+
+def check_faults(faults: Iterable[str] | None) -> frozenset[str]:
+    """Return ``faults`` as a frozenset, or raise ValueError naming the valid fault names."""
+    if faults is None:
+        return frozenset()
+    if isinstance(faults, str):
+        faults = [faults]
+    chosen = frozenset(faults)
+    unknown = sorted(chosen - FAULTS.keys())
+    if unknown:
+        raise ValueError(
+            f"unknown fault {', '.join(map(repr, unknown))}; "
+            f"valid faults: {', '.join(sorted(FAULTS))}"
+        )
+    return chosen
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Per-connection settings; names follow MsQuic's QUIC_SETTINGS where one applies."""
+
+    #: IdleTimeoutMs: the connection closes silently after this long without traffic.
+    idle_timeout_ms: int = 30_000
+    #: HandshakeIdleTimeoutMs: give up connecting after this long.
+    handshake_idle_timeout_ms: int = 10_000
+    #: SendBufferingEnabled. Off (quicsim's default): a send completes on acknowledgement.
+    send_buffering: bool = False
+    #: PeerBidiStreamCount / PeerUnidiStreamCount: streams the peer may open.
+    peer_bidi_stream_count: int = 100
+    peer_unidi_stream_count: int = 100
+    #: StreamRecvWindowDefault: initial per-stream receive window (bytes).
+    stream_recv_window_default: int = 1 << 20
+    #: ConnFlowControlWindow: connection-wide receive window (bytes).
+    conn_flow_control_window: int = 16 << 20
+    #: InitialRttMs.
+    initial_rtt_ms: int = 100
+    #: quicsim's own: names from :data:`FAULTS` to switch on.
+    faults: frozenset[str] = field(default_factory=frozenset)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "faults", check_faults(self.faults))
+        for name in (
+            "idle_timeout_ms",
+            "handshake_idle_timeout_ms",
+            "peer_bidi_stream_count",
+            "peer_unidi_stream_count",
+            "stream_recv_window_default",
+            "conn_flow_control_window",
+            "initial_rtt_ms",
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"Settings.{name} must be a non-negative int, got {value!r}")
+
+    def with_faults(self, *faults: str) -> "Settings":
+        """A copy with ``faults`` switched on as well."""
+        return replace(self, faults=self.faults | check_faults(faults))

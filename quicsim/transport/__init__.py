@@ -1,0 +1,1 @@
+"""Transports: how datagrams move between the client and server cores."""

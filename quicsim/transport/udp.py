@@ -1,0 +1,109 @@
+"""Loopback UDP transport: aioquic's asyncio protocol, trimmed to move bytes and timers
+for one quicsim connection, plus the client and server endpoints.
+
+The driver only feeds the core: datagrams and timers in (then ``poll`` for ACKs),
+queued operations applied when the core asks (``wakeup``), datagrams out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Callable
+
+from aioquic.asyncio.protocol import QuicConnectionProtocol
+from aioquic.asyncio.server import QuicServer, serve
+from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.connection import QuicConnection
+from aioquic.quic.events import QuicEvent
+
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+
+
+class ConnectionDriver(QuicConnectionProtocol):
+    """Drives one connection core over an asyncio datagram transport."""
+
+    def __init__(self, quic: QuicConnection, stream_handler: Any = None) -> None:
+        super().__init__(quic)
+        self.core: Any = None
+        self._worker_scheduled = False
+        self._owns_transport = False
+
+    def attach(self, core: Any) -> None:
+        self.core = core
+        core.wakeup = self._wakeup
+        core.driver = self
+
+    # -- the worker: apply queued operations soon, on the loop, in one batch
+    def _wakeup(self) -> None:
+        if not self._worker_scheduled:
+            self._worker_scheduled = True
+            self._loop.call_soon(self._run_worker)
+
+    def _run_worker(self) -> None:
+        self._worker_scheduled = False
+        self.core.process_operations()
+        self._process_events()
+        self.transmit()
+
+    def run_events(self) -> None:
+        """Deliver aioquic's pending events now (used by a blocking close)."""
+        self._process_events()
+
+    # -- aioquic hooks
+    def quic_event_received(self, event: QuicEvent) -> None:
+        # Deliberately not calling super(): its reader/writer pairs would fight the core.
+        self.core.handle_quic_event(event)
+
+    def transmit(self) -> None:
+        self.core.poll()  # ACKs were processed by receive_datagram/handle_timer
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            self._transmit_task = None
+            return
+        super().transmit()
+
+    def release(self) -> None:
+        """Stop timers and, for a client, close the socket."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._closed.set()
+        if self._owns_transport and self._transport is not None:
+            self._transport.close()
+
+
+def check_loopback(host: str) -> None:
+    """quicsim only ever talks to this machine."""
+    if host not in LOOPBACK_HOSTS and not host.startswith("127."):
+        raise ValueError(f"quicsim only uses loopback addresses, not {host!r}")
+
+
+async def open_client(
+    host: str, port: int, configuration: QuicConfiguration, attach: Callable[[ConnectionDriver], None]
+) -> ConnectionDriver:
+    """A client socket on the loopback interface, connected to (host, port)."""
+    check_loopback(host)
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=2)  # SOCK_DGRAM
+    addr = infos[0][4]
+    local = ("::1", 0) if ":" in addr[0] else ("127.0.0.1", 0)
+    quic = QuicConnection(configuration=configuration)
+    _, driver = await loop.create_datagram_endpoint(lambda: ConnectionDriver(quic), local_addr=local)
+    driver._owns_transport = True
+    attach(driver)
+    driver.connect(addr[:2])
+    return driver
+
+
+async def open_server(
+    host: str, port: int, configuration: QuicConfiguration, attach: Callable[[ConnectionDriver], None]
+) -> QuicServer:
+    """A listening socket; each new connection gets a driver passed to ``attach``."""
+    check_loopback(host)
+
+    def create_protocol(quic: QuicConnection, stream_handler: Any = None) -> ConnectionDriver:
+        driver = ConnectionDriver(quic)
+        attach(driver)
+        return driver
+
+    return await serve(host, port, configuration=configuration, create_protocol=create_protocol)
