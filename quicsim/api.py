@@ -48,11 +48,15 @@ class _Waiters:
                         future.set_result(event)
 
 
-async def _wait(future: asyncio.Future, timeout: float | None, what: str) -> Any:
+async def _wait(future: asyncio.Future, timeout: float | None, what: Callable[[], str]) -> Any:
     try:
         return await asyncio.wait_for(future, timeout)
     except asyncio.TimeoutError:
-        raise asyncio.TimeoutError(f"timed out after {timeout} s waiting for {what}") from None
+        raise asyncio.TimeoutError(f"timed out after {timeout} s waiting for {what()}") from None
+
+
+def _type_name(event_type: Any) -> str:
+    return "any event" if event_type is None else event_type.name
 
 
 class Stream(StreamCore):
@@ -69,7 +73,8 @@ class Stream(StreamCore):
 
     async def wait_event(self, event_type: StreamEventType | None = None, timeout: float | None = None) -> ev.StreamEvent:
         """The next event of ``event_type`` (any type when None) delivered to this stream."""
-        return await _wait(self._waiters.add(event_type), timeout, f"{event_type!s} on {self!r}")
+        return await _wait(self._waiters.add(event_type), timeout,
+                           lambda: f"{_type_name(event_type)} on {self!r}")
 
     async def wait_shutdown_complete(self, timeout: float | None = None) -> None:
         """Return once SHUTDOWN_COMPLETE was delivered (at once if it already was)."""
@@ -105,7 +110,8 @@ class Connection(ConnectionCore):
     async def wait_event(self, event_type: ConnectionEventType | None = None,
                          timeout: float | None = None) -> ev.ConnectionEvent:
         """The next connection event of ``event_type`` (any type when None)."""
-        return await _wait(self._waiters.add(event_type), timeout, f"{event_type!s} on {self!r}")
+        return await _wait(self._waiters.add(event_type), timeout,
+                           lambda: f"{_type_name(event_type)} on {self!r}")
 
     async def wait_connected(self, timeout: float | None = None) -> None:
         if self.connected:
@@ -114,7 +120,7 @@ class Connection(ConnectionCore):
             raise ConnectionError(f"{self.label}: connection closed before the handshake completed")
         waiter = self._waiters.add(None)
         while not self.connected:
-            event = await _wait(waiter, timeout, f"CONNECTED on {self!r}")
+            event = await _wait(waiter, timeout, lambda: f"CONNECTED on {self!r}")
             if event.type is ConnectionEventType.SHUTDOWN_COMPLETE:
                 raise ConnectionError(self._failure_text())
             waiter = self._waiters.add(None) if not self.connected else waiter

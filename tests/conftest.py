@@ -1,0 +1,61 @@
+"""Shared fixtures: a real client and server over loopback UDP with the test CA."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import pytest_asyncio
+
+import quicsim
+from quicsim import Settings
+
+
+class Recorder:
+    """A stream or connection handler that keeps every event it is given, in order."""
+
+    def __init__(self, on_event=None) -> None:
+        self.events: list = []
+        self.on_event = on_event
+
+    def __call__(self, target, event) -> None:
+        self.events.append(event)
+        if self.on_event is not None:
+            self.on_event(target, event)
+
+    def types(self) -> list[str]:
+        return [e.type.name for e in self.events]
+
+    def completions(self) -> list[tuple]:
+        return [(e.client_context, e.canceled) for e in self.events
+                if e.type is quicsim.StreamEventType.SEND_COMPLETE]
+
+
+@dataclass
+class Pair:
+    listener: quicsim.Listener
+    client: quicsim.Connection
+    server: quicsim.Connection
+    server_events: Recorder = field(default_factory=Recorder)
+
+
+async def make_pair(client_settings: Settings | None = None, server_settings: Settings | None = None,
+                    server_handler=None) -> Pair:
+    server_events = Recorder(server_handler)
+    listener = await quicsim.listen(handler=server_events, settings=server_settings)
+    client = await quicsim.connect("127.0.0.1", listener.port, settings=client_settings)
+    server = await listener.accept(timeout=5)
+    return Pair(listener, client, server, server_events)
+
+
+async def close_pair(pair: Pair) -> None:
+    pair.client.close()
+    pair.listener.close()
+    await asyncio.sleep(0)
+
+
+@pytest_asyncio.fixture
+async def pair():
+    p = await make_pair()
+    yield p
+    await close_pair(p)
