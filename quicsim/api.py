@@ -134,7 +134,10 @@ class Connection(ConnectionCore):
     def _failure_text(self) -> str:
         close = self.quic._close_event
         reason = f": {close.reason_phrase} (error 0x{close.error_code:x})" if close else ""
-        return f"{self.label}: connection failed{reason}"
+        hint = ""
+        if close is not None and 0x100 <= close.error_code <= 0x1FF:
+            hint = " (TLS handshake failed: is the server certificate signed by the CA in ca_file?)"
+        return f"{self.label}: connection failed{reason}{hint}"
 
     def close(self) -> None:
         """ConnectionClose: shut down silently if still up, deliver every remaining event

@@ -183,6 +183,11 @@ class ConnectionCore:
         elif t is qe.StopSendingReceived:
             stream = self._stream_for(event.stream_id)
             if stream is not None:
+                pending = self.quic._events
+                if pending and type(pending[0]) is qe.StreamReset and pending[0].stream_id == event.stream_id:
+                    # aioquic writes STOP_SENDING before RESET_STREAM, MsQuic the other way
+                    # round: when both came together, deliver PEER_SEND_ABORTED first.
+                    stream._on_peer_reset(pending.popleft().error_code)
                 stream._on_stop_sending(event.error_code)
         elif t is qe.HandshakeCompleted:
             self.connected = True

@@ -10,11 +10,11 @@ from ..enums import MAX_VARINT, SendFlags, Status, StreamShutdownFlags, StreamSt
 
 _ABORT = StreamShutdownFlags.ABORT_SEND | StreamShutdownFlags.ABORT_RECEIVE
 _IMMEDIATE_ONLY = StreamShutdownFlags.IMMEDIATE | _ABORT
-_ALL_SHUTDOWN = (
+_ALL_SHUTDOWN = int(
     StreamShutdownFlags.GRACEFUL | _ABORT | StreamShutdownFlags.IMMEDIATE | StreamShutdownFlags.INLINE
 )
-_ALL_SEND = sum(SendFlags)
-_ALL_START = sum(StreamStartFlags)
+_ALL_SEND = int(sum(SendFlags))
+_ALL_START = int(sum(StreamStartFlags))
 
 #: MsQuicStreamShutdown's parameter checks, in the order api.c applies them.
 SHUTDOWN_PARAMETER_RULES: tuple[tuple[str, object], ...] = (

@@ -483,12 +483,13 @@ class StreamCore:
         conn._call_handler(handler, self, event)
 
     def _default_peer_handler(self, event: ev.StreamEvent) -> None:
-        """A peer stream nobody handles: consume everything and close our side the way
-        the peer closed its own, so both directions can finish."""
+        """A peer stream nobody handles: consume everything, and once the peer is done
+        sending (FIN or reset) finish our side gracefully so both directions can close.
+        A peer STOP_SENDING still aborts our side, as MsQuic does on its own."""
         t = event.type
-        if t is StreamEventType.PEER_SEND_SHUTDOWN:
-            self.connection._call_handler(
-                lambda s, e: s.shutdown(_GRACEFUL | _INLINE), self, event)
-        elif t is StreamEventType.PEER_SEND_ABORTED:
-            self.connection._call_handler(
-                lambda s, e: s.shutdown(StreamShutdownFlags.ABORT | _INLINE, e.error_code), self, event)
+        if t is StreamEventType.PEER_SEND_SHUTDOWN or t is StreamEventType.PEER_SEND_ABORTED:
+            self.connection._call_handler(_graceful_inline, self, event)
+
+
+def _graceful_inline(stream: StreamCore, event: ev.StreamEvent) -> None:
+    stream.shutdown(_GRACEFUL | _INLINE)

@@ -1,0 +1,64 @@
+"""The aioquic internals the core relies on. If a new aioquic release moves any of them,
+this fails first, with a message naming what changed (pin aioquic or adapt the core)."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+from aioquic.quic import events as qe
+from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.connection import QuicConnection, QuicConnectionState
+from aioquic.quic.stream import QuicStream, QuicStreamSender
+
+
+def _need(obj, name: str, where: str) -> None:
+    if not hasattr(obj, name):
+        pytest.fail(f"aioquic changed: {where}.{name} is gone; quicsim's core reads it "
+                    f"(see quicsim/core). Pin aioquic to a release that has it.")
+
+
+def test_sender_ack_state():
+    sender = QuicStreamSender(stream_id=0, writable=True)
+    for name in ("_buffer_start", "_acked_fin", "_reset_error_code", "is_finished", "write", "reset"):
+        _need(sender, name, "QuicStreamSender")
+    params = list(inspect.signature(sender.on_data_delivery).parameters)
+    assert params == ["delivery", "start", "stop", "fin"], f"on_data_delivery signature changed: {params}"
+    assert list(inspect.signature(sender.on_reset_delivery).parameters) == ["delivery"]
+    # Our own delivery wrappers are looked up per instance when frames are written.
+    src = inspect.getsource(QuicConnection._write_stream_frame)
+    assert "stream.sender.on_data_delivery" in src, "aioquic no longer reads sender.on_data_delivery per frame"
+    src = inspect.getsource(QuicConnection._write_reset_stream_frame)
+    assert "on_reset_delivery" in src
+
+
+def test_stream_and_connection_fields():
+    stream = QuicStream(stream_id=0)
+    for name in ("is_blocked", "sender", "receiver"):
+        _need(stream, name, "QuicStream")
+    _need(stream.receiver, "stop", "QuicStreamReceiver")
+    quic = QuicConnection(configuration=QuicConfiguration(is_client=True))
+    for name in ("_streams", "_events", "_close_event", "_state", "_close_end", "_is_client",
+                 "_local_max_streams_bidi", "_local_max_streams_uni",
+                 "_remote_max_streams_bidi", "_remote_max_streams_uni"):
+        _need(quic, name, "QuicConnection")
+    assert hasattr(quic._local_max_streams_bidi, "value")
+    for state in ("DRAINING", "TERMINATED", "CLOSING"):
+        _need(QuicConnectionState, state, "QuicConnectionState")
+    for event in ("StreamDataReceived", "StreamReset", "StopSendingReceived",
+                  "HandshakeCompleted", "ConnectionTerminated"):
+        _need(qe, event, "aioquic.quic.events")
+
+
+def test_ack_advances_buffer_start_and_fin():
+    """The meaning of the fields, checked on aioquic's own sender."""
+    from aioquic.quic.packet_builder import QuicDeliveryState
+
+    sender = QuicStreamSender(stream_id=0, writable=True)
+    sender.write(b"a" * 10)
+    sender.write(b"b" * 5, end_stream=True)
+    sender.get_frame(100)
+    sender.on_data_delivery(QuicDeliveryState.ACKED, 10, 15, True)
+    assert sender._acked_fin and sender._buffer_start == 0  # FIN acked before the data
+    sender.on_data_delivery(QuicDeliveryState.ACKED, 0, 10, False)
+    assert sender._buffer_start == 15 and sender.is_finished
