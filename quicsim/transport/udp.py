@@ -8,6 +8,7 @@ queued operations applied when the core asks (``wakeup``), datagrams out.
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import Any, Callable
 
 from aioquic.asyncio.protocol import QuicConnectionProtocol
@@ -17,6 +18,20 @@ from aioquic.quic.connection import QuicConnection
 from aioquic.quic.events import QuicEvent
 
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+SOCKET_BUFFER = 4 << 20
+
+
+def enlarge_buffers(transport: asyncio.BaseTransport) -> None:
+    """Bursts on loopback must not overflow socket buffers: the only loss on the path
+    should be the seeded, decided kind."""
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return
+    for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
+        except OSError:
+            pass
 
 
 class ConnectionDriver(QuicConnectionProtocol):
@@ -88,7 +103,8 @@ async def open_client(
     addr = infos[0][4]
     local = ("::1", 0) if ":" in addr[0] else ("127.0.0.1", 0)
     quic = QuicConnection(configuration=configuration)
-    _, driver = await loop.create_datagram_endpoint(lambda: ConnectionDriver(quic), local_addr=local)
+    transport, driver = await loop.create_datagram_endpoint(lambda: ConnectionDriver(quic), local_addr=local)
+    enlarge_buffers(transport)
     driver._owns_transport = True
     attach(driver)
     driver.connect(addr[:2])
@@ -106,4 +122,6 @@ async def open_server(
         attach(driver)
         return driver
 
-    return await serve(host, port, configuration=configuration, create_protocol=create_protocol)
+    server = await serve(host, port, configuration=configuration, create_protocol=create_protocol)
+    enlarge_buffers(server._transport)
+    return server
