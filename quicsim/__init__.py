@@ -20,6 +20,8 @@ from .enums import (
     StreamStartFlags,
 )
 from .ledger import Ledger
+from .network import Network, NetworkProfile
+from .scenario_spec import ScenarioContext, scenario
 from .observer import Observer
 from .settings import FAULTS, Settings
 
@@ -32,8 +34,11 @@ __all__ = [
     "FAULTS",
     "Ledger",
     "Listener",
+    "Network",
+    "NetworkProfile",
     "Observer",
     "ReceiveFlags",
+    "ScenarioContext",
     "SendFlags",
     "Settings",
     "Status",
@@ -46,4 +51,5 @@ __all__ = [
     "connect",
     "events",
     "listen",
+    "scenario",
 ]

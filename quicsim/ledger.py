@@ -209,6 +209,20 @@ class Ledger(Observer):
 
     # ------------------------------------------------------------ results
 
+    def pending_sends(self) -> list[dict]:
+        """Accepted sends still waiting for their SEND_COMPLETE, oldest first."""
+        out = []
+        for send in self._pending.values():
+            record = self._streams.get(id(send.stream))
+            out.append({
+                "connection": record.conn if record else "?",
+                "stream_id": send.stream.id,
+                "send_id": send.send_id,
+                "client_context": repr(send.client_context),
+                "bytes": send.length,
+            })
+        return out
+
     @property
     def pending(self) -> int:
         """Accepted sends not yet completed (and not yet counted as leaked)."""

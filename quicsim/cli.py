@@ -1,0 +1,191 @@
+"""The ``quicsim`` command: ``run`` scenario files, ``demo``, ``certs``.
+
+Exit status: 0 everything met its expectation, 1 something did not, 2 bad input (one
+line naming what and where, never a traceback), 130 interrupted (after printing what
+finished).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from . import certs as _certs
+from .loader import UsageError, load_scenarios
+from .network import NetworkError, NetworkProfile
+from .report import print_failures, results_table
+from .runner import RunOptions, run_scenario, seeds_for
+from .settings import FAULTS, check_faults
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a fraction in [0, 1], got {text}")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
+
+
+def _fault(text: str) -> str:
+    try:
+        check_faults([text])
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="quicsim", description="MsQuic's stream API and SEND_COMPLETE contract, simulated on aioquic.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="run scenario files over a lossy loopback link")
+    run.add_argument("paths", nargs="+", metavar="PATH", help="scenario files or folders")
+    run.add_argument("-k", dest="keyword", help="only scenarios whose name contains this")
+    run.add_argument("--seed", type=int, help="first seed (overrides the scenarios' own)")
+    run.add_argument("--repeat", type=_positive_int, help="seeds per scenario (overrides repeat=)")
+    run.add_argument("--loss", type=_fraction, help="loss fraction for both directions, overriding the files'")
+    run.add_argument("--delay-ms", type=_non_negative, help="one-way delay, overriding the files'")
+    run.add_argument("--inject", type=_fault, action="append", default=[], metavar="FAULT",
+                     help=f"switch a fault on in every client ({', '.join(FAULTS)})")
+    run.add_argument("--json", action="store_true", help="one JSON object per run on stdout, nothing else")
+
+    demo = sub.add_parser("demo", help="a live loopback demo of the send-after-shutdown race")
+    demo.add_argument("--inject", type=_fault, action="append", default=[], metavar="FAULT")
+    demo.add_argument("--loss", type=_fraction, default=0.05)
+    demo.add_argument("--seed", type=int, default=1)
+
+    certs = sub.add_parser("certs", help="make a new test CA and localhost certificate")
+    certs.add_argument("dir", nargs="?", default="certs")
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    overrides = {}
+    if args.loss is not None:
+        overrides["loss"] = args.loss
+    if args.delay_ms is not None:
+        overrides["delay_ms"] = args.delay_ms
+    specs = load_scenarios(args.paths, args.keyword)
+    for spec in specs:
+        try:
+            NetworkProfile.from_dict({**spec.network, **overrides})
+        except NetworkError as exc:
+            raise UsageError(f"{spec.file}:{spec.line}: {exc}") from None
+    options = RunOptions(network=overrides, faults=frozenset(args.inject), seed=args.seed, repeat=args.repeat)
+    jobs = [(spec, seed) for spec in specs for seed in seeds_for(spec, options)]
+    out = Console(highlight=False)
+    if not out.is_terminal:
+        out = Console(highlight=False, width=160)
+    err = Console(stderr=True, highlight=False)
+    results: list[dict] = []
+    show_progress = not args.json and out.is_terminal
+
+    async def main() -> None:
+        if show_progress:
+            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                          TimeElapsedColumn(), console=err, transient=True) as progress:
+                task = progress.add_task("scenarios", total=len(jobs))
+                for spec, seed in jobs:
+                    progress.update(task, description=f"{spec.name} (seed {seed})")
+                    results.append(await run_scenario(spec, seed, options))
+                    progress.advance(task)
+        else:
+            for spec, seed in jobs:
+                result = await run_scenario(spec, seed, options)
+                results.append(result)
+                if args.json:
+                    print(json.dumps(result, default=str), flush=True)
+
+    interrupted = False
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        interrupted = True
+    if not args.json:
+        if results:
+            out.print(results_table(results))
+        extra: list[str] = []
+        if args.loss is not None:
+            extra += ["--loss", str(args.loss)]
+        if args.delay_ms is not None:
+            extra += ["--delay-ms", str(args.delay_ms)]
+        for fault in args.inject:
+            extra += ["--inject", fault]
+        print_failures(out, results, extra)
+        passed = sum(r["passed"] for r in results)
+        out.print(f"{passed} passed, {len(results) - passed} failed"
+                  + (f" (interrupted after {len(results)} of {len(jobs)} runs)" if interrupted else ""))
+    if interrupted:
+        return 130
+    return 0 if all(r["passed"] for r in results) else 1
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    console = Console(highlight=False)
+    ledger = asyncio.run(run_demo(console, faults=tuple(args.inject), loss=args.loss, seed=args.seed))
+    console.print()
+    console.print(ledger.summary(), style="green" if ledger.ok else "bold red", markup=False)
+    if args.inject:
+        return 0 if not ledger.ok else 1  # a demo with a fault succeeds when the ledger caught it
+    return 0 if ledger.ok else 1
+
+
+def _certs(args: argparse.Namespace) -> int:
+    paths = _certs.generate(Path(args.dir))
+    print(f"wrote {paths.ca}, {paths.cert}, {paths.key}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command == "run":
+            return _run(args)
+        if args.command == "demo":
+            return _demo(args)
+        return _certs(args)
+    except UsageError as exc:
+        print(f"quicsim: error: {exc}" if not str(exc).startswith("quicsim") else f"{exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""``quicsim demo``: a client and server on 127.0.0.1 race sends against a graceful
+shutdown over a lossy link, printing every call and event of both sides live."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import fields, is_dataclass
+
+from rich.console import Console
+from rich.text import Text
+
+from . import api
+from .enums import SendFlags, Status, StreamShutdownFlags
+from .ledger import Ledger
+from .network import Network
+from .observer import Observer
+from .settings import Settings
+from .transport.relay import Relay
+
+_SIDE_STYLE = {"client": "cyan", "server": "magenta"}
+
+
+def _fields(event: object) -> str:
+    if not is_dataclass(event):
+        return ""
+    parts = []
+    for f in fields(event):
+        value = getattr(event, f.name)
+        if f.name == "buffers":
+            parts.append(f"bytes={sum(len(b) for b in value)}")
+        elif f.name == "stream":
+            parts.append(f"stream={value.id}")
+        else:
+            parts.append(f"{f.name}={value.name if hasattr(value, 'name') and not isinstance(value, str) else value!r}")
+    return " ".join(parts)
+
+
+class EventPrinter(Observer):
+    """Prints one line per call and event: time, side, stream, what, fields."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.start = time.monotonic()
+
+    def _line(self, conn, stream, what: str, detail: str, style: str = "") -> None:
+        side = conn.label.split("#")[0]
+        t = Text(f"{time.monotonic() - self.start:8.3f} ", style="dim")
+        t.append(f"{conn.label:<7}", style=_SIDE_STYLE.get(side, ""))
+        sid = "-" if stream is None else (str(stream.id) if stream.id is not None else f"h{stream.handle}")
+        t.append(f" {sid:>4} ")
+        t.append(f"{what:<24}", style=style)
+        t.append(detail)
+        self.console.print(t)
+
+    def api_call(self, conn, stream, name, status, args) -> None:
+        shown = {k: v for k, v in args.items() if v is not None and k != "reason"}
+        if "flags" in shown and name == "send":
+            shown["flags"] = SendFlags(shown["flags"]).name or "NONE"
+        elif "flags" in shown and name == "shutdown":
+            shown["flags"] = StreamShutdownFlags(shown["flags"]).name
+        status_text = f" -> {status.name}" if isinstance(status, Status) else ""
+        detail = " ".join(f"{k}={v!r}" for k, v in shown.items()) + status_text
+        self._line(conn, stream, f"call {name}", detail, "dim" if status is None or not status.failed else "yellow")
+
+    def stream_event(self, conn, stream, event) -> None:
+        style = "bold"
+        if event.type.name == "SEND_COMPLETE":
+            style = "yellow" if event.canceled else "green"
+        self._line(conn, stream, event.type.name, _fields(event), style)
+
+    def connection_event(self, conn, event) -> None:
+        self._line(conn, None, f"conn {event.type.name}", _fields(event), "bold blue")
+
+    def fault_hit(self, conn, stream, fault, what) -> None:
+        self._line(conn, stream, f"FAULT {fault}", what, "bold red")
+
+
+async def run_demo(console: Console, *, faults: tuple[str, ...] = (), loss: float = 0.05, seed: int = 1) -> Ledger:
+    ledger = Ledger()
+    printer = EventPrinter(console)
+    loop = asyncio.get_running_loop()
+    listener = await api.listen(ledger=ledger, observers=(printer,))
+    network = Network({"loss": loss, "delay_ms": 5}, seed, loop.time)
+    relay = await Relay(("127.0.0.1", listener.port), network).start()
+    console.print(f"server on 127.0.0.1:{listener.port}, client through a relay on 127.0.0.1:{relay.port} "
+                  f"({loss:.0%} loss, 5 ms delay, seed {seed})" + (f", faults: {', '.join(faults)}" if faults else ""))
+    client = await api.connect("127.0.0.1", relay.port, settings=Settings(faults=faults), ledger=ledger,
+                               observers=(printer,))
+    try:
+        stream = client.open_stream()
+        stream.start()
+        for i in range(3):
+            stream.send(b"x" * 4000, client_context=f"req-{i}")
+        await asyncio.sleep(0)  # the worker applies the sends
+        stream.shutdown(StreamShutdownFlags.GRACEFUL)
+        stream.send(b"late", client_context="req-late")  # accepted: the shutdown is not applied yet
+        try:
+            await stream.wait_shutdown_complete(timeout=10)
+        except asyncio.TimeoutError:
+            console.print("stream did not finish within 10 s", style="red")
+        client.shutdown()
+        await client.wait_shutdown_complete(timeout=5)
+    finally:
+        client.close()
+        listener.close()
+        relay.close()
+        await asyncio.sleep(0)
+    return ledger

@@ -1,0 +1,145 @@
+"""Scenario files: ``@quicsim.scenario(...)`` on an async function ``fn(ctx)``.
+
+The decorator only records and checks the options (bad ones fail when the file is
+imported, naming the option); :mod:`quicsim.runner` runs them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+from .network import NetworkProfile
+from .settings import Settings
+
+EXPECTATIONS = ("ok", "leak", "violation")
+ATTRIBUTE = "__quicsim_scenario__"
+
+
+@dataclass(frozen=True)
+class ScenarioSpec:
+    """One decorated scenario function and its options."""
+
+    fn: Callable[["ScenarioContext"], Awaitable[Any]]
+    name: str
+    network: dict = field(default_factory=dict)
+    timeout: float = 20.0
+    seed: int = 1
+    client_settings: Settings = field(default_factory=Settings)
+    server_settings: Settings = field(default_factory=Settings)
+    repeat: int = 1
+    expect: str = "ok"
+    server: Callable | None = None
+    file: str = ""
+    line: int = 0
+
+    @property
+    def doc(self) -> str:
+        return inspect.getdoc(self.fn) or ""
+
+
+def _settings_pair(settings: Any) -> tuple[Settings, Settings]:
+    if settings is None:
+        return Settings(), Settings()
+    if isinstance(settings, Settings):
+        return settings, settings
+    if isinstance(settings, dict) and set(settings) <= {"client", "server"}:
+        client = settings.get("client", Settings())
+        server = settings.get("server", Settings())
+        if isinstance(client, dict):
+            client = Settings(**client)
+        if isinstance(server, dict):
+            server = Settings(**server)
+        return client, server
+    raise ValueError("settings must be a Settings or {'client': Settings, 'server': Settings}")
+
+
+def scenario(
+    fn: Callable | None = None,
+    *,
+    network: dict | None = None,
+    timeout: float = 20.0,
+    seed: int = 1,
+    settings: Any = None,
+    repeat: int = 1,
+    expect: str = "ok",
+    server: Callable | None = None,
+) -> Any:
+    """Mark ``async def fn(ctx)`` as a scenario.
+
+    ``network``: impairments (see ``quicsim.network``); ``timeout``: seconds for the
+    body and the settling after it; ``seed``: the first seed (runs ``repeat`` seeds
+    from it); ``settings``: a ``Settings`` for both sides or ``{"client": ..,
+    "server": ..}`` (faults included); ``expect``: ``"ok"``, or ``"leak"`` /
+    ``"violation"`` for a scenario that passes only when the ledger catches one;
+    ``server``: the server connection's handler (default: peer streams are read to
+    the end and closed gracefully).
+    """
+
+    def decorate(func: Callable) -> Callable:
+        if not inspect.iscoroutinefunction(func):
+            raise TypeError(f"@scenario needs an async function, got {func!r}")
+        if expect not in EXPECTATIONS:
+            raise ValueError(f"expect must be one of {', '.join(EXPECTATIONS)}, got {expect!r}")
+        if not isinstance(timeout, (int, float)) or timeout <= 0:
+            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        if not isinstance(repeat, int) or repeat < 1:
+            raise ValueError(f"repeat must be an int >= 1, got {repeat!r}")
+        if not isinstance(seed, int):
+            raise ValueError(f"seed must be an int, got {seed!r}")
+        NetworkProfile.from_dict(network)  # raises NetworkError naming the bad key
+        client_settings, server_settings = _settings_pair(settings)
+        code = func.__code__
+        spec = ScenarioSpec(
+            fn=func, name=func.__name__, network=dict(network or {}), timeout=float(timeout),
+            seed=seed, client_settings=client_settings, server_settings=server_settings,
+            repeat=repeat, expect=expect, server=server, file=code.co_filename,
+            line=code.co_firstlineno,
+        )
+        setattr(func, ATTRIBUTE, spec)
+        return func
+
+    if fn is not None:
+        return decorate(fn)
+    return decorate
+
+
+class ScenarioContext:
+    """What a scenario function gets: the connected pair, the live network, the ledger."""
+
+    def __init__(self, *, client: Any, server: Any, listener: Any, seed: int, network: Any,
+                 ledger: Any, spec: ScenarioSpec) -> None:
+        self.client = client
+        self.server = server
+        self.listener = listener
+        self.seed = seed
+        self.network = network
+        self.ledger = ledger
+        self.spec = spec
+        #: a random.Random seeded with the scenario's seed, for scenario-side choices
+        self.random = random.Random(seed)
+        self.notes: list[str] = []
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float = 10.0,
+                         what: str = "condition") -> None:
+        """Poll ``predicate`` until it is true (every 5 ms), or raise TimeoutError."""
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise asyncio.TimeoutError(f"timed out after {timeout} s waiting for {what}")
+            await asyncio.sleep(0.005)
+
+    async def wait_all_shutdown_complete(self, streams: list, timeout: float = 10.0) -> None:
+        """Wait until every stream in ``streams`` delivered SHUTDOWN_COMPLETE."""
+        await asyncio.wait_for(asyncio.gather(*(s.wait_shutdown_complete() for s in streams)), timeout)
+
+    def note(self, text: str) -> None:
+        """Add a line to this run's result (shown with failures)."""
+        self.notes.append(text)
