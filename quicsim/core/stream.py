@@ -291,8 +291,15 @@ class StreamCore:
 
     # ---------------------------------------------------------- send-side rules
 
+    def _sender_reset(self) -> bool:
+        """aioquic resets the sender itself on a peer STOP_SENDING, before we see the
+        event: from then on nothing may be written (the event will cancel the sends)."""
+        return self.quic_stream.sender._reset_error_code is not None
+
     def _write(self, request: SendRequest) -> None:
         """Hand a queued request's bytes (and FIN) to aioquic."""
+        if self._sender_reset():
+            return
         write = self.quic_stream.sender.write
         bufs = request.buffers
         request.buffers = None  # aioquic has copied them; MsQuic would still hold them
@@ -308,7 +315,8 @@ class StreamCore:
             self._fin_written = True
 
     def _write_fin(self) -> None:
-        self.quic_stream.sender.write(b"", True)
+        if not self._sender_reset():
+            self.quic_stream.sender.write(b"", True)
         self._fin_written = True
 
     def _send_shutdown_graceful(self) -> None:

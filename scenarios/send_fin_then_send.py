@@ -1,0 +1,22 @@
+"""StreamSend(FIN), then more sends: one in the same tick, one after the FIN applied.
+
+Race: a send queued behind a FIN send is flushed in the same batch and canceled as
+the worker reaches it ("queued multiple sends with a FIN not in the last one");
+once the FIN has been applied, StreamSend returns INVALID_STATE and no event follows.
+"""
+
+from quicsim import SendFlags, Status, StreamEventType, scenario
+
+
+@scenario(network={"loss": 0.05, "delay_ms": 5}, timeout=20)
+async def send_fin_then_send(ctx):
+    done = {}
+    stream = ctx.client.open_stream(
+        handler=lambda s, e: e.type is StreamEventType.SEND_COMPLETE and done.setdefault(e.client_context, e.canceled))
+    stream.start()
+    assert stream.send(b"body", SendFlags.FIN, client_context="fin") is Status.PENDING
+    assert stream.send(b"after", client_context="same-tick") is Status.PENDING
+    await ctx.sleep(0)
+    assert stream.send(b"later", client_context="rejected") is Status.INVALID_STATE
+    await stream.wait_shutdown_complete(timeout=15)
+    assert done == {"fin": False, "same-tick": True}

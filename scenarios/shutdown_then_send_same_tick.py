@@ -1,0 +1,24 @@
+"""StreamShutdown(GRACEFUL) and then StreamSend in the same tick.
+
+Race: the send is checked before the worker applied the shutdown, so MsQuic accepts
+it (PENDING); when the worker applies it after the shutdown it cancels it at once
+(canceled=True), possibly before older sends still waiting for their ACKs. This is
+the send MsQuic issue 4307 lost.
+"""
+
+from quicsim import Status, StreamEventType, StreamShutdownFlags, scenario
+
+
+@scenario(network={"loss": 0.05, "delay_ms": 10}, timeout=20, repeat=2)
+async def shutdown_then_send_same_tick(ctx):
+    done = {}
+    stream = ctx.client.open_stream(
+        handler=lambda s, e: e.type is StreamEventType.SEND_COMPLETE and done.setdefault(e.client_context, e.canceled))
+    stream.start()
+    for i in range(3):
+        stream.send(b"x" * 1000, client_context=f"req-{i}")
+    await ctx.sleep(0)
+    assert stream.shutdown(StreamShutdownFlags.GRACEFUL) is Status.PENDING
+    assert stream.send(b"late", client_context="req-late") is Status.PENDING
+    await stream.wait_shutdown_complete(timeout=15)
+    assert done == {"req-0": False, "req-1": False, "req-2": False, "req-late": True}
