@@ -158,6 +158,8 @@ def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
     console = Console(highlight=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, width=200)
     ledger = asyncio.run(run_demo(console, faults=tuple(args.inject), loss=args.loss, seed=args.seed))
     console.print()
     console.print(ledger.summary(), style="green" if ledger.ok else "bold red", markup=False)
@@ -166,7 +168,7 @@ def _demo(args: argparse.Namespace) -> int:
     return 0 if ledger.ok else 1
 
 
-def _certs(args: argparse.Namespace) -> int:
+def _make_certs(args: argparse.Namespace) -> int:
     paths = _certs.generate(Path(args.dir))
     print(f"wrote {paths.ca}, {paths.cert}, {paths.key}")
     return 0
@@ -179,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args)
         if args.command == "demo":
             return _demo(args)
-        return _certs(args)
+        return _make_certs(args)
     except UsageError as exc:
         print(f"quicsim: error: {exc}" if not str(exc).startswith("quicsim") else f"{exc}", file=sys.stderr)
         return 2

@@ -4,8 +4,9 @@ shutdown over a lossy link, printing every call and event of both sides live."""
 from __future__ import annotations
 
 import asyncio
+import enum
 import time
-from dataclasses import fields, is_dataclass
+from dataclasses import MISSING, fields, is_dataclass
 
 from rich.console import Console
 from rich.text import Text
@@ -27,9 +28,9 @@ def _fields(event: object) -> str:
     parts = []
     for f in fields(event):
         value = getattr(event, f.name)
-        if f.name == "buffers":
-            parts.append(f"bytes={sum(len(b) for b in value)}")
-        elif f.name == "stream":
+        if f.name == "buffers" or (f.default is not MISSING and value == f.default and f.name != "canceled"):
+            continue  # defaults say nothing: keep lines short
+        if f.name == "stream":
             parts.append(f"stream={value.id}")
         else:
             parts.append(f"{f.name}={value.name if hasattr(value, 'name') and not isinstance(value, str) else value!r}")
@@ -49,12 +50,13 @@ class EventPrinter(Observer):
         t.append(f"{conn.label:<7}", style=_SIDE_STYLE.get(side, ""))
         sid = "-" if stream is None else (str(stream.id) if stream.id is not None else f"h{stream.handle}")
         t.append(f" {sid:>4} ")
-        t.append(f"{what:<24}", style=style)
+        t.append(f"{what:<36}", style=style)
         t.append(detail)
         self.console.print(t)
 
     def api_call(self, conn, stream, name, status, args) -> None:
-        shown = {k: v for k, v in args.items() if v is not None and k != "reason"}
+        shown = {k: (v.name if isinstance(v, enum.Flag) else v) for k, v in args.items()
+                 if v is not None and k != "reason"}
         if "flags" in shown and name == "send":
             shown["flags"] = SendFlags(shown["flags"]).name or "NONE"
         elif "flags" in shown and name == "shutdown":
