@@ -1,7 +1,7 @@
 """StreamShutdown(ABORT) while most sends are still unacknowledged.
 
-Race: ACKs arriving while the abort is queued complete some sends normally; the
-abort then cancels every remaining one, oldest first, then SEND_SHUTDOWN_COMPLETE
+Race: ACKs arriving while the abort is queued complete some sends normally; MsQuic's
+abort (QuicStreamSendShutdown) then cancels every remaining one, oldest first, then SEND_SHUTDOWN_COMPLETE
 (graceful=False) once the RESET_STREAM is acknowledged.
 """
 

@@ -1,6 +1,6 @@
 """ConnectionShutdown with many streams mid-send.
 
-Race: ConnectionShutdown jumps ahead of every queued operation. Every started stream
+Race: MsQuic's ConnectionShutdown jumps ahead of every queued operation. Every started stream
 is aborted silently (canceled completions, SEND_SHUTDOWN_COMPLETE(False),
 SHUTDOWN_COMPLETE(connection_shutdown=True)); queued sends behind it are canceled;
 the connection's SHUTDOWN_COMPLETE comes last.

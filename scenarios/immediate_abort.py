@@ -1,6 +1,6 @@
 """StreamShutdown(ABORT | IMMEDIATE) with sends in flight.
 
-Race: IMMEDIATE does not wait for the peer: canceled completions, then
+Race: with IMMEDIATE MsQuic does not wait for the peer: canceled completions, then
 SEND_SHUTDOWN_COMPLETE and SHUTDOWN_COMPLETE in the same worker pass.
 """
 

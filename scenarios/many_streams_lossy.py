@@ -1,7 +1,8 @@
 """Many streams times many sends under 10% loss, each stream ending with a FIN.
 
 Race: retransmissions, out-of-order ACKs and FINs acknowledged before the data in
-front of them; completions must still come once each, in send order per stream.
+front of them; as in MsQuic, completions must still come once each, in send order
+per stream.
 """
 
 from quicsim import SendFlags, Settings, scenario

@@ -1,6 +1,6 @@
 """A local graceful shutdown races the peer's STOP_SENDING.
 
-Race: whichever the worker sees first wins. If the FIN and all data were
+Race: whichever MsQuic's worker sees first wins. If the FIN and all data were
 acknowledged first, STOP_SENDING changes nothing; otherwise the send side is aborted
 and the remaining sends complete canceled. Either way each send completes once.
 """

@@ -1,7 +1,8 @@
 """Heavy reordering and duplication in both directions.
 
 Race: ACK ranges arrive out of order and twice; duplicated STREAM frames and ACKs
-must never complete a send twice or before its bytes are all acknowledged.
+must never complete a send twice or before its bytes are all acknowledged (MsQuic
+completes a send only once its whole range is below UnAckedOffset).
 """
 
 from quicsim import SendFlags, scenario

@@ -1,7 +1,7 @@
 """StreamSend(FIN), then more sends: one in the same tick, one after the FIN applied.
 
 Race: a send queued behind a FIN send is flushed in the same batch and canceled as
-the worker reaches it ("queued multiple sends with a FIN not in the last one");
+MsQuic's worker reaches it ("queued multiple sends with a FIN not in the last one");
 once the FIN has been applied, StreamSend returns INVALID_STATE and no event follows.
 """
 
