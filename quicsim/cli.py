@@ -82,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--inject", type=_fault, action="append", default=[], metavar="FAULT",
                      help=f"switch a fault on in every client ({', '.join(FAULTS)})")
     run.add_argument("--json", action="store_true", help="one JSON object per run on stdout, nothing else")
+    run.add_argument("--trace", metavar="DIR", help="write a JSON Lines trace of every run into DIR")
 
     demo = sub.add_parser("demo", help="a live loopback demo of the send-after-shutdown race")
     demo.add_argument("--inject", type=_fault, action="append", default=[], metavar="FAULT")
@@ -105,7 +106,8 @@ def _run(args: argparse.Namespace) -> int:
             NetworkProfile.from_dict({**spec.network, **overrides})
         except NetworkError as exc:
             raise UsageError(f"{spec.file}:{spec.line}: {exc}") from None
-    options = RunOptions(network=overrides, faults=frozenset(args.inject), seed=args.seed, repeat=args.repeat)
+    options = RunOptions(network=overrides, faults=frozenset(args.inject), seed=args.seed, repeat=args.repeat,
+                         trace_dir=args.trace)
     jobs = [(spec, seed) for spec in specs for seed in seeds_for(spec, options)]
     out = Console(highlight=False)
     if not out.is_terminal:

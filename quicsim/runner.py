@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 import traceback
+from pathlib import Path
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -14,6 +15,7 @@ from .ledger import Ledger
 from .network import Network, NetworkProfile
 from .scenario_spec import ScenarioContext, ScenarioSpec
 from .settings import check_faults
+from .trace import Tracer
 from .transport.relay import Relay
 
 TEARDOWN_SECONDS = 3.0
@@ -27,6 +29,7 @@ class RunOptions:
     faults: frozenset[str] = frozenset()
     seed: int | None = None
     repeat: int | None = None
+    trace_dir: str | None = None  # one JSON Lines trace per run when set
 
 
 def seeds_for(spec: ScenarioSpec, options: RunOptions) -> list[int]:
@@ -77,13 +80,21 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
     ledger = Ledger()
     loop = asyncio.get_running_loop()
     network = Network(NetworkProfile.from_dict(network_spec), seed, loop.time)
+    tracer = None
+    observers: tuple = ()
+    if options.trace_dir:
+        tracer = Tracer(Path(options.trace_dir) / f"{spec.name}-seed{seed}.jsonl", clock=loop.time)
+        network.listeners.append(tracer.network)
+        observers = (tracer,)
     listener = relay = client = server = None
     error: str | None = None
     context: ScenarioContext | None = None
     try:
-        listener = await api.listen(handler=spec.server, settings=spec.server_settings, ledger=ledger)
+        listener = await api.listen(handler=spec.server, settings=spec.server_settings, ledger=ledger,
+                                    observers=observers)
         relay = await Relay(("127.0.0.1", listener.port), network).start()
-        client = await api.connect("127.0.0.1", relay.port, settings=client_settings, ledger=ledger)
+        client = await api.connect("127.0.0.1", relay.port, settings=client_settings, ledger=ledger,
+                                   observers=observers)
         server = await listener.accept(timeout=max(0.1, deadline - time.monotonic()))
         context = ScenarioContext(client=client, server=server, listener=listener, seed=seed,
                                   network=network, ledger=ledger, spec=spec)
@@ -106,6 +117,14 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
     if handler_errors and error is None:
         error = "handler raised: " + "; ".join(handler_errors[:3])
     report = ledger.report()
+    if tracer is not None:
+        for leak in report["leaks"]:
+            tracer.finding("leak", leak)
+        for violation in report["violations"]:
+            tracer.finding("violation", {"text": violation})
+        if error:
+            tracer.finding("error", {"text": error})
+        tracer.close()
     if spec.expect == "ok":
         passed = error is None and report["ok"]
     elif spec.expect == "leak":
@@ -125,6 +144,7 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
         "datagrams": {d: dict(s) for d, s in network.stats.items()},
         "notes": context.notes if context else [],
         "wall_time": round(time.monotonic() - started, 3),
+        "trace": str(tracer.path) if tracer is not None else None,
     }
 
 

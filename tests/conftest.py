@@ -10,6 +10,8 @@ import pytest_asyncio
 import quicsim
 from quicsim import Settings
 
+pytest_plugins = ["pytester"]
+
 
 class Recorder:
     """A stream or connection handler that keeps every event it is given, in order."""

@@ -1,0 +1,337 @@
+"""The pytest plugin: a connected client/server pair over a lossy loopback link, with the
+exactly-once check at teardown; and scenario files collected as tests.
+
+Active once quicsim is installed (``pytest11`` entry point); ``-p no:quicsim`` turns it off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+try:
+    import pytest_asyncio
+except ImportError:  # pragma: no cover - the fixtures need it; scenario files do not
+    pytest_asyncio = None
+
+from . import api
+from .ledger import Ledger
+from .loader import UsageError, load_scenarios
+from .network import Network, NetworkError, NetworkProfile
+from .runner import TEARDOWN_SECONDS, RunOptions, run_scenario, seeds_for
+from .scenario_spec import ScenarioSpec
+from .settings import Settings, check_faults
+from .trace import Tracer
+from .transport.relay import Relay
+
+TRANSPORTS = ("udp",)
+_LEDGER_FAILED = pytest.StashKey[str]()
+_JUDGED = pytest.StashKey[bool]()
+_TRACE = pytest.StashKey[Tracer]()
+_MARKER_KEYS = {"loss", "delay_ms", "seed", "transport", "settings", "client_settings", "server_settings",
+                "faults", "expect", "network"}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("quicsim", "quicsim: MsQuic-style QUIC pairs with an exactly-once check")
+    group.addoption("--quicsim-seed", type=int, default=None, help="seed for quicsim's lossy link")
+    group.addoption("--quicsim-loss", type=float, default=None, help="loss fraction for quicsim pairs and scenarios")
+    group.addoption("--quicsim-transport", default=None, help=f"transport for quicsim pairs ({', '.join(TRANSPORTS)})")
+    group.addoption("--quicsim-trace", default=None, metavar="DIR",
+                    help="keep a JSON Lines trace of each failing quicsim test in DIR")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "quicsim(loss=, delay_ms=, seed=, transport='udp', settings=, faults=, network=, expect='ok'): "
+        "configure the quicsim_pair fixture for one test; expect='leak' passes only if a send leaked",
+    )
+    loss = config.getoption("--quicsim-loss")
+    if loss is not None and not 0.0 <= loss <= 1.0:
+        raise pytest.UsageError(f"--quicsim-loss must be a fraction in [0, 1], got {loss}")
+    transport = config.getoption("--quicsim-transport")
+    if transport is not None and transport not in TRANSPORTS:
+        raise pytest.UsageError(f"--quicsim-transport must be one of {', '.join(TRANSPORTS)}, got {transport!r}")
+
+
+@dataclass
+class QuicsimConfig:
+    """What the marker and the command line ask for one test."""
+
+    network: dict
+    seed: int
+    transport: str
+    client_settings: Settings
+    server_settings: Settings
+    expect: str
+
+
+def _config(request: pytest.FixtureRequest) -> QuicsimConfig:
+    marker = request.node.get_closest_marker("quicsim")
+    kw: dict[str, Any] = dict(marker.kwargs) if marker else {}
+    unknown = sorted(kw.keys() - _MARKER_KEYS)
+    if unknown:
+        raise pytest.UsageError(f"@pytest.mark.quicsim: unknown option {unknown[0]!r}")
+    opt = request.config.getoption
+    network = dict(kw.get("network") or {})
+    for key in ("loss", "delay_ms"):
+        if key in kw:
+            network[key] = kw[key]
+    if opt("--quicsim-loss") is not None:
+        network["loss"] = opt("--quicsim-loss")
+    try:
+        NetworkProfile.from_dict(network)
+    except NetworkError as exc:
+        raise pytest.UsageError(f"@pytest.mark.quicsim: {exc}") from None
+    base = kw.get("settings") or Settings()
+    client = kw.get("client_settings") or base
+    server = kw.get("server_settings") or base
+    if kw.get("faults"):
+        client = replace(client, faults=client.faults | check_faults(kw["faults"]))
+    seed = opt("--quicsim-seed") if opt("--quicsim-seed") is not None else kw.get("seed", 1)
+    transport = opt("--quicsim-transport") or kw.get("transport", "udp")
+    if transport not in TRANSPORTS:
+        raise pytest.UsageError(f"@pytest.mark.quicsim: transport must be one of {', '.join(TRANSPORTS)}, "
+                                f"got {transport!r}")
+    expect = kw.get("expect", "ok")
+    if expect not in ("ok", "leak", "violation"):
+        raise pytest.UsageError(f"@pytest.mark.quicsim: expect must be ok, leak or violation, got {expect!r}")
+    return QuicsimConfig(network, seed, transport, client, server, expect)
+
+
+@pytest.fixture
+def quicsim_config(request: pytest.FixtureRequest) -> QuicsimConfig:
+    return _config(request)
+
+
+@pytest.fixture
+def quicsim_ledger(request: pytest.FixtureRequest, quicsim_config: QuicsimConfig):
+    """The ledger shared by both sides; checked when the test ends."""
+    ledger = Ledger()
+    yield ledger
+    item = request.node
+    if _JUDGED in item.stash or getattr(item, "_quicsim_call_failed", False):
+        return  # judged at the end of the test body already, or the body itself failed
+    failure = _verdict(ledger, quicsim_config.expect)
+    if failure:
+        item.stash[_LEDGER_FAILED] = failure
+        pytest.fail(failure, pytrace=False)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    """Judge the ledger as part of the test itself: once an async test body using the
+    quicsim fixtures returns, shut its pair down and fail the test on a leak."""
+    funcargs = getattr(item, "funcargs", {})
+    original = getattr(item, "obj", None)
+    if "quicsim_ledger" not in funcargs or not inspect.iscoroutinefunction(original):
+        yield
+        return
+
+    @functools.wraps(original)
+    async def checked(*args: Any, **kwargs: Any) -> None:
+        await original(*args, **kwargs)
+        pair = funcargs.get("quicsim_pair")
+        if pair is not None:
+            await _shutdown(pair.client, pair.server)
+        item.stash[_JUDGED] = True
+        failure = _verdict(funcargs["quicsim_ledger"], funcargs["quicsim_config"].expect)
+        if failure:
+            pytest.fail(failure, pytrace=False)
+
+    item.obj = checked  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        item.obj = original  # type: ignore[attr-defined]
+
+
+def _verdict(ledger: Ledger, expect: str) -> str | None:
+    if expect == "ok" and not ledger.ok:
+        return "quicsim ledger: sends leaked or contract violated\n" + ledger.summary()
+    if expect == "leak" and not ledger.leaks:
+        return "quicsim ledger: expected a leaked send (expect='leak'), none was seen\n" + ledger.summary()
+    if expect == "violation" and not ledger.violations:
+        return "quicsim ledger: expected a violation (expect='violation'), none was seen\n" + ledger.summary()
+    return None
+
+
+@pytest.fixture
+def _quicsim_observers(request: pytest.FixtureRequest) -> tuple:
+    trace_dir = request.config.getoption("--quicsim-trace")
+    if not trace_dir:
+        return ()
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid)
+    tracer = Tracer(Path(trace_dir) / f"{name}.jsonl")
+    request.node.stash[_TRACE] = tracer
+    return (tracer,)
+
+
+def _async_fixture(fn):
+    if pytest_asyncio is None:
+        def missing():
+            raise pytest.UsageError("quicsim's async fixtures need pytest-asyncio: pip install pytest-asyncio")
+        missing.__name__ = fn.__name__
+        return pytest.fixture(missing)
+    return pytest_asyncio.fixture(fn)
+
+
+@_async_fixture
+async def quicsim_network(quicsim_config: QuicsimConfig) -> Network:
+    """The live impairment controls of the pair's link (``update(...)``, ``blackhole(...)``)."""
+    return Network(quicsim_config.network, quicsim_config.seed, asyncio.get_running_loop().time)
+
+
+@_async_fixture
+async def quicsim_listener(quicsim_config: QuicsimConfig, quicsim_ledger: Ledger, _quicsim_observers: tuple):
+    """A listener on 127.0.0.1 feeding the shared ledger."""
+    listener = await api.listen(settings=quicsim_config.server_settings, ledger=quicsim_ledger,
+                                observers=_quicsim_observers)
+    yield listener
+    listener.close()
+
+
+@dataclass
+class QuicsimPair:
+    client: api.Connection
+    server: api.Connection
+    listener: api.Listener
+    network: Network
+    ledger: Ledger
+    seed: int
+
+
+@_async_fixture
+async def quicsim_pair(quicsim_config: QuicsimConfig, quicsim_listener: api.Listener, quicsim_network: Network,
+                       quicsim_ledger: Ledger, _quicsim_observers: tuple):
+    """A connected client and server through the lossy relay; shut down cleanly afterwards."""
+    for observer in _quicsim_observers:
+        quicsim_network.listeners.append(observer.network)
+    relay = await Relay(("127.0.0.1", quicsim_listener.port), quicsim_network).start()
+    client = await api.connect("127.0.0.1", relay.port, settings=quicsim_config.client_settings,
+                               ledger=quicsim_ledger, observers=_quicsim_observers)
+    server = await quicsim_listener.accept(timeout=10)
+    try:
+        yield QuicsimPair(client, server, quicsim_listener, quicsim_network, quicsim_ledger, quicsim_config.seed)
+    finally:
+        await _shutdown(client, server)
+        relay.close()
+
+
+async def _shutdown(client: api.Connection, server: api.Connection) -> None:
+    if client._handle_closed and server._handle_closed:
+        return
+    if not client.shutdown_complete:
+        if not client.shutdown_initiated:
+            client.shutdown()
+        try:
+            await client.wait_shutdown_complete(timeout=TEARDOWN_SECONDS)
+        except asyncio.TimeoutError:
+            pass
+    if not server.shutdown_complete:
+        try:
+            await server.wait_shutdown_complete(timeout=TEARDOWN_SECONDS)
+        except asyncio.TimeoutError:
+            pass
+    for conn in (client, server):
+        for stream in list(conn.unstarted):
+            stream.close()
+        conn.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "teardown" and report.failed and _LEDGER_FAILED in item.stash:
+        report.quicsim_ledger = True  # counted as a failed test, not an error
+    if report.when == "teardown":
+        tracer = item.stash.get(_TRACE, None)
+        if tracer is not None:
+            tracer.close()
+            failed = report.failed or getattr(item, "_quicsim_call_failed", False)
+            if not failed and tracer.path is not None:
+                tracer.path.unlink(missing_ok=True)
+    elif report.when == "call" and report.failed:
+        item._quicsim_call_failed = True  # type: ignore[attr-defined]
+
+
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):
+    if getattr(report, "quicsim_ledger", False):
+        return "failed", "F", "FAILED"
+    return None
+
+
+# -- scenario files as tests -------------------------------------------------------
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector):
+    if file_path.suffix != ".py" or file_path.name == "conftest.py":
+        return None
+    patterns = parent.config.getini("python_files")
+    if any(file_path.match(p) for p in patterns):
+        return None  # pytest's own Python collection owns test files
+    try:
+        text = file_path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    if "@scenario" not in text or "quicsim" not in text:
+        return None
+    return ScenarioFile.from_parent(parent, path=file_path)
+
+
+class ScenarioFile(pytest.File):
+    def collect(self):
+        try:
+            specs = load_scenarios([str(self.path)])
+        except UsageError as exc:
+            raise self.CollectError(str(exc)) from None
+        options = _run_options(self.config)
+        for spec in specs:
+            for seed in seeds_for(spec, options):
+                yield ScenarioItem.from_parent(self, name=f"{spec.name}[seed={seed}]", spec=spec, seed=seed)
+
+
+def _run_options(config: pytest.Config) -> RunOptions:
+    loss = config.getoption("--quicsim-loss")
+    return RunOptions(network={"loss": loss} if loss is not None else {},
+                      seed=config.getoption("--quicsim-seed"),
+                      trace_dir=config.getoption("--quicsim-trace"))
+
+
+class ScenarioFailed(Exception):
+    pass
+
+
+class ScenarioItem(pytest.Item):
+    def __init__(self, *, spec: ScenarioSpec, seed: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.spec = spec
+        self.seed = seed
+
+    def runtest(self) -> None:
+        result = asyncio.run(run_scenario(self.spec, self.seed, _run_options(self.config)))
+        if not result["passed"]:
+            lines = [f"scenario {self.spec.name} (seed {self.seed}, expect {self.spec.expect}) failed"]
+            if result["error"]:
+                lines.append(f"error: {result['error']}")
+            for leak in result["leaks"]:
+                lines.append(f"LEAK send {leak['send_id']} client_context={leak['client_context']} "
+                             f"on {leak['connection']} stream {leak['stream_id']} {leak['detected']}")
+            lines += [f"VIOLATION {v}" for v in result["violations"]]
+            raise ScenarioFailed("\n".join(lines))
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, ScenarioFailed):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self):
+        return self.path, self.spec.line - 1, f"scenario {self.name}"

@@ -1,0 +1,126 @@
+"""A JSON Lines trace of a run: every API call with its status, every operation the
+worker applied, every event delivered (or discarded), every fault that fired and every
+network decision that was not a plain forward. One object per line, written as it
+happens and flushed at each line, so a crash keeps what was written.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import time
+from dataclasses import fields, is_dataclass
+from pathlib import Path
+from typing import Any, Callable, TextIO
+
+from .observer import Observer
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.name or str(int(value))
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return f"<{len(value)} bytes>"
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return repr(value)
+
+
+def event_fields(event: Any) -> dict:
+    out: dict[str, Any] = {}
+    if not is_dataclass(event):
+        return out
+    for f in fields(event):
+        value = getattr(event, f.name)
+        if f.name == "buffers":
+            out["bytes"] = sum(len(b) for b in value)
+        elif f.name == "stream":
+            out["stream_id"] = value.id
+        elif f.name == "client_context":
+            out[f.name] = repr(value)
+        else:
+            out[f.name] = _plain(value)
+    return out
+
+
+class Tracer(Observer):
+    """Writes the trace to ``path`` (or an open text file)."""
+
+    def __init__(self, path: str | Path | TextIO, clock: Callable[[], float] | None = None) -> None:
+        if hasattr(path, "write"):
+            self._file = path  # type: ignore[assignment]
+            self._owns = False
+            self.path = None
+        else:
+            self.path = Path(path)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.path, "w", encoding="utf-8")
+            self._owns = True
+        self._clock = clock or time.monotonic
+        self._start = self._clock()
+        self.lines = 0
+
+    def _write(self, record: dict) -> None:
+        if self._file.closed:
+            return
+        record["t"] = round(self._clock() - self._start, 6)
+        self._file.write(json.dumps(record, default=repr) + "\n")
+        self._file.flush()
+        self.lines += 1
+
+    @staticmethod
+    def _where(conn: Any, stream: Any) -> dict:
+        where = {"side": "client" if conn.is_client else "server", "conn": conn.label}
+        if stream is not None:
+            where["stream_id"] = stream.id
+            where["stream_handle"] = stream.handle
+        return where
+
+    def api_call(self, conn, stream, name, status, args) -> None:
+        record = {"kind": "call", "name": name, **self._where(conn, stream),
+                  "status": _plain(status) if status is not None else None}
+        for key, value in args.items():
+            if key == "client_context":
+                record[key] = repr(value)
+            elif key == "flags" and isinstance(value, int):
+                record[key] = int(value)
+            else:
+                record[key] = _plain(value)
+        self._write(record)
+
+    def operation_applied(self, conn, stream, kind) -> None:
+        self._write({"kind": "applied", "name": kind, **self._where(conn, stream)})
+
+    def stream_event(self, conn, stream, event) -> None:
+        self._write({"kind": "event", "name": event.type.name, **self._where(conn, stream),
+                     **event_fields(event)})
+
+    def connection_event(self, conn, event) -> None:
+        self._write({"kind": "conn_event", "name": event.type.name, **self._where(conn, None),
+                     **event_fields(event)})
+
+    def event_discarded(self, conn, stream, event) -> None:
+        self._write({"kind": "discarded", "name": event.type.name, **self._where(conn, stream),
+                     **event_fields(event)})
+
+    def fault_hit(self, conn, stream, fault, what) -> None:
+        self._write({"kind": "fault", "name": fault, "what": what, **self._where(conn, stream)})
+
+    def network(self, kind: str, data: dict) -> None:
+        """A ``Network`` listener: impairment decisions (drops, delays, duplicates) and changes."""
+        if kind == "decision":
+            if data["reason"] == "forward" and not any(data["delays"]):
+                return  # plain forwards would drown the trace
+            self._write({"kind": "datagram", "name": data["reason"], **data})
+        else:
+            self._write({"kind": "network", "name": data["change"], **data})
+
+    def finding(self, kind: str, detail: dict) -> None:
+        """A ledger finding (leak or violation) at the end of a run."""
+        self._write({"kind": kind, **detail})
+
+    def close(self) -> None:
+        if self._owns and not self._file.closed:
+            self._file.close()

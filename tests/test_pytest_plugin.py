@@ -1,0 +1,146 @@
+"""The pytest plugin, checked by running small test files in a pytest subprocess."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+LIBRARY = Path(__file__).resolve().parent.parent / "scenarios"
+
+CLEAN = """
+    import pytest
+    from quicsim import StreamShutdownFlags
+
+    @pytest.mark.asyncio
+    async def test_clean(quicsim_pair):
+        s = quicsim_pair.client.open_stream()
+        s.start()
+        s.send(b"x" * 100, client_context="clean-send")
+        s.shutdown(StreamShutdownFlags.GRACEFUL)
+        await s.wait_shutdown_complete(timeout=5)
+        assert quicsim_pair.ledger.report()["completions"] == 1
+"""
+
+LEAKY = """
+    import asyncio
+    import pytest
+    from quicsim import StreamShutdownFlags
+
+    async def race(pair):
+        s = pair.client.open_stream()
+        s.start()
+        s.send(b"x" * 100, client_context="early")
+        await asyncio.sleep(0)
+        s.shutdown(StreamShutdownFlags.GRACEFUL)
+        s.send(b"late", client_context="the-leaked-send")
+        await s.wait_shutdown_complete(timeout=5)
+
+    @pytest.mark.asyncio
+    @pytest.mark.quicsim(faults=["drop-send-after-shutdown"], loss=0.02)
+    async def test_leaks(quicsim_pair):
+        await race(quicsim_pair)   # the body passes; the ledger fails it at teardown
+
+    @pytest.mark.asyncio
+    @pytest.mark.quicsim(faults=["drop-send-after-shutdown"], expect="leak")
+    async def test_expected_leak(quicsim_pair):
+        await race(quicsim_pair)
+
+    @pytest.mark.asyncio
+    @pytest.mark.quicsim(expect="leak")
+    async def test_expected_leak_missing(quicsim_pair):
+        await race(quicsim_pair)
+"""
+
+
+def test_clean_test_passes_in_strict_mode(pytester: pytest.Pytester):
+    pytester.makepyfile(CLEAN)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-o", "asyncio_mode=strict")
+    result.assert_outcomes(passed=1)
+
+
+def test_leak_fails_with_the_client_context(pytester: pytest.Pytester):
+    pytester.makepyfile(LEAKY)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=2)
+    text = result.stdout.str()
+    assert "'the-leaked-send'" in text and "LEAK client stream 0" in text
+    assert "expected a leaked send (expect='leak'), none was seen" in text
+
+
+def test_marker_and_options_configure_the_pair(pytester: pytest.Pytester):
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.asyncio
+        @pytest.mark.quicsim(delay_ms=7, seed=3)
+        async def test_config(quicsim_pair, quicsim_network):
+            assert quicsim_pair.network is quicsim_network
+            assert quicsim_network.profile.to_server.delay_ms == 7
+            assert quicsim_network.profile.to_server.loss == 0.25   # from --quicsim-loss
+            assert quicsim_pair.seed == 42                          # --quicsim-seed wins
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--quicsim-loss", "0.25",
+                                           "--quicsim-seed", "42")
+    result.assert_outcomes(passed=1)
+
+
+def test_bad_option_is_a_usage_error(pytester: pytest.Pytester):
+    pytester.makepyfile(CLEAN)
+    result = pytester.runpytest_subprocess("--quicsim-loss", "1.5")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--quicsim-loss must be a fraction" in result.stderr.str()
+
+
+def test_trace_kept_for_failing_tests_only(pytester: pytest.Pytester, tmp_path):
+    pytester.makepyfile(test_clean=CLEAN, test_leaky=LEAKY)
+    trace_dir = tmp_path / "traces"
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--quicsim-trace", str(trace_dir))
+    result.assert_outcomes(passed=2, failed=2)
+    kept = sorted(p.name for p in trace_dir.iterdir())
+    assert len(kept) == 2 and all("test_leaks" in n or "missing" in n for n in kept)
+    leaked = next(p for p in trace_dir.iterdir() if "test_leaks" in p.name).read_text()
+    assert "the-leaked-send" in leaked
+
+
+def test_scenario_files_are_collected(pytester: pytest.Pytester):
+    pytester.makepyfile(race_scenarios="""
+        from quicsim import scenario, Settings, StreamShutdownFlags
+
+        @scenario(repeat=2)
+        async def fine(ctx):
+            s = ctx.client.open_stream()
+            s.start()
+            s.send(b"x", client_context="a")
+            s.shutdown(StreamShutdownFlags.GRACEFUL)
+            await s.wait_shutdown_complete(timeout=5)
+
+        @scenario(settings={"client": Settings(faults=["drop-send-after-shutdown"])})
+        async def leaky(ctx):
+            s = ctx.client.open_stream()
+            s.start()
+            s.send(b"x", client_context="first")
+            await ctx.sleep(0)
+            s.shutdown(StreamShutdownFlags.GRACEFUL)
+            s.send(b"y", client_context="lost-in-scenario")
+            await s.wait_shutdown_complete(timeout=5)
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "race_scenarios.py", "-v")
+    result.assert_outcomes(passed=2, failed=1)
+    text = result.stdout.str()
+    assert "fine[seed=1] PASSED" in text and "fine[seed=2] PASSED" in text
+    assert "leaky[seed=1] FAILED" in text and "'lost-in-scenario'" in text
+
+
+def test_the_library_fault_scenarios_pass_as_tests(pytester: pytest.Pytester):
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider",
+                                           str(LIBRARY / "fault_drop_send_after_shutdown.py"),
+                                           str(LIBRARY / "send_fin_then_send.py"))
+    result.assert_outcomes(passed=2)
+
+
+def test_plugin_can_be_disabled(pytester: pytest.Pytester):
+    pytester.makepyfile(CLEAN)
+    result = pytester.runpytest_subprocess("-p", "no:quicsim")
+    result.assert_outcomes(errors=1)
+    assert "fixture 'quicsim_pair' not found" in result.stdout.str()
