@@ -18,6 +18,7 @@ from .core import ConnectionCore, StreamCore
 from .enums import ConnectionEventType, ConnectionShutdownFlags, StreamEventType
 from .ledger import Ledger
 from .settings import Settings
+from .transport import memory as _memory
 from .transport.udp import ConnectionDriver, open_client, open_server
 
 DEFAULT_ALPN = "quicsim"
@@ -183,8 +184,10 @@ async def connect(
     alpn: str = DEFAULT_ALPN,
     label: str = "client",
     observers: tuple = (),
+    link: "_memory.MemoryLink | None" = None,
 ) -> Connection:
-    """ConnectionOpen + ConnectionStart over loopback UDP; returns once CONNECTED.
+    """ConnectionOpen + ConnectionStart over loopback UDP (or ``link``, an in-memory
+    link); returns once CONNECTED.
 
     The server certificate is verified against the project's test CA unless ``ca_file``
     names another. Raises ConnectionError if the handshake fails or times out.
@@ -201,7 +204,10 @@ async def connect(
         driver.attach(conn)
         holder.append(conn)
 
-    driver = await open_client(host, port, configuration, attach)
+    if link is not None:
+        driver = await _memory.open_client(link, configuration, attach)
+    else:
+        driver = await open_client(host, port, configuration, attach)
     conn = holder[0]
     try:
         await conn.wait_connected(timeout=settings.handshake_idle_timeout_ms / 1000.0)
@@ -279,6 +285,7 @@ async def listen(
     alpn: str = DEFAULT_ALPN,
     label: str = "server",
     observers: tuple = (),
+    link: "_memory.MemoryLink | None" = None,
 ) -> Listener:
     """ListenerOpen + ListenerStart on loopback; ``handler(conn, event)`` gets every
     connection event of every accepted connection (CONNECTED, PEER_STREAM_STARTED, ...)."""
@@ -287,7 +294,10 @@ async def listen(
     configuration = _quic_configuration(settings, is_client=False, alpn=alpn)
     configuration.load_cert_chain(str(cert_file or paths.cert), str(key_file or paths.key))
     listener = Listener(handler, settings, ledger if ledger is not None else Ledger(), label, observers)
-    listener._server = await open_server(host, port, configuration, listener._attach)
+    if link is not None:
+        listener._server = await _memory.open_server(link, configuration, listener._attach)
+    else:
+        listener._server = await open_server(host, port, configuration, listener._attach)
     sockname = listener._server._transport.get_extra_info("sockname")
     listener.host, listener.port = sockname[0], sockname[1]
     return listener

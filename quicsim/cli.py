@@ -21,7 +21,7 @@ from . import certs as _certs
 from .loader import UsageError, load_scenarios
 from .network import NetworkError, NetworkProfile
 from .report import print_failures, results_table
-from .runner import RunOptions, run_scenario, seeds_for
+from .runner import RunOptions, run_job, seeds_for
 from .settings import FAULTS, check_faults
 
 
@@ -83,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"switch a fault on in every client ({', '.join(FAULTS)})")
     run.add_argument("--json", action="store_true", help="one JSON object per run on stdout, nothing else")
     run.add_argument("--trace", metavar="DIR", help="write a JSON Lines trace of every run into DIR")
+    run.add_argument("--transport", choices=("udp", "memory"),
+                     help="udp: loopback sockets through the relay; memory: in-memory link on virtual time")
 
     demo = sub.add_parser("demo", help="a live loopback demo of the send-after-shutdown race")
     demo.add_argument("--inject", type=_fault, action="append", default=[], metavar="FAULT")
@@ -107,7 +109,7 @@ def _run(args: argparse.Namespace) -> int:
         except NetworkError as exc:
             raise UsageError(f"{spec.file}:{spec.line}: {exc}") from None
     options = RunOptions(network=overrides, faults=frozenset(args.inject), seed=args.seed, repeat=args.repeat,
-                         trace_dir=args.trace)
+                         trace_dir=args.trace, transport=args.transport)
     jobs = [(spec, seed) for spec in specs for seed in seeds_for(spec, options)]
     out = Console(highlight=False)
     if not out.is_terminal:
@@ -116,25 +118,25 @@ def _run(args: argparse.Namespace) -> int:
     results: list[dict] = []
     show_progress = not args.json and out.is_terminal
 
-    async def main() -> None:
+    def run_all() -> None:
         if show_progress:
             with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                           TimeElapsedColumn(), console=err, transient=True) as progress:
                 task = progress.add_task("scenarios", total=len(jobs))
                 for spec, seed in jobs:
                     progress.update(task, description=f"{spec.name} (seed {seed})")
-                    results.append(await run_scenario(spec, seed, options))
+                    results.append(run_job(spec, seed, options))
                     progress.advance(task)
         else:
             for spec, seed in jobs:
-                result = await run_scenario(spec, seed, options)
+                result = run_job(spec, seed, options)
                 results.append(result)
                 if args.json:
                     print(json.dumps(result, default=str), flush=True)
 
     interrupted = False
     try:
-        asyncio.run(main())
+        run_all()
     except KeyboardInterrupt:
         interrupted = True
     if not args.json:

@@ -174,8 +174,10 @@ class Ledger(Observer):
             order.popleft()
         if order and order[0] is send:
             order.popleft()
-        elif not (send.late and event.canceled):
-            # Rule 5: only a send accepted after the FIN/shutdown call may overtake.
+        elif not (event.canceled and (send.late or record.fin_requested)):
+            # Rule 5: only a send canceled because a FIN or graceful shutdown took effect
+            # before it was applied may overtake older ones. The ledger cannot see when the
+            # worker applied what, so it allows that once a FIN/shutdown was requested.
             self.violations.append(
                 f"{where}: SEND_COMPLETE for send {send.send_id} "
                 f"(client_context={send.client_context!r}) before older send "

@@ -21,17 +21,15 @@ try:
 except ImportError:  # pragma: no cover - the fixtures need it; scenario files do not
     pytest_asyncio = None
 
-from . import api
 from .ledger import Ledger
 from .loader import UsageError, load_scenarios
 from .network import Network, NetworkError, NetworkProfile
-from .runner import TEARDOWN_SECONDS, RunOptions, run_scenario, seeds_for
+from .pair import TRANSPORTS, Pair, open_pair
+from .runner import RunOptions, run_job, seeds_for
 from .scenario_spec import ScenarioSpec
 from .settings import Settings, check_faults
 from .trace import Tracer
-from .transport.relay import Relay
 
-TRANSPORTS = ("udp",)
 _LEDGER_FAILED = pytest.StashKey[str]()
 _JUDGED = pytest.StashKey[bool]()
 _TRACE = pytest.StashKey[Tracer]()
@@ -141,7 +139,7 @@ def pytest_runtest_call(item: pytest.Item):
         await original(*args, **kwargs)
         pair = funcargs.get("quicsim_pair")
         if pair is not None:
-            await _shutdown(pair.client, pair.server)
+            await pair.shutdown()
         item.stash[_JUDGED] = True
         failure = _verdict(funcargs["quicsim_ledger"], funcargs["quicsim_config"].expect)
         if failure:
@@ -191,60 +189,24 @@ async def quicsim_network(quicsim_config: QuicsimConfig) -> Network:
 
 
 @_async_fixture
-async def quicsim_listener(quicsim_config: QuicsimConfig, quicsim_ledger: Ledger, _quicsim_observers: tuple):
-    """A listener on 127.0.0.1 feeding the shared ledger."""
-    listener = await api.listen(settings=quicsim_config.server_settings, ledger=quicsim_ledger,
-                                observers=_quicsim_observers)
-    yield listener
-    listener.close()
-
-
-@dataclass
-class QuicsimPair:
-    client: api.Connection
-    server: api.Connection
-    listener: api.Listener
-    network: Network
-    ledger: Ledger
-    seed: int
+async def quicsim_pair(quicsim_config: QuicsimConfig, quicsim_network: Network, quicsim_ledger: Ledger,
+                       _quicsim_observers: tuple):
+    """A connected client and server through the lossy link (UDP relay or in-memory),
+    sharing ``quicsim_ledger``; shut down cleanly afterwards."""
+    pair = await open_pair(transport=quicsim_config.transport, network=quicsim_network, seed=quicsim_config.seed,
+                           client_settings=quicsim_config.client_settings,
+                           server_settings=quicsim_config.server_settings, ledger=quicsim_ledger,
+                           observers=_quicsim_observers)
+    try:
+        yield pair
+    finally:
+        await pair.shutdown()
 
 
 @_async_fixture
-async def quicsim_pair(quicsim_config: QuicsimConfig, quicsim_listener: api.Listener, quicsim_network: Network,
-                       quicsim_ledger: Ledger, _quicsim_observers: tuple):
-    """A connected client and server through the lossy relay; shut down cleanly afterwards."""
-    for observer in _quicsim_observers:
-        quicsim_network.listeners.append(observer.network)
-    relay = await Relay(("127.0.0.1", quicsim_listener.port), quicsim_network).start()
-    client = await api.connect("127.0.0.1", relay.port, settings=quicsim_config.client_settings,
-                               ledger=quicsim_ledger, observers=_quicsim_observers)
-    server = await quicsim_listener.accept(timeout=10)
-    try:
-        yield QuicsimPair(client, server, quicsim_listener, quicsim_network, quicsim_ledger, quicsim_config.seed)
-    finally:
-        await _shutdown(client, server)
-        relay.close()
-
-
-async def _shutdown(client: api.Connection, server: api.Connection) -> None:
-    if client._handle_closed and server._handle_closed:
-        return
-    if not client.shutdown_complete:
-        if not client.shutdown_initiated:
-            client.shutdown()
-        try:
-            await client.wait_shutdown_complete(timeout=TEARDOWN_SECONDS)
-        except asyncio.TimeoutError:
-            pass
-    if not server.shutdown_complete:
-        try:
-            await server.wait_shutdown_complete(timeout=TEARDOWN_SECONDS)
-        except asyncio.TimeoutError:
-            pass
-    for conn in (client, server):
-        for stream in list(conn.unstarted):
-            stream.close()
-        conn.close()
+async def quicsim_listener(quicsim_pair: Pair):
+    """The pair's listener (its ``connections``, ``ledger``, ``port`` on UDP)."""
+    return quicsim_pair.listener
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -303,7 +265,8 @@ def _run_options(config: pytest.Config) -> RunOptions:
     loss = config.getoption("--quicsim-loss")
     return RunOptions(network={"loss": loss} if loss is not None else {},
                       seed=config.getoption("--quicsim-seed"),
-                      trace_dir=config.getoption("--quicsim-trace"))
+                      trace_dir=config.getoption("--quicsim-trace"),
+                      transport=config.getoption("--quicsim-transport"))
 
 
 class ScenarioFailed(Exception):
@@ -317,7 +280,7 @@ class ScenarioItem(pytest.Item):
         self.seed = seed
 
     def runtest(self) -> None:
-        result = asyncio.run(run_scenario(self.spec, self.seed, _run_options(self.config)))
+        result = run_job(self.spec, self.seed, _run_options(self.config))
         if not result["passed"]:
             lines = [f"scenario {self.spec.name} (seed {self.seed}, expect {self.spec.expect}) failed"]
             if result["error"]:

@@ -1,24 +1,22 @@
-"""Run one scenario: a real client and server over a lossy loopback relay, the scenario
-body, the settling after it, and the ledger's verdict against the expectation."""
+"""Run one scenario: a real client and server over a lossy link (the loopback relay, or
+the in-memory link on virtual time), the scenario body, the settling after it, and the
+ledger's verdict against the expectation."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 import traceback
-from pathlib import Path
 from dataclasses import dataclass, field, replace
-from typing import Any
+from pathlib import Path
 
-from . import api
 from .ledger import Ledger
 from .network import Network, NetworkProfile
+from .pair import TEARDOWN_SECONDS, Pair, open_pair
 from .scenario_spec import ScenarioContext, ScenarioSpec
 from .settings import check_faults
 from .trace import Tracer
-from .transport.relay import Relay
-
-TEARDOWN_SECONDS = 3.0
+from .transport.virtual_loop import run_virtual
 
 
 @dataclass(frozen=True)
@@ -30,6 +28,7 @@ class RunOptions:
     seed: int | None = None
     repeat: int | None = None
     trace_dir: str | None = None  # one JSON Lines trace per run when set
+    transport: str | None = None  # overrides the scenarios' own
 
 
 def seeds_for(spec: ScenarioSpec, options: RunOptions) -> list[int]:
@@ -63,56 +62,70 @@ def _pending_text(ledger: Ledger, conns: list) -> str:
 
 async def _settle(conns: list, deadline: float) -> None:
     """Let started streams on both sides reach SHUTDOWN_COMPLETE, until the deadline."""
-    while any(c.streams for c in conns if not c.shutdown_initiated) and time.monotonic() < deadline:
+    loop = asyncio.get_running_loop()
+    while any(c.streams for c in conns if not c.shutdown_initiated) and loop.time() < deadline:
         await asyncio.sleep(0.01)
+
+
+def transport_for(spec: ScenarioSpec, options: RunOptions) -> str:
+    return options.transport or spec.transport
+
+
+def run_job(spec: ScenarioSpec, seed: int, options: RunOptions | None = None) -> dict:
+    """Run one scenario run on a fresh event loop: a virtual-time one for the memory
+    transport, so the run is deterministic and idle time is free."""
+    options = options or RunOptions()
+    if transport_for(spec, options) == "memory":
+        return run_virtual(run_scenario(spec, seed, options))
+    return asyncio.run(run_scenario(spec, seed, options))
 
 
 async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None = None) -> dict:
     """Run ``spec`` once with ``seed``; returns the result as a JSON-ready dict."""
     options = options or RunOptions()
-    started = time.monotonic()
-    deadline = started + spec.timeout
+    loop = asyncio.get_running_loop()
+    wall_start = time.monotonic()
+    deadline = loop.time() + spec.timeout
+    transport = transport_for(spec, options)
     faults = check_faults(options.faults)
     client_settings = spec.client_settings
     if faults:
         client_settings = replace(client_settings, faults=client_settings.faults | faults)
     network_spec = {**spec.network, **options.network}
     ledger = Ledger()
-    loop = asyncio.get_running_loop()
     network = Network(NetworkProfile.from_dict(network_spec), seed, loop.time)
     tracer = None
     observers: tuple = ()
     if options.trace_dir:
         tracer = Tracer(Path(options.trace_dir) / f"{spec.name}-seed{seed}.jsonl", clock=loop.time)
-        network.listeners.append(tracer.network)
         observers = (tracer,)
-    listener = relay = client = server = None
+    pair: Pair | None = None
     error: str | None = None
     context: ScenarioContext | None = None
     try:
-        listener = await api.listen(handler=spec.server, settings=spec.server_settings, ledger=ledger,
-                                    observers=observers)
-        relay = await Relay(("127.0.0.1", listener.port), network).start()
-        client = await api.connect("127.0.0.1", relay.port, settings=client_settings, ledger=ledger,
-                                   observers=observers)
-        server = await listener.accept(timeout=max(0.1, deadline - time.monotonic()))
-        context = ScenarioContext(client=client, server=server, listener=listener, seed=seed,
+        pair = await open_pair(transport=transport, network=network, seed=seed, client_settings=client_settings,
+                               server_settings=spec.server_settings, ledger=ledger, server_handler=spec.server,
+                               observers=observers, accept_timeout=max(0.1, deadline - loop.time()))
+        context = ScenarioContext(client=pair.client, server=pair.server, listener=pair.listener, seed=seed,
                                   network=network, ledger=ledger, spec=spec)
+        conns = [pair.client, pair.server]
         try:
-            await asyncio.wait_for(spec.fn(context), max(0.01, deadline - time.monotonic()))
+            await asyncio.wait_for(spec.fn(context), max(0.01, deadline - loop.time()))
         except asyncio.TimeoutError:
-            error = (f"timed out after {spec.timeout:g} s in the scenario body"
-                     f"{'; ' + _pending_text(ledger, [client, server]) if _pending_text(ledger, [client, server]) else ''}")
+            pending = _pending_text(ledger, conns)
+            error = f"timed out after {spec.timeout:g} s in the scenario body" + (f"; {pending}" if pending else "")
         except Exception as exc:
             error = _error_text(exc, spec)
-        await _settle([client, server], deadline)
+        await _settle(conns, deadline)
     except asyncio.TimeoutError as exc:
         error = error or f"TimeoutError: {exc}"
     except (ConnectionError, OSError) as exc:
         error = error or f"{type(exc).__name__}: {exc}"
     finally:
-        await _teardown(client, server, listener, relay)
-    conns = [c for c in (client, server) if c is not None]
+        if pair is not None:
+            await pair.shutdown(TEARDOWN_SECONDS)
+        await asyncio.sleep(0)
+    conns = [c for c in ((pair.client, pair.server) if pair else ()) if c is not None]
     handler_errors = [f"{c.label}: {type(e).__name__}: {e}" for c in conns for e in c.handler_errors]
     if handler_errors and error is None:
         error = "handler raised: " + "; ".join(handler_errors[:3])
@@ -143,35 +156,9 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
         "faults": sorted(client_settings.faults),
         "datagrams": {d: dict(s) for d, s in network.stats.items()},
         "notes": context.notes if context else [],
-        "wall_time": round(time.monotonic() - started, 3),
+        "transport": transport,
+        "wall_time": round(time.monotonic() - wall_start, 3),
         "trace": str(tracer.path) if tracer is not None else None,
     }
 
 
-async def _teardown(client: Any, server: Any, listener: Any, relay: Any) -> None:
-    """Shut both connections down (client first, as an application would), wait boundedly
-    for their SHUTDOWN_COMPLETE, then close everything."""
-    try:
-        if client is not None and not client.shutdown_complete:
-            if not client.shutdown_initiated:
-                client.shutdown()
-            try:
-                await client.wait_shutdown_complete(timeout=TEARDOWN_SECONDS)
-            except asyncio.TimeoutError:
-                pass
-        if server is not None and not server.shutdown_complete:
-            try:
-                await server.wait_shutdown_complete(timeout=TEARDOWN_SECONDS)
-            except asyncio.TimeoutError:
-                pass
-    finally:
-        for conn in (client, server):
-            if conn is not None:
-                for stream in list(conn.unstarted):
-                    stream.close()
-                conn.close()
-        if listener is not None:
-            listener.close()
-        if relay is not None:
-            relay.close()
-        await asyncio.sleep(0)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import random
-import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
@@ -34,6 +33,7 @@ class ScenarioSpec:
     repeat: int = 1
     expect: str = "ok"
     server: Callable | None = None
+    transport: str = "udp"
     file: str = ""
     line: int = 0
 
@@ -68,6 +68,7 @@ def scenario(
     repeat: int = 1,
     expect: str = "ok",
     server: Callable | None = None,
+    transport: str = "udp",
 ) -> Any:
     """Mark ``async def fn(ctx)`` as a scenario.
 
@@ -77,7 +78,8 @@ def scenario(
     "server": ..}`` (faults included); ``expect``: ``"ok"``, or ``"leak"`` /
     ``"violation"`` for a scenario that passes only when the ledger catches one;
     ``server``: the server connection's handler (default: peer streams are read to
-    the end and closed gracefully).
+    the end and closed gracefully); ``transport``: ``"udp"`` (loopback sockets through
+    the relay) or ``"memory"`` (in-memory link on a virtual clock: deterministic).
     """
 
     def decorate(func: Callable) -> Callable:
@@ -89,6 +91,8 @@ def scenario(
             raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
         if not isinstance(repeat, int) or repeat < 1:
             raise ValueError(f"repeat must be an int >= 1, got {repeat!r}")
+        if transport not in ("udp", "memory"):
+            raise ValueError(f"transport must be 'udp' or 'memory', got {transport!r}")
         if not isinstance(seed, int):
             raise ValueError(f"seed must be an int, got {seed!r}")
         NetworkProfile.from_dict(network)  # raises NetworkError naming the bad key
@@ -97,7 +101,7 @@ def scenario(
         spec = ScenarioSpec(
             fn=func, name=func.__name__, network=dict(network or {}), timeout=float(timeout),
             seed=seed, client_settings=client_settings, server_settings=server_settings,
-            repeat=repeat, expect=expect, server=server, file=code.co_filename,
+            repeat=repeat, expect=expect, server=server, transport=transport, file=code.co_filename,
             line=code.co_firstlineno,
         )
         setattr(func, ATTRIBUTE, spec)
@@ -130,9 +134,10 @@ class ScenarioContext:
     async def wait_until(self, predicate: Callable[[], bool], timeout: float = 10.0,
                          what: str = "condition") -> None:
         """Poll ``predicate`` until it is true (every 5 ms), or raise TimeoutError."""
-        deadline = time.monotonic() + timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         while not predicate():
-            if time.monotonic() > deadline:
+            if loop.time() > deadline:
                 raise asyncio.TimeoutError(f"timed out after {timeout} s waiting for {what}")
             await asyncio.sleep(0.005)
 

@@ -144,3 +144,11 @@ def test_plugin_can_be_disabled(pytester: pytest.Pytester):
     result = pytester.runpytest_subprocess("-p", "no:quicsim")
     result.assert_outcomes(errors=1)
     assert "fixture 'quicsim_pair' not found" in result.stdout.str()
+
+
+def test_memory_transport_pair(pytester: pytest.Pytester):
+    pytester.makepyfile(CLEAN.replace("@pytest.mark.asyncio", "@pytest.mark.asyncio\n    @pytest.mark.quicsim(transport='memory', loss=0.1)"))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--quicsim-transport", "carrier-pigeon")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR

@@ -62,6 +62,8 @@ class ConnectionCore:
         #: called (no arguments) when operations are queued or data waits to be sent
         self.wakeup: Callable[[], None] | None = None
         self.ops: deque = deque()
+        self._priority_ops = 0  # how many operations at the head of ``ops`` are priority work
+        self._peer_streams_seen: set[int] = set()  # a peer stream is indicated once, ever
         self.callback_depth = 0
         self.streams: dict[int, StreamCore] = {}  # started and peer streams, by stream id
         self.unstarted: dict[StreamCore, None] = {}  # opened, not (yet) started
@@ -118,7 +120,7 @@ class ConnectionCore:
                 or not rules.flags_ok(flags, sum(ConnectionShutdownFlags))):
             status = Status.INVALID_PARAMETER
         else:
-            self._queue(("conn_shutdown", None, ConnectionShutdownFlags(flags), error_code), priority=True)
+            self._queue(("conn_shutdown", None, ConnectionShutdownFlags(flags), error_code))
             status = Status.PENDING
         self._observe_call(None, "connection_shutdown", status, flags=flags, error_code=error_code)
         return status
@@ -126,8 +128,14 @@ class ConnectionCore:
     # ------------------------------------------------------------------ the worker
 
     def _queue(self, op: tuple, priority: bool = False) -> None:
-        if priority:
+        """QuicConnQueueOper / QueuePriorityOper / QueueHighestPriorityOper: priority work
+        goes after earlier priority work, ConnectionShutdown before everything."""
+        if op[0] == "conn_shutdown":
             self.ops.appendleft(op)
+            self._priority_ops += 1
+        elif priority:
+            self.ops.insert(self._priority_ops, op)
+            self._priority_ops += 1
         else:
             self.ops.append(op)
         if self.wakeup is not None:
@@ -138,6 +146,10 @@ class ConnectionCore:
         ops = self.ops
         while ops:
             kind, stream, a, b = ops.popleft()
+            if self._priority_ops:
+                self._priority_ops -= 1
+            if stream is not None and stream.handle_closed:
+                continue  # StreamClose already ran: nothing queued before it may revive it
             if kind == "send":
                 stream._apply_send_flush()
             elif kind == "shutdown":
@@ -310,9 +322,12 @@ class ConnectionCore:
             return stream
         if bool(stream_id & 1) == (not self.is_client):
             return None  # one of ours that we no longer track
+        if stream_id in self._peer_streams_seen:
+            return None  # finished and gone: late frames for it reach nobody
         quic_stream = self.quic._streams.get(stream_id)
         if quic_stream is None:
             return None
+        self._peer_streams_seen.add(stream_id)
         stream = self.stream_class(self, (
             StreamOpenFlags.UNIDIRECTIONAL if stream_id & 2 else StreamOpenFlags.NONE), peer_stream_id=stream_id)
         self._register(stream, quic_stream)

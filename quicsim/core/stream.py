@@ -53,9 +53,19 @@ def _normalize_buffers(buffers: Any) -> tuple[tuple, int] | None:
                 return None
     else:
         return None
+    if any(isinstance(b, memoryview) for b in bufs):
+        flat = []
+        for b in bufs:
+            if isinstance(b, memoryview):
+                if not b.c_contiguous:
+                    return None  # not one contiguous run of bytes: no QUIC_BUFFER can hold it
+                if b.ndim != 1 or b.format not in ("B", "b", "c"):
+                    b = b.cast("B")  # count and send bytes, not items
+            flat.append(b)
+        bufs = tuple(flat)
     total = 0
     for b in bufs:
-        total += b.nbytes if isinstance(b, memoryview) else len(b)
+        total += len(b)
     return bufs, total
 
 
@@ -97,8 +107,10 @@ class StreamCore:
         self.local_close_reset = False  # LocalCloseReset
         self.received_stop_sending = False  # ReceivedStopSending
         self.send_shutdown_indicated = not self.has_send_side  # HandleSendShutdown
-        #: the receive direction is finished: FIN or reset received, or aborted locally
+        #: the receive direction is finished: FIN or reset received (or none exists)
         self.recv_closed = self.is_local and self.unidirectional
+        #: ABORT_RECEIVE applied: no receive events; closed once the peer's reset arrives
+        self.recv_aborted = False
         self.shutdown_complete = False  # HandleShutdown
         self.handle_closed = False  # HandleClosed
         self._fin_written = False
@@ -219,14 +231,19 @@ class StreamCore:
             return  # already started: MsQuic returns INVALID_STATE internally, no event
         failure = None
         if conn.shutdown_initiated:
-            failure = Status.ABORTED
+            # QuicStreamStart: INVALID_STATE once the app closed the connection, else ABORTED.
+            failure = Status.INVALID_STATE if conn.closed_locally else Status.ABORTED
         elif flags & StreamStartFlags.FAIL_BLOCKED and conn._stream_would_block(self.unidirectional):
             failure = Status.STREAM_LIMIT_REACHED
         if failure is not None:
-            self.start_indicated = True
-            self._dispatch(ev.StartComplete(status=failure, id=None, peer_accepted=False))
+            if not self.start_indicated:
+                self.start_indicated = True
+                self._dispatch(ev.StartComplete(status=failure, id=None, peer_accepted=False))
             if flags & StreamStartFlags.SHUTDOWN_ON_FAIL:
+                # QuicStreamShutdown(ABORT | IMMEDIATE): cancel, then both completions now.
                 self._cancel_unstarted(force=True)
+                self._indicate_send_shutdown_complete(graceful=False)
+                self._try_complete_shutdown(force=True)
             return
         quic_stream = conn._create_quic_stream(self)
         self.started = True
@@ -238,9 +255,10 @@ class StreamCore:
             self._write_fin()
         if self.local_close_reset:
             quic_stream.sender.reset(self.send_error_code)
-        self.start_indicated = True
-        self._indicate(ev.StartComplete(status=Status.SUCCESS, id=self.id,
-                                        peer_accepted=not quic_stream.is_blocked))
+        if not self.start_indicated:  # START_COMPLETE fires once, even after a failed try
+            self.start_indicated = True
+            self._indicate(ev.StartComplete(status=Status.SUCCESS, id=self.id,
+                                            peer_accepted=not quic_stream.is_blocked))
         conn._mark_dirty(self)
 
     def _apply_send_flush(self) -> None:
@@ -264,7 +282,7 @@ class StreamCore:
         if not self.started and self.connection.shutdown_complete:
             self._cancel_unstarted()  # no start can come any more on this connection
         if start:
-            self._apply_start(StreamStartFlags.IMMEDIATE)
+            self._apply_start(StreamStartFlags.IMMEDIATE | StreamStartFlags.SHUTDOWN_ON_FAIL)
         if self.started:
             self.connection._mark_dirty(self)
 
@@ -339,6 +357,13 @@ class StreamCore:
         if self.send_shutdown_indicated:
             return
         self.send_enabled = False
+        first_reset = not self.local_close_reset
+        if first_reset:
+            # Record the reset (and its code) before any callback can run.
+            self.local_close_reset = True
+            self.send_error_code = error_code
+            if self.started and not silent:
+                self.quic_stream.sender.reset(error_code)
         requests = self.sends.requests
         while requests:
             self._complete(requests.popleft(), canceled=True)
@@ -347,20 +372,18 @@ class StreamCore:
             self._complete(api_requests.popleft(), canceled=True)
         if silent and self.started:
             self._indicate_send_shutdown_complete(graceful=False)
-        if self.local_close_reset:
-            return
-        self.local_close_reset = True
-        self.send_error_code = error_code
-        if self.started and not silent:
-            self.quic_stream.sender.reset(error_code)
 
     def _recv_shutdown_abort(self, error_code: int) -> None:
-        """ABORT_RECEIVE: ask the peer to stop (STOP_SENDING); no receive events after."""
-        if self.recv_closed:
+        """ABORT_RECEIVE: ask the peer to stop (STOP_SENDING); no receive events after.
+        The direction closes when the peer's RESET_STREAM (or FIN) arrives, as in
+        QuicStreamRecvShutdown, so SHUTDOWN_COMPLETE waits for it."""
+        if self.recv_closed or self.recv_aborted:
             return
-        self.recv_closed = True
+        self.recv_aborted = True
         if self.started:
             self.quic_stream.receiver.stop(error_code)
+        else:
+            self.recv_closed = True  # nothing was ever received: nothing to wait for
 
     def _complete(self, request: SendRequest, canceled: bool) -> None:
         """QuicStreamCompleteSendRequest: the one SEND_COMPLETE of ``request``."""
@@ -397,7 +420,9 @@ class StreamCore:
         """The ACK path: complete acknowledged sends (head of the queue only), then
         SEND_SHUTDOWN_COMPLETE once the FIN or the reset is acknowledged."""
         sender = self.quic_stream.sender
-        if self.sends.requests and sender._reset_error_code is None:
+        # After a peer STOP_SENDING aioquic stops moving _buffer_start, so the prefix is
+        # still exactly what was acknowledged before it: gate on our own reset only.
+        if self.sends.requests and not self.local_close_reset:
             for request in self.sends.pop_acknowledged(sender._buffer_start, sender._acked_fin):
                 self._complete(request, canceled=False)
         if (not self.send_shutdown_indicated and sender.is_finished
@@ -406,7 +431,7 @@ class StreamCore:
             self._try_complete_shutdown()
 
     def _indicate_send_shutdown_complete(self, graceful: bool) -> None:
-        if self.send_shutdown_indicated:
+        if self.send_shutdown_indicated or not (self.started or self.start_indicated):
             return
         self.send_shutdown_indicated = True
         self._indicate(ev.SendShutdownComplete(graceful=graceful))
@@ -415,6 +440,11 @@ class StreamCore:
 
     def _on_receive(self, data: bytes, fin: bool) -> None:
         if self.recv_closed:
+            return
+        if self.recv_aborted:
+            if fin:
+                self.recv_closed = True  # the peer finished anyway: the direction is done
+                self._try_complete_shutdown()
             return
         offset = self.recv_offset
         self.recv_offset += len(data)
@@ -430,11 +460,14 @@ class StreamCore:
         if self.recv_closed:
             return
         self.recv_closed = True
-        self._indicate(ev.PeerSendAborted(error_code=error_code))
+        if not self.recv_aborted:  # after our own ABORT_RECEIVE the reset is only the answer
+            self._indicate(ev.PeerSendAborted(error_code=error_code))
         self._try_complete_shutdown()
 
     def _on_stop_sending(self, error_code: int) -> None:
         """QuicStreamProcessStopSendingFrame: PEER_RECEIVE_ABORTED, then abort the send side."""
+        # ACKs that came in the same datagram, before the STOP_SENDING, complete first.
+        self._on_acks()
         if self.send_shutdown_indicated or self.local_close_reset:
             return
         self.received_stop_sending = True
@@ -454,15 +487,21 @@ class StreamCore:
 
     def _try_complete_shutdown(self, force: bool = False, **fields: Any) -> None:
         """QuicStreamTryCompleteShutdown: SHUTDOWN_COMPLETE once both directions are done."""
-        if self.shutdown_complete or not self.started:
+        if self.shutdown_complete or not (self.started or self.start_indicated):
             return
         if not force and not (self.send_shutdown_indicated and self.recv_closed):
             return
         self.send_enabled = False
         self.recv_closed = True
-        self._indicate(ev.ShutdownComplete(**fields))
+        gone = self.handle_closed
+        # MsQuic sets HandleShutdown before indicating: a handler that closes the stream
+        # from this very event must find it already shut down.
         self.shutdown_complete = True
         self.connection._stream_done(self)
+        if gone:
+            self.connection._discarded(self, ev.ShutdownComplete(**fields))
+        else:
+            self._dispatch(ev.ShutdownComplete(**fields))
         deferred, self._deferred = self._deferred, []
         for request in deferred:
             self._complete(request, canceled=True)  # fault: arrives after SHUTDOWN_COMPLETE
@@ -473,7 +512,7 @@ class StreamCore:
             # The handler is detached at SHUTDOWN_COMPLETE and at StreamClose.
             self.connection._discarded(self, event)
             return
-        if not self.started and event.type is not _SEND_COMPLETE and event.type is not _START_COMPLETE:
+        if not self.started and not self.start_indicated and event.type is not _SEND_COMPLETE:
             return  # unstarted streams get no events (but every accepted send completes)
         self._dispatch(event)
 

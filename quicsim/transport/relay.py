@@ -10,11 +10,10 @@ ignored, so garbage cannot redirect it.
 from __future__ import annotations
 
 import asyncio
-import heapq
-import itertools
 from typing import Any
 
 from ..network import Network
+from .delivery import DeliveryQueue
 from .udp import check_loopback, enlarge_buffers
 
 _MIN_INITIAL = 1200
@@ -38,43 +37,6 @@ class _Socket(asyncio.DatagramProtocol):
         self.relay.errors += 1
 
 
-class _Direction:
-    """Datagrams scheduled for delivery in one direction, sent in time order."""
-
-    def __init__(self, relay: "Relay", name: str) -> None:
-        self.relay = relay
-        self.name = name
-        self.heap: list[tuple[float, int, bytes]] = []
-        self.seq = itertools.count()
-        self.timer: asyncio.TimerHandle | None = None
-
-    def schedule(self, data: bytes, delay: float) -> None:
-        loop = self.relay.loop
-        heapq.heappush(self.heap, (loop.time() + delay, next(self.seq), data))
-        self._arm()
-
-    def _arm(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-        if self.heap:
-            self.timer = self.relay.loop.call_at(self.heap[0][0], self._flush)
-
-    def _flush(self) -> None:
-        self.timer = None
-        now = self.relay.loop.time()
-        while self.heap and self.heap[0][0] <= now:
-            _, _, data = heapq.heappop(self.heap)
-            self.relay._deliver(self.name, data)
-        self._arm()
-
-    def close(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-        self.heap.clear()
-
-
 class Relay:
     """The lossy link of ``quicsim run``: start it, point the client at ``relay.port``."""
 
@@ -86,13 +48,14 @@ class Relay:
         self.ignored = 0
         self.errors = 0
         self.port = 0
-        self.loop = asyncio.get_event_loop()
         self._front: _Socket | None = None
         self._back: _Socket | None = None
-        self._directions = {"to_server": _Direction(self, "to_server"), "to_client": _Direction(self, "to_client")}
+        self._directions: dict[str, DeliveryQueue] = {}
 
     async def start(self) -> "Relay":
         self.loop = asyncio.get_running_loop()
+        self._directions = {d: DeliveryQueue(self.loop, lambda data, d=d: self._deliver(d, data))
+                            for d in ("to_server", "to_client")}
         _, self._front = await self.loop.create_datagram_endpoint(
             lambda: _Socket(self, "front"), local_addr=("127.0.0.1", 0))
         _, self._back = await self.loop.create_datagram_endpoint(

@@ -1,0 +1,114 @@
+"""A connected client and server over a lossy link, on either transport, in one call.
+
+``transport="udp"``: real sockets on 127.0.0.1 with the relay between them.
+``transport="memory"``: the in-memory link (deterministic on a virtual-time loop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from . import api
+from .ledger import Ledger
+from .network import Network
+from .settings import Settings
+from .transport.memory import MemoryLink
+from .transport.relay import Relay
+
+TRANSPORTS = ("udp", "memory")
+TEARDOWN_SECONDS = 3.0
+
+
+@dataclass
+class Pair:
+    client: api.Connection
+    server: api.Connection
+    listener: api.Listener
+    network: Network
+    ledger: Ledger
+    seed: int
+    transport: str
+    _link: Any = field(default=None, repr=False)
+
+    async def shutdown(self, timeout: float = TEARDOWN_SECONDS) -> None:
+        """Shut down as an application would (client first), wait boundedly for both
+        SHUTDOWN_COMPLETEs, then close every handle and the link."""
+        client, server = self.client, self.server
+        if client._handle_closed and server._handle_closed:
+            return
+        try:
+            if not client.shutdown_complete:
+                if not client.shutdown_initiated:
+                    client.shutdown()
+                try:
+                    await client.wait_shutdown_complete(timeout=timeout)
+                except asyncio.TimeoutError:
+                    pass
+            if not server.shutdown_complete:
+                try:
+                    await server.wait_shutdown_complete(timeout=timeout)
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Close at once (silently where still open)."""
+        for conn in (self.client, self.server):
+            if conn is not None:
+                for stream in list(conn.unstarted):
+                    stream.close()
+                conn.close()
+        self.listener.close()
+        if self._link is not None:
+            self._link.close()
+
+
+async def open_pair(
+    *,
+    transport: str = "udp",
+    network: dict | Network | None = None,
+    seed: int = 1,
+    client_settings: Settings | None = None,
+    server_settings: Settings | None = None,
+    ledger: Ledger | None = None,
+    server_handler: Callable | None = None,
+    client_handler: Callable | None = None,
+    observers: tuple = (),
+    accept_timeout: float = 10.0,
+) -> Pair:
+    """Connect a client and a server through a lossy link sharing one ledger."""
+    if transport not in TRANSPORTS:
+        raise ValueError(f"transport must be one of {', '.join(TRANSPORTS)}, got {transport!r}")
+    loop = asyncio.get_running_loop()
+    if not isinstance(network, Network):
+        network = Network(network, seed, loop.time)
+    for observer in observers:
+        if hasattr(observer, "network"):
+            network.listeners.append(observer.network)
+    ledger = ledger if ledger is not None else Ledger()
+    link: Any = None
+    listener = None
+    try:
+        if transport == "memory":
+            link = MemoryLink(network)
+            listener = await api.listen(handler=server_handler, settings=server_settings, ledger=ledger,
+                                        observers=observers, link=link)
+            client = await api.connect("127.0.0.1", 0, handler=client_handler, settings=client_settings,
+                                       ledger=ledger, observers=observers, link=link)
+        else:
+            listener = await api.listen(handler=server_handler, settings=server_settings, ledger=ledger,
+                                        observers=observers)
+            link = await Relay(("127.0.0.1", listener.port), network).start()
+            client = await api.connect("127.0.0.1", link.port, handler=client_handler, settings=client_settings,
+                                       ledger=ledger, observers=observers)
+        server = await listener.accept(timeout=accept_timeout)
+    except BaseException:
+        if listener is not None:
+            listener.close()
+        if link is not None:
+            link.close()
+        raise
+    return Pair(client, server, listener, network, ledger, seed, transport, link)

@@ -1,0 +1,67 @@
+"""Two sans-I/O connection cores on aioquic, moved by hand: no asyncio, no sockets, time
+passed in explicitly. For tests that need exact control over which frames share a datagram."""
+
+from __future__ import annotations
+
+from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.connection import QuicConnection
+
+from quicsim import certs
+from quicsim.core import ConnectionCore
+
+CLIENT = ("127.0.0.1", 50000)
+SERVER = ("127.0.0.1", 4433)
+
+
+class CorePair:
+    def __init__(self) -> None:
+        paths = certs.default_paths()
+        client_config = QuicConfiguration(is_client=True, alpn_protocols=["quicsim"], server_name="localhost")
+        client_config.load_verify_locations(cafile=str(paths.ca))
+        server_config = QuicConfiguration(is_client=False, alpn_protocols=["quicsim"])
+        server_config.load_cert_chain(str(paths.cert), str(paths.key))
+        self.now = 0.0
+        client_quic = QuicConnection(configuration=client_config)
+        self.client = ConnectionCore(client_quic, label="client")
+        self.server: ConnectionCore | None = None
+        self._server_config = server_config
+        client_quic.connect(SERVER, now=self.now)
+
+    def _events(self, core: ConnectionCore) -> None:
+        event = core.quic.next_event()
+        while event is not None:
+            core.handle_quic_event(event)
+            event = core.quic.next_event()
+        core.process_operations()
+        core.poll()
+
+    def deliver(self, sender: ConnectionCore, now: float | None = None) -> int:
+        """Send what ``sender`` has and hand it to the other side; time moves on 5 ms first
+        (or to ``now``) so pacing lets datagrams out. Returns how many datagrams moved."""
+        self.now = now if now is not None else self.now + 0.005
+        datagrams = sender.quic.datagrams_to_send(now=self.now)
+        for data, _ in datagrams:
+            if sender is self.client:
+                if self.server is None:
+                    quic = QuicConnection(configuration=self._server_config,
+                                          original_destination_connection_id=self.client.quic.original_destination_connection_id)
+                    self.server = ConnectionCore(quic, label="server")
+                self.server.quic.receive_datagram(data, CLIENT, now=self.now)
+                self._events(self.server)
+            else:
+                self.client.quic.receive_datagram(data, SERVER, now=self.now)
+                self._events(self.client)
+        return len(datagrams)
+
+    def handshake(self) -> None:
+        for _ in range(10):
+            self.deliver(self.client)
+            if self.server is not None:
+                self.deliver(self.server)
+            if self.client.connected and self.server is not None and self.server.connected:
+                self.now += 0.001
+                self.deliver(self.client)
+                self.deliver(self.server)
+                return
+            self.now += 0.001
+        raise AssertionError("handshake did not complete")

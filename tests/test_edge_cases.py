@@ -1,0 +1,198 @@
+"""Edge cases where the MsQuic rules are easy to get wrong: re-entrant handlers, odd
+buffers, late peer frames, failed starts, priority work. In-memory link, no loss."""
+
+from __future__ import annotations
+
+import array
+import asyncio
+
+import pytest
+import pytest_asyncio
+
+from quicsim import (
+    ConnectionEventType,
+    Settings,
+    Status,
+    StreamEventType,
+    StreamShutdownFlags,
+    StreamStartFlags,
+)
+from quicsim.pair import open_pair
+
+from .conftest import Recorder
+
+pytestmark = pytest.mark.asyncio
+
+
+@pytest_asyncio.fixture
+async def mem():
+    pair = await open_pair(transport="memory")
+    yield pair
+    await pair.shutdown()
+
+
+async def test_close_from_the_shutdown_complete_handler(mem):
+    """The usual MsQuic pattern: StreamClose inside SHUTDOWN_COMPLETE. It must not
+    re-deliver SHUTDOWN_COMPLETE (MsQuic sets HandleShutdown before indicating)."""
+    rec = Recorder(lambda s, e: e.type is StreamEventType.SHUTDOWN_COMPLETE and s.close())
+    stream = mem.client.open_stream(handler=rec)
+    stream.start()
+    stream.send(b"x", client_context=1)
+    stream.shutdown(StreamShutdownFlags.GRACEFUL)
+    await stream.wait_shutdown_complete(timeout=5)
+    assert rec.types().count("SHUTDOWN_COMPLETE") == 1
+    assert stream.handle_closed and mem.ledger.ok
+
+
+async def test_memoryview_of_wide_items_counts_bytes(mem):
+    received = bytearray()
+
+    def on_server(conn, event):
+        if event.type is ConnectionEventType.PEER_STREAM_STARTED:
+            event.stream.set_handler(lambda s, e: (e.type is StreamEventType.RECEIVE and received.extend(e.data),
+                                                   e.type is StreamEventType.PEER_SEND_SHUTDOWN
+                                                   and s.shutdown(StreamShutdownFlags.GRACEFUL)))
+
+    mem.server.set_handler(on_server)
+    rec = Recorder()
+    stream = mem.client.open_stream(handler=rec)
+    stream.start()
+    words = array.array("I", range(1000))
+    assert stream.send(memoryview(words), client_context="words") is Status.PENDING
+    assert stream.send(memoryview(bytes(10))[::2], client_context="strided") is Status.INVALID_PARAMETER
+    stream.shutdown(StreamShutdownFlags.GRACEFUL)
+    await stream.wait_shutdown_complete(timeout=5)
+    assert rec.completions() == [("words", False)]
+    assert bytes(received) == words.tobytes()
+
+
+async def test_peer_stream_is_started_once_even_with_late_frames(mem):
+    started = []
+
+    def on_server(conn, event):
+        if event.type is ConnectionEventType.PEER_STREAM_STARTED:
+            started.append(event.stream.id)
+            event.stream.set_handler(lambda s, e: e.type is StreamEventType.RECEIVE and s.close())
+
+    mem.server.set_handler(on_server)
+    stream = mem.client.open_stream()
+    stream.start()
+    for i in range(20):
+        stream.send(bytes(2000), client_context=i)
+        await asyncio.sleep(0.001)
+    stream.shutdown(StreamShutdownFlags.ABORT)
+    await stream.wait_shutdown_complete(timeout=5)
+    await asyncio.sleep(0.05)
+    assert started == [0]
+
+
+async def test_failed_start_with_shutdown_on_fail_completes(mem):
+    limit = mem.client.quic._remote_max_streams_bidi
+    for _ in range(limit):
+        mem.client.open_stream().start()
+    rec = Recorder()
+    stream = mem.client.open_stream(handler=rec)
+    stream.send(b"x", client_context="never-sent")
+    stream.start(StreamStartFlags.FAIL_BLOCKED | StreamStartFlags.SHUTDOWN_ON_FAIL)
+    await stream.wait_shutdown_complete(timeout=5)
+    assert rec.types() == ["START_COMPLETE", "SEND_COMPLETE", "SEND_SHUTDOWN_COMPLETE", "SHUTDOWN_COMPLETE"]
+    assert rec.events[0].status is Status.STREAM_LIMIT_REACHED
+    assert rec.completions() == [("never-sent", True)]
+
+
+async def test_start_complete_once_after_a_failed_start(mem):
+    limit = mem.client.quic._remote_max_streams_bidi
+    for _ in range(limit):
+        mem.client.open_stream().start()
+    rec = Recorder()
+    stream = mem.client.open_stream(handler=rec)
+    stream.start(StreamStartFlags.FAIL_BLOCKED)
+    await asyncio.sleep(0)
+    stream.start()
+    await asyncio.sleep(0.05)
+    assert rec.types().count("START_COMPLETE") == 1
+    assert mem.ledger.ok, mem.ledger.summary()
+
+
+async def test_priority_work_stays_behind_connection_shutdown_and_in_order(mem):
+    a_rec, b_rec = Recorder(), Recorder()
+    a = mem.client.open_stream(handler=a_rec)
+    b = mem.client.open_stream(handler=b_rec)
+    mem.client.shutdown()
+    a.start(StreamStartFlags.PRIORITY_WORK)
+    b.start(StreamStartFlags.PRIORITY_WORK)
+    assert [op[0] for op in mem.client.ops] == ["conn_shutdown", "start", "start"]
+    assert [op[1] for op in mem.client.ops][1:] == [a, b]
+    await asyncio.sleep(0)
+    assert a_rec.events[0].status is Status.INVALID_STATE and b_rec.events[0].status is Status.INVALID_STATE
+
+
+async def test_start_then_close_inside_a_handler_leaves_nothing_behind(mem):
+    made = []
+
+    def on_event(stream, event):
+        if event.type is StreamEventType.START_COMPLETE and not made:
+            other = stream.connection.open_stream()
+            other.start()
+            other.close()
+            made.append(other)
+
+    stream = mem.client.open_stream(handler=on_event)
+    stream.start()
+    await asyncio.sleep(0.01)
+    assert made and made[0].id is None and not made[0].started
+    assert list(mem.client.streams) == [stream.id]
+
+
+async def test_inline_graceful_shutdown_may_cancel_an_earlier_accepted_send(mem):
+    """A send accepted before an INLINE graceful shutdown but not yet applied is canceled
+    by it, ahead of older sends awaiting their ACK: allowed by rule 5."""
+    state = {}
+
+    def on_event(stream, event):
+        if event.type is StreamEventType.START_COMPLETE:
+            state["ready"] = True
+
+    stream = mem.client.open_stream(handler=on_event)
+    stream.start()
+    await asyncio.sleep(0)
+    stream.send(bytes(30_000), client_context="older")
+    await asyncio.sleep(0)
+    stream.send(b"queued", client_context="accepted-before")  # queued, not applied
+
+    def shut(s, e):
+        s.shutdown(StreamShutdownFlags.GRACEFUL | StreamShutdownFlags.INLINE)
+
+    mem.client._call_handler(shut, stream, None)  # as if from a callback
+    await stream.wait_send_shutdown_complete(timeout=5)
+    assert mem.ledger.ok, mem.ledger.summary()
+
+
+async def test_reset_code_survives_close_from_a_cancel_callback():
+    pair = await open_pair(transport="memory")
+    try:
+        seen = []
+
+        def on_server(conn, event):
+            if event.type is ConnectionEventType.PEER_STREAM_STARTED:
+                event.stream.set_handler(lambda s, e: e.type is StreamEventType.PEER_SEND_ABORTED
+                                         and seen.append(e.error_code))
+
+        pair.server.set_handler(on_server)
+        stream = pair.client.open_stream(
+            handler=lambda s, e: e.type is StreamEventType.SEND_COMPLETE and e.canceled and s.close())
+        stream.start()
+        for i in range(30):
+            stream.send(bytes(64 * 1024), client_context=i)
+        await asyncio.sleep(0.01)
+        stream.shutdown(StreamShutdownFlags.ABORT_SEND, 42)
+        await asyncio.sleep(0.2)
+        assert seen == [42]
+        assert pair.ledger.ok, pair.ledger.summary()
+    finally:
+        await pair.shutdown()
+
+
+async def test_settings_reject_bad_values():
+    with pytest.raises(ValueError, match="idle_timeout_ms"):
+        Settings(idle_timeout_ms=-1)
