@@ -91,6 +91,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--loss", type=_fraction, default=0.05)
     demo.add_argument("--seed", type=int, default=1)
 
+    fuzz = sub.add_parser("fuzz", help="random API programs on the in-memory link, failures shrunk to scenario files")
+    fuzz.add_argument("--runs", type=_positive_int, default=200, help="programs to run (seeds SEED..SEED+RUNS-1)")
+    fuzz.add_argument("--seed", type=int, default=0, help="first seed")
+    fuzz.add_argument("--jobs", type=_positive_int, default=1, help="worker processes")
+    fuzz.add_argument("--max-ops", type=_positive_int, default=12, help="API operations per program, at most")
+    fuzz.add_argument("--inject", type=_fault, action="append", default=[], metavar="FAULT")
+    fuzz.add_argument("--out", default="fuzz-failures", metavar="DIR", help="where repro scenario files go")
+    fuzz.add_argument("--time-budget", type=_non_negative, metavar="SECONDS", help="stop starting runs after this")
+
     certs = sub.add_parser("certs", help="make a new test CA and localhost certificate")
     certs.add_argument("dir", nargs="?", default="certs")
     return parser
@@ -172,6 +181,50 @@ def _demo(args: argparse.Namespace) -> int:
     return 0 if ledger.ok else 1
 
 
+def _fuzz(args: argparse.Namespace) -> int:
+    from .fuzz.campaign import run_campaign
+
+    out = Console(highlight=False)
+    if not out.is_terminal:
+        out = Console(highlight=False, width=200)
+    err = Console(stderr=True, highlight=False)
+    show_progress = err.is_terminal
+    faults = frozenset(args.inject)
+    progress_bar = Progress(TextColumn("fuzz"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[rate]:.0f} runs/s, {task.fields[failures]} failing"),
+                            TimeElapsedColumn(), console=err, transient=True, disable=not show_progress)
+    with progress_bar:
+        task = progress_bar.add_task("fuzz", total=args.runs, rate=0.0, failures=0)
+
+        def on_progress(result) -> None:
+            progress_bar.update(task, completed=result.runs, rate=result.runs / max(result.elapsed, 1e-9),
+                                failures=sum(result.failures.values()))
+
+        try:
+            result = run_campaign(runs=args.runs, seed=args.seed, jobs=args.jobs, max_ops=args.max_ops,
+                                  faults=faults, out_dir=Path(args.out), time_budget=args.time_budget,
+                                  progress=on_progress)
+        except KeyboardInterrupt:
+            return 130
+    out.print(f"runs: {result.runs} (seeds {result.seeds}) in {result.elapsed:.1f} s, "
+              f"{result.runs / max(result.elapsed, 1e-9):.1f} runs/s; API operations: {result.ops}"
+              + (f"; faults: {', '.join(sorted(faults))}" if faults else "")
+              + ("; stopped by --time-budget" if result.stopped_early else ""))
+    if not result.failures:
+        out.print("failures: none")
+        return 0
+    out.print(f"failures: {sum(result.failures.values())} "
+              f"({', '.join(f'{sig} x{n}' for sig, n in result.failures.most_common())})")
+    for finding in result.findings:
+        where = str(finding.path) if finding.path else "(did not repeat in the main process)"
+        out.print(f"  {finding.signature}: seed {finding.seed}, shrunk {finding.original_ops} -> "
+                  f"{finding.program.api_op_count()} API operations: {where}"
+                  + ("" if finding.reproduced else "  [WARNING: the file did not reproduce it]"), markup=False)
+        if finding.path:
+            out.print(f"    reproduce: quicsim run {finding.path} --transport memory", markup=False)
+    return 1
+
+
 def _make_certs(args: argparse.Namespace) -> int:
     paths = _certs.generate(Path(args.dir))
     print(f"wrote {paths.ca}, {paths.cert}, {paths.key}")
@@ -185,6 +238,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args)
         if args.command == "demo":
             return _demo(args)
+        if args.command == "fuzz":
+            return _fuzz(args)
         return _make_certs(args)
     except UsageError as exc:
         print(f"quicsim: error: {exc}" if not str(exc).startswith("quicsim") else f"{exc}", file=sys.stderr)

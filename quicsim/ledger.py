@@ -42,12 +42,14 @@ class _Send:
 
 
 class _StreamRecord:
-    __slots__ = ("order", "fin_requested", "started", "shutdown_complete", "seen_once", "conn", "handle")
+    __slots__ = ("order", "fin_requested", "started", "start_indicated", "shutdown_complete", "seen_once",
+                 "conn", "handle")
 
     def __init__(self, conn_label: str, handle: int) -> None:
         self.order: deque[_Send] = deque()  # accepted sends, oldest first
         self.fin_requested = False
         self.started = False
+        self.start_indicated = False  # START_COMPLETE delivered, even with a failure
         self.shutdown_complete = False
         self.seen_once: set = set()
         self.conn = conn_label
@@ -119,10 +121,13 @@ class Ledger(Observer):
             record.seen_once.add(etype)
         if etype is StreamEventType.START_COMPLETE:
             record.started = record.started or not event.status.failed
+            record.start_indicated = True
         elif etype is StreamEventType.SEND_COMPLETE:
             self._on_send_complete(conn, stream, record, event, where)
             return
-        elif not record.started and stream.is_local:
+        elif not record.start_indicated and stream.is_local:
+            # A failed start (START_COMPLETE with an error) may still be followed by its
+            # shutdown events (SHUTDOWN_ON_FAIL); before any START_COMPLETE, nothing may.
             self.violations.append(f"{where}: {etype.name} delivered to a stream that never started")
         if etype is StreamEventType.SHUTDOWN_COMPLETE:
             self._leak_check(conn, stream, "at its SHUTDOWN_COMPLETE")
@@ -257,8 +262,9 @@ class Ledger(Observer):
             f"{r['rejected']} rejected, {r['pending']} pending, {len(r['leaks'])} leaked"
         ]
         for leak in r["leaks"]:
+            stream = leak["stream_id"] if leak["stream_id"] is not None else f"handle={leak['stream_handle']} (unstarted)"
             lines.append(
-                f"  LEAK {leak['connection']} stream {leak['stream_id']} send {leak['send_id']} "
+                f"  LEAK {leak['connection']} stream {stream} send {leak['send_id']} "
                 f"client_context={leak['client_context']} ({leak['bytes']} bytes, {leak['flags']}) "
                 f"{leak['detected']}")
         for violation in r["violations"]:

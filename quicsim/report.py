@@ -48,8 +48,9 @@ def print_failures(console: Console, results: list[dict], extra_args: list[str])
         if r["expect"] != "ok" and not r["error"]:
             console.print(f"  expected the ledger to catch a {r['expect']}, it reported none", markup=False)
         for leak in r["leaks"]:
+            stream = leak["stream_id"] if leak["stream_id"] is not None else f"handle={leak['stream_handle']} (unstarted)"
             console.print(f"  LEAK send {leak['send_id']} client_context={leak['client_context']} "
-                          f"on {leak['connection']} stream {leak['stream_id']} ({leak['bytes']} bytes, "
+                          f"on {leak['connection']} stream {stream} ({leak['bytes']} bytes, "
                           f"{leak['flags']}) {leak['detected']}", markup=False)
         for violation in r["violations"]:
             console.print(f"  VIOLATION {violation}", markup=False)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .ledger import Ledger
 from .network import Network, NetworkProfile
-from .pair import TEARDOWN_SECONDS, Pair, open_pair
+from .pair import TEARDOWN_SECONDS, VIRTUAL_TEARDOWN_SECONDS, Pair, open_pair
 from .scenario_spec import ScenarioContext, ScenarioSpec
 from .settings import check_faults
 from .trace import Tracer
@@ -61,10 +61,22 @@ def _pending_text(ledger: Ledger, conns: list) -> str:
 
 
 async def _settle(conns: list, deadline: float) -> None:
-    """Let started streams on both sides reach SHUTDOWN_COMPLETE, until the deadline."""
+    """Let started streams on both sides reach SHUTDOWN_COMPLETE, until the deadline
+    (event-driven: it wakes when a stream or connection finishes, never polls)."""
     loop = asyncio.get_running_loop()
-    while any(c.streams for c in conns if not c.shutdown_initiated) and loop.time() < deadline:
-        await asyncio.sleep(0.01)
+    while loop.time() < deadline:
+        waits = [s.wait_shutdown_complete() for c in conns if not c.shutdown_initiated
+                 for s in list(c.streams.values())]
+        if not waits:
+            return
+        waits += [c.wait_shutdown_complete() for c in conns if not c.shutdown_complete]
+        tasks = [asyncio.ensure_future(w) for w in waits]
+        try:
+            await asyncio.wait(tasks, timeout=deadline - loop.time(), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def transport_for(spec: ScenarioSpec, options: RunOptions) -> str:
@@ -123,7 +135,11 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
         error = error or f"{type(exc).__name__}: {exc}"
     finally:
         if pair is not None:
-            await pair.shutdown(TEARDOWN_SECONDS)
+            virtual = transport == "memory"
+            clean = await pair.shutdown(VIRTUAL_TEARDOWN_SECONDS if virtual else TEARDOWN_SECONDS)
+            if virtual and not clean and error is None:
+                error = (f"hang: a connection did not reach SHUTDOWN_COMPLETE within "
+                         f"{VIRTUAL_TEARDOWN_SECONDS:g} s of virtual time after the teardown began")
         await asyncio.sleep(0)
     conns = [c for c in ((pair.client, pair.server) if pair else ()) if c is not None]
     handler_errors = [f"{c.label}: {type(e).__name__}: {e}" for c in conns for e in c.handler_errors]

@@ -1,0 +1,156 @@
+"""Run fuzz programs on the in-memory link, classify failures, shrink them, and write
+the smallest one as a scenario file that ``quicsim run FILE --transport memory`` replays."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from ..loader import load_scenarios
+from ..runner import RunOptions, run_job
+from ..scenario_spec import ATTRIBUTE, ScenarioSpec
+from .program import Program, generate
+from .render import render
+
+_SIZE_STEPS = (0, 1, 100, 1000)
+
+
+def _spec_from_source(source: str, name: str) -> ScenarioSpec:
+    """Execute rendered source as a module (no file needed) and return its scenario."""
+    module_name = f"quicsim_fuzz_{name}"
+    spec = importlib.util.spec_from_loader(module_name, loader=None)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    module.__file__ = f"<fuzz {name}>"
+    sys.modules[module_name] = module
+    try:
+        exec(compile(source, module.__file__, "exec"), module.__dict__)
+    finally:
+        sys.modules.pop(module_name, None)
+    for value in module.__dict__.values():
+        if callable(value) and ATTRIBUTE in getattr(value, "__dict__", {}):
+            return value.__dict__[ATTRIBUTE]
+    raise RuntimeError("rendered program has no scenario")
+
+
+def signature(result: dict) -> str | None:
+    """What kind of failure a run had (None when it passed); shrinking keeps it equal."""
+    if result["passed"]:
+        return None
+    if result["error"]:
+        error = result["error"]
+        if error.startswith("hang"):
+            return "hang"
+        if error.startswith("timed out"):
+            return "timeout"
+        return "error:" + re.split(r"[:\s]", error, maxsplit=1)[0]
+    if result["leaks"]:
+        return "leak"
+    if result["violations"]:
+        words = re.sub(r"^\S+ stream \S+: |^\S+: ", "", result["violations"][0])
+        return "violation:" + " ".join(words.split()[:3])
+    return "fail"
+
+
+def run_program(program: Program, faults: frozenset[str] = frozenset()) -> dict:
+    spec = _spec_from_source(render(program, faults), f"seed{program.seed}")
+    return run_job(spec, program.seed, RunOptions())
+
+
+@dataclass
+class Finding:
+    seed: int
+    signature: str
+    original_ops: int
+    program: Program
+    path: Path | None = None
+    reproduced: bool = False
+
+
+def shrink(program: Program, sig: str, faults: frozenset[str], max_runs: int = 300) -> Program:
+    """Delta-debug ``program`` while it still fails with ``sig``: drop chunks of
+    operations, then simplify what is left (sizes, buffers, flags, codes, network)."""
+    runs = 0
+
+    def still_fails(candidate: Program) -> bool:
+        nonlocal runs
+        if runs >= max_runs:
+            return False
+        runs += 1
+        return signature(run_program(candidate, faults)) == sig
+
+    ops = list(program.ops)
+    current = program
+    chunks = 2
+    while len(ops) >= 2 and runs < max_runs:
+        size = max(1, len(ops) // chunks)
+        removed = False
+        for start in range(0, len(ops), size):
+            candidate = replace(current, ops=ops[:start] + ops[start + size:])
+            if still_fails(candidate):
+                ops, current, removed = candidate.ops, candidate, True
+                chunks = max(chunks - 1, 2)
+                break
+        if not removed:
+            if size == 1:
+                break
+            chunks = min(len(ops), chunks * 2)
+    for i in range(len(ops)):
+        for simpler in _simpler_ops(ops[i]):
+            candidate = replace(current, ops=ops[:i] + [simpler] + ops[i + 1:])
+            if still_fails(candidate):
+                ops, current = candidate.ops, candidate
+                break
+    for key in list(current.network):
+        network = {k: v for k, v in current.network.items() if k != key}
+        candidate = replace(current, network=network)
+        if still_fails(candidate):
+            current = candidate
+    return current
+
+
+def _simpler_ops(op: tuple) -> list[tuple]:
+    kind = op[0]
+    out: list[tuple] = []
+    if kind == "send":
+        _, sid, size, nbufs, flags = op
+        out += [("send", sid, s, nbufs, flags) for s in _SIZE_STEPS if s < size]
+        if nbufs > 1:
+            out.append(("send", sid, size, 1, flags))
+        if flags:
+            out.append(("send", sid, size, nbufs, 0))
+    elif kind == "shutdown" and op[3]:
+        out.append(("shutdown", op[1], op[2], 0))
+    elif kind == "start" and op[2]:
+        out.append(("start", op[1], 0))
+    elif kind == "on":
+        out += [("on", op[1], op[2], inner) for inner in _simpler_ops(op[3])]
+        out.append(op[3])  # the same call, made directly instead of from the handler
+    elif kind == "sleep" and op[1]:
+        out.append(("sleep", 0))
+    return out
+
+
+def write_finding(finding: Finding, out_dir: Path, faults: frozenset[str]) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    slug = re.sub(r"[^a-z0-9]+", "-", finding.signature.lower()).strip("-")
+    path = out_dir / f"fuzz-{slug}-seed{finding.seed}.py"
+    doc = (f"Found by quicsim fuzz: seed {finding.seed}, failure {finding.signature!r}"
+           f"{', faults ' + ', '.join(sorted(faults)) if faults else ''}.\n"
+           f"Shrunk from {finding.original_ops} to {finding.program.api_op_count()} API operations.")
+    path.write_text(render(finding.program, faults, doc=doc))
+    return path
+
+
+def reproduces(path: Path, sig: str) -> bool:
+    """Load the written file the way ``quicsim run`` does and check it fails the same way."""
+    spec = load_scenarios([str(path)])[0]
+    return signature(run_job(spec, spec.seed, RunOptions())) == sig
+
+
+def check_seed(seed: int, max_ops: int, faults: frozenset[str]) -> tuple[int, str | None, int]:
+    """One fuzz run: (seed, failure signature or None, API operations executed)."""
+    program = generate(seed, max_ops)
+    return seed, signature(run_program(program, faults)), program.api_op_count()

@@ -1,0 +1,112 @@
+"""Turn a fuzz program into a scenario file. The fuzzer runs exactly this source, so the
+file it writes for a failure replays the same calls, in the same order, on the same seed."""
+
+from __future__ import annotations
+
+import textwrap
+from enum import IntFlag
+
+from ..enums import ConnectionShutdownFlags, SendFlags, StreamOpenFlags, StreamShutdownFlags, StreamStartFlags
+from .program import Program
+
+HEADER = '''\
+from quicsim import (ConnectionShutdownFlags, SendFlags, Settings, StatusError, StreamOpenFlags,
+                     StreamShutdownFlags, StreamStartFlags, scenario)
+
+TRIGGERS = {}  # stream name -> [[event name, action, fired]]: each runs once, inside the handler
+
+
+def handler_for(name):
+    def on_event(stream, event):
+        for trigger in TRIGGERS.get(name, []):
+            if not trigger[2] and event.type.name == trigger[0]:
+                trigger[2] = True
+                trigger[1](stream)
+    return on_event
+
+
+def open_stream(conn, name, flags):
+    try:
+        return conn.open_stream(flags, handler=handler_for(name))
+    except StatusError:
+        return None  # StreamOpen failed (the connection is shutting down): later calls skip it
+'''
+
+
+def flags_src(cls: type[IntFlag], value: int) -> str:
+    """``SendFlags.FIN | SendFlags.START`` rather than a number."""
+    if value == 0:
+        return f"{cls.__name__}.NONE"
+    names = [m.name for m in cls if m.value and (m.value & (m.value - 1)) == 0 and value & m.value]
+    rest = value & ~sum(m.value for m in cls if m.value and (m.value & (m.value - 1)) == 0)
+    parts = [f"{cls.__name__}.{n}" for n in names]
+    if rest:
+        parts.append(hex(rest))
+    return " | ".join(parts)
+
+
+def _buffers(size: int, nbufs: int) -> str:
+    if nbufs <= 1:
+        return f"bytes({size})"
+    base, extra = divmod(size, nbufs)
+    sizes = [base + (1 if i < extra else 0) for i in range(nbufs)]
+    return "[" + ", ".join(f"bytes({n})" for n in sizes) + "]"
+
+
+def _call(op: tuple, index: int, target: str) -> str:
+    kind = op[0]
+    if kind == "send":
+        _, sid, size, nbufs, flags = op
+        return (f"{target}.send({_buffers(size, nbufs)}, {flags_src(SendFlags, flags)}, "
+                f"client_context={sid + '#' + str(index)!r})")
+    if kind == "shutdown":
+        _, sid, flags, code = op
+        return f"{target}.shutdown({flags_src(StreamShutdownFlags, flags)}, {code})"
+    if kind == "start":
+        return f"{target}.start({flags_src(StreamStartFlags, op[2])})"
+    if kind == "close":
+        return f"{target}.close()"
+    raise ValueError(f"not a stream operation: {op!r}")
+
+
+def _line(op: tuple, index: int) -> str:
+    kind = op[0]
+    if kind == "open":
+        _, sid, side, uni = op
+        flags = flags_src(StreamOpenFlags, 1 if uni else 0)
+        return f"{sid} = open_stream(ctx.{side}, {sid!r}, {flags})"
+    if kind in ("send", "shutdown", "start", "close"):
+        sid = op[1]
+        return f"if {sid}:\n    {_call(op, index, sid)}"
+    if kind == "conn_shutdown":
+        _, side, silent, code = op
+        flags = "ConnectionShutdownFlags.SILENT" if silent else "ConnectionShutdownFlags.NONE"
+        return f"ctx.{side}.shutdown({flags}, {code})"
+    if kind == "sleep":
+        return f"await ctx.sleep({op[1] / 1000!r})"
+    if kind == "on":
+        _, sid, event, inner = op
+        return f"TRIGGERS.setdefault({sid!r}, []).append([{event!r}, lambda s: {_call(inner, index, 's')}, False])"
+    raise ValueError(f"unknown operation {op!r}")
+
+
+def render(program: Program, faults: frozenset[str] = frozenset(), doc: str = "") -> str:
+    """The scenario file for ``program`` (faults switched on on both sides)."""
+    streams = sorted({op[1] for op in program.ops if op[0] == "open"}, key=lambda s: int(s[1:]))
+    body = ["TRIGGERS.clear()"]
+    if streams:
+        body.append(" = ".join(streams) + " = None")
+    for index, op in enumerate(program.ops, 1):
+        body.append(_line(op, index))
+    if len(body) == 1:
+        body.append("pass")
+    settings = ""
+    if faults:
+        fault_list = sorted(faults)
+        settings = (f", settings={{'client': Settings(faults={fault_list!r}), "
+                    f"'server': Settings(faults={fault_list!r})}}")
+    decorator = (f"@scenario(network={program.network!r}, seed={program.seed}, transport='memory', "
+                 f"timeout=60{settings})")
+    doc_block = f'"""{doc.strip()}\n\nReproduce: quicsim run THIS_FILE --transport memory\n"""\n\n' if doc else ""
+    return (doc_block + HEADER + "\n\n" + decorator + "\n" + f"async def fuzz_seed_{program.seed}(ctx):\n"
+            + textwrap.indent("\n".join(body), "    ") + "\n")
