@@ -23,6 +23,7 @@ from .ledger import Ledger
 from .network import Network, NetworkProfile
 from .scenario_spec import ScenarioContext, scenario
 from .observer import Observer
+from .pair import Pair, open_pair
 from .settings import FAULTS, Settings
 
 __version__ = "0.1.0"
@@ -37,6 +38,7 @@ __all__ = [
     "Network",
     "NetworkProfile",
     "Observer",
+    "Pair",
     "ReceiveFlags",
     "ScenarioContext",
     "SendFlags",
@@ -51,5 +53,6 @@ __all__ = [
     "connect",
     "events",
     "listen",
+    "open_pair",
     "scenario",
 ]

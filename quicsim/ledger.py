@@ -18,14 +18,16 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-from .enums import SendFlags, Status, StreamEventType, StreamShutdownFlags
+from .enums import ConnectionEventType, SendFlags, Status, StreamEventType, StreamShutdownFlags
 from .observer import Observer
 
-_ONCE = (
+_SEND_COMPLETE = StreamEventType.SEND_COMPLETE
+_FIN = int(SendFlags.FIN)
+_ONCE = frozenset({
     StreamEventType.START_COMPLETE,
     StreamEventType.SEND_SHUTDOWN_COMPLETE,
     StreamEventType.SHUTDOWN_COMPLETE,
-)
+})
 
 
 class _Send:
@@ -85,21 +87,24 @@ class Ledger(Observer):
             self._conn_streams.setdefault(id(conn), {})[key] = stream
         return record
 
+    def send_call(self, conn, stream, send_id, status, length, flags, client_context) -> None:
+        key = (id(conn), send_id)
+        if status is Status.PENDING:
+            record = self._streams.get(id(stream)) or self._record(conn, stream)
+            send = _Send(send_id, stream, length, flags, client_context, record.fin_requested)
+            self.sends += 1
+            self._pending[key] = send
+            record.order.append(send)
+            if flags & _FIN:
+                record.fin_requested = True
+        else:
+            self.rejected += 1
+            self._rejected_ids.add(key)
+
     def api_call(self, conn, stream, name, status, args) -> None:
         if name == "send":
-            key = (id(conn), args["send_id"])
-            if status is Status.PENDING:
-                record = self._record(conn, stream)
-                send = _Send(args["send_id"], stream, args["bytes"], args["flags"],
-                             args["client_context"], record.fin_requested)
-                self.sends += 1
-                self._pending[key] = send
-                record.order.append(send)
-                if args["flags"] & SendFlags.FIN:
-                    record.fin_requested = True
-            else:
-                self.rejected += 1
-                self._rejected_ids.add(key)
+            self.send_call(conn, stream, args["send_id"], status, args["bytes"], args["flags"],
+                           args["client_context"])
         elif name == "shutdown" and status is not None and not status.failed:
             if args["flags"] & StreamShutdownFlags.GRACEFUL:
                 self._record(conn, stream).fin_requested = True
@@ -110,32 +115,35 @@ class Ledger(Observer):
             self._record(conn, stream)
 
     def stream_event(self, conn, stream, event) -> None:
-        record = self._record(conn, stream)
+        record = self._streams.get(id(stream)) or self._record(conn, stream)
         etype = event.type
-        where = f"{conn.label} stream {self._name(stream)}"
+        if etype is _SEND_COMPLETE and not record.shutdown_complete:
+            self._on_send_complete(conn, stream, record, event)  # the hot path
+            return
         if record.shutdown_complete:
-            self.violations.append(f"{where}: {etype.name} delivered after SHUTDOWN_COMPLETE")
+            self._violation(conn, stream, f"{etype.name} delivered after SHUTDOWN_COMPLETE")
         if etype in _ONCE:
             if etype in record.seen_once:
-                self.violations.append(f"{where}: {etype.name} delivered twice")
+                self._violation(conn, stream, f"{etype.name} delivered twice")
             record.seen_once.add(etype)
         if etype is StreamEventType.START_COMPLETE:
             record.started = record.started or not event.status.failed
             record.start_indicated = True
-        elif etype is StreamEventType.SEND_COMPLETE:
-            self._on_send_complete(conn, stream, record, event, where)
+        elif etype is _SEND_COMPLETE:
+            self._on_send_complete(conn, stream, record, event)
             return
         elif not record.start_indicated and stream.is_local:
             # A failed start (START_COMPLETE with an error) may still be followed by its
             # shutdown events (SHUTDOWN_ON_FAIL); before any START_COMPLETE, nothing may.
-            self.violations.append(f"{where}: {etype.name} delivered to a stream that never started")
+            self._violation(conn, stream, f"{etype.name} delivered to a stream that never started")
         if etype is StreamEventType.SHUTDOWN_COMPLETE:
             self._leak_check(conn, stream, "at its SHUTDOWN_COMPLETE")
             record.shutdown_complete = True
 
-    def connection_event(self, conn, event) -> None:
-        from .enums import ConnectionEventType
+    def _violation(self, conn, stream, text: str) -> None:
+        self.violations.append(f"{conn.label} stream {self._name(stream)}: {text}")
 
+    def connection_event(self, conn, event) -> None:
         if event.type is ConnectionEventType.PEER_STREAM_STARTED:
             self._record(conn, event.stream).started = True
         elif event.type is ConnectionEventType.SHUTDOWN_COMPLETE:
@@ -149,13 +157,14 @@ class Ledger(Observer):
 
     # ------------------------------------------------------------ checks
 
-    def _on_send_complete(self, conn, stream, record: _StreamRecord, event, where: str) -> None:
+    def _on_send_complete(self, conn, stream, record: _StreamRecord, event) -> None:
         key = (id(conn), event.send_id)
         self.completions += 1
         if event.canceled:
             self.canceled += 1
         send = self._pending.pop(key, None)
         if send is None:
+            where = f"{conn.label} stream {self._name(stream)}"
             if key in self._done_ids:
                 self.violations.append(f"{where}: duplicate SEND_COMPLETE for send {event.send_id} "
                                        f"(client_context={event.client_context!r})")
@@ -168,6 +177,12 @@ class Ledger(Observer):
             return
         self._done_ids.add(key)
         send.done = True
+        order = record.order
+        if order and order[0] is send and send.stream is stream and (
+                event.client_context is send.client_context):
+            order.popleft()  # the common case: the oldest send, completed as sent
+            return
+        where = f"{conn.label} stream {self._name(stream)}"
         if send.stream is not stream:
             self.violations.append(f"{where}: SEND_COMPLETE for send {send.send_id} of another stream")
         if event.client_context is not send.client_context and event.client_context != send.client_context:

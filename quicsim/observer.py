@@ -17,6 +17,13 @@ class Observer:
     def api_call(self, conn: Any, stream: Any, name: str, status: Any, args: dict) -> None:
         """An API call returned ``status`` (None for calls that return nothing)."""
 
+    def send_call(self, conn: Any, stream: Any, send_id: int, status: Any, length: int, flags: int,
+                  client_context: Any) -> None:
+        """StreamSend returned ``status`` (the hot path gets its own hook; by default it is
+        reported as ``api_call(..., "send", ...)``)."""
+        self.api_call(conn, stream, "send", status, {"send_id": send_id, "bytes": length, "flags": flags,
+                                                     "client_context": client_context})
+
     def operation_applied(self, conn: Any, stream: Any, kind: str) -> None:
         """The worker applied a queued operation (``send``, ``shutdown``, ``start``, ...)."""
 

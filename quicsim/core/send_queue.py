@@ -13,15 +13,15 @@ from typing import Any, Iterator
 
 from ..enums import SendFlags
 
+_FIN = int(SendFlags.FIN)
+
 
 class SendRequest:
     """One accepted StreamSend: its buffers, flags, client context and stream range."""
 
     __slots__ = ("send_id", "buffers", "length", "flags", "client_context", "offset", "end", "fin", "late")
 
-    def __init__(
-        self, send_id: int, buffers: tuple, length: int, flags: SendFlags, client_context: Any
-    ) -> None:
+    def __init__(self, send_id: int, buffers: tuple, length: int, flags: int, client_context: Any) -> None:
         self.send_id = send_id
         #: the application's buffers, held (not copied) until written to aioquic
         self.buffers: tuple | None = buffers
@@ -30,7 +30,7 @@ class SendRequest:
         self.client_context = client_context
         self.offset = -1  # stream offset, set when the worker queues it
         self.end = -1
-        self.fin = bool(flags & SendFlags.FIN)
+        self.fin = bool(flags & _FIN)
         #: accepted before, but applied after the send side was shut down
         self.late = False
 

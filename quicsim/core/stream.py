@@ -37,6 +37,10 @@ _ABORT_RECEIVE = StreamShutdownFlags.ABORT_RECEIVE
 _GRACEFUL = StreamShutdownFlags.GRACEFUL
 _IMMEDIATE = StreamShutdownFlags.IMMEDIATE
 _INLINE = StreamShutdownFlags.INLINE
+_BAD_SEND_BITS = ~int(sum(SendFlags))
+_PRIORITY_WORK = int(SendFlags.PRIORITY_WORK)
+_FIN = int(SendFlags.FIN)
+_START = int(SendFlags.START)
 _FAULT_DROP = "drop-send-after-shutdown"
 _FAULT_DISCARD = "discard-after-shutdown-complete"
 _FAULT_UNSTARTED = "unstarted-stream-leak"
@@ -145,38 +149,40 @@ class StreamCore:
 
     def send(self, buffers: Any, flags: SendFlags = SendFlags.NONE, client_context: Any = None) -> Status:
         """StreamSend: PENDING when accepted (then exactly one SEND_COMPLETE follows)."""
+        # The hot path: plain ints and a bytes fast path, no enum arithmetic.
         conn = self.connection
         send_id = conn._next_send_id()
-        normalized = _normalize_buffers(buffers)
-        if normalized is None or not rules.send_flags_ok(flags) or normalized[1] > MAX_SEND_LENGTH:
+        iflags = flags if type(flags) is int else (int(flags) if isinstance(flags, int) else -1)
+        if type(buffers) is bytes:
+            bufs, length = (buffers,), len(buffers)
+        else:
+            normalized = _normalize_buffers(buffers)
+            bufs, length = normalized if normalized is not None else (None, 0)
+        if bufs is None or iflags < 0 or iflags & _BAD_SEND_BITS or length > MAX_SEND_LENGTH:
             status = Status.INVALID_PARAMETER
-            length = normalized[1] if normalized else 0
         elif self.handle_closed:
             status = Status.INVALID_STATE
-            length = normalized[1]
         else:
-            bufs, length = normalized
             status = rules.send_state_status(
                 closed_remotely=conn.closed_remotely,
                 send_enabled=self.send_enabled,
                 received_stop_sending=self.received_stop_sending,
             )
         if status is None:
-            request = SendRequest(send_id, bufs, length, SendFlags(flags), client_context)
+            request = SendRequest(send_id, bufs, length, iflags, client_context)
             api_requests = self.sends.api_requests
             queue_oper = not api_requests  # one STRM_SEND operation flushes all queued sends
             api_requests.append(request)
-            conn._observe_call(self, "send", Status.PENDING, send_id=send_id, bytes=length,
-                               flags=int(flags), client_context=client_context)
+            for observer in conn.observers:
+                observer.send_call(conn, self, send_id, Status.PENDING, length, iflags, client_context)
             if conn.callback_depth and not conn.settings.send_buffering:
                 # MsQuicStreamSend runs QuicStreamSendFlush inline on the worker thread.
                 self._apply_send_flush()
             elif queue_oper:
-                conn._queue(("send", self, None, None), priority=bool(flags & SendFlags.PRIORITY_WORK))
+                conn._queue(("send", self, None, None), priority=bool(iflags & _PRIORITY_WORK))
             return Status.PENDING
-        conn._observe_call(self, "send", status, send_id=send_id, bytes=length,
-                           flags=int(flags) if isinstance(flags, int) else flags,
-                           client_context=client_context)
+        for observer in conn.observers:
+            observer.send_call(conn, self, send_id, status, length, iflags if iflags >= 0 else flags, client_context)
         return status
 
     def shutdown(self, flags: StreamShutdownFlags, error_code: int = 0) -> Status:
@@ -275,7 +281,7 @@ class StreamCore:
             self.sends.queue(request)
             if self.started:
                 self._write(request)
-            elif request.flags & SendFlags.START:
+            elif request.flags & _START:
                 start = True  # SendFlags.START starts the stream after the flush
             if request.fin:
                 self._send_shutdown_graceful()

@@ -168,9 +168,13 @@ class LinkModel:
         p = self.params
         self.count += 1
         n = self.count
-        # The same number of draws for every datagram, so a decision depends only on the
-        # seed and the datagram's position, not on which knobs are on.
-        r_loss, r_dup, r_reorder, r_jitter = (self.rng.random() for _ in range(4))
+        # The same number of draws for every datagram while any random knob is on, so a
+        # decision depends only on the seed and the datagram's position.
+        if p.loss or p.duplicate or p.reorder or p.jitter_ms:
+            rng = self.rng.random
+            r_loss, r_dup, r_reorder, r_jitter = rng(), rng(), rng(), rng()
+        else:
+            r_loss = r_dup = r_reorder = r_jitter = 1.0  # a clean link draws nothing
         if n in p.drop:
             return Decision(n, (), "drop-list")
         if any(b.active(t) for b in p.blackhole) or any(b.active(t) for b in self._extra_blackholes):

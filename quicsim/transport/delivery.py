@@ -19,6 +19,9 @@ class DeliveryQueue:
         self._armed_at: float | None = None
 
     def schedule(self, data: bytes, delay: float) -> None:
+        if delay <= 0 and not self.heap:
+            self.loop.call_soon(self.deliver, data)  # nothing ahead of it: no timer needed
+            return
         heapq.heappush(self.heap, (self.loop.time() + delay, next(self.seq), data))
         self._arm()
 

@@ -1,0 +1,1 @@
+"""Benchmarks: quicsim against bare aioquic in the same process (python -m bench)."""

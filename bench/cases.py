@@ -1,0 +1,303 @@
+"""Benchmark cases: each measures quicsim and a bare-aioquic baseline doing the same work.
+
+Baselines use aioquic's own API only (``QuicConnectionProtocol``, ``serve``,
+``QuicConnection``). Every function returns seconds of wall time for one round.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import tracemalloc
+
+from aioquic.asyncio.protocol import QuicConnectionProtocol
+from aioquic.asyncio.server import serve
+from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.connection import QuicConnection
+from aioquic.quic.events import HandshakeCompleted, StreamDataReceived
+
+import quicsim
+from quicsim import SendFlags, Settings, StreamEventType, certs
+from quicsim.fuzz.campaign import run_campaign
+from quicsim.transport.virtual_loop import run_virtual
+
+ALPN = "quicsim"
+
+
+def _configs() -> tuple[QuicConfiguration, QuicConfiguration]:
+    paths = certs.default_paths()
+    client = QuicConfiguration(is_client=True, alpn_protocols=[ALPN], server_name="localhost",
+                               max_data=16 << 20, max_stream_data=1 << 20)
+    client.load_verify_locations(cafile=str(paths.ca))
+    server = QuicConfiguration(is_client=False, alpn_protocols=[ALPN], max_data=16 << 20,
+                               max_stream_data=1 << 20)
+    server.load_cert_chain(str(paths.cert), str(paths.key))
+    return client, server
+
+
+# ----------------------------------------------------------------------------- baseline
+
+class _Sink(QuicConnectionProtocol):
+    """Counts received bytes and FINs; sets ``done`` after ``expect_fins`` FINs."""
+
+    expect_fins = 1
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.received = 0
+        self.fins = 0
+        self.done = asyncio.Event()
+
+    def quic_event_received(self, event) -> None:
+        if isinstance(event, StreamDataReceived):
+            self.received += len(event.data)
+            if event.end_stream:
+                self.fins += 1
+                if self.fins >= self.expect_fins:
+                    self.done.set()
+
+
+async def _bare_pair(expect_fins: int = 1, max_streams: int | None = None):
+    loop = asyncio.get_running_loop()
+    client_config, server_config = _configs()
+    sinks: list[_Sink] = []
+
+    def create(quic, stream_handler=None):
+        if max_streams:
+            quic._local_max_streams_bidi.value = max_streams
+        sink = _Sink(quic, stream_handler)
+        sink.expect_fins = expect_fins
+        sinks.append(sink)
+        return sink
+
+    server = await serve("127.0.0.1", 0, configuration=server_config, create_protocol=create)
+    port = server._transport.get_extra_info("sockname")[1]
+    transport, client = await loop.create_datagram_endpoint(
+        lambda: QuicConnectionProtocol(QuicConnection(configuration=client_config)),
+        local_addr=("127.0.0.1", 0))
+    client.connect(("127.0.0.1", port))
+    await client.wait_connected()
+    return server, transport, client, sinks
+
+
+async def _bare_close(server, transport, client) -> None:
+    client.close()
+    await client.wait_closed()
+    transport.close()
+    server.close()
+
+
+async def bare_sends(count: int, size: int, streams: int = 1) -> float:
+    server, transport, client, sinks = await _bare_pair(expect_fins=streams, max_streams=streams + 10)
+    quic = client._quic
+    chunk = bytes(size)
+    start = time.perf_counter()
+    for _ in range(streams):
+        sid = quic.get_next_available_stream_id()
+        for i in range(count):
+            quic.send_stream_data(sid, chunk, end_stream=i == count - 1)
+    client.transmit()
+    await asyncio.wait_for(sinks[0].done.wait(), 120)
+    elapsed = time.perf_counter() - start
+    await _bare_close(server, transport, client)
+    return elapsed
+
+
+# ----------------------------------------------------------------------------- quicsim
+
+async def _quicsim_pair(expect_fins: int, streams: int):
+    fins = {"n": 0}
+    done = asyncio.Event()
+
+    def on_stream(stream, event):
+        if event.type is StreamEventType.PEER_SEND_SHUTDOWN:
+            fins["n"] += 1
+            if fins["n"] >= expect_fins:
+                done.set()
+
+    def on_conn(conn, event):
+        if event.type.name == "PEER_STREAM_STARTED":
+            event.stream.set_handler(on_stream)
+
+    settings = Settings(peer_bidi_stream_count=streams + 10)
+    listener = await quicsim.listen(handler=on_conn, settings=settings)
+    conn = await quicsim.connect("127.0.0.1", listener.port, settings=settings)
+    return listener, conn, done
+
+
+async def quicsim_sends(count: int, size: int, streams: int = 1) -> float:
+    listener, conn, done = await _quicsim_pair(streams, streams)
+    chunk = bytes(size)
+    completed = {"n": 0}
+
+    def on_event(stream, event):
+        if event.type is StreamEventType.SEND_COMPLETE:
+            completed["n"] += 1
+
+    start = time.perf_counter()
+    for _ in range(streams):
+        stream = conn.open_stream(handler=on_event)
+        stream.start()
+        for i in range(count):
+            stream.send(chunk, SendFlags.FIN if i == count - 1 else SendFlags.NONE)
+    await asyncio.wait_for(done.wait(), 120)
+    elapsed = time.perf_counter() - start
+    # Not timed: every send also completes (the ACK trails the data by the ACK delay).
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while completed["n"] < count * streams and loop.time() < deadline:
+        await asyncio.sleep(0.01)
+    if completed["n"] != count * streams or not conn.ledger.ok:
+        raise RuntimeError(f"quicsim completed {completed['n']} of {count * streams} sends")
+    conn.shutdown()
+    await conn.wait_shutdown_complete(timeout=5)
+    conn.close()
+    listener.close()
+    return elapsed
+
+
+def pending_send_bytes(count: int = 10_000) -> float:
+    """Peak memory per accepted, not yet applied send (tracemalloc), in bytes."""
+
+    async def run() -> float:
+        listener, conn, _ = await _quicsim_pair(1, 1)
+        stream = conn.open_stream()
+        chunk = bytes(64)
+        tracemalloc.start()
+        base = tracemalloc.get_traced_memory()[0]
+        for i in range(count):
+            stream.send(chunk, client_context=i)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        stream.close()
+        conn.close()
+        listener.close()
+        return (peak - base) / count
+
+    return asyncio.run(run())
+
+
+# ----------------------------------------------------------------------------- memory
+
+class _Wire(asyncio.DatagramTransport):
+    """The smallest in-memory datagram transport: hand each datagram to the peer soon."""
+
+    def __init__(self, addr) -> None:
+        super().__init__()
+        self.addr = addr
+        self.peer = None
+
+    def sendto(self, data, addr=None) -> None:
+        asyncio.get_running_loop().call_soon(self.peer.datagram_received, bytes(data), self.addr)
+
+    def get_extra_info(self, name, default=None):
+        return default
+
+    def close(self) -> None:
+        pass
+
+    def is_closing(self) -> bool:
+        return False
+
+
+def bare_memory_bulk(total: int, chunk: int) -> float:
+    """Bare aioquic protocols over an in-memory wire, on the same virtual-time loop."""
+
+    async def run() -> float:
+        client_config, server_config = _configs()
+        client = QuicConnectionProtocol(QuicConnection(configuration=client_config))
+        client_wire, server_wire = _Wire(("127.0.0.1", 1)), _Wire(("127.0.0.1", 2))
+        sinks: list[_Sink] = []
+
+        class _Accept(asyncio.DatagramProtocol):
+            def datagram_received(self, data, addr):
+                if not sinks:
+                    quic = QuicConnection(configuration=server_config,
+                                          original_destination_connection_id=client._quic.original_destination_connection_id)
+                    sink = _Sink(quic)
+                    sink.connection_made(server_wire)
+                    sinks.append(sink)
+                    client_wire.peer = sink
+                sinks[0].datagram_received(data, addr)
+
+        client_wire.peer = _Accept()
+        server_wire.peer = client
+        client.connection_made(client_wire)
+        client.connect(("127.0.0.1", 2))
+        await client.wait_connected()
+        start = time.perf_counter()
+        quic = client._quic
+        sid = quic.get_next_available_stream_id()
+        for offset in range(0, total, chunk):
+            quic.send_stream_data(sid, bytes(min(chunk, total - offset)), end_stream=offset + chunk >= total)
+        client.transmit()
+        await asyncio.wait_for(sinks[0].done.wait(), 600)
+        elapsed = time.perf_counter() - start
+        if sinks[0].received != total:
+            raise RuntimeError(f"bare memory pair received {sinks[0].received} of {total}")
+        for proto in (client, sinks[0]):
+            if proto._timer is not None:
+                proto._timer.cancel()
+        return elapsed
+
+    return run_virtual(run())
+
+
+def quicsim_memory_bulk(total: int, chunk: int) -> float:
+    async def run() -> float:
+        pair = await quicsim.open_pair(transport="memory")
+        done = asyncio.Event()
+
+        def on_conn(conn, event):
+            if event.type.name == "PEER_STREAM_STARTED":
+                event.stream.set_handler(lambda s, e: e.type is StreamEventType.PEER_SEND_SHUTDOWN and done.set())
+
+        pair.server.set_handler(on_conn)
+        start = time.perf_counter()
+        stream = pair.client.open_stream()
+        stream.start()
+        for offset in range(0, total, chunk):
+            stream.send(bytes(min(chunk, total - offset)),
+                        SendFlags.FIN if offset + chunk >= total else SendFlags.NONE)
+        await asyncio.wait_for(done.wait(), 600)
+        elapsed = time.perf_counter() - start
+        await pair.shutdown()
+        return elapsed
+
+    return run_virtual(run())
+
+
+def bare_handshakes(count: int) -> float:
+    """Seconds per handshake of two bare QuicConnections in memory (no I/O)."""
+    client_config, server_config = _configs()
+    start = time.perf_counter()
+    for _ in range(count):
+        client = QuicConnection(configuration=client_config)
+        server = None
+        now = 0.0
+        client.connect(("127.0.0.1", 2), now=now)
+        done = False
+        for _ in range(50):
+            for data, _ in client.datagrams_to_send(now=now):
+                if server is None:
+                    server = QuicConnection(configuration=server_config,
+                                            original_destination_connection_id=client.original_destination_connection_id)
+                server.receive_datagram(data, ("127.0.0.1", 1), now=now)
+            for data, _ in server.datagrams_to_send(now=now):
+                client.receive_datagram(data, ("127.0.0.1", 2), now=now)
+            event = client.next_event()
+            while event is not None:
+                done = done or isinstance(event, HandshakeCompleted)
+                event = client.next_event()
+            if done:
+                break
+            now += 0.001
+        if not done:
+            raise RuntimeError("bare handshake did not complete")
+    return (time.perf_counter() - start) / count
+
+
+def fuzz_run_seconds(runs: int) -> float:
+    """Seconds per fuzz run (one process)."""
+    result = run_campaign(runs=runs, seed=0)
+    return result.elapsed / result.runs
