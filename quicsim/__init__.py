@@ -25,6 +25,14 @@ from .scenario_spec import ScenarioContext, scenario
 from .observer import Observer
 from .pair import Pair, open_pair
 from .settings import FAULTS, Settings
+from .trace import Tracer
+
+
+def trace(path) -> Tracer:
+    """A JSON Lines tracer to pass as an observer (``connect(..., observers=(t,))``,
+    ``open_pair(observers=(t,))``); use it as a context manager to close the file."""
+    return Tracer(path)
+
 
 __version__ = "0.1.0"
 
@@ -50,9 +58,11 @@ __all__ = [
     "StreamOpenFlags",
     "StreamShutdownFlags",
     "StreamStartFlags",
+    "Tracer",
     "connect",
     "events",
     "listen",
     "open_pair",
     "scenario",
+    "trace",
 ]

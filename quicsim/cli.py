@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import sys
+import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -83,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"switch a fault on in every client ({', '.join(FAULTS)})")
     run.add_argument("--json", action="store_true", help="one JSON object per run on stdout, nothing else")
     run.add_argument("--trace", metavar="DIR", help="write a JSON Lines trace of every run into DIR")
+    run.add_argument("--report", metavar="FILE", help="write a self-contained HTML timeline report")
     run.add_argument("--transport", choices=("udp", "memory"),
                      help="udp: loopback sockets through the relay; memory: in-memory link on virtual time")
 
@@ -99,6 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
     fuzz.add_argument("--inject", type=_fault, action="append", default=[], metavar="FAULT")
     fuzz.add_argument("--out", default="fuzz-failures", metavar="DIR", help="where repro scenario files go")
     fuzz.add_argument("--time-budget", type=_non_negative, metavar="SECONDS", help="stop starting runs after this")
+
+    explain = sub.add_parser("explain", help="the life of each send in a trace, leaked sends first")
+    explain.add_argument("trace", metavar="TRACE", help="a JSON Lines trace (quicsim run --trace DIR)")
+    explain.add_argument("--send", metavar="ID", help="only this send (send_id, or CONN:send_id)")
+    explain.add_argument("--html", metavar="FILE", help="also write a self-contained HTML timeline")
 
     certs = sub.add_parser("certs", help="make a new test CA and localhost certificate")
     certs.add_argument("dir", nargs="?", default="certs")
@@ -117,8 +124,13 @@ def _run(args: argparse.Namespace) -> int:
             NetworkProfile.from_dict({**spec.network, **overrides})
         except NetworkError as exc:
             raise UsageError(f"{spec.file}:{spec.line}: {exc}") from None
+    trace_dir = args.trace
+    scratch = None
+    if args.report and not trace_dir:
+        scratch = tempfile.TemporaryDirectory(prefix="quicsim-trace-")
+        trace_dir = scratch.name
     options = RunOptions(network=overrides, faults=frozenset(args.inject), seed=args.seed, repeat=args.repeat,
-                         trace_dir=args.trace, transport=args.transport)
+                         trace_dir=trace_dir, transport=args.transport)
     jobs = [(spec, seed) for spec in specs for seed in seeds_for(spec, options)]
     out = Console(highlight=False)
     if not out.is_terminal:
@@ -162,6 +174,17 @@ def _run(args: argparse.Namespace) -> int:
         passed = sum(r["passed"] for r in results)
         out.print(f"{passed} passed, {len(results) - passed} failed"
                   + (f" (interrupted after {len(results)} of {len(jobs)} runs)" if interrupted else ""))
+    if args.report and results:
+        from .explain import analyze, load_trace
+        from .report_html import write_report
+
+        analyses = [analyze(load_trace(r["trace"]), f"{r['scenario']} (seed {r['seed']})")
+                    for r in results if r.get("trace")]
+        write_report(args.report, analyses, title=f"quicsim run {' '.join(args.paths)}")
+        if not args.json:
+            out.print(f"report: {args.report}")
+    if scratch is not None:
+        scratch.cleanup()
     if interrupted:
         return 130
     return 0 if all(r["passed"] for r in results) else 1
@@ -225,6 +248,19 @@ def _fuzz(args: argparse.Namespace) -> int:
     return 1
 
 
+def _explain(args: argparse.Namespace) -> int:
+    from .explain import analyze, explain_text, load_trace
+
+    analysis = analyze(load_trace(args.trace), args.trace)
+    print(explain_text(analysis, args.send))
+    if args.html:
+        from .report_html import write_report
+
+        write_report(args.html, [analysis])
+        print(f"wrote {args.html}")
+    return 1 if analysis.leaks or analysis.violations else 0
+
+
 def _make_certs(args: argparse.Namespace) -> int:
     paths = _certs.generate(Path(args.dir))
     print(f"wrote {paths.ca}, {paths.cert}, {paths.key}")
@@ -240,12 +276,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _demo(args)
         if args.command == "fuzz":
             return _fuzz(args)
+        if args.command == "explain":
+            return _explain(args)
         return _make_certs(args)
     except UsageError as exc:
         print(f"quicsim: error: {exc}" if not str(exc).startswith("quicsim") else f"{exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # output piped into head & co.
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -24,6 +24,9 @@ class Observer:
         self.api_call(conn, stream, "send", status, {"send_id": send_id, "bytes": length, "flags": flags,
                                                      "client_context": client_context})
 
+    def send_queued(self, conn: Any, stream: Any, send_id: int, offset: int, end: int, fin: bool) -> None:
+        """The worker queued an accepted send at stream bytes ``[offset, end)``."""
+
     def operation_applied(self, conn: Any, stream: Any, kind: str) -> None:
         """The worker applied a queued operation (``send``, ``shutdown``, ``start``, ...)."""
 

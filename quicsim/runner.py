@@ -109,7 +109,8 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
     tracer = None
     observers: tuple = ()
     if options.trace_dir:
-        tracer = Tracer(Path(options.trace_dir) / f"{spec.name}-seed{seed}.jsonl", clock=loop.time)
+        tracer = Tracer(Path(options.trace_dir) / f"{spec.name}-seed{seed}.jsonl", clock=loop.time,
+                        include_cids=transport != "memory")
         observers = (tracer,)
     pair: Pair | None = None
     error: str | None = None

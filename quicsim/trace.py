@@ -13,7 +13,21 @@ from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
+from .enums import ConnectionShutdownFlags, SendFlags, StreamOpenFlags, StreamShutdownFlags, StreamStartFlags
 from .observer import Observer
+
+_FLAG_TYPES = {"send": SendFlags, "shutdown": StreamShutdownFlags, "start": StreamStartFlags,
+               "open_stream": StreamOpenFlags, "connection_shutdown": ConnectionShutdownFlags}
+
+
+def _flag_names(call: str, flags: Any) -> Any:
+    cls = _FLAG_TYPES.get(call)
+    if cls is None or not isinstance(flags, int):
+        return _plain(flags)
+    try:
+        return cls(flags).name or "NONE"
+    except ValueError:
+        return int(flags)  # bits MsQuic does not define: kept as the number that was passed
 
 
 def _plain(value: Any) -> Any:
@@ -48,7 +62,9 @@ def event_fields(event: Any) -> dict:
 class Tracer(Observer):
     """Writes the trace to ``path`` (or an open text file)."""
 
-    def __init__(self, path: str | Path | TextIO, clock: Callable[[], float] | None = None) -> None:
+    def __init__(self, path: str | Path | TextIO, clock: Callable[[], float] | None = None,
+                 include_cids: bool = True) -> None:
+        self.include_cids = include_cids
         if hasattr(path, "write"):
             self._file = path  # type: ignore[assignment]
             self._owns = False
@@ -70,9 +86,17 @@ class Tracer(Observer):
         self._file.flush()
         self.lines += 1
 
-    @staticmethod
-    def _where(conn: Any, stream: Any) -> dict:
+    def __enter__(self) -> "Tracer":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _where(self, conn: Any, stream: Any) -> dict:
         where = {"side": "client" if conn.is_client else "server", "conn": conn.label}
+        if self.include_cids:
+            # The QUIC connection id is random: left out where traces must be reproducible.
+            where["cid"] = conn.quic.original_destination_connection_id.hex()
         if stream is not None:
             where["stream_id"] = stream.id
             where["stream_handle"] = stream.handle
@@ -84,11 +108,20 @@ class Tracer(Observer):
         for key, value in args.items():
             if key == "client_context":
                 record[key] = repr(value)
-            elif key == "flags" and isinstance(value, int):
-                record[key] = int(value)
+            elif key == "flags":
+                record[key] = _flag_names(name, value)
             else:
                 record[key] = _plain(value)
         self._write(record)
+
+    def send_call(self, conn, stream, send_id, status, length, flags, client_context) -> None:
+        self._write({"kind": "call", "name": "send", **self._where(conn, stream), "status": _plain(status),
+                     "send_id": send_id, "bytes": length, "flags": _flag_names("send", flags),
+                     "client_context": repr(client_context)})
+
+    def send_queued(self, conn, stream, send_id, offset, end, fin) -> None:
+        self._write({"kind": "queued", "name": "send", **self._where(conn, stream), "send_id": send_id,
+                     "range": [offset, end], "fin": fin})
 
     def operation_applied(self, conn, stream, kind) -> None:
         self._write({"kind": "applied", "name": kind, **self._where(conn, stream)})

@@ -279,6 +279,9 @@ class StreamCore:
                 self._cancel_late(request)
                 continue
             self.sends.queue(request)
+            for observer in self.connection.observers:
+                observer.send_queued(self.connection, self, request.send_id, request.offset, request.end,
+                                     request.fin)
             if self.started:
                 self._write(request)
             elif request.flags & _START:

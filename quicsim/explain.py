@@ -1,0 +1,210 @@
+"""Read a JSON Lines trace and tell the life of each send: accepted -> handed to the
+transport -> completed (acknowledged or canceled) or leaked, leaks first, each with what
+happened on its stream around the time it was accepted and the shutdown it raced with."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .loader import UsageError
+
+
+@dataclass
+class SendLife:
+    conn: str
+    send_id: int
+    stream_handle: int | None
+    stream_id: int | None
+    client_context: str
+    bytes: int
+    flags: object
+    status: str
+    accepted_t: float
+    accepted_index: int
+    queued_t: float | None = None
+    range: list | None = None
+    complete_t: float | None = None
+    canceled: bool | None = None
+    leak: dict | None = None
+    raced_with: dict | None = None
+    context: list[dict] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        return f"{self.conn}:{self.send_id}"
+
+    @property
+    def stream_name(self) -> str:
+        return str(self.stream_id) if self.stream_id is not None else f"handle={self.stream_handle} (unstarted)"
+
+
+@dataclass
+class Analysis:
+    path: str
+    records: list[dict]
+    sends: list[SendLife]
+    leaks: list[SendLife]
+    violations: list[str]
+    errors: list[str]
+
+    def summary(self) -> dict:
+        accepted = [s for s in self.sends if s.status == "PENDING"]
+        done = [s for s in accepted if s.complete_t is not None]
+        return {
+            "sends": len(accepted),
+            "rejected": len(self.sends) - len(accepted),
+            "completions": len(done),
+            "acked": sum(1 for s in done if not s.canceled),
+            "canceled": sum(1 for s in done if s.canceled),
+            "leaks": len(self.leaks),
+            "violations": len(self.violations),
+        }
+
+
+def load_trace(path: str | Path) -> list[dict]:
+    records = []
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read trace ({exc.strerror})") from None
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"{path}:{number}: not a JSON trace line ({exc.msg})") from None
+        if not isinstance(record, dict) or "kind" not in record:
+            raise UsageError(f"{path}:{number}: not a quicsim trace record")
+        records.append(record)
+    if not records:
+        raise UsageError(f"{path}: empty trace")
+    return records
+
+
+def _is_shutdown_like(r: dict) -> bool:
+    if r["kind"] == "call" and r["name"] in ("shutdown", "close", "connection_shutdown"):
+        return True
+    return r["kind"] == "call" and r["name"] == "send" and "FIN" in str(r.get("flags", ""))
+
+
+def analyze(records: list[dict], path: str = "") -> Analysis:
+    sends: dict[str, SendLife] = {}
+    by_stream: dict[tuple, list[int]] = {}
+    stream_ids: dict[tuple, int] = {}
+    for index, r in enumerate(records):
+        if "stream_handle" in r and "conn" in r:
+            by_stream.setdefault((r["conn"], r["stream_handle"]), []).append(index)
+        kind, name = r["kind"], r.get("name")
+        if kind == "call" and name == "send":
+            life = SendLife(r["conn"], r["send_id"], r.get("stream_handle"), r.get("stream_id"),
+                            r.get("client_context", "?"), r.get("bytes", 0), r.get("flags"), r.get("status", "?"),
+                            r["t"], index)
+            sends[life.key] = life
+        elif kind == "queued" and name == "send":
+            life = sends.get(f"{r['conn']}:{r['send_id']}")
+            if life is not None:
+                life.queued_t, life.range = r["t"], r["range"]
+                life.stream_id = r.get("stream_id", life.stream_id)
+        elif kind == "event" and name == "SEND_COMPLETE":
+            life = sends.get(f"{r['conn']}:{r.get('send_id')}")
+            if life is not None:
+                life.complete_t, life.canceled = r["t"], r.get("canceled")
+        if r.get("stream_id") is not None and "stream_handle" in r and "conn" in r:
+            stream_ids[(r["conn"], r["stream_handle"])] = r["stream_id"]
+    for life in sends.values():
+        if life.stream_id is None:
+            life.stream_id = stream_ids.get((life.conn, life.stream_handle))
+    leaks = []
+    for r in records:
+        if r["kind"] == "leak":
+            life = sends.get(f"{r['connection']}:{r['send_id']}")
+            if life is not None:
+                life.leak = r
+                leaks.append(life)
+    for life in leaks:
+        indices = by_stream.get((life.conn, life.stream_handle), [])
+        nearby = [records[i] for i in indices if i != life.accepted_index]
+        shutdowns = [r for r in nearby if _is_shutdown_like(r)]
+        conn_shutdowns = [r for r in records if r["kind"] == "call" and r.get("name") == "connection_shutdown"
+                          and r.get("conn") == life.conn]
+        candidates = shutdowns or conn_shutdowns
+        if candidates:
+            life.raced_with = min(candidates, key=lambda r: abs(r["t"] - life.accepted_t))
+        before = [records[i] for i in indices if i < life.accepted_index][-6:]
+        after = [records[i] for i in indices if i > life.accepted_index][:8]
+        life.context = before + [records[life.accepted_index]] + after
+        life.context += [r for r in conn_shutdowns if r not in life.context]
+        life.context.sort(key=lambda r: r["t"])
+    violations = [r.get("text", "") for r in records if r["kind"] == "violation"]
+    errors = [r.get("text", "") for r in records if r["kind"] == "error"]
+    return Analysis(path, records, list(sends.values()), leaks, violations, errors)
+
+
+def describe(r: dict) -> str:
+    """One trace record as a short line."""
+    skip = {"kind", "name", "t", "side", "conn", "cid", "stream_id", "stream_handle"}
+    fields = " ".join(f"{k}={v}" for k, v in r.items() if k not in skip)
+    where = f"{r.get('conn', '')} stream {r.get('stream_id', '-')}" if "conn" in r else "network"
+    return f"{r['t']:9.6f}  {where:<18} {r['kind']:<10} {r.get('name', ''):<24} {fields}"
+
+
+def _life_lines(life: SendLife) -> list[str]:
+    lines = [f"send {life.key} on {life.conn} stream {life.stream_name}, client_context={life.client_context}, "
+             f"{life.bytes} bytes, flags={life.flags}"]
+    lines.append(f"  accepted  t={life.accepted_t:.6f} -> {life.status}")
+    if life.status != "PENDING":
+        lines.append("  rejected: no SEND_COMPLETE is owed")
+        return lines
+    if life.queued_t is not None:
+        lines.append(f"  queued    t={life.queued_t:.6f} bytes [{life.range[0]}, {life.range[1]}) handed to the transport")
+    if life.complete_t is not None:
+        lines.append(f"  complete  t={life.complete_t:.6f} SEND_COMPLETE canceled={life.canceled}")
+    elif life.leak is not None:
+        lines.append(f"  LEAKED    no SEND_COMPLETE; detected {life.leak.get('detected', '')}")
+    else:
+        lines.append("  pending   no SEND_COMPLETE yet when the trace ends")
+    return lines
+
+
+def explain_text(analysis: Analysis, send: str | None = None) -> str:
+    s = analysis.summary()
+    out = [f"trace {analysis.path}: {s['sends']} sends accepted, {s['completions']} completed "
+           f"({s['acked']} acked, {s['canceled']} canceled), {s['rejected']} rejected, {s['leaks']} LEAKED, "
+           f"{s['violations']} violations"]
+    lives = analysis.sends
+    if send is not None:
+        lives = [life for life in lives if life.key == send or str(life.send_id) == send]
+        if not lives:
+            raise UsageError(f"--send {send}: no such send in {analysis.path}")
+    leaked = [life for life in lives if life.leak is not None]
+    for life in leaked:
+        out.append("")
+        out.append("LEAK " + _life_lines(life)[0])
+        out += _life_lines(life)[1:]
+        if life.raced_with is not None:
+            r = life.raced_with
+            out.append(f"  raced with: {r['name']}({r.get('flags', '')}) on {r['conn']} at t={r['t']:.6f} "
+                       f"-> {r.get('status')}")
+        out.append("  around it on that stream:")
+        out += ["    " + describe(r) for r in life.context]
+    for text in analysis.violations:
+        out.append(f"VIOLATION {text}")
+    for text in analysis.errors:
+        out.append(f"ERROR {text}")
+    by_stream: dict[str, list[SendLife]] = {}
+    for life in lives:
+        if life.leak is None:
+            by_stream.setdefault(f"{life.conn} stream {life.stream_name}", []).append(life)
+    for stream, group in by_stream.items():
+        out.append("")
+        out.append(stream)
+        for life in group:
+            done = (f"-> {'canceled' if life.canceled else 'acked'} at t={life.complete_t:.6f}"
+                    if life.complete_t is not None else ("(rejected)" if life.status != "PENDING" else "(pending)"))
+            span = f"[{life.range[0]}, {life.range[1]})" if life.range else ""
+            out.append(f"  send {life.send_id:<5} {life.client_context:<24} {life.bytes:>8} B {span:<18} "
+                       f"accepted t={life.accepted_t:.6f} {life.status:<14} {done}")
+    return "\n".join(out)

@@ -1,0 +1,89 @@
+"""The trace, `quicsim explain` and the HTML report name a leaked send and the shutdown
+it raced with; the report loads in a real headless browser with no console errors."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from quicsim.explain import analyze, explain_text, load_trace
+from quicsim.loader import UsageError, load_scenarios
+from quicsim.report_html import write_report
+from quicsim.runner import RunOptions, run_job
+
+REPO = Path(__file__).resolve().parent.parent
+FAULT = REPO / "scenarios" / "fault_drop_send_after_shutdown.py"
+
+
+@pytest.fixture(scope="module")
+def fault_trace(tmp_path_factory) -> Path:
+    spec = load_scenarios([str(FAULT)])[0]
+    result = run_job(spec, spec.seed, RunOptions(trace_dir=str(tmp_path_factory.mktemp("trace")),
+                                                 transport="memory"))
+    return Path(result["trace"])
+
+
+def test_trace_names_the_leak_and_the_race(fault_trace):
+    text = fault_trace.read_text()
+    assert '"kind": "leak"' in text and "'req-late'" in text
+    assert '"kind": "fault", "name": "drop-send-after-shutdown"' in text
+    assert '"name": "shutdown"' in text and '"flags": "GRACEFUL"' in text
+    assert '"kind": "queued", "name": "send"' in text and '"range": [0, 1000]' in text
+
+
+def test_explain_puts_the_leak_first_with_its_race(fault_trace):
+    out = explain_text(analyze(load_trace(fault_trace), str(fault_trace)))
+    lines = out.splitlines()
+    leak_line = next(i for i, line in enumerate(lines) if line.startswith("LEAK"))
+    assert "client_context='req-late'" in lines[leak_line] and "client stream 0" in lines[leak_line]
+    assert any("raced with: shutdown(GRACEFUL)" in line for line in lines)
+    assert leak_line < next(i for i, line in enumerate(lines) if "'req-0'" in line)
+    only = explain_text(analyze(load_trace(fault_trace), str(fault_trace)), send="client:4")
+    assert "req-late" in only and not re.search(r"^  send 1 ", only, re.M)  # the other sends are left out
+
+
+def test_explain_command_and_bad_trace(fault_trace, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "quicsim", "explain", str(fault_trace), "--html",
+                           str(tmp_path / "r.html")], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert proc.returncode == 1 and "LEAK" in proc.stdout and (tmp_path / "r.html").exists()
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"kind": "call", "t": 0}\nnot json\n')
+    proc = subprocess.run([sys.executable, "-m", "quicsim", "explain", str(bad)], capture_output=True, text=True,
+                          timeout=60, cwd=REPO)
+    assert proc.returncode == 2 and f"{bad}:2: not a JSON trace line" in proc.stderr
+    with pytest.raises(UsageError):
+        load_trace(tmp_path / "missing.jsonl")
+
+
+def _chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    pytest.skip("no Chromium here: .ci/run installs Debian's chromium package; "
+                "without it the browser check cannot run")
+
+
+def test_report_in_a_real_browser(fault_trace, tmp_path):
+    report = write_report(tmp_path / "report.html", [analyze(load_trace(fault_trace), str(fault_trace))])
+    source = report.read_text()
+    assert not re.search(r'(src|href)\s*=\s*"(https?:)?//', source), "the report fetches nothing"
+    proc = subprocess.run(
+        [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0",
+         "--dump-dom", report.as_uri()],
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    dom = proc.stdout
+    assert 'data-ready="1"' in dom, "the page's script ran"
+    console = [line for line in proc.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
+    assert console == []
+    leak = re.search(r'<div class="leak" data-client-context="([^"]+)">', dom)
+    assert leak and "req-late" in leak.group(1)
+    assert re.search(r'class="m leakmark"[^>]*>LEAK \'req-late\'</div>', dom.replace("&#x27;", "'"))
