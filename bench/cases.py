@@ -301,3 +301,28 @@ def fuzz_run_seconds(runs: int) -> float:
     """Seconds per fuzz run (one process)."""
     result = run_campaign(runs=runs, seed=0)
     return result.elapsed / result.runs
+
+
+def traced_sends(count: int, traced: bool) -> float:
+    """The small-send case on the memory transport, with or without the JSONL tracer."""
+    import tempfile
+
+    from quicsim.trace import Tracer
+
+    async def run() -> float:
+        with tempfile.TemporaryDirectory() as tmp:
+            tracer = Tracer(f"{tmp}/trace.jsonl") if traced else None
+            pair = await quicsim.open_pair(transport="memory", observers=(tracer,) if tracer else ())
+            start = time.perf_counter()
+            stream = pair.client.open_stream()
+            stream.start()
+            for i in range(count):
+                stream.send(bytes(64), SendFlags.FIN if i == count - 1 else SendFlags.NONE, client_context=i)
+            await stream.wait_send_shutdown_complete(timeout=600)
+            elapsed = time.perf_counter() - start
+            await pair.shutdown()
+            if tracer is not None:
+                tracer.close()
+            return elapsed
+
+    return run_virtual(run())

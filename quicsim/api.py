@@ -185,6 +185,7 @@ async def connect(
     label: str = "client",
     observers: tuple = (),
     link: "_memory.MemoryLink | None" = None,
+    quic_logger: Any = None,
 ) -> Connection:
     """ConnectionOpen + ConnectionStart over loopback UDP (or ``link``, an in-memory
     link); returns once CONNECTED.
@@ -194,6 +195,7 @@ async def connect(
     """
     settings = settings or Settings()
     configuration = _quic_configuration(settings, is_client=True, alpn=alpn)
+    configuration.quic_logger = quic_logger
     configuration.server_name = server_name
     configuration.load_verify_locations(cafile=str(ca_file or _certs.default_paths().ca))
     holder: list[Connection] = []
@@ -286,12 +288,14 @@ async def listen(
     label: str = "server",
     observers: tuple = (),
     link: "_memory.MemoryLink | None" = None,
+    quic_logger: Any = None,
 ) -> Listener:
     """ListenerOpen + ListenerStart on loopback; ``handler(conn, event)`` gets every
     connection event of every accepted connection (CONNECTED, PEER_STREAM_STARTED, ...)."""
     settings = settings or Settings()
     paths = _certs.default_paths()
     configuration = _quic_configuration(settings, is_client=False, alpn=alpn)
+    configuration.quic_logger = quic_logger
     configuration.load_cert_chain(str(cert_file or paths.cert), str(key_file or paths.key))
     listener = Listener(handler, settings, ledger if ledger is not None else Ledger(), label, observers)
     if link is not None:

@@ -84,13 +84,17 @@ async def open_pair(
     client_handler: Callable | None = None,
     observers: tuple = (),
     accept_timeout: float = 10.0,
+    qlog: Any = None,
 ) -> Pair:
-    """Connect a client and a server through a lossy link sharing one ledger."""
+    """Connect a client and a server through a lossy link sharing one ledger.
+    ``qlog`` (a :class:`quicsim.qlog.QlogWriter`) records a qlog per connection."""
     if transport not in TRANSPORTS:
         raise ValueError(f"transport must be one of {', '.join(TRANSPORTS)}, got {transport!r}")
     loop = asyncio.get_running_loop()
     if not isinstance(network, Network):
         network = Network(network, seed, loop.time)
+    if qlog is not None:
+        observers = (*observers, qlog)
     for observer in observers:
         if hasattr(observer, "network"):
             network.listeners.append(observer.network)
@@ -101,15 +105,15 @@ async def open_pair(
         if transport == "memory":
             link = MemoryLink(network)
             listener = await api.listen(handler=server_handler, settings=server_settings, ledger=ledger,
-                                        observers=observers, link=link)
+                                        observers=observers, quic_logger=qlog, link=link)
             client = await api.connect("127.0.0.1", 0, handler=client_handler, settings=client_settings,
-                                       ledger=ledger, observers=observers, link=link)
+                                       ledger=ledger, observers=observers, quic_logger=qlog, link=link)
         else:
             listener = await api.listen(handler=server_handler, settings=server_settings, ledger=ledger,
-                                        observers=observers)
+                                        observers=observers, quic_logger=qlog)
             link = await Relay(("127.0.0.1", listener.port), network).start()
             client = await api.connect("127.0.0.1", link.port, handler=client_handler, settings=client_settings,
-                                       ledger=ledger, observers=observers)
+                                       ledger=ledger, observers=observers, quic_logger=qlog)
         server = await listener.accept(timeout=accept_timeout)
     except BaseException:
         if listener is not None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .ledger import Ledger
 from .network import Network, NetworkProfile
+from .qlog import QlogWriter
 from .pair import TEARDOWN_SECONDS, VIRTUAL_TEARDOWN_SECONDS, Pair, open_pair
 from .scenario_spec import ScenarioContext, ScenarioSpec
 from .settings import check_faults
@@ -106,9 +107,10 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
     network_spec = {**spec.network, **options.network}
     ledger = Ledger()
     network = Network(NetworkProfile.from_dict(network_spec), seed, loop.time)
-    tracer = None
+    tracer = qlog = None
     observers: tuple = ()
     if options.trace_dir:
+        qlog = QlogWriter(options.trace_dir, f"{spec.name}-seed{seed}", clock=loop.time)
         tracer = Tracer(Path(options.trace_dir) / f"{spec.name}-seed{seed}.jsonl", clock=loop.time,
                         include_cids=transport != "memory")
         observers = (tracer,)
@@ -118,7 +120,8 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
     try:
         pair = await open_pair(transport=transport, network=network, seed=seed, client_settings=client_settings,
                                server_settings=spec.server_settings, ledger=ledger, server_handler=spec.server,
-                               observers=observers, accept_timeout=max(0.1, deadline - loop.time()))
+                               observers=observers, accept_timeout=max(0.1, deadline - loop.time()),
+                               qlog=qlog)
         context = ScenarioContext(client=pair.client, server=pair.server, listener=pair.listener, seed=seed,
                                   network=network, ledger=ledger, spec=spec)
         conns = [pair.client, pair.server]
@@ -134,6 +137,10 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
         error = error or f"TimeoutError: {exc}"
     except (ConnectionError, OSError) as exc:
         error = error or f"{type(exc).__name__}: {exc}"
+    except BaseException:
+        if tracer is not None:
+            tracer.close()  # Ctrl-C keeps what was traced
+        raise
     finally:
         if pair is not None:
             virtual = transport == "memory"
@@ -155,6 +162,8 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
         if error:
             tracer.finding("error", {"text": error})
         tracer.close()
+    if qlog is not None:
+        qlog.flush()
     if spec.expect == "ok":
         passed = error is None and report["ok"]
     elif spec.expect == "leak":

@@ -18,7 +18,7 @@ def test_bench_quick_json():
     report = json.loads(proc.stdout)
     assert {"python", "platform", "cpus"} <= report["machine"].keys()
     names = [c["name"] for c in report["cases"]]
-    assert len(names) == 6
+    assert len(names) == 7
     for case in report["cases"]:
         assert {"name", "unit", "quicsim", "baseline", "ratio", "target", "met"} <= case.keys()
         assert case["ratio"] > 0 and isinstance(case["met"], bool)

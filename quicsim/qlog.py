@@ -1,0 +1,123 @@
+"""qlog: one JSON-SEQ file (qlog 0.3, the form qvis reads) per connection, holding
+aioquic's own transport and recovery events plus quicsim's: stream data moved from the
+application to the transport at each send, each SEND_COMPLETE, each shutdown, and
+``simulation`` markers when the network changes. Times come from the loop's clock
+(virtual on the memory transport), not the wall clock aioquic would use."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+from aioquic.quic.logger import QuicLogger, QuicLoggerTrace, hexdump
+
+from .observer import Observer
+from .trace import event_fields
+
+RS = "\x1e"
+
+
+class _Trace(QuicLoggerTrace):
+    def __init__(self, *, is_client: bool, odcid: bytes, clock: Callable[[], float], start: float) -> None:
+        super().__init__(is_client=is_client, odcid=odcid)
+        self.is_client = is_client
+        self.odcid = odcid
+        self._clock = clock
+        self._start = start
+
+    def log_event(self, *, category: str, event: str, data: dict) -> None:
+        self._events.append({"time": round((self._clock() - self._start) * 1000, 3),
+                             "name": f"{category}:{event}", "data": data})
+
+
+class QlogWriter(QuicLogger, Observer):
+    """Give it to ``open_pair(qlog=...)`` (it is both aioquic's logger and an observer);
+    ``flush()`` writes ``<prefix>-client.sqlog`` and ``<prefix>-server.sqlog``."""
+
+    def __init__(self, directory: str | Path, prefix: str, clock: Callable[[], float]) -> None:
+        QuicLogger.__init__(self)
+        self.directory = Path(directory)
+        self.prefix = prefix
+        self._clock = clock
+        self._start = clock()
+        self._by_key: dict[tuple[bool, bytes], _Trace] = {}
+        self.paths: list[Path] = []
+
+    # -- aioquic's side
+    def start_trace(self, is_client: bool, odcid: bytes) -> QuicLoggerTrace:
+        trace = _Trace(is_client=is_client, odcid=odcid, clock=self._clock, start=self._start)
+        self._traces.append(trace)
+        self._by_key[(is_client, odcid)] = trace
+        return trace
+
+    def end_trace(self, trace: QuicLoggerTrace) -> None:
+        pass  # written by flush(): quicsim's last events come after aioquic's end
+
+    # -- quicsim's side
+    def _trace(self, conn: Any) -> _Trace | None:
+        return self._by_key.get((conn.is_client, conn.quic.original_destination_connection_id))
+
+    def _log(self, conn: Any, name: str, data: dict) -> None:
+        trace = self._trace(conn)
+        if trace is not None:
+            category, event = name.split(":", 1)
+            trace.log_event(category=category, event=event, data=data)
+
+    def send_queued(self, conn, stream, send_id, offset, end, fin) -> None:
+        self._log(conn, "transport:stream_data_moved", {"stream_id": stream.id, "offset": offset,
+                                                        "length": end - offset, "from": "application",
+                                                        "to": "transport", "send_id": send_id})
+
+    def api_call(self, conn, stream, name, status, args) -> None:
+        if name in ("shutdown", "close", "connection_shutdown", "start"):
+            data = {"call": name, "status": getattr(status, "name", None)}
+            if stream is not None:
+                data["stream_id"] = stream.id
+            data.update({k: (int(v) if isinstance(v, int) else v) for k, v in args.items() if v is not None})
+            self._log(conn, "quicsim:api_call", data)
+
+    def stream_event(self, conn, stream, event) -> None:
+        data = {"stream_id": stream.id, **event_fields(event)}
+        if event.type.name == "SEND_COMPLETE":
+            self._log(conn, "quicsim:send_complete", data)
+        elif event.type.name != "RECEIVE":
+            self._log(conn, "quicsim:stream_event", {"event": event.type.name, **data})
+
+    def connection_event(self, conn, event) -> None:
+        self._log(conn, "quicsim:connection_event", {"event": event.type.name, **event_fields(event)})
+
+    def network(self, kind: str, data: dict) -> None:
+        """A ``Network`` listener: changes become ``simulation:marker`` in every trace."""
+        if kind != "network_change":
+            return
+        for trace in self._traces:
+            trace.log_event(category="simulation", event="marker",
+                            data={"type": "network_change", "message": json.dumps(data, default=repr)})
+
+    def flush(self) -> list[Path]:
+        """Write one JSON-SEQ file per connection; returns their paths."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        counts: dict[str, int] = {}
+        for trace in self._traces:
+            side = "client" if trace.is_client else "server"
+            counts[side] = counts.get(side, 0) + 1
+            suffix = "" if counts[side] == 1 else f"-{counts[side]}"
+            path = self.directory / f"{self.prefix}-{side}{suffix}.sqlog"
+            header = {
+                "qlog_version": "0.3",
+                "qlog_format": "JSON-SEQ",
+                "title": f"quicsim {self.prefix} ({side})",
+                "trace": {
+                    "common_fields": {"ODCID": hexdump(trace.odcid), "reference_time": 0,
+                                      "time_format": "relative"},
+                    "vantage_point": {"name": "quicsim", "type": side},
+                },
+            }
+            with open(path, "w", encoding="utf-8") as out:
+                out.write(RS + json.dumps(header) + "\n")
+                for event in trace._events:
+                    out.write(RS + json.dumps(event, default=repr) + "\n")
+            self.paths.append(path)
+        self._traces.clear()
+        return self.paths
