@@ -43,6 +43,8 @@ def test_stream_and_connection_fields():
                  "_remote_max_streams_bidi", "_remote_max_streams_uni"):
         _need(quic, name, "QuicConnection")
     assert hasattr(quic._local_max_streams_bidi, "value")
+    _need(quic, "_loss", "QuicConnection")
+    assert isinstance(quic._loss.congestion_window, int), "send buffering follows the congestion window"
     for state in ("DRAINING", "TERMINATED", "CLOSING"):
         _need(QuicConnectionState, state, "QuicConnectionState")
     for event in ("StreamDataReceived", "StreamReset", "StopSendingReceived",

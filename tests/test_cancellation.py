@@ -135,9 +135,11 @@ async def test_peer_closes_connection_mid_send():
     try:
         conn_rec = Recorder()
         pair.client.set_handler(conn_rec)
+        never_started = pair.client.open_stream()
         rec = Recorder()
         stream = await _loaded_stream(pair, rec)
         await pair.client.wait_shutdown_complete(timeout=5)
+        assert never_started.start() is Status.ABORTED  # StreamStart after a peer close
         _assert_cancel_shape(rec)
         assert rec.events[-1].connection_closed_remotely
         assert conn_rec.types() == ["SHUTDOWN_INITIATED_BY_PEER", "SHUTDOWN_COMPLETE"]

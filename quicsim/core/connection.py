@@ -21,6 +21,7 @@ from .. import events as ev
 from ..enums import ConnectionShutdownFlags, MAX_VARINT, Status, StreamOpenFlags
 from ..settings import Settings
 from . import rules
+from .send_buffer import SendBuffer, ideal_for
 from .stream import StreamCore
 
 logger = logging.getLogger("quicsim")
@@ -82,6 +83,7 @@ class ConnectionCore:
         self.app_close_in_progress = False
         self.handler_errors: list[BaseException] = []
         self.fault_hits: list[tuple[str, str]] = []
+        self.send_buffer = SendBuffer()
         self._apply_limits()
 
     def __repr__(self) -> str:
@@ -217,8 +219,22 @@ class ConnectionCore:
             for stream in dirty:
                 if stream.quic_stream is not None:
                     stream._on_acks()
+        if self.settings.send_buffering and not self.shutdown_initiated:
+            self._adjust_ideal_send_buffer()
         if not self.shutdown_initiated and self.quic._close_event is not None:
             self._initiate_remote_shutdown(self.quic._close_event)
+
+    def _adjust_ideal_send_buffer(self) -> None:
+        """QuicSendBufferConnectionAdjust: follow the congestion window; announce changes."""
+        send_buffer = self.send_buffer
+        ideal = ideal_for(self.quic._loss.congestion_window)
+        if ideal == send_buffer.ideal_bytes:
+            return
+        send_buffer.ideal_bytes = ideal
+        for stream in list(self.streams.values()):
+            if stream.has_send_side and not stream.send_shutdown_indicated:
+                stream._indicate(ev.IdealSendBufferSize(byte_count=ideal))
+        send_buffer.fill()
 
     def _initiate_remote_shutdown(self, close: qe.ConnectionTerminated) -> None:
         """SHUTDOWN_INITIATED_BY_PEER / _BY_TRANSPORT, then abort every stream."""

@@ -8,6 +8,7 @@ Branches name the MsQuic function whose rule they implement (``src/core/stream*.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import TYPE_CHECKING, Any, Callable
 
 from .. import events as ev
@@ -119,6 +120,8 @@ class StreamCore:
         self.handle_closed = False  # HandleClosed
         self._fin_written = False
         self._deferred: list[SendRequest] = []
+        #: (end offset, length) of sends completed into the send buffer, awaiting their ACK
+        self._buffered: deque[tuple[int, int]] = deque()
 
     def __repr__(self) -> str:
         return (
@@ -265,6 +268,7 @@ class StreamCore:
             self.start_indicated = True
             self._indicate(ev.StartComplete(status=Status.SUCCESS, id=self.id,
                                             peer_accepted=not quic_stream.is_blocked))
+        self._wait_for_buffer()
         conn._mark_dirty(self)
 
     def _apply_send_flush(self) -> None:
@@ -293,6 +297,7 @@ class StreamCore:
         if start:
             self._apply_start(StreamStartFlags.IMMEDIATE | StreamStartFlags.SHUTDOWN_ON_FAIL)
         if self.started:
+            self._wait_for_buffer()
             self.connection._mark_dirty(self)
 
     def _apply_shutdown(self, flags: StreamShutdownFlags, error_code: int,
@@ -373,6 +378,7 @@ class StreamCore:
             self.send_error_code = error_code
             if self.started and not silent:
                 self.quic_stream.sender.reset(error_code)
+        self._release_buffered()
         requests = self.sends.requests
         while requests:
             self._complete(requests.popleft(), canceled=True)
@@ -393,6 +399,33 @@ class StreamCore:
             self.quic_stream.receiver.stop(error_code)
         else:
             self.recv_closed = True  # nothing was ever received: nothing to wait for
+
+    def _wait_for_buffer(self) -> None:
+        """With send buffering on, queue this stream's unbuffered sends for buffer room."""
+        conn = self.connection
+        if conn.settings.send_buffering and self.sends.requests and not self.local_close_reset:
+            conn.send_buffer.waiting[self] = None
+            conn.send_buffer.fill()
+
+    def _buffer_next_send(self) -> bool:
+        """QuicStreamSendBufferRequest: copy the oldest unbuffered send into the buffer and
+        complete it now. False when this stream has nothing (more) to buffer."""
+        requests = self.sends.requests
+        if not requests or not self.started or self.local_close_reset:
+            return False
+        request = requests.popleft()
+        self._buffered.append((request.end, request.length))
+        self.connection.send_buffer.buffered_bytes += request.length
+        self._complete(request, canceled=False)
+        return True
+
+    def _release_buffered(self) -> None:
+        """An aborted stream's buffered bytes will never be acknowledged: free them."""
+        if self._buffered:
+            send_buffer = self.connection.send_buffer
+            while self._buffered:
+                send_buffer.release(self._buffered.popleft()[1])
+            send_buffer.fill()
 
     def _complete(self, request: SendRequest, canceled: bool) -> None:
         """QuicStreamCompleteSendRequest: the one SEND_COMPLETE of ``request``."""
@@ -434,6 +467,12 @@ class StreamCore:
         if self.sends.requests and not self.local_close_reset:
             for request in self.sends.pop_acknowledged(sender._buffer_start, sender._acked_fin):
                 self._complete(request, canceled=False)
+        buffered = self._buffered
+        if buffered and buffered[0][0] <= sender._buffer_start:
+            send_buffer = self.connection.send_buffer
+            while buffered and buffered[0][0] <= sender._buffer_start:
+                send_buffer.release(buffered.popleft()[1])
+            send_buffer.fill()  # acknowledged bytes left the buffer: room for waiting sends
         if (not self.send_shutdown_indicated and sender.is_finished
                 and (self.local_close_fin or self.local_close_reset)):
             self._indicate_send_shutdown_complete(graceful=sender._reset_error_code is None)

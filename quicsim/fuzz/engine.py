@@ -103,6 +103,10 @@ def shrink(program: Program, sig: str, faults: frozenset[str], max_runs: int = 3
             if still_fails(candidate):
                 ops, current = candidate.ops, candidate
                 break
+    if current.send_buffering:
+        candidate = replace(current, send_buffering=False)
+        if still_fails(candidate):
+            current = candidate
     for key in list(current.network):
         network = {k: v for k, v in current.network.items() if k != key}
         candidate = replace(current, network=network)

@@ -48,6 +48,8 @@ class Program:
     seed: int
     network: dict = field(default_factory=dict)
     ops: list[Op] = field(default_factory=list)
+    #: MsQuic's SendBufferingEnabled on both sides (quicsim's default is off)
+    send_buffering: bool = False
 
     def api_op_count(self) -> int:
         """Operations that are API calls (sleeps do not count)."""
@@ -110,6 +112,8 @@ def generate(seed: int, max_ops: int = 12) -> Program:
     """A random program for ``seed`` (the same seed always gives the same program)."""
     rng = random.Random(f"quicsim-fuzz:{seed}")
     program = Program(seed=seed, network=_network(rng))
+    # Drawn from its own generator so adding this knob left every program's ops as they were.
+    program.send_buffering = random.Random(f"quicsim-fuzz-buffering:{seed}").random() < 0.5
     streams: list[str] = []
     n_ops = rng.randint(2, max(2, max_ops))
     for _ in range(n_ops):

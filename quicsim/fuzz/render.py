@@ -101,10 +101,14 @@ def render(program: Program, faults: frozenset[str] = frozenset(), doc: str = ""
     if len(body) == 1:
         body.append("pass")
     settings = ""
-    if faults:
-        fault_list = sorted(faults)
-        settings = (f", settings={{'client': Settings(faults={fault_list!r}), "
-                    f"'server': Settings(faults={fault_list!r})}}")
+    if faults or program.send_buffering:
+        args = []
+        if program.send_buffering:
+            args.append("send_buffering=True")
+        if faults:
+            args.append(f"faults={sorted(faults)!r}")
+        both = f"Settings({', '.join(args)})"
+        settings = f", settings={{'client': {both}, 'server': {both}}}"
     decorator = (f"@scenario(network={program.network!r}, seed={program.seed}, transport='memory', "
                  f"timeout=60{settings})")
     doc_block = f'"""{doc.strip()}\n\nReproduce: quicsim run THIS_FILE --transport memory\n"""\n\n' if doc else ""
