@@ -145,6 +145,9 @@ class Connection(ConnectionCore):
         (the connection's SHUTDOWN_COMPLETE last), then release the socket."""
         if self._handle_closed:
             return
+        if not self.on_worker_thread():
+            self.run_on_worker(self.close)  # ConnectionClose blocks until the worker ran it
+            return
         self._handle_closed = True
         if not self.shutdown_complete:
             self.app_close_in_progress = True

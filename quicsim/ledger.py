@@ -15,6 +15,7 @@ All checks are O(1) per call or event.
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from typing import Any
 
@@ -74,6 +75,8 @@ class Ledger(Observer):
         self._streams: dict[int, _StreamRecord] = {}  # id(stream) -> record
         self._conn_streams: dict[int, dict[int, Any]] = {}  # id(conn) -> {id(stream): stream}
         self._keep: dict[int, Any] = {}  # keep observed objects alive so ids stay unique
+        # API calls may come from any thread, events from the loop's: one lock for both.
+        self._lock = threading.RLock()
 
     # ------------------------------------------------------------ observer hooks
 
@@ -87,7 +90,7 @@ class Ledger(Observer):
             self._conn_streams.setdefault(id(conn), {})[key] = stream
         return record
 
-    def send_call(self, conn, stream, send_id, status, length, flags, client_context) -> None:
+    def _send_call(self, conn, stream, send_id, status, length, flags, client_context) -> None:
         key = (id(conn), send_id)
         if status is Status.PENDING:
             record = self._streams.get(id(stream)) or self._record(conn, stream)
@@ -101,9 +104,9 @@ class Ledger(Observer):
             self.rejected += 1
             self._rejected_ids.add(key)
 
-    def api_call(self, conn, stream, name, status, args) -> None:
+    def _api_call(self, conn, stream, name, status, args) -> None:
         if name == "send":
-            self.send_call(conn, stream, args["send_id"], status, args["bytes"], args["flags"],
+            self._send_call(conn, stream, args["send_id"], status, args["bytes"], args["flags"],
                            args["client_context"])
         elif name == "shutdown" and status is not None and not status.failed:
             if args["flags"] & StreamShutdownFlags.GRACEFUL:
@@ -114,7 +117,7 @@ class Ledger(Observer):
         elif name == "open_stream" and stream is not None:
             self._record(conn, stream)
 
-    def stream_event(self, conn, stream, event) -> None:
+    def _stream_event(self, conn, stream, event) -> None:
         record = self._streams.get(id(stream)) or self._record(conn, stream)
         etype = event.type
         if etype is _SEND_COMPLETE and not record.shutdown_complete:
@@ -140,10 +143,26 @@ class Ledger(Observer):
             self._leak_check(conn, stream, "at its SHUTDOWN_COMPLETE")
             record.shutdown_complete = True
 
+    def send_call(self, conn, stream, send_id, status, length, flags, client_context) -> None:
+        with self._lock:
+            self._send_call(conn, stream, send_id, status, length, flags, client_context)
+
+    def api_call(self, conn, stream, name, status, args) -> None:
+        with self._lock:
+            self._api_call(conn, stream, name, status, args)
+
+    def stream_event(self, conn, stream, event) -> None:
+        with self._lock:
+            self._stream_event(conn, stream, event)
+
+    def connection_event(self, conn, event) -> None:
+        with self._lock:
+            self._connection_event(conn, event)
+
     def _violation(self, conn, stream, text: str) -> None:
         self.violations.append(f"{conn.label} stream {self._name(stream)}: {text}")
 
-    def connection_event(self, conn, event) -> None:
+    def _connection_event(self, conn, event) -> None:
         if event.type is ConnectionEventType.PEER_STREAM_STARTED:
             self._record(conn, event.stream).started = True
         elif event.type is ConnectionEventType.SHUTDOWN_COMPLETE:

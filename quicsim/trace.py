@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import json
+import threading
 import time
 from dataclasses import fields, is_dataclass
 from pathlib import Path
@@ -85,6 +86,7 @@ class Tracer(Observer):
         self._start = self._clock()
         self.lines = 0
         self._buffer: list[str] = []
+        self._lock = threading.Lock()  # calls may come from any thread
         self._where_cache: dict[Any, tuple] = {}
 
     def _write(self, record: dict) -> None:
@@ -94,11 +96,12 @@ class Tracer(Observer):
         self._emit(_dumps(record))
 
     def _emit(self, line: str) -> None:
-        buffer = self._buffer
-        buffer.append(line)
-        self.lines += 1
-        if len(buffer) >= FLUSH_EVERY:
-            self._drain()
+        with self._lock:
+            buffer = self._buffer
+            buffer.append(line)
+            self.lines += 1
+            if len(buffer) >= FLUSH_EVERY:
+                self._drain()
 
     def _drain(self) -> None:
         """Write buffered lines and flush: what was written survives a crash, without a
@@ -200,7 +203,8 @@ class Tracer(Observer):
     def close(self) -> None:
         if self._file.closed:
             return
-        self._drain()
+        with self._lock:
+            self._drain()
         if self._owns:
             self._file.close()
         else:

@@ -196,3 +196,16 @@ async def test_reset_code_survives_close_from_a_cancel_callback():
 async def test_settings_reject_bad_values():
     with pytest.raises(ValueError, match="idle_timeout_ms"):
         Settings(idle_timeout_ms=-1)
+
+
+async def test_close_from_a_completion_while_closing_still_completes_every_send(mem):
+    """Found by the fuzzer: StreamClose on an unstarted stream cancels its sends; the first
+    canceled SEND_COMPLETE's handler closes the stream again. The rest must still complete."""
+    rec = Recorder(lambda s, e: e.type is StreamEventType.SEND_COMPLETE and s.close())
+    stream = mem.server.open_stream(handler=rec)
+    stream.send(b"", client_context="a")
+    stream.send(b"", client_context="b")
+    stream.send(b"", client_context="c")
+    stream.close()
+    assert rec.completions() == [("a", True), ("b", True), ("c", True)]
+    assert mem.ledger.ok, mem.ledger.summary()

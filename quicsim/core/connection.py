@@ -10,6 +10,7 @@ sends whatever aioquic then has to send.
 from __future__ import annotations
 
 import logging
+import threading
 import traceback
 from collections import deque
 from typing import Any, Callable
@@ -62,6 +63,13 @@ class ConnectionCore:
         self.label = label or ("client" if self.is_client else "server")
         #: called (no arguments) when operations are queued or data waits to be sent
         self.wakeup: Callable[[], None] | None = None
+        #: guards what API calls from any thread share with the worker: the operation
+        #: queue, each stream's accepted sends and its SendEnabled flag
+        self.lock = threading.RLock()
+        #: the thread the worker (the event loop) runs on; None: whoever calls (sans-I/O)
+        self.worker_thread: int | None = None
+        #: how to run a callable on the worker and wait for it (set by the driver)
+        self.call_on_worker: Callable[[Callable[[], Any]], None] | None = None
         self.ops: deque = deque()
         self._priority_ops = 0  # how many operations at the head of ``ops`` are priority work
         self._peer_streams_seen: set[int] = set()  # a peer stream is indicated once, ever
@@ -129,27 +137,47 @@ class ConnectionCore:
 
     # ------------------------------------------------------------------ the worker
 
+    def on_worker_thread(self) -> bool:
+        return self.worker_thread is None or threading.get_ident() == self.worker_thread
+
+    def inline(self) -> bool:
+        """Called from inside one of this connection's callbacks, on its worker thread:
+        where MsQuic runs StreamSend (and INLINE shutdowns) inline."""
+        return bool(self.callback_depth) and self.on_worker_thread()
+
+    def run_on_worker(self, fn: Callable[[], Any]) -> None:
+        """Run ``fn`` on the worker and wait for it (MsQuic's blocking calls)."""
+        if self.on_worker_thread() or self.call_on_worker is None:
+            fn()
+        else:
+            self.call_on_worker(fn)
+
     def _queue(self, op: tuple, priority: bool = False) -> None:
         """QuicConnQueueOper / QueuePriorityOper / QueueHighestPriorityOper: priority work
         goes after earlier priority work, ConnectionShutdown before everything."""
-        if op[0] == "conn_shutdown":
-            self.ops.appendleft(op)
-            self._priority_ops += 1
-        elif priority:
-            self.ops.insert(self._priority_ops, op)
-            self._priority_ops += 1
-        else:
-            self.ops.append(op)
+        with self.lock:
+            if op[0] == "conn_shutdown":
+                self.ops.appendleft(op)
+                self._priority_ops += 1
+            elif priority:
+                self.ops.insert(self._priority_ops, op)
+                self._priority_ops += 1
+            else:
+                self.ops.append(op)
         if self.wakeup is not None:
             self.wakeup()
 
     def process_operations(self) -> None:
         """Apply queued operations in order (the worker's operation loop)."""
         ops = self.ops
+        lock = self.lock
         while ops:
-            kind, stream, a, b = ops.popleft()
-            if self._priority_ops:
-                self._priority_ops -= 1
+            with lock:
+                if not ops:
+                    break
+                kind, stream, a, b = ops.popleft()
+                if self._priority_ops:
+                    self._priority_ops -= 1
             if stream is not None and stream.handle_closed:
                 continue  # StreamClose already ran: nothing queued before it may revive it
             if kind == "send":

@@ -77,5 +77,15 @@ class SendQueue:
             requests.popleft()
             yield head
 
+    def take_api_requests(self, lock) -> deque[SendRequest]:
+        """Swap out the accepted-not-applied list under ``lock`` (QuicStreamSendFlush's
+        ``ApiSendRequests = NULL``): a send racing from another thread either made it
+        into the batch taken here or finds an empty list and queues its own operation."""
+        with lock:
+            batch = self.api_requests
+            if batch:
+                self.api_requests = deque()
+            return batch
+
     def pending_count(self) -> int:
         return len(self.api_requests) + len(self.requests)

@@ -120,6 +120,8 @@ class StreamCore:
         self.handle_closed = False  # HandleClosed
         self._fin_written = False
         self._deferred: list[SendRequest] = []
+        #: accepted sends taken from the API's list, being applied or canceled right now
+        self._taken: deque[SendRequest] = deque()
         #: (end offset, length) of sends completed into the send buffer, awaiting their ACK
         self._buffered: deque[tuple[int, int]] = deque()
 
@@ -166,24 +168,31 @@ class StreamCore:
         elif self.handle_closed:
             status = Status.INVALID_STATE
         else:
-            status = rules.send_state_status(
-                closed_remotely=conn.closed_remotely,
-                send_enabled=self.send_enabled,
-                received_stop_sending=self.received_stop_sending,
-            )
+            status = None
         if status is None:
-            request = SendRequest(send_id, bufs, length, iflags, client_context)
-            api_requests = self.sends.api_requests
-            queue_oper = not api_requests  # one STRM_SEND operation flushes all queued sends
-            api_requests.append(request)
-            for observer in conn.observers:
-                observer.send_call(conn, self, send_id, Status.PENDING, length, iflags, client_context)
-            if conn.callback_depth and not conn.settings.send_buffering:
-                # MsQuicStreamSend runs QuicStreamSendFlush inline on the worker thread.
-                self._apply_send_flush()
-            elif queue_oper:
-                conn._queue(("send", self, None, None), priority=bool(iflags & _PRIORITY_WORK))
-            return Status.PENDING
+            # Checked and queued under the connection's lock (MsQuic's ApiSendRequestLock),
+            # so a send from any thread and the worker's shutdown never interleave.
+            with conn.lock:
+                status = rules.send_state_status(
+                    closed_remotely=conn.closed_remotely,
+                    send_enabled=self.send_enabled,
+                    received_stop_sending=self.received_stop_sending,
+                )
+                if status is None:
+                    request = SendRequest(send_id, bufs, length, iflags, client_context)
+                    api_requests = self.sends.api_requests
+                    queue_oper = not api_requests  # one STRM_SEND operation flushes all queued sends
+                    api_requests.append(request)
+                    for observer in conn.observers:
+                        observer.send_call(conn, self, send_id, Status.PENDING, length, iflags, client_context)
+                    inline = conn.inline() and not conn.settings.send_buffering
+                    if queue_oper and not inline:
+                        conn._queue(("send", self, None, None), priority=bool(iflags & _PRIORITY_WORK))
+            if status is None:
+                if inline:
+                    # MsQuicStreamSend runs QuicStreamSendFlush inline on the worker thread.
+                    self._apply_send_flush()
+                return Status.PENDING
         for observer in conn.observers:
             observer.send_call(conn, self, send_id, status, length, iflags if iflags >= 0 else flags, client_context)
         return status
@@ -196,7 +205,7 @@ class StreamCore:
             status = Status.INVALID_PARAMETER
         elif self.handle_closed:
             status = Status.INVALID_STATE
-        elif flags & _INLINE and conn.callback_depth:
+        elif flags & _INLINE and conn.inline():
             conn._observe_call(self, "shutdown", Status.SUCCESS, flags=int(flags), error_code=error_code)
             self._apply_shutdown(StreamShutdownFlags(flags), error_code)
             return Status.SUCCESS
@@ -213,10 +222,13 @@ class StreamCore:
         if self.handle_closed:
             return
         conn = self.connection
+        if not conn.on_worker_thread():
+            conn.run_on_worker(self.close)  # StreamClose blocks until the worker ran it
+            return
         if not conn.callback_depth:
             # The blocking close is processed after the operations queued before it.
             conn.process_operations()
-        if _FAULT_DISCARD in conn.faults and self.sends.pending_count():
+        if _FAULT_DISCARD in conn.faults and (self.sends.pending_count() or self._taken):
             # Fault: the handler is detached before the canceled completions are raised.
             conn._fault_hit(_FAULT_DISCARD, self, "handler detached before close's completions")
             self.handle_closed = True
@@ -273,10 +285,10 @@ class StreamCore:
 
     def _apply_send_flush(self) -> None:
         """QuicStreamSendFlush: move accepted sends onto the stream, or cancel late ones."""
-        api_requests = self.sends.api_requests
+        taken = self._take_api_requests()
         start = False
-        while api_requests:
-            request = api_requests.popleft()
+        while taken:
+            request = taken.popleft()
             if not self.send_enabled:
                 # Accepted before, applied after the send side was shut down (a queued FIN
                 # send or shutdown took effect first): canceled now, MsQuic rule 5's exception.
@@ -355,8 +367,9 @@ class StreamCore:
         """QuicStreamSendShutdown(Graceful)."""
         if self.send_shutdown_indicated:
             return
-        self.send_enabled = False
-        late = self.sends.api_requests
+        with self.connection.lock:
+            self.send_enabled = False
+            late = self._take_api_requests()
         while late:
             # "These sends were queued by the app after queueing a graceful shutdown."
             self._cancel_late(late.popleft())
@@ -370,7 +383,9 @@ class StreamCore:
         """QuicStreamSendShutdown(!Graceful): cancel every send, oldest first, then reset."""
         if self.send_shutdown_indicated:
             return
-        self.send_enabled = False
+        with self.connection.lock:
+            self.send_enabled = False
+            api_requests = self._take_api_requests()
         first_reset = not self.local_close_reset
         if first_reset:
             # Record the reset (and its code) before any callback can run.
@@ -382,7 +397,6 @@ class StreamCore:
         requests = self.sends.requests
         while requests:
             self._complete(requests.popleft(), canceled=True)
-        api_requests = self.sends.api_requests
         while api_requests:
             self._complete(api_requests.popleft(), canceled=True)
         if silent and self.started:
@@ -399,6 +413,14 @@ class StreamCore:
             self.quic_stream.receiver.stop(error_code)
         else:
             self.recv_closed = True  # nothing was ever received: nothing to wait for
+
+    def _take_api_requests(self) -> deque:
+        """Move accepted sends out of the list other threads append to, into this stream's
+        own list of sends being applied. Every path (flush, shutdown, abort, close) drains
+        that same list, so a handler that closes the stream from a completion raised
+        in the middle of one of them still completes the rest."""
+        self._taken.extend(self.sends.take_api_requests(self.connection.lock))
+        return self._taken
 
     def _wait_for_buffer(self) -> None:
         """With send buffering on, queue this stream's unbuffered sends for buffer room."""
@@ -450,11 +472,13 @@ class StreamCore:
         connection finished shutting down): they can never complete."""
         conn = self.connection
         if not force and _FAULT_UNSTARTED in conn.faults and conn.shutdown_by_app:
-            if self.sends.pending_count():
+            if self.sends.pending_count() or self._taken:
                 conn._fault_hit(_FAULT_UNSTARTED, self, "sends on an unstarted stream left pending")
             return
-        self.send_enabled = False
-        for queue in (self.sends.requests, self.sends.api_requests):
+        with conn.lock:
+            self.send_enabled = False
+            late = self._take_api_requests()
+        for queue in (self.sends.requests, late):
             while queue:
                 self._complete(queue.popleft(), canceled=True)
 

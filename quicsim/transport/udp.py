@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 from typing import Any, Callable
 
 from aioquic.asyncio.protocol import QuicConnectionProtocol
@@ -47,12 +48,38 @@ class ConnectionDriver(QuicConnectionProtocol):
         self.core = core
         core.wakeup = self._wakeup
         core.driver = self
+        core.worker_thread = threading.get_ident()  # the loop's thread is the worker
+        core.call_on_worker = self._call_on_worker
 
     # -- the worker: apply queued operations soon, on the loop, in one batch
     def _wakeup(self) -> None:
-        if not self._worker_scheduled:
-            self._worker_scheduled = True
+        if self._worker_scheduled:
+            return
+        self._worker_scheduled = True
+        if threading.get_ident() == self.core.worker_thread:
             self._loop.call_soon(self._run_worker)
+        else:
+            # An API call from another thread: hand over, never wait (MsQuic's queued calls).
+            self._loop.call_soon_threadsafe(self._run_worker)
+
+    def _call_on_worker(self, fn: Callable[[], Any]) -> None:
+        """Run ``fn`` on the loop and block this (other) thread until it ran."""
+        done = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                fn()
+                self.transmit()
+            except BaseException as exc:  # re-raised in the calling thread
+                failure.append(exc)
+            finally:
+                done.set()
+
+        self._loop.call_soon_threadsafe(run)
+        done.wait()
+        if failure:
+            raise failure[0]
 
     def _run_worker(self) -> None:
         self._worker_scheduled = False
