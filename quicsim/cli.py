@@ -85,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="one JSON object per run on stdout, nothing else")
     run.add_argument("--trace", metavar="DIR", help="write a JSON Lines trace of every run into DIR")
     run.add_argument("--report", metavar="FILE", help="write a self-contained HTML timeline report")
+    run.add_argument("--send-buffering", choices=("on", "off"),
+                     help="force MsQuic's SendBufferingEnabled on or off on both sides of every scenario")
     run.add_argument("--transport", choices=("udp", "memory"),
                      help="udp: loopback sockets through the relay; memory: in-memory link on virtual time")
 
@@ -130,7 +132,8 @@ def _run(args: argparse.Namespace) -> int:
         scratch = tempfile.TemporaryDirectory(prefix="quicsim-trace-")
         trace_dir = scratch.name
     options = RunOptions(network=overrides, faults=frozenset(args.inject), seed=args.seed, repeat=args.repeat,
-                         trace_dir=trace_dir, transport=args.transport)
+                         trace_dir=trace_dir, transport=args.transport,
+                         send_buffering=None if args.send_buffering is None else args.send_buffering == "on")
     jobs = [(spec, seed) for spec in specs for seed in seeds_for(spec, options)]
     out = Console(highlight=False)
     if not out.is_terminal:
@@ -170,6 +173,10 @@ def _run(args: argparse.Namespace) -> int:
             extra += ["--delay-ms", str(args.delay_ms)]
         for fault in args.inject:
             extra += ["--inject", fault]
+        if args.transport:
+            extra += ["--transport", args.transport]
+        if args.send_buffering:
+            extra += ["--send-buffering", args.send_buffering]
         print_failures(out, results, extra)
         passed = sum(r["passed"] for r in results)
         out.print(f"{passed} passed, {len(results) - passed} failed"

@@ -30,6 +30,7 @@ class RunOptions:
     repeat: int | None = None
     trace_dir: str | None = None  # one JSON Lines trace per run when set
     transport: str | None = None  # overrides the scenarios' own
+    send_buffering: bool | None = None  # overrides both sides' Settings.send_buffering
 
 
 def seeds_for(spec: ScenarioSpec, options: RunOptions) -> list[int]:
@@ -102,8 +103,12 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
     transport = transport_for(spec, options)
     faults = check_faults(options.faults)
     client_settings = spec.client_settings
+    server_settings = spec.server_settings
     if faults:
         client_settings = replace(client_settings, faults=client_settings.faults | faults)
+    if options.send_buffering is not None:
+        client_settings = replace(client_settings, send_buffering=options.send_buffering)
+        server_settings = replace(server_settings, send_buffering=options.send_buffering)
     network_spec = {**spec.network, **options.network}
     ledger = Ledger()
     network = Network(NetworkProfile.from_dict(network_spec), seed, loop.time)
@@ -119,7 +124,7 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
     context: ScenarioContext | None = None
     try:
         pair = await open_pair(transport=transport, network=network, seed=seed, client_settings=client_settings,
-                               server_settings=spec.server_settings, ledger=ledger, server_handler=spec.server,
+                               server_settings=server_settings, ledger=ledger, server_handler=spec.server,
                                observers=observers, accept_timeout=max(0.1, deadline - loop.time()),
                                qlog=qlog)
         context = ScenarioContext(client=pair.client, server=pair.server, listener=pair.listener, seed=seed,
@@ -180,6 +185,7 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
         **report,
         "network": network_spec,
         "faults": sorted(client_settings.faults),
+        "send_buffering": client_settings.send_buffering,
         "datagrams": {d: dict(s) for d, s in network.stats.items()},
         "notes": context.notes if context else [],
         "transport": transport,

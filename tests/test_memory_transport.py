@@ -74,3 +74,13 @@ def test_library_passes_in_memory_at_ten_percent_loss():
         if not result["passed"]:
             failed.append((spec.name, result["error"], result["leaks"], result["violations"]))
     assert failed == []
+
+
+def test_library_passes_with_send_buffering_on():
+    failed = []
+    for spec in load_scenarios([str(LIBRARY)]):
+        result = run_job(spec, spec.seed, RunOptions(transport="memory", send_buffering=True))
+        assert result["send_buffering"] is True
+        if not result["passed"]:
+            failed.append((spec.name, result["error"], result["leaks"], result["violations"]))
+    assert failed == []
