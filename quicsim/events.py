@@ -93,6 +93,15 @@ class PeerAccepted(StreamEvent):
     type: ClassVar = StreamEventType.PEER_ACCEPTED
 
 
+@dataclass(slots=True)
+class CancelOnLoss:  # not a (frozen) StreamEvent subclass: its handler writes error_code
+    """Data of a CANCEL_ON_LOSS stream was lost. The one mutable event: as in MsQuic, the
+    handler may set ``error_code``, which the stream is then aborted with."""
+
+    type: ClassVar = StreamEventType.CANCEL_ON_LOSS
+    error_code: int = 0
+
+
 @dataclass(frozen=True, slots=True)
 class ConnectionEvent:
     type: ClassVar[ConnectionEventType]

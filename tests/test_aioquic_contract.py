@@ -42,7 +42,7 @@ def test_stream_and_connection_fields():
                  "_local_max_streams_bidi", "_local_max_streams_uni",
                  "_remote_max_streams_bidi", "_remote_max_streams_uni"):
         _need(quic, name, "QuicConnection")
-    assert hasattr(quic._local_max_streams_bidi, "value")
+    assert hasattr(quic._local_max_streams_bidi, "value") and hasattr(quic._local_max_streams_bidi, "sent")
     _need(quic, "_loss", "QuicConnection")
     assert isinstance(quic._loss.congestion_window, int), "send buffering follows the congestion window"
     for state in ("DRAINING", "TERMINATED", "CLOSING"):

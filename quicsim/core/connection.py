@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 from aioquic.quic import events as qe
 from aioquic.quic.connection import QuicConnection, QuicConnectionState
+from aioquic.quic.packet_builder import QuicDeliveryState
 
 from .. import events as ev
 from ..enums import ConnectionShutdownFlags, MAX_VARINT, Status, StreamOpenFlags
@@ -26,6 +27,7 @@ from .send_buffer import SendBuffer, ideal_for
 from .stream import StreamCore
 
 logger = logging.getLogger("quicsim")
+_ACKED = QuicDeliveryState.ACKED
 
 ConnectionHandler = Callable[["ConnectionCore", ev.ConnectionEvent], Any]
 
@@ -92,6 +94,9 @@ class ConnectionCore:
         self.handler_errors: list[BaseException] = []
         self.fault_hits: list[tuple[str, str]] = []
         self.send_buffer = SendBuffer()
+        self._peer_limits: tuple[int, int] | None = None
+        #: started streams blocked by the peer's stream limit that asked for PEER_ACCEPTED
+        self._awaiting_accept: dict[StreamCore, None] = {}
         self._apply_limits()
 
     def __repr__(self) -> str:
@@ -249,8 +254,26 @@ class ConnectionCore:
                     stream._on_acks()
         if self.settings.send_buffering and not self.shutdown_initiated:
             self._adjust_ideal_send_buffer()
+        if self.connected and not self.shutdown_initiated:
+            self._check_stream_limits()
         if not self.shutdown_initiated and self.quic._close_event is not None:
             self._initiate_remote_shutdown(self.quic._close_event)
+
+    def _check_stream_limits(self) -> None:
+        """PEER_ACCEPTED for streams the peer's MAX_STREAMS let through (when they asked
+        with INDICATE_PEER_ACCEPT), STREAMS_AVAILABLE when the peer's limits grow."""
+        quic = self.quic
+        limits = (quic._remote_max_streams_bidi, quic._remote_max_streams_uni)
+        if limits != self._peer_limits:
+            self._peer_limits = limits
+            self._indicate(ev.StreamsAvailable(
+                bidirectional_count=max(0, limits[0] - quic.get_next_available_stream_id(False) // 4),
+                unidirectional_count=max(0, limits[1] - quic.get_next_available_stream_id(True) // 4)))
+        if self._awaiting_accept:
+            for stream in list(self._awaiting_accept):
+                if not stream.quic_stream.is_blocked:
+                    del self._awaiting_accept[stream]
+                    stream._indicate(ev.PeerAccepted())
 
     def _adjust_ideal_send_buffer(self) -> None:
         """QuicSendBufferConnectionAdjust: follow the congestion window; announce changes."""
@@ -322,8 +345,11 @@ class ConnectionCore:
 
     def _apply_limits(self) -> None:
         """PeerBidiStreamCount / PeerUnidiStreamCount (aioquic has no setting for them)."""
-        self.quic._local_max_streams_bidi.value = self.settings.peer_bidi_stream_count
-        self.quic._local_max_streams_uni.value = self.settings.peer_unidi_stream_count
+        for limit, value in ((self.quic._local_max_streams_bidi, self.settings.peer_bidi_stream_count),
+                             (self.quic._local_max_streams_uni, self.settings.peer_unidi_stream_count)):
+            # ``sent`` too: it is what the transport parameters announce, and MAX_STREAMS
+            # updates are computed from it.
+            limit.value = limit.sent = value
 
     def _stream_would_block(self, unidirectional: bool) -> bool:
         quic = self.quic
@@ -351,6 +377,8 @@ class ConnectionCore:
 
         def on_data_delivery(delivery, start, stop, fin, _f=on_data, _s=stream):
             _f(delivery, start, stop, fin)
+            if delivery is not _ACKED and stop > start:
+                _s._data_lost = True  # for CANCEL_ON_LOSS
             self._dirty[_s] = None
 
         def on_reset_delivery(delivery, _f=on_reset, _s=stream):

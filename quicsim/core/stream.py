@@ -42,6 +42,8 @@ _BAD_SEND_BITS = ~int(sum(SendFlags))
 _PRIORITY_WORK = int(SendFlags.PRIORITY_WORK)
 _FIN = int(SendFlags.FIN)
 _START = int(SendFlags.START)
+_DELAY_SEND = int(SendFlags.DELAY_SEND)
+_CANCEL_ON_LOSS = int(SendFlags.CANCEL_ON_LOSS)
 _FAULT_DROP = "drop-send-after-shutdown"
 _FAULT_DISCARD = "discard-after-shutdown-complete"
 _FAULT_UNSTARTED = "unstarted-stream-leak"
@@ -120,6 +122,11 @@ class StreamCore:
         self.handle_closed = False  # HandleClosed
         self._fin_written = False
         self._deferred: list[SendRequest] = []
+        #: DELAY_SEND requests held back until a later send without the flag (or a FIN)
+        self._held: list[SendRequest] = []
+        #: CANCEL_ON_LOSS was used on this stream; data of it was reported lost
+        self._cancel_on_loss = False
+        self._data_lost = False
         #: accepted sends taken from the API's list, being applied or canceled right now
         self._taken: deque[SendRequest] = deque()
         #: (end offset, length) of sends completed into the send buffer, awaiting their ACK
@@ -280,6 +287,8 @@ class StreamCore:
             self.start_indicated = True
             self._indicate(ev.StartComplete(status=Status.SUCCESS, id=self.id,
                                             peer_accepted=not quic_stream.is_blocked))
+        if quic_stream.is_blocked and flags & StreamStartFlags.INDICATE_PEER_ACCEPT:
+            conn._awaiting_accept[self] = None  # PEER_ACCEPTED once the peer's limit allows it
         self._wait_for_buffer()
         conn._mark_dirty(self)
 
@@ -298,8 +307,14 @@ class StreamCore:
             for observer in self.connection.observers:
                 observer.send_queued(self.connection, self, request.send_id, request.offset, request.end,
                                      request.fin)
+            if request.flags & _CANCEL_ON_LOSS:
+                self._cancel_on_loss = True
             if self.started:
-                self._write(request)
+                if request.flags & _DELAY_SEND and not request.fin:
+                    self._held.append(request)  # DELAY_SEND: wait for a send without it
+                else:
+                    self._write_held()
+                    self._write(request)
             elif request.flags & _START:
                 start = True  # SendFlags.START starts the stream after the flush
             if request.fin:
@@ -358,7 +373,13 @@ class StreamCore:
         if request.fin:
             self._fin_written = True
 
+    def _write_held(self) -> None:
+        held, self._held = self._held, []
+        for request in held:
+            self._write(request)
+
     def _write_fin(self) -> None:
+        self._write_held()  # a FIN sends what DELAY_SEND held back
         if not self._sender_reset():
             self.quic_stream.sender.write(b"", True)
         self._fin_written = True
@@ -394,6 +415,7 @@ class StreamCore:
             if self.started and not silent:
                 self.quic_stream.sender.reset(error_code)
         self._release_buffered()
+        self._held.clear()
         requests = self.sends.requests
         while requests:
             self._complete(requests.popleft(), canceled=True)
@@ -486,6 +508,11 @@ class StreamCore:
         """The ACK path: complete acknowledged sends (head of the queue only), then
         SEND_SHUTDOWN_COMPLETE once the FIN or the reset is acknowledged."""
         sender = self.quic_stream.sender
+        if self._data_lost:
+            self._data_lost = False
+            if self._cancel_on_loss and not self.local_close_reset and not self.send_shutdown_indicated:
+                self._on_cancel_on_loss()
+                return
         # After a peer STOP_SENDING aioquic stops moving _buffer_start, so the prefix is
         # still exactly what was acknowledged before it: gate on our own reset only.
         if self.sends.requests and not self.local_close_reset:
@@ -501,6 +528,14 @@ class StreamCore:
                 and (self.local_close_fin or self.local_close_reset)):
             self._indicate_send_shutdown_complete(graceful=sender._reset_error_code is None)
             self._try_complete_shutdown()
+
+    def _on_cancel_on_loss(self) -> None:
+        """Data of a CANCEL_ON_LOSS stream was lost: CANCEL_ON_LOSS (the handler may set
+        the error code), then the send side is aborted with that code."""
+        event = ev.CancelOnLoss(error_code=0)
+        self._indicate(event)
+        self._send_shutdown_abort(event.error_code)
+        self.connection._mark_dirty(self)
 
     def _indicate_send_shutdown_complete(self, graceful: bool) -> None:
         if self.send_shutdown_indicated or not (self.started or self.start_indicated):

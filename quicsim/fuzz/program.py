@@ -34,6 +34,7 @@ SHUTDOWN_CHOICES = [
     StreamShutdownFlags.IMMEDIATE,  # invalid
 ]
 SEND_EXTRA = [SendFlags.START, SendFlags.DELAY_SEND, SendFlags.ALLOW_0_RTT, SendFlags.PRIORITY_WORK,
+              SendFlags.CANCEL_ON_LOSS,
               SendFlags.CANCEL_ON_BLOCKED]
 START_FLAGS = [StreamStartFlags.NONE, StreamStartFlags.IMMEDIATE, StreamStartFlags.FAIL_BLOCKED,
                StreamStartFlags.SHUTDOWN_ON_FAIL, StreamStartFlags.INDICATE_PEER_ACCEPT,

@@ -1,0 +1,116 @@
+"""DELAY_SEND, CANCEL_ON_LOSS, INDICATE_PEER_ACCEPT with PEER_ACCEPTED, STREAMS_AVAILABLE."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from quicsim import (
+    ConnectionEventType,
+    SendFlags,
+    Settings,
+    StreamEventType,
+    StreamShutdownFlags,
+    StreamStartFlags,
+)
+from quicsim.pair import open_pair
+
+from .conftest import Recorder
+
+pytestmark = pytest.mark.asyncio
+
+
+def _receiving_server(pair, received: list, codes: list | None = None):
+    def on_stream(stream, event):
+        if event.type is StreamEventType.RECEIVE:
+            received.append(event.data)
+        elif event.type is StreamEventType.PEER_SEND_ABORTED and codes is not None:
+            codes.append(event.error_code)
+            stream.shutdown(StreamShutdownFlags.GRACEFUL)
+        elif event.type is StreamEventType.PEER_SEND_SHUTDOWN:
+            stream.shutdown(StreamShutdownFlags.GRACEFUL)
+
+    pair.server.set_handler(lambda c, e: e.type is ConnectionEventType.PEER_STREAM_STARTED
+                            and e.stream.set_handler(on_stream))
+
+
+async def test_delay_send_holds_data_until_a_send_without_it():
+    pair = await open_pair(transport="memory")
+    try:
+        received: list[bytes] = []
+        _receiving_server(pair, received)
+        rec = Recorder()
+        stream = pair.client.open_stream(handler=rec)
+        stream.start()
+        assert stream.send(b"held-", SendFlags.DELAY_SEND, client_context="held") == -2
+        await asyncio.sleep(0.5)
+        assert received == [] and rec.completions() == []  # nothing went out
+        stream.send(b"now", client_context="now")
+        await stream.wait_event(StreamEventType.SEND_COMPLETE, timeout=5)
+        await asyncio.sleep(0.1)
+        assert b"".join(received) == b"held-now"
+        assert rec.completions() == [("held", False), ("now", False)]
+        stream.send(b"tail", SendFlags.DELAY_SEND, client_context="tail")
+        stream.shutdown(StreamShutdownFlags.GRACEFUL)  # the FIN sends what was held
+        await stream.wait_shutdown_complete(timeout=5)
+        assert b"".join(received) == b"held-nowtail" and pair.ledger.ok
+    finally:
+        await pair.shutdown()
+
+
+async def test_cancel_on_loss_aborts_with_the_handlers_code():
+    pair = await open_pair(transport="memory", network={"loss": 0.3}, seed=3)
+    try:
+        codes: list[int] = []
+        _receiving_server(pair, [], codes)
+
+        def on_event(stream, event):
+            if event.type is StreamEventType.CANCEL_ON_LOSS:
+                event.error_code = 77  # MsQuic lets the handler choose the abort code
+
+        rec = Recorder(on_event)
+        stream = pair.client.open_stream(handler=rec)
+        stream.start()
+        for i in range(40):
+            stream.send(bytes(3000), SendFlags.CANCEL_ON_LOSS, client_context=i)
+        await stream.wait_send_shutdown_complete(timeout=30)
+        types = rec.types()
+        assert types.count("CANCEL_ON_LOSS") == 1
+        after = types[types.index("CANCEL_ON_LOSS") + 1:]
+        assert "SEND_SHUTDOWN_COMPLETE" in after
+        done = rec.completions()
+        assert [c for c, _ in done] == list(range(40)) and done[-1][1] is True
+        await asyncio.sleep(0.5)
+        assert codes == [77]
+        assert pair.ledger.ok, pair.ledger.summary()
+    finally:
+        await pair.shutdown()
+
+
+async def test_peer_accepted_and_streams_available():
+    pair = await open_pair(transport="memory", server_settings=Settings(peer_bidi_stream_count=2))
+    try:
+        conn_events = Recorder()
+        pair.client.set_handler(conn_events)
+        first = [pair.client.open_stream() for _ in range(2)]
+        for s in first:
+            s.start()
+        rec = Recorder()
+        blocked = pair.client.open_stream(handler=rec)
+        blocked.start(StreamStartFlags.INDICATE_PEER_ACCEPT)
+        blocked.send(b"waiting", client_context="w")
+        await asyncio.sleep(0.05)
+        assert rec.events[0].type is StreamEventType.START_COMPLETE and rec.events[0].peer_accepted is False
+        assert "PEER_ACCEPTED" not in rec.types()
+        for s in first:  # finishing streams lets the peer raise its limit (MAX_STREAMS)
+            s.send(b"x", SendFlags.FIN)
+        await blocked.wait_event(StreamEventType.PEER_ACCEPTED, timeout=10)
+        assert "STREAMS_AVAILABLE" in conn_events.types()
+        available = [e for e in conn_events.events if e.type is ConnectionEventType.STREAMS_AVAILABLE][-1]
+        assert available.bidirectional_count >= 1
+        blocked.shutdown(StreamShutdownFlags.GRACEFUL)
+        await blocked.wait_shutdown_complete(timeout=10)
+        assert rec.completions() == [("w", False)] and pair.ledger.ok
+    finally:
+        await pair.shutdown()
