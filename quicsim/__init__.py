@@ -11,6 +11,7 @@ from .core import StatusError
 from .enums import (
     ConnectionEventType,
     ConnectionShutdownFlags,
+    DatagramSendState,
     ReceiveFlags,
     SendFlags,
     Status,
@@ -40,6 +41,7 @@ __all__ = [
     "Connection",
     "ConnectionEventType",
     "ConnectionShutdownFlags",
+    "DatagramSendState",
     "FAULTS",
     "Ledger",
     "Listener",

@@ -171,6 +171,7 @@ def _quic_configuration(settings: Settings, *, is_client: bool, alpn: str) -> Qu
         max_data=settings.conn_flow_control_window,
         max_stream_data=settings.stream_recv_window_default,
         initial_rtt=settings.initial_rtt_ms / 1000.0,
+        max_datagram_frame_size=65535 if settings.datagram_receive_enabled else None,
     )
 
 

@@ -116,6 +116,16 @@ class ConnectionEventType(IntEnum):
     PEER_CERTIFICATE_RECEIVED = 15
 
 
+class DatagramSendState(IntEnum):
+    UNKNOWN = 0
+    SENT = 1
+    LOST_SUSPECT = 2
+    LOST_DISCARDED = 3
+    ACKNOWLEDGED = 4
+    ACKNOWLEDGED_SPURIOUS = 5
+    CANCELED = 6
+
+
 #: The largest QUIC variable-length integer; larger error codes are INVALID_PARAMETER.
 MAX_VARINT = (1 << 62) - 1
 #: MsQuic rejects a single StreamSend whose buffers add up to more than this.

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from .enums import ConnectionEventType, ReceiveFlags, Status, StreamEventType
+from .enums import ConnectionEventType, DatagramSendState, ReceiveFlags, Status, StreamEventType
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,3 +147,19 @@ class StreamsAvailable(ConnectionEvent):
     type: ClassVar = ConnectionEventType.STREAMS_AVAILABLE
     bidirectional_count: int
     unidirectional_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class DatagramSendStateChanged(ConnectionEvent):
+    type: ClassVar = ConnectionEventType.DATAGRAM_SEND_STATE_CHANGED
+    client_context: Any
+    state: DatagramSendState
+    #: quicsim's own id for the datagram (1-based per connection), for correlating traces.
+    datagram_id: int = field(default=0, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class DatagramReceived(ConnectionEvent):
+    type: ClassVar = ConnectionEventType.DATAGRAM_RECEIVED
+    buffer: bytes
+    flags: ReceiveFlags = ReceiveFlags.NONE

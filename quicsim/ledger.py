@@ -75,6 +75,11 @@ class Ledger(Observer):
         self._streams: dict[int, _StreamRecord] = {}  # id(stream) -> record
         self._conn_streams: dict[int, dict[int, Any]] = {}  # id(conn) -> {id(stream): stream}
         self._keep: dict[int, Any] = {}  # keep observed objects alive so ids stay unique
+        # Datagrams: each accepted one must reach exactly one final state.
+        self.datagrams = 0
+        self.datagram_leaks: list[dict] = []
+        self._datagrams: dict[tuple[int, int], dict] = {}
+        self._datagrams_done: set[tuple[int, int]] = set()
         # API calls may come from any thread, events from the loop's: one lock for both.
         self._lock = threading.RLock()
 
@@ -116,6 +121,12 @@ class Ledger(Observer):
             self._leak_check(conn, stream, "after StreamClose returned")
         elif name == "open_stream" and stream is not None:
             self._record(conn, stream)
+        elif name == "send_datagram" and status is Status.PENDING:
+            self.datagrams += 1
+            self._keep[id(conn)] = conn
+            self._datagrams[(id(conn), args["datagram_id"])] = {
+                "connection": conn.label, "datagram_id": args["datagram_id"],
+                "client_context": repr(args["client_context"]), "bytes": args["bytes"]}
 
     def _stream_event(self, conn, stream, event) -> None:
         record = self._streams.get(id(stream)) or self._record(conn, stream)
@@ -159,10 +170,25 @@ class Ledger(Observer):
         with self._lock:
             self._connection_event(conn, event)
 
+    def _datagram_state(self, conn, event) -> None:
+        key = (id(conn), event.datagram_id)
+        final = event.state.name in ("ACKNOWLEDGED", "LOST_DISCARDED", "CANCELED")
+        if key in self._datagrams_done:
+            self.violations.append(f"{conn.label}: datagram {event.datagram_id} got {event.state.name} "
+                                   f"after its final state")
+        elif key not in self._datagrams:
+            self.violations.append(f"{conn.label}: {event.state.name} for unknown datagram {event.datagram_id}")
+        elif final:
+            del self._datagrams[key]
+            self._datagrams_done.add(key)
+
     def _violation(self, conn, stream, text: str) -> None:
         self.violations.append(f"{conn.label} stream {self._name(stream)}: {text}")
 
     def _connection_event(self, conn, event) -> None:
+        if event.type is ConnectionEventType.DATAGRAM_SEND_STATE_CHANGED:
+            self._datagram_state(conn, event)
+            return
         if event.type is ConnectionEventType.PEER_STREAM_STARTED:
             self._record(conn, event.stream).started = True
         elif event.type is ConnectionEventType.SHUTDOWN_COMPLETE:
@@ -173,6 +199,9 @@ class Ledger(Observer):
                         f"{conn.label}: connection SHUTDOWN_COMPLETE before stream "
                         f"{self._name(stream)}'s SHUTDOWN_COMPLETE")
                 self._leak_check(conn, stream, "at its connection's SHUTDOWN_COMPLETE")
+            for key in [k for k in self._datagrams if k[0] == id(conn)]:
+                self.datagram_leaks.append({**self._datagrams.pop(key), "detected": "at its connection's "
+                                                                               "SHUTDOWN_COMPLETE"})
 
     # ------------------------------------------------------------ checks
 
@@ -271,7 +300,7 @@ class Ledger(Observer):
 
     @property
     def ok(self) -> bool:
-        return not self.leaks and not self.violations
+        return not self.leaks and not self.violations and not self.datagram_leaks
 
     def report(self) -> dict:
         """Counts, leaks and violations as a plain dict (JSON-ready)."""
@@ -285,6 +314,8 @@ class Ledger(Observer):
             "pending": self.pending,
             "leaks": list(self.leaks),
             "violations": list(self.violations),
+            "datagrams": self.datagrams,
+            "datagram_leaks": list(self.datagram_leaks),
         }
 
     def summary(self) -> str:
@@ -301,6 +332,9 @@ class Ledger(Observer):
                 f"  LEAK {leak['connection']} stream {stream} send {leak['send_id']} "
                 f"client_context={leak['client_context']} ({leak['bytes']} bytes, {leak['flags']}) "
                 f"{leak['detected']}")
+        for leak in r["datagram_leaks"]:
+            lines.append(f"  LEAK {leak['connection']} datagram {leak['datagram_id']} "
+                         f"client_context={leak['client_context']} never reached a final state")
         for violation in r["violations"]:
             lines.append(f"  VIOLATION {violation}")
         return "\n".join(lines)

@@ -56,6 +56,8 @@ class Settings:
     stream_recv_window_default: int = 1 << 20
     #: ConnFlowControlWindow: connection-wide receive window (bytes).
     conn_flow_control_window: int = 16 << 20
+    #: DatagramReceiveEnabled: accept unreliable datagrams from the peer (RFC 9221).
+    datagram_receive_enabled: bool = False
     #: InitialRttMs.
     initial_rtt_ms: int = 100
     #: quicsim's own: names from :data:`FAULTS` to switch on.

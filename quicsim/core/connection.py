@@ -23,6 +23,7 @@ from .. import events as ev
 from ..enums import ConnectionShutdownFlags, MAX_VARINT, Status, StreamOpenFlags
 from ..settings import Settings
 from . import rules
+from .datagram import DatagramSender
 from .send_buffer import SendBuffer, ideal_for
 from .stream import StreamCore
 
@@ -98,6 +99,7 @@ class ConnectionCore:
         #: started streams blocked by the peer's stream limit that asked for PEER_ACCEPTED
         self._awaiting_accept: dict[StreamCore, None] = {}
         self._apply_limits()
+        self.datagrams = DatagramSender(self)
 
     def __repr__(self) -> str:
         return f"<Connection {self.label}>"
@@ -138,6 +140,24 @@ class ConnectionCore:
             self._queue(("conn_shutdown", None, ConnectionShutdownFlags(flags), error_code))
             status = Status.PENDING
         self._observe_call(None, "connection_shutdown", status, flags=flags, error_code=error_code)
+        return status
+
+    def send_datagram(self, data: Any, client_context: Any = None) -> Status:
+        """ConnectionSendDatagram: PENDING, then DATAGRAM_SEND_STATE_CHANGED events ending in
+        exactly one of ACKNOWLEDGED, LOST_DISCARDED or CANCELED. INVALID_STATE unless the
+        peer enabled receiving datagrams; INVALID_PARAMETER if it cannot fit a packet."""
+        if not self.on_worker_thread():
+            with self.lock:
+                status = self._send_datagram_locked(data, client_context)
+        else:
+            status = self._send_datagram_locked(data, client_context)
+        return status
+
+    def _send_datagram_locked(self, data: Any, client_context: Any) -> Status:
+        status = self.datagrams.send(data, client_context)
+        length = len(data) if isinstance(data, (bytes, bytearray, memoryview)) else 0
+        self._observe_call(None, "send_datagram", status, datagram_id=self.datagrams._ids if status is
+                           Status.PENDING else None, bytes=length, client_context=client_context)
         return status
 
     # ------------------------------------------------------------------ the worker
@@ -241,6 +261,8 @@ class ConnectionCore:
             self.negotiated_alpn = event.alpn_protocol
             self._indicate(ev.Connected(session_resumed=event.session_resumed,
                                         negotiated_alpn=event.alpn_protocol))
+        elif t is qe.DatagramFrameReceived:
+            self._indicate(ev.DatagramReceived(buffer=event.data))
         elif t is qe.ConnectionTerminated:
             self._on_terminated(event)
 
@@ -326,6 +348,7 @@ class ConnectionCore:
         self._abort_streams()
         for stream in list(self.unstarted):
             stream._cancel_unstarted()
+        self.datagrams.cancel_all()
         self._indicate(ev.ConnectionShutdownComplete(
             handshake_completed=self.connected,
             peer_acknowledged_shutdown=False,
