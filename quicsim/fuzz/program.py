@@ -9,6 +9,7 @@ Operations are plain tuples so programs are easy to shrink, compare and print:
 - ``("close", sid)``                    StreamClose
 - ``("conn_shutdown", side, silent, code)``
 - ``("sleep", ms)``                     let time pass (virtual)
+- ``("datagram", side, size)``          ConnectionSendDatagram (sizes that fit and that do not)
 - ``("on", sid, event, op)``            run ``op`` inside the stream's handler the first
   time ``event`` reaches it (MsQuic's inline paths, as spinquic exercises them)
 """
@@ -115,6 +116,7 @@ def generate(seed: int, max_ops: int = 12) -> Program:
     program = Program(seed=seed, network=_network(rng))
     # Drawn from its own generator so adding this knob left every program's ops as they were.
     program.send_buffering = random.Random(f"quicsim-fuzz-buffering:{seed}").random() < 0.5
+    datagrams = random.Random(f"quicsim-fuzz-datagrams:{seed}")
     streams: list[str] = []
     n_ops = rng.randint(2, max(2, max_ops))
     for _ in range(n_ops):
@@ -133,6 +135,9 @@ def generate(seed: int, max_ops: int = 12) -> Program:
         elif roll < 0.25:
             program.ops.append(("conn_shutdown", rng.choice(["client", "client", "server"]),
                                 rng.random() < 0.2, rng.choice(ERROR_CODES[:4])))
+        elif roll < 0.29 and datagrams.random() < 0.5:
+            program.ops.append(("datagram", rng.choice(["client", "server"]),
+                                datagrams.choice([0, 10, 500, 1100, 5000])))
         elif roll < 0.4:
             program.ops.append(("on", sid, rng.choice(TRIGGER_EVENTS), _stream_op(rng, sid, inline=True)))
         else:

@@ -84,6 +84,9 @@ def _line(op: tuple, index: int) -> str:
         return f"ctx.{side}.shutdown({flags}, {code})"
     if kind == "sleep":
         return f"await ctx.sleep({op[1] / 1000!r})"
+    if kind == "datagram":
+        _, side, size = op
+        return f"ctx.{side}.send_datagram(bytes({size}), client_context={'dg#' + str(index)!r})"
     if kind == "on":
         _, sid, event, inner = op
         return f"TRIGGERS.setdefault({sid!r}, []).append([{event!r}, lambda s: {_call(inner, index, 's')}, False])"
@@ -101,8 +104,11 @@ def render(program: Program, faults: frozenset[str] = frozenset(), doc: str = ""
     if len(body) == 1:
         body.append("pass")
     settings = ""
-    if faults or program.send_buffering:
+    uses_datagrams = any(op[0] == "datagram" for op in program.ops)
+    if faults or program.send_buffering or uses_datagrams:
         args = []
+        if uses_datagrams:
+            args.append("datagram_receive_enabled=True")
         if program.send_buffering:
             args.append("send_buffering=True")
         if faults:
