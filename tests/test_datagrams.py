@@ -95,3 +95,40 @@ def test_ledger_flags_a_datagram_without_a_final_state_and_a_second_one():
     assert [d["client_context"] for d in ledger.datagram_leaks] == ["'dg'"]
     assert any("after its final state" in v for v in ledger.violations)
     assert not ledger.ok
+
+
+@pytest.mark.asyncio
+async def test_datagrams_from_another_thread_and_a_handler_that_closes_on_sent():
+    import threading
+
+    pair = await open_pair(transport="memory", client_settings=ON, server_settings=ON)
+    try:
+        def burst():
+            for i in range(300):
+                pair.client.send_datagram(b"t", client_context=("thread", i))
+
+        thread = threading.Thread(target=burst)
+        thread.start()
+        for i in range(300):
+            pair.client.send_datagram(b"l", client_context=("loop", i))
+            if i % 50 == 0:
+                await asyncio.sleep(0)
+        while thread.is_alive():
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(1)
+        report = pair.ledger.report()
+        assert report["datagrams"] == 600 and report["violations"] == [] and report["datagram_leaks"] == []
+        errors = []
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda l, ctx: errors.append(ctx))
+        closed = []
+        pair.client.set_handler(lambda c, e: e.type is ConnectionEventType.DATAGRAM_SEND_STATE_CHANGED
+                                and e.state is DatagramSendState.SENT and not closed
+                                and (closed.append(1), c.close()))
+        for i in range(3):
+            pair.client.send_datagram(b"x", client_context=("close", i))
+        await asyncio.sleep(0.2)
+        assert closed and errors == [] and pair.client.handler_errors == []
+        assert pair.ledger.ok, pair.ledger.summary()
+    finally:
+        await pair.shutdown()

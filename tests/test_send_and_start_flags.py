@@ -114,3 +114,50 @@ async def test_peer_accepted_and_streams_available():
         assert rec.completions() == [("w", False)] and pair.ledger.ok
     finally:
         await pair.shutdown()
+
+
+async def test_cancel_on_loss_never_cancels_an_acknowledged_send():
+    for seed in (10, 11, 12):
+        pair = await open_pair(transport="memory", network={"loss": 0.2}, seed=seed)
+        try:
+            prefix = {}
+
+            def on_event(stream, event):
+                if event.type is StreamEventType.CANCEL_ON_LOSS:
+                    prefix["acked"] = stream.quic_stream.sender._buffer_start
+
+            rec = Recorder(on_event)
+            stream = pair.client.open_stream(handler=rec)
+            stream.start()
+            for i in range(60):
+                stream.send(bytes(3000), SendFlags.CANCEL_ON_LOSS, client_context=i)
+            await stream.wait_send_shutdown_complete(timeout=30)
+            if "acked" in prefix:
+                for i, canceled in rec.completions():
+                    if (i + 1) * 3000 <= prefix["acked"]:
+                        assert canceled is False, f"seed {seed}: send {i} was acknowledged"
+            assert pair.ledger.ok
+        finally:
+            await pair.shutdown()
+
+
+async def test_delay_send_data_does_not_fill_the_send_buffer():
+    buffered = Settings(send_buffering=True)
+    pair = await open_pair(transport="memory", client_settings=buffered, server_settings=buffered)
+    try:
+        a = pair.client.open_stream()
+        a.start()
+        a.send(bytes(128 * 1024), SendFlags.DELAY_SEND, client_context="held")
+        b_rec = Recorder()
+        b = pair.client.open_stream(handler=b_rec)
+        b.start()
+        for i in range(4):
+            b.send(bytes(1000), client_context=i)
+        await asyncio.sleep(0)
+        assert b_rec.completions() == [(i, False) for i in range(4)]  # B used the buffer at once
+        a.shutdown(StreamShutdownFlags.GRACEFUL)  # the FIN releases A's held data
+        b.shutdown(StreamShutdownFlags.GRACEFUL)
+        await a.wait_shutdown_complete(timeout=10)
+        assert pair.client.send_buffer.buffered_bytes == 0 and pair.ledger.ok
+    finally:
+        await pair.shutdown()

@@ -146,19 +146,20 @@ class ConnectionCore:
         """ConnectionSendDatagram: PENDING, then DATAGRAM_SEND_STATE_CHANGED events ending in
         exactly one of ACKNOWLEDGED, LOST_DISCARDED or CANCELED. INVALID_STATE unless the
         peer enabled receiving datagrams; INVALID_PARAMETER if it cannot fit a packet."""
-        if not self.on_worker_thread():
-            with self.lock:
-                status = self._send_datagram_locked(data, client_context)
-        else:
-            status = self._send_datagram_locked(data, client_context)
-        return status
-
-    def _send_datagram_locked(self, data: Any, client_context: Any) -> Status:
-        status = self.datagrams.send(data, client_context)
-        length = len(data) if isinstance(data, (bytes, bytearray, memoryview)) else 0
-        self._observe_call(None, "send_datagram", status, datagram_id=self.datagrams._ids if status is
-                           Status.PENDING else None, bytes=length, client_context=client_context)
-        return status
+        with self.lock:
+            status, payload = self.datagrams.check(data)
+            if status is not None:
+                self._observe_call(None, "send_datagram", status, datagram_id=None, bytes=len(payload),
+                                   client_context=client_context)
+                return status
+            request = self.datagrams.new_request(payload, client_context)
+            # Observed before aioquic can send it, so its states never precede its call.
+            self._observe_call(None, "send_datagram", Status.PENDING, datagram_id=request.datagram_id,
+                               bytes=len(payload), client_context=client_context)
+            self.datagrams.enqueue(request)
+        if self.wakeup is not None:
+            self.wakeup()
+        return Status.PENDING
 
     # ------------------------------------------------------------------ the worker
 
@@ -269,6 +270,7 @@ class ConnectionCore:
     def poll(self) -> None:
         """After aioquic processed datagrams or timers: complete acknowledged sends,
         then notice a close the peer or the transport started."""
+        self.datagrams.deliver()
         while self._dirty:
             dirty, self._dirty = self._dirty, {}
             for stream in dirty:

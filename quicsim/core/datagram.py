@@ -43,26 +43,32 @@ class DatagramSender:
         self.queued: deque[DatagramRequest] = deque()  # in aioquic's _datagrams_pending order
         self.in_flight: dict[int, DatagramRequest] = {}
         self._ids = 0
+        #: state changes seen inside aioquic (packet building, ACK processing), delivered
+        #: from ``deliver()`` once aioquic is done: a handler may not re-enter it mid-packet
+        self._changes: list[tuple[DatagramRequest, DatagramSendState]] = []
         conn.quic._write_datagram_frame = self._write_frame  # per instance, see module doc
 
-    def send(self, data: Any, client_context: Any) -> Status:
-        """ConnectionSendDatagram's checks, then queue it (the result comes as events)."""
+    def check(self, data: Any) -> tuple[Status | None, bytes]:
+        """ConnectionSendDatagram's checks: None when the datagram can be accepted."""
         conn = self.conn
         if not isinstance(data, (bytes, bytearray, memoryview)):
-            return Status.INVALID_PARAMETER
+            return Status.INVALID_PARAMETER, b""
         data = bytes(data)
         limit = conn.quic._remote_max_datagram_frame_size
         if conn.shutdown_initiated or not conn.connected or limit is None:
-            return Status.INVALID_STATE  # not negotiated (the peer must enable receiving)
+            return Status.INVALID_STATE, data  # not negotiated (the peer must enable receiving)
         if len(data) + 1 + size_uint_var(len(data)) > min(limit, conn.quic._max_datagram_size - 40):
-            return Status.INVALID_PARAMETER  # cannot fit one packet
+            return Status.INVALID_PARAMETER, data  # cannot fit one packet
+        return None, data
+
+    def new_request(self, data: bytes, client_context: Any) -> DatagramRequest:
         self._ids += 1
-        request = DatagramRequest(self._ids, data, client_context)
+        return DatagramRequest(self._ids, data, client_context)
+
+    def enqueue(self, request: DatagramRequest) -> None:
+        """Hand an accepted datagram to aioquic (under the connection's lock)."""
         self.queued.append(request)
-        conn.quic.send_datagram_frame(data)
-        if conn.wakeup is not None:
-            conn.wakeup()
-        return Status.PENDING
+        self.conn.quic.send_datagram_frame(request.data)
 
     def _write_frame(self, builder: Any, data: bytes, frame_type: QuicFrameType) -> bool:
         """aioquic's DATAGRAM frame writer, plus a delivery callback for this datagram."""
@@ -74,7 +80,7 @@ class DatagramSender:
         buf.push_bytes(data)
         self.queued.popleft()
         self.in_flight[request.datagram_id] = request
-        self._state(request, DatagramSendState.SENT)
+        self._changes.append((request, DatagramSendState.SENT))
         return True
 
     def _on_delivery(self, delivery: QuicDeliveryState, request: DatagramRequest) -> None:
@@ -82,18 +88,29 @@ class DatagramSender:
             return
         self.in_flight.pop(request.datagram_id, None)
         if delivery == QuicDeliveryState.ACKED:
-            self._state(request, DatagramSendState.ACKNOWLEDGED)
+            self._changes.append((request, DatagramSendState.ACKNOWLEDGED))
         else:
             # Datagrams are never retransmitted: suspected lost, then given up at once.
-            self._state(request, DatagramSendState.LOST_SUSPECT)
-            self._state(request, DatagramSendState.LOST_DISCARDED)
+            self._changes.append((request, DatagramSendState.LOST_SUSPECT))
+            self._changes.append((request, DatagramSendState.LOST_DISCARDED))
+
+    def deliver(self) -> None:
+        """Deliver the state changes collected while aioquic was working."""
+        while self._changes:
+            changes, self._changes = self._changes, []
+            for request, state in changes:
+                self._state(request, state)
 
     def cancel_all(self) -> None:
         """The connection is gone: every datagram without a final state is CANCELED."""
-        for request in [*self.queued, *self.in_flight.values()]:
+        self.deliver()
+        with self.conn.lock:
+            left = [*self.queued, *self.in_flight.values()]
+            self.queued.clear()
+            self.in_flight.clear()
+            self.conn.quic._datagrams_pending.clear()  # nothing of ours may be written later
+        for request in left:
             self._state(request, DatagramSendState.CANCELED)
-        self.queued.clear()
-        self.in_flight.clear()
 
     def _state(self, request: DatagramRequest, state: DatagramSendState) -> None:
         if request.done:

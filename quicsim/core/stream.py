@@ -457,6 +457,8 @@ class StreamCore:
         requests = self.sends.requests
         if not requests or not self.started or self.local_close_reset:
             return False
+        if self._held and requests[0] is self._held[0]:
+            return False  # DELAY_SEND data waits for its stream's next send: it may not fill the buffer
         request = requests.popleft()
         self._buffered.append((request.end, request.length))
         self.connection.send_buffer.buffered_bytes += request.length
@@ -508,11 +510,6 @@ class StreamCore:
         """The ACK path: complete acknowledged sends (head of the queue only), then
         SEND_SHUTDOWN_COMPLETE once the FIN or the reset is acknowledged."""
         sender = self.quic_stream.sender
-        if self._data_lost:
-            self._data_lost = False
-            if self._cancel_on_loss and not self.local_close_reset and not self.send_shutdown_indicated:
-                self._on_cancel_on_loss()
-                return
         # After a peer STOP_SENDING aioquic stops moving _buffer_start, so the prefix is
         # still exactly what was acknowledged before it: gate on our own reset only.
         if self.sends.requests and not self.local_close_reset:
@@ -524,6 +521,13 @@ class StreamCore:
             while buffered and buffered[0][0] <= sender._buffer_start:
                 send_buffer.release(buffered.popleft()[1])
             send_buffer.fill()  # acknowledged bytes left the buffer: room for waiting sends
+        if self._data_lost:
+            # After the ACKs (MsQuic handles the ACK before it detects the loss), so sends
+            # already acknowledged completed normally.
+            self._data_lost = False
+            if self._cancel_on_loss and not self.local_close_reset and not self.send_shutdown_indicated:
+                self._on_cancel_on_loss()
+                return
         if (not self.send_shutdown_indicated and sender.is_finished
                 and (self.local_close_fin or self.local_close_reset)):
             self._indicate_send_shutdown_complete(graceful=sender._reset_error_code is None)

@@ -56,14 +56,21 @@ class ConnectionDriver(QuicConnectionProtocol):
         if self._worker_scheduled:
             return
         self._worker_scheduled = True
-        if threading.get_ident() == self.core.worker_thread:
-            self._loop.call_soon(self._run_worker)
-        else:
-            # An API call from another thread: hand over, never wait (MsQuic's queued calls).
-            self._loop.call_soon_threadsafe(self._run_worker)
+        try:
+            if threading.get_ident() == self.core.worker_thread:
+                self._loop.call_soon(self._run_worker)
+            else:
+                # An API call from another thread: hand over, never wait (MsQuic's queued calls).
+                self._loop.call_soon_threadsafe(self._run_worker)
+        except RuntimeError:  # the loop is closed: nothing will run the worker any more
+            self._worker_scheduled = False
+            raise
 
     def _call_on_worker(self, fn: Callable[[], Any]) -> None:
         """Run ``fn`` on the loop and block this (other) thread until it ran."""
+        if not self._loop.is_running():
+            fn()  # no loop to hand it to (it stopped): nothing else touches the core now
+            return
         done = threading.Event()
         failure: list[BaseException] = []
 
@@ -103,6 +110,7 @@ class ConnectionDriver(QuicConnectionProtocol):
             self._transmit_task = None
             return
         super().transmit()
+        self.core.datagrams.deliver()  # SENT states seen while the packets were built
 
     def release(self) -> None:
         """Stop timers and, for a client, close the socket."""
