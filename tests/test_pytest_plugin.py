@@ -152,3 +152,11 @@ def test_memory_transport_pair(pytester: pytest.Pytester):
     result.assert_outcomes(passed=1)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--quicsim-transport", "carrier-pigeon")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
+
+
+def test_module_loop_scope(pytester: pytest.Pytester):
+    """Tests on a module-scoped loop: the fixtures follow asyncio_default_fixture_loop_scope."""
+    pytester.makepyfile(CLEAN.replace("@pytest.mark.asyncio", '@pytest.mark.asyncio(loop_scope="module")'))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-o",
+                                           "asyncio_default_fixture_loop_scope=module")
+    result.assert_outcomes(passed=1)
