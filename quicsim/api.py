@@ -211,9 +211,9 @@ async def connect(
         holder.append(conn)
 
     if link is not None:
-        driver = await _memory.open_client(link, configuration, attach)
+        await _memory.open_client(link, configuration, attach)
     else:
-        driver = await open_client(host, port, configuration, attach)
+        await open_client(host, port, configuration, attach)
     conn = holder[0]
     try:
         await conn.wait_connected(timeout=settings.handshake_idle_timeout_ms / 1000.0)
@@ -224,7 +224,6 @@ async def connect(
     except BaseException:
         conn.close()
         raise
-    del driver
     return conn
 
 

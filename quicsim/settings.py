@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Iterable
 
 #: Deliberate bugs that reproduce the lost SEND_COMPLETE of MsQuic issue 4307, one per
@@ -77,7 +77,3 @@ class Settings:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"Settings.{name} must be a non-negative int, got {value!r}")
-
-    def with_faults(self, *faults: str) -> "Settings":
-        """A copy with ``faults`` switched on as well."""
-        return replace(self, faults=self.faults | check_faults(faults))

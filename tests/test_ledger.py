@@ -137,6 +137,8 @@ def test_ledger_flags_duplicates_rejected_unknown_and_order():
     _complete(ledger, conn, stream, 3)  # rejected
     _complete(ledger, conn, stream, 99)  # unknown
     text = "\n".join(ledger.violations)
+    with pytest.raises(AssertionError, match="before older send 1"):
+        ledger.assert_ok()
     assert "before older send 1" in text
     assert "duplicate SEND_COMPLETE for send 1" in text
     assert "rejected send 3" in text
@@ -154,6 +156,7 @@ def test_ledger_allows_only_the_late_canceled_exception():
     _complete(ledger, conn, stream, 2, canceled=True)  # rule 5: allowed
     _complete(ledger, conn, stream, 1)
     assert ledger.ok, ledger.summary()
+    ledger.assert_ok()  # raises nothing on a clean ledger
     _send(ledger, conn, stream, 3)
     _send(ledger, conn, stream, 4)
     _complete(ledger, conn, stream, 4, canceled=False)  # a late send acked early: not allowed

@@ -32,6 +32,20 @@ LOSSY = """
             streams.append(s)
         await ctx.wait_all_shutdown_complete(streams, timeout=60)
 
+    @scenario(transport="memory")
+    async def waits(ctx):
+        s = ctx.client.open_stream()
+        s.start()
+        s.send(b"x", client_context="w")
+        await ctx.wait_until(lambda: ctx.ledger.completions == 1, timeout=5, what="the completion")
+        try:
+            await ctx.wait_until(lambda: False, timeout=0.5, what="never")
+        except TimeoutError as exc:
+            assert "never" in str(exc)
+        else:
+            raise AssertionError("wait_until did not time out")
+        s.shutdown(StreamShutdownFlags.GRACEFUL)
+
     @scenario(transport="memory", timeout=120)
     async def idle(ctx):
         await ctx.client.wait_shutdown_complete(timeout=100)   # nobody talks: idle timeout
@@ -55,6 +69,11 @@ def test_same_seed_gives_a_byte_identical_trace(tmp_path):
     assert b'"kind": "datagram", "name": "loss"' in traces[0]  # impairment decisions are in it
     other = run_job(spec, 8, RunOptions(trace_dir=str(tmp_path / "c")))
     assert Path(other["trace"]).read_bytes() != traces[0]
+
+
+def test_wait_until(tmp_path):
+    result = run_job(_specs(tmp_path)["waits"], 1)
+    assert result["passed"], result
 
 
 def test_idle_timeout_takes_virtual_not_wall_time(tmp_path):

@@ -33,6 +33,7 @@ def test_status_values_and_failure_rule():
                 "STREAM_LIMIT_REACHED": 86, "USER_CANCELED": 130}
     assert {n: int(Status[n]) for n in expected} == expected
     assert not Status.PENDING.failed and not Status.CONTINUE.failed and Status.ABORTED.failed
+    assert Status.SUCCESS.succeeded and Status.PENDING.succeeded and not Status.INVALID_STATE.succeeded
 
 
 def test_event_type_values():

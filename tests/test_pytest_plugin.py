@@ -74,8 +74,9 @@ def test_marker_and_options_configure_the_pair(pytester: pytest.Pytester):
 
         @pytest.mark.asyncio
         @pytest.mark.quicsim(delay_ms=7, seed=3)
-        async def test_config(quicsim_pair, quicsim_network):
+        async def test_config(quicsim_pair, quicsim_network, quicsim_listener):
             assert quicsim_pair.network is quicsim_network
+            assert quicsim_listener is quicsim_pair.listener and quicsim_listener.connections
             assert quicsim_network.profile.to_server.delay_ms == 7
             assert quicsim_network.profile.to_server.loss == 0.25   # from --quicsim-loss
             assert quicsim_pair.seed == 42                          # --quicsim-seed wins

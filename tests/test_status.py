@@ -81,6 +81,14 @@ async def test_bad_send_parameters_get_no_event(pair):
     assert pair.client.ledger.report()["rejected"] == 4
 
 
+async def test_flags_of_the_wrong_type_are_invalid_parameter(pair):
+    stream = pair.client.open_stream()
+    assert stream.start("now") is Status.INVALID_PARAMETER
+    assert stream.shutdown("graceful") is Status.INVALID_PARAMETER
+    assert stream.send(b"x", "fin") is Status.INVALID_PARAMETER
+    assert pair.client.ledger.report()["rejected"] == 1
+
+
 async def test_double_start(pair):
     rec = Recorder()
     stream = pair.client.open_stream(handler=rec)

@@ -13,8 +13,9 @@ _IMMEDIATE_ONLY = StreamShutdownFlags.IMMEDIATE | _ABORT
 _ALL_SHUTDOWN = int(
     StreamShutdownFlags.GRACEFUL | _ABORT | StreamShutdownFlags.IMMEDIATE | StreamShutdownFlags.INLINE
 )
-_ALL_SEND = int(sum(SendFlags))
 _ALL_START = int(sum(StreamStartFlags))
+#: bits no SendFlags member has: a send with any of them is INVALID_PARAMETER
+BAD_SEND_BITS = ~int(sum(SendFlags))
 
 #: MsQuicStreamShutdown's parameter checks, in the order api.c applies them.
 SHUTDOWN_PARAMETER_RULES: tuple[tuple[str, object], ...] = (
@@ -31,6 +32,8 @@ def shutdown_parameter_error(flags: int, error_code: int) -> str | None:
     """Why StreamShutdown(flags, error_code) is INVALID_PARAMETER, or None if it is not."""
     if not isinstance(error_code, int) or error_code < 0 or error_code > MAX_VARINT:
         return "error_code must be an int in [0, 2^62-1]"
+    if not isinstance(flags, int):
+        return "flags must be StreamShutdownFlags"
     for reason, rule in SHUTDOWN_PARAMETER_RULES:
         if rule(int(flags)):
             return reason
@@ -70,10 +73,6 @@ def open_status(*, closed_locally: bool, closed_remotely: bool) -> Status | None
 
 def flags_ok(flags: int, all_flags: int) -> bool:
     return isinstance(flags, int) and 0 <= flags and not (flags & ~all_flags)
-
-
-def send_flags_ok(flags: int) -> bool:
-    return flags_ok(flags, _ALL_SEND)
 
 
 def start_flags_ok(flags: int) -> bool:

@@ -45,11 +45,13 @@ class SendRequest:
 class SendQueue:
     """The two request lists of one stream, plus the next stream offset."""
 
-    __slots__ = ("api_requests", "requests", "queued_offset")
+    __slots__ = ("api_requests", "taken", "requests", "queued_offset")
 
     def __init__(self) -> None:
         #: accepted by the API, waiting for the worker (MsQuic: ApiSendRequests)
         self.api_requests: deque[SendRequest] = deque()
+        #: taken from ``api_requests`` by the worker, being applied or canceled right now
+        self.taken: deque[SendRequest] = deque()
         #: queued at an offset, waiting for acknowledgement (MsQuic: SendRequests)
         self.requests: deque[SendRequest] = deque()
         #: the offset the next queued request starts at (MsQuic: QueuedSendOffset)
@@ -80,12 +82,17 @@ class SendQueue:
     def take_api_requests(self, lock) -> deque[SendRequest]:
         """Swap out the accepted-not-applied list under ``lock`` (QuicStreamSendFlush's
         ``ApiSendRequests = NULL``): a send racing from another thread either made it
-        into the batch taken here or finds an empty list and queues its own operation."""
+        into the batch taken here or finds an empty list and queues its own operation.
+
+        The batch joins ``taken``, which every path (flush, shutdown, abort, close) drains:
+        a handler that closes the stream from a completion raised in the middle of one of
+        them still completes the rest."""
         with lock:
             batch = self.api_requests
             if batch:
                 self.api_requests = deque()
-            return batch
+        self.taken.extend(batch)
+        return self.taken
 
     def pending_count(self) -> int:
-        return len(self.api_requests) + len(self.requests)
+        return len(self.api_requests) + len(self.taken) + len(self.requests)

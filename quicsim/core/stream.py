@@ -38,7 +38,7 @@ _ABORT_RECEIVE = StreamShutdownFlags.ABORT_RECEIVE
 _GRACEFUL = StreamShutdownFlags.GRACEFUL
 _IMMEDIATE = StreamShutdownFlags.IMMEDIATE
 _INLINE = StreamShutdownFlags.INLINE
-_BAD_SEND_BITS = ~int(sum(SendFlags))
+_BAD_SEND_BITS = rules.BAD_SEND_BITS
 _PRIORITY_WORK = int(SendFlags.PRIORITY_WORK)
 _FIN = int(SendFlags.FIN)
 _START = int(SendFlags.START)
@@ -127,8 +127,6 @@ class StreamCore:
         #: CANCEL_ON_LOSS was used on this stream; data of it was reported lost
         self._cancel_on_loss = False
         self._data_lost = False
-        #: accepted sends taken from the API's list, being applied or canceled right now
-        self._taken: deque[SendRequest] = deque()
         #: (end offset, length) of sends completed into the send buffer, awaiting their ACK
         self._buffered: deque[tuple[int, int]] = deque()
 
@@ -149,14 +147,16 @@ class StreamCore:
     def start(self, flags: StreamStartFlags = StreamStartFlags.NONE) -> Status:
         """StreamStart: PENDING; the result arrives in START_COMPLETE."""
         conn = self.connection
-        if self.handle_closed or not self.is_local or not rules.start_flags_ok(flags):
-            status = Status.INVALID_PARAMETER if not rules.start_flags_ok(flags) else Status.INVALID_STATE
+        if not rules.start_flags_ok(flags):
+            status = Status.INVALID_PARAMETER
+        elif self.handle_closed or not self.is_local:
+            status = Status.INVALID_STATE
         else:
             status = rules.start_status(started=self.started, closed_remotely=conn.closed_remotely)
             if status is None:
                 conn._queue(("start", self, StreamStartFlags(flags), None), priority=bool(flags & StreamStartFlags.PRIORITY_WORK))
                 status = Status.PENDING
-        conn._observe_call(self, "start", status, flags=int(flags))
+        conn._observe_call(self, "start", status, flags=int(flags) if isinstance(flags, int) else flags)
         return status
 
     def send(self, buffers: Any, flags: SendFlags = SendFlags.NONE, client_context: Any = None) -> Status:
@@ -235,7 +235,7 @@ class StreamCore:
         if not conn.callback_depth:
             # The blocking close is processed after the operations queued before it.
             conn.process_operations()
-        if _FAULT_DISCARD in conn.faults and (self.sends.pending_count() or self._taken):
+        if _FAULT_DISCARD in conn.faults and self.sends.pending_count():
             # Fault: the handler is detached before the canceled completions are raised.
             conn._fault_hit(_FAULT_DISCARD, self, "handler detached before close's completions")
             self.handle_closed = True
@@ -294,7 +294,7 @@ class StreamCore:
 
     def _apply_send_flush(self) -> None:
         """QuicStreamSendFlush: move accepted sends onto the stream, or cancel late ones."""
-        taken = self._take_api_requests()
+        taken = self.sends.take_api_requests(self.connection.lock)
         start = False
         while taken:
             request = taken.popleft()
@@ -390,7 +390,7 @@ class StreamCore:
             return
         with self.connection.lock:
             self.send_enabled = False
-            late = self._take_api_requests()
+            late = self.sends.take_api_requests(self.connection.lock)
         while late:
             # "These sends were queued by the app after queueing a graceful shutdown."
             self._cancel_late(late.popleft())
@@ -406,9 +406,8 @@ class StreamCore:
             return
         with self.connection.lock:
             self.send_enabled = False
-            api_requests = self._take_api_requests()
-        first_reset = not self.local_close_reset
-        if first_reset:
+            api_requests = self.sends.take_api_requests(self.connection.lock)
+        if not self.local_close_reset:
             # Record the reset (and its code) before any callback can run.
             self.local_close_reset = True
             self.send_error_code = error_code
@@ -435,14 +434,6 @@ class StreamCore:
             self.quic_stream.receiver.stop(error_code)
         else:
             self.recv_closed = True  # nothing was ever received: nothing to wait for
-
-    def _take_api_requests(self) -> deque:
-        """Move accepted sends out of the list other threads append to, into this stream's
-        own list of sends being applied. Every path (flush, shutdown, abort, close) drains
-        that same list, so a handler that closes the stream from a completion raised
-        in the middle of one of them still completes the rest."""
-        self._taken.extend(self.sends.take_api_requests(self.connection.lock))
-        return self._taken
 
     def _wait_for_buffer(self) -> None:
         """With send buffering on, queue this stream's unbuffered sends for buffer room."""
@@ -496,12 +487,12 @@ class StreamCore:
         connection finished shutting down): they can never complete."""
         conn = self.connection
         if not force and _FAULT_UNSTARTED in conn.faults and conn.shutdown_by_app:
-            if self.sends.pending_count() or self._taken:
+            if self.sends.pending_count():
                 conn._fault_hit(_FAULT_UNSTARTED, self, "sends on an unstarted stream left pending")
             return
         with conn.lock:
             self.send_enabled = False
-            late = self._take_api_requests()
+            late = self.sends.take_api_requests(conn.lock)
         for queue in (self.sends.requests, late):
             while queue:
                 self._complete(queue.popleft(), canceled=True)
