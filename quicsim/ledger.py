@@ -24,6 +24,7 @@ from .observer import Observer
 
 _SEND_COMPLETE = StreamEventType.SEND_COMPLETE
 _FIN = int(SendFlags.FIN)
+_UNSTARTED_OK = frozenset({StreamEventType.SEND_SHUTDOWN_COMPLETE, StreamEventType.SHUTDOWN_COMPLETE})
 _ONCE = frozenset({
     StreamEventType.START_COMPLETE,
     StreamEventType.SEND_SHUTDOWN_COMPLETE,
@@ -146,9 +147,10 @@ class Ledger(Observer):
         elif etype is _SEND_COMPLETE:
             self._on_send_complete(conn, stream, record, event)
             return
-        elif not record.start_indicated and stream.is_local:
+        elif not record.start_indicated and stream.is_local and etype not in _UNSTARTED_OK:
             # A failed start (START_COMPLETE with an error) may still be followed by its
-            # shutdown events (SHUTDOWN_ON_FAIL); before any START_COMPLETE, nothing may.
+            # shutdown events (SHUTDOWN_ON_FAIL); before any START_COMPLETE, only StreamClose
+            # or an ABORT|IMMEDIATE shutdown may raise events (its shutdown completions).
             self._violation(conn, stream, f"{etype.name} delivered to a stream that never started")
         if etype is StreamEventType.SHUTDOWN_COMPLETE:
             self._leak_check(conn, stream, "at its SHUTDOWN_COMPLETE")
@@ -198,6 +200,8 @@ class Ledger(Observer):
                     self.violations.append(
                         f"{conn.label}: connection SHUTDOWN_COMPLETE before stream "
                         f"{self._name(stream)}'s SHUTDOWN_COMPLETE")
+                if self._never_started(record, stream) and not stream.handle_closed:
+                    continue  # MsQuic cancels its sends at StreamClose, not before
                 self._leak_check(conn, stream, "at its connection's SHUTDOWN_COMPLETE")
             for key in [k for k in self._datagrams if k[0] == id(conn)]:
                 self.datagram_leaks.append({**self._datagrams.pop(key), "detected": "at its connection's "
@@ -272,6 +276,23 @@ class Ledger(Observer):
                         "detected": when,
                     })
         record.order.clear()
+
+    @staticmethod
+    def _never_started(record: _StreamRecord, stream) -> bool:
+        # A failed start (START_COMPLETE with an error) leaves it out of MsQuic's stream
+        # table as well: its sends still wait for StreamClose.
+        return stream.is_local and not record.started
+
+    def judge_unclosed(self) -> None:
+        """Report as leaks the sends still pending on never-started streams whose handle
+        the application never closed: MsQuic completes them only at StreamClose. Call it
+        at the end of a run, before closing what the application left open."""
+        with self._lock:
+            for key, stream in list(self._keep.items()):
+                record = self._streams.get(key)
+                if record is not None and self._never_started(record, stream) and not stream.handle_closed:
+                    conn = stream.connection
+                    self._leak_check(conn, stream, "on a never-started stream whose handle was never closed")
 
     @staticmethod
     def _name(stream) -> str:

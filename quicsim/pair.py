@@ -61,7 +61,9 @@ class Pair:
         return clean
 
     def close(self) -> None:
-        """Close at once (silently where still open)."""
+        """Close at once (silently where still open). The ledger first judges what the
+        application left: sends on never-started streams it never closed are leaks."""
+        self.ledger.judge_unclosed()
         for conn in (self.client, self.server):
             if conn is not None:
                 for stream in list(conn.unstarted):

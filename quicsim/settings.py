@@ -1,42 +1,12 @@
-"""Connection settings (MsQuic's QUIC_SETTINGS names in snake_case) and injectable faults."""
+"""Connection settings (MsQuic's QUIC_SETTINGS names in snake_case); faults by name from :mod:`quicsim.faults`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable
 
-#: Deliberate bugs that reproduce the lost SEND_COMPLETE of MsQuic issue 4307, one per
-#: candidate mechanism (see docs/semantics in the README):
-FAULTS: dict[str, str] = {
-    "drop-send-after-shutdown": (
-        "a send accepted before the send-side shutdown took effect is dropped, "
-        "with no canceled completion, when the worker applies it"
-    ),
-    "discard-after-shutdown-complete": (
-        "completions raised after the stream's SHUTDOWN_COMPLETE (or after "
-        "StreamClose) are discarded because the handler is already detached"
-    ),
-    "unstarted-stream-leak": (
-        "a send on an opened but never started stream of a connection the "
-        "application shut down itself is accepted and never completed"
-    ),
-}
+from .faults import FAULTS, check_faults
 
-
-def check_faults(faults: Iterable[str] | None) -> frozenset[str]:
-    """Return ``faults`` as a frozenset, or raise ValueError naming the valid fault names."""
-    if faults is None:
-        return frozenset()
-    if isinstance(faults, str):
-        faults = [faults]
-    chosen = frozenset(faults)
-    unknown = sorted(chosen - FAULTS.keys())
-    if unknown:
-        raise ValueError(
-            f"unknown fault {', '.join(map(repr, unknown))}; "
-            f"valid faults: {', '.join(sorted(FAULTS))}"
-        )
-    return chosen
+__all__ = ["FAULTS", "Settings", "check_faults"]
 
 
 @dataclass(frozen=True)

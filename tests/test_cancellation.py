@@ -11,6 +11,7 @@ from quicsim import (
     ConnectionEventType,
     ConnectionShutdownFlags,
     Settings,
+    SendFlags,
     Status,
     StreamEventType,
     StreamShutdownFlags,
@@ -198,5 +199,26 @@ async def test_stream_close_on_unstarted_stream_cancels_its_sends(pair):
     stream.send(b"b", client_context="b")
     stream.close()
     assert rec.completions() == [("a", True), ("b", True)]
-    assert rec.types() == ["SEND_COMPLETE", "SEND_COMPLETE"]  # nothing else on an unstarted stream
+    # QuicStreamClose -> QuicStreamShutdown(ABORT | IMMEDIATE) raises both shutdown
+    # completions on a never-started stream too.
+    assert rec.types() == ["SEND_COMPLETE", "SEND_COMPLETE", "SEND_SHUTDOWN_COMPLETE", "SHUTDOWN_COMPLETE"]
+    assert rec.events[2].graceful is False and rec.events[3].app_close_in_progress is True
     assert pair.client.ledger.ok
+
+
+async def test_abort_immediate_on_a_never_started_stream_completes_it(pair):
+    rec = Recorder()
+    stream = pair.client.open_stream(handler=rec)
+    assert stream.shutdown(StreamShutdownFlags.ABORT | StreamShutdownFlags.IMMEDIATE) is Status.PENDING
+    # Accepted (the abort is not applied yet), then canceled when the abort is applied.
+    assert stream.send(b"a", SendFlags.START, client_context="a") is Status.PENDING
+    await stream.wait_shutdown_complete(timeout=5)
+    # The canceled START send says first that the start failed (QuicStreamCompleteSendRequest).
+    assert rec.types() == ["START_COMPLETE", "SEND_COMPLETE", "SEND_SHUTDOWN_COMPLETE", "SHUTDOWN_COMPLETE"]
+    assert rec.events[0].status is Status.ABORTED and rec.events[1].canceled
+    assert rec.events[3].app_close_in_progress is False
+    assert stream.start() is Status.PENDING
+    await asyncio.sleep(0.01)
+    assert len(rec.events) == 4, "a shut-down stream never starts"
+    stream.close()
+    assert pair.client.ledger.ok, pair.client.ledger.summary()

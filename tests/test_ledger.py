@@ -81,6 +81,8 @@ async def test_unstarted_stream_after_connection_shutdown(fault):
         await asyncio.sleep(0)
         assert stream.send(b"a", client_context="unstarted-send") is Status.PENDING
         await pair.client.wait_shutdown_complete(timeout=5)
+        # MsQuic leaves a never-started stream's sends pending until StreamClose.
+        assert rec.completions() == [] and pair.client.ledger.pending == 1 and pair.client.ledger.ok
         stream.close()
         report = pair.client.ledger.report()
         if fault is None:
@@ -88,7 +90,24 @@ async def test_unstarted_stream_after_connection_shutdown(fault):
         else:
             assert rec.completions() == []
             assert [leak["client_context"] for leak in report["leaks"]] == ["'unstarted-send'"]
-            assert report["leaks"][0]["detected"] == "at its connection's SHUTDOWN_COMPLETE"
+            assert report["leaks"][0]["detected"] == "at its SHUTDOWN_COMPLETE"
+    finally:
+        await close_pair(pair)
+
+
+@pytest.mark.asyncio
+async def test_a_never_started_stream_left_open_is_a_leak_at_judgement():
+    pair = await make_pair()
+    try:
+        stream = pair.client.open_stream()
+        assert stream.send(b"a", client_context="held") is Status.PENDING
+        pair.client.shutdown()
+        await pair.client.wait_shutdown_complete(timeout=5)
+        assert pair.client.ledger.ok
+        pair.client.ledger.judge_unclosed()
+        leaks = pair.client.ledger.report()["leaks"]
+        assert [leak["client_context"] for leak in leaks] == ["'held'"]
+        assert leaks[0]["detected"] == "on a never-started stream whose handle was never closed"
     finally:
         await close_pair(pair)
 
@@ -99,7 +118,7 @@ def test_unknown_fault_is_a_value_error_naming_the_valid_ones():
     for name in FAULTS:
         assert name in str(info.value)
     assert set(quicsim.FAULTS) == {
-        "drop-send-after-shutdown", "discard-after-shutdown-complete", "unstarted-stream-leak"}
+        "drop-send-after-shutdown", "discard-after-shutdown-complete", "unstarted-stream-leak", "reentrant-close"}
 
 
 # -- the ledger on hand-made observations (known-bad inputs for the detector itself)

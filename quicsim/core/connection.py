@@ -21,6 +21,7 @@ from aioquic.quic.packet_builder import QuicDeliveryState
 
 from .. import events as ev
 from ..enums import ConnectionShutdownFlags, MAX_VARINT, Status, StreamOpenFlags
+from ..faults import FaultSet
 from ..settings import Settings
 from . import rules
 from .datagram import DatagramSender
@@ -59,7 +60,7 @@ class ConnectionCore:
         self.quic = quic
         self.is_client = quic._is_client
         self.settings = settings or Settings()
-        self.faults = self.settings.faults
+        self.faults = FaultSet(self.settings.faults)
         self.handler = handler
         self.context = context
         self.observers = list(observers)
@@ -347,9 +348,9 @@ class ConnectionCore:
             return
         if not self.shutdown_initiated:
             self._initiate_remote_shutdown(close)
+        # Never-started streams are not in MsQuic's stream table (QuicStreamSetShutdown
+        # skips them): their sends stay pending until StreamClose.
         self._abort_streams()
-        for stream in list(self.unstarted):
-            stream._cancel_unstarted()
         self.datagrams.cancel_all()
         self._indicate(ev.ConnectionShutdownComplete(
             handshake_completed=self.connected,

@@ -94,5 +94,18 @@ class SendQueue:
         self.taken.extend(batch)
         return self.taken
 
+    def strand_taken(self) -> int:
+        """Leave the batch being drained to the loop that detached it (the
+        ``reentrant-close`` fault): later takes start a new batch. Returns its size."""
+        stranded = len(self.taken)
+        self.taken = deque()
+        return stranded
+
+    def forget_all(self) -> None:
+        """Drop every pending request without completing it (a fault's doing)."""
+        self.api_requests = deque()
+        self.taken = deque()
+        self.requests.clear()
+
     def pending_count(self) -> int:
         return len(self.api_requests) + len(self.taken) + len(self.requests)

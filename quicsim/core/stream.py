@@ -22,6 +22,7 @@ from ..enums import (
     StreamShutdownFlags,
     StreamStartFlags,
 )
+from ..faults import LateSend
 from . import rules
 from .send_queue import SendQueue, SendRequest
 
@@ -33,6 +34,10 @@ StreamHandler = Callable[["StreamCore", ev.StreamEvent], Any]
 _BUFFER_TYPES = (bytes, bytearray, memoryview)
 _SEND_COMPLETE = StreamEventType.SEND_COMPLETE
 _START_COMPLETE = StreamEventType.START_COMPLETE
+#: what a never-started stream can still be told: its canceled sends and, at StreamClose
+#: or an ABORT|IMMEDIATE shutdown, both shutdown completions (QuicStreamShutdown)
+_UNSTARTED_EVENTS = frozenset({_SEND_COMPLETE, _START_COMPLETE, StreamEventType.SEND_SHUTDOWN_COMPLETE,
+                               StreamEventType.SHUTDOWN_COMPLETE})
 _ABORT_SEND = StreamShutdownFlags.ABORT_SEND
 _ABORT_RECEIVE = StreamShutdownFlags.ABORT_RECEIVE
 _GRACEFUL = StreamShutdownFlags.GRACEFUL
@@ -44,9 +49,6 @@ _FIN = int(SendFlags.FIN)
 _START = int(SendFlags.START)
 _DELAY_SEND = int(SendFlags.DELAY_SEND)
 _CANCEL_ON_LOSS = int(SendFlags.CANCEL_ON_LOSS)
-_FAULT_DROP = "drop-send-after-shutdown"
-_FAULT_DISCARD = "discard-after-shutdown-complete"
-_FAULT_UNSTARTED = "unstarted-stream-leak"
 
 
 def _normalize_buffers(buffers: Any) -> tuple[tuple, int] | None:
@@ -235,28 +237,46 @@ class StreamCore:
         if not conn.callback_depth:
             # The blocking close is processed after the operations queued before it.
             conn.process_operations()
-        if _FAULT_DISCARD in conn.faults and self.sends.pending_count():
-            # Fault: the handler is detached before the canceled completions are raised.
-            conn._fault_hit(_FAULT_DISCARD, self, "handler detached before close's completions")
-            self.handle_closed = True
-        if self.started:
-            if not self.shutdown_complete:
-                self._apply_shutdown(
-                    StreamShutdownFlags.ABORT | _IMMEDIATE, 0, app_close_in_progress=True
-                )
-        else:
-            self._cancel_unstarted()
+        if conn.faults:
+            self._close_faults()
+        if not self.shutdown_complete:
+            # QuicStreamClose: QuicStreamShutdown(ABORT | IMMEDIATE), started or not.
+            self._apply_shutdown(StreamShutdownFlags.ABORT | _IMMEDIATE, 0, app_close_in_progress=True)
         self.handle_closed = True
         conn._observe_call(self, "close", None)
         conn._stream_closed(self)
+
+    def _close_faults(self) -> None:
+        """The seams StreamClose passes (see quicsim.faults)."""
+        conn = self.connection
+        if self.sends.pending_count():
+            fault = conn.faults.stream_close()
+            if fault is not None:
+                # The handler is detached before the canceled completions are raised.
+                conn._fault_hit(fault.name, self, "handler detached before close's completions")
+                self.handle_closed = True
+        if self.sends.taken and conn.callback_depth:
+            fault = conn.faults.close_inside_batch()
+            if fault is not None:
+                # MsQuic's QuicStreamClose cannot see the list QuicStreamSendShutdown (or
+                # QuicStreamSendFlush) detached: the loop that owns it completes the rest
+                # after this close detached the handler, and those completions go nowhere.
+                stranded = self.sends.strand_taken()
+                conn._fault_hit(fault.name, self, f"{stranded} send(s) of a detached batch left "
+                                                  f"to a closed handle")
+        if not self.started and self.sends.pending_count() and conn.shutdown_by_app:
+            fault = conn.faults.unstarted_close()
+            if fault is not None:
+                conn._fault_hit(fault.name, self, "sends on a never-started stream left pending at close")
+                self.sends.forget_all()
 
     # ---------------------------------------------------------- worker operations
 
     def _apply_start(self, flags: StreamStartFlags) -> None:
         """QuicStreamStart, as the worker applies it."""
         conn = self.connection
-        if self.started:
-            return  # already started: MsQuic returns INVALID_STATE internally, no event
+        if self.started or self.shutdown_complete:
+            return  # already started (or shut down): INVALID_STATE internally, no event
         failure = None
         if conn.shutdown_initiated:
             # QuicStreamStart: INVALID_STATE once the app closed the connection, else ABORTED.
@@ -269,9 +289,7 @@ class StreamCore:
                 self._dispatch(ev.StartComplete(status=failure, id=None, peer_accepted=False))
             if flags & StreamStartFlags.SHUTDOWN_ON_FAIL:
                 # QuicStreamShutdown(ABORT | IMMEDIATE): cancel, then both completions now.
-                self._cancel_unstarted(force=True)
-                self._indicate_send_shutdown_complete(graceful=False)
-                self._try_complete_shutdown(force=True)
+                self._apply_shutdown(StreamShutdownFlags.ABORT | _IMMEDIATE, 0)
             return
         quic_stream = conn._create_quic_stream(self)
         self.started = True
@@ -319,10 +337,10 @@ class StreamCore:
                 start = True  # SendFlags.START starts the stream after the flush
             if request.fin:
                 self._send_shutdown_graceful()
-        if not self.started and self.connection.shutdown_complete:
-            self._cancel_unstarted()  # no start can come any more on this connection
-        if start:
-            self._apply_start(StreamStartFlags.IMMEDIATE | StreamStartFlags.SHUTDOWN_ON_FAIL)
+        if start and not self.handle_closed:
+            # QuicStreamSendFlush: QuicStreamStart(IMMEDIATE) after the loop; a handler may
+            # have closed the stream from a completion raised inside it.
+            self._apply_start(StreamStartFlags.IMMEDIATE)
         if self.started:
             self._wait_for_buffer()
             self.connection._mark_dirty(self)
@@ -338,10 +356,10 @@ class StreamCore:
             self._send_shutdown_graceful()
         if flags & _ABORT_RECEIVE:
             self._recv_shutdown_abort(error_code)
-        if flags & _IMMEDIATE and self.started:
-            # IMMEDIATE: indicate completion now instead of waiting for the peer's ACKs.
-            if not self.send_shutdown_indicated:
-                self._indicate_send_shutdown_complete(graceful=False)
+        if flags & _IMMEDIATE:
+            # IMMEDIATE: indicate completion now instead of waiting for the peer's ACKs;
+            # QuicStreamShutdown does this for a never-started stream too.
+            self._indicate_send_shutdown_complete(graceful=False, force=True)
             self._try_complete_shutdown(force=True, app_close_in_progress=app_close_in_progress)
         else:
             self._try_complete_shutdown(app_close_in_progress=app_close_in_progress)
@@ -466,36 +484,26 @@ class StreamCore:
 
     def _complete(self, request: SendRequest, canceled: bool) -> None:
         """QuicStreamCompleteSendRequest: the one SEND_COMPLETE of ``request``."""
+        if canceled and request.flags & _START and not self.start_indicated and self.is_local:
+            # A canceled send that was to start the stream first tells the start failed.
+            self.start_indicated = True
+            self._indicate(ev.StartComplete(status=Status.ABORTED, id=None, peer_accepted=False))
         self._indicate(ev.SendComplete(canceled=canceled, client_context=request.client_context,
                                        send_id=request.send_id))
 
     def _cancel_late(self, request: SendRequest) -> None:
         request.late = True
-        faults = self.connection.faults
-        if faults:
-            if _FAULT_DROP in faults:
-                self.connection._fault_hit(_FAULT_DROP, self, f"send {request.send_id} dropped")
+        conn = self.connection
+        if conn.faults:
+            fault, action = conn.faults.late_send()
+            if action is LateSend.DROP:
+                conn._fault_hit(fault.name, self, f"send {request.send_id} dropped")
                 return
-            if _FAULT_DISCARD in faults:
+            if action is LateSend.DEFER:
                 # Raised only after SHUTDOWN_COMPLETE, when the handler is gone.
                 self._deferred.append(request)
                 return
         self._complete(request, canceled=True)
-
-    def _cancel_unstarted(self, force: bool = False) -> None:
-        """Cancel the sends of a stream that never started (at close, or when its
-        connection finished shutting down): they can never complete."""
-        conn = self.connection
-        if not force and _FAULT_UNSTARTED in conn.faults and conn.shutdown_by_app:
-            if self.sends.pending_count():
-                conn._fault_hit(_FAULT_UNSTARTED, self, "sends on an unstarted stream left pending")
-            return
-        with conn.lock:
-            self.send_enabled = False
-            late = self.sends.take_api_requests(conn.lock)
-        for queue in (self.sends.requests, late):
-            while queue:
-                self._complete(queue.popleft(), canceled=True)
 
     def _on_acks(self) -> None:
         """The ACK path: complete acknowledged sends (head of the queue only), then
@@ -532,8 +540,8 @@ class StreamCore:
         self._send_shutdown_abort(event.error_code)
         self.connection._mark_dirty(self)
 
-    def _indicate_send_shutdown_complete(self, graceful: bool) -> None:
-        if self.send_shutdown_indicated or not (self.started or self.start_indicated):
+    def _indicate_send_shutdown_complete(self, graceful: bool, force: bool = False) -> None:
+        if self.send_shutdown_indicated or not (force or self.started or self.start_indicated):
             return
         self.send_shutdown_indicated = True
         self._indicate(ev.SendShutdownComplete(graceful=graceful))
@@ -589,7 +597,7 @@ class StreamCore:
 
     def _try_complete_shutdown(self, force: bool = False, **fields: Any) -> None:
         """QuicStreamTryCompleteShutdown: SHUTDOWN_COMPLETE once both directions are done."""
-        if self.shutdown_complete or not (self.started or self.start_indicated):
+        if self.shutdown_complete or not (force or self.started or self.start_indicated):
             return
         if not force and not (self.send_shutdown_indicated and self.recv_closed):
             return
@@ -614,8 +622,8 @@ class StreamCore:
             # The handler is detached at SHUTDOWN_COMPLETE and at StreamClose.
             self.connection._discarded(self, event)
             return
-        if not self.started and not self.start_indicated and event.type is not _SEND_COMPLETE:
-            return  # unstarted streams get no events (but every accepted send completes)
+        if not self.started and not self.start_indicated and event.type not in _UNSTARTED_EVENTS:
+            return  # unstarted streams get no events from the network
         self._dispatch(event)
 
     def _dispatch(self, event: ev.StreamEvent) -> None:

@@ -139,7 +139,29 @@ def generate(seed: int, max_ops: int = 12) -> Program:
             program.ops.append(("datagram", rng.choice(["client", "server"]),
                                 datagrams.choice([0, 10, 500, 1100, 5000])))
         elif roll < 0.4:
-            program.ops.append(("on", sid, rng.choice(TRIGGER_EVENTS), _stream_op(rng, sid, inline=True)))
+            # StreamClose from a callback is the usual MsQuic pattern, and the one that
+            # re-enters the worker's cancel loops: draw it often.
+            inner = ("close", sid) if rng.random() < 0.4 else _stream_op(rng, sid, inline=True)
+            program.ops.append(("on", sid, rng.choice(TRIGGER_EVENTS), inner))
         else:
-            program.ops.append(_stream_op(rng, sid))
+            op = _stream_op(rng, sid)
+            program.ops.append(op)
+            if op[0] == "shutdown" and rng.random() < 0.5:
+                # Sends racing the shutdown just queued: accepted now, applied after it.
+                for _ in range(rng.randint(1, 3)):
+                    program.ops.append(("send", sid, _size(rng), 1, 0))
+    program.ops = _at_most(program.ops, max(2, max_ops))
     return program
+
+
+def _at_most(ops: list[Op], max_ops: int) -> list[Op]:
+    """The first ``max_ops`` API operations (and the sleeps among them): ``--max-ops`` is
+    a real bound."""
+    out, count = [], 0
+    for op in ops:
+        if op[0] != "sleep":
+            if count == max_ops:
+                break
+            count += 1
+        out.append(op)
+    return out

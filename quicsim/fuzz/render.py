@@ -25,6 +25,14 @@ def handler_for(name):
     return on_event
 
 
+def close_unstarted(*streams):
+    """Close what was opened and never started: MsQuic completes such a stream's sends
+    only at StreamClose, so a well-behaved application closes it."""
+    for stream in streams:
+        if stream is not None and stream.id is None:
+            stream.close()
+
+
 def open_stream(conn, name, flags):
     try:
         return conn.open_stream(flags, handler=handler_for(name))
@@ -101,6 +109,8 @@ def render(program: Program, faults: frozenset[str] = frozenset(), doc: str = ""
         body.append(" = ".join(streams) + " = None")
     for index, op in enumerate(program.ops, 1):
         body.append(_line(op, index))
+    if streams:
+        body.append(f"close_unstarted({', '.join(streams)})")
     if len(body) == 1:
         body.append("pass")
     settings = ""
