@@ -153,12 +153,14 @@ class Connection(ConnectionCore):
             self.app_close_in_progress = True
             self.process_operations()
             if not self.shutdown_initiated:
-                self._apply_shutdown(ConnectionShutdownFlags.SILENT, 0)
+                # MsQuicConnectionClose: QuicConnCloseLocally(SILENT | QUIC_STATUS, ABORTED).
+                self._apply_shutdown(ConnectionShutdownFlags.SILENT, 0, by_app=False)
             quic = self.quic
             if quic._state is not QuicConnectionState.TERMINATED:
                 quic._close_end()  # cut the closing period short: the handle is going away
             if self.driver is not None:
                 self.driver.run_events()
+        self.handle_closed = True  # from here on nothing reaches the handlers
         if self.driver is not None:
             self.driver.release()
 

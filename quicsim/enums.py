@@ -22,6 +22,9 @@ class Status(IntEnum):
     PROTOCOL_ERROR = 71
     STREAM_LIMIT_REACHED = 86
     USER_CANCELED = 130
+    INTERNAL_ERROR = 5  # EIO
+    HANDSHAKE_FAILURE = 103  # ECONNABORTED
+    ALPN_NEG_FAILURE = 92  # ENOPROTOOPT
 
     @property
     def failed(self) -> bool:

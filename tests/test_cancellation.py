@@ -13,6 +13,7 @@ from quicsim import (
     Settings,
     SendFlags,
     Status,
+    StatusError,
     StreamEventType,
     StreamShutdownFlags,
 )
@@ -119,10 +120,36 @@ async def test_local_connection_shutdown(pair):
         assert sc.connection_shutdown and sc.connection_shutdown_by_app and not sc.connection_closed_remotely
     # A local shutdown raises no SHUTDOWN_INITIATED_* event; SHUTDOWN_COMPLETE comes last.
     assert conn_rec.types() == ["SHUTDOWN_COMPLETE"]
-    assert streams[0].send(b"x") is Status.INVALID_STATE
+    assert sc.connection_error_code == 3 and sc.connection_close_status is Status.INTERNAL_ERROR
+    # The non-silent close finished, so MsQuic set ClosedRemotely: sends and starts are
+    # ABORTED now, on a never-started stream too; StreamOpen stays INVALID_STATE
+    # (ClosedLocally is checked first).
+    assert streams[0].send(b"x") is Status.ABORTED
+    fresh = pair.client.open_stream  # opened before? no: StreamOpen itself fails
     with pytest.raises(Exception) as info:
-        pair.client.open_stream()
+        fresh()
     assert info.value.status is Status.INVALID_STATE
+    assert pair.client.ledger.ok, pair.client.ledger.summary()
+
+
+async def test_statuses_after_a_silent_local_shutdown(pair):
+    never_started = pair.client.open_stream()
+    started = pair.client.open_stream()
+    started.start()
+    await started.wait_event(StreamEventType.START_COMPLETE, timeout=5)
+    pair.client.shutdown(ConnectionShutdownFlags.SILENT)
+    await pair.client.wait_shutdown_complete(timeout=5)
+    assert not pair.client.closed_remotely
+    assert started.send(b"x") is Status.INVALID_STATE  # its send side was aborted
+    # After a SILENT shutdown a never-started stream still accepts sends (PENDING) ...
+    rec = Recorder()
+    never_started.set_handler(rec)
+    assert never_started.send(b"x", client_context="held") is Status.PENDING
+    assert never_started.start() is Status.PENDING  # ... and a start fails only when applied
+    await never_started.wait_event(StreamEventType.START_COMPLETE, timeout=5)
+    assert rec.events[0].status is Status.INVALID_STATE
+    never_started.close()  # the send completes here, canceled
+    assert rec.completions() == [("held", True)]
     assert pair.client.ledger.ok, pair.client.ledger.summary()
 
 
@@ -142,7 +169,12 @@ async def test_peer_closes_connection_mid_send():
         await pair.client.wait_shutdown_complete(timeout=5)
         assert never_started.start() is Status.ABORTED  # StreamStart after a peer close
         _assert_cancel_shape(rec)
-        assert rec.events[-1].connection_closed_remotely
+        sc = rec.events[-1]
+        assert sc.connection_closed_remotely and sc.connection_shutdown
+        # QuicStreamIndicateShutdownComplete: AppClosed is set by the peer's application
+        # close too; the status is QuicErrorCodeToStatus(0x55), INTERNAL_ERROR.
+        assert sc.connection_shutdown_by_app and sc.connection_error_code == 0x55
+        assert sc.connection_close_status is Status.INTERNAL_ERROR
         assert conn_rec.types() == ["SHUTDOWN_INITIATED_BY_PEER", "SHUTDOWN_COMPLETE"]
         assert conn_rec.events[0].error_code == 0x55
         assert stream.send(b"x") is Status.ABORTED
@@ -150,11 +182,23 @@ async def test_peer_closes_connection_mid_send():
         with pytest.raises(Exception) as info:
             pair.client.open_stream()
         assert info.value.status is Status.ABORTED
-        fresh = pair.client  # a stream opened before the close cannot start any more
         assert pair.client.ledger.ok, pair.client.ledger.summary()
-        del fresh
     finally:
         await close_pair(pair)
+
+
+async def test_bare_connection_close_fields(pair):
+    """MsQuicConnectionClose without a shutdown: SILENT | QUIC_STATUS with ABORTED and no
+    APPLICATION flag, so by_app is False, the error INTERNAL_ERROR (1), the status ABORTED."""
+    rec = Recorder()
+    stream = pair.client.open_stream(handler=rec)
+    stream.start()
+    await stream.wait_event(StreamEventType.START_COMPLETE, timeout=5)
+    pair.client.close()
+    sc = rec.events[-1]
+    assert sc.type is StreamEventType.SHUTDOWN_COMPLETE and sc.connection_shutdown
+    assert not sc.connection_shutdown_by_app and not sc.connection_closed_remotely
+    assert sc.connection_error_code == 1 and sc.connection_close_status is Status.ABORTED
 
 
 async def test_idle_timeout_with_unacknowledged_data():
@@ -169,11 +213,25 @@ async def test_idle_timeout_with_unacknowledged_data():
         stream.start()
         for i in range(5):
             stream.send(bytes(1000), client_context=i)
+        never_started = pair.client.open_stream(handler=Recorder())
         await pair.client.wait_shutdown_complete(timeout=10)
         assert rec.completions() == [(i, True) for i in range(5)]
         assert conn_rec.types() == ["SHUTDOWN_INITIATED_BY_TRANSPORT", "SHUTDOWN_COMPLETE"]
         assert conn_rec.events[0].status is Status.CONNECTION_IDLE
-        assert stream.send(b"x") is Status.ABORTED
+        # QuicConnProcessIdleTimerOperation closes *locally* (INTERNAL_SILENT | QUIC_STATUS):
+        assert rec.events[-1].connection_closed_remotely is False
+        assert rec.events[-1].connection_shutdown and not rec.events[-1].connection_shutdown_by_app
+        assert rec.events[-1].connection_close_status is Status.CONNECTION_IDLE
+        assert stream.send(b"x") is Status.INVALID_STATE
+        assert never_started.send(b"y", client_context="held") is Status.PENDING
+        assert never_started.start() is Status.PENDING
+        await never_started.wait_event(StreamEventType.START_COMPLETE, timeout=5)
+        assert never_started.handler.events[0].status is Status.INVALID_STATE
+        with pytest.raises(StatusError) as info:
+            pair.client.open_stream()
+        assert info.value.status is Status.INVALID_STATE
+        never_started.close()
+        assert never_started.handler.completions() == [("held", True)]
         assert pair.client.ledger.ok, pair.client.ledger.summary()
     finally:
         await close_pair(pair)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import quicsim
 
 import pytest
 
@@ -27,7 +28,8 @@ pytestmark = pytest.mark.asyncio
     F.IMMEDIATE,
     F.IMMEDIATE | F.ABORT_SEND,
     F.IMMEDIATE | F.ABORT_RECEIVE,
-    0x100,
+    F.ABORT | F.IMMEDIATE | F.INLINE,  # MsQuicStreamShutdown wants IMMEDIATE|ABORT exactly
+    F.ABORT | F.IMMEDIATE | 0x100,
 ])
 async def test_invalid_shutdown_flags(pair, flags):
     stream = pair.client.open_stream()
@@ -36,8 +38,8 @@ async def test_invalid_shutdown_flags(pair, flags):
 
 
 @pytest.mark.parametrize("flags", [
-    F.GRACEFUL, F.ABORT_SEND, F.ABORT_RECEIVE, F.ABORT, F.ABORT | F.IMMEDIATE,
-    F.ABORT | F.IMMEDIATE | F.INLINE, F.GRACEFUL | F.INLINE,
+    F.GRACEFUL, F.ABORT_SEND, F.ABORT_RECEIVE, F.ABORT, F.ABORT | F.IMMEDIATE, F.GRACEFUL | F.INLINE,
+    F.GRACEFUL | 0x100, F.ABORT | F.INLINE | 0x4000,  # other unknown bits pass, as in api.c
 ])
 async def test_valid_shutdown_flags(pair, flags):
     stream = pair.client.open_stream()
@@ -72,21 +74,32 @@ async def test_bad_send_parameters_get_no_event(pair):
     chunk = memoryview(bytes(1 << 20))
     assert stream.send("text", client_context=1) is Status.INVALID_PARAMETER
     assert stream.send([b"ok", 5], client_context=2) is Status.INVALID_PARAMETER
-    assert stream.send(b"x", 0x1000, client_context=3) is Status.INVALID_PARAMETER
+    assert stream.send(b"x", -1, client_context=3) is Status.INVALID_PARAMETER
     # Over 4 GiB in one call, without allocating it: the same 1 MiB buffer 4097 times.
     assert stream.send([chunk] * 4097, client_context=4) is Status.INVALID_PARAMETER
+    # MsQuicStreamSend keeps Flags & ~QUIC_SEND_FLAGS_INTERNAL: unknown bits are ignored.
+    assert stream.send(b"x", 0x1000, client_context=5) is Status.PENDING
     stream.shutdown(F.GRACEFUL)
     await stream.wait_shutdown_complete(timeout=5)
-    assert rec.completions() == []
+    assert rec.completions() == [(5, False)]
     assert pair.client.ledger.report()["rejected"] == 4
 
 
-async def test_flags_of_the_wrong_type_are_invalid_parameter(pair):
+async def test_flags_of_the_wrong_type_raise_type_error_naming_the_type(pair):
     stream = pair.client.open_stream()
-    assert stream.start("now") is Status.INVALID_PARAMETER
-    assert stream.shutdown("graceful") is Status.INVALID_PARAMETER
-    assert stream.send(b"x", "fin") is Status.INVALID_PARAMETER
-    assert pair.client.ledger.report()["rejected"] == 1
+    cases = [
+        (lambda: stream.start("now"), "StreamStartFlags"),
+        (lambda: stream.start(True), "StreamStartFlags"),
+        (lambda: stream.shutdown(quicsim.SendFlags.FIN), "StreamShutdownFlags"),
+        (lambda: stream.send(b"x", StreamStartFlags.IMMEDIATE), "SendFlags"),
+        (lambda: stream.send(b"x", True), "SendFlags"),
+        (lambda: pair.client.open_stream(F.GRACEFUL), "StreamOpenFlags"),
+        (lambda: pair.client.shutdown(F.GRACEFUL), "ConnectionShutdownFlags"),
+    ]
+    for call, expected in cases:
+        with pytest.raises(TypeError, match=f"flags must be {expected}"):
+            call()
+    assert pair.client.ledger.report()["rejected"] == 0 and pair.client.ledger.sends == 0
 
 
 async def test_double_start(pair):
@@ -95,7 +108,8 @@ async def test_double_start(pair):
     assert stream.start() is Status.PENDING
     await asyncio.sleep(0)
     assert stream.start() is Status.INVALID_STATE
-    assert stream.start(0x1000) is Status.INVALID_PARAMETER
+    assert stream.start(0x1000) is Status.INVALID_STATE  # unknown bits ignored: still started
+    assert stream.start(-1) is Status.INVALID_PARAMETER
     await asyncio.sleep(0)
     assert rec.types() == ["START_COMPLETE"]
 
@@ -132,3 +146,42 @@ async def test_open_start_send_after_local_shutdown(pair):
     before.close()
     assert rec.completions() == [("u", True)]
     assert pair.client.ledger.ok
+
+
+async def test_calls_after_connection_close_are_invalid_state_and_nothing_is_delivered():
+    from .conftest import close_pair, make_pair
+
+    pair = await make_pair()
+    try:
+        rec = Recorder()
+        stream = pair.client.open_stream(handler=rec)
+        assert stream.start() is Status.PENDING
+        await stream.wait_event(quicsim.StreamEventType.START_COMPLETE, timeout=5)
+        pair.client.close()
+        seen = len(rec.events)
+        assert stream.start() is Status.INVALID_STATE
+        assert stream.shutdown(F.GRACEFUL) is Status.INVALID_STATE
+        assert stream.send(b"x") is Status.INVALID_STATE
+        with pytest.raises(StatusError) as info:
+            pair.client.open_stream()
+        assert info.value.status is Status.INVALID_STATE
+        await asyncio.sleep(0.05)  # whatever the network still brings reaches nobody
+        assert len(rec.events) == seen
+        assert pair.client.ledger.ok, pair.client.ledger.summary()
+    finally:
+        await close_pair(pair)
+
+
+async def test_a_handler_raising_cancelled_error_does_not_stall_its_stream(pair):
+    def handler(stream, event):
+        if event.type is quicsim.StreamEventType.START_COMPLETE:
+            raise asyncio.CancelledError()
+
+    rec = Recorder(handler)
+    stream = pair.client.open_stream(handler=rec)
+    stream.start()
+    stream.send(b"x" * 100, client_context="a")
+    stream.shutdown(F.GRACEFUL)
+    await stream.wait_shutdown_complete(timeout=5)
+    assert rec.completions() == [("a", False)]  # acknowledged, not canceled
+    assert [type(e) for e in pair.client.handler_errors] == [asyncio.CancelledError]

@@ -34,6 +34,25 @@ _ACKED = QuicDeliveryState.ACKED
 ConnectionHandler = Callable[["ConnectionCore", ev.ConnectionEvent], Any]
 
 
+#: QUIC_ERROR_INTERNAL_ERROR: the error code of a close made with a QUIC_STATUS
+QUIC_ERROR_INTERNAL_ERROR = 1
+
+#: QuicErrorCodeToStatus (src/core/connection.c); anything else is INTERNAL_ERROR
+_ERROR_STATUS = {
+    0x0: Status.SUCCESS,
+    0x2: Status.CONNECTION_REFUSED,
+    0xA: Status.PROTOCOL_ERROR,
+    0x15A: Status.USER_CANCELED,  # CRYPTO_USER_CANCELED
+    0x128: Status.HANDSHAKE_FAILURE,  # CRYPTO_HANDSHAKE_FAILURE
+    0x178: Status.ALPN_NEG_FAILURE,  # CRYPTO_NO_APPLICATION_PROTOCOL
+}
+
+
+def error_code_to_status(error_code: int) -> Status:
+    """QuicErrorCodeToStatus: the QUIC_STATUS a close with ``error_code`` reports."""
+    return _ERROR_STATUS.get(error_code, Status.INTERNAL_ERROR)
+
+
 class StatusError(Exception):
     """A call that returns a handle in MsQuic (StreamOpen) failed with ``status``."""
 
@@ -86,12 +105,21 @@ class ConnectionCore:
         self.connected = False
         self.negotiated_alpn: str | None = None
         self.shutdown_initiated = False
-        self.closed_locally = False  # ClosedLocally: the app shut the connection down
-        self.closed_remotely = False  # ClosedRemotely: the peer or the transport did
-        self.shutdown_by_app = False
+        #: ClosedLocally: this side closed (the app, an idle or handshake timeout, a
+        #: transport error found here)
+        self.closed_locally = False
+        #: ClosedRemotely: the peer's CONNECTION_CLOSE arrived, or a local non-silent close
+        #: finished (QuicConnProcessShutdownTimerOperation sets it too)
+        self.closed_remotely = False
+        self.shutdown_by_app = False  # ConnectionShutdown was applied
+        self.app_closed = False  # State.AppClosed: an application close, local or the peer's
+        self._silent = False  # the local close sent no CONNECTION_CLOSE
         self.close_error_code = 0
         self.close_status = Status.SUCCESS
         self.shutdown_complete = False
+        #: ConnectionClose returned: the handle is gone, calls on it and its streams
+        #: return INVALID_STATE and no event is delivered any more
+        self.handle_closed = False
         self.app_close_in_progress = False
         self.handler_errors: list[BaseException] = []
         self.fault_hits: list[tuple[str, str]] = []
@@ -120,8 +148,11 @@ class ConnectionCore:
         context: Any = None,
     ) -> StreamCore:
         """StreamOpen. Raises :class:`StatusError` where MsQuic returns a failure."""
+        iflags = rules.flag_value(flags, StreamOpenFlags)
         status = rules.open_status(closed_locally=self.closed_locally, closed_remotely=self.closed_remotely)
-        if status is None and not rules.flags_ok(flags, sum(StreamOpenFlags)):
+        if self.handle_closed:
+            status = Status.INVALID_STATE
+        elif status is None and not rules.flags_ok(iflags, sum(StreamOpenFlags)):
             status = Status.INVALID_PARAMETER
         if status is not None:
             self._observe_call(None, "open_stream", status, flags=int(flags) if isinstance(flags, int) else flags)
@@ -134,11 +165,12 @@ class ConnectionCore:
     def shutdown(self, flags: ConnectionShutdownFlags = ConnectionShutdownFlags.NONE,
                  error_code: int = 0) -> Status:
         """ConnectionShutdown: queued ahead of every operation already queued."""
+        iflags = rules.flag_value(flags, ConnectionShutdownFlags)
         if (not isinstance(error_code, int) or not 0 <= error_code <= MAX_VARINT
-                or not rules.flags_ok(flags, sum(ConnectionShutdownFlags))):
+                or not rules.flags_ok(iflags, sum(ConnectionShutdownFlags))):
             status = Status.INVALID_PARAMETER
         else:
-            self._queue(("conn_shutdown", None, ConnectionShutdownFlags(flags), error_code))
+            self._queue(("conn_shutdown", None, ConnectionShutdownFlags(iflags), error_code))
             status = Status.PENDING
         self._observe_call(None, "connection_shutdown", status, flags=flags, error_code=error_code)
         return status
@@ -217,14 +249,21 @@ class ConnectionCore:
                 self._apply_shutdown(a, b)
             self._observe_applied(stream, kind)
 
-    def _apply_shutdown(self, flags: ConnectionShutdownFlags, error_code: int) -> None:
-        """QuicConnShutdown by the application: abort every stream, then close."""
+    def _apply_shutdown(self, flags: ConnectionShutdownFlags, error_code: int, *, by_app: bool = True) -> None:
+        """QuicConnShutdown by the application (QuicConnCloseLocally with APPLICATION):
+        abort every stream, then close. ``by_app=False`` is a bare ConnectionClose:
+        ``SILENT | QUIC_STATUS`` with ABORTED and no APPLICATION flag."""
         if self.shutdown_initiated:
             return
         self.shutdown_initiated = True
         self.closed_locally = True
-        self.shutdown_by_app = True
-        self.close_error_code = error_code
+        self.shutdown_by_app = by_app
+        self.app_closed = by_app
+        self._silent = bool(flags & ConnectionShutdownFlags.SILENT)
+        if by_app:
+            self.close_error_code, self.close_status = error_code, error_code_to_status(error_code)
+        else:
+            self.close_error_code, self.close_status = QUIC_ERROR_INTERNAL_ERROR, Status.ABORTED
         self._abort_streams()
         if flags & ConnectionShutdownFlags.SILENT:
             # No CONNECTION_CLOSE on the wire: end at once, as the peer will only time out.
@@ -313,34 +352,47 @@ class ConnectionCore:
         send_buffer.fill()
 
     def _initiate_remote_shutdown(self, close: qe.ConnectionTerminated) -> None:
-        """SHUTDOWN_INITIATED_BY_PEER / _BY_TRANSPORT, then abort every stream."""
+        """A close this application did not ask for: SHUTDOWN_INITIATED_BY_PEER /
+        _BY_TRANSPORT, then abort every stream."""
         self.shutdown_initiated = True
-        self.closed_remotely = True
-        self.close_error_code = close.error_code
         by_peer = self.quic._state is QuicConnectionState.DRAINING
-        if by_peer and close.frame_type is None:
-            self.close_status = Status.ABORTED
+        if by_peer:
+            # QuicConnRecvClose: the peer's CONNECTION_CLOSE. An APPLICATION_CLOSE (aioquic
+            # reports no frame type for it) sets AppClosed on this side too.
+            self.closed_remotely = True
+            self.app_closed = close.frame_type is None
+            self.close_error_code, self.close_status = close.error_code, error_code_to_status(close.error_code)
+        else:
+            # Idle timeout (QuicConnProcessIdleTimerOperation), handshake timeout or a
+            # transport error found here: QuicConnCloseLocally, so only ClosedLocally.
+            self.closed_locally = True
+            if close.reason_phrase == "Idle timeout":
+                # INTERNAL_SILENT | QUIC_STATUS: the status itself, error INTERNAL_ERROR.
+                self.close_status = Status.CONNECTION_IDLE if self.connected else Status.CONNECTION_TIMEOUT
+                self.close_error_code = QUIC_ERROR_INTERNAL_ERROR
+                self._silent = True
+            else:
+                self.close_error_code, self.close_status = close.error_code, error_code_to_status(close.error_code)
+        if by_peer and self.app_closed:
             self._indicate(ev.ShutdownInitiatedByPeer(error_code=close.error_code))
         else:
-            if close.reason_phrase == "Idle timeout":
-                status = Status.CONNECTION_IDLE if self.connected else Status.CONNECTION_TIMEOUT
-            elif close.error_code == 0:
-                status = Status.ABORTED
-            else:
-                status = Status.PROTOCOL_ERROR
-            self.close_status = status
-            self._indicate(ev.ShutdownInitiatedByTransport(status=status, error_code=close.error_code))
+            self._indicate(ev.ShutdownInitiatedByTransport(status=self.close_status, error_code=self.close_error_code))
         self._abort_streams()
 
-    def _abort_streams(self) -> None:
-        fields = dict(
-            connection_shutdown_by_app=self.shutdown_by_app,
+    def shutdown_fields(self) -> dict[str, Any]:
+        """The connection's part of a stream's SHUTDOWN_COMPLETE, read when it is raised
+        (QuicStreamIndicateShutdownComplete)."""
+        return dict(
+            connection_shutdown=self.closed_locally or self.closed_remotely,
+            connection_shutdown_by_app=self.app_closed,
             connection_closed_remotely=self.closed_remotely,
             connection_error_code=self.close_error_code,
             connection_close_status=self.close_status,
         )
+
+    def _abort_streams(self) -> None:
         for stream in list(self.streams.values()):
-            stream._abort_for_connection(**fields)
+            stream._abort_for_connection()
 
     def _on_terminated(self, close: qe.ConnectionTerminated) -> None:
         """The connection is gone: its SHUTDOWN_COMPLETE comes after every stream's."""
@@ -348,6 +400,10 @@ class ConnectionCore:
             return
         if not self.shutdown_initiated:
             self._initiate_remote_shutdown(close)
+        elif self.closed_locally and not self._silent:
+            # A non-silent local close finished (the peer answered, or the closing period
+            # ran out): MsQuic sets ClosedRemotely, so later calls see ABORTED.
+            self.closed_remotely = True
         # Never-started streams are not in MsQuic's stream table (QuicStreamSetShutdown
         # skips them): their sends stay pending until StreamClose.
         self._abort_streams()
@@ -452,7 +508,7 @@ class ConnectionCore:
     # ------------------------------------------------------------ delivery
 
     def _indicate(self, event: ev.ConnectionEvent) -> None:
-        if self.shutdown_complete:
+        if self.shutdown_complete or self.handle_closed:
             return
         self._dispatch(event)
 
@@ -468,7 +524,9 @@ class ConnectionCore:
         self.callback_depth += 1
         try:
             handler(target, event)
-        except Exception as exc:  # a handler bug must not lose the run's results
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # a handler bug (even CancelledError) must not stall the worker
             self.handler_errors.append(exc)
             logger.error("%s: handler raised on %s:\n%s", self.label, type(event).__name__,
                          "".join(traceback.format_exception(exc)))

@@ -6,36 +6,40 @@ state an API call can see; ``None`` means the call is accepted (queued or applie
 
 from __future__ import annotations
 
-from ..enums import MAX_VARINT, SendFlags, Status, StreamShutdownFlags, StreamStartFlags
+from enum import IntFlag
+from typing import Any, Callable
+
+from ..enums import MAX_VARINT, Status, StreamShutdownFlags
 
 _ABORT = StreamShutdownFlags.ABORT_SEND | StreamShutdownFlags.ABORT_RECEIVE
-_IMMEDIATE_ONLY = StreamShutdownFlags.IMMEDIATE | _ABORT
-_ALL_SHUTDOWN = int(
-    StreamShutdownFlags.GRACEFUL | _ABORT | StreamShutdownFlags.IMMEDIATE | StreamShutdownFlags.INLINE
-)
-_ALL_START = int(sum(StreamStartFlags))
-#: bits no SendFlags member has: a send with any of them is INVALID_PARAMETER
-BAD_SEND_BITS = ~int(sum(SendFlags))
+_IMMEDIATE_EXACTLY = int(StreamShutdownFlags.IMMEDIATE | _ABORT)
 
-#: MsQuicStreamShutdown's parameter checks, in the order api.c applies them.
-SHUTDOWN_PARAMETER_RULES: tuple[tuple[str, object], ...] = (
+#: MsQuicStreamShutdown's parameter checks, in the order api.c applies them. Other
+#: unknown bits pass, as they do in MsQuic (StreamSend and StreamStart check none).
+SHUTDOWN_PARAMETER_RULES: tuple[tuple[str, Callable[[int], Any]], ...] = (
     ("flags are 0", lambda f: f == 0),
-    ("unknown flag bits", lambda f: f & ~_ALL_SHUTDOWN),
     ("GRACEFUL combined with ABORT or IMMEDIATE",
      lambda f: f & StreamShutdownFlags.GRACEFUL and f & (_ABORT | StreamShutdownFlags.IMMEDIATE)),
-    ("IMMEDIATE without both ABORT_SEND and ABORT_RECEIVE",
-     lambda f: f & StreamShutdownFlags.IMMEDIATE and (f & ~StreamShutdownFlags.INLINE) != _IMMEDIATE_ONLY),
+    ("IMMEDIATE is only valid as exactly IMMEDIATE|ABORT_SEND|ABORT_RECEIVE",
+     lambda f: f & StreamShutdownFlags.IMMEDIATE and f != _IMMEDIATE_EXACTLY),
 )
+
+
+def flag_value(flags: Any, flag_type: type[IntFlag]) -> int:
+    """``flags`` as an int; a TypeError names the expected type for anything that is not
+    ``flag_type`` or a plain int (another flag enum, a bool, a string): a programming
+    error, not a protocol misuse, so it raises instead of returning a status."""
+    if type(flags) is int or type(flags) is flag_type:
+        return int(flags)
+    raise TypeError(f"flags must be {flag_type.__name__} (or an int), got {type(flags).__name__} {flags!r}")
 
 
 def shutdown_parameter_error(flags: int, error_code: int) -> str | None:
     """Why StreamShutdown(flags, error_code) is INVALID_PARAMETER, or None if it is not."""
-    if not isinstance(error_code, int) or error_code < 0 or error_code > MAX_VARINT:
+    if not isinstance(error_code, int) or isinstance(error_code, bool) or not 0 <= error_code <= MAX_VARINT:
         return "error_code must be an int in [0, 2^62-1]"
-    if not isinstance(flags, int):
-        return "flags must be StreamShutdownFlags"
     for reason, rule in SHUTDOWN_PARAMETER_RULES:
-        if rule(int(flags)):
+        if rule(flags):
             return reason
     return None
 
@@ -63,17 +67,14 @@ def start_status(*, started: bool, closed_remotely: bool) -> Status | None:
 
 
 def open_status(*, closed_locally: bool, closed_remotely: bool) -> Status | None:
-    """MsQuicStreamOpen on a connection that is shutting down or closed."""
-    if closed_remotely:
-        return Status.ABORTED
+    """MsQuicStreamOpen on a closing or closed connection: ``ClosedLocally ?
+    INVALID_STATE : ABORTED``."""
     if closed_locally:
         return Status.INVALID_STATE
+    if closed_remotely:
+        return Status.ABORTED
     return None
 
 
 def flags_ok(flags: int, all_flags: int) -> bool:
-    return isinstance(flags, int) and 0 <= flags and not (flags & ~all_flags)
-
-
-def start_flags_ok(flags: int) -> bool:
-    return flags_ok(flags, _ALL_START)
+    return 0 <= flags and not (flags & ~all_flags)

@@ -43,7 +43,6 @@ _ABORT_RECEIVE = StreamShutdownFlags.ABORT_RECEIVE
 _GRACEFUL = StreamShutdownFlags.GRACEFUL
 _IMMEDIATE = StreamShutdownFlags.IMMEDIATE
 _INLINE = StreamShutdownFlags.INLINE
-_BAD_SEND_BITS = rules.BAD_SEND_BITS
 _PRIORITY_WORK = int(SendFlags.PRIORITY_WORK)
 _FIN = int(SendFlags.FIN)
 _START = int(SendFlags.START)
@@ -149,16 +148,19 @@ class StreamCore:
     def start(self, flags: StreamStartFlags = StreamStartFlags.NONE) -> Status:
         """StreamStart: PENDING; the result arrives in START_COMPLETE."""
         conn = self.connection
-        if not rules.start_flags_ok(flags):
-            status = Status.INVALID_PARAMETER
-        elif self.handle_closed or not self.is_local:
+        iflags = rules.flag_value(flags, StreamStartFlags)
+        if iflags < 0:
+            status = Status.INVALID_PARAMETER  # no C flags value is negative
+        elif self.handle_closed or conn.handle_closed or not self.is_local:
             status = Status.INVALID_STATE
         else:
             status = rules.start_status(started=self.started, closed_remotely=conn.closed_remotely)
             if status is None:
-                conn._queue(("start", self, StreamStartFlags(flags), None), priority=bool(flags & StreamStartFlags.PRIORITY_WORK))
+                # Unknown bits are ignored, as MsQuicStreamStart ignores them.
+                conn._queue(("start", self, StreamStartFlags(iflags), None),
+                            priority=bool(iflags & StreamStartFlags.PRIORITY_WORK))
                 status = Status.PENDING
-        conn._observe_call(self, "start", status, flags=int(flags) if isinstance(flags, int) else flags)
+        conn._observe_call(self, "start", status, flags=iflags)
         return status
 
     def send(self, buffers: Any, flags: SendFlags = SendFlags.NONE, client_context: Any = None) -> Status:
@@ -166,15 +168,16 @@ class StreamCore:
         # The hot path: plain ints and a bytes fast path, no enum arithmetic.
         conn = self.connection
         send_id = conn._next_send_id()
-        iflags = flags if type(flags) is int else (int(flags) if isinstance(flags, int) else -1)
+        iflags = flags if type(flags) is int else rules.flag_value(flags, SendFlags)
         if type(buffers) is bytes:
             bufs, length = (buffers,), len(buffers)
         else:
             normalized = _normalize_buffers(buffers)
             bufs, length = normalized if normalized is not None else (None, 0)
-        if bufs is None or iflags < 0 or iflags & _BAD_SEND_BITS or length > MAX_SEND_LENGTH:
+        # MsQuicStreamSend ignores unknown flag bits; a negative int is no C flags value.
+        if bufs is None or iflags < 0 or length > MAX_SEND_LENGTH:
             status = Status.INVALID_PARAMETER
-        elif self.handle_closed:
+        elif self.handle_closed or conn.handle_closed:
             status = Status.INVALID_STATE
         else:
             status = None
@@ -203,26 +206,26 @@ class StreamCore:
                     self._apply_send_flush()
                 return Status.PENDING
         for observer in conn.observers:
-            observer.send_call(conn, self, send_id, status, length, iflags if iflags >= 0 else flags, client_context)
+            observer.send_call(conn, self, send_id, status, length, iflags, client_context)
         return status
 
     def shutdown(self, flags: StreamShutdownFlags, error_code: int = 0) -> Status:
         """StreamShutdown: PENDING, or SUCCESS when INLINE is used inside a callback."""
         conn = self.connection
-        reason = rules.shutdown_parameter_error(flags, error_code)
+        iflags = rules.flag_value(flags, StreamShutdownFlags)
+        reason = rules.shutdown_parameter_error(iflags, error_code)
         if reason is not None:
             status = Status.INVALID_PARAMETER
-        elif self.handle_closed:
+        elif self.handle_closed or conn.handle_closed:
             status = Status.INVALID_STATE
-        elif flags & _INLINE and conn.inline():
-            conn._observe_call(self, "shutdown", Status.SUCCESS, flags=int(flags), error_code=error_code)
-            self._apply_shutdown(StreamShutdownFlags(flags), error_code)
+        elif iflags & _INLINE and conn.inline():
+            conn._observe_call(self, "shutdown", Status.SUCCESS, flags=iflags, error_code=error_code)
+            self._apply_shutdown(StreamShutdownFlags(iflags), error_code)
             return Status.SUCCESS
         else:
-            conn._queue(("shutdown", self, StreamShutdownFlags(flags), error_code))
+            conn._queue(("shutdown", self, StreamShutdownFlags(iflags), error_code))
             status = Status.PENDING
-        conn._observe_call(self, "shutdown", status, flags=int(flags) if isinstance(flags, int) else flags,
-                           error_code=error_code, reason=reason)
+        conn._observe_call(self, "shutdown", status, flags=iflags, error_code=error_code, reason=reason)
         return status
 
     def close(self) -> None:
@@ -587,13 +590,13 @@ class StreamCore:
 
     # ---------------------------------------------------------- shutdown and delivery
 
-    def _abort_for_connection(self, **fields: Any) -> None:
+    def _abort_for_connection(self) -> None:
         """The connection closed: abort silently, then SHUTDOWN_COMPLETE(connection_shutdown)."""
         if not self.started or self.shutdown_complete:
             return
         self._send_shutdown_abort(0, silent=True)
         self.recv_closed = True
-        self._try_complete_shutdown(connection_shutdown=True, **fields)
+        self._try_complete_shutdown(force=True)
 
     def _try_complete_shutdown(self, force: bool = False, **fields: Any) -> None:
         """QuicStreamTryCompleteShutdown: SHUTDOWN_COMPLETE once both directions are done."""
@@ -608,17 +611,19 @@ class StreamCore:
         # from this very event must find it already shut down.
         self.shutdown_complete = True
         self.connection._stream_done(self)
+        # QuicStreamIndicateShutdownComplete reads the connection's close state now.
+        event = ev.ShutdownComplete(**self.connection.shutdown_fields(), **fields)
         if gone:
-            self.connection._discarded(self, ev.ShutdownComplete(**fields))
+            self.connection._discarded(self, event)
         else:
-            self._dispatch(ev.ShutdownComplete(**fields))
+            self._dispatch(event)
         deferred, self._deferred = self._deferred, []
         for request in deferred:
             self._complete(request, canceled=True)  # fault: arrives after SHUTDOWN_COMPLETE
 
     def _indicate(self, event: ev.StreamEvent) -> None:
         """QuicStreamIndicateEvent, with the rules on who may still receive events."""
-        if self.shutdown_complete or self.handle_closed:
+        if self.shutdown_complete or self.handle_closed or self.connection.handle_closed:
             # The handler is detached at SHUTDOWN_COMPLETE and at StreamClose.
             self.connection._discarded(self, event)
             return
