@@ -22,6 +22,8 @@ from .transport import memory as _memory
 from .transport.udp import ConnectionDriver, open_client, open_server
 
 DEFAULT_ALPN = "quicsim"
+#: handshakes a listener keeps in progress at once; the oldest is dropped beyond this
+MAX_HALF_OPEN = 64
 
 
 class _Waiters:
@@ -239,24 +241,41 @@ class Listener:
         self.ledger = ledger
         self.label = label
         self.observers = observers
+        #: live connections, the handshakes in progress included
         self.connections: list[Connection] = []
+        self._count = 0
         self._server: Any = None
         self._accepted: asyncio.Queue[Connection] = asyncio.Queue()
         self.port = 0
         self.host = ""
 
     def _attach(self, driver: ConnectionDriver) -> None:
-        n = len(self.connections) + 1
+        self._count += 1
+        n = self._count
         conn = Connection(driver._quic, settings=self.settings, handler=self._on_event, ledger=self.ledger,
                           label=f"{self.label}#{n}" if n > 1 else self.label, observers=self.observers)
         driver.attach(conn)
         self.connections.append(conn)
+        half_open = [c for c in self.connections if not c.connected]
+        if len(half_open) > MAX_HALF_OPEN:
+            # A flood of Initials (or garbage that parses as one) must not grow without
+            # bound: give up on the oldest handshake still in progress.
+            half_open[0].close()
+            self._forget(half_open[0])
+
+    def _forget(self, conn: Connection) -> None:
+        try:
+            self.connections.remove(conn)
+        except ValueError:
+            pass
 
     def _on_event(self, conn: Connection, event: ev.ConnectionEvent) -> None:
         if event.type is ConnectionEventType.CONNECTED:
             self._accepted.put_nowait(conn)
         if self.handler is not None:
             self.handler(conn, event)
+        if event.type is ConnectionEventType.SHUTDOWN_COMPLETE:
+            self._forget(conn)  # the listener keeps live connections only
 
     async def accept(self, timeout: float | None = None) -> Connection:
         """The next connection whose handshake completed."""
@@ -267,7 +286,7 @@ class Listener:
 
     def close(self) -> None:
         """Stop listening; connections still open are closed silently."""
-        for conn in self.connections:
+        for conn in list(self.connections):
             conn.close()
         if self._server is not None:
             self._server._transport.close()
