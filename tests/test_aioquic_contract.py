@@ -64,3 +64,25 @@ def test_ack_advances_buffer_start_and_fin():
     assert sender._acked_fin and sender._buffer_start == 0  # FIN acked before the data
     sender.on_data_delivery(QuicDeliveryState.ACKED, 0, 10, False)
     assert sender._buffer_start == 15 and sender.is_finished
+
+
+def test_datagram_writer_fields():
+    """core/datagram.py replaces the DATAGRAM frame writer per connection and logs the frame
+    to qlog itself, as aioquic's writer does."""
+    from aioquic.quic.logger import QuicLoggerTrace
+    from aioquic.quic.packet_builder import QuicPacketBuilder
+
+    quic = QuicConnection(configuration=QuicConfiguration(is_client=True))
+    for name in ("_write_datagram_frame", "_remote_max_datagram_frame_size", "_max_datagram_size",
+                 "_datagrams_pending", "_quic_logger"):
+        _need(quic, name, "QuicConnection")
+    params = list(inspect.signature(QuicConnection._write_datagram_frame).parameters)
+    assert params == ["self", "builder", "data", "frame_type"], f"_write_datagram_frame changed: {params}"
+    src = inspect.getsource(QuicConnection._write_datagram_frame)
+    assert "builder.quic_logger_frames.append" in src and "encode_datagram_frame(length=length)" in src, \
+        "aioquic logs DATAGRAM frames differently now: update core/datagram.py's writer"
+    assert "self._write_datagram_frame(" in inspect.getsource(QuicConnection._write_application), \
+        "aioquic no longer looks the DATAGRAM writer up per call"
+    assert {"handler", "handler_args"} <= set(inspect.signature(QuicPacketBuilder.start_frame).parameters)
+    assert "quic_logger_frames" in inspect.getsource(QuicPacketBuilder.__init__)
+    _need(QuicLoggerTrace, "encode_datagram_frame", "QuicLoggerTrace")

@@ -78,6 +78,9 @@ class DatagramSender:
                                   handler=self._on_delivery, handler_args=(request,))
         buf.push_uint_var(length)
         buf.push_bytes(data)
+        quic_logger = self.conn.quic._quic_logger
+        if quic_logger is not None:  # as aioquic's own writer logs the frame (qlog)
+            builder.quic_logger_frames.append(quic_logger.encode_datagram_frame(length=length))
         self.queued.popleft()
         self.in_flight[request.datagram_id] = request
         self._changes.append((request, DatagramSendState.SENT))
