@@ -37,6 +37,10 @@ class CorePair:
         self._server_config = server_config
         client_quic.connect(SERVER, now=self.now)
 
+    def settle(self, core: ConnectionCore) -> None:
+        """Let ``core`` take in what its aioquic connection has for it (after an API call)."""
+        self._events(core)
+
     def _events(self, core: ConnectionCore) -> None:
         event = core.quic.next_event()
         while event is not None:
@@ -68,6 +72,18 @@ class CorePair:
         """Send what ``sender`` has into the void (a lost flight); time moves on 5 ms."""
         self.now += 0.005
         return len(sender.quic.datagrams_to_send(now=self.now))
+
+    def hold(self, sender: ConnectionCore) -> list[bytes]:
+        """Take what ``sender`` has without delivering it yet (reordering); 5 ms pass."""
+        self.now += 0.005
+        return [data for data, _ in sender.quic.datagrams_to_send(now=self.now)]
+
+    def release(self, receiver: ConnectionCore, datagrams: list[bytes]) -> None:
+        """Hand datagrams taken with :meth:`hold` to ``receiver`` now."""
+        addr = CLIENT if receiver is self.server else SERVER
+        for data in datagrams:
+            receiver.quic.receive_datagram(data, addr, now=self.now)
+            self._events(receiver)
 
     def fire_timer(self, core: ConnectionCore) -> float | None:
         """Move time to ``core``'s next aioquic timer and run it; returns that time."""

@@ -86,3 +86,30 @@ def test_datagram_writer_fields():
     assert {"handler", "handler_args"} <= set(inspect.signature(QuicPacketBuilder.start_frame).parameters)
     assert "quic_logger_frames" in inspect.getsource(QuicPacketBuilder.__init__)
     _need(QuicLoggerTrace, "encode_datagram_frame", "QuicLoggerTrace")
+
+
+def test_datagram_loss_fields():
+    """core/datagram.py keeps the packet a datagram was written in (the builder's current
+    QuicSentPacket), wraps the recovery's ACK and loss-timer entry points per instance, and
+    forgets lost packets after two PTOs, as MsQuic does."""
+    from aioquic.quic.packet_builder import QuicPacketBuilder, QuicSentPacket
+    from aioquic.quic.rangeset import RangeSet
+    from aioquic.quic.recovery import QuicPacketRecovery, QuicPacketSpace
+
+    assert "self._packet = QuicSentPacket(" in inspect.getsource(QuicPacketBuilder.start_packet)
+    for name in ("packet_number", "sent_time", "delivery_handlers"):
+        assert name in QuicSentPacket.__dataclass_fields__, f"QuicSentPacket.{name} is gone"
+    space = QuicPacketSpace(is_application_data=True)
+    for name in ("is_application_data", "largest_acked_packet", "sent_packets"):
+        _need(space, name, "QuicPacketSpace")
+    assert list(inspect.signature(QuicPacketRecovery.on_ack_received).parameters) == [
+        "self", "ack_rangeset", "ack_delay", "now", "space"]
+    assert list(inspect.signature(QuicPacketRecovery.on_loss_detection_timeout).parameters) == ["self", "now"]
+    _need(QuicPacketRecovery, "get_probe_timeout", "QuicPacketRecovery")
+    # Looked up on the instance at each call, so the per-instance wrappers are used.
+    src = inspect.getsource(QuicConnection)
+    assert "self._loss.on_ack_received(" in src and "self._loss.on_loss_detection_timeout(" in src
+    # A lost packet leaves sent_packets, so a later ACK of it reaches no delivery handler.
+    assert "del space.sent_packets[packet.packet_number]" in inspect.getsource(QuicPacketRecovery._on_packets_lost)
+    ranges = RangeSet([range(3, 5), range(7, 9)])
+    assert ranges.bounds() == range(3, 9) and 4 in ranges and 5 not in ranges

@@ -144,8 +144,9 @@ class ConnectionCore:
 
     def send_datagram(self, data: Any, client_context: Any = None) -> Status:
         """ConnectionSendDatagram: PENDING, then DATAGRAM_SEND_STATE_CHANGED events ending in
-        exactly one of ACKNOWLEDGED, LOST_DISCARDED or CANCELED. INVALID_STATE unless the
-        peer enabled receiving datagrams; INVALID_PARAMETER if it cannot fit a packet."""
+        exactly one of ACKNOWLEDGED, ACKNOWLEDGED_SPURIOUS, LOST_DISCARDED or CANCELED
+        (see core/datagram.py). INVALID_STATE unless the peer enabled receiving
+        datagrams; INVALID_PARAMETER if it cannot fit a packet."""
         with self.lock:
             status, payload = self.datagrams.check(data)
             if status is not None:
