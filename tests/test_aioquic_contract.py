@@ -113,3 +113,25 @@ def test_datagram_loss_fields():
     assert "del space.sent_packets[packet.packet_number]" in inspect.getsource(QuicPacketRecovery._on_packets_lost)
     ranges = RangeSet([range(3, 5), range(7, 9)])
     assert ranges.bounds() == range(3, 9) and 4 in ranges and 5 not in ranges
+
+
+def test_max_stream_data_fields():
+    """core/send_buffer.py wraps the MAX_STREAM_DATA entry of the connection's frame handler
+    table (per instance) and reads each stream's limit and ACKed offset as MsQuic's
+    SendWindow = MaxAllowedSendOffset - UnAckedOffset."""
+    from aioquic.buffer import Buffer
+    from aioquic.quic.packet import QuicFrameType
+
+    quic = QuicConnection(configuration=QuicConfiguration(is_client=True))
+    handlers = getattr(quic, "_QuicConnection__frame_handlers", None)
+    assert isinstance(handlers, dict), "aioquic's frame handler table moved"
+    handler, epochs = handlers[QuicFrameType.MAX_STREAM_DATA]
+    assert handler == quic._handle_max_stream_data_frame
+    assert list(inspect.signature(handler).parameters) == ["context", "frame_type", "buf"]
+    src = inspect.getsource(QuicConnection._handle_max_stream_data_frame)
+    assert src.index("stream_id = buf.pull_uint_var()") < src.index("max_stream_data = buf.pull_uint_var()")
+    assert "stream.max_stream_data_remote = max_stream_data" in src
+    assert "frame_handler(context, frame_type, buf)" in inspect.getsource(QuicConnection._payload_received)
+    _need(QuicStream(stream_id=0), "max_stream_data_remote", "QuicStream")
+    _need(Buffer(capacity=1), "tell", "Buffer")
+    _need(Buffer(capacity=1), "seek", "Buffer")
