@@ -196,5 +196,6 @@ class DatagramSender:
             return
         if state in FINAL_STATES:
             request.done = True
+            request.packet = None
         self.conn._indicate(ev.DatagramSendStateChanged(client_context=request.client_context, state=state,
                                                         datagram_id=request.datagram_id))
