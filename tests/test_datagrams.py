@@ -41,7 +41,10 @@ async def test_datagrams_over_a_lossy_link_each_reach_one_final_state():
         await asyncio.sleep(2)
         # A datagram whose packet was declared lost stays LOST_SUSPECT until later ACKs let
         # the packet be forgotten, or the connection ends: only then is every state final.
-        assert await pair.shutdown()
+        # (Only the client's end is awaited: on this lossy link the server may only learn
+        # of it by its idle timeout.)
+        pair.client.shutdown()
+        await pair.client.wait_shutdown_complete(timeout=10)
         states = _states(rec)
         assert sorted(states) == list(range(60))
         for i, seq in states.items():
