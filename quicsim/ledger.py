@@ -174,7 +174,7 @@ class Ledger(Observer):
 
     def _datagram_state(self, conn, event) -> None:
         key = (id(conn), event.datagram_id)
-        final = event.state.name in ("ACKNOWLEDGED", "LOST_DISCARDED", "CANCELED")
+        final = event.state.name in ("ACKNOWLEDGED", "ACKNOWLEDGED_SPURIOUS", "LOST_DISCARDED", "CANCELED")
         if key in self._datagrams_done:
             self.violations.append(f"{conn.label}: datagram {event.datagram_id} got {event.state.name} "
                                    f"after its final state")

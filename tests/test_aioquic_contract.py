@@ -64,3 +64,74 @@ def test_ack_advances_buffer_start_and_fin():
     assert sender._acked_fin and sender._buffer_start == 0  # FIN acked before the data
     sender.on_data_delivery(QuicDeliveryState.ACKED, 0, 10, False)
     assert sender._buffer_start == 15 and sender.is_finished
+
+
+def test_datagram_writer_fields():
+    """core/datagram.py replaces the DATAGRAM frame writer per connection and logs the frame
+    to qlog itself, as aioquic's writer does."""
+    from aioquic.quic.logger import QuicLoggerTrace
+    from aioquic.quic.packet_builder import QuicPacketBuilder
+
+    quic = QuicConnection(configuration=QuicConfiguration(is_client=True))
+    for name in ("_write_datagram_frame", "_remote_max_datagram_frame_size", "_max_datagram_size",
+                 "_datagrams_pending", "_quic_logger"):
+        _need(quic, name, "QuicConnection")
+    params = list(inspect.signature(QuicConnection._write_datagram_frame).parameters)
+    assert params == ["self", "builder", "data", "frame_type"], f"_write_datagram_frame changed: {params}"
+    src = inspect.getsource(QuicConnection._write_datagram_frame)
+    assert "builder.quic_logger_frames.append" in src and "encode_datagram_frame(length=length)" in src, \
+        "aioquic logs DATAGRAM frames differently now: update core/datagram.py's writer"
+    assert "self._write_datagram_frame(" in inspect.getsource(QuicConnection._write_application), \
+        "aioquic no longer looks the DATAGRAM writer up per call"
+    assert {"handler", "handler_args"} <= set(inspect.signature(QuicPacketBuilder.start_frame).parameters)
+    assert "quic_logger_frames" in inspect.getsource(QuicPacketBuilder.__init__)
+    _need(QuicLoggerTrace, "encode_datagram_frame", "QuicLoggerTrace")
+
+
+def test_datagram_loss_fields():
+    """core/datagram.py keeps the packet a datagram was written in (the builder's current
+    QuicSentPacket), wraps the recovery's ACK and loss-timer entry points per instance, and
+    forgets lost packets after two PTOs, as MsQuic does."""
+    from aioquic.quic.packet_builder import QuicPacketBuilder, QuicSentPacket
+    from aioquic.quic.rangeset import RangeSet
+    from aioquic.quic.recovery import QuicPacketRecovery, QuicPacketSpace
+
+    assert "self._packet = QuicSentPacket(" in inspect.getsource(QuicPacketBuilder.start_packet)
+    for name in ("packet_number", "sent_time", "delivery_handlers"):
+        assert name in QuicSentPacket.__dataclass_fields__, f"QuicSentPacket.{name} is gone"
+    space = QuicPacketSpace(is_application_data=True)
+    for name in ("is_application_data", "largest_acked_packet", "sent_packets"):
+        _need(space, name, "QuicPacketSpace")
+    assert list(inspect.signature(QuicPacketRecovery.on_ack_received).parameters) == [
+        "self", "ack_rangeset", "ack_delay", "now", "space"]
+    assert list(inspect.signature(QuicPacketRecovery.on_loss_detection_timeout).parameters) == ["self", "now"]
+    _need(QuicPacketRecovery, "get_probe_timeout", "QuicPacketRecovery")
+    # Looked up on the instance at each call, so the per-instance wrappers are used.
+    src = inspect.getsource(QuicConnection)
+    assert "self._loss.on_ack_received(" in src and "self._loss.on_loss_detection_timeout(" in src
+    # A lost packet leaves sent_packets, so a later ACK of it reaches no delivery handler.
+    assert "del space.sent_packets[packet.packet_number]" in inspect.getsource(QuicPacketRecovery._on_packets_lost)
+    ranges = RangeSet([range(3, 5), range(7, 9)])
+    assert ranges.bounds() == range(3, 9) and 4 in ranges and 5 not in ranges
+
+
+def test_max_stream_data_fields():
+    """core/send_buffer.py wraps the MAX_STREAM_DATA entry of the connection's frame handler
+    table (per instance) and reads each stream's limit and ACKed offset as MsQuic's
+    SendWindow = MaxAllowedSendOffset - UnAckedOffset."""
+    from aioquic.buffer import Buffer
+    from aioquic.quic.packet import QuicFrameType
+
+    quic = QuicConnection(configuration=QuicConfiguration(is_client=True))
+    handlers = getattr(quic, "_QuicConnection__frame_handlers", None)
+    assert isinstance(handlers, dict), "aioquic's frame handler table moved"
+    handler, epochs = handlers[QuicFrameType.MAX_STREAM_DATA]
+    assert handler == quic._handle_max_stream_data_frame
+    assert list(inspect.signature(handler).parameters) == ["context", "frame_type", "buf"]
+    src = inspect.getsource(QuicConnection._handle_max_stream_data_frame)
+    assert src.index("stream_id = buf.pull_uint_var()") < src.index("max_stream_data = buf.pull_uint_var()")
+    assert "stream.max_stream_data_remote = max_stream_data" in src
+    assert "frame_handler(context, frame_type, buf)" in inspect.getsource(QuicConnection._payload_received)
+    _need(QuicStream(stream_id=0), "max_stream_data_remote", "QuicStream")
+    _need(Buffer(capacity=1), "tell", "Buffer")
+    _need(Buffer(capacity=1), "seek", "Buffer")

@@ -90,7 +90,7 @@ async def test_unstarted_streams_are_never_buffered():
 
 
 async def test_ideal_size_follows_the_congestion_window_and_is_announced():
-    assert ideal_for(0) == MIN_IDEAL and ideal_for(MIN_IDEAL + 1) == 2 * MIN_IDEAL
+    assert ideal_for(0) == MIN_IDEAL and ideal_for(MIN_IDEAL) == MIN_IDEAL + MIN_IDEAL // 2  # 1.5x steps
     assert ideal_for(10**12) == 128 * 1024 * 1024
     pair = await _pair()
     try:
@@ -102,7 +102,7 @@ async def test_ideal_size_follows_the_congestion_window_and_is_announced():
             stream.send(bytes(CHUNK), client_context=i)
         stream.send(b"", SendFlags.FIN)
         await stream.wait_shutdown_complete(timeout=60)
-        assert sizes and sizes[0] > MIN_IDEAL and all(s == ideal_for(s) for s in sizes)
+        assert sizes and max(sizes) > MIN_IDEAL and all(s == MIN_IDEAL or s == ideal_for(s - 1) for s in sizes)
         assert pair.ledger.ok
     finally:
         await pair.shutdown()

@@ -25,7 +25,7 @@ from ..faults import FaultSet
 from ..settings import Settings
 from . import rules
 from .datagram import DatagramSender
-from .send_buffer import SendBuffer, ideal_for
+from .send_buffer import SendBuffer
 from .stream import StreamCore
 
 logger = logging.getLogger("quicsim")
@@ -177,8 +177,9 @@ class ConnectionCore:
 
     def send_datagram(self, data: Any, client_context: Any = None) -> Status:
         """ConnectionSendDatagram: PENDING, then DATAGRAM_SEND_STATE_CHANGED events ending in
-        exactly one of ACKNOWLEDGED, LOST_DISCARDED or CANCELED. INVALID_STATE unless the
-        peer enabled receiving datagrams; INVALID_PARAMETER if it cannot fit a packet."""
+        exactly one of ACKNOWLEDGED, ACKNOWLEDGED_SPURIOUS, LOST_DISCARDED or CANCELED
+        (see core/datagram.py). INVALID_STATE unless the peer enabled receiving
+        datagrams; INVALID_PARAMETER if it cannot fit a packet."""
         with self.lock:
             status, payload = self.datagrams.check(data)
             if status is not None:
@@ -316,7 +317,7 @@ class ConnectionCore:
             for stream in dirty:
                 if stream.quic_stream is not None:
                     stream._on_acks()
-        if self.settings.send_buffering and not self.shutdown_initiated:
+        if not self.shutdown_initiated:
             self._adjust_ideal_send_buffer()
         if self.connected and not self.shutdown_initiated:
             self._check_stream_limits()
@@ -340,16 +341,9 @@ class ConnectionCore:
                     stream._indicate(ev.PeerAccepted())
 
     def _adjust_ideal_send_buffer(self) -> None:
-        """QuicSendBufferConnectionAdjust: follow the congestion window; announce changes."""
-        send_buffer = self.send_buffer
-        ideal = ideal_for(self.quic._loss.congestion_window)
-        if ideal == send_buffer.ideal_bytes:
-            return
-        send_buffer.ideal_bytes = ideal
-        for stream in list(self.streams.values()):
-            if stream.has_send_side and not stream.send_shutdown_indicated:
-                stream._indicate(ev.IdealSendBufferSize(byte_count=ideal))
-        send_buffer.fill()
+        """QuicSendBufferConnectionAdjust and QuicSendBufferStreamAdjust, whether or not
+        buffering is on (core/send_buffer.py)."""
+        self.send_buffer.adjust(self)
 
     def _initiate_remote_shutdown(self, close: qe.ConnectionTerminated) -> None:
         """A close this application did not ask for: SHUTDOWN_INITIATED_BY_PEER /

@@ -1,9 +1,15 @@
 """Unreliable datagrams (MsQuic's ConnectionSendDatagram, RFC 9221) with a state per
-datagram: SENT, then ACKNOWLEDGED, or LOST_SUSPECT and LOST_DISCARDED, or CANCELED when the
-connection ends first. Each datagram reaches exactly one final state.
+datagram, as ``src/core/datagram.c`` and ``loss_detection.c`` report them: SENT when
+written; then ACKNOWLEDGED, or LOST_SUSPECT when its packet is declared lost, followed by
+ACKNOWLEDGED_SPURIOUS if a later ACK names that packet or LOST_DISCARDED once the packet
+is forgotten (acknowledged past and sent more than two PTOs ago); CANCELED if never
+written before the connection ended, LOST_DISCARDED if still in flight or suspect then.
+Each datagram reaches exactly one final state.
 
-aioquic keeps no per-datagram delivery state, so the connection's DATAGRAM frame writer
-is replaced (per connection) by one that registers a delivery callback for each frame.
+aioquic keeps no per-datagram delivery state and forgets a packet once it declares it
+lost, so the connection's DATAGRAM frame writer is replaced (per connection) by one that
+registers a delivery callback for each frame, and the recovery's ACK and loss-timer entry
+points are wrapped (per connection) to see late ACKs and the passing of time.
 """
 
 from __future__ import annotations
@@ -21,18 +27,22 @@ from ..enums import DatagramSendState, Status
 if TYPE_CHECKING:  # pragma: no cover
     from .connection import ConnectionCore
 
-FINAL_STATES = frozenset({DatagramSendState.ACKNOWLEDGED, DatagramSendState.LOST_DISCARDED,
-                          DatagramSendState.CANCELED})
+FINAL_STATES = frozenset({DatagramSendState.ACKNOWLEDGED, DatagramSendState.ACKNOWLEDGED_SPURIOUS,
+                          DatagramSendState.LOST_DISCARDED, DatagramSendState.CANCELED})
+_SENT = DatagramSendState.SENT
+_LOST_SUSPECT = DatagramSendState.LOST_SUSPECT
+_LOST_DISCARDED = DatagramSendState.LOST_DISCARDED
 
 
 class DatagramRequest:
-    __slots__ = ("datagram_id", "data", "client_context", "done")
+    __slots__ = ("datagram_id", "data", "client_context", "done", "packet")
 
     def __init__(self, datagram_id: int, data: bytes, client_context: Any) -> None:
         self.datagram_id = datagram_id
         self.data = data
         self.client_context = client_context
         self.done = False
+        self.packet: Any = None  # aioquic's QuicSentPacket that carries it, once written
 
 
 class DatagramSender:
@@ -42,11 +52,25 @@ class DatagramSender:
         self.conn = conn
         self.queued: deque[DatagramRequest] = deque()  # in aioquic's _datagrams_pending order
         self.in_flight: dict[int, DatagramRequest] = {}
+        #: datagrams of packets declared lost and not yet forgotten, by packet number in
+        #: the order they were declared lost (MsQuic's LostPackets list)
+        self.suspects: dict[int, list[DatagramRequest]] = {}
+        self._app_space: Any = None  # aioquic's application-data packet space, once seen
         self._ids = 0
         #: state changes seen inside aioquic (packet building, ACK processing), delivered
         #: from ``deliver()`` once aioquic is done: a handler may not re-enter it mid-packet
         self._changes: list[tuple[DatagramRequest, DatagramSendState]] = []
         conn.quic._write_datagram_frame = self._write_frame  # per instance, see module doc
+        self._loss: Any = None  # aioquic's recovery, once its entry points are wrapped
+
+    def _wrap_recovery(self) -> None:
+        """Wrap aioquic's ACK and loss-timer entry points (per instance, on the first
+        datagram, so connections without datagrams pay nothing per ACK)."""
+        loss = self._loss = self.conn.quic._loss
+        self._on_ack_received = loss.on_ack_received
+        self._on_loss_detection_timeout = loss.on_loss_detection_timeout
+        loss.on_ack_received = self._ack_received
+        loss.on_loss_detection_timeout = self._loss_detection_timeout
 
     def check(self, data: Any) -> tuple[Status | None, bytes]:
         """ConnectionSendDatagram's checks: None when the datagram can be accepted."""
@@ -67,20 +91,26 @@ class DatagramSender:
 
     def enqueue(self, request: DatagramRequest) -> None:
         """Hand an accepted datagram to aioquic (under the connection's lock)."""
+        if self._loss is None:
+            self._wrap_recovery()
         self.queued.append(request)
         self.conn.quic.send_datagram_frame(request.data)
 
     def _write_frame(self, builder: Any, data: bytes, frame_type: QuicFrameType) -> bool:
         """aioquic's DATAGRAM frame writer, plus a delivery callback for this datagram."""
         request = self.queued[0]
+        request.packet = builder._packet
         length = len(data)
         buf = builder.start_frame(frame_type, capacity=1 + size_uint_var(length) + length,
                                   handler=self._on_delivery, handler_args=(request,))
         buf.push_uint_var(length)
         buf.push_bytes(data)
+        quic_logger = self.conn.quic._quic_logger
+        if quic_logger is not None:  # as aioquic's own writer logs the frame (qlog)
+            builder.quic_logger_frames.append(quic_logger.encode_datagram_frame(length=length))
         self.queued.popleft()
         self.in_flight[request.datagram_id] = request
-        self._changes.append((request, DatagramSendState.SENT))
+        self._changes.append((request, _SENT))
         return True
 
     def _on_delivery(self, delivery: QuicDeliveryState, request: DatagramRequest) -> None:
@@ -90,9 +120,52 @@ class DatagramSender:
         if delivery == QuicDeliveryState.ACKED:
             self._changes.append((request, DatagramSendState.ACKNOWLEDGED))
         else:
-            # Datagrams are never retransmitted: suspected lost, then given up at once.
-            self._changes.append((request, DatagramSendState.LOST_SUSPECT))
-            self._changes.append((request, DatagramSendState.LOST_DISCARDED))
+            # QuicLossDetectionRetransmitFrames: suspected; aioquic forgets the packet, so
+            # keep its number to recognise a late ACK and to forget it as MsQuic does.
+            self.suspects.setdefault(request.packet.packet_number, []).append(request)
+            self._changes.append((request, _LOST_SUSPECT))
+
+    def _ack_received(self, *, ack_rangeset: Any, ack_delay: float, now: float, space: Any) -> None:
+        """aioquic's ACK processing, preceded by what MsQuic's does first for lost packets
+        (QuicLossDetectionProcessAckBlocks): an ACK of a suspected packet is spurious,
+        then packets lost long enough ago are forgotten."""
+        if space.is_application_data:
+            self._app_space = space
+        if self.suspects and space.is_application_data:
+            bounds = ack_rangeset.bounds()
+            acked = []
+            for number in self.suspects:  # in packet number order, as MsQuic walks them
+                if number >= bounds.stop:
+                    break
+                if number >= bounds.start and number in ack_rangeset:
+                    acked.append(number)
+            for number in acked:
+                for request in self.suspects.pop(number):
+                    self._changes.append((request, DatagramSendState.ACKNOWLEDGED_SPURIOUS))
+            self._forget(now, max(space.largest_acked_packet, bounds.stop - 1))
+        self._on_ack_received(ack_rangeset=ack_rangeset, ack_delay=ack_delay, now=now, space=space)
+
+    def _loss_detection_timeout(self, *, now: float) -> None:
+        """aioquic's loss timer; MsQuic's (QuicLossDetectionProcessTimerOperation) first
+        forgets packets lost long enough ago."""
+        if self.suspects and self._app_space is not None:
+            self._forget(now, self._app_space.largest_acked_packet)
+        self._on_loss_detection_timeout(now=now)
+
+    def _forget(self, now: float, largest_acked: int) -> None:
+        """QuicLossDetectionDetectAndHandleLostPackets: a lost packet below the largest
+        acknowledged one and sent more than two PTOs ago is forgotten, in order, and its
+        datagrams are LOST_DISCARDED (QuicSentPacketMetadataReleaseFrames)."""
+        two_pto = 2 * self._loss.get_probe_timeout()
+        suspects = self.suspects
+        while suspects:
+            number = next(iter(suspects))
+            requests = suspects[number]
+            if not (number < largest_acked and now - requests[0].packet.sent_time > two_pto):
+                break
+            del suspects[number]
+            for request in requests:
+                self._changes.append((request, _LOST_DISCARDED))
 
     def deliver(self) -> None:
         """Deliver the state changes collected while aioquic was working."""
@@ -102,20 +175,27 @@ class DatagramSender:
                 self._state(request, state)
 
     def cancel_all(self) -> None:
-        """The connection is gone: every datagram without a final state is CANCELED."""
+        """The connection is gone: datagrams never written are CANCELED
+        (QuicDatagramSendShutdown); those in flight or suspected lost are LOST_DISCARDED,
+        as QuicLossDetectionUninitialize releases their packets."""
         self.deliver()
         with self.conn.lock:
-            left = [*self.queued, *self.in_flight.values()]
+            canceled = list(self.queued)
+            discarded = [*self.in_flight.values(), *(r for rs in self.suspects.values() for r in rs)]
             self.queued.clear()
             self.in_flight.clear()
+            self.suspects.clear()
             self.conn.quic._datagrams_pending.clear()  # nothing of ours may be written later
-        for request in left:
+        for request in canceled:
             self._state(request, DatagramSendState.CANCELED)
+        for request in discarded:
+            self._state(request, _LOST_DISCARDED)
 
     def _state(self, request: DatagramRequest, state: DatagramSendState) -> None:
         if request.done:
             return
         if state in FINAL_STATES:
             request.done = True
+            request.packet = None
         self.conn._indicate(ev.DatagramSendStateChanged(client_context=request.client_context, state=state,
                                                         datagram_id=request.datagram_id))

@@ -1,43 +1,75 @@
-"""Send buffering (MsQuic's SendBufferingEnabled, ``src/core/send_buffer.c``).
+"""Send buffering and the ideal send buffer size (MsQuic's ``src/core/send_buffer.c``).
 
 With buffering on, a send completes (canceled=False) as soon as it is copied into the
 connection's send buffer, while the buffered bytes are below the ideal size; the other
 sends wait in their stream's queue and are buffered as acknowledgements free space (or
-complete on their own acknowledgement, or are canceled on abort). The ideal size starts
-at 128 KiB and follows the bytes in flight the path can hold (the congestion window),
-in powers of two up to 128 MiB; each change is announced with IDEAL_SEND_BUFFER_SIZE.
+complete on their own acknowledgement, or are canceled on abort).
+
+The ideal size is kept whether or not buffering is on: it starts at 128 KiB and only
+grows, on a 1.5x ladder up to 128 MiB, with the bytes the path can have in flight
+(MsQuic's BytesInFlightMax; aioquic's congestion window stands in for it). Each stream
+is told min(connection ideal, the ladder step above its send window) with
+IDEAL_SEND_BUFFER_SIZE whenever that value changes: when the connection's ideal grows,
+and when the peer's MAX_STREAM_DATA moves the stream's window.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from weakref import WeakKeyDictionary
+
+from aioquic.quic.packet import QuicFrameType
+
+from .. import events as ev
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .connection import ConnectionCore
     from .stream import StreamCore
 
-MIN_IDEAL = 128 * 1024
-MAX_IDEAL = 128 * 1024 * 1024
+MIN_IDEAL = 128 * 1024  # QUIC_DEFAULT_IDEAL_SEND_BUFFER_SIZE
+MAX_IDEAL = 128 * 1024 * 1024  # QUIC_MAX_IDEAL_SEND_BUFFER_SIZE
+_UINT32_MAX = 0xFFFFFFFF
 
 
-def ideal_for(bytes_in_flight: int) -> int:
-    """QuicGetNextIdealBytes: the smallest power-of-two multiple of 128 KiB that holds
-    what the path can have in flight, capped at 128 MiB."""
-    ideal = MIN_IDEAL
-    while ideal < bytes_in_flight and ideal < MAX_IDEAL:
-        ideal *= 2
-    return ideal
+def ideal_for(base: int) -> int:
+    """QuicGetNextIdealBytes: the first step of the ladder (128 KiB, then 1.5x each step,
+    capped at 128 MiB) above ``base``; a value on a step rounds up to the next one."""
+    threshold = MIN_IDEAL
+    while threshold <= base:
+        following = threshold + threshold // 2
+        if following > MAX_IDEAL:
+            return MAX_IDEAL
+        threshold = following
+    return threshold
+
+
+class _StreamIdeal:
+    """What QUIC_STREAM keeps for the ideal size: LastIdealSendBuffer and SendWindow."""
+
+    __slots__ = ("last", "window")
+
+    def __init__(self) -> None:
+        self.last = 0  # nothing announced yet: the first adjustment always announces
+        #: SendWindow as the last MAX_STREAM_DATA set it (limit minus UnAckedOffset);
+        #: None until then, when it is the stream's initial limit
+        self.window: int | None = None
 
 
 class SendBuffer:
     """The connection-wide buffer: how much is buffered, the ideal, who waits for room."""
 
-    __slots__ = ("buffered_bytes", "ideal_bytes", "waiting")
+    __slots__ = ("buffered_bytes", "ideal_bytes", "waiting", "_conn", "_streams", "_moved", "_had_streams")
 
     def __init__(self) -> None:
         self.buffered_bytes = 0
         self.ideal_bytes = MIN_IDEAL
         #: started streams with unbuffered sends, in the order they started waiting
         self.waiting: dict[StreamCore, None] = {}
+        self._conn: ConnectionCore | None = None
+        self._streams: WeakKeyDictionary[StreamCore, _StreamIdeal] = WeakKeyDictionary()
+        #: streams whose window a MAX_STREAM_DATA moved since the last adjustment
+        self._moved: dict[StreamCore, None] = {}
+        self._had_streams = False  # MsQuic's StreamTable exists
 
     def fill(self) -> None:
         """QuicSendBufferFill: buffer whole sends, oldest stream first, while there is room."""
@@ -49,3 +81,78 @@ class SendBuffer:
 
     def release(self, length: int) -> None:
         self.buffered_bytes -= length
+
+    # ------------------------------------------------------------ the ideal size
+
+    def adjust(self, conn: ConnectionCore) -> None:
+        """After aioquic processed datagrams or timers: QuicSendBufferStreamAdjust for the
+        streams a MAX_STREAM_DATA moved, then QuicSendBufferConnectionAdjust."""
+        if self._conn is None:
+            self._watch_max_stream_data(conn)
+        if self._moved:
+            moved, self._moved = self._moved, {}
+            for stream in moved:
+                if not stream.shutdown_complete:
+                    self.stream_adjust(stream)
+        if not self._had_streams and conn.streams:
+            self._had_streams = True
+        ideal = self.ideal_bytes
+        # The ladder value above the window exceeds ``ideal`` exactly when the window has
+        # reached it: an O(1) test per poll, the ladder walked only when it grows.
+        if ideal == MAX_IDEAL or not self._had_streams or conn.quic._loss.congestion_window < ideal:
+            return
+        self.ideal_bytes = ideal_for(conn.quic._loss.congestion_window)  # only ever grows
+        for stream in list(conn.streams.values()):
+            quic_stream = stream.quic_stream
+            # The stream table holds streams the peer's stream limit lets through.
+            if stream.send_enabled and quic_stream is not None and not quic_stream.is_blocked:
+                self.stream_adjust(stream)
+        if conn.settings.send_buffering:
+            self.fill()
+
+    def stream_adjust(self, stream: StreamCore) -> None:
+        """QuicSendBufferStreamAdjust: min(connection ideal, the ladder step above the
+        stream's send window), announced when it differs from the last announced value."""
+        state = self._streams.get(stream)
+        if state is None:
+            state = self._streams[stream] = _StreamIdeal()
+        window = state.window
+        if window is None:  # QuicStreamStart: SendWindow = min(MaxAllowedSendOffset, UINT32_MAX)
+            window = min(stream.quic_stream.max_stream_data_remote, _UINT32_MAX)
+        byte_count = self.ideal_bytes
+        if window < byte_count:
+            byte_count = min(byte_count, ideal_for(window))
+        if state.last != byte_count:
+            state.last = byte_count
+            stream._indicate(ev.IdealSendBufferSize(byte_count=byte_count))
+
+    def _watch_max_stream_data(self, conn: ConnectionCore) -> None:
+        """Wrap aioquic's MAX_STREAM_DATA frame handler (per connection) to note, as
+        MsQuic's QuicStreamRecv does, each raise of a stream's limit and its new window."""
+        self._conn = conn
+        quic = conn.quic
+        handlers = quic._QuicConnection__frame_handlers
+        handle, epochs = handlers[QuicFrameType.MAX_STREAM_DATA]
+        streams = quic._streams
+
+        def on_max_stream_data(context: Any, frame_type: int, buf: Any) -> None:
+            start = buf.tell()
+            stream_id = buf.pull_uint_var()
+            buf.seek(start)
+            quic_stream = streams.get(stream_id)
+            before = None if quic_stream is None else quic_stream.max_stream_data_remote
+            handle(context, frame_type, buf)
+            if before is None or quic_stream.max_stream_data_remote <= before:
+                return
+            stream = conn.streams.get(stream_id)
+            if stream is None or stream.quic_stream is not quic_stream:
+                return
+            state = self._streams.get(stream)
+            if state is None:
+                state = self._streams[stream] = _StreamIdeal()
+            # SendWindow = min(MaxAllowedSendOffset - UnAckedOffset, UINT32_MAX)
+            state.window = min(quic_stream.max_stream_data_remote - quic_stream.sender._buffer_start,
+                               _UINT32_MAX)
+            self._moved[stream] = None
+
+        handlers[QuicFrameType.MAX_STREAM_DATA] = (on_max_stream_data, epochs)
