@@ -137,12 +137,12 @@ def test_ledger_flags_duplicates_rejected_unknown_and_order():
     _complete(ledger, conn, stream, 3)  # rejected
     _complete(ledger, conn, stream, 99)  # unknown
     text = "\n".join(ledger.violations)
-    with pytest.raises(AssertionError, match="before older send 1"):
+    with pytest.raises(AssertionError, match="before older send #1"):
         ledger.assert_ok()
-    assert "before older send 1" in text
-    assert "duplicate SEND_COMPLETE for send 1" in text
-    assert "rejected send 3" in text
-    assert "unknown send 99" in text
+    assert "SEND_COMPLETE (acknowledged) for send #2 (client_context=2) before older send #1" in text
+    assert "duplicate SEND_COMPLETE for send #1 (client_context=1)" in text
+    assert "SEND_COMPLETE for a rejected send (client_context=3)" in text
+    assert "SEND_COMPLETE for an unknown send (client_context=99)" in text
     assert not ledger.ok
 
 
