@@ -31,6 +31,7 @@ _SEND_COMPLETE = StreamEventType.SEND_COMPLETE
 _GRACEFUL = int(StreamShutdownFlags.GRACEFUL)
 _INLINE = int(StreamShutdownFlags.INLINE)
 _DELAY_SEND = int(SendFlags.DELAY_SEND)
+_START = int(SendFlags.START)
 _ONCE = frozenset({
     StreamEventType.START_COMPLETE,
     StreamEventType.SEND_SHUTDOWN_COMPLETE,
@@ -65,12 +66,13 @@ class _ConnRecord:
 
 
 class _StreamRecord:
-    __slots__ = ("book", "started", "start_indicated", "peer_accepted", "shutdown_complete", "seen_once",
+    __slots__ = ("book", "started", "start_requested", "start_indicated", "peer_accepted", "shutdown_complete", "seen_once",
                  "conn", "stream", "local", "closed")
 
     def __init__(self, conn: _ConnRecord, stream: Any, local: bool) -> None:
         self.book = SendBook()
         self.started = False
+        self.start_requested = False  # StreamStart returned PENDING, or a START send was accepted
         self.start_indicated = False  # START_COMPLETE delivered, even with a failure
         self.peer_accepted = True
         self.shutdown_complete = False
@@ -177,6 +179,8 @@ class Ledger(Observer):
             self.sends += 1
             self._pending += 1
             record.book.accept(Send(owner.sends_called, send_id, length, flags, client_context))
+            if flags & _START:
+                record.start_requested = True
         else:
             self.rejected += 1
             record.book.reject(context_key(client_context), owner.sends_called)
@@ -197,6 +201,8 @@ class Ledger(Observer):
             self._leak_check(record, "after StreamClose returned")
         elif name == "open_stream" and stream is not None:
             self._record(conn, stream)
+        elif name == "start" and status is Status.PENDING:
+            self._record(conn, stream).start_requested = True
         elif name == "connection_shutdown" and status is not None and not status.failed:
             self._conn(conn).live = False
         elif name == "send_datagram" and status is Status.PENDING:
@@ -320,10 +326,8 @@ class Ledger(Observer):
         stream_id = record.stream.id
         if stream_id is None:
             return
-        for peer in self._by_odcid.get(owner.odcid, ()):
-            if peer.is_client is not owner.is_client:
-                break
-        else:
+        peer = self._peer(owner)
+        if peer is None:
             return  # the peer is not watched by this ledger: nothing to compare with
         received = peer.received.get(stream_id) or (0, False)
         if received[0] < send.end or (send.fin and not received[1]):
@@ -331,6 +335,13 @@ class Ledger(Observer):
             self._violation(record, f"send {send.label()} acknowledged but never received: {what} never "
                                     f"reached {peer.label}'s QUIC stack (it received {received[0]} bytes"
                                     f"{' and the FIN' if received[1] else ''})")
+
+    def _peer(self, owner: _ConnRecord) -> _ConnRecord | None:
+        """The other end of ``owner`` when this ledger watches it too."""
+        for peer in self._by_odcid.get(owner.odcid, ()):
+            if peer.is_client is not owner.is_client:
+                return peer
+        return None
 
     def _leak_check(self, record: _StreamRecord, when: str) -> None:
         for send in record.book.drop_pending():
@@ -355,8 +366,9 @@ class Ledger(Observer):
 
     def stall_candidates(self) -> list[tuple[Any, Any]]:
         """(connection, stream) of every stream with a send that should still complete:
-        pending on a started stream the peer accepted, on a live connection, and not
-        held back by DELAY_SEND."""
+        pending on a started (or starting) stream the peer accepted, on a live
+        connection (whose peer, when watched too, is live as well), and not held back
+        by DELAY_SEND."""
         with self._lock:
             out = []
             for record in self._streams.values():
@@ -365,7 +377,9 @@ class Ledger(Observer):
             return out
 
     def _stalled_sends(self, record: _StreamRecord) -> list[Send]:
-        if (not record.conn.live or not record.started or not record.peer_accepted or record.closed
+        starting = record.started or (record.start_requested and not record.start_indicated)
+        peer = self._peer(record.conn) if record.conn.odcid is not None else None
+        if (not record.conn.live or (peer is not None and not peer.live) or not starting or not record.peer_accepted or record.closed
                 or record.shutdown_complete):
             return []
         flushed = record.book.flushed_seq

@@ -11,9 +11,9 @@ from .ledger import Ledger
 from .network import Network
 from .network.impairment import DIRECTIONS, LinkParams
 
-#: how long healed links get: virtual time is free; real time covers PTO backoff after
-#: a long blackhole on loopback
-VIRTUAL_LIVENESS_SECONDS = 60.0
+#: how long healed links get: enough for PTO backoff after a long blackhole, and well
+#: inside the default 30 s idle timeout (a stalled send must not be canceled by it first)
+VIRTUAL_LIVENESS_SECONDS = 10.0
 LIVENESS_SECONDS = 10.0
 
 

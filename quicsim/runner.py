@@ -138,10 +138,10 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
             error = f"timed out after {spec.timeout:g} s in the scenario body" + (f"; {pending}" if pending else "")
         except Exception as exc:
             error = _error_text(exc, spec)
-        await _settle(conns, deadline)
         if error is None:
             await liveness_phase(ledger, network,
                                  VIRTUAL_LIVENESS_SECONDS if transport == "memory" else LIVENESS_SECONDS)
+        await _settle(conns, deadline)
     except asyncio.TimeoutError as exc:
         error = error or f"TimeoutError: {exc}"
     except (ConnectionError, OSError) as exc:
