@@ -72,7 +72,7 @@ class _StreamRecord:
     def __init__(self, conn: _ConnRecord, stream: Any, local: bool) -> None:
         self.book = SendBook()
         self.started = False
-        self.start_requested = False  # StreamStart returned PENDING, or a START send was accepted
+        self.start_requested = False  # StreamStart returned PENDING
         self.start_indicated = False  # START_COMPLETE delivered, even with a failure
         self.peer_accepted = True
         self.shutdown_complete = False
@@ -179,8 +179,6 @@ class Ledger(Observer):
             self.sends += 1
             self._pending += 1
             record.book.accept(Send(owner.sends_called, send_id, length, flags, client_context))
-            if flags & _START:
-                record.start_requested = True
         else:
             self.rejected += 1
             record.book.reject(context_key(client_context), owner.sends_called)
@@ -377,14 +375,18 @@ class Ledger(Observer):
             return out
 
     def _stalled_sends(self, record: _StreamRecord) -> list[Send]:
-        starting = record.started or (record.start_requested and not record.start_indicated)
         peer = self._peer(record.conn) if record.conn.odcid is not None else None
-        if (not record.conn.live or (peer is not None and not peer.live) or not starting or not record.peer_accepted or record.closed
-                or record.shutdown_complete):
+        if (not record.conn.live or (peer is not None and not peer.live) or not record.peer_accepted
+                or record.closed or record.shutdown_complete):
             return []
+        pending = record.book.pending()
+        if not record.started:
+            # A stream still starting: StreamStart was called, or a pending send carries
+            # START (a START send canceled as late starts nothing, as in MsQuic).
+            if record.start_indicated or not (record.start_requested or any(s.flags & _START for s in pending)):
+                return []
         flushed = record.book.flushed_seq
-        return [send for send in record.book.pending()
-                if not (send.flags & _DELAY_SEND and send.seq > flushed)]
+        return [send for send in pending if not (send.flags & _DELAY_SEND and send.seq > flushed)]
 
     def mark_stalled(self, when: str = "still pending after the liveness deadline") -> list[dict]:
         """Report every send that should have completed by now as **stalled** (call it

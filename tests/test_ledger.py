@@ -289,3 +289,27 @@ def test_stack_send_ids_are_not_used_to_match():
     ledger.stream_event(conn, stream, ev.SendComplete(canceled=False, client_context="a", send_id=2))
     ledger.stream_event(conn, stream, ev.SendComplete(canceled=False, client_context="b", send_id=1))
     assert ledger.ok, ledger.summary()
+
+
+def test_stalled_needs_a_live_started_or_starting_stream():
+    ledger = Ledger()
+    conn, stream = _fake()
+    _send(ledger, conn, stream, 1, flags=SendFlags.FIN)  # on a stream never started
+    assert ledger.mark_stalled() == []
+    _send(ledger, conn, stream, 2, flags=SendFlags.START)
+    assert [s["send"] for s in ledger.stall_candidates() and ledger.mark_stalled()] == [1, 2]
+    ledger = Ledger()
+    conn, stream = _fake()
+    _send(ledger, conn, stream, 1, flags=SendFlags.FIN)
+    _send(ledger, conn, stream, 2, flags=SendFlags.START)
+    _complete(ledger, conn, stream, 2, canceled=True)  # a late START send starts nothing
+    assert ledger.mark_stalled() == [] and ledger.ok
+    _started(ledger, conn, stream)
+    assert [s["client_context"] for s in ledger.mark_stalled()] == ["1"]
+    assert not ledger.ok and ledger.stalled[0]["detected"] == "still pending after the liveness deadline"
+    ledger = Ledger()
+    conn, stream = _fake()
+    _started(ledger, conn, stream)
+    _send(ledger, conn, stream, 1)
+    ledger.api_call(conn, None, "connection_shutdown", Status.PENDING, {"flags": 0, "error_code": 0})
+    assert ledger.mark_stalled() == []  # a connection being shut down is not live
