@@ -99,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--send", metavar="ID", help="only this send (send_id, or CONN:send_id)")
     explain.add_argument("--html", metavar="FILE", help="also write a self-contained HTML timeline")
 
+    check = sub.add_parser("check", help="re-judge recorded traces offline with the ledger (exit 1: leak or violation)")
+    check.add_argument("trace", nargs="+", metavar="TRACE", help="JSON Lines histories (quicsim run --trace DIR)")
+
     certs = sub.add_parser("certs", help="make a new test CA and localhost certificate")
     certs.add_argument("dir", nargs="?", default="certs")
     return parser
@@ -275,6 +278,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _fuzz(args)
         if args.command == "explain":
             return _explain(args)
+        if args.command == "check":
+            from .check import main as check_main
+            return check_main(args.trace)
         return _make_certs(args)
     except UsageError as exc:
         print(f"quicsim: error: {exc}" if not str(exc).startswith("quicsim") else f"{exc}", file=sys.stderr)

@@ -1,63 +1,88 @@
 """The ledger: checks MsQuic's send-completion contract from what an application sees.
 
 It watches API calls with their returned statuses and the events delivered to
-handlers (nothing else: no core state), and reports
+handlers, and gives sends its own identities (it never matches by the stack's ids and
+never reads the stack's state). It reports
 
 - leaks: sends that returned PENDING but had no SEND_COMPLETE by the time their stream
   (SHUTDOWN_COMPLETE, StreamClose) or connection (SHUTDOWN_COMPLETE) finished;
-- violations: duplicate completions, completions of rejected or unknown sends,
-  completions out of send order (except rule 5's late sends), events after a stream's
-  SHUTDOWN_COMPLETE, repeated once-only events, events on unstarted streams, and a
-  connection SHUTDOWN_COMPLETE before one of its streams'.
+- violations: duplicate completions, completions of rejected or unknown sends or with
+  another send's context, completions out of send order (rule 5, see
+  :mod:`quicsim.send_order`), events after a stream's SHUTDOWN_COMPLETE, repeated
+  once-only events, events on unstarted streams, a connection SHUTDOWN_COMPLETE before
+  one of its streams', and, when it also watches the peer, an acknowledged completion
+  whose bytes the peer's QUIC stack never received (the wire witness);
+- stalled sends, when asked (:meth:`Ledger.mark_stalled`): sends still pending on a live
+  connection after the network was healed and given time.
 
-All checks are O(1) per call or event.
+All checks are O(1) amortized per call or event.
 """
 
 from __future__ import annotations
 
 import threading
-from collections import deque
 from typing import Any
 
 from .enums import ConnectionEventType, SendFlags, Status, StreamEventType, StreamShutdownFlags
 from .observer import Observer
+from .send_order import Send, SendBook, context_key
 
 _SEND_COMPLETE = StreamEventType.SEND_COMPLETE
-_FIN = int(SendFlags.FIN)
+_GRACEFUL = int(StreamShutdownFlags.GRACEFUL)
+_INLINE = int(StreamShutdownFlags.INLINE)
+_DELAY_SEND = int(SendFlags.DELAY_SEND)
+_START = int(SendFlags.START)
+#: what StreamClose or an ABORT|IMMEDIATE shutdown raises on a never-started stream
 _UNSTARTED_OK = frozenset({StreamEventType.SEND_SHUTDOWN_COMPLETE, StreamEventType.SHUTDOWN_COMPLETE})
 _ONCE = frozenset({
     StreamEventType.START_COMPLETE,
     StreamEventType.SEND_SHUTDOWN_COMPLETE,
     StreamEventType.SHUTDOWN_COMPLETE,
 })
+_ENDING = frozenset({
+    ConnectionEventType.SHUTDOWN_INITIATED_BY_TRANSPORT,
+    ConnectionEventType.SHUTDOWN_INITIATED_BY_PEER,
+    ConnectionEventType.SHUTDOWN_COMPLETE,
+})
 
 
-class _Send:
-    __slots__ = ("send_id", "stream", "length", "flags", "client_context", "late", "done")
+def _odcid(conn: Any) -> Any:
+    """The connection's original destination connection id: the same on both ends, so
+    it pairs a connection with its peer when one ledger watches both."""
+    quic = getattr(conn, "quic", None)
+    return getattr(quic, "original_destination_connection_id", None)
 
-    def __init__(self, send_id, stream, length, flags, client_context, late):
-        self.send_id = send_id
-        self.stream = stream
-        self.length = length
-        self.flags = flags
-        self.client_context = client_context
-        self.late = late
-        self.done = False
+
+class _ConnRecord:
+    __slots__ = ("conn", "label", "odcid", "is_client", "received", "live", "sends_called", "streams")
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn  # kept alive so ids stay unique
+        self.label = conn.label
+        self.odcid = _odcid(conn)
+        self.is_client = getattr(conn, "is_client", None)
+        self.received: dict[int, list] = {}  # stream id -> [bytes delivered by the stack, FIN]
+        self.live = True  # no ConnectionShutdown call, no shutdown initiated or completed
+        self.sends_called = 0
+        self.streams: dict[int, Any] = {}  # id(stream) -> stream
 
 
 class _StreamRecord:
-    __slots__ = ("order", "fin_requested", "started", "start_indicated", "shutdown_complete", "seen_once",
-                 "conn", "handle")
+    __slots__ = ("book", "started", "start_requested", "start_indicated", "peer_accepted", "shutdown_complete", "seen_once",
+                 "conn", "stream", "local", "closed")
 
-    def __init__(self, conn_label: str, handle: int) -> None:
-        self.order: deque[_Send] = deque()  # accepted sends, oldest first
-        self.fin_requested = False
+    def __init__(self, conn: _ConnRecord, stream: Any, local: bool) -> None:
+        self.book = SendBook()
         self.started = False
+        self.start_requested = False  # StreamStart returned PENDING
         self.start_indicated = False  # START_COMPLETE delivered, even with a failure
+        self.peer_accepted = True
         self.shutdown_complete = False
         self.seen_once: set = set()
-        self.conn = conn_label
-        self.handle = handle
+        self.conn = conn
+        self.stream = stream
+        self.local = local
+        self.closed = False
 
 
 class Ledger(Observer):
@@ -70,12 +95,11 @@ class Ledger(Observer):
         self.canceled = 0
         self.leaks: list[dict] = []
         self.violations: list[str] = []
-        self._pending: dict[tuple[int, int], _Send] = {}  # (id(conn), send_id) -> send
-        self._rejected_ids: set[tuple[int, int]] = set()
-        self._done_ids: set[tuple[int, int]] = set()
+        self.stalled: list[dict] = []
+        self._conns: dict[int, _ConnRecord] = {}  # id(conn) -> record
+        self._by_odcid: dict[Any, list[_ConnRecord]] = {}
         self._streams: dict[int, _StreamRecord] = {}  # id(stream) -> record
-        self._conn_streams: dict[int, dict[int, Any]] = {}  # id(conn) -> {id(stream): stream}
-        self._keep: dict[int, Any] = {}  # keep observed objects alive so ids stay unique
+        self._pending = 0
         # Datagrams: each accepted one must reach exactly one final state.
         self.datagrams = 0
         self.datagram_leaks: list[dict] = []
@@ -84,77 +108,32 @@ class Ledger(Observer):
         # API calls may come from any thread, events from the loop's: one lock for both.
         self._lock = threading.RLock()
 
-    # ------------------------------------------------------------ observer hooks
+    # ------------------------------------------------------------ records
 
-    def _record(self, conn: Any, stream: Any) -> _StreamRecord:
-        key = id(stream)
-        record = self._streams.get(key)
+    def _conn(self, conn: Any) -> _ConnRecord:
+        record = self._conns.get(id(conn))
         if record is None:
-            record = self._streams[key] = _StreamRecord(conn.label, stream.handle)
-            self._keep[key] = stream
-            self._keep[id(conn)] = conn
-            self._conn_streams.setdefault(id(conn), {})[key] = stream
+            record = self._conns[id(conn)] = _ConnRecord(conn)
+            if record.odcid is not None:
+                self._by_odcid.setdefault(record.odcid, []).append(record)
         return record
 
-    def _send_call(self, conn, stream, send_id, status, length, flags, client_context) -> None:
-        key = (id(conn), send_id)
-        if status is Status.PENDING:
-            record = self._streams.get(id(stream)) or self._record(conn, stream)
-            send = _Send(send_id, stream, length, flags, client_context, record.fin_requested)
-            self.sends += 1
-            self._pending[key] = send
-            record.order.append(send)
-            if flags & _FIN:
-                record.fin_requested = True
-        else:
-            self.rejected += 1
-            self._rejected_ids.add(key)
+    def _record(self, conn: Any, stream: Any, local: bool = True) -> _StreamRecord:
+        record = self._streams.get(id(stream))
+        if record is None:
+            owner = self._conn(conn)
+            record = self._streams[id(stream)] = _StreamRecord(owner, stream, local)
+            owner.streams[id(stream)] = stream
+        return record
 
-    def _api_call(self, conn, stream, name, status, args) -> None:
-        if name == "send":
-            self._send_call(conn, stream, args["send_id"], status, args["bytes"], args["flags"],
-                           args["client_context"])
-        elif name == "shutdown" and status is not None and not status.failed:
-            if args["flags"] & StreamShutdownFlags.GRACEFUL:
-                self._record(conn, stream).fin_requested = True
-        elif name == "close" and stream is not None:
-            # StreamClose returned: every send on the stream must have completed.
-            self._leak_check(conn, stream, "after StreamClose returned")
-        elif name == "open_stream" and stream is not None:
-            self._record(conn, stream)
-        elif name == "send_datagram" and status is Status.PENDING:
-            self.datagrams += 1
-            self._keep[id(conn)] = conn
-            self._datagrams[(id(conn), args["datagram_id"])] = {
-                "connection": conn.label, "datagram_id": args["datagram_id"],
-                "client_context": repr(args["client_context"]), "bytes": args["bytes"]}
+    def _where(self, record: _StreamRecord) -> str:
+        return f"{record.conn.label} stream {self._name(record.stream)}"
 
-    def _stream_event(self, conn, stream, event) -> None:
-        record = self._streams.get(id(stream)) or self._record(conn, stream)
-        etype = event.type
-        if etype is _SEND_COMPLETE and not record.shutdown_complete:
-            self._on_send_complete(conn, stream, record, event)  # the hot path
-            return
-        if record.shutdown_complete:
-            self._violation(conn, stream, f"{etype.name} delivered after SHUTDOWN_COMPLETE")
-        if etype in _ONCE:
-            if etype in record.seen_once:
-                self._violation(conn, stream, f"{etype.name} delivered twice")
-            record.seen_once.add(etype)
-        if etype is StreamEventType.START_COMPLETE:
-            record.started = record.started or not event.status.failed
-            record.start_indicated = True
-        elif etype is _SEND_COMPLETE:
-            self._on_send_complete(conn, stream, record, event)
-            return
-        elif not record.start_indicated and stream.is_local and etype not in _UNSTARTED_OK:
-            # A failed start (START_COMPLETE with an error) may still be followed by its
-            # shutdown events (SHUTDOWN_ON_FAIL); before any START_COMPLETE, only StreamClose
-            # or an ABORT|IMMEDIATE shutdown may raise events (its shutdown completions).
-            self._violation(conn, stream, f"{etype.name} delivered to a stream that never started")
-        if etype is StreamEventType.SHUTDOWN_COMPLETE:
-            self._leak_check(conn, stream, "at its SHUTDOWN_COMPLETE")
-            record.shutdown_complete = True
+    @staticmethod
+    def _name(stream) -> str:
+        return f"id={stream.id}" if stream.id is not None else f"handle={stream.handle}"
+
+    # ------------------------------------------------------------ observer hooks
 
     def send_call(self, conn, stream, send_id, status, length, flags, client_context) -> None:
         with self._lock:
@@ -164,6 +143,28 @@ class Ledger(Observer):
         with self._lock:
             self._api_call(conn, stream, name, status, args)
 
+    def send_queued(self, conn, stream, send_id, offset, end, fin) -> None:
+        with self._lock:
+            record = self._streams.get(id(stream))
+            if record is None:
+                return
+            send = record.book.queued()
+            if send is None:
+                self._violation(record, f"a send was queued at [{offset}, {end}) that was never accepted")
+            elif (send.offset, send.end, send.fin) != (offset, end, bool(fin)):
+                self._violation(record, f"send {send.label()} queued at [{offset}, {end}) fin={bool(fin)}, "
+                                        f"but the sends before it put it at [{send.offset}, {send.end}) "
+                                        f"fin={send.fin}")
+
+    def stream_data_received(self, conn, stream, stream_id, length, fin) -> None:
+        with self._lock:
+            received = self._conn(conn).received.get(stream_id)
+            if received is None:
+                self._conns[id(conn)].received[stream_id] = [length, bool(fin)]
+            else:
+                received[0] += length
+                received[1] = received[1] or bool(fin)
+
     def stream_event(self, conn, stream, event) -> None:
         with self._lock:
             self._stream_event(conn, stream, event)
@@ -171,6 +172,75 @@ class Ledger(Observer):
     def connection_event(self, conn, event) -> None:
         with self._lock:
             self._connection_event(conn, event)
+
+    def _send_call(self, conn, stream, send_id, status, length, flags, client_context) -> None:
+        owner = self._conns.get(id(conn)) or self._conn(conn)
+        owner.sends_called += 1
+        record = self._streams.get(id(stream)) or self._record(conn, stream)
+        if status is Status.PENDING:
+            self.sends += 1
+            self._pending += 1
+            record.book.accept(Send(owner.sends_called, send_id, length, flags, client_context))
+        else:
+            self.rejected += 1
+            record.book.reject(context_key(client_context), owner.sends_called)
+
+    def _api_call(self, conn, stream, name, status, args) -> None:
+        if name == "send":
+            self._send_call(conn, stream, args["send_id"], status, args["bytes"], args["flags"],
+                            args["client_context"])
+        elif name == "shutdown" and status is not None and not status.failed:
+            flags = int(args["flags"])
+            record = self._record(conn, stream)
+            record.book.shutdown_requested(bool(flags & _GRACEFUL), bool(flags & _INLINE),
+                                           record.conn.sends_called)
+        elif name == "close" and stream is not None:
+            # StreamClose returned: every send on the stream must have completed.
+            record = self._record(conn, stream)
+            record.closed = True
+            self._leak_check(record, "after StreamClose returned")
+        elif name == "open_stream" and stream is not None:
+            self._record(conn, stream)
+        elif name == "start" and status is Status.PENDING:
+            self._record(conn, stream).start_requested = True
+        elif name == "connection_shutdown" and status is not None and not status.failed:
+            self._conn(conn).live = False
+        elif name == "send_datagram" and status is Status.PENDING:
+            self.datagrams += 1
+            self._conn(conn)
+            self._datagrams[(id(conn), args["datagram_id"])] = {
+                "connection": conn.label, "datagram_id": args["datagram_id"],
+                "client_context": repr(args["client_context"]), "bytes": args["bytes"]}
+
+    def _stream_event(self, conn, stream, event) -> None:
+        record = self._streams.get(id(stream)) or self._record(conn, stream)
+        etype = event.type
+        if etype is _SEND_COMPLETE and not record.shutdown_complete:
+            self._on_send_complete(record, event)  # the hot path
+            return
+        if record.shutdown_complete:
+            self._violation(record, f"{etype.name} delivered after SHUTDOWN_COMPLETE")
+        if etype in _ONCE:
+            if etype in record.seen_once:
+                self._violation(record, f"{etype.name} delivered twice")
+            record.seen_once.add(etype)
+        if etype is StreamEventType.START_COMPLETE:
+            record.started = record.started or not event.status.failed
+            record.start_indicated = True
+            record.peer_accepted = bool(getattr(event, "peer_accepted", True))
+        elif etype is _SEND_COMPLETE:
+            self._on_send_complete(record, event)
+            return
+        elif not record.start_indicated and record.local and etype not in _UNSTARTED_OK:
+            # A failed start (START_COMPLETE with an error) may still be followed by its
+            # shutdown events (SHUTDOWN_ON_FAIL); before any START_COMPLETE, only StreamClose
+            # or an ABORT|IMMEDIATE shutdown may raise events (its shutdown completions).
+            self._violation(record, f"{etype.name} delivered to a stream that never started")
+        if etype is StreamEventType.PEER_ACCEPTED:
+            record.peer_accepted = True
+        elif etype is StreamEventType.SHUTDOWN_COMPLETE:
+            self._leak_check(record, "at its SHUTDOWN_COMPLETE")
+            record.shutdown_complete = True
 
     def _datagram_state(self, conn, event) -> None:
         key = (id(conn), event.datagram_id)
@@ -184,147 +254,194 @@ class Ledger(Observer):
             del self._datagrams[key]
             self._datagrams_done.add(key)
 
-    def _violation(self, conn, stream, text: str) -> None:
-        self.violations.append(f"{conn.label} stream {self._name(stream)}: {text}")
+    def _violation(self, record: _StreamRecord, text: str) -> None:
+        self.violations.append(f"{self._where(record)}: {text}")
 
     def _connection_event(self, conn, event) -> None:
-        if event.type is ConnectionEventType.DATAGRAM_SEND_STATE_CHANGED:
+        etype = event.type
+        if etype is ConnectionEventType.DATAGRAM_SEND_STATE_CHANGED:
             self._datagram_state(conn, event)
             return
-        if event.type is ConnectionEventType.PEER_STREAM_STARTED:
-            self._record(conn, event.stream).started = True
-        elif event.type is ConnectionEventType.SHUTDOWN_COMPLETE:
-            for stream in list(self._conn_streams.get(id(conn), {}).values()):
+        owner = self._conn(conn)
+        if etype in _ENDING:
+            owner.live = False
+        if etype is ConnectionEventType.PEER_STREAM_STARTED:
+            record = self._record(conn, event.stream, local=False)
+            record.started = True
+        elif etype is ConnectionEventType.SHUTDOWN_COMPLETE:
+            for stream in list(owner.streams.values()):
                 record = self._streams[id(stream)]
-                if record.started and not record.shutdown_complete and not stream.handle_closed:
+                if record.started and not record.shutdown_complete and not record.closed:
                     self.violations.append(
                         f"{conn.label}: connection SHUTDOWN_COMPLETE before stream "
                         f"{self._name(stream)}'s SHUTDOWN_COMPLETE")
-                if self._never_started(record, stream) and not stream.handle_closed:
+                if self._never_started(record) and not record.closed:
                     continue  # MsQuic cancels its sends at StreamClose, not before
-                self._leak_check(conn, stream, "at its connection's SHUTDOWN_COMPLETE")
+                self._leak_check(record, "at its connection's SHUTDOWN_COMPLETE")
             for key in [k for k in self._datagrams if k[0] == id(conn)]:
                 self.datagram_leaks.append({**self._datagrams.pop(key), "detected": "at its connection's "
                                                                                "SHUTDOWN_COMPLETE"})
 
     # ------------------------------------------------------------ checks
 
-    def _on_send_complete(self, conn, stream, record: _StreamRecord, event) -> None:
-        key = (id(conn), event.send_id)
+    def _on_send_complete(self, record: _StreamRecord, event) -> None:
         self.completions += 1
-        if event.canceled:
+        canceled = event.canceled
+        if canceled:
             self.canceled += 1
-        send = self._pending.pop(key, None)
-        if send is None:
-            where = f"{conn.label} stream {self._name(stream)}"
-            if key in self._done_ids:
-                self.violations.append(f"{where}: duplicate SEND_COMPLETE for send {event.send_id} "
-                                       f"(client_context={event.client_context!r})")
-            elif key in self._rejected_ids:
-                self.violations.append(f"{where}: SEND_COMPLETE for rejected send {event.send_id} "
-                                       f"(client_context={event.client_context!r})")
-            else:
-                self.violations.append(f"{where}: SEND_COMPLETE for unknown send {event.send_id} "
-                                       f"(client_context={event.client_context!r})")
+        send, problem, older = record.book.complete(canceled, event.client_context)
+        if problem is None:
+            self._pending -= 1
+            if not canceled:
+                self._witness(record, send)
             return
-        self._done_ids.add(key)
-        send.done = True
-        order = record.order
-        if order and order[0] is send and send.stream is stream and (
-                event.client_context is send.client_context):
-            order.popleft()  # the common case: the oldest send, completed as sent
+        where = self._where(record)
+        context = event.client_context
+        if problem == "duplicate":
+            self.violations.append(f"{where}: duplicate SEND_COMPLETE for send {send.label()}")
             return
-        where = f"{conn.label} stream {self._name(stream)}"
-        if send.stream is not stream:
-            self.violations.append(f"{where}: SEND_COMPLETE for send {send.send_id} of another stream")
-        if event.client_context is not send.client_context and event.client_context != send.client_context:
-            self.violations.append(f"{where}: SEND_COMPLETE for send {send.send_id} carries "
-                                   f"client_context={event.client_context!r}, "
-                                   f"expected {send.client_context!r}")
-        order = record.order
-        while order and order[0].done and order[0] is not send:
-            order.popleft()
-        if order and order[0] is send:
-            order.popleft()
-        elif not (event.canceled and (send.late or record.fin_requested)):
-            # Rule 5: only a send canceled because a FIN or graceful shutdown took effect
-            # before it was applied may overtake older ones. The ledger cannot see when the
-            # worker applied what, so it allows that once a FIN/shutdown was requested.
-            self.violations.append(
-                f"{where}: SEND_COMPLETE for send {send.send_id} "
-                f"(client_context={send.client_context!r}) before older send "
-                f"{order[0].send_id if order else '?'}")
+        if problem == "rejected":
+            self.violations.append(f"{where}: SEND_COMPLETE for a rejected send (client_context={context!r})")
+            return
+        if problem == "unknown":
+            self.violations.append(f"{where}: SEND_COMPLETE for an unknown send (client_context={context!r})")
+            return
+        self._pending -= 1
+        if problem == "context":
+            self.violations.append(f"{where}: SEND_COMPLETE carries client_context={context!r}, "
+                                   f"expected {send.client_context!r} (send #{send.seq})")
+        if older is not None:
+            kind = "canceled" if canceled else "acknowledged"
+            self.violations.append(f"{where}: SEND_COMPLETE ({kind}) for send {send.label()} "
+                                   f"before older send {older.label()}")
+        if not canceled:
+            self._witness(record, send)
 
-    def _leak_check(self, conn, stream, when: str) -> None:
-        record = self._streams.get(id(stream))
-        if record is None:
+    def _witness(self, record: _StreamRecord, send: Send) -> None:
+        """An acknowledged send (buffering off) must cover bytes the peer's stack received,
+        when this ledger watches the peer too."""
+        owner = record.conn
+        if owner.odcid is None:
             return
-        for send in record.order:
-            if not send.done:
-                key = (id(conn), send.send_id)
-                if self._pending.pop(key, None) is not None:
-                    send.done = True
-                    self._done_ids.add(key)
-                    self.leaks.append({
-                        "connection": conn.label,
-                        "stream_id": stream.id,
-                        "stream_handle": stream.handle,
-                        "send_id": send.send_id,
-                        "client_context": repr(send.client_context),
-                        "bytes": send.length,
-                        "flags": SendFlags(send.flags).name or "NONE",
-                        "detected": when,
-                    })
-        record.order.clear()
+        settings = getattr(owner.conn, "settings", None)
+        if settings is None or getattr(settings, "send_buffering", True):
+            return
+        stream_id = record.stream.id
+        if stream_id is None:
+            return
+        peer = self._peer(owner)
+        if peer is None:
+            return  # the peer is not watched by this ledger: nothing to compare with
+        received = peer.received.get(stream_id) or (0, False)
+        if received[0] < send.end or (send.fin and not received[1]):
+            what = "its FIN" if received[0] >= send.end else f"bytes [{max(received[0], send.offset)}, {send.end})"
+            self._violation(record, f"send {send.label()} acknowledged but never received: {what} never "
+                                    f"reached {peer.label}'s QUIC stack (it received {received[0]} bytes"
+                                    f"{' and the FIN' if received[1] else ''})")
 
     @staticmethod
-    def _never_started(record: _StreamRecord, stream) -> bool:
+    def _never_started(record: _StreamRecord) -> bool:
         # A failed start (START_COMPLETE with an error) leaves it out of MsQuic's stream
         # table as well: its sends still wait for StreamClose.
-        return stream.is_local and not record.started
+        return record.local and not record.started
 
     def judge_unclosed(self) -> None:
         """Report as leaks the sends still pending on never-started streams whose handle
         the application never closed: MsQuic completes them only at StreamClose. Call it
         at the end of a run, before closing what the application left open."""
         with self._lock:
-            for key, stream in list(self._keep.items()):
-                record = self._streams.get(key)
-                if record is not None and self._never_started(record, stream) and not stream.handle_closed:
-                    conn = stream.connection
-                    self._leak_check(conn, stream, "on a never-started stream whose handle was never closed")
+            for record in list(self._streams.values()):
+                if self._never_started(record) and not record.closed:
+                    self._leak_check(record, "on a never-started stream whose handle was never closed")
 
-    @staticmethod
-    def _name(stream) -> str:
-        return f"id={stream.id}" if stream.id is not None else f"handle={stream.handle}"
+    def _peer(self, owner: _ConnRecord) -> _ConnRecord | None:
+        """The other end of ``owner`` when this ledger watches it too."""
+        for peer in self._by_odcid.get(owner.odcid, ()):
+            if peer.is_client is not owner.is_client:
+                return peer
+        return None
+
+    def _leak_check(self, record: _StreamRecord, when: str) -> None:
+        for send in record.book.drop_pending():
+            self._pending -= 1
+            self.leaks.append(self._send_fields(record, send, when))
+
+    def _send_fields(self, record: _StreamRecord, send: Send, when: str) -> dict:
+        stream = record.stream
+        return {
+            "connection": record.conn.label,
+            "stream_id": stream.id,
+            "stream_handle": stream.handle,
+            "send": send.seq,
+            "send_id": send.send_id,
+            "client_context": repr(send.client_context),
+            "bytes": send.length,
+            "flags": SendFlags(send.flags).name or "NONE",
+            "detected": when,
+        }
+
+    # ------------------------------------------------------------ liveness
+
+    def stall_candidates(self) -> list[tuple[Any, Any]]:
+        """(connection, stream) of every stream with a send that should still complete:
+        pending on a started (or starting) stream the peer accepted, on a live
+        connection (whose peer, when watched too, is live as well), and not held back
+        by DELAY_SEND."""
+        with self._lock:
+            out = []
+            for record in self._streams.values():
+                if self._stalled_sends(record):
+                    out.append((record.conn.conn, record.stream))
+            return out
+
+    def _stalled_sends(self, record: _StreamRecord) -> list[Send]:
+        peer = self._peer(record.conn) if record.conn.odcid is not None else None
+        if (not record.conn.live or (peer is not None and not peer.live) or not record.peer_accepted
+                or record.closed or record.shutdown_complete):
+            return []
+        pending = record.book.pending()
+        if not record.started:
+            # A stream still starting: StreamStart was called, or a pending send carries
+            # START (a START send canceled as late starts nothing, as in MsQuic).
+            if record.start_indicated or not (record.start_requested or any(s.flags & _START for s in pending)):
+                return []
+        flushed = record.book.flushed_seq
+        return [send for send in pending if not (send.flags & _DELAY_SEND and send.seq > flushed)]
+
+    def mark_stalled(self, when: str = "still pending after the liveness deadline") -> list[dict]:
+        """Report every send that should have completed by now as **stalled** (call it
+        after healing the network and waiting a deadline). Returns the new findings."""
+        with self._lock:
+            found = [self._send_fields(record, send, when)
+                     for record in self._streams.values() for send in self._stalled_sends(record)]
+            self.stalled.extend(found)
+            return found
 
     # ------------------------------------------------------------ results
 
     def pending_sends(self) -> list[dict]:
-        """Accepted sends still waiting for their SEND_COMPLETE, oldest first."""
-        out = []
-        for send in self._pending.values():
-            record = self._streams.get(id(send.stream))
-            out.append({
-                "connection": record.conn if record else "?",
-                "stream_id": send.stream.id,
+        """Accepted sends still waiting for their SEND_COMPLETE, oldest first per stream."""
+        with self._lock:
+            return [{
+                "connection": record.conn.label,
+                "stream_id": record.stream.id,
+                "send": send.seq,
                 "send_id": send.send_id,
                 "client_context": repr(send.client_context),
                 "bytes": send.length,
-            })
-        return out
+            } for record in self._streams.values() for send in record.book.pending()]
 
     @property
     def pending(self) -> int:
         """Accepted sends not yet completed (and not yet counted as leaked)."""
-        return len(self._pending)
+        return self._pending
 
     @property
     def ok(self) -> bool:
-        return not self.leaks and not self.violations and not self.datagram_leaks
+        return not self.leaks and not self.violations and not self.datagram_leaks and not self.stalled
 
     def report(self) -> dict:
-        """Counts, leaks and violations as a plain dict (JSON-ready)."""
+        """Counts, leaks, stalled sends and violations as a plain dict (JSON-ready)."""
         return {
             "ok": self.ok,
             "sends": self.sends,
@@ -334,25 +451,29 @@ class Ledger(Observer):
             "canceled": self.canceled,
             "pending": self.pending,
             "leaks": list(self.leaks),
+            "stalled": list(self.stalled),
             "violations": list(self.violations),
             "datagrams": self.datagrams,
             "datagram_leaks": list(self.datagram_leaks),
         }
 
     def summary(self) -> str:
-        """A readable multi-line summary, leaks and violations listed."""
+        """A readable multi-line summary, leaks, stalled sends and violations listed."""
         r = self.report()
         lines = [
             f"ledger: {'ok' if r['ok'] else 'FAILED'}: {r['sends']} sends accepted, "
             f"{r['completions']} completions ({r['acked']} acked, {r['canceled']} canceled), "
             f"{r['rejected']} rejected, {r['pending']} pending, {len(r['leaks'])} leaked"
+            + (f", {len(r['stalled'])} stalled" if r["stalled"] else "")
         ]
-        for leak in r["leaks"]:
-            stream = leak["stream_id"] if leak["stream_id"] is not None else f"handle={leak['stream_handle']} (unstarted)"
-            lines.append(
-                f"  LEAK {leak['connection']} stream {stream} send {leak['send_id']} "
-                f"client_context={leak['client_context']} ({leak['bytes']} bytes, {leak['flags']}) "
-                f"{leak['detected']}")
+        for kind, found in (("LEAK", r["leaks"]), ("STALLED", r["stalled"])):
+            for leak in found:
+                stream = (leak["stream_id"] if leak["stream_id"] is not None
+                          else f"handle={leak['stream_handle']} (unstarted)")
+                lines.append(
+                    f"  {kind} {leak['connection']} stream {stream} send #{leak['send']} "
+                    f"client_context={leak['client_context']} ({leak['bytes']} bytes, {leak['flags']}) "
+                    f"{leak['detected']}")
         for leak in r["datagram_leaks"]:
             lines.append(f"  LEAK {leak['connection']} datagram {leak['datagram_id']} "
                          f"client_context={leak['client_context']} never reached a final state")
@@ -361,6 +482,6 @@ class Ledger(Observer):
         return "\n".join(lines)
 
     def assert_ok(self) -> None:
-        """Raise AssertionError with the summary when a leak or violation was seen."""
+        """Raise AssertionError with the summary when a leak, stall or violation was seen."""
         if not self.ok:
             raise AssertionError(self.summary())

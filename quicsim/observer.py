@@ -27,6 +27,12 @@ class Observer:
     def send_queued(self, conn: Any, stream: Any, send_id: int, offset: int, end: int, fin: bool) -> None:
         """The worker queued an accepted send at stream bytes ``[offset, end)``."""
 
+    def stream_data_received(self, conn: Any, stream: Any, stream_id: int, length: int, fin: bool) -> None:
+        """The QUIC stack delivered the next ``length`` bytes of stream ``stream_id`` (and its
+        FIN when ``fin``), whether or not the application still receives on it. Delivery is
+        in order, so they start where the stream's previous delivery ended. ``stream`` is
+        None when no handle tracks the stream any more."""
+
     def operation_applied(self, conn: Any, stream: Any, kind: str) -> None:
         """The worker applied a queued operation (``send``, ``shutdown``, ``start``, ...)."""
 

@@ -22,6 +22,7 @@ except ImportError:  # pragma: no cover - the fixtures need it; scenario files d
     pytest_asyncio = None
 
 from .ledger import Ledger
+from .liveness import LIVENESS_SECONDS, VIRTUAL_LIVENESS_SECONDS, liveness_phase
 from .loader import UsageError, load_scenarios
 from .network import Network, NetworkError, NetworkProfile
 from .pair import TRANSPORTS, Pair, open_pair
@@ -139,6 +140,9 @@ def pytest_runtest_call(item: pytest.Item):
         await original(*args, **kwargs)
         pair = funcargs.get("quicsim_pair")
         if pair is not None:
+            # The liveness phase (heal, deadline, stalled sends), then the teardown.
+            await liveness_phase(pair.ledger, pair.network,
+                                 VIRTUAL_LIVENESS_SECONDS if pair.transport == "memory" else LIVENESS_SECONDS)
             await pair.shutdown()
         item.stash[_JUDGED] = True
         failure = _verdict(funcargs["quicsim_ledger"], funcargs["quicsim_config"].expect)

@@ -52,6 +52,10 @@ def print_failures(console: Console, results: list[dict], extra_args: list[str])
             console.print(f"  LEAK send {leak['send_id']} client_context={leak['client_context']} "
                           f"on {leak['connection']} stream {stream} ({leak['bytes']} bytes, "
                           f"{leak['flags']}) {leak['detected']}", markup=False)
+        for stalled in r.get("stalled", []):
+            console.print(f"  STALLED send {stalled['send_id']} client_context={stalled['client_context']} "
+                          f"on {stalled['connection']} stream {stalled['stream_id']} ({stalled['bytes']} bytes, "
+                          f"{stalled['flags']}) {stalled['detected']}", markup=False)
         for violation in r["violations"]:
             console.print(f"  VIOLATION {violation}", markup=False)
         for note in r.get("notes", []):

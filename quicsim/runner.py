@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .ledger import Ledger
+from .liveness import LIVENESS_SECONDS, VIRTUAL_LIVENESS_SECONDS, liveness_phase
 from .network import Network, NetworkProfile
 from .qlog import QlogWriter
 from .pair import TEARDOWN_SECONDS, VIRTUAL_TEARDOWN_SECONDS, Pair, open_pair
@@ -137,6 +138,9 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
             error = f"timed out after {spec.timeout:g} s in the scenario body" + (f"; {pending}" if pending else "")
         except Exception as exc:
             error = _error_text(exc, spec)
+        if error is None:
+            await liveness_phase(ledger, network,
+                                 VIRTUAL_LIVENESS_SECONDS if transport == "memory" else LIVENESS_SECONDS)
         await _settle(conns, deadline)
     except asyncio.TimeoutError as exc:
         error = error or f"TimeoutError: {exc}"
@@ -164,6 +168,8 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
             tracer.finding("leak", leak)
         for violation in report["violations"]:
             tracer.finding("violation", {"text": violation})
+        for stalled in report["stalled"]:
+            tracer.finding("stalled", stalled)
         if error:
             tracer.finding("error", {"text": error})
         tracer.close()

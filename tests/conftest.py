@@ -9,6 +9,7 @@ import pytest_asyncio
 
 import quicsim
 from quicsim import Settings
+from quicsim.pair import open_pair
 
 pytest_plugins = ["pytester"]
 
@@ -56,8 +57,27 @@ async def close_pair(pair: Pair) -> None:
     await asyncio.sleep(0)
 
 
+def judge(*ledgers) -> None:
+    """Fail unless every ledger saw the contract kept (no leak, violation or stall)."""
+    for ledger in ledgers:
+        ledger.assert_ok()
+
+
 @pytest_asyncio.fixture
 async def pair():
+    """Client and server over loopback UDP, each side with its own ledger; both are
+    judged at teardown, after the client closed."""
     p = await make_pair()
     yield p
     await close_pair(p)
+    judge(p.client.ledger, p.listener.ledger)
+
+
+@pytest_asyncio.fixture
+async def mem():
+    """Client and server on the in-memory link sharing one ledger (so the wire witness
+    applies); judged at teardown, after both sides shut down."""
+    p = await open_pair(transport="memory")
+    yield p
+    await p.shutdown()
+    judge(p.ledger)

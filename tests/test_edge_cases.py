@@ -8,7 +8,6 @@ import asyncio
 import quicsim
 
 import pytest
-import pytest_asyncio
 
 from quicsim import (
     ConnectionEventType,
@@ -23,13 +22,6 @@ from quicsim.pair import open_pair
 from .conftest import Recorder
 
 pytestmark = pytest.mark.asyncio
-
-
-@pytest_asyncio.fixture
-async def mem():
-    pair = await open_pair(transport="memory")
-    yield pair
-    await pair.shutdown()
 
 
 async def test_close_from_the_shutdown_complete_handler(mem):
@@ -147,25 +139,27 @@ async def test_start_then_close_inside_a_handler_leaves_nothing_behind(mem):
 
 async def test_inline_graceful_shutdown_may_cancel_an_earlier_accepted_send(mem):
     """A send accepted before an INLINE graceful shutdown but not yet applied is canceled
-    by it, ahead of older sends awaiting their ACK: allowed by rule 5."""
-    state = {}
-
-    def on_event(stream, event):
-        if event.type is StreamEventType.START_COMPLETE:
-            state["ready"] = True
-
-    stream = mem.client.open_stream(handler=on_event)
+    by it, during the call, ahead of an older send still awaiting its ACK (rule 5)."""
+    rec = Recorder()
+    stream = mem.client.open_stream(handler=rec)
     stream.start()
     await asyncio.sleep(0)
     stream.send(bytes(30_000), client_context="older")
-    await asyncio.sleep(0)
-    stream.send(b"queued", client_context="accepted-before")  # queued, not applied
+    await asyncio.sleep(0)  # applied and written: it waits for its ACK now
+    assert stream.send(b"queued", client_context="accepted-before") is Status.PENDING  # not applied yet
+    statuses = []
 
     def shut(s, e):
-        s.shutdown(StreamShutdownFlags.GRACEFUL | StreamShutdownFlags.INLINE)
+        statuses.append(s.shutdown(StreamShutdownFlags.GRACEFUL | StreamShutdownFlags.INLINE))
+        statuses.append(list(rec.completions()))
 
     mem.client._call_handler(shut, stream, None)  # as if from a callback
+    assert statuses == [Status.SUCCESS, [("accepted-before", True)]]  # canceled inside the call
     await stream.wait_send_shutdown_complete(timeout=5)
+    assert rec.completions() == [("accepted-before", True), ("older", False)]
+    names = rec.types()
+    assert names.index("SEND_SHUTDOWN_COMPLETE") > max(i for i, n in enumerate(names) if n == "SEND_COMPLETE")
+    assert [e.graceful for e in rec.events if e.type is StreamEventType.SEND_SHUTDOWN_COMPLETE] == [True]
     assert mem.ledger.ok, mem.ledger.summary()
 
 

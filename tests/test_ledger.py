@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 import quicsim
-from quicsim import FAULTS, Ledger, Settings, Status, StreamShutdownFlags, events as ev
+from quicsim import FAULTS, Ledger, SendFlags, Settings, Status, StreamShutdownFlags, events as ev
 
 from .conftest import Recorder, close_pair, make_pair
 
@@ -156,12 +156,12 @@ def test_ledger_flags_duplicates_rejected_unknown_and_order():
     _complete(ledger, conn, stream, 3)  # rejected
     _complete(ledger, conn, stream, 99)  # unknown
     text = "\n".join(ledger.violations)
-    with pytest.raises(AssertionError, match="before older send 1"):
+    with pytest.raises(AssertionError, match="before older send #1"):
         ledger.assert_ok()
-    assert "before older send 1" in text
-    assert "duplicate SEND_COMPLETE for send 1" in text
-    assert "rejected send 3" in text
-    assert "unknown send 99" in text
+    assert "SEND_COMPLETE (acknowledged) for send #2 (client_context=2) before older send #1" in text
+    assert "duplicate SEND_COMPLETE for send #1 (client_context=1)" in text
+    assert "SEND_COMPLETE for a rejected send (client_context=3)" in text
+    assert "SEND_COMPLETE for an unknown send (client_context=99)" in text
     assert not ledger.ok
 
 
@@ -206,3 +206,129 @@ def test_ledger_flags_client_context_mismatch_and_unstarted_events():
     text = "\n".join(ledger.violations)
     assert "never started" in text
     assert "client_context='b', expected 'a'" in text
+
+
+def _shutdown(ledger, conn, stream, flags=StreamShutdownFlags.GRACEFUL, status=Status.PENDING):
+    ledger.api_call(conn, stream, "shutdown", status, {"flags": flags, "error_code": 0})
+
+
+def _fresh():
+    ledger = Ledger()
+    conn, stream = _fake()
+    _started(ledger, conn, stream)
+    return ledger, conn, stream
+
+
+def test_strict_order_only_the_head_of_a_late_run_may_overtake():
+    # Sends accepted after one graceful shutdown call are canceled in send order.
+    ledger, conn, stream = _fresh()
+    _send(ledger, conn, stream, 1)
+    _shutdown(ledger, conn, stream)
+    for n in (2, 3, 4):
+        _send(ledger, conn, stream, n)
+    for n in (2, 3, 4):
+        _complete(ledger, conn, stream, n, canceled=True)
+    _complete(ledger, conn, stream, 1)
+    assert ledger.ok, ledger.summary()
+    # Newest first: each one overtakes an older late send.
+    ledger, conn, stream = _fresh()
+    _send(ledger, conn, stream, 1)
+    _shutdown(ledger, conn, stream)
+    for n in (2, 3, 4):
+        _send(ledger, conn, stream, n)
+    for n in (4, 3, 2):
+        _complete(ledger, conn, stream, n, canceled=True)
+    _complete(ledger, conn, stream, 1)
+    assert ledger.violations == [
+        "c stream id=0: SEND_COMPLETE (canceled) for send #4 (client_context=4) before older send #2 (client_context=2)",
+        "c stream id=0: SEND_COMPLETE (canceled) for send #3 (client_context=3) before older send #2 (client_context=2)"]
+
+
+def test_strict_order_the_exception_needs_a_fin_or_graceful_call_and_a_cancel():
+    for call in ("none", "abort", "fin"):
+        ledger, conn, stream = _fresh()
+        _send(ledger, conn, stream, 1, flags=SendFlags.FIN if call == "fin" else 0)
+        if call == "abort":
+            _shutdown(ledger, conn, stream, StreamShutdownFlags.ABORT_SEND)
+        _send(ledger, conn, stream, 2)
+        _complete(ledger, conn, stream, 2, canceled=True)
+        _complete(ledger, conn, stream, 1, canceled=call != "fin")
+        assert ledger.ok is (call == "fin"), (call, ledger.summary())
+    ledger, conn, stream = _fresh()  # a late send acknowledged early is never allowed
+    _send(ledger, conn, stream, 1)
+    _shutdown(ledger, conn, stream)
+    _send(ledger, conn, stream, 2)
+    _complete(ledger, conn, stream, 2, canceled=False)
+    assert "SEND_COMPLETE (acknowledged) for send #2" in ledger.violations[0]
+
+
+def test_inline_graceful_may_cancel_one_tail_of_earlier_sends_in_order():
+    def run(order):
+        ledger, conn, stream = _fresh()
+        for n in (1, 2, 3):
+            _send(ledger, conn, stream, n)
+        _shutdown(ledger, conn, stream, StreamShutdownFlags.GRACEFUL | StreamShutdownFlags.INLINE, Status.SUCCESS)
+        for n, canceled in order:
+            _complete(ledger, conn, stream, n, canceled=canceled)
+        return ledger
+
+    assert run([(2, True), (3, True), (1, False)]).ok
+    assert run([(3, True), (1, False), (2, False)]).ok
+    assert not run([(3, True), (2, True), (1, False)]).ok  # the tail newest first
+    assert not run([(2, False), (3, True), (1, False)]).ok  # the tail acknowledged early
+    ledger, conn, stream = _fresh()  # without INLINE the same order is a violation
+    for n in (1, 2, 3):
+        _send(ledger, conn, stream, n)
+    _shutdown(ledger, conn, stream)
+    _complete(ledger, conn, stream, 2, canceled=True)
+    assert "before older send #1" in ledger.violations[0]
+
+
+def test_completions_match_by_order_when_contexts_repeat():
+    ledger, conn, stream = _fresh()
+    for n in (1, 2):
+        ledger.api_call(conn, stream, "send", Status.PENDING,
+                        {"send_id": n, "bytes": 1, "flags": 0, "client_context": None})
+    _shutdown(ledger, conn, stream)
+    ledger.api_call(conn, stream, "send", Status.PENDING, {"send_id": 3, "bytes": 1, "flags": 0, "client_context": None})
+    # With one context for all, a completion answers the oldest send it may: here #1,
+    # #2, #3 in turn (a canceled first completion is as legal for #1 as for the late #3).
+    for canceled in (True, False, False):
+        ledger.stream_event(conn, stream, ev.SendComplete(canceled=canceled, client_context=None, send_id=0))
+    assert ledger.ok and ledger.pending == 0, ledger.summary()
+    ledger.stream_event(conn, stream, ev.SendComplete(canceled=False, client_context=None, send_id=0))
+    assert ledger.violations == ["c stream id=0: duplicate SEND_COMPLETE for send #3 (client_context=None)"]
+
+
+def test_stack_send_ids_are_not_used_to_match():
+    """The stack's send ids in events are ignored: swapped ids change nothing."""
+    ledger, conn, stream = _fresh()
+    _send(ledger, conn, stream, 1, ctx="a")
+    _send(ledger, conn, stream, 2, ctx="b")
+    ledger.stream_event(conn, stream, ev.SendComplete(canceled=False, client_context="a", send_id=2))
+    ledger.stream_event(conn, stream, ev.SendComplete(canceled=False, client_context="b", send_id=1))
+    assert ledger.ok, ledger.summary()
+
+
+def test_stalled_needs_a_live_started_or_starting_stream():
+    ledger = Ledger()
+    conn, stream = _fake()
+    _send(ledger, conn, stream, 1, flags=SendFlags.FIN)  # on a stream never started
+    assert ledger.mark_stalled() == []
+    _send(ledger, conn, stream, 2, flags=SendFlags.START)
+    assert [s["send"] for s in ledger.stall_candidates() and ledger.mark_stalled()] == [1, 2]
+    ledger = Ledger()
+    conn, stream = _fake()
+    _send(ledger, conn, stream, 1, flags=SendFlags.FIN)
+    _send(ledger, conn, stream, 2, flags=SendFlags.START)
+    _complete(ledger, conn, stream, 2, canceled=True)  # a late START send starts nothing
+    assert ledger.mark_stalled() == [] and ledger.ok
+    _started(ledger, conn, stream)
+    assert [s["client_context"] for s in ledger.mark_stalled()] == ["1"]
+    assert not ledger.ok and ledger.stalled[0]["detected"] == "still pending after the liveness deadline"
+    ledger = Ledger()
+    conn, stream = _fake()
+    _started(ledger, conn, stream)
+    _send(ledger, conn, stream, 1)
+    ledger.api_call(conn, None, "connection_shutdown", Status.PENDING, {"flags": 0, "error_code": 0})
+    assert ledger.mark_stalled() == []  # a connection being shut down is not live

@@ -161,3 +161,34 @@ def test_module_loop_scope(pytester: pytest.Pytester):
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-o",
                                            "asyncio_default_fixture_loop_scope=module")
     result.assert_outcomes(passed=1)
+
+
+STALLING = """
+    import pytest
+    from quicsim.core.send_queue import SendQueue
+
+    @pytest.mark.asyncio
+    @pytest.mark.quicsim(transport="memory")
+    async def test_stalls(quicsim_pair, monkeypatch):
+        # a broken stack: acknowledged sends wait for a shutdown to cancel them
+        monkeypatch.setattr(SendQueue, "pop_acknowledged", lambda self, offset, fin: iter(()))
+        s = quicsim_pair.client.open_stream()
+        s.start()
+        s.send(b"x" * 100, client_context="never-on-time")
+
+    @pytest.mark.asyncio
+    @pytest.mark.quicsim(transport="memory")
+    async def test_completes(quicsim_pair):
+        s = quicsim_pair.client.open_stream()
+        s.start()
+        s.send(b"x" * 100, client_context="on-time")
+"""
+
+
+def test_liveness_phase_reports_a_stalled_send(pytester: pytest.Pytester):
+    """After the body, the network is healed and sends get a deadline: one still pending
+    on a live connection fails the test as stalled; one that completes passes."""
+    pytester.makepyfile(STALLING)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-o", "asyncio_mode=strict")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*STALLED client stream 0 send #1 client_context='never-on-time'*"])

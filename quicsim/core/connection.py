@@ -283,6 +283,8 @@ class ConnectionCore:
         t = type(event)
         if t is qe.StreamDataReceived:
             stream = self._stream_for(event.stream_id)
+            for observer in self.observers:
+                observer.stream_data_received(self, stream, event.stream_id, len(event.data), event.end_stream)
             if stream is not None:
                 stream._on_receive(event.data, event.end_stream)
         elif t is qe.StreamReset:

@@ -48,6 +48,8 @@ def signature(result: dict) -> str | None:
         return "error:" + re.split(r"[:\s]", error, maxsplit=1)[0]
     if result["leaks"]:
         return "leak"
+    if result.get("stalled"):
+        return "stalled"
     if result["violations"]:
         words = re.sub(r"^\S+ stream \S+: |^\S+: ", "", result["violations"][0])
         return "violation:" + " ".join(words.split()[:3])

@@ -1,0 +1,254 @@
+"""``quicsim check TRACE...``: re-judge recorded histories offline with the same ledger.
+
+The checker is independent of the system that produced the history: it reads the
+JSON Lines a trace holds (API calls with their statuses, delivered events, queued
+ranges; ``docs/history.schema.json`` lists the fields it needs) and replays them into
+a fresh :class:`~quicsim.ledger.Ledger`, one per file. Exit 0 when every history
+holds, 1 with a line per leak or violation, 2 for bad input (one line: what, where).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Iterable, TextIO
+
+from .enums import (
+    ConnectionEventType,
+    SendFlags,
+    Status,
+    StreamEventType,
+    StreamOpenFlags,
+    StreamShutdownFlags,
+    StreamStartFlags,
+)
+from .ledger import Ledger
+
+_FLAGS = {"send": SendFlags, "shutdown": StreamShutdownFlags, "start": StreamStartFlags,
+          "open_stream": StreamOpenFlags}
+_CALLS = frozenset({"open_stream", "start", "send", "shutdown", "close", "connection_shutdown", "send_datagram"})
+
+
+class BadHistory(ValueError):
+    """A line the checker cannot read; the message says what is wrong."""
+
+
+class _Context(str):
+    """A client context as recorded (its repr): compared as text, printed as recorded."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def _field(record: dict, name: str, types: type | tuple, optional: bool = False) -> Any:
+    if name not in record:
+        if optional:
+            return None
+        raise BadHistory(f"missing field {name!r}")
+    value = record[name]
+    if value is None and optional:
+        return None
+    if not isinstance(value, types) or (isinstance(value, bool) and bool not in (types if isinstance(types, tuple)
+                                                                                  else (types,))):
+        raise BadHistory(f"field {name!r} has the wrong type: {value!r}")
+    return value
+
+
+def _enum(cls: Any, name: Any, what: str) -> Any:
+    try:
+        return cls[name]
+    except KeyError:
+        raise BadHistory(f"unknown {what} {name!r}") from None
+
+
+def _flags(call: str, value: Any) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if not isinstance(value, str):
+        raise BadHistory(f"field 'flags' has the wrong type: {value!r}")
+    cls = _FLAGS.get(call)
+    if cls is None or value == "NONE":
+        return 0
+    total = 0
+    for part in value.split("|"):
+        total |= int(_enum(cls, part, f"{call} flag"))
+    return total
+
+
+class Replay:
+    """Feeds one history into a ledger, with stand-ins for connections and streams."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self._conns: dict[tuple, SimpleNamespace] = {}
+        self._by_handle: dict[tuple, SimpleNamespace] = {}
+        self._by_id: dict[tuple, SimpleNamespace] = {}
+
+    def _conn(self, record: dict) -> SimpleNamespace:
+        label = _field(record, "conn", str)
+        key = (label, record.get("cid"))
+        conn = self._conns.get(key)
+        if conn is None:
+            conn = self._conns[key] = SimpleNamespace(label=label, is_client=record.get("side") == "client")
+        return conn
+
+    def _stream(self, conn: SimpleNamespace, record: dict, required: bool = True) -> SimpleNamespace | None:
+        handle = _field(record, "stream_handle", int, optional=True)
+        stream_id = _field(record, "stream_id", int, optional=True)
+        stream = self._by_handle.get((id(conn), handle)) if handle is not None else None
+        if stream is None and stream_id is not None:
+            stream = self._by_id.get((id(conn), stream_id))
+        if stream is None:
+            if handle is None and stream_id is None:
+                if required:
+                    raise BadHistory("missing field 'stream_handle'")
+                return None
+            stream = SimpleNamespace(id=stream_id, handle=handle)
+        if handle is not None:
+            stream.handle = handle
+            self._by_handle[(id(conn), handle)] = stream
+        if stream_id is not None:
+            stream.id = stream_id
+            self._by_id[(id(conn), stream_id)] = stream
+        return stream
+
+    def feed(self, record: dict) -> None:
+        kind = record.get("kind")
+        if kind == "call":
+            self._call(record)
+        elif kind == "event":
+            self._event(record)
+        elif kind == "conn_event":
+            self._conn_event(record)
+        elif kind == "queued":
+            conn = self._conn(record)
+            span = _field(record, "range", list)
+            if len(span) != 2 or not all(isinstance(v, int) for v in span):
+                raise BadHistory(f"field 'range' must be [start, end], got {span!r}")
+            self.ledger.send_queued(conn, self._stream(conn, record), record.get("send_id"), span[0], span[1],
+                                    bool(record.get("fin")))
+        elif not isinstance(kind, str):
+            raise BadHistory("missing field 'kind'")
+        # other kinds (applied operations, faults, network decisions, findings) are not
+        # part of what the application saw: the checker ignores them
+
+    def _call(self, record: dict) -> None:
+        name = _field(record, "name", str)
+        if name not in _CALLS:
+            return
+        conn = self._conn(record)
+        status_name = _field(record, "status", str, optional=True)
+        status = _enum(Status, status_name, "status") if status_name is not None else None
+        stream = None if name in ("connection_shutdown", "send_datagram") else self._stream(
+            conn, record, required=name != "open_stream" or status is Status.SUCCESS)
+        flags = _flags(name, record.get("flags"))
+        if name == "send":
+            if status is None:
+                raise BadHistory("a send without a status")
+            self.ledger.send_call(conn, stream, record.get("send_id"), status, _field(record, "bytes", int), flags,
+                                  _Context(_field(record, "client_context", str)))
+        elif name == "send_datagram":
+            self.ledger.api_call(conn, None, name, status, {
+                "datagram_id": record.get("datagram_id"), "bytes": record.get("bytes", 0),
+                "client_context": _Context(record.get("client_context", ""))})
+        else:
+            self.ledger.api_call(conn, stream, name, status, {"flags": flags})
+
+    def _event(self, record: dict) -> None:
+        conn = self._conn(record)
+        stream = self._stream(conn, record)
+        etype = _enum(StreamEventType, _field(record, "name", str), "stream event")
+        event = SimpleNamespace(type=etype)
+        if etype is StreamEventType.SEND_COMPLETE:
+            event.canceled = _field(record, "canceled", bool)
+            event.client_context = _Context(_field(record, "client_context", str))
+            event.send_id = record.get("send_id")
+        elif etype is StreamEventType.START_COMPLETE:
+            event.status = _enum(Status, _field(record, "status", str), "status")
+            event.peer_accepted = bool(record.get("peer_accepted", True))
+        self.ledger.stream_event(conn, stream, event)
+
+    def _conn_event(self, record: dict) -> None:
+        conn = self._conn(record)
+        etype = _enum(ConnectionEventType, _field(record, "name", str), "connection event")
+        event = SimpleNamespace(type=etype)
+        if etype is ConnectionEventType.PEER_STREAM_STARTED:
+            stream_id = _field(record, "stream_id", int)
+            event.stream = self._by_id.get((id(conn), stream_id)) or SimpleNamespace(id=stream_id, handle=None)
+            self._by_id[(id(conn), stream_id)] = event.stream
+        elif etype is ConnectionEventType.DATAGRAM_SEND_STATE_CHANGED:
+            event.datagram_id = record.get("datagram_id")
+            event.state = SimpleNamespace(name=_field(record, "state", str))
+        self.ledger.connection_event(conn, event)
+
+
+def judge_lines(lines: Iterable[str], where: str = "<history>") -> Ledger:
+    """Replay JSON Lines into a fresh ledger. Raises :class:`BadHistory` naming the line."""
+    ledger = Ledger()
+    replay = Replay(ledger)
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise BadHistory(f"{where}:{number}: not JSON ({exc.msg})") from None
+        if not isinstance(record, dict):
+            raise BadHistory(f"{where}:{number}: not a JSON object")
+        try:
+            replay.feed(record)
+        except BadHistory as exc:
+            raise BadHistory(f"{where}:{number}: {exc}") from None
+    return ledger
+
+
+def findings(ledger: Ledger, where: str) -> list[str]:
+    """One line per leak or violation: send, client_context, stream, connection."""
+    out = []
+    for leak in ledger.leaks:
+        stream = leak["stream_id"] if leak["stream_id"] is not None else f"handle={leak['stream_handle']}"
+        out.append(f"{where}: LEAK send #{leak['send']} client_context={leak['client_context']} "
+                   f"stream {stream} connection {leak['connection']} ({leak['detected']})")
+    for leak in ledger.datagram_leaks:
+        out.append(f"{where}: LEAK datagram {leak['datagram_id']} client_context={leak['client_context']} "
+                   f"connection {leak['connection']}")
+    for violation in ledger.violations:
+        out.append(f"{where}: VIOLATION {violation}")
+    return out
+
+
+def main(paths: list[str], out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Judge each history; print findings (or ``ok``) to ``out``, bad input to ``err``."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    results = []
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8") as file:
+                ledger = judge_lines(file, path)
+        except BadHistory as exc:
+            print(f"quicsim check: {exc}", file=err)
+            return 2
+        except (OSError, UnicodeDecodeError) as exc:
+            print(f"quicsim check: {path}: cannot read: {getattr(exc, 'strerror', None) or exc}", file=err)
+            return 2
+        results.append((path, ledger))
+    failed = False
+    for path, ledger in results:
+        lines = findings(ledger, path)
+        failed = failed or bool(lines)
+        for line in lines:
+            print(line, file=out)
+        if not lines:
+            print(f"{path}: ok ({ledger.sends} sends, {ledger.completions} completions)", file=out)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main(sys.argv[1:]))

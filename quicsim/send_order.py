@@ -1,0 +1,236 @@
+"""Rule 5 as the application sees it: which accepted send a SEND_COMPLETE answers, and
+whether that send may complete now.
+
+A completion carries only ``canceled`` and ``client_context``, so the book matches it to
+a send by its context where that is unique among the stream's pending sends, and by
+send order otherwise. Sends are kept in *runs*: a FIN send or a graceful shutdown call
+starts a new run for the sends accepted after it. Within a run completions are FIFO;
+the head of a later run may overtake older runs only when it is canceled (a send that
+raced with the FIN or shutdown and was canceled when the worker applied it). An INLINE
+graceful shutdown takes effect during the call, so it may cancel a tail of the sends
+accepted before it: once, the book splits that tail into a run of its own.
+
+Everything here is O(1) amortized per send and completion; the identities are the
+book's own (``seq``), never the stack's.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+from .enums import SendFlags
+
+_FIN = int(SendFlags.FIN)
+_DELAY_SEND = int(SendFlags.DELAY_SEND)
+
+
+def context_key(client_context: Any) -> Any:
+    """A dict key for a client context: the value itself, or its identity if unhashable."""
+    try:
+        hash(client_context)
+    except TypeError:
+        return ("<unhashable>", id(client_context))
+    return client_context
+
+
+class Send:
+    """One accepted StreamSend as the application made it."""
+
+    __slots__ = ("seq", "send_id", "length", "flags", "client_context", "key", "offset", "end", "fin",
+                 "run", "done")
+
+    def __init__(self, seq: int, send_id: Any, length: int, flags: int, client_context: Any) -> None:
+        self.seq = seq  # the ledger's own number for this send call on its connection
+        self.send_id = send_id  # the stack's id: printed, never used to match
+        self.length = length
+        self.flags = flags
+        self.client_context = client_context
+        self.key = context_key(client_context)
+        self.offset = self.end = 0  # the stream bytes it occupies if it is ever queued
+        self.fin = bool(flags & _FIN)
+        self.run: deque | None = None
+        self.done = False
+
+    def label(self) -> str:
+        return f"#{self.seq} (client_context={self.client_context!r})"
+
+
+class SendBook:
+    """The accepted, not yet completed sends of one stream, and the judging of completions."""
+
+    __slots__ = ("runs", "by_key", "done_keys", "rejected_keys", "next_offset", "new_run", "inline_split",
+                 "unqueued", "flushed_seq")
+
+    def __init__(self) -> None:
+        self.runs: deque[deque[Send]] = deque([deque()])
+        self.by_key: dict[Any, deque[Send]] = {}  # pending sends by client context, oldest first
+        self.done_keys: dict[Any, Send] = {}  # the last completed send of each context
+        self.rejected_keys: dict[Any, int] = {}  # contexts of rejected sends -> their call number
+        self.next_offset = 0
+        self.new_run = False
+        self.inline_split = False
+        #: accepted sends whose ``send_queued`` notification has not come yet, oldest first
+        self.unqueued: deque[Send] = deque()
+        #: the call number of the last send that flushes DELAY_SEND data (or of the FIN)
+        self.flushed_seq = 0
+
+    # ------------------------------------------------------------ calls
+
+    def accept(self, send: Send) -> None:
+        if self.new_run:
+            self.runs.append(deque())
+            self.new_run = False
+        run = self.runs[-1]
+        send.run = run
+        run.append(send)
+        # Queued sends are a prefix of the accepted ones (a late send is canceled, and
+        # nothing is queued after it), so a send's range follows from the sizes alone.
+        send.offset = self.next_offset
+        self.next_offset += send.length
+        send.end = self.next_offset
+        same = self.by_key.get(send.key)
+        if same is None:
+            self.by_key[send.key] = deque((send,))
+        else:
+            same.append(send)
+        self.unqueued.append(send)
+        if send.fin or not send.flags & _DELAY_SEND:
+            self.flushed_seq = send.seq
+        if send.fin:
+            self.new_run = True
+
+    def reject(self, key: Any, seq: int) -> None:
+        self.rejected_keys[key] = seq
+
+    def shutdown_requested(self, graceful: bool, inline: bool, seq: int) -> None:
+        """A StreamShutdown call that succeeded."""
+        if graceful:
+            self.new_run = True
+            self.flushed_seq = seq  # the FIN writes what DELAY_SEND held back
+            if inline:
+                self.inline_split = True
+
+    def queued(self) -> Send | None:
+        """The send a ``send_queued`` notification is about: the oldest not yet queued
+        that has not already completed (late sends are canceled without being queued)."""
+        unqueued = self.unqueued
+        while unqueued:
+            send = unqueued.popleft()
+            if not send.done:
+                return send
+        return None
+
+    # ------------------------------------------------------------ completions
+
+    def front(self) -> Send | None:
+        """The oldest pending send."""
+        runs = self.runs
+        while True:
+            run = runs[0]
+            while run and run[0].done:
+                run.popleft()
+            if run:
+                return run[0]
+            if len(runs) == 1:
+                return None
+            runs.popleft()
+
+    def complete(self, canceled: bool, client_context: Any) -> tuple[Send | None, str | None, Send | None]:
+        """Match a SEND_COMPLETE; returns (send, problem, older). ``problem`` is None when
+        the completion is allowed, else one of ``duplicate``, ``rejected``, ``unknown``,
+        ``context`` (matched to the oldest pending send despite another context) or
+        ``order`` (``older`` is the pending send it overtook)."""
+        key = context_key(client_context)
+        candidates = self.by_key.get(key)
+        problem = None
+        if not candidates:
+            done = self.done_keys.get(key)
+            if done is not None:
+                return done, "duplicate", None
+            if key in self.rejected_keys:
+                return None, "rejected", None
+            send = self.front()
+            if send is None:
+                return None, "unknown", None
+            problem = "context"
+        elif len(candidates) == 1:
+            send = candidates[0]
+        else:
+            send = self._pick(key, canceled, candidates)
+        older = self._overtaken(send, canceled)
+        self._finish(send)
+        if problem is None and older is not None:
+            problem = "order"
+        return send, problem, older
+
+    def _pick(self, key: Any, canceled: bool, candidates: deque[Send]) -> Send:
+        """Several pending sends share this context: the one allowed to complete now."""
+        front = self.front()
+        if front is not None and front.key == key:
+            return front
+        if canceled:
+            for run in self.runs:
+                for send in run:
+                    if not send.done:
+                        if send.key == key:
+                            return send
+                        break  # only the head of a run may overtake
+        return candidates[0]
+
+    def _overtaken(self, send: Send, canceled: bool) -> Send | None:
+        """The older pending send that ``send`` may not overtake, or None."""
+        run = send.run
+        while run[0].done:
+            run.popleft()
+        if run[0] is not send:
+            if not (canceled and self.inline_split):
+                return run[0]
+            self._split(send)
+        front = self.front()
+        if front is not send and not canceled:
+            return front
+        return None
+
+    def _split(self, send: Send) -> None:
+        """An INLINE graceful shutdown canceled ``send`` and the sends after it, which
+        were accepted but not yet applied: they become a run of their own (once)."""
+        self.inline_split = False
+        run = send.run
+        tail: deque[Send] = deque()
+        while run[-1] is not send:
+            tail.appendleft(run.pop())
+        tail.appendleft(run.pop())
+        for moved in tail:
+            moved.run = tail
+        runs = self.runs
+        for i, other in enumerate(runs):
+            if other is run:
+                runs.insert(i + 1, tail)
+                break
+
+    def _finish(self, send: Send) -> None:
+        send.done = True
+        same = self.by_key[send.key]
+        if same[0] is send:
+            same.popleft()
+        else:
+            same.remove(send)
+        if not same:
+            del self.by_key[send.key]
+        self.done_keys[send.key] = send
+
+    # ------------------------------------------------------------ the end of a stream
+
+    def pending(self) -> list[Send]:
+        """Pending sends in send order."""
+        return [send for run in self.runs for send in run if not send.done]
+
+    def drop_pending(self) -> list[Send]:
+        """Mark every pending send done (it is being reported) and return them."""
+        out = self.pending()
+        for send in out:
+            self._finish(send)
+        self.runs = deque([deque()])
+        self.unqueued.clear()
+        return out
