@@ -10,11 +10,10 @@ import asyncio
 from typing import Any, Callable
 
 from aioquic.quic.configuration import QuicConfiguration
-from aioquic.quic.connection import QuicConnectionState
 
 from . import certs as _certs
 from . import events as ev
-from .core import ConnectionCore, StreamCore
+from .core import ConnectionCore, StreamCore, aioquic_adapter
 from .enums import ConnectionEventType, ConnectionShutdownFlags, StreamEventType
 from .ledger import Ledger
 from .settings import Settings
@@ -135,7 +134,7 @@ class Connection(ConnectionCore):
         await self.wait_event(ConnectionEventType.SHUTDOWN_COMPLETE, timeout)
 
     def _failure_text(self) -> str:
-        close = self.quic._close_event
+        close = aioquic_adapter.close_event(self.quic)
         reason = f": {close.reason_phrase} (error 0x{close.error_code:x})" if close else ""
         hint = ""
         if close is not None and 0x100 <= close.error_code <= 0x1FF:
@@ -157,9 +156,7 @@ class Connection(ConnectionCore):
             if not self.shutdown_initiated:
                 # MsQuicConnectionClose: QuicConnCloseLocally(SILENT | QUIC_STATUS, ABORTED).
                 self._apply_shutdown(ConnectionShutdownFlags.SILENT, 0, by_app=False)
-            quic = self.quic
-            if quic._state is not QuicConnectionState.TERMINATED:
-                quic._close_end()  # cut the closing period short: the handle is going away
+            aioquic_adapter.end_closing_period(self.quic)  # the handle is going away
             if self.driver is not None:
                 self.driver.run_events()
         self.handle_closed = True  # from here on nothing reaches the handlers

@@ -135,3 +135,46 @@ def test_max_stream_data_fields():
     _need(QuicStream(stream_id=0), "max_stream_data_remote", "QuicStream")
     _need(Buffer(capacity=1), "tell", "Buffer")
     _need(Buffer(capacity=1), "seek", "Buffer")
+
+
+#: every private aioquic name quicsim touches, all of them in quicsim/core/aioquic_adapter.py
+#: (QuicConnection's, its streams' senders', its packet builder's), with the test above that
+#: checks its meaning
+PRIVATE_NAMES = {
+    "_is_client", "_close_event", "_state", "_close_end", "_events",
+    "_remote_max_streams_bidi", "_remote_max_streams_uni", "_local_max_streams_bidi",
+    "_local_max_streams_uni", "_streams", "_loss",
+    "_buffer_start", "_acked_fin", "_reset_error_code",
+    "_QuicConnection__frame_handlers",
+    "_write_datagram_frame", "_remote_max_datagram_frame_size", "_max_datagram_size",
+    "_quic_logger", "_packet", "_datagrams_pending",
+}
+
+
+def _private_reads(path) -> set[str]:
+    import re
+
+    text = path.read_text()
+    return set(re.findall(r"\b(?:quic|sender|builder|pending\[0\])\.(_[A-Za-z]\w*)", text))
+
+
+def test_every_private_read_is_in_the_adapter_and_named_here():
+    from pathlib import Path
+
+    import quicsim
+
+    root = Path(quicsim.__file__).parent
+    adapter = root / "core" / "aioquic_adapter.py"
+    used = _private_reads(adapter)
+    assert used, "the adapter reads no private field? the pattern above is out of date"
+    unnamed = used - PRIVATE_NAMES
+    assert not unnamed, f"core/aioquic_adapter.py reads {sorted(unnamed)}: name them in PRIVATE_NAMES"
+    for path in root.rglob("*.py"):
+        if path != adapter:
+            assert not _private_reads(path), f"{path.relative_to(root)} reads aioquic's private state: " \
+                                             f"move it into core/aioquic_adapter.py"
+    quic = QuicConnection(configuration=QuicConfiguration(is_client=True))
+    sender = QuicStreamSender(stream_id=0, writable=True)
+    for name in PRIVATE_NAMES:
+        assert any(hasattr(obj, name) for obj in (quic, sender)) or name == "_packet", \
+            f"aioquic changed: {name} is gone; core/aioquic_adapter.py reads it. Pin aioquic."

@@ -16,20 +16,19 @@ from collections import deque
 from typing import Any, Callable
 
 from aioquic.quic import events as qe
-from aioquic.quic.connection import QuicConnection, QuicConnectionState
-from aioquic.quic.packet_builder import QuicDeliveryState
+from aioquic.quic.connection import QuicConnection
 
 from .. import events as ev
 from ..enums import ConnectionShutdownFlags, MAX_VARINT, Status, StreamOpenFlags
 from ..faults import FaultSet
 from ..settings import Settings
+from . import aioquic_adapter as aq
 from . import rules
 from .datagram import DatagramSender
 from .send_buffer import SendBuffer
 from .stream import StreamCore
 
 logger = logging.getLogger("quicsim")
-_ACKED = QuicDeliveryState.ACKED
 
 ConnectionHandler = Callable[["ConnectionCore", ev.ConnectionEvent], Any]
 
@@ -77,7 +76,7 @@ class ConnectionCore:
         label: str = "",
     ) -> None:
         self.quic = quic
-        self.is_client = quic._is_client
+        self.is_client = aq.is_client(quic)
         self.settings = settings or Settings()
         self.faults = FaultSet(self.settings.faults)
         self.handler = handler
@@ -268,11 +267,7 @@ class ConnectionCore:
         self._abort_streams()
         if flags & ConnectionShutdownFlags.SILENT:
             # No CONNECTION_CLOSE on the wire: end at once, as the peer will only time out.
-            quic = self.quic
-            if quic._close_event is None and quic._state not in (QuicConnectionState.TERMINATED,):
-                quic._close_event = qe.ConnectionTerminated(
-                    error_code=error_code, frame_type=None, reason_phrase="silent shutdown")
-                quic._close_end()
+            aq.terminate_silently(self.quic, error_code)
         else:
             self.quic.close(error_code=error_code)
 
@@ -294,11 +289,10 @@ class ConnectionCore:
         elif t is qe.StopSendingReceived:
             stream = self._stream_for(event.stream_id)
             if stream is not None:
-                pending = self.quic._events
-                if pending and type(pending[0]) is qe.StreamReset and pending[0].stream_id == event.stream_id:
-                    # aioquic writes STOP_SENDING before RESET_STREAM, MsQuic the other way
-                    # round: when both came together, deliver PEER_SEND_ABORTED first.
-                    stream._on_peer_reset(pending.popleft().error_code)
+                # When both came together, PEER_SEND_ABORTED first, as MsQuic orders them.
+                reset_code = aq.take_reset_queued_first(self.quic, event.stream_id)
+                if reset_code is not None:
+                    stream._on_peer_reset(reset_code)
                 stream._on_stop_sending(event.error_code)
         elif t is qe.HandshakeCompleted:
             self.connected = True
@@ -323,14 +317,16 @@ class ConnectionCore:
             self._adjust_ideal_send_buffer()
         if self.connected and not self.shutdown_initiated:
             self._check_stream_limits()
-        if not self.shutdown_initiated and self.quic._close_event is not None:
-            self._initiate_remote_shutdown(self.quic._close_event)
+        if not self.shutdown_initiated:
+            close = aq.close_event(self.quic)
+            if close is not None:
+                self._initiate_remote_shutdown(close)
 
     def _check_stream_limits(self) -> None:
         """PEER_ACCEPTED for streams the peer's MAX_STREAMS let through (when they asked
         with INDICATE_PEER_ACCEPT), STREAMS_AVAILABLE when the peer's limits grow."""
         quic = self.quic
-        limits = (quic._remote_max_streams_bidi, quic._remote_max_streams_uni)
+        limits = aq.peer_stream_limits(quic)
         if limits != self._peer_limits:
             self._peer_limits = limits
             self._indicate(ev.StreamsAvailable(
@@ -351,7 +347,7 @@ class ConnectionCore:
         """A close this application did not ask for: SHUTDOWN_INITIATED_BY_PEER /
         _BY_TRANSPORT, then abort every stream."""
         self.shutdown_initiated = True
-        by_peer = self.quic._state is QuicConnectionState.DRAINING
+        by_peer = aq.closed_by_peer(self.quic)
         if by_peer:
             # QuicConnRecvClose: the peer's CONNECTION_CLOSE. An APPLICATION_CLOSE (aioquic
             # reports no frame type for it) sets AppClosed on this side too.
@@ -422,49 +418,32 @@ class ConnectionCore:
         return self._send_ids
 
     def _apply_limits(self) -> None:
-        """PeerBidiStreamCount / PeerUnidiStreamCount (aioquic has no setting for them)."""
-        for limit, value in ((self.quic._local_max_streams_bidi, self.settings.peer_bidi_stream_count),
-                             (self.quic._local_max_streams_uni, self.settings.peer_unidi_stream_count)):
-            # ``sent`` too: it is what the transport parameters announce, and MAX_STREAMS
-            # updates are computed from it.
-            limit.value = limit.sent = value
+        aq.set_local_stream_limits(self.quic, self.settings.peer_bidi_stream_count,
+                                   self.settings.peer_unidi_stream_count)
 
     def _stream_would_block(self, unidirectional: bool) -> bool:
-        quic = self.quic
-        next_id = quic.get_next_available_stream_id(is_unidirectional=unidirectional)
-        limit = quic._remote_max_streams_uni if unidirectional else quic._remote_max_streams_bidi
-        return next_id // 4 >= limit
+        return aq.stream_would_block(self.quic, unidirectional)
 
     def _create_quic_stream(self, stream: StreamCore):
         """Allocate the next stream id in aioquic and keep our own reference to it."""
-        quic = self.quic
-        stream_id = quic.get_next_available_stream_id(is_unidirectional=stream.unidirectional)
-        quic.send_stream_data(stream_id, b"")  # creates aioquic's stream state
-        stream.id = stream_id
-        self._register(stream, quic._streams[stream_id])
+        stream.id, quic_stream = aq.open_stream(self.quic, stream.unidirectional)
+        self._register(stream, quic_stream)
         self.unstarted.pop(stream, None)
         return stream.quic_stream
 
     def _register(self, stream: StreamCore, quic_stream) -> None:
         stream.quic_stream = quic_stream
         self.streams[stream.id] = stream
-        # ACKs reach a stream only through its sender's delivery callbacks; wrapping them
-        # marks the stream for the next poll, so the ACK path never scans idle streams.
-        sender = quic_stream.sender
-        on_data, on_reset = sender.on_data_delivery, sender.on_reset_delivery
 
-        def on_data_delivery(delivery, start, stop, fin, _f=on_data, _s=stream):
-            _f(delivery, start, stop, fin)
-            if delivery is not _ACKED and stop > start:
+        def on_data(lost: bool, _s=stream) -> None:
+            if lost:
                 _s._data_lost = True  # for CANCEL_ON_LOSS
+            self._dirty[_s] = None  # poll swaps the dict: look it up each time
+
+        def on_reset(_s=stream) -> None:
             self._dirty[_s] = None
 
-        def on_reset_delivery(delivery, _f=on_reset, _s=stream):
-            _f(delivery)
-            self._dirty[_s] = None
-
-        sender.on_data_delivery = on_data_delivery
-        sender.on_reset_delivery = on_reset_delivery
+        aq.watch_deliveries(quic_stream.sender, on_data, on_reset)
 
     def _stream_for(self, stream_id: int) -> StreamCore | None:
         stream = self.streams.get(stream_id)
@@ -474,7 +453,7 @@ class ConnectionCore:
             return None  # one of ours that we no longer track
         if stream_id in self._peer_streams_seen:
             return None  # finished and gone: late frames for it reach nobody
-        quic_stream = self.quic._streams.get(stream_id)
+        quic_stream = aq.quic_stream(self.quic, stream_id)
         if quic_stream is None:
             return None
         self._peer_streams_seen.add(stream_id)

@@ -23,6 +23,7 @@ from aioquic.quic.packet_builder import QuicDeliveryState
 
 from .. import events as ev
 from ..enums import DatagramSendState, Status
+from . import aioquic_adapter as aq
 
 if TYPE_CHECKING:  # pragma: no cover
     from .connection import ConnectionCore
@@ -60,13 +61,13 @@ class DatagramSender:
         #: state changes seen inside aioquic (packet building, ACK processing), delivered
         #: from ``deliver()`` once aioquic is done: a handler may not re-enter it mid-packet
         self._changes: list[tuple[DatagramRequest, DatagramSendState]] = []
-        conn.quic._write_datagram_frame = self._write_frame  # per instance, see module doc
+        aq.replace_datagram_writer(conn.quic, self._write_frame)
         self._loss: Any = None  # aioquic's recovery, once its entry points are wrapped
 
     def _wrap_recovery(self) -> None:
         """Wrap aioquic's ACK and loss-timer entry points (per instance, on the first
         datagram, so connections without datagrams pay nothing per ACK)."""
-        loss = self._loss = self.conn.quic._loss
+        loss = self._loss = aq.recovery(self.conn.quic)
         self._on_ack_received = loss.on_ack_received
         self._on_loss_detection_timeout = loss.on_loss_detection_timeout
         loss.on_ack_received = self._ack_received
@@ -78,10 +79,10 @@ class DatagramSender:
         if not isinstance(data, (bytes, bytearray, memoryview)):
             return Status.INVALID_PARAMETER, b""
         data = bytes(data)
-        limit = conn.quic._remote_max_datagram_frame_size
+        limit, packet_size = aq.datagram_limits(conn.quic)
         if conn.shutdown_initiated or not conn.connected or limit is None:
             return Status.INVALID_STATE, data  # not negotiated (the peer must enable receiving)
-        if len(data) + 1 + size_uint_var(len(data)) > min(limit, conn.quic._max_datagram_size - 40):
+        if len(data) + 1 + size_uint_var(len(data)) > min(limit, packet_size - 40):
             return Status.INVALID_PARAMETER, data  # cannot fit one packet
         return None, data
 
@@ -99,13 +100,13 @@ class DatagramSender:
     def _write_frame(self, builder: Any, data: bytes, frame_type: QuicFrameType) -> bool:
         """aioquic's DATAGRAM frame writer, plus a delivery callback for this datagram."""
         request = self.queued[0]
-        request.packet = builder._packet
+        request.packet = aq.packet_being_built(builder)
         length = len(data)
         buf = builder.start_frame(frame_type, capacity=1 + size_uint_var(length) + length,
                                   handler=self._on_delivery, handler_args=(request,))
         buf.push_uint_var(length)
         buf.push_bytes(data)
-        quic_logger = self.conn.quic._quic_logger
+        quic_logger = aq.quic_logger(self.conn.quic)
         if quic_logger is not None:  # as aioquic's own writer logs the frame (qlog)
             builder.quic_logger_frames.append(quic_logger.encode_datagram_frame(length=length))
         self.queued.popleft()
@@ -185,7 +186,7 @@ class DatagramSender:
             self.queued.clear()
             self.in_flight.clear()
             self.suspects.clear()
-            self.conn.quic._datagrams_pending.clear()  # nothing of ours may be written later
+            aq.drop_pending_datagrams(self.conn.quic)
         for request in canceled:
             self._state(request, DatagramSendState.CANCELED)
         for request in discarded:

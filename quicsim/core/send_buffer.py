@@ -21,6 +21,7 @@ from weakref import WeakKeyDictionary
 from aioquic.quic.packet import QuicFrameType
 
 from .. import events as ev
+from . import aioquic_adapter as aq
 
 if TYPE_CHECKING:  # pragma: no cover
     from .connection import ConnectionCore
@@ -99,9 +100,9 @@ class SendBuffer:
         ideal = self.ideal_bytes
         # The ladder value above the window exceeds ``ideal`` exactly when the window has
         # reached it: an O(1) test per poll, the ladder walked only when it grows.
-        if ideal == MAX_IDEAL or not self._had_streams or conn.quic._loss.congestion_window < ideal:
+        if ideal == MAX_IDEAL or not self._had_streams or aq.congestion_window(conn.quic) < ideal:
             return
-        self.ideal_bytes = ideal_for(conn.quic._loss.congestion_window)  # only ever grows
+        self.ideal_bytes = ideal_for(aq.congestion_window(conn.quic))  # only ever grows
         for stream in list(conn.streams.values()):
             quic_stream = stream.quic_stream
             # The stream table holds streams the peer's stream limit lets through.
@@ -130,29 +131,33 @@ class SendBuffer:
         """Wrap aioquic's MAX_STREAM_DATA frame handler (per connection) to note, as
         MsQuic's QuicStreamRecv does, each raise of a stream's limit and its new window."""
         self._conn = conn
-        quic = conn.quic
-        handlers = quic._QuicConnection__frame_handlers
-        handle, epochs = handlers[QuicFrameType.MAX_STREAM_DATA]
-        streams = quic._streams
 
-        def on_max_stream_data(context: Any, frame_type: int, buf: Any) -> None:
-            start = buf.tell()
-            stream_id = buf.pull_uint_var()
-            buf.seek(start)
-            quic_stream = streams.get(stream_id)
-            before = None if quic_stream is None else quic_stream.max_stream_data_remote
-            handle(context, frame_type, buf)
-            if before is None or quic_stream.max_stream_data_remote <= before:
-                return
-            stream = conn.streams.get(stream_id)
-            if stream is None or stream.quic_stream is not quic_stream:
-                return
-            state = self._streams.get(stream)
-            if state is None:
-                state = self._streams[stream] = _StreamIdeal()
-            # SendWindow = min(MaxAllowedSendOffset - UnAckedOffset, UINT32_MAX)
-            state.window = min(quic_stream.max_stream_data_remote - quic_stream.sender._buffer_start,
-                               _UINT32_MAX)
-            self._moved[stream] = None
+        def wrap(handle: Any) -> Any:
+            def on_max_stream_data(context: Any, frame_type: int, buf: Any) -> None:
+                self._on_max_stream_data(conn, handle, context, frame_type, buf)
+            return on_max_stream_data
 
-        handlers[QuicFrameType.MAX_STREAM_DATA] = (on_max_stream_data, epochs)
+        aq.wrap_frame_handler(conn.quic, QuicFrameType.MAX_STREAM_DATA, wrap)
+
+    def _on_max_stream_data(self, conn: ConnectionCore, handle: Any, context: Any, frame_type: int,
+                            buf: Any) -> None:
+        """aioquic's MAX_STREAM_DATA handler, then what MsQuic's QuicStreamRecv does with a
+        raised limit: note the stream's new send window for the next adjustment."""
+        start = buf.tell()
+        stream_id = buf.pull_uint_var()
+        buf.seek(start)
+        quic_stream = aq.quic_stream(conn.quic, stream_id)
+        before = None if quic_stream is None else quic_stream.max_stream_data_remote
+        handle(context, frame_type, buf)
+        if before is None or quic_stream.max_stream_data_remote <= before:
+            return
+        stream = conn.streams.get(stream_id)
+        if stream is None or stream.quic_stream is not quic_stream:
+            return
+        state = self._streams.get(stream)
+        if state is None:
+            state = self._streams[stream] = _StreamIdeal()
+        # SendWindow = min(MaxAllowedSendOffset - UnAckedOffset, UINT32_MAX)
+        state.window = min(quic_stream.max_stream_data_remote - aq.acked_offset(quic_stream.sender),
+                           _UINT32_MAX)
+        self._moved[stream] = None

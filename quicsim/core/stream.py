@@ -23,6 +23,7 @@ from ..enums import (
     StreamStartFlags,
 )
 from ..faults import LateSend
+from . import aioquic_adapter as aq
 from . import rules
 from .send_queue import SendQueue, SendRequest
 
@@ -374,7 +375,7 @@ class StreamCore:
     def _sender_reset(self) -> bool:
         """aioquic resets the sender itself on a peer STOP_SENDING, before we see the
         event: from then on nothing may be written (the event will cancel the sends)."""
-        return self.quic_stream.sender._reset_error_code is not None
+        return aq.sender_reset(self.quic_stream.sender)
 
     def _write(self, request: SendRequest) -> None:
         """Hand a queued request's bytes (and FIN) to aioquic."""
@@ -512,15 +513,16 @@ class StreamCore:
         """The ACK path: complete acknowledged sends (head of the queue only), then
         SEND_SHUTDOWN_COMPLETE once the FIN or the reset is acknowledged."""
         sender = self.quic_stream.sender
-        # After a peer STOP_SENDING aioquic stops moving _buffer_start, so the prefix is
+        acked = aq.acked_offset(sender)
+        # After a peer STOP_SENDING aioquic stops moving the acknowledged prefix, so it is
         # still exactly what was acknowledged before it: gate on our own reset only.
         if self.sends.requests and not self.local_close_reset:
-            for request in self.sends.pop_acknowledged(sender._buffer_start, sender._acked_fin):
+            for request in self.sends.pop_acknowledged(acked, aq.fin_acked(sender)):
                 self._complete(request, canceled=False)
         buffered = self._buffered
-        if buffered and buffered[0][0] <= sender._buffer_start:
+        if buffered and buffered[0][0] <= acked:
             send_buffer = self.connection.send_buffer
-            while buffered and buffered[0][0] <= sender._buffer_start:
+            while buffered and buffered[0][0] <= acked:
                 send_buffer.release(buffered.popleft()[1])
             send_buffer.fill()  # acknowledged bytes left the buffer: room for waiting sends
         if self._data_lost:
@@ -532,7 +534,7 @@ class StreamCore:
                 return
         if (not self.send_shutdown_indicated and sender.is_finished
                 and (self.local_close_fin or self.local_close_reset)):
-            self._indicate_send_shutdown_complete(graceful=sender._reset_error_code is None)
+            self._indicate_send_shutdown_complete(graceful=not aq.sender_reset(sender))
             self._try_complete_shutdown()
 
     def _on_cancel_on_loss(self) -> None:

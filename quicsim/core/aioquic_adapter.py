@@ -1,0 +1,175 @@
+"""The one module that reads aioquic's private state or patches it.
+
+aioquic raises no event when stream data is acknowledged, keeps no per-datagram delivery
+state and has no setting for the peer's stream limits, so quicsim reads and wraps a few
+private fields. They all live here, each behind a function named for what the core needs,
+and every private name used below is listed in ``tests/test_aioquic_contract.py``
+(``PRIVATE_NAMES``), which fails first, naming the field, when an aioquic release moves one.
+Patches are per instance: no aioquic class is changed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from aioquic.quic import events as qe
+from aioquic.quic.connection import QuicConnection, QuicConnectionState
+from aioquic.quic.packet_builder import QuicDeliveryState
+from aioquic.quic.stream import QuicStream, QuicStreamSender
+
+ACKED = QuicDeliveryState.ACKED
+
+# ---------------------------------------------------------------- connection state
+
+
+def is_client(quic: QuicConnection) -> bool:
+    return quic._is_client
+
+
+def close_event(quic: QuicConnection) -> qe.ConnectionTerminated | None:
+    """The close aioquic has decided on (by the peer, a timer or a local close), if any."""
+    return quic._close_event
+
+
+def closed_by_peer(quic: QuicConnection) -> bool:
+    """The peer's CONNECTION_CLOSE arrived (aioquic is draining)."""
+    return quic._state is QuicConnectionState.DRAINING
+
+
+def terminate_silently(quic: QuicConnection, error_code: int) -> None:
+    """End at once without a CONNECTION_CLOSE on the wire (a SILENT shutdown): the peer
+    will only time out."""
+    if quic._close_event is None and quic._state is not QuicConnectionState.TERMINATED:
+        quic._close_event = qe.ConnectionTerminated(error_code=error_code, frame_type=None,
+                                                    reason_phrase="silent shutdown")
+        quic._close_end()
+
+
+def end_closing_period(quic: QuicConnection) -> None:
+    """Cut a closing period short (the handle is going away)."""
+    if quic._state is not QuicConnectionState.TERMINATED:
+        quic._close_end()
+
+
+def take_reset_queued_first(quic: QuicConnection, stream_id: int) -> int | None:
+    """aioquic writes STOP_SENDING before RESET_STREAM (MsQuic the other way round): when
+    the next queued event is that stream's reset, take it and return its error code."""
+    pending = quic._events
+    if pending and type(pending[0]) is qe.StreamReset and pending[0].stream_id == stream_id:
+        return pending.popleft().error_code
+    return None
+
+
+# ---------------------------------------------------------------- streams and limits
+
+
+def peer_stream_limits(quic: QuicConnection) -> tuple[int, int]:
+    """How many bidirectional and unidirectional streams the peer lets us open."""
+    return quic._remote_max_streams_bidi, quic._remote_max_streams_uni
+
+
+def set_local_stream_limits(quic: QuicConnection, bidi: int, uni: int) -> None:
+    """PeerBidiStreamCount / PeerUnidiStreamCount (aioquic has no setting for them).
+    ``sent`` too: the transport parameters announce it and MAX_STREAMS is computed from it."""
+    for limit, value in ((quic._local_max_streams_bidi, bidi), (quic._local_max_streams_uni, uni)):
+        limit.value = limit.sent = value
+
+
+def stream_would_block(quic: QuicConnection, unidirectional: bool) -> bool:
+    next_id = quic.get_next_available_stream_id(is_unidirectional=unidirectional)
+    limit = quic._remote_max_streams_uni if unidirectional else quic._remote_max_streams_bidi
+    return next_id // 4 >= limit
+
+
+def open_stream(quic: QuicConnection, unidirectional: bool) -> tuple[int, QuicStream]:
+    """Allocate the next stream id and aioquic's state for it; the caller keeps its own
+    reference (aioquic forgets finished streams on the next ``datagrams_to_send``)."""
+    stream_id = quic.get_next_available_stream_id(is_unidirectional=unidirectional)
+    quic.send_stream_data(stream_id, b"")
+    return stream_id, quic._streams[stream_id]
+
+
+def quic_stream(quic: QuicConnection, stream_id: int) -> QuicStream | None:
+    return quic._streams.get(stream_id)
+
+
+def congestion_window(quic: QuicConnection) -> int:
+    """aioquic's stand-in for MsQuic's BytesInFlightMax."""
+    return quic._loss.congestion_window
+
+
+# ---------------------------------------------------------------- the ACK path
+
+
+def acked_offset(sender: QuicStreamSender) -> int:
+    """The contiguous acknowledged prefix of the stream."""
+    return sender._buffer_start
+
+
+def fin_acked(sender: QuicStreamSender) -> bool:
+    """The FIN was acknowledged (possibly before the data before it is contiguous)."""
+    return sender._acked_fin
+
+
+def sender_reset(sender: QuicStreamSender) -> bool:
+    """The send side was reset (by us, or by aioquic itself on a peer STOP_SENDING)."""
+    return sender._reset_error_code is not None
+
+
+def watch_deliveries(sender: QuicStreamSender, on_data: Callable[[bool], None], on_reset: Callable[[], None]) -> None:
+    """Call ``on_data(lost)`` after each delivery verdict on the stream's data and
+    ``on_reset()`` after one on its RESET_STREAM: ACKs reach a stream only through these
+    callbacks, so the core marks the stream then and never scans idle streams."""
+    data_delivery, reset_delivery = sender.on_data_delivery, sender.on_reset_delivery
+
+    def on_data_delivery(delivery: QuicDeliveryState, start: int, stop: int, fin: bool) -> None:
+        data_delivery(delivery, start, stop, fin)
+        on_data(delivery is not ACKED and stop > start)
+
+    def on_reset_delivery(delivery: QuicDeliveryState) -> None:
+        reset_delivery(delivery)
+        on_reset()
+
+    sender.on_data_delivery = on_data_delivery
+    sender.on_reset_delivery = on_reset_delivery
+
+
+def wrap_frame_handler(quic: QuicConnection, frame_type: int,
+                       wrap: Callable[[Callable[..., None]], Callable[..., None]]) -> None:
+    """Replace this connection's handler for ``frame_type`` with ``wrap(original)``."""
+    handlers = quic._QuicConnection__frame_handlers  # type: ignore[attr-defined]
+    handle, epochs = handlers[frame_type]
+    handlers[frame_type] = (wrap(handle), epochs)
+
+
+# ---------------------------------------------------------------- datagrams
+
+
+def replace_datagram_writer(quic: QuicConnection, write: Callable[[Any, bytes, Any], bool]) -> None:
+    """aioquic keeps no per-datagram delivery state: its DATAGRAM frame writer is replaced
+    (on this connection) by one that registers a delivery callback per frame."""
+    quic._write_datagram_frame = write  # type: ignore[method-assign]
+
+
+def datagram_limits(quic: QuicConnection) -> tuple[int | None, int]:
+    """(the peer's max_datagram_frame_size, or None when not negotiated; our packet size)."""
+    return quic._remote_max_datagram_frame_size, quic._max_datagram_size
+
+
+def quic_logger(quic: QuicConnection) -> Any:
+    return quic._quic_logger
+
+
+def packet_being_built(builder: Any) -> Any:
+    """The packet a frame is being written into (its number and sent time)."""
+    return builder._packet
+
+
+def recovery(quic: QuicConnection) -> Any:
+    """aioquic's loss recovery (its ACK and loss-timer entry points get wrapped)."""
+    return quic._loss
+
+
+def drop_pending_datagrams(quic: QuicConnection) -> None:
+    """Nothing queued may be written any more."""
+    quic._datagrams_pending.clear()
