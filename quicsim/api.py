@@ -155,7 +155,7 @@ class Connection(ConnectionCore):
             self.process_operations()
             if not self.shutdown_initiated:
                 # MsQuicConnectionClose: QuicConnCloseLocally(SILENT | QUIC_STATUS, ABORTED).
-                self._apply_shutdown(ConnectionShutdownFlags.SILENT, 0, by_app=False)
+                self.apply_shutdown(ConnectionShutdownFlags.SILENT, 0, by_app=False)
             aioquic_adapter.end_closing_period(self.quic)  # the handle is going away
             if self.driver is not None:
                 self.driver.run_events()

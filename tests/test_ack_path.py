@@ -27,13 +27,13 @@ async def test_idle_streams_are_not_polled(monkeypatch):
         assert pair.client.ledger.report()["completions"] == 100
 
         calls: dict[int, int] = {}
-        original = Stream._on_acks
+        original = Stream.on_acks
 
         def counting(self):
             calls[self.handle] = calls.get(self.handle, 0) + 1
             original(self)
 
-        monkeypatch.setattr(Stream, "_on_acks", counting)
+        monkeypatch.setattr(Stream, "on_acks", counting)
         rec = Recorder()
         busy = pair.client.open_stream(handler=rec)
         busy.start()

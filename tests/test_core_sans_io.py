@@ -43,3 +43,40 @@ def test_sans_io_pair_completes_sends_on_ack():
     pair.deliver(pair.server, now=pair.now + 0.05)  # the delayed ACK
     assert rec.completions() == [("h", False)]
     assert "SEND_SHUTDOWN_COMPLETE" in rec.types()
+
+
+def test_core_modules_share_no_private_names_and_no_import_cycle():
+    """Stream, connection, buffer and datagram talk through public methods only, and the
+    core imports no asyncio (sans-I/O) and has no runtime import cycle."""
+    import ast
+    import re
+    from pathlib import Path
+
+    import quicsim.core
+
+    core = Path(quicsim.core.__file__).parent
+    imports: dict[str, set[str]] = {}
+    for path in core.glob("*.py"):
+        text = path.read_text()
+        crossing = re.findall(r"\b(?!self\b)[a-z_]+\.(_[a-z]\w*)\(", text)
+        crossing = [name for name in crossing if not name.startswith("__")]
+        if path.name != "aioquic_adapter.py":
+            assert not crossing, f"{path.name} calls another object's private {crossing}"
+        tree = ast.parse(text)
+        runtime = set()
+        for node in tree.body:  # module level only: TYPE_CHECKING blocks are skipped below
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                runtime.add(node.module or "")
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [a.name for a in node.names] + [getattr(node, "module", "") or ""]
+                assert not any(n.split(".")[0] == "asyncio" for n in names), f"{path.name} imports asyncio"
+        imports[path.stem] = {m.split(".")[0] for m in runtime if m}
+
+    def reaches(start: str, target: str, seen: set[str]) -> bool:
+        for nxt in imports.get(start, ()):
+            if nxt == target or (nxt not in seen and reaches(nxt, target, seen | {nxt})):
+                return True
+        return False
+
+    for module in imports:
+        assert not reaches(module, module, {module}), f"import cycle through core/{module}.py"

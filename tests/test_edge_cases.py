@@ -114,8 +114,8 @@ async def test_priority_work_stays_behind_connection_shutdown_and_in_order(mem):
     mem.client.shutdown()
     a.start(StreamStartFlags.PRIORITY_WORK)
     b.start(StreamStartFlags.PRIORITY_WORK)
-    assert [op[0] for op in mem.client.ops] == ["conn_shutdown", "start", "start"]
-    assert [op[1] for op in mem.client.ops][1:] == [a, b]
+    assert [op.kind for op in mem.client.ops] == ["conn_shutdown", "start", "start"]
+    assert [op.stream for op in mem.client.ops][1:] == [a, b]
     await asyncio.sleep(0)
     assert a_rec.events[0].status is Status.INVALID_STATE and b_rec.events[0].status is Status.INVALID_STATE
 
@@ -153,7 +153,7 @@ async def test_inline_graceful_shutdown_may_cancel_an_earlier_accepted_send(mem)
         statuses.append(s.shutdown(StreamShutdownFlags.GRACEFUL | StreamShutdownFlags.INLINE))
         statuses.append(list(rec.completions()))
 
-    mem.client._call_handler(shut, stream, None)  # as if from a callback
+    mem.client.call_handler(shut, stream, None)  # as if from a callback
     assert statuses == [Status.SUCCESS, [("accepted-before", True)]]  # canceled inside the call
     await stream.wait_send_shutdown_complete(timeout=5)
     assert rec.completions() == [("accepted-before", True), ("older", False)]

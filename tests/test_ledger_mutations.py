@@ -7,7 +7,7 @@ The mutations and the core methods they patch:
 
 - ``cancel_late_newest_first``: ``StreamCore._send_shutdown_graceful`` (its calls of
   ``StreamCore._cancel_late`` are collected and replayed newest first)
-- ``acknowledge_on_queue``: ``StreamCore._apply_send_flush`` (queued sends are completed
+- ``acknowledge_on_queue``: ``StreamCore.apply_send_flush`` (queued sends are completed
   as acknowledged at once, via ``StreamCore._complete`` and ``SendQueue.requests``)
 - ``complete_twice``: ``StreamCore._complete``
 - ``hold_acknowledged``: ``SendQueue.pop_acknowledged`` (acknowledged sends stay queued
@@ -53,14 +53,14 @@ def cancel_late_newest_first(monkeypatch) -> None:
 
 def acknowledge_on_queue(monkeypatch) -> None:
     """A send is completed as acknowledged as soon as it is queued, before any ACK."""
-    flush = StreamCore._apply_send_flush
+    flush = StreamCore.apply_send_flush
 
     def mutated(self):
         flush(self)
         while self.sends.requests:
             self._complete(self.sends.requests.popleft(), canceled=False)
 
-    monkeypatch.setattr(StreamCore, "_apply_send_flush", mutated)
+    monkeypatch.setattr(StreamCore, "apply_send_flush", mutated)
 
 
 def complete_twice(monkeypatch) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import threading
 import traceback
-from collections import deque
 from typing import Any, Callable
 
 from aioquic.quic import events as qe
@@ -24,7 +23,9 @@ from ..faults import FaultSet
 from ..settings import Settings
 from . import aioquic_adapter as aq
 from . import rules
+from . import operations as ops
 from .datagram import DatagramSender
+from .operations import OperationQueue
 from .send_buffer import SendBuffer
 from .stream import StreamCore
 
@@ -92,8 +93,7 @@ class ConnectionCore:
         self.worker_thread: int | None = None
         #: how to run a callable on the worker and wait for it (set by the driver)
         self.call_on_worker: Callable[[Callable[[], Any]], None] | None = None
-        self.ops: deque = deque()
-        self._priority_ops = 0  # how many operations at the head of ``ops`` are priority work
+        self.ops = OperationQueue()
         self._peer_streams_seen: set[int] = set()  # a peer stream is indicated once, ever
         self.callback_depth = 0
         self.streams: dict[int, StreamCore] = {}  # started and peer streams, by stream id
@@ -154,11 +154,11 @@ class ConnectionCore:
         elif status is None and not rules.flags_ok(iflags, sum(StreamOpenFlags)):
             status = Status.INVALID_PARAMETER
         if status is not None:
-            self._observe_call(None, "open_stream", status, flags=int(flags) if isinstance(flags, int) else flags)
+            self.observe_call(None, "open_stream", status, flags=int(flags) if isinstance(flags, int) else flags)
             raise StatusError(status, f"StreamOpen failed: {status.name}")
         stream = self.stream_class(self, StreamOpenFlags(flags), handler, context)
         self.unstarted[stream] = None
-        self._observe_call(stream, "open_stream", Status.SUCCESS, flags=int(flags))
+        self.observe_call(stream, "open_stream", Status.SUCCESS, flags=int(flags))
         return stream
 
     def shutdown(self, flags: ConnectionShutdownFlags = ConnectionShutdownFlags.NONE,
@@ -169,9 +169,9 @@ class ConnectionCore:
                 or not rules.flags_ok(iflags, sum(ConnectionShutdownFlags))):
             status = Status.INVALID_PARAMETER
         else:
-            self._queue(("conn_shutdown", None, ConnectionShutdownFlags(iflags), error_code))
+            self.queue_operation(ops.ConnectionShutdown(self, ConnectionShutdownFlags(iflags), error_code))
             status = Status.PENDING
-        self._observe_call(None, "connection_shutdown", status, flags=flags, error_code=error_code)
+        self.observe_call(None, "connection_shutdown", status, flags=flags, error_code=error_code)
         return status
 
     def send_datagram(self, data: Any, client_context: Any = None) -> Status:
@@ -182,12 +182,12 @@ class ConnectionCore:
         with self.lock:
             status, payload = self.datagrams.check(data)
             if status is not None:
-                self._observe_call(None, "send_datagram", status, datagram_id=None, bytes=len(payload),
+                self.observe_call(None, "send_datagram", status, datagram_id=None, bytes=len(payload),
                                    client_context=client_context)
                 return status
             request = self.datagrams.new_request(payload, client_context)
             # Observed before aioquic can send it, so its states never precede its call.
-            self._observe_call(None, "send_datagram", Status.PENDING, datagram_id=request.datagram_id,
+            self.observe_call(None, "send_datagram", Status.PENDING, datagram_id=request.datagram_id,
                                bytes=len(payload), client_context=client_context)
             self.datagrams.enqueue(request)
         if self.wakeup is not None:
@@ -211,45 +211,29 @@ class ConnectionCore:
         else:
             self.call_on_worker(fn)
 
-    def _queue(self, op: tuple, priority: bool = False) -> None:
-        """QuicConnQueueOper / QueuePriorityOper / QueueHighestPriorityOper: priority work
-        goes after earlier priority work, ConnectionShutdown before everything."""
+    def queue_operation(self, op: ops.Operation, priority: bool = False) -> None:
+        """QuicConnQueueOper: hand ``op`` to the worker and wake it."""
         with self.lock:
-            if op[0] == "conn_shutdown":
-                self.ops.appendleft(op)
-                self._priority_ops += 1
-            elif priority:
-                self.ops.insert(self._priority_ops, op)
-                self._priority_ops += 1
-            else:
-                self.ops.append(op)
+            self.ops.push(op, priority)
         if self.wakeup is not None:
             self.wakeup()
 
     def process_operations(self) -> None:
         """Apply queued operations in order (the worker's operation loop)."""
-        ops = self.ops
+        queue = self.ops
         lock = self.lock
-        while ops:
+        while queue:
             with lock:
-                if not ops:
-                    break
-                kind, stream, a, b = ops.popleft()
-                if self._priority_ops:
-                    self._priority_ops -= 1
+                op = queue.pop()
+            if op is None:
+                break
+            stream = op.stream
             if stream is not None and stream.handle_closed:
                 continue  # StreamClose already ran: nothing queued before it may revive it
-            if kind == "send":
-                stream._apply_send_flush()
-            elif kind == "shutdown":
-                stream._apply_shutdown(a, b)
-            elif kind == "start":
-                stream._apply_start(a)
-            elif kind == "conn_shutdown":
-                self._apply_shutdown(a, b)
-            self._observe_applied(stream, kind)
+            op.apply()
+            self._observe_applied(stream, op.kind)
 
-    def _apply_shutdown(self, flags: ConnectionShutdownFlags, error_code: int, *, by_app: bool = True) -> None:
+    def apply_shutdown(self, flags: ConnectionShutdownFlags, error_code: int, *, by_app: bool = True) -> None:
         """QuicConnShutdown by the application (QuicConnCloseLocally with APPLICATION):
         abort every stream, then close. ``by_app=False`` is a bare ConnectionClose:
         ``SILENT | QUIC_STATUS`` with ABORTED and no APPLICATION flag."""
@@ -281,26 +265,26 @@ class ConnectionCore:
             for observer in self.observers:
                 observer.stream_data_received(self, stream, event.stream_id, len(event.data), event.end_stream)
             if stream is not None:
-                stream._on_receive(event.data, event.end_stream)
+                stream.on_receive(event.data, event.end_stream)
         elif t is qe.StreamReset:
             stream = self._stream_for(event.stream_id)
             if stream is not None:
-                stream._on_peer_reset(event.error_code)
+                stream.on_peer_reset(event.error_code)
         elif t is qe.StopSendingReceived:
             stream = self._stream_for(event.stream_id)
             if stream is not None:
                 # When both came together, PEER_SEND_ABORTED first, as MsQuic orders them.
                 reset_code = aq.take_reset_queued_first(self.quic, event.stream_id)
                 if reset_code is not None:
-                    stream._on_peer_reset(reset_code)
-                stream._on_stop_sending(event.error_code)
+                    stream.on_peer_reset(reset_code)
+                stream.on_stop_sending(event.error_code)
         elif t is qe.HandshakeCompleted:
             self.connected = True
             self.negotiated_alpn = event.alpn_protocol
-            self._indicate(ev.Connected(session_resumed=event.session_resumed,
+            self.indicate(ev.Connected(session_resumed=event.session_resumed,
                                         negotiated_alpn=event.alpn_protocol))
         elif t is qe.DatagramFrameReceived:
-            self._indicate(ev.DatagramReceived(buffer=event.data))
+            self.indicate(ev.DatagramReceived(buffer=event.data))
         elif t is qe.ConnectionTerminated:
             self._on_terminated(event)
 
@@ -312,7 +296,7 @@ class ConnectionCore:
             dirty, self._dirty = self._dirty, {}
             for stream in dirty:
                 if stream.quic_stream is not None:
-                    stream._on_acks()
+                    stream.on_acks()
         if not self.shutdown_initiated:
             self._adjust_ideal_send_buffer()
         if self.connected and not self.shutdown_initiated:
@@ -329,14 +313,14 @@ class ConnectionCore:
         limits = aq.peer_stream_limits(quic)
         if limits != self._peer_limits:
             self._peer_limits = limits
-            self._indicate(ev.StreamsAvailable(
+            self.indicate(ev.StreamsAvailable(
                 bidirectional_count=max(0, limits[0] - quic.get_next_available_stream_id(False) // 4),
                 unidirectional_count=max(0, limits[1] - quic.get_next_available_stream_id(True) // 4)))
         if self._awaiting_accept:
             for stream in list(self._awaiting_accept):
                 if not stream.quic_stream.is_blocked:
                     del self._awaiting_accept[stream]
-                    stream._indicate(ev.PeerAccepted())
+                    stream.indicate(ev.PeerAccepted())
 
     def _adjust_ideal_send_buffer(self) -> None:
         """QuicSendBufferConnectionAdjust and QuicSendBufferStreamAdjust, whether or not
@@ -366,9 +350,9 @@ class ConnectionCore:
             else:
                 self.close_error_code, self.close_status = close.error_code, error_code_to_status(close.error_code)
         if by_peer and self.app_closed:
-            self._indicate(ev.ShutdownInitiatedByPeer(error_code=close.error_code))
+            self.indicate(ev.ShutdownInitiatedByPeer(error_code=close.error_code))
         else:
-            self._indicate(ev.ShutdownInitiatedByTransport(status=self.close_status, error_code=self.close_error_code))
+            self.indicate(ev.ShutdownInitiatedByTransport(status=self.close_status, error_code=self.close_error_code))
         self._abort_streams()
 
     def shutdown_fields(self) -> dict[str, Any]:
@@ -384,7 +368,7 @@ class ConnectionCore:
 
     def _abort_streams(self) -> None:
         for stream in list(self.streams.values()):
-            stream._abort_for_connection()
+            stream.abort_for_connection()
 
     def _on_terminated(self, close: qe.ConnectionTerminated) -> None:
         """The connection is gone: its SHUTDOWN_COMPLETE comes after every stream's."""
@@ -400,7 +384,7 @@ class ConnectionCore:
         # skips them): their sends stay pending until StreamClose.
         self._abort_streams()
         self.datagrams.cancel_all()
-        self._indicate(ev.ConnectionShutdownComplete(
+        self.indicate(ev.ConnectionShutdownComplete(
             handshake_completed=self.connected,
             peer_acknowledged_shutdown=False,
             app_close_in_progress=self.app_close_in_progress,
@@ -409,11 +393,11 @@ class ConnectionCore:
 
     # ------------------------------------------------------------ streams
 
-    def _next_handle(self) -> int:
+    def next_handle(self) -> int:
         self._handles += 1
         return self._handles
 
-    def _next_send_id(self) -> int:
+    def next_send_id(self) -> int:
         self._send_ids += 1
         return self._send_ids
 
@@ -421,10 +405,10 @@ class ConnectionCore:
         aq.set_local_stream_limits(self.quic, self.settings.peer_bidi_stream_count,
                                    self.settings.peer_unidi_stream_count)
 
-    def _stream_would_block(self, unidirectional: bool) -> bool:
+    def stream_would_block(self, unidirectional: bool) -> bool:
         return aq.stream_would_block(self.quic, unidirectional)
 
-    def _create_quic_stream(self, stream: StreamCore):
+    def create_quic_stream(self, stream: StreamCore):
         """Allocate the next stream id in aioquic and keep our own reference to it."""
         stream.id, quic_stream = aq.open_stream(self.quic, stream.unidirectional)
         self._register(stream, quic_stream)
@@ -437,7 +421,7 @@ class ConnectionCore:
 
         def on_data(lost: bool, _s=stream) -> None:
             if lost:
-                _s._data_lost = True  # for CANCEL_ON_LOSS
+                _s.data_lost = True  # for CANCEL_ON_LOSS
             self._dirty[_s] = None  # poll swaps the dict: look it up each time
 
         def on_reset(_s=stream) -> None:
@@ -461,19 +445,23 @@ class ConnectionCore:
             StreamOpenFlags.UNIDIRECTIONAL if stream_id & 2 else StreamOpenFlags.NONE), peer_stream_id=stream_id)
         self._register(stream, quic_stream)
         stream.start_indicated = True
-        self._indicate(ev.PeerStreamStarted(stream=stream, flags=stream.open_flags))
+        self.indicate(ev.PeerStreamStarted(stream=stream, flags=stream.open_flags))
         return stream
 
-    def _mark_dirty(self, stream: StreamCore) -> None:
+    def await_peer_accept(self, stream: StreamCore) -> None:
+        """A started stream blocked by the peer's stream limit asked for PEER_ACCEPTED."""
+        self._awaiting_accept[stream] = None
+
+    def mark_dirty(self, stream: StreamCore) -> None:
         self._dirty[stream] = None
         if self.wakeup is not None:
             self.wakeup()
 
-    def _stream_done(self, stream: StreamCore) -> None:
+    def stream_done(self, stream: StreamCore) -> None:
         """SHUTDOWN_COMPLETE was indicated: the stream leaves the connection's table."""
         self.streams.pop(stream.id, None)
 
-    def _stream_closed(self, stream: StreamCore) -> None:
+    def stream_closed(self, stream: StreamCore) -> None:
         self.unstarted.pop(stream, None)
         if stream.shutdown_complete:
             self.streams.pop(stream.id, None)
@@ -482,7 +470,7 @@ class ConnectionCore:
 
     # ------------------------------------------------------------ delivery
 
-    def _indicate(self, event: ev.ConnectionEvent) -> None:
+    def indicate(self, event: ev.ConnectionEvent) -> None:
         if self.shutdown_complete or self.handle_closed:
             return
         self._dispatch(event)
@@ -491,9 +479,9 @@ class ConnectionCore:
         for observer in self.observers:
             observer.connection_event(self, event)
         if self.handler is not None:
-            self._call_handler(self.handler, self, event)
+            self.call_handler(self.handler, self, event)
 
-    def _call_handler(self, handler: Callable, target: Any, event: Any) -> None:
+    def call_handler(self, handler: Callable, target: Any, event: Any) -> None:
         """Run one callback. Callbacks of a connection never overlap; an exception is
         recorded and logged, never allowed to break the worker."""
         self.callback_depth += 1
@@ -508,7 +496,7 @@ class ConnectionCore:
         finally:
             self.callback_depth -= 1
 
-    def _observe_call(self, stream: StreamCore | None, name: str, status: Status | None, **args: Any) -> None:
+    def observe_call(self, stream: StreamCore | None, name: str, status: Status | None, **args: Any) -> None:
         for observer in self.observers:
             observer.api_call(self, stream, name, status, args)
 
@@ -516,11 +504,11 @@ class ConnectionCore:
         for observer in self.observers:
             observer.operation_applied(self, stream, kind)
 
-    def _discarded(self, stream: StreamCore, event: ev.StreamEvent) -> None:
+    def event_discarded(self, stream: StreamCore, event: ev.StreamEvent) -> None:
         for observer in self.observers:
             observer.event_discarded(self, stream, event)
 
-    def _fault_hit(self, fault: str, stream: StreamCore, what: str) -> None:
+    def fault_hit(self, fault: str, stream: StreamCore, what: str) -> None:
         self.fault_hits.append((fault, what))
         for observer in self.observers:
             observer.fault_hit(self, stream, fault, what)

@@ -198,5 +198,5 @@ class DatagramSender:
         if state in FINAL_STATES:
             request.done = True
             request.packet = None
-        self.conn._indicate(ev.DatagramSendStateChanged(client_context=request.client_context, state=state,
+        self.conn.indicate(ev.DatagramSendStateChanged(client_context=request.client_context, state=state,
                                                         datagram_id=request.datagram_id))

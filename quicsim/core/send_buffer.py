@@ -77,7 +77,7 @@ class SendBuffer:
         waiting = self.waiting
         while waiting and self.buffered_bytes < self.ideal_bytes:
             stream = next(iter(waiting))
-            if not stream._buffer_next_send():
+            if not stream.buffer_next_send():
                 del waiting[stream]
 
     def release(self, length: int) -> None:
@@ -125,7 +125,7 @@ class SendBuffer:
             byte_count = min(byte_count, ideal_for(window))
         if state.last != byte_count:
             state.last = byte_count
-            stream._indicate(ev.IdealSendBufferSize(byte_count=byte_count))
+            stream.indicate(ev.IdealSendBufferSize(byte_count=byte_count))
 
     def _watch_max_stream_data(self, conn: ConnectionCore) -> None:
         """Wrap aioquic's MAX_STREAM_DATA frame handler (per connection) to note, as

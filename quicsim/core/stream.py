@@ -24,6 +24,7 @@ from ..enums import (
 )
 from ..faults import LateSend
 from . import aioquic_adapter as aq
+from . import operations as ops
 from . import rules
 from .send_queue import SendQueue, SendRequest
 
@@ -95,7 +96,7 @@ class StreamCore:
         self.handler = handler
         self.context = context
         #: the connection-local handle number (stream ids exist only once started)
-        self.handle = connection._next_handle()
+        self.handle = connection.next_handle()
         self.id: int | None = peer_stream_id
         self.is_local = peer_stream_id is None
         if self.is_local:
@@ -128,7 +129,7 @@ class StreamCore:
         self._held: list[SendRequest] = []
         #: CANCEL_ON_LOSS was used on this stream; data of it was reported lost
         self._cancel_on_loss = False
-        self._data_lost = False
+        self.data_lost = False
         #: (end offset, length) of sends completed into the send buffer, awaiting their ACK
         self._buffered: deque[tuple[int, int]] = deque()
 
@@ -158,17 +159,17 @@ class StreamCore:
             status = rules.start_status(started=self.started, closed_remotely=conn.closed_remotely)
             if status is None:
                 # Unknown bits are ignored, as MsQuicStreamStart ignores them.
-                conn._queue(("start", self, StreamStartFlags(iflags), None),
-                            priority=bool(iflags & StreamStartFlags.PRIORITY_WORK))
+                conn.queue_operation(ops.StreamStart(self, StreamStartFlags(iflags)),
+                                     priority=bool(iflags & StreamStartFlags.PRIORITY_WORK))
                 status = Status.PENDING
-        conn._observe_call(self, "start", status, flags=iflags)
+        conn.observe_call(self, "start", status, flags=iflags)
         return status
 
     def send(self, buffers: Any, flags: SendFlags = SendFlags.NONE, client_context: Any = None) -> Status:
         """StreamSend: PENDING when accepted (then exactly one SEND_COMPLETE follows)."""
         # The hot path: plain ints and a bytes fast path, no enum arithmetic.
         conn = self.connection
-        send_id = conn._next_send_id()
+        send_id = conn.next_send_id()
         iflags = flags if type(flags) is int else rules.flag_value(flags, SendFlags)
         if type(buffers) is bytes:
             bufs, length = (buffers,), len(buffers)
@@ -200,11 +201,11 @@ class StreamCore:
                         observer.send_call(conn, self, send_id, Status.PENDING, length, iflags, client_context)
                     inline = conn.inline() and not conn.settings.send_buffering
                     if queue_oper and not inline:
-                        conn._queue(("send", self, None, None), priority=bool(iflags & _PRIORITY_WORK))
+                        conn.queue_operation(ops.StreamSendFlush(self), priority=bool(iflags & _PRIORITY_WORK))
             if status is None:
                 if inline:
                     # MsQuicStreamSend runs QuicStreamSendFlush inline on the worker thread.
-                    self._apply_send_flush()
+                    self.apply_send_flush()
                 return Status.PENDING
         for observer in conn.observers:
             observer.send_call(conn, self, send_id, status, length, iflags, client_context)
@@ -220,13 +221,13 @@ class StreamCore:
         elif self.handle_closed or conn.handle_closed:
             status = Status.INVALID_STATE
         elif iflags & _INLINE and conn.inline():
-            conn._observe_call(self, "shutdown", Status.SUCCESS, flags=iflags, error_code=error_code)
-            self._apply_shutdown(StreamShutdownFlags(iflags), error_code)
+            conn.observe_call(self, "shutdown", Status.SUCCESS, flags=iflags, error_code=error_code)
+            self.apply_shutdown(StreamShutdownFlags(iflags), error_code)
             return Status.SUCCESS
         else:
-            conn._queue(("shutdown", self, StreamShutdownFlags(iflags), error_code))
+            conn.queue_operation(ops.StreamShutdown(self, StreamShutdownFlags(iflags), error_code))
             status = Status.PENDING
-        conn._observe_call(self, "shutdown", status, flags=iflags, error_code=error_code, reason=reason)
+        conn.observe_call(self, "shutdown", status, flags=iflags, error_code=error_code, reason=reason)
         return status
 
     def close(self) -> None:
@@ -245,10 +246,10 @@ class StreamCore:
             self._close_faults()
         if not self.shutdown_complete:
             # QuicStreamClose: QuicStreamShutdown(ABORT | IMMEDIATE), started or not.
-            self._apply_shutdown(StreamShutdownFlags.ABORT | _IMMEDIATE, 0, app_close_in_progress=True)
+            self.apply_shutdown(StreamShutdownFlags.ABORT | _IMMEDIATE, 0, app_close_in_progress=True)
         self.handle_closed = True
-        conn._observe_call(self, "close", None)
-        conn._stream_closed(self)
+        conn.observe_call(self, "close", None)
+        conn.stream_closed(self)
 
     def _close_faults(self) -> None:
         """The seams StreamClose passes (see quicsim.faults)."""
@@ -257,7 +258,7 @@ class StreamCore:
             fault = conn.faults.stream_close()
             if fault is not None:
                 # The handler is detached before the canceled completions are raised.
-                conn._fault_hit(fault.name, self, "handler detached before close's completions")
+                conn.fault_hit(fault.name, self, "handler detached before close's completions")
                 self.handle_closed = True
         if self.sends.taken and conn.callback_depth:
             fault = conn.faults.close_inside_batch()
@@ -266,17 +267,17 @@ class StreamCore:
                 # QuicStreamSendFlush) detached: the loop that owns it completes the rest
                 # after this close detached the handler, and those completions go nowhere.
                 stranded = self.sends.strand_taken()
-                conn._fault_hit(fault.name, self, f"{stranded} send(s) of a detached batch left "
+                conn.fault_hit(fault.name, self, f"{stranded} send(s) of a detached batch left "
                                                   f"to a closed handle")
         if not self.started and self.sends.pending_count() and conn.shutdown_by_app:
             fault = conn.faults.unstarted_close()
             if fault is not None:
-                conn._fault_hit(fault.name, self, "sends on a never-started stream left pending at close")
+                conn.fault_hit(fault.name, self, "sends on a never-started stream left pending at close")
                 self.sends.forget_all()
 
     # ---------------------------------------------------------- worker operations
 
-    def _apply_start(self, flags: StreamStartFlags) -> None:
+    def apply_start(self, flags: StreamStartFlags) -> None:
         """QuicStreamStart, as the worker applies it."""
         conn = self.connection
         if self.started or self.shutdown_complete:
@@ -285,7 +286,7 @@ class StreamCore:
         if conn.shutdown_initiated:
             # QuicStreamStart: INVALID_STATE once the app closed the connection, else ABORTED.
             failure = Status.INVALID_STATE if conn.closed_locally else Status.ABORTED
-        elif flags & StreamStartFlags.FAIL_BLOCKED and conn._stream_would_block(self.unidirectional):
+        elif flags & StreamStartFlags.FAIL_BLOCKED and conn.stream_would_block(self.unidirectional):
             failure = Status.STREAM_LIMIT_REACHED
         if failure is not None:
             if not self.start_indicated:
@@ -293,9 +294,9 @@ class StreamCore:
                 self._dispatch(ev.StartComplete(status=failure, id=None, peer_accepted=False))
             if flags & StreamStartFlags.SHUTDOWN_ON_FAIL:
                 # QuicStreamShutdown(ABORT | IMMEDIATE): cancel, then both completions now.
-                self._apply_shutdown(StreamShutdownFlags.ABORT | _IMMEDIATE, 0)
+                self.apply_shutdown(StreamShutdownFlags.ABORT | _IMMEDIATE, 0)
             return
-        quic_stream = conn._create_quic_stream(self)
+        quic_stream = conn.create_quic_stream(self)
         self.started = True
         # Sends queued before the start are written now, before START_COMPLETE, so a
         # send made inline from that callback lands after them.
@@ -307,14 +308,14 @@ class StreamCore:
             quic_stream.sender.reset(self.send_error_code)
         if not self.start_indicated:  # START_COMPLETE fires once, even after a failed try
             self.start_indicated = True
-            self._indicate(ev.StartComplete(status=Status.SUCCESS, id=self.id,
+            self.indicate(ev.StartComplete(status=Status.SUCCESS, id=self.id,
                                             peer_accepted=not quic_stream.is_blocked))
         if quic_stream.is_blocked and flags & StreamStartFlags.INDICATE_PEER_ACCEPT:
-            conn._awaiting_accept[self] = None  # PEER_ACCEPTED once the peer's limit allows it
+            conn.await_peer_accept(self)  # PEER_ACCEPTED once the peer's limit allows it
         self._wait_for_buffer()
-        conn._mark_dirty(self)
+        conn.mark_dirty(self)
 
-    def _apply_send_flush(self) -> None:
+    def apply_send_flush(self) -> None:
         """QuicStreamSendFlush: move accepted sends onto the stream, or cancel late ones."""
         taken = self.sends.take_api_requests(self.connection.lock)
         start = False
@@ -344,12 +345,12 @@ class StreamCore:
         if start and not self.handle_closed:
             # QuicStreamSendFlush: QuicStreamStart(IMMEDIATE) after the loop; a handler may
             # have closed the stream from a completion raised inside it.
-            self._apply_start(StreamStartFlags.IMMEDIATE)
+            self.apply_start(StreamStartFlags.IMMEDIATE)
         if self.started:
             self._wait_for_buffer()
-            self.connection._mark_dirty(self)
+            self.connection.mark_dirty(self)
 
-    def _apply_shutdown(self, flags: StreamShutdownFlags, error_code: int,
+    def apply_shutdown(self, flags: StreamShutdownFlags, error_code: int,
                         app_close_in_progress: bool = False) -> None:
         """QuicStreamShutdown."""
         if self.shutdown_complete:
@@ -368,7 +369,7 @@ class StreamCore:
         else:
             self._try_complete_shutdown(app_close_in_progress=app_close_in_progress)
         if self.started:
-            self.connection._mark_dirty(self)
+            self.connection.mark_dirty(self)
 
     # ---------------------------------------------------------- send-side rules
 
@@ -464,7 +465,7 @@ class StreamCore:
             conn.send_buffer.waiting[self] = None
             conn.send_buffer.fill()
 
-    def _buffer_next_send(self) -> bool:
+    def buffer_next_send(self) -> bool:
         """QuicStreamSendBufferRequest: copy the oldest unbuffered send into the buffer and
         complete it now. False when this stream has nothing (more) to buffer."""
         requests = self.sends.requests
@@ -491,8 +492,8 @@ class StreamCore:
         if canceled and request.flags & _START and not self.start_indicated and self.is_local:
             # A canceled send that was to start the stream first tells the start failed.
             self.start_indicated = True
-            self._indicate(ev.StartComplete(status=Status.ABORTED, id=None, peer_accepted=False))
-        self._indicate(ev.SendComplete(canceled=canceled, client_context=request.client_context,
+            self.indicate(ev.StartComplete(status=Status.ABORTED, id=None, peer_accepted=False))
+        self.indicate(ev.SendComplete(canceled=canceled, client_context=request.client_context,
                                        send_id=request.send_id))
 
     def _cancel_late(self, request: SendRequest) -> None:
@@ -501,7 +502,7 @@ class StreamCore:
         if conn.faults:
             fault, action = conn.faults.late_send()
             if action is LateSend.DROP:
-                conn._fault_hit(fault.name, self, f"send {request.send_id} dropped")
+                conn.fault_hit(fault.name, self, f"send {request.send_id} dropped")
                 return
             if action is LateSend.DEFER:
                 # Raised only after SHUTDOWN_COMPLETE, when the handler is gone.
@@ -509,7 +510,7 @@ class StreamCore:
                 return
         self._complete(request, canceled=True)
 
-    def _on_acks(self) -> None:
+    def on_acks(self) -> None:
         """The ACK path: complete acknowledged sends (head of the queue only), then
         SEND_SHUTDOWN_COMPLETE once the FIN or the reset is acknowledged."""
         sender = self.quic_stream.sender
@@ -525,10 +526,10 @@ class StreamCore:
             while buffered and buffered[0][0] <= acked:
                 send_buffer.release(buffered.popleft()[1])
             send_buffer.fill()  # acknowledged bytes left the buffer: room for waiting sends
-        if self._data_lost:
+        if self.data_lost:
             # After the ACKs (MsQuic handles the ACK before it detects the loss), so sends
             # already acknowledged completed normally.
-            self._data_lost = False
+            self.data_lost = False
             if self._cancel_on_loss and not self.local_close_reset and not self.send_shutdown_indicated:
                 self._on_cancel_on_loss()
                 return
@@ -541,19 +542,19 @@ class StreamCore:
         """Data of a CANCEL_ON_LOSS stream was lost: CANCEL_ON_LOSS (the handler may set
         the error code), then the send side is aborted with that code."""
         event = ev.CancelOnLoss(error_code=0)
-        self._indicate(event)
+        self.indicate(event)
         self._send_shutdown_abort(event.error_code)
-        self.connection._mark_dirty(self)
+        self.connection.mark_dirty(self)
 
     def _indicate_send_shutdown_complete(self, graceful: bool, force: bool = False) -> None:
         if self.send_shutdown_indicated or not (force or self.started or self.start_indicated):
             return
         self.send_shutdown_indicated = True
-        self._indicate(ev.SendShutdownComplete(graceful=graceful))
+        self.indicate(ev.SendShutdownComplete(graceful=graceful))
 
     # ---------------------------------------------------------- receive side
 
-    def _on_receive(self, data: bytes, fin: bool) -> None:
+    def on_receive(self, data: bytes, fin: bool) -> None:
         if self.recv_closed:
             return
         if self.recv_aborted:
@@ -565,34 +566,34 @@ class StreamCore:
         self.recv_offset += len(data)
         if fin:
             self.recv_closed = True
-        self._indicate(ev.Receive(absolute_offset=offset, total_buffer_length=len(data),
+        self.indicate(ev.Receive(absolute_offset=offset, total_buffer_length=len(data),
                                   buffers=(data,), flags=ReceiveFlags.FIN if fin else ReceiveFlags.NONE))
         if fin:
-            self._indicate(ev.PeerSendShutdown())
+            self.indicate(ev.PeerSendShutdown())
             self._try_complete_shutdown()
 
-    def _on_peer_reset(self, error_code: int) -> None:
+    def on_peer_reset(self, error_code: int) -> None:
         if self.recv_closed:
             return
         self.recv_closed = True
         if not self.recv_aborted:  # after our own ABORT_RECEIVE the reset is only the answer
-            self._indicate(ev.PeerSendAborted(error_code=error_code))
+            self.indicate(ev.PeerSendAborted(error_code=error_code))
         self._try_complete_shutdown()
 
-    def _on_stop_sending(self, error_code: int) -> None:
+    def on_stop_sending(self, error_code: int) -> None:
         """QuicStreamProcessStopSendingFrame: PEER_RECEIVE_ABORTED, then abort the send side."""
         # ACKs that came in the same datagram, before the STOP_SENDING, complete first.
-        self._on_acks()
+        self.on_acks()
         if self.send_shutdown_indicated or self.local_close_reset:
             return
         self.received_stop_sending = True
-        self._indicate(ev.PeerReceiveAborted(error_code=error_code))
+        self.indicate(ev.PeerReceiveAborted(error_code=error_code))
         self._send_shutdown_abort(error_code)
-        self.connection._mark_dirty(self)
+        self.connection.mark_dirty(self)
 
     # ---------------------------------------------------------- shutdown and delivery
 
-    def _abort_for_connection(self) -> None:
+    def abort_for_connection(self) -> None:
         """The connection closed: abort silently, then SHUTDOWN_COMPLETE(connection_shutdown)."""
         if not self.started or self.shutdown_complete:
             return
@@ -612,22 +613,22 @@ class StreamCore:
         # MsQuic sets HandleShutdown before indicating: a handler that closes the stream
         # from this very event must find it already shut down.
         self.shutdown_complete = True
-        self.connection._stream_done(self)
+        self.connection.stream_done(self)
         # QuicStreamIndicateShutdownComplete reads the connection's close state now.
         event = ev.ShutdownComplete(**self.connection.shutdown_fields(), **fields)
         if gone:
-            self.connection._discarded(self, event)
+            self.connection.event_discarded(self, event)
         else:
             self._dispatch(event)
         deferred, self._deferred = self._deferred, []
         for request in deferred:
             self._complete(request, canceled=True)  # fault: arrives after SHUTDOWN_COMPLETE
 
-    def _indicate(self, event: ev.StreamEvent) -> None:
+    def indicate(self, event: ev.StreamEvent) -> None:
         """QuicStreamIndicateEvent, with the rules on who may still receive events."""
         if self.shutdown_complete or self.handle_closed or self.connection.handle_closed:
             # The handler is detached at SHUTDOWN_COMPLETE and at StreamClose.
-            self.connection._discarded(self, event)
+            self.connection.event_discarded(self, event)
             return
         if not self.started and not self.start_indicated and event.type not in _UNSTARTED_EVENTS:
             return  # unstarted streams get no events from the network
@@ -644,7 +645,7 @@ class StreamCore:
             if not self.is_local:
                 self._default_peer_handler(event)
             return
-        conn._call_handler(handler, self, event)
+        conn.call_handler(handler, self, event)
 
     def _default_peer_handler(self, event: ev.StreamEvent) -> None:
         """A peer stream nobody handles: consume everything, and once the peer is done
@@ -652,7 +653,7 @@ class StreamCore:
         A peer STOP_SENDING still aborts our side, as MsQuic does on its own."""
         t = event.type
         if t is StreamEventType.PEER_SEND_SHUTDOWN or t is StreamEventType.PEER_SEND_ABORTED:
-            self.connection._call_handler(_graceful_inline, self, event)
+            self.connection.call_handler(_graceful_inline, self, event)
 
 
 def _graceful_inline(stream: StreamCore, event: ev.StreamEvent) -> None:
