@@ -159,7 +159,7 @@ class Connection(ConnectionCore):
             aioquic_adapter.end_closing_period(self.quic)  # the handle is going away
             if self.driver is not None:
                 self.driver.run_events()
-        self.handle_closed = True  # from here on nothing reaches the handlers
+        self.state.handle_closed = True  # from here on nothing reaches the handlers
         if self.driver is not None:
             self.driver.release()
 

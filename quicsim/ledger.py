@@ -54,7 +54,8 @@ def _odcid(conn: Any) -> Any:
 
 
 class _ConnRecord:
-    __slots__ = ("conn", "label", "odcid", "is_client", "received", "live", "sends_called", "streams")
+    __slots__ = ("conn", "label", "odcid", "is_client", "received", "live", "sends_called", "event_thread",
+                 "streams")
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn  # kept alive so ids stay unique
@@ -64,6 +65,8 @@ class _ConnRecord:
         self.received: dict[int, list] = {}  # stream id -> [bytes delivered by the stack, FIN]
         self.live = True  # no ConnectionShutdown call, no shutdown initiated or completed
         self.sends_called = 0
+        #: the thread events are delivered on (the worker's), once one was seen
+        self.event_thread: int | None = None
         self.streams: dict[int, Any] = {}  # id(stream) -> stream
 
 
@@ -177,6 +180,9 @@ class Ledger(Observer):
         owner = self._conns.get(id(conn)) or self._conn(conn)
         owner.sends_called += 1
         record = self._streams.get(id(stream)) or self._record(conn, stream)
+        if owner.event_thread is not None and threading.get_ident() != owner.event_thread:
+            # Called from another thread: the worker may run between any two calls.
+            record.book.concurrent = True
         if status is Status.PENDING:
             self.sends += 1
             self._pending += 1
@@ -214,6 +220,8 @@ class Ledger(Observer):
 
     def _stream_event(self, conn, stream, event) -> None:
         record = self._streams.get(id(stream)) or self._record(conn, stream)
+        if record.conn.event_thread is None:
+            record.conn.event_thread = threading.get_ident()
         etype = event.type
         if etype is _SEND_COMPLETE and not record.shutdown_complete:
             self._on_send_complete(record, event)  # the hot path
@@ -258,6 +266,9 @@ class Ledger(Observer):
         self.violations.append(f"{self._where(record)}: {text}")
 
     def _connection_event(self, conn, event) -> None:
+        owner = self._conn(conn)
+        if owner.event_thread is None:
+            owner.event_thread = threading.get_ident()
         etype = event.type
         if etype is ConnectionEventType.DATAGRAM_SEND_STATE_CHANGED:
             self._datagram_state(conn, event)

@@ -60,7 +60,7 @@ class SendBook:
     """The accepted, not yet completed sends of one stream, and the judging of completions."""
 
     __slots__ = ("runs", "by_key", "done_keys", "rejected_keys", "next_offset", "new_run", "inline_split",
-                 "unqueued", "flushed_seq")
+                 "unqueued", "flushed_seq", "concurrent")
 
     def __init__(self) -> None:
         self.runs: deque[deque[Send]] = deque([deque()])
@@ -74,6 +74,9 @@ class SendBook:
         self.unqueued: deque[Send] = deque()
         #: the call number of the last send that flushes DELAY_SEND data (or of the FIN)
         self.flushed_seq = 0
+        #: sends came from a thread other than the worker's: the worker may have flushed
+        #: part of a run between two of them, so a run may split where a cancel starts
+        self.concurrent = False
 
     # ------------------------------------------------------------ calls
 
@@ -184,7 +187,7 @@ class SendBook:
         while run[0].done:
             run.popleft()
         if run[0] is not send:
-            if not (canceled and self.inline_split):
+            if not (canceled and (self.inline_split or self.concurrent)):
                 return run[0]
             self._split(send)
         front = self.front()
@@ -195,7 +198,7 @@ class SendBook:
     def _split(self, send: Send) -> None:
         """An INLINE graceful shutdown canceled ``send`` and the sends after it, which
         were accepted but not yet applied: they become a run of their own (once)."""
-        self.inline_split = False
+        self.inline_split = False  # the INLINE case splits once; concurrent calls may split each run
         run = send.run
         tail: deque[Send] = deque()
         while run[-1] is not send:

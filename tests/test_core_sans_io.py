@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from quicsim import StreamShutdownFlags
 
 from .conftest import Recorder
@@ -80,3 +82,39 @@ def test_core_modules_share_no_private_names_and_no_import_cycle():
 
     for module in imports:
         assert not reaches(module, module, {module}), f"import cycle through core/{module}.py"
+
+
+def test_send_direction_moves_are_a_table_and_illegal_ones_name_state_and_move():
+    from quicsim.core.state import SEND_MOVES, StateError, StreamState
+
+    state = StreamState(started=True, has_send_side=True, has_receive_side=True)
+    assert state.send_direction() == "open" and state.send_enabled
+    with pytest.raises(StateError, match="'open' cannot 'acked'"):
+        state.move_send("acked")  # nothing was shut down: there is nothing to acknowledge
+    assert state.send_direction() == "open", "an illegal move leaves the state as it was"
+    state.move_send("graceful")
+    assert state.local_close_fin and not state.send_enabled and state.send_direction() == "fin"
+    state.move_send("abort")
+    assert state.send_direction() == "reset"
+    state.move_send("acked")
+    assert state.local_close_acked and state.send_direction() == "closed"
+    with pytest.raises(StateError, match="'closed' cannot 'abort'"):
+        state.move_send("abort")
+    assert all(target in ("fin", "reset", "closed") for target in SEND_MOVES.values())
+
+
+def test_call_statuses_come_from_one_table_per_call():
+    from quicsim import Status
+    from quicsim.core.state import OPEN_STATUS, SEND_STATUS, ConnectionState, StreamState, status
+
+    conn = ConnectionState()
+    stream = StreamState(started=True, has_send_side=True, has_receive_side=True)
+    assert status(SEND_STATUS, conn, stream) is None
+    stream.send_enabled = False
+    assert status(SEND_STATUS, conn, stream) is Status.INVALID_STATE
+    stream.received_stop_sending = True
+    assert status(SEND_STATUS, conn, stream) is Status.ABORTED
+    conn.closed_locally = conn.closed_remotely = True
+    assert status(OPEN_STATUS, conn) is Status.INVALID_STATE  # ClosedLocally is checked first
+    conn.closed_locally = False
+    assert status(OPEN_STATUS, conn) is Status.ABORTED

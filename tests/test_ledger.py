@@ -332,3 +332,33 @@ def test_stalled_needs_a_live_started_or_starting_stream():
     _send(ledger, conn, stream, 1)
     ledger.api_call(conn, None, "connection_shutdown", Status.PENDING, {"flags": 0, "error_code": 0})
     assert ledger.mark_stalled() == []  # a connection being shut down is not live
+
+
+@pytest.mark.parametrize("other_thread", [False, True])
+def test_a_late_run_may_split_only_when_sends_came_from_another_thread(other_thread):
+    """Sends from another thread race the worker: it may flush part of the sends made
+    after a graceful shutdown call (those get acknowledged later) before it applies the
+    shutdown, which cancels the rest at once. From one thread that cannot happen, so
+    there the late sends stay in order."""
+    import threading
+
+    ledger = Ledger()
+    conn, stream = _fake()
+    _started(ledger, conn, stream)  # events come on this (the worker's) thread
+
+    def calls():
+        _send(ledger, conn, stream, 1)
+        _shutdown(ledger, conn, stream)
+        _send(ledger, conn, stream, 2)  # flushed before the shutdown applied
+        _send(ledger, conn, stream, 3)  # applied after it: canceled at once
+
+    if other_thread:
+        worker = threading.Thread(target=calls)
+        worker.start()
+        worker.join()
+    else:
+        calls()
+    _complete(ledger, conn, stream, 3, canceled=True)
+    _complete(ledger, conn, stream, 1)
+    _complete(ledger, conn, stream, 2)
+    assert ledger.ok is other_thread, ledger.summary()

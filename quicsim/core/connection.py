@@ -22,7 +22,8 @@ from ..enums import ConnectionShutdownFlags, MAX_VARINT, Status, StreamOpenFlags
 from ..faults import FaultSet
 from ..settings import Settings
 from . import aioquic_adapter as aq
-from . import rules
+from . import rules, state
+from .state import ConnectionState
 from . import operations as ops
 from .datagram import DatagramSender
 from .operations import OperationQueue
@@ -101,24 +102,11 @@ class ConnectionCore:
         self._dirty: dict[StreamCore, None] = {}  # streams that saw ACKs or losses
         self._send_ids = 0
         self._handles = 0
-        self.connected = False
         self.negotiated_alpn: str | None = None
-        self.shutdown_initiated = False
-        #: ClosedLocally: this side closed (the app, an idle or handshake timeout, a
-        #: transport error found here)
-        self.closed_locally = False
-        #: ClosedRemotely: the peer's CONNECTION_CLOSE arrived, or a local non-silent close
-        #: finished (QuicConnProcessShutdownTimerOperation sets it too)
-        self.closed_remotely = False
-        self.shutdown_by_app = False  # ConnectionShutdown was applied
-        self.app_closed = False  # State.AppClosed: an application close, local or the peer's
-        self._silent = False  # the local close sent no CONNECTION_CLOSE
+        #: MsQuic's connection state flags, all in one place (see core/state.py)
+        self.state = ConnectionState()
         self.close_error_code = 0
         self.close_status = Status.SUCCESS
-        self.shutdown_complete = False
-        #: ConnectionClose returned: the handle is gone, calls on it and its streams
-        #: return INVALID_STATE and no event is delivered any more
-        self.handle_closed = False
         self.app_close_in_progress = False
         self.handler_errors: list[BaseException] = []
         self.fault_hits: list[tuple[str, str]] = []
@@ -131,6 +119,31 @@ class ConnectionCore:
 
     def __repr__(self) -> str:
         return f"<Connection {self.label}>"
+
+    # Read-only views of the state others ask about (the state itself is in self.state).
+    @property
+    def connected(self) -> bool:
+        return self.state.connected
+
+    @property
+    def shutdown_initiated(self) -> bool:
+        return self.state.shutdown_initiated
+
+    @property
+    def closed_locally(self) -> bool:
+        return self.state.closed_locally
+
+    @property
+    def closed_remotely(self) -> bool:
+        return self.state.closed_remotely
+
+    @property
+    def shutdown_complete(self) -> bool:
+        return self.state.shutdown_complete
+
+    @property
+    def handle_closed(self) -> bool:
+        return self.state.handle_closed
 
     def set_handler(self, handler: ConnectionHandler | None, context: Any = None) -> None:
         """SetCallbackHandler for the connection."""
@@ -148,10 +161,8 @@ class ConnectionCore:
     ) -> StreamCore:
         """StreamOpen. Raises :class:`StatusError` where MsQuic returns a failure."""
         iflags = rules.flag_value(flags, StreamOpenFlags)
-        status = rules.open_status(closed_locally=self.closed_locally, closed_remotely=self.closed_remotely)
-        if self.handle_closed:
-            status = Status.INVALID_STATE
-        elif status is None and not rules.flags_ok(iflags, sum(StreamOpenFlags)):
+        status = state.status(state.OPEN_STATUS, self.state)
+        if status is None and not rules.flags_ok(iflags, sum(StreamOpenFlags)):
             status = Status.INVALID_PARAMETER
         if status is not None:
             self.observe_call(None, "open_stream", status, flags=int(flags) if isinstance(flags, int) else flags)
@@ -237,13 +248,12 @@ class ConnectionCore:
         """QuicConnShutdown by the application (QuicConnCloseLocally with APPLICATION):
         abort every stream, then close. ``by_app=False`` is a bare ConnectionClose:
         ``SILENT | QUIC_STATUS`` with ABORTED and no APPLICATION flag."""
-        if self.shutdown_initiated:
+        if self.state.shutdown_initiated:
             return
-        self.shutdown_initiated = True
-        self.closed_locally = True
-        self.shutdown_by_app = by_app
-        self.app_closed = by_app
-        self._silent = bool(flags & ConnectionShutdownFlags.SILENT)
+        self.state.closed_locally = True
+        self.state.shutdown_by_app = by_app
+        self.state.app_closed = by_app
+        self.state.silent = bool(flags & ConnectionShutdownFlags.SILENT)
         if by_app:
             self.close_error_code, self.close_status = error_code, error_code_to_status(error_code)
         else:
@@ -279,7 +289,7 @@ class ConnectionCore:
                     stream.on_peer_reset(reset_code)
                 stream.on_stop_sending(event.error_code)
         elif t is qe.HandshakeCompleted:
-            self.connected = True
+            self.state.connected = True
             self.negotiated_alpn = event.alpn_protocol
             self.indicate(ev.Connected(session_resumed=event.session_resumed,
                                         negotiated_alpn=event.alpn_protocol))
@@ -297,11 +307,11 @@ class ConnectionCore:
             for stream in dirty:
                 if stream.quic_stream is not None:
                     stream.on_acks()
-        if not self.shutdown_initiated:
+        if not self.state.shutdown_initiated:
             self._adjust_ideal_send_buffer()
-        if self.connected and not self.shutdown_initiated:
+        if self.state.connected and not self.state.shutdown_initiated:
             self._check_stream_limits()
-        if not self.shutdown_initiated:
+        if not self.state.shutdown_initiated:
             close = aq.close_event(self.quic)
             if close is not None:
                 self._initiate_remote_shutdown(close)
@@ -330,26 +340,25 @@ class ConnectionCore:
     def _initiate_remote_shutdown(self, close: qe.ConnectionTerminated) -> None:
         """A close this application did not ask for: SHUTDOWN_INITIATED_BY_PEER /
         _BY_TRANSPORT, then abort every stream."""
-        self.shutdown_initiated = True
         by_peer = aq.closed_by_peer(self.quic)
         if by_peer:
             # QuicConnRecvClose: the peer's CONNECTION_CLOSE. An APPLICATION_CLOSE (aioquic
             # reports no frame type for it) sets AppClosed on this side too.
-            self.closed_remotely = True
-            self.app_closed = close.frame_type is None
+            self.state.closed_remotely = True
+            self.state.app_closed = close.frame_type is None
             self.close_error_code, self.close_status = close.error_code, error_code_to_status(close.error_code)
         else:
             # Idle timeout (QuicConnProcessIdleTimerOperation), handshake timeout or a
             # transport error found here: QuicConnCloseLocally, so only ClosedLocally.
-            self.closed_locally = True
+            self.state.closed_locally = True
             if close.reason_phrase == "Idle timeout":
                 # INTERNAL_SILENT | QUIC_STATUS: the status itself, error INTERNAL_ERROR.
-                self.close_status = Status.CONNECTION_IDLE if self.connected else Status.CONNECTION_TIMEOUT
+                self.close_status = Status.CONNECTION_IDLE if self.state.connected else Status.CONNECTION_TIMEOUT
                 self.close_error_code = QUIC_ERROR_INTERNAL_ERROR
-                self._silent = True
+                self.state.silent = True
             else:
                 self.close_error_code, self.close_status = close.error_code, error_code_to_status(close.error_code)
-        if by_peer and self.app_closed:
+        if by_peer and self.state.app_closed:
             self.indicate(ev.ShutdownInitiatedByPeer(error_code=close.error_code))
         else:
             self.indicate(ev.ShutdownInitiatedByTransport(status=self.close_status, error_code=self.close_error_code))
@@ -359,9 +368,9 @@ class ConnectionCore:
         """The connection's part of a stream's SHUTDOWN_COMPLETE, read when it is raised
         (QuicStreamIndicateShutdownComplete)."""
         return dict(
-            connection_shutdown=self.closed_locally or self.closed_remotely,
-            connection_shutdown_by_app=self.app_closed,
-            connection_closed_remotely=self.closed_remotely,
+            connection_shutdown=self.state.closed_locally or self.state.closed_remotely,
+            connection_shutdown_by_app=self.state.app_closed,
+            connection_closed_remotely=self.state.closed_remotely,
             connection_error_code=self.close_error_code,
             connection_close_status=self.close_status,
         )
@@ -372,24 +381,24 @@ class ConnectionCore:
 
     def _on_terminated(self, close: qe.ConnectionTerminated) -> None:
         """The connection is gone: its SHUTDOWN_COMPLETE comes after every stream's."""
-        if self.shutdown_complete:
+        if self.state.shutdown_complete:
             return
-        if not self.shutdown_initiated:
+        if not self.state.shutdown_initiated:
             self._initiate_remote_shutdown(close)
-        elif self.closed_locally and not self._silent:
+        elif self.state.closed_locally and not self.state.silent:
             # A non-silent local close finished (the peer answered, or the closing period
             # ran out): MsQuic sets ClosedRemotely, so later calls see ABORTED.
-            self.closed_remotely = True
+            self.state.closed_remotely = True
         # Never-started streams are not in MsQuic's stream table (QuicStreamSetShutdown
         # skips them): their sends stay pending until StreamClose.
         self._abort_streams()
         self.datagrams.cancel_all()
         self.indicate(ev.ConnectionShutdownComplete(
-            handshake_completed=self.connected,
+            handshake_completed=self.state.connected,
             peer_acknowledged_shutdown=False,
             app_close_in_progress=self.app_close_in_progress,
         ))
-        self.shutdown_complete = True
+        self.state.shutdown_complete = True
 
     # ------------------------------------------------------------ streams
 
@@ -444,7 +453,6 @@ class ConnectionCore:
         stream = self.stream_class(self, (
             StreamOpenFlags.UNIDIRECTIONAL if stream_id & 2 else StreamOpenFlags.NONE), peer_stream_id=stream_id)
         self._register(stream, quic_stream)
-        stream.start_indicated = True
         self.indicate(ev.PeerStreamStarted(stream=stream, flags=stream.open_flags))
         return stream
 
@@ -471,7 +479,7 @@ class ConnectionCore:
     # ------------------------------------------------------------ delivery
 
     def indicate(self, event: ev.ConnectionEvent) -> None:
-        if self.shutdown_complete or self.handle_closed:
+        if self.state.shutdown_complete or self.state.handle_closed:
             return
         self._dispatch(event)
 

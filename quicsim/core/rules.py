@@ -1,7 +1,6 @@
-"""MsQuic's call-time checks, in one place, as small tables (see msquic ``src/core/api.c``).
+"""MsQuic's parameter checks (``src/core/api.c``): flags and error codes, before any state.
 
-Each function answers "what does MsQuic return right away for this call?" given the
-state an API call can see; ``None`` means the call is accepted (queued or applied).
+What a call returns for the state it finds is in :mod:`quicsim.core.state`.
 """
 
 from __future__ import annotations
@@ -41,38 +40,6 @@ def shutdown_parameter_error(flags: int, error_code: int) -> str | None:
     for reason, rule in SHUTDOWN_PARAMETER_RULES:
         if rule(flags):
             return reason
-    return None
-
-
-def send_state_status(*, closed_remotely: bool, send_enabled: bool, received_stop_sending: bool) -> Status | None:
-    """MsQuicStreamSend's state checks once the buffers are valid.
-
-    A closed-by-peer connection is ABORTED first; then a send side already shut down
-    by the worker rejects the send: ABORTED after a peer STOP_SENDING, else INVALID_STATE.
-    """
-    if closed_remotely:
-        return Status.ABORTED
-    if not send_enabled:
-        return Status.ABORTED if received_stop_sending else Status.INVALID_STATE
-    return None
-
-
-def start_status(*, started: bool, closed_remotely: bool) -> Status | None:
-    """MsQuicStreamStart: INVALID_STATE once started, ABORTED after a peer close."""
-    if started:
-        return Status.INVALID_STATE
-    if closed_remotely:
-        return Status.ABORTED
-    return None
-
-
-def open_status(*, closed_locally: bool, closed_remotely: bool) -> Status | None:
-    """MsQuicStreamOpen on a closing or closed connection: ``ClosedLocally ?
-    INVALID_STATE : ABORTED``."""
-    if closed_locally:
-        return Status.INVALID_STATE
-    if closed_remotely:
-        return Status.ABORTED
     return None
 
 

@@ -25,7 +25,8 @@ from ..enums import (
 from ..faults import LateSend
 from . import aioquic_adapter as aq
 from . import operations as ops
-from . import rules
+from . import rules, state
+from .state import StreamState
 from .send_queue import SendQueue, SendRequest
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -107,22 +108,11 @@ class StreamCore:
         self.sends = SendQueue()
         self.recv_offset = 0
         self.send_error_code = 0
-        # MsQuic's stream flags (QUIC_STREAM_FLAGS), by their meaning here:
-        self.started = not self.is_local
-        self.start_indicated = False
         #: the send side has a direction at all (a peer's unidirectional stream has none)
         self.has_send_side = self.is_local or not self.unidirectional
-        self.send_enabled = self.has_send_side  # SendEnabled
-        self.local_close_fin = False  # LocalCloseFin
-        self.local_close_reset = False  # LocalCloseReset
-        self.received_stop_sending = False  # ReceivedStopSending
-        self.send_shutdown_indicated = not self.has_send_side  # HandleSendShutdown
-        #: the receive direction is finished: FIN or reset received (or none exists)
-        self.recv_closed = self.is_local and self.unidirectional
-        #: ABORT_RECEIVE applied: no receive events; closed once the peer's reset arrives
-        self.recv_aborted = False
-        self.shutdown_complete = False  # HandleShutdown
-        self.handle_closed = False  # HandleClosed
+        #: MsQuic's QUIC_STREAM_FLAGS, all in one place (see core/state.py)
+        self.state = StreamState(started=not self.is_local, has_send_side=self.has_send_side,
+                                 has_receive_side=not (self.is_local and self.unidirectional))
         self._fin_written = False
         self._deferred: list[SendRequest] = []
         #: DELAY_SEND requests held back until a later send without the flag (or a FIN)
@@ -133,10 +123,32 @@ class StreamCore:
         #: (end offset, length) of sends completed into the send buffer, awaiting their ACK
         self._buffered: deque[tuple[int, int]] = deque()
 
+    # Read-only views of the state others ask about (the state itself is in self.state).
+    @property
+    def started(self) -> bool:
+        return self.state.started
+
+    @property
+    def send_enabled(self) -> bool:
+        return self.state.send_enabled
+
+    @property
+    def send_shutdown_indicated(self) -> bool:
+        """SEND_SHUTDOWN_COMPLETE was raised (or there is no send direction)."""
+        return self.state.local_close_acked
+
+    @property
+    def shutdown_complete(self) -> bool:
+        return self.state.shutdown_complete
+
+    @property
+    def handle_closed(self) -> bool:
+        return self.state.handle_closed
+
     def __repr__(self) -> str:
         return (
             f"<Stream {self.connection.label} handle={self.handle} id={self.id} "
-            f"{'started' if self.started else 'unstarted'}>"
+            f"{'started' if self.state.started else 'unstarted'}>"
         )
 
     def set_handler(self, handler: StreamHandler | None, context: Any = None) -> None:
@@ -153,10 +165,8 @@ class StreamCore:
         iflags = rules.flag_value(flags, StreamStartFlags)
         if iflags < 0:
             status = Status.INVALID_PARAMETER  # no C flags value is negative
-        elif self.handle_closed or conn.handle_closed or not self.is_local:
-            status = Status.INVALID_STATE
         else:
-            status = rules.start_status(started=self.started, closed_remotely=conn.closed_remotely)
+            status = state.status(state.START_STATUS, conn.state, self.state)  # a peer's stream is started
             if status is None:
                 # Unknown bits are ignored, as MsQuicStreamStart ignores them.
                 conn.queue_operation(ops.StreamStart(self, StreamStartFlags(iflags)),
@@ -179,19 +189,11 @@ class StreamCore:
         # MsQuicStreamSend ignores unknown flag bits; a negative int is no C flags value.
         if bufs is None or iflags < 0 or length > MAX_SEND_LENGTH:
             status = Status.INVALID_PARAMETER
-        elif self.handle_closed or conn.handle_closed:
-            status = Status.INVALID_STATE
         else:
-            status = None
-        if status is None:
             # Checked and queued under the connection's lock (MsQuic's ApiSendRequestLock),
             # so a send from any thread and the worker's shutdown never interleave.
             with conn.lock:
-                status = rules.send_state_status(
-                    closed_remotely=conn.closed_remotely,
-                    send_enabled=self.send_enabled,
-                    received_stop_sending=self.received_stop_sending,
-                )
+                status = state.status(state.SEND_STATUS, conn.state, self.state)
                 if status is None:
                     request = SendRequest(send_id, bufs, length, iflags, client_context)
                     api_requests = self.sends.api_requests
@@ -218,13 +220,13 @@ class StreamCore:
         reason = rules.shutdown_parameter_error(iflags, error_code)
         if reason is not None:
             status = Status.INVALID_PARAMETER
-        elif self.handle_closed or conn.handle_closed:
-            status = Status.INVALID_STATE
-        elif iflags & _INLINE and conn.inline():
-            conn.observe_call(self, "shutdown", Status.SUCCESS, flags=iflags, error_code=error_code)
-            self.apply_shutdown(StreamShutdownFlags(iflags), error_code)
-            return Status.SUCCESS
         else:
+            status = state.status(state.SHUTDOWN_STATUS, conn.state, self.state)
+        if status is None:
+            if iflags & _INLINE and conn.inline():
+                conn.observe_call(self, "shutdown", Status.SUCCESS, flags=iflags, error_code=error_code)
+                self.apply_shutdown(StreamShutdownFlags(iflags), error_code)
+                return Status.SUCCESS
             conn.queue_operation(ops.StreamShutdown(self, StreamShutdownFlags(iflags), error_code))
             status = Status.PENDING
         conn.observe_call(self, "shutdown", status, flags=iflags, error_code=error_code, reason=reason)
@@ -233,7 +235,7 @@ class StreamCore:
     def close(self) -> None:
         """StreamClose: a stream not yet shut down is aborted first; its pending sends
         complete (canceled) before this returns. No event reaches the handler afterwards."""
-        if self.handle_closed:
+        if self.state.handle_closed:
             return
         conn = self.connection
         if not conn.on_worker_thread():
@@ -244,10 +246,10 @@ class StreamCore:
             conn.process_operations()
         if conn.faults:
             self._close_faults()
-        if not self.shutdown_complete:
+        if not self.state.shutdown_complete:
             # QuicStreamClose: QuicStreamShutdown(ABORT | IMMEDIATE), started or not.
             self.apply_shutdown(StreamShutdownFlags.ABORT | _IMMEDIATE, 0, app_close_in_progress=True)
-        self.handle_closed = True
+        self.state.handle_closed = True
         conn.observe_call(self, "close", None)
         conn.stream_closed(self)
 
@@ -259,7 +261,7 @@ class StreamCore:
             if fault is not None:
                 # The handler is detached before the canceled completions are raised.
                 conn.fault_hit(fault.name, self, "handler detached before close's completions")
-                self.handle_closed = True
+                self.state.handle_closed = True
         if self.sends.taken and conn.callback_depth:
             fault = conn.faults.close_inside_batch()
             if fault is not None:
@@ -269,7 +271,7 @@ class StreamCore:
                 stranded = self.sends.strand_taken()
                 conn.fault_hit(fault.name, self, f"{stranded} send(s) of a detached batch left "
                                                   f"to a closed handle")
-        if not self.started and self.sends.pending_count() and conn.shutdown_by_app:
+        if not self.state.started and self.sends.pending_count() and conn.state.shutdown_by_app:
             fault = conn.faults.unstarted_close()
             if fault is not None:
                 conn.fault_hit(fault.name, self, "sends on a never-started stream left pending at close")
@@ -280,34 +282,31 @@ class StreamCore:
     def apply_start(self, flags: StreamStartFlags) -> None:
         """QuicStreamStart, as the worker applies it."""
         conn = self.connection
-        if self.started or self.shutdown_complete:
+        if self.state.started or self.state.shutdown_complete:
             return  # already started (or shut down): INVALID_STATE internally, no event
-        failure = None
-        if conn.shutdown_initiated:
-            # QuicStreamStart: INVALID_STATE once the app closed the connection, else ABORTED.
-            failure = Status.INVALID_STATE if conn.closed_locally else Status.ABORTED
-        elif flags & StreamStartFlags.FAIL_BLOCKED and conn.stream_would_block(self.unidirectional):
+        failure = state.status(state.START_APPLY_STATUS, conn.state)
+        if failure is None and flags & StreamStartFlags.FAIL_BLOCKED and conn.stream_would_block(self.unidirectional):
             failure = Status.STREAM_LIMIT_REACHED
         if failure is not None:
-            if not self.start_indicated:
-                self.start_indicated = True
+            if not self.state.start_indicated:
+                self.state.start_indicated = True
                 self._dispatch(ev.StartComplete(status=failure, id=None, peer_accepted=False))
             if flags & StreamStartFlags.SHUTDOWN_ON_FAIL:
                 # QuicStreamShutdown(ABORT | IMMEDIATE): cancel, then both completions now.
                 self.apply_shutdown(StreamShutdownFlags.ABORT | _IMMEDIATE, 0)
             return
         quic_stream = conn.create_quic_stream(self)
-        self.started = True
+        self.state.started = True
         # Sends queued before the start are written now, before START_COMPLETE, so a
         # send made inline from that callback lands after them.
         for request in self.sends.requests:
             self._write(request)
-        if self.local_close_fin and not self._fin_written:
+        if self.state.local_close_fin and not self._fin_written:
             self._write_fin()
-        if self.local_close_reset:
+        if self.state.local_close_reset:
             quic_stream.sender.reset(self.send_error_code)
-        if not self.start_indicated:  # START_COMPLETE fires once, even after a failed try
-            self.start_indicated = True
+        if not self.state.start_indicated:  # START_COMPLETE fires once, even after a failed try
+            self.state.start_indicated = True
             self.indicate(ev.StartComplete(status=Status.SUCCESS, id=self.id,
                                             peer_accepted=not quic_stream.is_blocked))
         if quic_stream.is_blocked and flags & StreamStartFlags.INDICATE_PEER_ACCEPT:
@@ -321,7 +320,7 @@ class StreamCore:
         start = False
         while taken:
             request = taken.popleft()
-            if not self.send_enabled:
+            if not self.state.send_enabled:
                 # Accepted before, applied after the send side was shut down (a queued FIN
                 # send or shutdown took effect first): canceled now, MsQuic rule 5's exception.
                 self._cancel_late(request)
@@ -332,7 +331,7 @@ class StreamCore:
                                      request.fin)
             if request.flags & _CANCEL_ON_LOSS:
                 self._cancel_on_loss = True
-            if self.started:
+            if self.state.started:
                 if request.flags & _DELAY_SEND and not request.fin:
                     self._held.append(request)  # DELAY_SEND: wait for a send without it
                 else:
@@ -342,18 +341,18 @@ class StreamCore:
                 start = True  # SendFlags.START starts the stream after the flush
             if request.fin:
                 self._send_shutdown_graceful()
-        if start and not self.handle_closed:
+        if start and not self.state.handle_closed:
             # QuicStreamSendFlush: QuicStreamStart(IMMEDIATE) after the loop; a handler may
             # have closed the stream from a completion raised inside it.
             self.apply_start(StreamStartFlags.IMMEDIATE)
-        if self.started:
+        if self.state.started:
             self._wait_for_buffer()
             self.connection.mark_dirty(self)
 
     def apply_shutdown(self, flags: StreamShutdownFlags, error_code: int,
                         app_close_in_progress: bool = False) -> None:
         """QuicStreamShutdown."""
-        if self.shutdown_complete:
+        if self.state.shutdown_complete:
             return
         if flags & _ABORT_SEND:
             self._send_shutdown_abort(error_code)
@@ -364,11 +363,11 @@ class StreamCore:
         if flags & _IMMEDIATE:
             # IMMEDIATE: indicate completion now instead of waiting for the peer's ACKs;
             # QuicStreamShutdown does this for a never-started stream too.
-            self._indicate_send_shutdown_complete(graceful=False, force=True)
+            self._indicate_send_shutdown_complete(graceful=False, force=True, silent=True)
             self._try_complete_shutdown(force=True, app_close_in_progress=app_close_in_progress)
         else:
             self._try_complete_shutdown(app_close_in_progress=app_close_in_progress)
-        if self.started:
+        if self.state.started:
             self.connection.mark_dirty(self)
 
     # ---------------------------------------------------------- send-side rules
@@ -409,32 +408,32 @@ class StreamCore:
 
     def _send_shutdown_graceful(self) -> None:
         """QuicStreamSendShutdown(Graceful)."""
-        if self.send_shutdown_indicated:
+        if self.state.local_close_acked:
             return
         with self.connection.lock:
-            self.send_enabled = False
+            self.state.send_enabled = False
             late = self.sends.take_api_requests(self.connection.lock)
         while late:
             # "These sends were queued by the app after queueing a graceful shutdown."
             self._cancel_late(late.popleft())
-        if self.local_close_fin or self.local_close_reset:
+        if self.state.local_close_fin or self.state.local_close_reset:
             return  # a second graceful shutdown succeeds and does nothing
-        self.local_close_fin = True
-        if self.started and not self._fin_written:
+        self.state.move_send("graceful")
+        if self.state.started and not self._fin_written:
             self._write_fin()
 
     def _send_shutdown_abort(self, error_code: int, *, silent: bool = False) -> None:
         """QuicStreamSendShutdown(!Graceful): cancel every send, oldest first, then reset."""
-        if self.send_shutdown_indicated:
+        if self.state.local_close_acked:
             return
         with self.connection.lock:
-            self.send_enabled = False
+            self.state.send_enabled = False
             api_requests = self.sends.take_api_requests(self.connection.lock)
-        if not self.local_close_reset:
+        if not self.state.local_close_reset:
             # Record the reset (and its code) before any callback can run.
-            self.local_close_reset = True
+            self.state.move_send("abort")
             self.send_error_code = error_code
-            if self.started and not silent:
+            if self.state.started and not silent:
                 self.quic_stream.sender.reset(error_code)
         self._release_buffered()
         self._held.clear()
@@ -443,25 +442,25 @@ class StreamCore:
             self._complete(requests.popleft(), canceled=True)
         while api_requests:
             self._complete(api_requests.popleft(), canceled=True)
-        if silent and self.started:
-            self._indicate_send_shutdown_complete(graceful=False)
+        if silent and self.state.started:
+            self._indicate_send_shutdown_complete(graceful=False, silent=True)
 
     def _recv_shutdown_abort(self, error_code: int) -> None:
         """ABORT_RECEIVE: ask the peer to stop (STOP_SENDING); no receive events after.
         The direction closes when the peer's RESET_STREAM (or FIN) arrives, as in
         QuicStreamRecvShutdown, so SHUTDOWN_COMPLETE waits for it."""
-        if self.recv_closed or self.recv_aborted:
+        if self.state.remote_closed or self.state.sent_stop_sending:
             return
-        self.recv_aborted = True
-        if self.started:
+        self.state.sent_stop_sending = True
+        if self.state.started:
             self.quic_stream.receiver.stop(error_code)
         else:
-            self.recv_closed = True  # nothing was ever received: nothing to wait for
+            self.state.remote_closed = True  # nothing was ever received: nothing to wait for
 
     def _wait_for_buffer(self) -> None:
         """With send buffering on, queue this stream's unbuffered sends for buffer room."""
         conn = self.connection
-        if conn.settings.send_buffering and self.sends.requests and not self.local_close_reset:
+        if conn.settings.send_buffering and self.sends.requests and not self.state.local_close_reset:
             conn.send_buffer.waiting[self] = None
             conn.send_buffer.fill()
 
@@ -469,7 +468,7 @@ class StreamCore:
         """QuicStreamSendBufferRequest: copy the oldest unbuffered send into the buffer and
         complete it now. False when this stream has nothing (more) to buffer."""
         requests = self.sends.requests
-        if not requests or not self.started or self.local_close_reset:
+        if not requests or not self.state.started or self.state.local_close_reset:
             return False
         if self._held and requests[0] is self._held[0]:
             return False  # DELAY_SEND data waits for its stream's next send: it may not fill the buffer
@@ -489,9 +488,9 @@ class StreamCore:
 
     def _complete(self, request: SendRequest, canceled: bool) -> None:
         """QuicStreamCompleteSendRequest: the one SEND_COMPLETE of ``request``."""
-        if canceled and request.flags & _START and not self.start_indicated and self.is_local:
+        if canceled and request.flags & _START and not self.state.start_indicated and self.is_local:
             # A canceled send that was to start the stream first tells the start failed.
-            self.start_indicated = True
+            self.state.start_indicated = True
             self.indicate(ev.StartComplete(status=Status.ABORTED, id=None, peer_accepted=False))
         self.indicate(ev.SendComplete(canceled=canceled, client_context=request.client_context,
                                        send_id=request.send_id))
@@ -517,7 +516,7 @@ class StreamCore:
         acked = aq.acked_offset(sender)
         # After a peer STOP_SENDING aioquic stops moving the acknowledged prefix, so it is
         # still exactly what was acknowledged before it: gate on our own reset only.
-        if self.sends.requests and not self.local_close_reset:
+        if self.sends.requests and not self.state.local_close_reset:
             for request in self.sends.pop_acknowledged(acked, aq.fin_acked(sender)):
                 self._complete(request, canceled=False)
         buffered = self._buffered
@@ -530,11 +529,11 @@ class StreamCore:
             # After the ACKs (MsQuic handles the ACK before it detects the loss), so sends
             # already acknowledged completed normally.
             self.data_lost = False
-            if self._cancel_on_loss and not self.local_close_reset and not self.send_shutdown_indicated:
+            if self._cancel_on_loss and not self.state.local_close_reset and not self.state.local_close_acked:
                 self._on_cancel_on_loss()
                 return
-        if (not self.send_shutdown_indicated and sender.is_finished
-                and (self.local_close_fin or self.local_close_reset)):
+        if (not self.state.local_close_acked and sender.is_finished
+                and (self.state.local_close_fin or self.state.local_close_reset)):
             self._indicate_send_shutdown_complete(graceful=not aq.sender_reset(sender))
             self._try_complete_shutdown()
 
@@ -546,26 +545,28 @@ class StreamCore:
         self._send_shutdown_abort(event.error_code)
         self.connection.mark_dirty(self)
 
-    def _indicate_send_shutdown_complete(self, graceful: bool, force: bool = False) -> None:
-        if self.send_shutdown_indicated or not (force or self.started or self.start_indicated):
+    def _indicate_send_shutdown_complete(self, graceful: bool, force: bool = False, silent: bool = False) -> None:
+        """SEND_SHUTDOWN_COMPLETE once the FIN or reset is acknowledged, or at once for a
+        silent or IMMEDIATE abort (QuicStreamIndicateSendShutdownComplete)."""
+        if self.state.local_close_acked or not (force or self.state.started or self.state.start_indicated):
             return
-        self.send_shutdown_indicated = True
+        self.state.move_send("silent" if silent else "acked")
         self.indicate(ev.SendShutdownComplete(graceful=graceful))
 
     # ---------------------------------------------------------- receive side
 
     def on_receive(self, data: bytes, fin: bool) -> None:
-        if self.recv_closed:
+        if self.state.remote_closed:
             return
-        if self.recv_aborted:
+        if self.state.sent_stop_sending:
             if fin:
-                self.recv_closed = True  # the peer finished anyway: the direction is done
+                self.state.remote_closed = True  # the peer finished anyway: the direction is done
                 self._try_complete_shutdown()
             return
         offset = self.recv_offset
         self.recv_offset += len(data)
         if fin:
-            self.recv_closed = True
+            self.state.remote_closed = True
         self.indicate(ev.Receive(absolute_offset=offset, total_buffer_length=len(data),
                                   buffers=(data,), flags=ReceiveFlags.FIN if fin else ReceiveFlags.NONE))
         if fin:
@@ -573,10 +574,10 @@ class StreamCore:
             self._try_complete_shutdown()
 
     def on_peer_reset(self, error_code: int) -> None:
-        if self.recv_closed:
+        if self.state.remote_closed:
             return
-        self.recv_closed = True
-        if not self.recv_aborted:  # after our own ABORT_RECEIVE the reset is only the answer
+        self.state.remote_closed = True
+        if not self.state.sent_stop_sending:  # after our own ABORT_RECEIVE the reset is only the answer
             self.indicate(ev.PeerSendAborted(error_code=error_code))
         self._try_complete_shutdown()
 
@@ -584,9 +585,9 @@ class StreamCore:
         """QuicStreamProcessStopSendingFrame: PEER_RECEIVE_ABORTED, then abort the send side."""
         # ACKs that came in the same datagram, before the STOP_SENDING, complete first.
         self.on_acks()
-        if self.send_shutdown_indicated or self.local_close_reset:
+        if self.state.local_close_acked or self.state.local_close_reset:
             return
-        self.received_stop_sending = True
+        self.state.received_stop_sending = True
         self.indicate(ev.PeerReceiveAborted(error_code=error_code))
         self._send_shutdown_abort(error_code)
         self.connection.mark_dirty(self)
@@ -595,24 +596,24 @@ class StreamCore:
 
     def abort_for_connection(self) -> None:
         """The connection closed: abort silently, then SHUTDOWN_COMPLETE(connection_shutdown)."""
-        if not self.started or self.shutdown_complete:
+        if not self.state.started or self.state.shutdown_complete:
             return
         self._send_shutdown_abort(0, silent=True)
-        self.recv_closed = True
+        self.state.remote_closed = True
         self._try_complete_shutdown(force=True)
 
     def _try_complete_shutdown(self, force: bool = False, **fields: Any) -> None:
         """QuicStreamTryCompleteShutdown: SHUTDOWN_COMPLETE once both directions are done."""
-        if self.shutdown_complete or not (force or self.started or self.start_indicated):
+        if self.state.shutdown_complete or not (force or self.state.started or self.state.start_indicated):
             return
-        if not force and not (self.send_shutdown_indicated and self.recv_closed):
+        if not force and not (self.state.local_close_acked and self.state.remote_closed):
             return
-        self.send_enabled = False
-        self.recv_closed = True
-        gone = self.handle_closed
+        self.state.send_enabled = False
+        self.state.remote_closed = True
+        gone = self.state.handle_closed
         # MsQuic sets HandleShutdown before indicating: a handler that closes the stream
         # from this very event must find it already shut down.
-        self.shutdown_complete = True
+        self.state.shutdown_complete = True
         self.connection.stream_done(self)
         # QuicStreamIndicateShutdownComplete reads the connection's close state now.
         event = ev.ShutdownComplete(**self.connection.shutdown_fields(), **fields)
@@ -626,11 +627,11 @@ class StreamCore:
 
     def indicate(self, event: ev.StreamEvent) -> None:
         """QuicStreamIndicateEvent, with the rules on who may still receive events."""
-        if self.shutdown_complete or self.handle_closed or self.connection.handle_closed:
+        if self.state.shutdown_complete or self.state.handle_closed or self.connection.state.handle_closed:
             # The handler is detached at SHUTDOWN_COMPLETE and at StreamClose.
             self.connection.event_discarded(self, event)
             return
-        if not self.started and not self.start_indicated and event.type not in _UNSTARTED_EVENTS:
+        if not self.state.started and not self.state.start_indicated and event.type not in _UNSTARTED_EVENTS:
             return  # unstarted streams get no events from the network
         self._dispatch(event)
 
