@@ -18,9 +18,11 @@ from typing import Sequence
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from . import __version__
 from . import certs as _certs
 from .loader import UsageError, load_scenarios
 from .network import NetworkError, NetworkProfile
+from .outpaths import output_dir, output_file
 from .report import print_failures, results_table
 from .runner import RunOptions, run_job, seeds_for
 from .settings import FAULTS, check_faults
@@ -49,6 +51,7 @@ def _number(kind: type, ok, need: str):
 _fraction = _number(float, lambda v: 0.0 <= v <= 1.0, "a fraction in [0, 1]")
 _non_negative = _number(float, lambda v: v >= 0, ">= 0")
 _positive_int = _number(int, lambda v: v >= 1, ">= 1")
+_seed = _number(int, lambda v: v >= 0, ">= 0")
 
 
 def _fault(text: str) -> str:
@@ -61,7 +64,9 @@ def _fault(text: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="quicsim", description="MsQuic's stream API and SEND_COMPLETE contract, simulated on aioquic.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser.add_argument("--version", action="version", version=f"quicsim {__version__}",
+                        help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     run = sub.add_parser("run", help="run scenario files over a lossy loopback link")
     run.add_argument("paths", nargs="+", metavar="PATH", help="scenario files or folders")
@@ -73,24 +78,27 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--inject", type=_fault, action="append", default=[], metavar="FAULT",
                      help=f"switch a fault on in every client ({', '.join(FAULTS)})")
     run.add_argument("--json", action="store_true", help="one JSON object per run on stdout, nothing else")
-    run.add_argument("--trace", metavar="DIR", help="write a JSON Lines trace of every run into DIR")
-    run.add_argument("--report", metavar="FILE", help="write a self-contained HTML timeline report")
+    run.add_argument("--trace", metavar="DIR",
+                     help="write a JSON Lines trace and two qlog files of every run into DIR")
+    run.add_argument("--report", metavar="FILE", help="write a self-contained HTML timeline report to FILE")
     run.add_argument("--send-buffering", choices=("on", "off"),
                      help="force MsQuic's SendBufferingEnabled on or off on both sides of every scenario")
     run.add_argument("--transport", choices=("udp", "memory"),
                      help="udp: loopback sockets through the relay; memory: in-memory link on virtual time")
 
     demo = sub.add_parser("demo", help="a live loopback demo of the send-after-shutdown race")
-    demo.add_argument("--inject", type=_fault, action="append", default=[], metavar="FAULT")
-    demo.add_argument("--loss", type=_fraction, default=0.05)
-    demo.add_argument("--seed", type=int, default=1)
+    demo.add_argument("--inject", type=_fault, action="append", default=[], metavar="FAULT",
+                      help=f"switch a fault on in the client and watch the ledger catch it ({', '.join(FAULTS)})")
+    demo.add_argument("--loss", type=_fraction, default=0.05, help="loss fraction of the link (default 0.05)")
+    demo.add_argument("--seed", type=int, default=1, help="seed of the link's loss decisions (default 1)")
 
     fuzz = sub.add_parser("fuzz", help="random API programs on the in-memory link, failures shrunk to scenario files")
     fuzz.add_argument("--runs", type=_positive_int, default=200, help="programs to run (seeds SEED..SEED+RUNS-1)")
-    fuzz.add_argument("--seed", type=int, default=0, help="first seed")
+    fuzz.add_argument("--seed", type=_seed, default=0, help="first seed, >= 0 (default 0)")
     fuzz.add_argument("--jobs", type=_positive_int, default=1, help="worker processes")
     fuzz.add_argument("--max-ops", type=_positive_int, default=12, help="API operations per program, at most")
-    fuzz.add_argument("--inject", type=_fault, action="append", default=[], metavar="FAULT")
+    fuzz.add_argument("--inject", type=_fault, action="append", default=[], metavar="FAULT",
+                      help=f"switch a fault on in every program's client ({', '.join(FAULTS)})")
     fuzz.add_argument("--out", default="fuzz-failures", metavar="DIR", help="where repro scenario files go")
     fuzz.add_argument("--time-budget", type=_non_negative, metavar="SECONDS", help="stop starting runs after this")
 
@@ -100,7 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--html", metavar="FILE", help="also write a self-contained HTML timeline")
 
     certs = sub.add_parser("certs", help="make a new test CA and localhost certificate")
-    certs.add_argument("dir", nargs="?", default="certs")
+    certs.add_argument("dir", nargs="?", default="certs", metavar="DIR",
+                       help="folder for ca.pem, server.pem and server.key (default: certs); "
+                            "point QUICSIM_CERTS at it to use them")
+    certs.add_argument("--force", action="store_true", help="replace certificate files already in DIR")
     return parser
 
 
@@ -116,6 +127,10 @@ def _run(args: argparse.Namespace) -> int:
             NetworkProfile.from_dict({**spec.network, **overrides})
         except NetworkError as exc:
             raise UsageError(f"{spec.file}:{spec.line}: {exc}") from None
+    if args.trace:
+        output_dir(args.trace, "--trace")
+    if args.report:
+        output_file(args.report, "--report")
     trace_dir = args.trace
     scratch = None
     if args.report and not trace_dir:
@@ -155,7 +170,7 @@ def _run(args: argparse.Namespace) -> int:
         interrupted = True
     if not args.json:
         if results:
-            out.print(results_table(results))
+            out.print(results_table(results, out.width))
         extra: list[str] = []
         if args.loss is not None:
             extra += ["--loss", str(args.loss)]
@@ -204,6 +219,7 @@ def _demo(args: argparse.Namespace) -> int:
 def _fuzz(args: argparse.Namespace) -> int:
     from .fuzz.campaign import run_campaign
 
+    output_dir(args.out, "--out")
     out = Console(highlight=False)
     if not out.is_terminal:
         out = Console(highlight=False, width=200)
@@ -241,13 +257,17 @@ def _fuzz(args: argparse.Namespace) -> int:
                   f"{finding.program.api_op_count()} API operations: {where}"
                   + ("" if finding.reproduced else "  [WARNING: the file did not reproduce it]"), markup=False)
         if finding.path:
-            out.print(f"    reproduce: quicsim run {finding.path} --transport memory", markup=False)
+            # a command to copy: never wrapped, whatever the width
+            out.print(f"    reproduce: quicsim run {finding.path} --transport memory", markup=False,
+                      soft_wrap=True)
     return 1
 
 
 def _explain(args: argparse.Namespace) -> int:
     from .explain import analyze, explain_text, load_trace
 
+    if args.html:
+        output_file(args.html, "--html")
     analysis = analyze(load_trace(args.trace), args.trace)
     print(explain_text(analysis, args.send))
     if args.html:
@@ -259,14 +279,24 @@ def _explain(args: argparse.Namespace) -> int:
 
 
 def _make_certs(args: argparse.Namespace) -> int:
-    paths = _certs.generate(Path(args.dir))
+    folder = output_dir(args.dir, "certs")
+    if not args.force:
+        planned = _certs.paths_in(folder)
+        existing = [p for p in (planned.ca, planned.cert, planned.key) if p.exists()]
+        if existing:
+            raise UsageError(f"certs {args.dir}: {existing[0]} exists; --force replaces it")
+    paths = _certs.generate(folder)
     print(f"wrote {paths.ca}, {paths.cert}, {paths.key}")
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.command is None:  # bare `quicsim`: what it can do
+            parser.print_help()
+            return 0
         if args.command == "run":
             return _run(args)
         if args.command == "demo":
