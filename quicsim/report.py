@@ -10,6 +10,9 @@ from rich.table import Table
 from rich.text import Text
 
 
+_SETTLE_NOTE = "when the body returned and the settle time ran out (the teardown closed it)"
+
+
 def result_label(result: dict) -> Text:
     if not result["passed"]:
         return Text("FAIL", style="bold red")
@@ -87,6 +90,9 @@ def repro_command(result: dict, extra_args: list[str]) -> str:
 def print_failures(console: Console, results: list[dict], extra_args: list[str]) -> None:
     for r in results:
         if r["passed"]:
+            if r.get("unsettled"):
+                console.print(f"{r['scenario']} (seed {r['seed']}): still open {_SETTLE_NOTE}: {r['unsettled']}",
+                              style="yellow", markup=False)
             continue
         console.print(Text(f"FAIL {r['scenario']} (seed {r['seed']}, expect {r['expect']})", style="bold red"))
         if r["error"]:
@@ -100,6 +106,8 @@ def print_failures(console: Console, results: list[dict], extra_args: list[str])
                           f"{leak['flags']}) {leak['detected']}", markup=False)
         for violation in r["violations"]:
             console.print(f"  VIOLATION {violation}", markup=False)
+        if r.get("unsettled"):
+            console.print(f"  still open {_SETTLE_NOTE}: {r['unsettled']}", markup=False)
         for note in r.get("notes", []):
             console.print(f"  note: {note}", markup=False)
         # a command to copy: never wrapped, whatever the console's width

@@ -19,6 +19,10 @@ from .settings import check_faults
 from .trace import Tracer
 from .transport.virtual_loop import run_virtual
 
+#: How long, at most, the runner lets streams left open by a scenario body finish on
+#: their own before it shuts the connections down (what was still open goes in the row).
+SETTLE_SECONDS = 2.0
+
 
 @dataclass(frozen=True)
 class RunOptions:
@@ -121,6 +125,7 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
         observers = (tracer,)
     pair: Pair | None = None
     error: str | None = None
+    unsettled: str | None = None
     context: ScenarioContext | None = None
     try:
         pair = await open_pair(transport=transport, network=network, seed=seed, client_settings=client_settings,
@@ -137,7 +142,9 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
             error = f"timed out after {spec.timeout:g} s in the scenario body" + (f"; {pending}" if pending else "")
         except Exception as exc:
             error = _error_text(exc, spec)
-        await _settle(conns, deadline)
+        if error is None:  # a body that failed is judged at once: nothing to wait for
+            await _settle(conns, min(deadline, loop.time() + SETTLE_SECONDS))
+            unsettled = _pending_text(ledger, conns) or None
     except asyncio.TimeoutError as exc:
         error = error or f"TimeoutError: {exc}"
     except (ConnectionError, OSError) as exc:
@@ -182,6 +189,7 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
         "expect": spec.expect,
         "passed": passed,
         "error": error,
+        "unsettled": unsettled,
         **report,
         "network": network_spec,
         "faults": sorted(client_settings.faults),
