@@ -20,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from . import __version__
 from . import certs as _certs
+from . import interrupt
 from .loader import UsageError, load_scenarios
 from .network import NetworkError, NetworkProfile
 from .outpaths import output_dir, output_file
@@ -148,26 +149,27 @@ def _run(args: argparse.Namespace) -> int:
     show_progress = not args.json and out.is_terminal
 
     def run_all() -> None:
-        if show_progress:
-            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                          TimeElapsedColumn(), console=err, transient=True) as progress:
-                task = progress.add_task("scenarios", total=len(jobs))
-                for spec, seed in jobs:
-                    progress.update(task, description=f"{spec.name} (seed {seed})")
-                    results.append(run_job(spec, seed, options))
-                    progress.advance(task)
-        else:
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=err, transient=True, disable=not show_progress) as progress:
+            task = progress.add_task("scenarios", total=len(jobs))
             for spec, seed in jobs:
+                if interrupt.requested():
+                    return
+                progress.update(task, description=f"{spec.name} (seed {seed})")
                 result = run_job(spec, seed, options)
                 results.append(result)
+                progress.advance(task)
                 if args.json:
                     print(json.dumps(result, default=str), flush=True)
 
     interrupted = False
+    interrupt.install()
     try:
         run_all()
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):  # Ctrl-C: the running scenario was torn down
         interrupted = True
+    finally:  # a Ctrl-C after the last run finished interrupted nothing
+        interrupted = interrupted or (interrupt.requested() and len(results) < len(jobs))
     if not args.json:
         if results:
             out.print(results_table(results, out.width))
@@ -204,11 +206,24 @@ def _run(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
+    from .ledger import Ledger
 
     console = Console(highlight=False)
     if not console.is_terminal:
         console = Console(highlight=False, width=200)
-    ledger = asyncio.run(run_demo(console, faults=tuple(args.inject), loss=args.loss, seed=args.seed))
+    ledger = Ledger()
+    interrupt.install()
+    try:
+        asyncio.run(interrupt.cancellable(run_demo(console, faults=tuple(args.inject), loss=args.loss,
+                                                   seed=args.seed, ledger=ledger)))
+    except ConnectionError as exc:  # e.g. no handshake through a very lossy link
+        console.print(f"demo: {exc}", markup=False)
+        return 1
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        console.print()
+        console.print("interrupted; the ledger so far:", markup=False)
+        console.print(ledger.summary(), markup=False)
+        return interrupt.EXIT_STATUS
     console.print()
     console.print(ledger.summary(), style="green" if ledger.ok else "bold red", markup=False)
     if args.inject:
@@ -236,19 +251,19 @@ def _fuzz(args: argparse.Namespace) -> int:
             progress_bar.update(task, completed=result.runs, rate=result.runs / max(result.elapsed, 1e-9),
                                 failures=sum(result.failures.values()))
 
-        try:
-            result = run_campaign(runs=args.runs, seed=args.seed, jobs=args.jobs, max_ops=args.max_ops,
-                                  faults=faults, out_dir=Path(args.out), time_budget=args.time_budget,
-                                  progress=on_progress)
-        except KeyboardInterrupt:
-            return 130
+        interrupt.install()
+        result = run_campaign(runs=args.runs, seed=args.seed, jobs=args.jobs, max_ops=args.max_ops,
+                              faults=faults, out_dir=Path(args.out), time_budget=args.time_budget,
+                              progress=on_progress)
     out.print(f"runs: {result.runs} (seeds {result.seeds}) in {result.elapsed:.1f} s, "
               f"{result.runs / max(result.elapsed, 1e-9):.1f} runs/s; API operations: {result.ops}"
               + (f"; faults: {', '.join(sorted(faults))}" if faults else "")
-              + ("; stopped by --time-budget" if result.stopped_early else ""))
+              + ("; stopped by --time-budget" if result.stopped_early else "")
+              + (f"; interrupted after {result.runs} of {args.runs} runs" if result.interrupted else ""))
+    status = interrupt.EXIT_STATUS if result.interrupted else 1
     if not result.failures:
         out.print("failures: none")
-        return 0
+        return interrupt.EXIT_STATUS if result.interrupted else 0
     out.print(f"failures: {sum(result.failures.values())} "
               f"({', '.join(f'{sig} x{n}' for sig, n in result.failures.most_common())})")
     for finding in result.findings:
@@ -260,7 +275,7 @@ def _fuzz(args: argparse.Namespace) -> int:
             # a command to copy: never wrapped, whatever the width
             out.print(f"    reproduce: quicsim run {finding.path} --transport memory", markup=False,
                       soft_wrap=True)
-    return 1
+    return status
 
 
 def _explain(args: argparse.Namespace) -> int:
@@ -313,6 +328,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:  # output piped into head & co.
         return 0
+    finally:
+        interrupt.uninstall()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -78,8 +78,9 @@ class EventPrinter(Observer):
         self._line(conn, stream, f"FAULT {fault}", what, "bold red")
 
 
-async def run_demo(console: Console, *, faults: tuple[str, ...] = (), loss: float = 0.05, seed: int = 1) -> Ledger:
-    ledger = Ledger()
+async def run_demo(console: Console, *, faults: tuple[str, ...] = (), loss: float = 0.05, seed: int = 1,
+                   ledger: Ledger | None = None) -> Ledger:
+    ledger = ledger if ledger is not None else Ledger()
     printer = EventPrinter(console)
     loop = asyncio.get_running_loop()
     listener = await api.listen(ledger=ledger, observers=(printer,))
@@ -87,8 +88,13 @@ async def run_demo(console: Console, *, faults: tuple[str, ...] = (), loss: floa
     relay = await Relay(("127.0.0.1", listener.port), network).start()
     console.print(f"server on 127.0.0.1:{listener.port}, client through a relay on 127.0.0.1:{relay.port} "
                   f"({loss:.0%} loss, 5 ms delay, seed {seed})" + (f", faults: {', '.join(faults)}" if faults else ""))
-    client = await api.connect("127.0.0.1", relay.port, settings=Settings(faults=faults), ledger=ledger,
-                               observers=(printer,))
+    try:
+        client = await api.connect("127.0.0.1", relay.port, settings=Settings(faults=frozenset(faults)),
+                                   ledger=ledger, observers=(printer,))
+    except BaseException:
+        listener.close()
+        relay.close()
+        raise
     try:
         stream = client.open_stream()
         stream.start()

@@ -10,6 +10,7 @@ import traceback
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from . import interrupt
 from .ledger import Ledger
 from .network import Network, NetworkProfile
 from .qlog import QlogWriter
@@ -93,9 +94,10 @@ def run_job(spec: ScenarioSpec, seed: int, options: RunOptions | None = None) ->
     """Run one scenario run on a fresh event loop: a virtual-time one for the memory
     transport, so the run is deterministic and idle time is free."""
     options = options or RunOptions()
+    run = interrupt.cancellable(run_scenario(spec, seed, options))  # Ctrl-C cancels it cleanly
     if transport_for(spec, options) == "memory":
-        return run_virtual(run_scenario(spec, seed, options))
-    return asyncio.run(run_scenario(spec, seed, options))
+        return run_virtual(run)
+    return asyncio.run(run)
 
 
 async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None = None) -> dict:
