@@ -48,6 +48,19 @@ class Analysis:
     leaks: list[SendLife]
     violations: list[str]
     errors: list[str]
+    #: what the run was expected to show ("ok", "leak", "violation") and whether it met that:
+    #: from the runner's verdict record, absent from traces of other code (then "ok", None)
+    expect: str = "ok"
+    passed: bool | None = None
+
+    @property
+    def verdict(self) -> str:
+        """The run's outcome in the words of ``quicsim run``'s table."""
+        if self.passed is None:
+            return "ok" if not self.leaks and not self.violations else "FAILED"
+        if not self.passed:
+            return "FAILED"
+        return "pass" if self.expect == "ok" else f"expected {self.expect} caught"
 
     def summary(self) -> dict:
         accepted = [s for s in self.sends if s.status == "PENDING"]
@@ -140,7 +153,10 @@ def analyze(records: list[dict], path: str = "") -> Analysis:
         life.context.sort(key=lambda r: r["t"])
     violations = [r.get("text", "") for r in records if r["kind"] == "violation"]
     errors = [r.get("text", "") for r in records if r["kind"] == "error"]
-    return Analysis(path, records, list(sends.values()), leaks, violations, errors)
+    verdict = next((r for r in records if r["kind"] == "verdict"), None)
+    return Analysis(path, records, list(sends.values()), leaks, violations, errors,
+                    expect=verdict.get("expect", "ok") if verdict else "ok",
+                    passed=verdict.get("passed") if verdict else None)
 
 
 def describe(r: dict) -> str:

@@ -173,17 +173,19 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
             tracer.finding("leak", leak)
         for violation in report["violations"]:
             tracer.finding("violation", {"text": violation})
-        if error:
-            tracer.finding("error", {"text": error})
-        tracer.close()
-    if qlog is not None:
-        qlog.flush()
     if spec.expect == "ok":
         passed = error is None and report["ok"]
     elif spec.expect == "leak":
         passed = error is None and bool(report["leaks"])
     else:
         passed = error is None and bool(report["violations"])
+    if tracer is not None:
+        if error:
+            tracer.finding("error", {"text": error})
+        tracer.finding("verdict", {"expect": spec.expect, "passed": passed})  # read by explain and the report
+        tracer.close()
+    if qlog is not None:
+        qlog.flush()
     return {
         "scenario": spec.name,
         "file": spec.file,
