@@ -128,6 +128,7 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
     pair: Pair | None = None
     error: str | None = None
     unsettled: str | None = None
+    stalled: list[dict] = []  # sends still waiting for their completion when the settle ended
     context: ScenarioContext | None = None
     try:
         pair = await open_pair(transport=transport, network=network, seed=seed, client_settings=client_settings,
@@ -147,6 +148,7 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
         if error is None:  # a body that failed is judged at once: nothing to wait for
             await _settle(conns, min(deadline, loop.time() + SETTLE_SECONDS))
             unsettled = _pending_text(ledger, conns) or None
+            stalled = ledger.pending_sends()
     except asyncio.TimeoutError as exc:
         error = error or f"TimeoutError: {exc}"
     except (ConnectionError, OSError) as exc:
@@ -184,7 +186,15 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
             tracer.finding("error", {"text": error})
         tracer.finding("verdict", {"expect": spec.expect, "passed": passed})  # read by explain and the report
         tracer.close()
-    if qlog is not None:
+    if qlog is not None:  # the findings go on qvis's timeline too
+        for leak in report["leaks"]:
+            qlog.finding("leak", leak)
+        for violation in report["violations"]:
+            qlog.finding("violation", {"text": violation})
+        for send in stalled:
+            qlog.finding("stalled_send", send)
+        if error:
+            qlog.finding("error", {"text": error})
         qlog.flush()
     return {
         "scenario": spec.name,
