@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnectionState
@@ -16,7 +16,7 @@ from aioquic.quic.connection import QuicConnectionState
 from . import certs as _certs
 from . import events as ev
 from .core import ConnectionCore, StreamCore
-from .enums import ConnectionEventType, ConnectionShutdownFlags, StreamEventType
+from .enums import ConnectionEventType, ConnectionShutdownFlags, StreamEventType, StreamOpenFlags
 from .ledger import Ledger
 from .settings import Settings
 from .tls_hints import tls_hint
@@ -109,6 +109,12 @@ class Connection(ConnectionCore):
         super()._dispatch(event)
         if self._waiters:
             self._waiters.fire(event)
+
+    def open_stream(self, flags: StreamOpenFlags = StreamOpenFlags.NONE, handler: Callable | None = None,
+                    context: Any = None) -> Stream:
+        """StreamOpen; typed as this module's :class:`Stream` (``stream_class``), the handle
+        with the ``wait_*`` helpers."""
+        return cast(Stream, super().open_stream(flags, handler, context))
 
     async def wait_event(self, event_type: ConnectionEventType | None = None,
                          timeout: float | None = None) -> ev.ConnectionEvent:

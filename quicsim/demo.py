@@ -7,6 +7,7 @@ import asyncio
 import enum
 import time
 from dataclasses import MISSING, fields, is_dataclass
+from typing import Any
 
 from rich.console import Console
 from rich.text import Text
@@ -55,12 +56,12 @@ class EventPrinter(Observer):
         self.console.print(t)
 
     def api_call(self, conn, stream, name, status, args) -> None:
-        shown = {k: (v.name if isinstance(v, enum.Flag) else v) for k, v in args.items()
-                 if v is not None and k != "reason"}
+        shown: dict[str, Any] = {k: (v.name if isinstance(v, enum.Flag) else v) for k, v in args.items()
+                                 if v is not None and k != "reason"}
         if "flags" in shown and name == "send":
-            shown["flags"] = SendFlags(shown["flags"]).name or "NONE"
+            shown["flags"] = SendFlags(int(shown["flags"])).name or "NONE"
         elif "flags" in shown and name == "shutdown":
-            shown["flags"] = StreamShutdownFlags(shown["flags"]).name
+            shown["flags"] = StreamShutdownFlags(int(shown["flags"])).name
         status_text = f" -> {status.name}" if isinstance(status, Status) else ""
         detail = " ".join(f"{k}={v!r}" for k, v in shown.items()) + status_text
         self._line(conn, stream, f"call {name}", detail, "dim" if status is None or not status.failed else "yellow")

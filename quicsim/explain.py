@@ -117,14 +117,14 @@ def analyze(records: list[dict], path: str = "") -> Analysis:
                             r["t"], index)
             sends[life.key] = life
         elif kind == "queued" and name == "send":
-            life = sends.get(f"{r['conn']}:{r['send_id']}")
-            if life is not None:
-                life.queued_t, life.range = r["t"], r["range"]
-                life.stream_id = r.get("stream_id", life.stream_id)
+            queued = sends.get(f"{r['conn']}:{r['send_id']}")
+            if queued is not None:
+                queued.queued_t, queued.range = r["t"], r["range"]
+                queued.stream_id = r.get("stream_id", queued.stream_id)
         elif kind == "event" and name == "SEND_COMPLETE":
-            life = sends.get(f"{r['conn']}:{r.get('send_id')}")
-            if life is not None:
-                life.complete_t, life.canceled = r["t"], r.get("canceled")
+            completed = sends.get(f"{r['conn']}:{r.get('send_id')}")
+            if completed is not None:
+                completed.complete_t, completed.canceled = r["t"], r.get("canceled")
         if r.get("stream_id") is not None and "stream_handle" in r and "conn" in r:
             stream_ids[(r["conn"], r["stream_handle"])] = r["stream_id"]
     for life in sends.values():
@@ -133,10 +133,10 @@ def analyze(records: list[dict], path: str = "") -> Analysis:
     leaks = []
     for r in records:
         if r["kind"] == "leak":
-            life = sends.get(f"{r['connection']}:{r['send_id']}")
-            if life is not None:
-                life.leak = r
-                leaks.append(life)
+            leaked = sends.get(f"{r['connection']}:{r['send_id']}")
+            if leaked is not None:
+                leaked.leak = r
+                leaks.append(leaked)
     for life in leaks:
         indices = by_stream.get((life.conn, life.stream_handle), [])
         nearby = [records[i] for i in indices if i != life.accepted_index]
@@ -174,7 +174,7 @@ def _life_lines(life: SendLife) -> list[str]:
     if life.status != "PENDING":
         lines.append("  rejected: no SEND_COMPLETE is owed")
         return lines
-    if life.queued_t is not None:
+    if life.queued_t is not None and life.range is not None:
         lines.append(f"  queued    t={life.queued_t:.6f} bytes [{life.range[0]}, {life.range[1]}) handed to the transport")
     if life.complete_t is not None:
         lines.append(f"  complete  t={life.complete_t:.6f} SEND_COMPLETE canceled={life.canceled}")

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+pytest_asyncio: Any
 try:
     import pytest_asyncio
 except ImportError:  # pragma: no cover - the fixtures need it; scenario files do not
@@ -334,7 +335,7 @@ class ScenarioItem(pytest.Item):
             lines += [f"VIOLATION {v}" for v in result["violations"]]
             raise ScenarioFailed("\n".join(lines))
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, ScenarioFailed):
             return str(excinfo.value)
         return super().repr_failure(excinfo)

@@ -120,7 +120,7 @@ class QlogWriter(QuicLogger, Observer):
         """Write one JSON-SEQ file per connection; returns their paths."""
         self.directory.mkdir(parents=True, exist_ok=True)
         counts: dict[str, int] = {}
-        for trace in self._traces:
+        for trace in [t for t in self._traces if isinstance(t, _Trace)]:
             side = "client" if trace.is_client else "server"
             counts[side] = counts.get(side, 0) + 1
             suffix = "" if counts[side] == 1 else f"-{counts[side]}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import shlex
+from typing import Any
 from rich import box
 from rich.console import Console
 from rich.table import Table
@@ -13,7 +14,7 @@ from rich.text import Text
 _SETTLE_NOTE = "when the body returned and the settle time ran out (the teardown closed it)"
 
 
-def result_label(result: dict) -> Text:
+def result_label(result: dict[str, Any]) -> Text:
     if not result["passed"]:
         return Text("FAIL", style="bold red")
     if result["expect"] != "ok":
@@ -44,7 +45,7 @@ def _wrap_name(name: str, width: int) -> str:
     return "\n".join(lines)
 
 
-def _table(results: list[dict], name_width: int | None) -> Table:
+def _table(results: list[dict[str, Any]], name_width: int | None) -> Table:
     narrow = name_width is not None
     table = Table(title=None, show_lines=False, header_style="bold",
                   box=box.SIMPLE_HEAD if narrow else box.HEAVY_HEAD)
@@ -62,7 +63,7 @@ def _table(results: list[dict], name_width: int | None) -> Table:
     return table
 
 
-def results_table(results: list[dict], width: int | None = None) -> Table:
+def results_table(results: list[dict[str, Any]], width: int | None = None) -> Table:
     """One row per run. On a console narrower than the table (``width``), the frame gets
     lighter, headers shorter, and scenario names wrap at underscores instead of being cut."""
     table = _table(results, None)
@@ -81,13 +82,13 @@ def results_table(results: list[dict], width: int | None = None) -> Table:
     return _table(results, max(12, longest + min(spare, 0)))
 
 
-def repro_command(result: dict, extra_args: list[str]) -> str:
+def repro_command(result: dict[str, Any], extra_args: list[str]) -> str:
     """The exact command that reruns one scenario run."""
     return shlex.join(["quicsim", "run", result["file"], "-k", result["scenario"],
                        "--seed", str(result["seed"]), "--repeat", "1", *extra_args])
 
 
-def print_failures(console: Console, results: list[dict], extra_args: list[str]) -> None:
+def print_failures(console: Console, results: list[dict[str, Any]], extra_args: list[str]) -> None:
     for r in results:
         if r["passed"]:
             if r.get("unsettled"):

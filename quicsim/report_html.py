@@ -131,7 +131,7 @@ def _run_section(analysis: Analysis, index: int) -> str:
                      f"<b>{leak_word}</b> send {life.send_id} client_context=<b>{html.escape(life.client_context)}</b> "
                      f"on {html.escape(life.conn)} stream {html.escape(life.stream_name)} "
                      f"({life.bytes} bytes) accepted at t={life.accepted_t:.6f}, never completed "
-                     f"({html.escape(str(life.leak.get('detected', '')))}){raced}</div>")
+                     f"({html.escape(str((life.leak or {}).get('detected', '')))}){raced}</div>")
     for text in analysis.violations:
         parts.append(f'<div class="violation">VIOLATION {html.escape(text)}</div>')
     records = [r for r in analysis.records if "t" in r]

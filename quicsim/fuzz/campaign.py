@@ -10,7 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Generator
 
 from .. import interrupt
 from .engine import Finding, check_seed, reproduces, run_program, shrink, signature, write_finding
@@ -33,7 +33,8 @@ class CampaignResult:
         return f"{self.first_seed}..{self.first_seed + self.runs - 1}" if self.runs else "none"
 
 
-def _results(seeds: range, jobs: int, max_ops: int, faults: frozenset[str]) -> Iterator[tuple[int, str | None, int]]:
+def _results(seeds: range, jobs: int, max_ops: int,
+             faults: frozenset[str]) -> Generator[tuple[int, str | None, int], None, None]:
     work = partial(check_seed, max_ops=max_ops, faults=faults)
     if jobs <= 1:
         for seed in seeds:
