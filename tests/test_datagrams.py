@@ -10,7 +10,7 @@ import pytest
 from quicsim import ConnectionEventType, DatagramSendState, Ledger, Settings, Status, events as ev
 from quicsim.pair import open_pair
 
-from .conftest import Recorder
+from .conftest import Recorder, eventually
 
 ON = Settings(datagram_receive_enabled=True)
 FINAL = {DatagramSendState.ACKNOWLEDGED, DatagramSendState.LOST_DISCARDED, DatagramSendState.CANCELED}
@@ -36,8 +36,9 @@ async def test_datagrams_over_a_lossy_link_each_reach_one_final_state():
         pair.client.set_handler(rec)
         for i in range(60):
             assert pair.client.send_datagram(b"d%03d" % i, client_context=i) is Status.PENDING
-            await asyncio.sleep(0.01)
-        await asyncio.sleep(2)
+            await asyncio.sleep(0.01)  # spread over time: some are lost, some acknowledged
+        await eventually(lambda: len(_states(rec)) == 60 and all(seq[-1] in FINAL for seq in _states(rec).values()),
+                         "a final state for each of the 60 datagrams")
         states = _states(rec)
         assert sorted(states) == list(range(60))
         for i, seq in states.items():
@@ -113,9 +114,8 @@ async def test_datagrams_from_another_thread_and_a_handler_that_closes_on_sent()
             pair.client.send_datagram(b"l", client_context=("loop", i))
             if i % 50 == 0:
                 await asyncio.sleep(0)
-        while thread.is_alive():
-            await asyncio.sleep(0.01)
-        await asyncio.sleep(1)
+        await asyncio.get_running_loop().run_in_executor(None, thread.join)
+        await eventually(lambda: pair.ledger.report()["datagrams"] == 600, "600 accepted datagrams")
         report = pair.ledger.report()
         assert report["datagrams"] == 600 and report["violations"] == [] and report["datagram_leaks"] == []
         errors = []
@@ -127,7 +127,7 @@ async def test_datagrams_from_another_thread_and_a_handler_that_closes_on_sent()
                                 and (closed.append(1), c.close()))
         for i in range(3):
             pair.client.send_datagram(b"x", client_context=("close", i))
-        await asyncio.sleep(0.2)
+        await eventually(lambda: bool(closed) and pair.client.shutdown_complete, "the close from the handler")
         assert closed and errors == [] and pair.client.handler_errors == []
         assert pair.ledger.ok, pair.ledger.summary()
     finally:
