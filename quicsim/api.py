@@ -7,16 +7,18 @@ and scenarios; every MsQuic call itself is a plain (non-async) method, as in MsQ
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable
+import os
+from typing import Any, Callable, cast
 
 from aioquic.quic.configuration import QuicConfiguration
 
 from . import certs as _certs
 from . import events as ev
 from .core import ConnectionCore, StreamCore, aioquic_adapter
-from .enums import ConnectionEventType, ConnectionShutdownFlags, StreamEventType
+from .enums import ConnectionEventType, ConnectionShutdownFlags, StreamEventType, StreamOpenFlags
 from .ledger import Ledger
 from .settings import Settings
+from .tls_hints import tls_hint
 from .transport import memory as _memory
 from .transport.udp import ConnectionDriver, open_client, open_server
 
@@ -109,6 +111,12 @@ class Connection(ConnectionCore):
         if self._waiters:
             self._waiters.fire(event)
 
+    def open_stream(self, flags: StreamOpenFlags = StreamOpenFlags.NONE, handler: Callable | None = None,
+                    context: Any = None) -> Stream:
+        """StreamOpen; typed as this module's :class:`Stream` (``stream_class``), the handle
+        with the ``wait_*`` helpers."""
+        return cast(Stream, super().open_stream(flags, handler, context))
+
     async def wait_event(self, event_type: ConnectionEventType | None = None,
                          timeout: float | None = None) -> ev.ConnectionEvent:
         """The next connection event of ``event_type`` (any type when None)."""
@@ -138,7 +146,7 @@ class Connection(ConnectionCore):
         reason = f": {close.reason_phrase} (error 0x{close.error_code:x})" if close else ""
         hint = ""
         if close is not None and 0x100 <= close.error_code <= 0x1FF:
-            hint = " (TLS handshake failed: is the server certificate signed by the CA in ca_file?)"
+            hint = f" (TLS handshake failed: {tls_hint(close.error_code - 0x100, close.reason_phrase)})"
         return f"{self.label}: connection failed{reason}{hint}"
 
     def close(self) -> None:
@@ -199,6 +207,9 @@ async def connect(
     names another. Raises ConnectionError if the handshake fails or times out.
     """
     settings = settings or Settings()
+    if ca_file is not None and not os.path.isfile(ca_file):
+        # aioquic would read it only mid-handshake and then time out: say it now
+        raise FileNotFoundError(f"ca_file {ca_file}: no such file")
     configuration = _quic_configuration(settings, is_client=True, alpn=alpn)
     configuration.quic_logger = quic_logger
     configuration.server_name = server_name

@@ -13,21 +13,24 @@ import json
 import sys
 import tempfile
 from pathlib import Path
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from . import __version__
 from . import certs as _certs
+from . import interrupt
 from .loader import UsageError, load_scenarios
 from .network import NetworkError, NetworkProfile
+from .outpaths import output_dir, output_file
 from .report import print_failures, results_table
 from .runner import RunOptions, run_job, seeds_for
 from .settings import FAULTS, check_faults
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2
+    def error(self, message: str) -> NoReturn:  # one line, exit 2
         raise UsageError(f"{self.prog}: {message}")
 
 
@@ -49,6 +52,7 @@ def _number(kind: type, ok, need: str):
 _fraction = _number(float, lambda v: 0.0 <= v <= 1.0, "a fraction in [0, 1]")
 _non_negative = _number(float, lambda v: v >= 0, ">= 0")
 _positive_int = _number(int, lambda v: v >= 1, ">= 1")
+_seed = _number(int, lambda v: v >= 0, ">= 0")
 
 
 def _fault(text: str) -> str:
@@ -61,7 +65,9 @@ def _fault(text: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="quicsim", description="MsQuic's stream API and SEND_COMPLETE contract, simulated on aioquic.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser.add_argument("--version", action="version", version=f"quicsim {__version__}",
+                        help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     run = sub.add_parser("run", help="run scenario files over a lossy loopback link")
     run.add_argument("paths", nargs="+", metavar="PATH", help="scenario files or folders")
@@ -73,24 +79,27 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--inject", type=_fault, action="append", default=[], metavar="FAULT",
                      help=f"switch a fault on in every client ({', '.join(FAULTS)})")
     run.add_argument("--json", action="store_true", help="one JSON object per run on stdout, nothing else")
-    run.add_argument("--trace", metavar="DIR", help="write a JSON Lines trace of every run into DIR")
-    run.add_argument("--report", metavar="FILE", help="write a self-contained HTML timeline report")
+    run.add_argument("--trace", metavar="DIR",
+                     help="write a JSON Lines trace and two qlog files of every run into DIR")
+    run.add_argument("--report", metavar="FILE", help="write a self-contained HTML timeline report to FILE")
     run.add_argument("--send-buffering", choices=("on", "off"),
                      help="force MsQuic's SendBufferingEnabled on or off on both sides of every scenario")
     run.add_argument("--transport", choices=("udp", "memory"),
                      help="udp: loopback sockets through the relay; memory: in-memory link on virtual time")
 
     demo = sub.add_parser("demo", help="a live loopback demo of the send-after-shutdown race")
-    demo.add_argument("--inject", type=_fault, action="append", default=[], metavar="FAULT")
-    demo.add_argument("--loss", type=_fraction, default=0.05)
-    demo.add_argument("--seed", type=int, default=1)
+    demo.add_argument("--inject", type=_fault, action="append", default=[], metavar="FAULT",
+                      help=f"switch a fault on in the client and watch the ledger catch it ({', '.join(FAULTS)})")
+    demo.add_argument("--loss", type=_fraction, default=0.05, help="loss fraction of the link (default 0.05)")
+    demo.add_argument("--seed", type=int, default=1, help="seed of the link's loss decisions (default 1)")
 
     fuzz = sub.add_parser("fuzz", help="random API programs on the in-memory link, failures shrunk to scenario files")
     fuzz.add_argument("--runs", type=_positive_int, default=200, help="programs to run (seeds SEED..SEED+RUNS-1)")
-    fuzz.add_argument("--seed", type=int, default=0, help="first seed")
+    fuzz.add_argument("--seed", type=_seed, default=0, help="first seed, >= 0 (default 0)")
     fuzz.add_argument("--jobs", type=_positive_int, default=1, help="worker processes")
     fuzz.add_argument("--max-ops", type=_positive_int, default=12, help="API operations per program, at most")
-    fuzz.add_argument("--inject", type=_fault, action="append", default=[], metavar="FAULT")
+    fuzz.add_argument("--inject", type=_fault, action="append", default=[], metavar="FAULT",
+                      help=f"switch a fault on in every program's client ({', '.join(FAULTS)})")
     fuzz.add_argument("--out", default="fuzz-failures", metavar="DIR", help="where repro scenario files go")
     fuzz.add_argument("--time-budget", type=_non_negative, metavar="SECONDS", help="stop starting runs after this")
 
@@ -103,7 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("trace", nargs="+", metavar="TRACE", help="JSON Lines histories (quicsim run --trace DIR)")
 
     certs = sub.add_parser("certs", help="make a new test CA and localhost certificate")
-    certs.add_argument("dir", nargs="?", default="certs")
+    certs.add_argument("dir", nargs="?", default="certs", metavar="DIR",
+                       help="folder for ca.pem, server.pem and server.key (default: certs); "
+                            "point QUICSIM_CERTS at it to use them")
+    certs.add_argument("--force", action="store_true", help="replace certificate files already in DIR")
     return parser
 
 
@@ -119,6 +131,10 @@ def _run(args: argparse.Namespace) -> int:
             NetworkProfile.from_dict({**spec.network, **overrides})
         except NetworkError as exc:
             raise UsageError(f"{spec.file}:{spec.line}: {exc}") from None
+    if args.trace:
+        output_dir(args.trace, "--trace")
+    if args.report:
+        output_file(args.report, "--report")
     trace_dir = args.trace
     scratch = None
     if args.report and not trace_dir:
@@ -136,29 +152,30 @@ def _run(args: argparse.Namespace) -> int:
     show_progress = not args.json and out.is_terminal
 
     def run_all() -> None:
-        if show_progress:
-            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                          TimeElapsedColumn(), console=err, transient=True) as progress:
-                task = progress.add_task("scenarios", total=len(jobs))
-                for spec, seed in jobs:
-                    progress.update(task, description=f"{spec.name} (seed {seed})")
-                    results.append(run_job(spec, seed, options))
-                    progress.advance(task)
-        else:
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=err, transient=True, disable=not show_progress) as progress:
+            task = progress.add_task("scenarios", total=len(jobs))
             for spec, seed in jobs:
+                if interrupt.requested():
+                    return
+                progress.update(task, description=f"{spec.name} (seed {seed})")
                 result = run_job(spec, seed, options)
                 results.append(result)
+                progress.advance(task)
                 if args.json:
                     print(json.dumps(result, default=str), flush=True)
 
     interrupted = False
+    interrupt.install()
     try:
         run_all()
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):  # Ctrl-C: the running scenario was torn down
         interrupted = True
+    finally:  # a Ctrl-C after the last run finished interrupted nothing
+        interrupted = interrupted or (interrupt.requested() and len(results) < len(jobs))
     if not args.json:
         if results:
-            out.print(results_table(results))
+            out.print(results_table(results, out.width))
         extra: list[str] = []
         if args.loss is not None:
             extra += ["--loss", str(args.loss)]
@@ -192,11 +209,24 @@ def _run(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
+    from .ledger import Ledger
 
     console = Console(highlight=False)
     if not console.is_terminal:
         console = Console(highlight=False, width=200)
-    ledger = asyncio.run(run_demo(console, faults=tuple(args.inject), loss=args.loss, seed=args.seed))
+    ledger = Ledger()
+    interrupt.install()
+    try:
+        asyncio.run(interrupt.cancellable(run_demo(console, faults=tuple(args.inject), loss=args.loss,
+                                                   seed=args.seed, ledger=ledger)))
+    except ConnectionError as exc:  # e.g. no handshake through a very lossy link
+        console.print(f"demo: {exc}", markup=False)
+        return 1
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        console.print()
+        console.print("interrupted; the ledger so far:", markup=False)
+        console.print(ledger.summary(), markup=False)
+        return interrupt.EXIT_STATUS
     console.print()
     console.print(ledger.summary(), style="green" if ledger.ok else "bold red", markup=False)
     if args.inject:
@@ -207,6 +237,7 @@ def _demo(args: argparse.Namespace) -> int:
 def _fuzz(args: argparse.Namespace) -> int:
     from .fuzz.campaign import run_campaign
 
+    output_dir(args.out, "--out")
     out = Console(highlight=False)
     if not out.is_terminal:
         out = Console(highlight=False, width=200)
@@ -223,19 +254,19 @@ def _fuzz(args: argparse.Namespace) -> int:
             progress_bar.update(task, completed=result.runs, rate=result.runs / max(result.elapsed, 1e-9),
                                 failures=sum(result.failures.values()))
 
-        try:
-            result = run_campaign(runs=args.runs, seed=args.seed, jobs=args.jobs, max_ops=args.max_ops,
-                                  faults=faults, out_dir=Path(args.out), time_budget=args.time_budget,
-                                  progress=on_progress)
-        except KeyboardInterrupt:
-            return 130
+        interrupt.install()
+        result = run_campaign(runs=args.runs, seed=args.seed, jobs=args.jobs, max_ops=args.max_ops,
+                              faults=faults, out_dir=Path(args.out), time_budget=args.time_budget,
+                              progress=on_progress)
     out.print(f"runs: {result.runs} (seeds {result.seeds}) in {result.elapsed:.1f} s, "
               f"{result.runs / max(result.elapsed, 1e-9):.1f} runs/s; API operations: {result.ops}"
               + (f"; faults: {', '.join(sorted(faults))}" if faults else "")
-              + ("; stopped by --time-budget" if result.stopped_early else ""))
+              + ("; stopped by --time-budget" if result.stopped_early else "")
+              + (f"; interrupted after {result.runs} of {args.runs} runs" if result.interrupted else ""))
+    status = interrupt.EXIT_STATUS if result.interrupted else 1
     if not result.failures:
         out.print("failures: none")
-        return 0
+        return interrupt.EXIT_STATUS if result.interrupted else 0
     out.print(f"failures: {sum(result.failures.values())} "
               f"({', '.join(f'{sig} x{n}' for sig, n in result.failures.most_common())})")
     for finding in result.findings:
@@ -244,13 +275,17 @@ def _fuzz(args: argparse.Namespace) -> int:
                   f"{finding.program.api_op_count()} API operations: {where}"
                   + ("" if finding.reproduced else "  [WARNING: the file did not reproduce it]"), markup=False)
         if finding.path:
-            out.print(f"    reproduce: quicsim run {finding.path} --transport memory", markup=False)
-    return 1
+            # a command to copy: never wrapped, whatever the width
+            out.print(f"    reproduce: quicsim run {finding.path} --transport memory", markup=False,
+                      soft_wrap=True)
+    return status
 
 
 def _explain(args: argparse.Namespace) -> int:
     from .explain import analyze, explain_text, load_trace
 
+    if args.html:
+        output_file(args.html, "--html")
     analysis = analyze(load_trace(args.trace), args.trace)
     print(explain_text(analysis, args.send))
     if args.html:
@@ -262,14 +297,24 @@ def _explain(args: argparse.Namespace) -> int:
 
 
 def _make_certs(args: argparse.Namespace) -> int:
-    paths = _certs.generate(Path(args.dir))
+    folder = output_dir(args.dir, "certs")
+    if not args.force:
+        planned = _certs.paths_in(folder)
+        existing = [p for p in (planned.ca, planned.cert, planned.key) if p.exists()]
+        if existing:
+            raise UsageError(f"certs {args.dir}: {existing[0]} exists; --force replaces it")
+    paths = _certs.generate(folder)
     print(f"wrote {paths.ca}, {paths.cert}, {paths.key}")
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.command is None:  # bare `quicsim`: what it can do
+            parser.print_help()
+            return 0
         if args.command == "run":
             return _run(args)
         if args.command == "demo":
@@ -289,6 +334,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:  # output piped into head & co.
         return 0
+    finally:
+        interrupt.uninstall()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,6 +7,7 @@ import asyncio
 import enum
 import time
 from dataclasses import MISSING, fields, is_dataclass
+from typing import Any
 
 from rich.console import Console
 from rich.text import Text
@@ -55,12 +56,12 @@ class EventPrinter(Observer):
         self.console.print(t)
 
     def api_call(self, conn, stream, name, status, args) -> None:
-        shown = {k: (v.name if isinstance(v, enum.Flag) else v) for k, v in args.items()
-                 if v is not None and k != "reason"}
+        shown: dict[str, Any] = {k: (v.name if isinstance(v, enum.Flag) else v) for k, v in args.items()
+                                 if v is not None and k != "reason"}
         if "flags" in shown and name == "send":
-            shown["flags"] = SendFlags(shown["flags"]).name or "NONE"
+            shown["flags"] = SendFlags(int(shown["flags"])).name or "NONE"
         elif "flags" in shown and name == "shutdown":
-            shown["flags"] = StreamShutdownFlags(shown["flags"]).name
+            shown["flags"] = StreamShutdownFlags(int(shown["flags"])).name
         status_text = f" -> {status.name}" if isinstance(status, Status) else ""
         detail = " ".join(f"{k}={v!r}" for k, v in shown.items()) + status_text
         self._line(conn, stream, f"call {name}", detail, "dim" if status is None or not status.failed else "yellow")
@@ -78,8 +79,9 @@ class EventPrinter(Observer):
         self._line(conn, stream, f"FAULT {fault}", what, "bold red")
 
 
-async def run_demo(console: Console, *, faults: tuple[str, ...] = (), loss: float = 0.05, seed: int = 1) -> Ledger:
-    ledger = Ledger()
+async def run_demo(console: Console, *, faults: tuple[str, ...] = (), loss: float = 0.05, seed: int = 1,
+                   ledger: Ledger | None = None) -> Ledger:
+    ledger = ledger if ledger is not None else Ledger()
     printer = EventPrinter(console)
     loop = asyncio.get_running_loop()
     listener = await api.listen(ledger=ledger, observers=(printer,))
@@ -87,8 +89,13 @@ async def run_demo(console: Console, *, faults: tuple[str, ...] = (), loss: floa
     relay = await Relay(("127.0.0.1", listener.port), network).start()
     console.print(f"server on 127.0.0.1:{listener.port}, client through a relay on 127.0.0.1:{relay.port} "
                   f"({loss:.0%} loss, 5 ms delay, seed {seed})" + (f", faults: {', '.join(faults)}" if faults else ""))
-    client = await api.connect("127.0.0.1", relay.port, settings=Settings(faults=faults), ledger=ledger,
-                               observers=(printer,))
+    try:
+        client = await api.connect("127.0.0.1", relay.port, settings=Settings(faults=frozenset(faults)),
+                                   ledger=ledger, observers=(printer,))
+    except BaseException:
+        listener.close()
+        relay.close()
+        raise
     try:
         stream = client.open_stream()
         stream.start()

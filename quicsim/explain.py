@@ -48,6 +48,19 @@ class Analysis:
     leaks: list[SendLife]
     violations: list[str]
     errors: list[str]
+    #: what the run was expected to show ("ok", "leak", "violation") and whether it met that:
+    #: from the runner's verdict record, absent from traces of other code (then "ok", None)
+    expect: str = "ok"
+    passed: bool | None = None
+
+    @property
+    def verdict(self) -> str:
+        """The run's outcome in the words of ``quicsim run``'s table."""
+        if self.passed is None:
+            return "ok" if not self.leaks and not self.violations else "FAILED"
+        if not self.passed:
+            return "FAILED"
+        return "pass" if self.expect == "ok" else f"expected {self.expect} caught"
 
     def summary(self) -> dict:
         accepted = [s for s in self.sends if s.status == "PENDING"]
@@ -104,14 +117,14 @@ def analyze(records: list[dict], path: str = "") -> Analysis:
                             r["t"], index)
             sends[life.key] = life
         elif kind == "queued" and name == "send":
-            life = sends.get(f"{r['conn']}:{r['send_id']}")
-            if life is not None:
-                life.queued_t, life.range = r["t"], r["range"]
-                life.stream_id = r.get("stream_id", life.stream_id)
+            queued = sends.get(f"{r['conn']}:{r['send_id']}")
+            if queued is not None:
+                queued.queued_t, queued.range = r["t"], r["range"]
+                queued.stream_id = r.get("stream_id", queued.stream_id)
         elif kind == "event" and name == "SEND_COMPLETE":
-            life = sends.get(f"{r['conn']}:{r.get('send_id')}")
-            if life is not None:
-                life.complete_t, life.canceled = r["t"], r.get("canceled")
+            completed = sends.get(f"{r['conn']}:{r.get('send_id')}")
+            if completed is not None:
+                completed.complete_t, completed.canceled = r["t"], r.get("canceled")
         if r.get("stream_id") is not None and "stream_handle" in r and "conn" in r:
             stream_ids[(r["conn"], r["stream_handle"])] = r["stream_id"]
     for life in sends.values():
@@ -120,10 +133,10 @@ def analyze(records: list[dict], path: str = "") -> Analysis:
     leaks = []
     for r in records:
         if r["kind"] == "leak":
-            life = sends.get(f"{r['connection']}:{r['send_id']}")
-            if life is not None:
-                life.leak = r
-                leaks.append(life)
+            leaked = sends.get(f"{r['connection']}:{r['send_id']}")
+            if leaked is not None:
+                leaked.leak = r
+                leaks.append(leaked)
     for life in leaks:
         indices = by_stream.get((life.conn, life.stream_handle), [])
         nearby = [records[i] for i in indices if i != life.accepted_index]
@@ -140,7 +153,10 @@ def analyze(records: list[dict], path: str = "") -> Analysis:
         life.context.sort(key=lambda r: r["t"])
     violations = [r.get("text", "") for r in records if r["kind"] == "violation"]
     errors = [r.get("text", "") for r in records if r["kind"] == "error"]
-    return Analysis(path, records, list(sends.values()), leaks, violations, errors)
+    verdict = next((r for r in records if r["kind"] == "verdict"), None)
+    return Analysis(path, records, list(sends.values()), leaks, violations, errors,
+                    expect=verdict.get("expect", "ok") if verdict else "ok",
+                    passed=verdict.get("passed") if verdict else None)
 
 
 def describe(r: dict) -> str:
@@ -158,7 +174,7 @@ def _life_lines(life: SendLife) -> list[str]:
     if life.status != "PENDING":
         lines.append("  rejected: no SEND_COMPLETE is owed")
         return lines
-    if life.queued_t is not None:
+    if life.queued_t is not None and life.range is not None:
         lines.append(f"  queued    t={life.queued_t:.6f} bytes [{life.range[0]}, {life.range[1]}) handed to the transport")
     if life.complete_t is not None:
         lines.append(f"  complete  t={life.complete_t:.6f} SEND_COMPLETE canceled={life.canceled}")

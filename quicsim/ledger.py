@@ -302,13 +302,14 @@ class Ledger(Observer):
             self.canceled += 1
         send, problem, older = record.book.complete(canceled, event.client_context)
         if problem is None:
+            assert send is not None
             self._pending -= 1
             if not canceled:
                 self._witness(record, send)
             return
         where = self._where(record)
         context = event.client_context
-        if problem == "duplicate":
+        if problem == "duplicate" and send is not None:
             self.violations.append(f"{where}: duplicate SEND_COMPLETE for send {send.label()}")
             return
         if problem == "rejected":
@@ -317,6 +318,7 @@ class Ledger(Observer):
         if problem == "unknown":
             self.violations.append(f"{where}: SEND_COMPLETE for an unknown send (client_context={context!r})")
             return
+        assert send is not None  # only "rejected" and "unknown" come without a send
         self._pending -= 1
         if problem == "context":
             self.violations.append(f"{where}: SEND_COMPLETE carries client_context={context!r}, "

@@ -77,14 +77,14 @@ class Pair:
 async def open_pair(
     *,
     transport: str = "udp",
-    network: dict | Network | None = None,
+    network: dict[str, Any] | Network | None = None,
     seed: int = 1,
     client_settings: Settings | None = None,
     server_settings: Settings | None = None,
     ledger: Ledger | None = None,
-    server_handler: Callable | None = None,
-    client_handler: Callable | None = None,
-    observers: tuple = (),
+    server_handler: Callable[..., Any] | None = None,
+    client_handler: Callable[..., Any] | None = None,
+    observers: tuple[Any, ...] = (),
     accept_timeout: float = 10.0,
     qlog: Any = None,
 ) -> Pair:

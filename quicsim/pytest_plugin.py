@@ -10,17 +10,20 @@ import asyncio
 import functools
 import inspect
 import re
+import traceback
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+pytest_asyncio: Any
 try:
     import pytest_asyncio
 except ImportError:  # pragma: no cover - the fixtures need it; scenario files do not
     pytest_asyncio = None
 
+from .held import Buffers
 from .ledger import Ledger
 from .liveness import LIVENESS_SECONDS, VIRTUAL_LIVENESS_SECONDS, liveness_phase
 from .loader import UsageError, load_scenarios
@@ -34,6 +37,7 @@ from .trace import Tracer
 _LEDGER_FAILED = pytest.StashKey[str]()
 _JUDGED = pytest.StashKey[bool]()
 _TRACE = pytest.StashKey[Tracer]()
+_EXPECTATIONS = frozenset({"ok", "leak", "violation", "handler_error"})
 _MARKER_KEYS = {"loss", "delay_ms", "seed", "transport", "settings", "client_settings", "server_settings",
                 "faults", "expect", "network"}
 
@@ -51,7 +55,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "quicsim(loss=, delay_ms=, seed=, transport='udp', settings=, faults=, network=, expect='ok'): "
-        "configure the quicsim_pair fixture for one test; expect='leak' passes only if a send leaked",
+        "configure the quicsim_pair fixture for one test; expect='leak' passes only if a send leaked, "
+        "expect='handler_error' only if an event handler raised (both: expect=('leak', 'handler_error'))",
     )
     loss = config.getoption("--quicsim-loss")
     if loss is not None and not 0.0 <= loss <= 1.0:
@@ -70,7 +75,7 @@ class QuicsimConfig:
     transport: str
     client_settings: Settings
     server_settings: Settings
-    expect: str
+    expect: frozenset[str]
 
 
 def _config(request: pytest.FixtureRequest) -> QuicsimConfig:
@@ -101,9 +106,11 @@ def _config(request: pytest.FixtureRequest) -> QuicsimConfig:
         raise pytest.UsageError(f"@pytest.mark.quicsim: transport must be one of {', '.join(TRANSPORTS)}, "
                                 f"got {transport!r}")
     expect = kw.get("expect", "ok")
-    if expect not in ("ok", "leak", "violation"):
-        raise pytest.UsageError(f"@pytest.mark.quicsim: expect must be ok, leak or violation, got {expect!r}")
-    return QuicsimConfig(network, seed, transport, client, server, expect)
+    outcomes = frozenset([expect] if isinstance(expect, str) else expect)
+    if not outcomes or not outcomes <= _EXPECTATIONS:
+        raise pytest.UsageError("@pytest.mark.quicsim: expect must be ok, leak, violation or handler_error "
+                                f"(or a tuple of them), got {expect!r}")
+    return QuicsimConfig(network, seed, transport, client, server, outcomes)
 
 
 @pytest.fixture
@@ -119,7 +126,7 @@ def quicsim_ledger(request: pytest.FixtureRequest, quicsim_config: QuicsimConfig
     item = request.node
     if _JUDGED in item.stash or getattr(item, "_quicsim_call_failed", False):
         return  # judged at the end of the test body already, or the body itself failed
-    failure = _verdict(ledger, quicsim_config.expect)
+    failure = _verdict(ledger, quicsim_config.expect, _handler_errors(getattr(item, "funcargs", {})))
     if failure:
         item.stash[_LEDGER_FAILED] = failure
         pytest.fail(failure, pytrace=False)
@@ -145,7 +152,7 @@ def pytest_runtest_call(item: pytest.Item):
                                  VIRTUAL_LIVENESS_SECONDS if pair.transport == "memory" else LIVENESS_SECONDS)
             await pair.shutdown()
         item.stash[_JUDGED] = True
-        failure = _verdict(funcargs["quicsim_ledger"], funcargs["quicsim_config"].expect)
+        failure = _verdict(funcargs["quicsim_ledger"], funcargs["quicsim_config"].expect, _handler_errors(funcargs))
         if failure:
             pytest.fail(failure, pytrace=False)
 
@@ -156,25 +163,62 @@ def pytest_runtest_call(item: pytest.Item):
         item.obj = original  # type: ignore[attr-defined]
 
 
-def _verdict(ledger: Ledger, expect: str) -> str | None:
-    if expect == "ok" and not ledger.ok:
-        return "quicsim ledger: sends leaked or contract violated\n" + ledger.summary()
-    if expect == "leak" and not ledger.leaks:
-        return "quicsim ledger: expected a leaked send (expect='leak'), none was seen\n" + ledger.summary()
-    if expect == "violation" and not ledger.violations:
-        return "quicsim ledger: expected a violation (expect='violation'), none was seen\n" + ledger.summary()
-    return None
+def _handler_errors(funcargs: dict) -> list[tuple[str, BaseException]]:
+    """Exceptions raised by event handlers of the test's pair: quicsim keeps running (as
+    MsQuic's worker must), so the test is where they surface."""
+    pair = funcargs.get("quicsim_pair")
+    if pair is None:
+        return []
+    conns = [pair.client, pair.server, *pair.listener.connections]
+    seen: set[int] = set()
+    out = []
+    for conn in conns:
+        if conn is None or id(conn) in seen:
+            continue
+        seen.add(id(conn))
+        out += [(conn.label, exc) for exc in conn.handler_errors]
+    return out
+
+
+def _verdict(ledger: Ledger, expect: frozenset[str], handler_errors: list[tuple[str, BaseException]]) -> str | None:
+    problems = []
+    if "leak" in expect and not ledger.leaks:
+        problems.append("expected a leaked send (expect='leak'), none was seen")
+    if "violation" in expect and not ledger.violations:
+        problems.append("expected a violation (expect='violation'), none was seen")
+    if not expect & {"leak", "violation"} and not ledger.ok:
+        problems.append("sends leaked or contract violated")
+    if "handler_error" in expect:
+        if not handler_errors:
+            problems.append("expected an event handler to raise (expect='handler_error'), none did")
+    elif handler_errors:
+        problems.append(f"{len(handler_errors)} exception(s) raised in event handlers "
+                        "(expect='handler_error' allows it)")
+    if not problems:
+        return None
+    text = "quicsim: " + "; ".join(problems) + "\n" + ledger.summary()
+    if "handler_error" not in expect:
+        for label, exc in handler_errors[:5]:
+            text += f"\n--- {label}: event handler raised\n" + "".join(traceback.format_exception(exc)).rstrip()
+    return text
 
 
 @pytest.fixture
-def _quicsim_observers(request: pytest.FixtureRequest) -> tuple:
+def quicsim_buffers() -> Buffers:
+    """Which ``client_context``s of the pair's sends are still held (no SEND_COMPLETE yet)
+    and which completed: compare with your own buffer table (``assert_matches(table)``)."""
+    return Buffers()
+
+
+@pytest.fixture
+def _quicsim_observers(request: pytest.FixtureRequest, quicsim_buffers: Buffers) -> tuple:
     trace_dir = request.config.getoption("--quicsim-trace")
     if not trace_dir:
-        return ()
+        return (quicsim_buffers,)
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid)
     tracer = Tracer(Path(trace_dir) / f"{name}.jsonl")
     request.node.stash[_TRACE] = tracer
-    return (tracer,)
+    return (quicsim_buffers, tracer)
 
 
 def _async_fixture(fn):
@@ -295,7 +339,7 @@ class ScenarioItem(pytest.Item):
             lines += [f"VIOLATION {v}" for v in result["violations"]]
             raise ScenarioFailed("\n".join(lines))
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, ScenarioFailed):
             return str(excinfo.value)
         return super().repr_failure(excinfo)

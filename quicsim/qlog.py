@@ -1,7 +1,9 @@
 """qlog: one JSON-SEQ file (qlog 0.3, the form qvis reads) per connection, holding
 aioquic's own transport and recovery events plus quicsim's: stream data moved from the
-application to the transport at each send, each SEND_COMPLETE, each shutdown, and
-``simulation`` markers when the network changes. Times come from the loop's clock
+application to the transport at each send, each SEND_COMPLETE, each shutdown,
+``simulation`` markers when the network changes, and quicsim's findings (``quicsim:fault``
+when an injected fault fires, ``quicsim:leak``, ``quicsim:violation``,
+``quicsim:stalled_send``, ``quicsim:error``) so the bug is on qvis's timeline. Times come from the loop's clock
 (virtual on the memory transport), not the wall clock aioquic would use."""
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class QlogWriter(QuicLogger, Observer):
         self._clock = clock
         self._start = clock()
         self._by_key: dict[tuple[bool, bytes], _Trace] = {}
+        self._by_label: dict[str, _Trace] = {}  # connection label -> its trace, for findings
         self.paths: list[Path] = []
 
     # -- aioquic's side
@@ -56,7 +59,10 @@ class QlogWriter(QuicLogger, Observer):
 
     # -- quicsim's side
     def _trace(self, conn: Any) -> _Trace | None:
-        return self._by_key.get((conn.is_client, conn.quic.original_destination_connection_id))
+        trace = self._by_key.get((conn.is_client, conn.quic.original_destination_connection_id))
+        if trace is not None:
+            self._by_label.setdefault(conn.label, trace)
+        return trace
 
     def _log(self, conn: Any, name: str, data: dict) -> None:
         trace = self._trace(conn)
@@ -87,6 +93,21 @@ class QlogWriter(QuicLogger, Observer):
     def connection_event(self, conn, event) -> None:
         self._log(conn, "quicsim:connection_event", {"event": event.type.name, **event_fields(event)})
 
+    def fault_hit(self, conn, stream, fault, what) -> None:
+        data = {"fault": fault, "what": what}
+        if stream is not None:
+            data["stream_id"] = stream.id
+        self._log(conn, "quicsim:fault", data)
+
+    def finding(self, kind: str, detail: dict) -> None:
+        """A finding at the end of a run (``leak``, ``violation``, ``stalled_send``, ``error``):
+        logged now as ``quicsim:<kind>`` in the trace of the connection it names, or in
+        every trace when it names none."""
+        trace = self._by_label.get(str(detail.get("connection", "")))
+        data = {k: v for k, v in detail.items() if v is not None}
+        for target in [trace] if trace is not None else list(self._traces):
+            target.log_event(category="quicsim", event=kind, data=data)
+
     def network(self, kind: str, data: dict) -> None:
         """A ``Network`` listener: changes become ``simulation:marker`` in every trace."""
         if kind != "network_change":
@@ -99,7 +120,7 @@ class QlogWriter(QuicLogger, Observer):
         """Write one JSON-SEQ file per connection; returns their paths."""
         self.directory.mkdir(parents=True, exist_ok=True)
         counts: dict[str, int] = {}
-        for trace in self._traces:
+        for trace in [t for t in self._traces if isinstance(t, _Trace)]:
             side = "client" if trace.is_client else "server"
             counts[side] = counts.get(side, 0) + 1
             suffix = "" if counts[side] == 1 else f"-{counts[side]}"

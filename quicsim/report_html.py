@@ -16,6 +16,9 @@ h1{font-size:20px;margin:0 0 8px} h2{font-size:16px;margin:24px 0 6px}
 .summary{display:flex;gap:18px;flex-wrap:wrap;margin:6px 0}
 .summary span{background:#fff;border:1px solid #ddd;border-radius:4px;padding:3px 8px}
 .summary .bad{background:#fde8e8;border-color:#e53935;color:#b71c1c;font-weight:600}
+.summary .expected{background:#fff8e1;border-color:#f9a825;color:#8d6e00}
+.summary .good{background:#e8f5e9;border-color:#43a047;color:#1b5e20}
+.leak.expected{background:#fff8e1;border-left-color:#f9a825} .leak.expected b{color:#8d6e00}
 .leak{background:#fde8e8;border-left:4px solid #e53935;padding:6px 10px;margin:6px 0;font-family:monospace}
 .leak b{color:#b71c1c}
 .violation{background:#fff3e0;border-left:4px solid #fb8c00;padding:6px 10px;margin:4px 0;font-family:monospace}
@@ -32,8 +35,10 @@ h1{font-size:20px;margin:0 0 8px} h2{font-size:16px;margin:24px 0 6px}
 .m.shutdown{background:#8e24aa;width:4px;height:18px;top:2px}
 .m.drop{background:#757575;width:2px}
 .m.fault{background:#000;width:6px}
-.m.leakmark{background:#e53935;width:auto;height:16px;top:3px;padding:0 4px;color:#fff;font-size:11px;
- white-space:nowrap;opacity:1;z-index:2}
+.lane.tall{height:40px}
+.m.leakmark{background:#e53935;width:auto;height:14px;top:21px;margin-left:0;padding:0 4px;color:#fff;
+ font-size:10px;line-height:14px;white-space:nowrap;opacity:1;z-index:2;border-top-left-radius:0}
+.m.leakmark.expected{background:#f9a825;color:#222}
 .axis{margin-left:190px;min-width:900px;position:relative;height:16px;font-size:10px;color:#888}
 .axis span{position:absolute}
 #tip{position:fixed;display:none;background:#263238;color:#fff;padding:6px 8px;border-radius:4px;
@@ -88,28 +93,45 @@ def _lane_key(r: dict) -> str | None:
     return f"{r['conn']} stream {r['stream_handle']}"
 
 
+def _expected(analysis: Analysis, what: str) -> bool:
+    """The run was meant to show ``what`` ("leak" / "violation") and did: not a failure."""
+    return analysis.expect == what and analysis.passed is True
+
+
+def _count(label: str, n: int, expected: bool) -> str:
+    if not n:
+        return f"<span>{label}: 0</span>"
+    if expected:
+        return f'<span class="expected">{label}: {n} (expected)</span>'
+    return f'<span class="bad">{label}: {n}</span>'
+
+
 def _run_section(analysis: Analysis, index: int) -> str:
     s = analysis.summary()
     parts = [f"<h2>{html.escape(Path(analysis.path).name if analysis.path.endswith('.jsonl') else analysis.path or f'run {index}')}</h2>"]
-    bad = ' class="bad"'
+    leak_expected = _expected(analysis, "leak")
+    verdict = analysis.verdict
     parts.append('<div class="summary">'
                  f"<span>sends accepted: {s['sends']}</span>"
                  f"<span>completions: {s['completions']} ({s['acked']} acked / {s['canceled']} canceled)</span>"
                  f"<span>rejected: {s['rejected']}</span>"
-                 f"<span{bad if s['leaks'] else ''}>leaks: {s['leaks']}</span>"
-                 f"<span{bad if s['violations'] else ''}>violations: {s['violations']}</span>"
-                 f"<span>ledger: {'ok' if not s['leaks'] and not s['violations'] else 'FAILED'}</span></div>")
+                 + _count("leaks", s["leaks"], leak_expected)
+                 + _count("violations", s["violations"], _expected(analysis, "violation"))
+                 + f'<span class="verdict {"bad" if verdict == "FAILED" else "good"}">result: {html.escape(verdict)}'
+                 "</span></div>")
+    leak_class = "leak expected" if leak_expected else "leak"
+    leak_word = "EXPECTED LEAK" if leak_expected else "LEAK"
     for life in analysis.leaks:
         raced = ""
         if life.raced_with is not None:
             r = life.raced_with
             raced = (f"; raced with {html.escape(r['name'])}({html.escape(str(r.get('flags', '')))}) "
                      f"at t={r['t']:.6f}")
-        parts.append(f'<div class="leak" data-client-context="{html.escape(life.client_context)}">'
-                     f"<b>LEAK</b> send {life.send_id} client_context=<b>{html.escape(life.client_context)}</b> "
+        parts.append(f'<div class="{leak_class}" data-client-context="{html.escape(life.client_context)}">'
+                     f"<b>{leak_word}</b> send {life.send_id} client_context=<b>{html.escape(life.client_context)}</b> "
                      f"on {html.escape(life.conn)} stream {html.escape(life.stream_name)} "
                      f"({life.bytes} bytes) accepted at t={life.accepted_t:.6f}, never completed "
-                     f"({html.escape(str(life.leak.get('detected', '')))}){raced}</div>")
+                     f"({html.escape(str((life.leak or {}).get('detected', '')))}){raced}</div>")
     for text in analysis.violations:
         parts.append(f'<div class="violation">VIOLATION {html.escape(text)}</div>')
     records = [r for r in analysis.records if "t" in r]
@@ -130,12 +152,17 @@ def _run_section(analysis: Analysis, index: int) -> str:
         info = html.escape(describe(r), quote=True)
         lanes.setdefault(lane, []).append(f'<div class="m {cls}" style="left:{left:.3f}%" data-info="{info}" '
                                           f'title="{info}"></div>')
+    tall: set[str] = set()
     for life in analysis.leaks:
         lane = f"{life.conn} stream {life.stream_handle}"
+        tall.add(lane)
         left = (life.accepted_t - t0) / span * 100
+        # drawn below the lane's marks, starting at the send: it must not hide the race it explains
         lanes.setdefault(lane, []).append(
-            f'<div class="m leakmark" style="left:{left:.3f}%" data-client-context="{html.escape(life.client_context)}"'
-            f' data-info="LEAKED send {life.send_id} {html.escape(life.client_context)}">'
+            f'<div class="m leakmark{" expected" if leak_expected else ""}" style="left:{left:.3f}%" '
+            f'data-client-context="{html.escape(life.client_context)}"'
+            f' data-info="{"EXPECTED " if leak_expected else ""}LEAKED send {life.send_id} '
+            f'{html.escape(life.client_context)}">'
             f"LEAK {html.escape(life.client_context)}</div>")
     stream_names = {}
     for r in records:
@@ -147,13 +174,14 @@ def _run_section(analysis: Analysis, index: int) -> str:
                  '<span><i style="background:#fb8c00"></i>canceled</span>'
                  '<span><i style="background:#8e24aa"></i>shutdown</span>'
                  '<span><i style="background:#757575"></i>datagram dropped/delayed</span>'
-                 '<span><i style="background:#e53935"></i>leak</span></div>')
+                 '<span><i style="background:#e53935"></i>leak</span>'
+                 '<span><i style="background:#f9a825"></i>expected leak</span></div>')
     parts.append('<div class="lanes">')
     ticks = "".join(f'<span style="left:{p}%">{t0 + span * p / 100:.3f}s</span>' for p in (0, 25, 50, 75, 95))
     parts.append(f'<div class="axis">{ticks}</div>')
     for lane in sorted(lanes, key=lambda k: (k.startswith("network"), k)):
         label = stream_names.get(lane, lane)
-        parts.append(f'<div class="lane"><span class="name" title="{html.escape(label)}">{html.escape(label)}</span>'
+        parts.append(f'<div class="lane{" tall" if lane in tall else ""}"><span class="name" title="{html.escape(label)}">{html.escape(label)}</span>'
                      + "".join(lanes[lane]) + "</div>")
     parts.append("</div>")
     if count >= MAX_MARKERS:
@@ -163,15 +191,27 @@ def _run_section(analysis: Analysis, index: int) -> str:
 
 def render_report(analyses: list[Analysis], title: str = "quicsim report") -> str:
     total = {"leaks": 0, "violations": 0, "sends": 0, "completions": 0}
+    unexpected = {"leaks": 0, "violations": 0}
     for a in analyses:
         s = a.summary()
         for key in total:
             total[key] += s[key]
-    bad = ' class="bad"'
+        unexpected["leaks"] += 0 if _expected(a, "leak") else s["leaks"]
+        unexpected["violations"] += 0 if _expected(a, "violation") else s["violations"]
+    failed = sum(1 for a in analyses if a.verdict == "FAILED")
+
+    def count(key: str) -> str:
+        n, bad = total[key], unexpected[key]
+        if not n:
+            return f"<span>{key}: 0</span>"
+        if not bad:
+            return f'<span class="expected">{key}: {n} (all expected)</span>'
+        return f'<span class="bad">{key}: {n} ({bad} not expected)</span>'
+
     head = (f'<h1>{html.escape(title)}</h1><div class="summary"><span>runs: {len(analyses)}</span>'
+            f'<span class="{"bad" if failed else "good"}">failed: {failed}</span>'
             f"<span>sends: {total['sends']}</span><span>completions: {total['completions']}</span>"
-            f"<span{bad if total['leaks'] else ''}>leaks: {total['leaks']}</span>"
-            f"<span{bad if total['violations'] else ''}>violations: {total['violations']}</span></div>")
+            + count("leaks") + count("violations") + "</div>")
     body = head + "".join(_run_section(a, i) for i, a in enumerate(analyses, 1))
     data = json.dumps({"runs": len(analyses), **total})
     return ("<!doctype html><html><head><meta charset=\"utf-8\"><title>" + html.escape(title) + "</title>"

@@ -10,6 +10,7 @@ import traceback
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from . import interrupt
 from .ledger import Ledger
 from .liveness import LIVENESS_SECONDS, VIRTUAL_LIVENESS_SECONDS, liveness_phase
 from .network import Network, NetworkProfile
@@ -19,6 +20,10 @@ from .scenario_spec import ScenarioContext, ScenarioSpec
 from .settings import check_faults
 from .trace import Tracer
 from .transport.virtual_loop import run_virtual
+
+#: How long, at most, the runner lets streams left open by a scenario body finish on
+#: their own before it shuts the connections down (what was still open goes in the row).
+SETTLE_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -90,9 +95,10 @@ def run_job(spec: ScenarioSpec, seed: int, options: RunOptions | None = None) ->
     """Run one scenario run on a fresh event loop: a virtual-time one for the memory
     transport, so the run is deterministic and idle time is free."""
     options = options or RunOptions()
+    run = interrupt.cancellable(run_scenario(spec, seed, options))  # Ctrl-C cancels it cleanly
     if transport_for(spec, options) == "memory":
-        return run_virtual(run_scenario(spec, seed, options))
-    return asyncio.run(run_scenario(spec, seed, options))
+        return run_virtual(run)
+    return asyncio.run(run)
 
 
 async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None = None) -> dict:
@@ -122,6 +128,7 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
         observers = (tracer,)
     pair: Pair | None = None
     error: str | None = None
+    unsettled: str | None = None
     context: ScenarioContext | None = None
     try:
         pair = await open_pair(transport=transport, network=network, seed=seed, client_settings=client_settings,
@@ -138,10 +145,13 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
             error = f"timed out after {spec.timeout:g} s in the scenario body" + (f"; {pending}" if pending else "")
         except Exception as exc:
             error = _error_text(exc, spec)
-        if error is None:
+        if error is None:  # a body that failed is judged at once: nothing to wait for
+            # Liveness first (heal the network, give every send a deadline, report what is
+            # still pending as stalled), then a bounded settle before the teardown.
             await liveness_phase(ledger, network,
                                  VIRTUAL_LIVENESS_SECONDS if transport == "memory" else LIVENESS_SECONDS)
-        await _settle(conns, deadline)
+            await _settle(conns, min(deadline, loop.time() + SETTLE_SECONDS))
+            unsettled = _pending_text(ledger, conns) or None
     except asyncio.TimeoutError as exc:
         error = error or f"TimeoutError: {exc}"
     except (ConnectionError, OSError) as exc:
@@ -168,19 +178,29 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
             tracer.finding("leak", leak)
         for violation in report["violations"]:
             tracer.finding("violation", {"text": violation})
-        for stalled in report["stalled"]:
-            tracer.finding("stalled", stalled)
-        if error:
-            tracer.finding("error", {"text": error})
-        tracer.close()
-    if qlog is not None:
-        qlog.flush()
+        for send in report["stalled"]:
+            tracer.finding("stalled", send)
     if spec.expect == "ok":
         passed = error is None and report["ok"]
     elif spec.expect == "leak":
         passed = error is None and bool(report["leaks"])
     else:
         passed = error is None and bool(report["violations"])
+    if tracer is not None:
+        if error:
+            tracer.finding("error", {"text": error})
+        tracer.finding("verdict", {"expect": spec.expect, "passed": passed})  # read by explain and the report
+        tracer.close()
+    if qlog is not None:  # the findings go on qvis's timeline too
+        for leak in report["leaks"]:
+            qlog.finding("leak", leak)
+        for violation in report["violations"]:
+            qlog.finding("violation", {"text": violation})
+        for send in report["stalled"]:
+            qlog.finding("stalled_send", send)
+        if error:
+            qlog.finding("error", {"text": error})
+        qlog.flush()
     return {
         "scenario": spec.name,
         "file": spec.file,
@@ -188,6 +208,7 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
         "expect": spec.expect,
         "passed": passed,
         "error": error,
+        "unsettled": unsettled,
         **report,
         "network": network_spec,
         "faults": sorted(client_settings.faults),

@@ -25,14 +25,14 @@ class ScenarioSpec:
 
     fn: Callable[["ScenarioContext"], Awaitable[Any]]
     name: str
-    network: dict = field(default_factory=dict)
+    network: dict[str, Any] = field(default_factory=dict)
     timeout: float = 20.0
     seed: int = 1
     client_settings: Settings = field(default_factory=Settings)
     server_settings: Settings = field(default_factory=Settings)
     repeat: int = 1
     expect: str = "ok"
-    server: Callable | None = None
+    server: Callable[..., Any] | None = None
     transport: str = "udp"
     file: str = ""
     line: int = 0
@@ -59,15 +59,15 @@ def _settings_pair(settings: Any) -> tuple[Settings, Settings]:
 
 
 def scenario(
-    fn: Callable | None = None,
+    fn: Callable[..., Any] | None = None,
     *,
-    network: dict | None = None,
+    network: dict[str, Any] | None = None,
     timeout: float = 20.0,
     seed: int = 1,
     settings: Any = None,
     repeat: int = 1,
     expect: str = "ok",
-    server: Callable | None = None,
+    server: Callable[..., Any] | None = None,
     transport: str = "udp",
 ) -> Any:
     """Mark ``async def fn(ctx)`` as a scenario.
@@ -82,7 +82,7 @@ def scenario(
     the relay) or ``"memory"`` (in-memory link on a virtual clock: deterministic).
     """
 
-    def decorate(func: Callable) -> Callable:
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
         if not inspect.iscoroutinefunction(func):
             raise TypeError(f"@scenario needs an async function, got {func!r}")
         if expect not in EXPECTATIONS:
@@ -141,7 +141,7 @@ class ScenarioContext:
                 raise asyncio.TimeoutError(f"timed out after {timeout} s waiting for {what}")
             await asyncio.sleep(0.005)
 
-    async def wait_all_shutdown_complete(self, streams: list, timeout: float = 10.0) -> None:
+    async def wait_all_shutdown_complete(self, streams: list[Any], timeout: float = 10.0) -> None:
         """Wait until every stream in ``streams`` delivered SHUTDOWN_COMPLETE."""
         await asyncio.wait_for(asyncio.gather(*(s.wait_shutdown_complete() for s in streams)), timeout)
 

@@ -184,6 +184,7 @@ class SendBook:
     def _overtaken(self, send: Send, canceled: bool) -> Send | None:
         """The older pending send that ``send`` may not overtake, or None."""
         run = send.run
+        assert run is not None  # every accepted send belongs to a run
         while run[0].done:
             run.popleft()
         if run[0] is not send:
@@ -200,6 +201,7 @@ class SendBook:
         were accepted but not yet applied: they become a run of their own (once)."""
         self.inline_split = False  # the INLINE case splits once; concurrent calls may split each run
         run = send.run
+        assert run is not None
         tail: deque[Send] = deque()
         while run[-1] is not send:
             tail.appendleft(run.pop())

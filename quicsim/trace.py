@@ -40,7 +40,7 @@ _json_str = json.encoder.encode_basestring_ascii  # the C string encoder json.du
 
 def _plain(value: Any) -> Any:
     if isinstance(value, enum.Enum):
-        return value.name or str(int(value))
+        return value.name or str(value.value)
     if isinstance(value, (bytes, bytearray, memoryview)):
         return f"<{len(value)} bytes>"
     if isinstance(value, (str, int, float, bool)) or value is None:
@@ -73,8 +73,10 @@ class Tracer(Observer):
     def __init__(self, path: str | Path | TextIO, clock: Callable[[], float] | None = None,
                  include_cids: bool = True) -> None:
         self.include_cids = include_cids
-        if hasattr(path, "write"):
-            self._file = path  # type: ignore[assignment]
+        self._file: TextIO
+        self.path: Path | None
+        if not isinstance(path, (str, Path)):
+            self._file = path
             self._owns = False
             self.path = None
         else:

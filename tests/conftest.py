@@ -14,6 +14,27 @@ from quicsim.pair import open_pair
 pytest_plugins = ["pytester"]
 
 
+async def eventually(predicate, what: str = "the condition", timeout: float = 20.0) -> None:
+    """Wait until ``predicate()`` holds, re-checking as the loop runs: a wait on what the
+    test needs, bounded by ``timeout``, instead of a pause that guesses how long it takes."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.001)
+
+
+async def round_trip(conn) -> None:
+    """A fresh stream started and shut down, waited for to the end: a whole exchange with
+    the peer. Before checking that something did *not* happen, this proves the loop, the
+    link and the peer all had their turn (no data: a peer that collects data sees none)."""
+    stream = conn.open_stream()
+    stream.start()
+    stream.shutdown(quicsim.StreamShutdownFlags.GRACEFUL)
+    await stream.wait_shutdown_complete(timeout=20)
+
+
 class Recorder:
     """A stream or connection handler that keeps every event it is given, in order."""
 

@@ -9,7 +9,7 @@ import pytest
 from quicsim import SendFlags, Settings, StreamShutdownFlags
 from quicsim.api import Stream
 
-from .conftest import Recorder, close_pair, make_pair
+from .conftest import Recorder, close_pair, eventually, make_pair
 
 pytestmark = pytest.mark.asyncio
 
@@ -23,8 +23,7 @@ async def test_idle_streams_are_not_polled(monkeypatch):
             s.start()
             s.send(b"x", client_context=i)
             idle.append(s)
-        await asyncio.sleep(0.2)
-        assert pair.client.ledger.report()["completions"] == 100
+        await eventually(lambda: pair.client.ledger.report()["completions"] == 100, "100 completions")
 
         calls: dict[int, int] = {}
         original = Stream.on_acks

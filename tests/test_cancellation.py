@@ -44,7 +44,7 @@ async def _loaded_stream(pair, rec):
     stream.start()
     for i in range(N):
         assert stream.send(bytes(CHUNK), client_context=i) is Status.PENDING
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(0.01)  # some data in flight; the checks hold for any amount
     return stream
 
 

@@ -155,27 +155,4 @@ def test_demo_runs_and_catches_an_injected_fault():
     assert "LEAK" in bad.stdout and "client_context='req-late'" in bad.stdout
 
 
-def test_ctrl_c_prints_what_finished_and_exits_130(tmp_path):
-    import signal
-    import time
-
-    path = _write(tmp_path, "slow.py", """
-        import asyncio
-        from quicsim import scenario
-
-        @scenario(timeout=30)
-        async def first(ctx):
-            pass
-
-        @scenario(timeout=30)
-        async def slow(ctx):
-            await asyncio.sleep(20)
-    """)
-    proc = subprocess.Popen([sys.executable, "-m", "quicsim", "run", str(path)], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(3)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130, out + err
-    assert "first" in out and "interrupted after 1 of 2 runs" in out
-    assert "Traceback" not in err
+# Ctrl-C: tests/test_ctrl_c.py (run, fuzz, demo)

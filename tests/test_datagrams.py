@@ -10,7 +10,7 @@ import pytest
 from quicsim import ConnectionEventType, DatagramSendState, Ledger, Settings, Status, events as ev
 from quicsim.pair import open_pair
 
-from .conftest import Recorder
+from .conftest import Recorder, eventually
 
 ON = Settings(datagram_receive_enabled=True)
 FINAL = {DatagramSendState.ACKNOWLEDGED, DatagramSendState.ACKNOWLEDGED_SPURIOUS,
@@ -37,8 +37,9 @@ async def test_datagrams_over_a_lossy_link_each_reach_one_final_state():
         pair.client.set_handler(rec)
         for i in range(60):
             assert pair.client.send_datagram(b"d%03d" % i, client_context=i) is Status.PENDING
-            await asyncio.sleep(0.01)
-        await asyncio.sleep(2)
+            await asyncio.sleep(0.01)  # spread over time: some are lost, some acknowledged
+        await eventually(lambda: len(_states(rec)) == 60 and all(len(seq) > 1 for seq in _states(rec).values()),
+                         "a verdict (acknowledged or suspected lost) for each of the 60 datagrams")
         # A datagram whose packet was declared lost stays LOST_SUSPECT until later ACKs let
         # the packet be forgotten, or the connection ends: only then is every state final.
         # (Only the client's end is awaited: on this lossy link the server may only learn
@@ -120,9 +121,8 @@ async def test_datagrams_from_another_thread_and_a_handler_that_closes_on_sent()
             pair.client.send_datagram(b"l", client_context=("loop", i))
             if i % 50 == 0:
                 await asyncio.sleep(0)
-        while thread.is_alive():
-            await asyncio.sleep(0.01)
-        await asyncio.sleep(1)
+        await asyncio.get_running_loop().run_in_executor(None, thread.join)
+        await eventually(lambda: pair.ledger.report()["datagrams"] == 600, "600 accepted datagrams")
         report = pair.ledger.report()
         assert report["datagrams"] == 600 and report["violations"] == [] and report["datagram_leaks"] == []
         errors = []
@@ -134,7 +134,7 @@ async def test_datagrams_from_another_thread_and_a_handler_that_closes_on_sent()
                                 and (closed.append(1), c.close()))
         for i in range(3):
             pair.client.send_datagram(b"x", client_context=("close", i))
-        await asyncio.sleep(0.2)
+        await eventually(lambda: bool(closed) and pair.client.shutdown_complete, "the close from the handler")
         assert closed and errors == [] and pair.client.handler_errors == []
         assert pair.ledger.ok, pair.ledger.summary()
     finally:

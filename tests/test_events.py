@@ -8,7 +8,7 @@ import pytest
 
 from quicsim import ConnectionEventType, StreamEventType, StreamShutdownFlags
 
-from .conftest import Recorder, close_pair, make_pair
+from .conftest import Recorder, close_pair, eventually, make_pair, round_trip
 
 pytestmark = pytest.mark.asyncio
 
@@ -48,7 +48,8 @@ async def test_send_twice_then_graceful():
         stream.send(b"two", client_context=2)
         stream.shutdown(StreamShutdownFlags.GRACEFUL)
         await stream.wait_shutdown_complete(timeout=5)
-        await asyncio.sleep(0.05)
+        await eventually(lambda: bool(server_streams) and "SHUTDOWN_COMPLETE" in _shape(server_streams[0]),
+                         "the server stream to finish")
         client = _shape(rec)
         assert client in (
             ["START_COMPLETE", "SEND_SHUTDOWN_COMPLETE", "RECEIVE", "PEER_SEND_SHUTDOWN", "SHUTDOWN_COMPLETE"],
@@ -70,10 +71,11 @@ async def test_send_then_abort():
         stream = pair.client.open_stream(handler=rec)
         stream.start()
         stream.send(b"data", client_context=1)
-        await asyncio.sleep(0.05)  # the peer receives it before the abort
+        await eventually(lambda: bool(server_streams) and "RECEIVE" in _shape(server_streams[0]),
+                         "the peer to receive it before the abort")
         stream.shutdown(StreamShutdownFlags.ABORT, 0)
         await stream.wait_shutdown_complete(timeout=5)
-        await asyncio.sleep(0.1)
+        await eventually(lambda: "SHUTDOWN_COMPLETE" in _shape(server_streams[0]), "the peer stream to finish")
         assert _shape(rec) == ["START_COMPLETE", "SEND_SHUTDOWN_COMPLETE", "SHUTDOWN_COMPLETE"]
         peer = server_streams[0]
         await asyncio.sleep(0)
@@ -102,7 +104,7 @@ async def test_connection_shutdown_complete_comes_after_every_stream(pair):
         s.start()
         s.send(bytes(10_000), client_context=n)
         streams.append(s)
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(0.01)  # some in flight; the order checked holds for any amount
     pair.client.shutdown()
     await pair.client.wait_shutdown_complete(timeout=5)
     assert order[-1] == "conn:SHUTDOWN_COMPLETE"
@@ -122,7 +124,7 @@ async def test_nothing_after_shutdown_complete_and_once_only(pair):
     # Anything the application does now reaches no handler.
     stream.shutdown(StreamShutdownFlags.ABORT, 1)
     stream.start()
-    await asyncio.sleep(0.05)
+    await round_trip(pair.client)
     pair.client.shutdown()
     await pair.client.wait_shutdown_complete(timeout=5)
     stream.close()
@@ -138,7 +140,7 @@ async def test_unstarted_stream_gets_no_events_until_close(pair):
     rec = Recorder()
     stream = pair.client.open_stream(handler=rec)
     stream.shutdown(StreamShutdownFlags.GRACEFUL)
-    await asyncio.sleep(0.05)
+    await round_trip(pair.client)
     pair.client.shutdown()
     await pair.client.wait_shutdown_complete(timeout=5)
     assert rec.events == []  # the connection's end does not touch a never-started stream

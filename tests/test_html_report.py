@@ -69,21 +69,80 @@ def _chromium() -> str:
                 "without it the browser check cannot run")
 
 
-def test_report_in_a_real_browser(fault_trace, tmp_path):
-    report = write_report(tmp_path / "report.html", [analyze(load_trace(fault_trace), str(fault_trace))])
-    source = report.read_text()
-    assert not re.search(r'(src|href)\s*=\s*"(https?:)?//', source), "the report fetches nothing"
+#: Run in the page after the report's own script: counts marks a LEAK label overlaps.
+OVERLAP_PROBE = """<script>
+var n = 0;
+document.querySelectorAll('.m.leakmark').forEach(function (label) {
+  var a = label.getBoundingClientRect();
+  label.parentElement.querySelectorAll('.m:not(.leakmark)').forEach(function (m) {
+    var b = m.getBoundingClientRect();
+    if (a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom) { n++; }
+  });
+});
+document.body.setAttribute('data-leak-overlaps', String(n));
+</script>"""
+
+LATE = """
+from quicsim import scenario, StreamShutdownFlags
+
+@scenario(transport="memory")
+async def late(ctx):
+    s = ctx.client.open_stream()
+    s.start()
+    s.send(b"x" * 1000, client_context="req-0")
+    await ctx.sleep(0)
+    s.shutdown(StreamShutdownFlags.GRACEFUL)
+    s.send(b"late", client_context="req-late")
+    await s.wait_shutdown_complete(timeout=5)
+"""
+
+
+@pytest.fixture(scope="module")
+def unexpected_leak_trace(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("unexpected")
+    (folder / "late.py").write_text(LATE)
+    spec = load_scenarios([str(folder / "late.py")])[0]
+    result = run_job(spec, 1, RunOptions(trace_dir=str(folder), faults=frozenset({"drop-send-after-shutdown"})))
+    assert not result["passed"] and result["leaks"]
+    return Path(result["trace"])
+
+
+def _browser_dom(report: Path, tmp_path: Path) -> str:
+    page = tmp_path / "probed.html"
+    page.write_text(report.read_text().replace("</body>", OVERLAP_PROBE + "</body>"))
     proc = subprocess.run(
         [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0",
-         "--dump-dom", report.as_uri()],
+         "--window-size=1280,900", "--dump-dom", page.as_uri()],
         capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    dom = proc.stdout
-    assert 'data-ready="1"' in dom, "the page's script ran"
     console = [line for line in proc.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
     assert console == []
-    leak = re.search(r'<div class="leak" data-client-context="([^"]+)">', dom)
+    assert 'data-ready="1"' in proc.stdout, "the page's script ran"
+    return proc.stdout.replace("&#x27;", "'")
+
+
+def test_report_in_a_real_browser(fault_trace, tmp_path):
+    report = write_report(tmp_path / "report.html", [analyze(load_trace(fault_trace), str(fault_trace))])
+    source = report.read_text()
+    assert not re.search(r'(src|href)\s*=\s*"(https?:)?//', source), "the report fetches nothing"
+    dom = _browser_dom(report, tmp_path)
+    # the fault scenario expects its leak: shown as expected, as the terminal says it
+    leak = re.search(r'<div class="leak expected" data-client-context="([^"]+)"><b>EXPECTED LEAK</b>', dom)
     assert leak and "req-late" in leak.group(1)
-    assert re.search(r'class="m leakmark"[^>]*>LEAK \'req-late\'</div>', dom.replace("&#x27;", "'"))
+    assert "result: expected leak caught" in dom and "FAILED" not in dom
+    assert 'class="bad"' not in dom and "leaks: 1 (expected)" in dom and "failed: 0" in dom
+    assert re.search(r'class="m leakmark expected"[^>]*>LEAK \'req-late\'</div>', dom)
+    assert 'data-leak-overlaps="0"' in dom, "the LEAK label covers marks of its lane"
+
+
+def test_report_shows_an_unexpected_leak_as_a_failure(unexpected_leak_trace, tmp_path):
+    report = write_report(tmp_path / "report.html",
+                          [analyze(load_trace(unexpected_leak_trace), str(unexpected_leak_trace))])
+    dom = _browser_dom(report, tmp_path)
+    assert re.search(r'<div class="leak" data-client-context="\'req-late\'"><b>LEAK</b>', dom)
+    assert "result: FAILED" in dom and '<span class="bad">leaks: 1</span>' in dom
+    assert "failed: 1" in dom and "leaks: 1 (1 not expected)" in dom
+    assert re.search(r'class="m leakmark"[^>]*>LEAK \'req-late\'</div>', dom)
+    assert 'data-leak-overlaps="0"' in dom

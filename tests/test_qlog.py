@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from quicsim.loader import load_scenarios
 from quicsim.runner import RunOptions, run_job
 
@@ -40,3 +42,59 @@ def test_qlog_files_parse_and_have_the_expected_shape(tmp_path):
     assert "simulation:marker" in client_names  # the blackhole the scenario switched on
     moved = [e for e in _records(files[0])[1:] if e["name"] == "transport:stream_data_moved"]
     assert moved[0]["data"]["from"] == "application" and moved[0]["data"]["to"] == "transport"
+
+
+def _events(path: Path) -> list[dict]:
+    return _records(path)[1:]
+
+
+def test_qlog_carries_the_fault_and_the_leak(tmp_path):
+    spec = load_scenarios([str(REPO / "scenarios" / "fault_drop_send_after_shutdown.py")])[0]
+    result = run_job(spec, spec.seed, RunOptions(trace_dir=str(tmp_path), transport="memory"))
+    assert result["passed"] and result["leaks"], result
+    client = _events(tmp_path / f"{spec.name}-seed{spec.seed}-client.sqlog")
+    server = _events(tmp_path / f"{spec.name}-seed{spec.seed}-server.sqlog")
+    faults = [e for e in client if e["name"] == "quicsim:fault"]
+    assert faults and faults[0]["data"]["fault"] == "drop-send-after-shutdown"
+    leaks = [e for e in client if e["name"] == "quicsim:leak"]
+    assert len(leaks) == 1 and leaks[0]["data"]["client_context"] == "'req-late'"
+    assert leaks[0]["time"] >= faults[0]["time"]
+    assert not [e for e in server if e["name"] in ("quicsim:leak", "quicsim:fault")]  # the client's bug
+
+
+def test_qlog_names_stalled_sends(tmp_path, monkeypatch):
+    """A core that never completes acknowledged sends (a mutation): the liveness phase
+    reports the send as stalled, and the qlog carries it for qvis."""
+    from quicsim.core.send_queue import SendQueue
+
+    monkeypatch.setattr(SendQueue, "pop_acknowledged", lambda self, acked_offset, fin_acked: iter(()))
+    path = tmp_path / "stall.py"
+    path.write_text(
+        "from quicsim import scenario\n\n"
+        "@scenario(transport='memory')\n"
+        "async def stall(ctx):\n"
+        "    ctx.network.blackhole(1000)\n"
+        "    s = ctx.client.open_stream()\n"
+        "    s.start()\n"
+        "    s.send(b'x' * 100, client_context='stuck')\n")
+    spec = load_scenarios([str(path)])[0]
+    result = run_job(spec, 1, RunOptions(trace_dir=str(tmp_path)))
+    assert not result["passed"] and [s["client_context"] for s in result["stalled"]] == ["'stuck'"], result
+    stalled = [e for e in _events(tmp_path / "stall-seed1-client.sqlog") if e["name"] == "quicsim:stalled_send"]
+    assert [e["data"]["client_context"] for e in stalled] == ["'stuck'"]
+
+
+def test_qlog_keeps_aioquics_datagram_frames(tmp_path):
+    path = tmp_path / "dgram.py"
+    path.write_text(
+        "from quicsim import scenario, Settings, DatagramSendState\n\n"
+        "@scenario(transport='memory', settings=Settings(datagram_receive_enabled=True))\n"
+        "async def dgram(ctx):\n"
+        "    ctx.client.send_datagram(b'hello', client_context='d1')\n"
+        "    await ctx.sleep(1)\n")
+    spec = load_scenarios([str(path)])[0]
+    result = run_job(spec, 1, RunOptions(trace_dir=str(tmp_path)))
+    assert result["passed"], result
+    frames = [f for e in _events(tmp_path / "dgram-seed1-client.sqlog") if e["name"] == "transport:packet_sent"
+              for f in e["data"].get("frames", [])]
+    assert any(f.get("frame_type") == "datagram" for f in frames)

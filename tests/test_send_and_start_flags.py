@@ -16,7 +16,7 @@ from quicsim import (
 )
 from quicsim.pair import open_pair
 
-from .conftest import Recorder
+from .conftest import Recorder, eventually, round_trip
 
 pytestmark = pytest.mark.asyncio
 
@@ -44,12 +44,11 @@ async def test_delay_send_holds_data_until_a_send_without_it():
         stream = pair.client.open_stream(handler=rec)
         stream.start()
         assert stream.send(b"held-", SendFlags.DELAY_SEND, client_context="held") == -2
-        await asyncio.sleep(0.5)
-        assert received == [] and rec.completions() == []  # nothing went out
+        await round_trip(pair.client)
+        assert b"".join(received) == b"" and rec.completions() == []  # nothing went out
         stream.send(b"now", client_context="now")
         await stream.wait_event(StreamEventType.SEND_COMPLETE, timeout=5)
-        await asyncio.sleep(0.1)
-        assert b"".join(received) == b"held-now"
+        await eventually(lambda: b"".join(received) == b"held-now", "the peer to receive held-now")
         assert rec.completions() == [("held", False), ("now", False)]
         stream.send(b"tail", SendFlags.DELAY_SEND, client_context="tail")
         stream.shutdown(StreamShutdownFlags.GRACEFUL)  # the FIN sends what was held
@@ -81,7 +80,7 @@ async def test_cancel_on_loss_aborts_with_the_handlers_code():
         assert "SEND_SHUTDOWN_COMPLETE" in after
         done = rec.completions()
         assert [c for c, _ in done] == list(range(40)) and done[-1][1] is True
-        await asyncio.sleep(0.5)
+        await eventually(lambda: bool(codes), "the peer to see the abort")
         assert codes == [77]
         assert pair.ledger.ok, pair.ledger.summary()
     finally:
@@ -100,7 +99,7 @@ async def test_peer_accepted_and_streams_available():
         blocked = pair.client.open_stream(handler=rec)
         blocked.start(StreamStartFlags.INDICATE_PEER_ACCEPT)
         blocked.send(b"waiting", client_context="w")
-        await asyncio.sleep(0.05)
+        await eventually(lambda: bool(rec.events), "START_COMPLETE")
         assert rec.events[0].type is StreamEventType.START_COMPLETE and rec.events[0].peer_accepted is False
         assert "PEER_ACCEPTED" not in rec.types()
         for s in first:  # finishing streams lets the peer raise its limit (MAX_STREAMS)

@@ -12,7 +12,7 @@ from quicsim import SendFlags, Settings, StreamEventType, StreamShutdownFlags
 from quicsim.core.send_buffer import MIN_IDEAL, ideal_for
 from quicsim.pair import open_pair
 
-from .conftest import Recorder
+from .conftest import Recorder, round_trip
 
 pytestmark = pytest.mark.asyncio
 
@@ -78,7 +78,7 @@ async def test_unstarted_streams_are_never_buffered():
         rec = Recorder()
         stream = pair.client.open_stream(handler=rec)
         stream.send(bytes(100), client_context="early")
-        await asyncio.sleep(0.01)
+        await round_trip(pair.client)
         assert rec.completions() == []
         stream.start()
         await asyncio.sleep(0)

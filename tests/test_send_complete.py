@@ -8,7 +8,7 @@ import pytest
 
 from quicsim import SendFlags, Settings, Status, StreamEventType, StreamShutdownFlags
 
-from .conftest import Recorder, close_pair, make_pair
+from .conftest import Recorder, close_pair, make_pair, round_trip
 
 pytestmark = pytest.mark.asyncio
 
@@ -112,7 +112,7 @@ async def test_sends_before_start_are_held_until_start(pair):
     stream = pair.client.open_stream(handler=rec)
     for i in range(3):
         assert stream.send(b"abc", client_context=i) is Status.PENDING
-    await asyncio.sleep(0.05)
+    await round_trip(pair.client)
     assert rec.events == []  # unstarted streams get no events
     stream.start()
     stream.shutdown(StreamShutdownFlags.GRACEFUL)

@@ -21,7 +21,7 @@ class Network:
         self._clock = clock
         self._start = clock()
         self.models = {d: LinkModel(profile.link(d), seed, d) for d in DIRECTIONS}
-        self.stats = {d: Counter() for d in DIRECTIONS}
+        self.stats: dict[str, Counter[str]] = {d: Counter() for d in DIRECTIONS}
         self.changes: list[dict[str, Any]] = []
         self.listeners: list[Callable[[str, dict], None]] = []  # tracers
 

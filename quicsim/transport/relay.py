@@ -10,6 +10,7 @@ ignored, so garbage cannot redirect it.
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Any
 
 from ..network import Network
@@ -54,12 +55,13 @@ class Relay:
 
     async def start(self) -> "Relay":
         self.loop = asyncio.get_running_loop()
-        self._directions = {d: DeliveryQueue(self.loop, lambda data, d=d: self._deliver(d, data))
+        self._directions = {d: DeliveryQueue(self.loop, functools.partial(self._deliver, d))
                             for d in ("to_server", "to_client")}
         _, self._front = await self.loop.create_datagram_endpoint(
             lambda: _Socket(self, "front"), local_addr=("127.0.0.1", 0))
         _, self._back = await self.loop.create_datagram_endpoint(
             lambda: _Socket(self, "back"), local_addr=("127.0.0.1", 0))
+        assert self._front.transport is not None
         self.port = self._front.transport.get_extra_info("sockname")[1]
         return self
 
@@ -86,10 +88,7 @@ class Relay:
                 self._directions[direction].schedule(data, delay)
 
     def _deliver(self, direction: str, data: bytes) -> None:
-        if direction == "to_server":
-            sock, addr = self._back, self.server_addr
-        else:
-            sock, addr = self._front, self.client_addr
+        sock, addr = (self._back, self.server_addr) if direction == "to_server" else (self._front, self.client_addr)
         if sock is not None and sock.transport is not None and not sock.transport.is_closing() and addr:
             sock.transport.sendto(data, addr)
 

@@ -136,9 +136,10 @@ async def open_client(
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(host, port, type=2)  # SOCK_DGRAM
     addr = infos[0][4]
-    local = ("::1", 0) if ":" in addr[0] else ("127.0.0.1", 0)
+    local = ("::1", 0) if ":" in str(addr[0]) else ("127.0.0.1", 0)
     quic = QuicConnection(configuration=configuration)
     transport, driver = await loop.create_datagram_endpoint(lambda: ConnectionDriver(quic), local_addr=local)
+    assert isinstance(driver, ConnectionDriver)
     enlarge_buffers(transport)
     driver._owns_transport = True
     attach(driver)
@@ -158,5 +159,6 @@ async def open_server(
         return driver
 
     server = await serve(host, port, configuration=configuration, create_protocol=create_protocol)
-    enlarge_buffers(server._transport)
+    if server._transport is not None:
+        enlarge_buffers(server._transport)
     return server

@@ -1,0 +1,39 @@
+"""Type checkers accept the README's own example: ``conn.open_stream()`` is the stream
+type with the ``wait_*`` helpers, and the package ships ``py.typed``."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _mypy(path: Path, *flags: str) -> subprocess.CompletedProcess[str]:
+    """mypy on ``path`` alone (quicsim's own modules are checked by .ci/run)."""
+    return subprocess.run([sys.executable, "-m", "mypy", "--no-incremental", "--follow-imports=silent",
+                           "--no-error-summary", *flags,
+                           "--config-file", str(REPO / "pyproject.toml"), str(path)],
+                          capture_output=True, text=True, timeout=300, cwd=REPO)
+
+
+def test_the_readme_example_type_checks(tmp_path):
+    readme = (REPO / "README.md").read_text()
+    block = re.search(r"## The API in a minute\n\n```python\n(.*?)```", readme, re.S)
+    assert block, "the README's API example"
+    path = tmp_path / "readme_example.py"
+    path.write_text(block.group(1))  # as a user copies it: unannotated functions, checked all the same
+    proc = _mypy(path, "--check-untyped-defs")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_a_type_error_against_the_api_is_caught(tmp_path):
+    path = tmp_path / "wrong.py"
+    path.write_text("import quicsim\n\n"
+                    "async def main(conn: quicsim.Connection) -> None:\n"
+                    "    stream = conn.open_stream()\n"
+                    "    await stream.wait_shutdown_complet(timeout=5)\n")
+    proc = _mypy(path, "--strict")
+    assert proc.returncode == 1 and "wait_shutdown_complet" in proc.stdout
