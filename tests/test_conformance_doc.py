@@ -33,3 +33,17 @@ def test_every_cited_test_exists():
             elif bare and current and bare not in _functions(ROOT / "tests" / current):
                 missing.append(f"{current}::{bare}")
     assert missing == []
+
+
+def test_every_rule_names_the_msquic_function_it_follows():
+    """Each table row has three or four cells and a non-empty MsQuic column ("—" marks a
+    rule that is quicsim's own, such as the ledger's)."""
+    text = (ROOT / "docs" / "conformance.md").read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| rule |")
+            and not line.startswith("| # |") and not line.startswith("| sequence |")
+            and not line.startswith("| mechanism |")]
+    assert len(rows) > 40
+    for row in rows:
+        cells = [c.strip() for c in re.split(r"(?<!\\)\|", row)[1:-1]]
+        msquic = cells[-2]
+        assert msquic, f"no MsQuic function named in: {row[:80]}"

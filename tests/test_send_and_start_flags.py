@@ -21,8 +21,10 @@ from .conftest import Recorder, eventually, round_trip
 pytestmark = pytest.mark.asyncio
 
 
-def _receiving_server(pair, received: list, codes: list | None = None):
+def _receiving_server(pair, received: list, codes: list | None = None, peer_events: list | None = None):
     def on_stream(stream, event):
+        if peer_events is not None:
+            peer_events.append(event.type.name)
         if event.type is StreamEventType.RECEIVE:
             received.append(event.data)
         elif event.type is StreamEventType.PEER_SEND_ABORTED and codes is not None:
@@ -35,7 +37,10 @@ def _receiving_server(pair, received: list, codes: list | None = None):
                             and e.stream.set_handler(on_stream))
 
 
-async def test_delay_send_holds_data_until_a_send_without_it():
+async def test_delay_send_only_delays_the_flush():
+    """QuicSendQueueFlushForStream: a DELAY_SEND send joins its stream at once but the
+    connection does not flush for it; the next flush for any reason (here another
+    stream's exchange) writes it."""
     pair = await open_pair(transport="memory")
     try:
         received: list[bytes] = []
@@ -43,17 +48,35 @@ async def test_delay_send_holds_data_until_a_send_without_it():
         rec = Recorder()
         stream = pair.client.open_stream(handler=rec)
         stream.start()
-        assert stream.send(b"held-", SendFlags.DELAY_SEND, client_context="held") == -2
         await round_trip(pair.client)
-        assert b"".join(received) == b"" and rec.completions() == []  # nothing went out
-        stream.send(b"now", client_context="now")
-        await stream.wait_event(StreamEventType.SEND_COMPLETE, timeout=5)
-        await eventually(lambda: b"".join(received) == b"held-now", "the peer to receive held-now")
-        assert rec.completions() == [("held", False), ("now", False)]
+        await asyncio.sleep(1)  # a second of virtual time: every ACK of that is in, all quiet
+        assert stream.send(b"held-", SendFlags.DELAY_SEND, client_context="held") == -2
+        await asyncio.sleep(1)  # nothing flushes: nothing on the wire
+        assert b"".join(received) == b"" and rec.completions() == []
+        await round_trip(pair.client)  # another stream's flush writes it too
+        await eventually(lambda: b"".join(received) == b"held-", "the peer to receive the delayed data")
+        await eventually(lambda: rec.completions() == [("held", False)], "its acknowledgement")
         stream.send(b"tail", SendFlags.DELAY_SEND, client_context="tail")
-        stream.shutdown(StreamShutdownFlags.GRACEFUL)  # the FIN sends what was held
+        stream.shutdown(StreamShutdownFlags.GRACEFUL)  # the FIN's flush sends it
         await stream.wait_shutdown_complete(timeout=5)
-        assert b"".join(received) == b"held-nowtail" and pair.ledger.ok
+        assert b"".join(received) == b"held-tail" and pair.ledger.ok
+    finally:
+        await pair.shutdown()
+
+
+async def test_delay_send_with_buffering_completes_on_copy():
+    pair = await open_pair(transport="memory", client_settings=Settings(send_buffering=True))
+    try:
+        rec = Recorder()
+        stream = pair.client.open_stream(handler=rec)
+        stream.start()
+        await stream.wait_event(StreamEventType.START_COMPLETE, timeout=5)
+        stream.send(b"x" * 100, SendFlags.DELAY_SEND, client_context="d")
+        await stream.wait_event(StreamEventType.SEND_COMPLETE, timeout=5)
+        assert rec.completions() == [("d", False)]  # buffered and completed like any other
+        stream.shutdown(StreamShutdownFlags.GRACEFUL)
+        await stream.wait_shutdown_complete(timeout=5)
+        assert pair.ledger.ok
     finally:
         await pair.shutdown()
 
@@ -62,7 +85,8 @@ async def test_cancel_on_loss_aborts_with_the_handlers_code():
     pair = await open_pair(transport="memory", network={"loss": 0.3}, seed=3)
     try:
         codes: list[int] = []
-        _receiving_server(pair, [], codes)
+        peer_events: list[str] = []
+        _receiving_server(pair, [], codes, peer_events)
 
         def on_event(stream, event):
             if event.type is StreamEventType.CANCEL_ON_LOSS:
@@ -82,9 +106,40 @@ async def test_cancel_on_loss_aborts_with_the_handlers_code():
         assert [c for c, _ in done] == list(range(40)) and done[-1][1] is True
         await eventually(lambda: bool(codes), "the peer to see the abort")
         assert codes == [77]
+        # QuicStreamOnLoss shuts down both directions: the peer is asked to stop too.
+        await stream.wait_shutdown_complete(timeout=30)
+        assert "PEER_SEND_ABORTED" in peer_events and "PEER_RECEIVE_ABORTED" in peer_events, peer_events
+        assert types.index("CANCEL_ON_LOSS") < rec.types().index("SHUTDOWN_COMPLETE")
         assert pair.ledger.ok, pair.ledger.summary()
     finally:
         await pair.shutdown()
+
+
+async def test_cancel_on_loss_fires_when_only_the_fin_is_lost():
+    """A lost frame that carries no data but the FIN also triggers QuicStreamOnLoss."""
+    from .core_pair import CorePair
+
+    pair = CorePair()
+    pair.handshake()
+    rec = Recorder()
+    stream = pair.client.open_stream(handler=rec)
+    stream.start()
+    stream.send(b"data", SendFlags.CANCEL_ON_LOSS, client_context="d")
+    pair.client.process_operations()
+    pair.deliver(pair.client)  # the data arrives
+    pair.deliver(pair.server)  # and is acknowledged
+    assert rec.completions() == [("d", False)]
+    stream.shutdown(StreamShutdownFlags.GRACEFUL)
+    pair.client.process_operations()
+    assert pair.drop(pair.client) == 1  # the packet with the FIN-only frame is lost
+    for _ in range(10):  # probes and ACKs until aioquic declares it lost
+        pair.fire_timer(pair.client)
+        pair.deliver(pair.client)
+        pair.deliver(pair.server)
+        if "CANCEL_ON_LOSS" in rec.types():
+            break
+    assert "CANCEL_ON_LOSS" in rec.types(), rec.types()
+    assert rec.types()[-1] == "SEND_SHUTDOWN_COMPLETE" or "SHUTDOWN_COMPLETE" in rec.types()
 
 
 async def test_peer_accepted_and_streams_available():
@@ -140,11 +195,14 @@ async def test_cancel_on_loss_never_cancels_an_acknowledged_send():
             await pair.shutdown()
 
 
-async def test_delay_send_data_does_not_fill_the_send_buffer():
+async def test_delay_send_data_is_buffered_and_flushed_by_the_next_send():
+    """With buffering on, DELAY_SEND data is copied into the buffer like any other send; a
+    later send of another stream flushes it, so the buffer empties as ACKs come."""
     buffered = Settings(send_buffering=True)
     pair = await open_pair(transport="memory", client_settings=buffered, server_settings=buffered)
     try:
-        a = pair.client.open_stream()
+        a_rec = Recorder()
+        a = pair.client.open_stream(handler=a_rec)
         a.start()
         a.send(bytes(128 * 1024), SendFlags.DELAY_SEND, client_context="held")
         b_rec = Recorder()
@@ -153,10 +211,12 @@ async def test_delay_send_data_does_not_fill_the_send_buffer():
         for i in range(4):
             b.send(bytes(1000), client_context=i)
         await asyncio.sleep(0)
-        assert b_rec.completions() == [(i, False) for i in range(4)]  # B used the buffer at once
-        a.shutdown(StreamShutdownFlags.GRACEFUL)  # the FIN releases A's held data
+        assert a_rec.completions() == [("held", False)]  # completed on copy, filling the buffer
+        await eventually(lambda: len(b_rec.completions()) == 4, "B's sends to get buffer room")
+        a.shutdown(StreamShutdownFlags.GRACEFUL)
         b.shutdown(StreamShutdownFlags.GRACEFUL)
         await a.wait_shutdown_complete(timeout=10)
+        await b.wait_shutdown_complete(timeout=10)
         assert pair.client.send_buffer.buffered_bytes == 0 and pair.ledger.ok
     finally:
         await pair.shutdown()

@@ -117,14 +117,16 @@ def sender_reset(sender: QuicStreamSender) -> bool:
 
 
 def watch_deliveries(sender: QuicStreamSender, on_data: Callable[[bool], None], on_reset: Callable[[], None]) -> None:
-    """Call ``on_data(lost)`` after each delivery verdict on the stream's data and
+    """Call ``on_data(lost)`` after each delivery verdict on one of the stream's STREAM
+    frames and
     ``on_reset()`` after one on its RESET_STREAM: ACKs reach a stream only through these
     callbacks, so the core marks the stream then and never scans idle streams."""
     data_delivery, reset_delivery = sender.on_data_delivery, sender.on_reset_delivery
 
     def on_data_delivery(delivery: QuicDeliveryState, start: int, stop: int, fin: bool) -> None:
         data_delivery(delivery, start, stop, fin)
-        on_data(delivery is not ACKED and stop > start)
+        # Any STREAM frame lost counts: data, a FIN alone, or the empty opening frame.
+        on_data(delivery is not ACKED)
 
     def on_reset_delivery(delivery: QuicDeliveryState) -> None:
         reset_delivery(delivery)

@@ -95,6 +95,8 @@ class ConnectionCore:
         #: how to run a callable on the worker and wait for it (set by the driver)
         self.call_on_worker: Callable[[Callable[[], Any]], None] | None = None
         self.ops = OperationQueue()
+        #: the last worker pass applied only DELAY_SEND flushes: the driver need not send now
+        self.flush_delayed = False
         self._peer_streams_seen: set[int] = set()  # a peer stream is indicated once, ever
         self.callback_depth = 0
         self.streams: dict[int, StreamCore] = {}  # started and peer streams, by stream id
@@ -233,6 +235,7 @@ class ConnectionCore:
         """Apply queued operations in order (the worker's operation loop)."""
         queue = self.ops
         lock = self.lock
+        delayed_only = None
         while queue:
             with lock:
                 op = queue.pop()
@@ -242,7 +245,10 @@ class ConnectionCore:
             if stream is not None and stream.handle_closed:
                 continue  # StreamClose already ran: nothing queued before it may revive it
             op.apply()
+            if delayed_only is not False:
+                delayed_only = op.kind == "send" and stream is not None and stream.flush_delayed
             self._observe_applied(stream, op.kind)
+        self.flush_delayed = bool(delayed_only)
 
     def apply_shutdown(self, flags: ConnectionShutdownFlags, error_code: int, *, by_app: bool = True) -> None:
         """QuicConnShutdown by the application (QuicConnCloseLocally with APPLICATION):

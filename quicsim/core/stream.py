@@ -115,8 +115,8 @@ class StreamCore:
                                  has_receive_side=not (self.is_local and self.unidirectional))
         self._fin_written = False
         self._deferred: list[SendRequest] = []
-        #: DELAY_SEND requests held back until a later send without the flag (or a FIN)
-        self._held: list[SendRequest] = []
+        #: the last flush queued only DELAY_SEND data: the connection need not flush for it
+        self.flush_delayed = False
         #: CANCEL_ON_LOSS was used on this stream; data of it was reported lost
         self._cancel_on_loss = False
         self.data_lost = False
@@ -318,6 +318,7 @@ class StreamCore:
         """QuicStreamSendFlush: move accepted sends onto the stream, or cancel late ones."""
         taken = self.sends.take_api_requests(self.connection.lock)
         start = False
+        delayed = True
         while taken:
             request = taken.popleft()
             if not self.state.send_enabled:
@@ -331,23 +332,26 @@ class StreamCore:
                                      request.fin)
             if request.flags & _CANCEL_ON_LOSS:
                 self._cancel_on_loss = True
+            # DELAY_SEND (QuicSendQueueFlushForStream): the data joins the stream either way;
+            # the flag only spares the connection a flush, so the next one for any reason
+            # (another send, an ACK, a timer) writes it.
+            if not request.flags & _DELAY_SEND or request.fin:
+                delayed = False
             if self.state.started:
-                if request.flags & _DELAY_SEND and not request.fin:
-                    self._held.append(request)  # DELAY_SEND: wait for a send without it
-                else:
-                    self._write_held()
-                    self._write(request)
+                self._write(request)
             elif request.flags & _START:
                 start = True  # SendFlags.START starts the stream after the flush
             if request.fin:
                 self._send_shutdown_graceful()
+        self.flush_delayed = delayed and not start
         if start and not self.state.handle_closed:
             # QuicStreamSendFlush: QuicStreamStart(IMMEDIATE) after the loop; a handler may
             # have closed the stream from a completion raised inside it.
             self.apply_start(StreamStartFlags.IMMEDIATE)
         if self.state.started:
             self._wait_for_buffer()
-            self.connection.mark_dirty(self)
+            if not self.flush_delayed:
+                self.connection.mark_dirty(self)
 
     def apply_shutdown(self, flags: StreamShutdownFlags, error_code: int,
                         app_close_in_progress: bool = False) -> None:
@@ -395,13 +399,7 @@ class StreamCore:
         if request.fin:
             self._fin_written = True
 
-    def _write_held(self) -> None:
-        held, self._held = self._held, []
-        for request in held:
-            self._write(request)
-
     def _write_fin(self) -> None:
-        self._write_held()  # a FIN sends what DELAY_SEND held back
         if not self._sender_reset():
             self.quic_stream.sender.write(b"", True)
         self._fin_written = True
@@ -436,7 +434,6 @@ class StreamCore:
             if self.state.started and not silent:
                 self.quic_stream.sender.reset(error_code)
         self._release_buffered()
-        self._held.clear()
         requests = self.sends.requests
         while requests:
             self._complete(requests.popleft(), canceled=True)
@@ -470,8 +467,6 @@ class StreamCore:
         requests = self.sends.requests
         if not requests or not self.state.started or self.state.local_close_reset:
             return False
-        if self._held and requests[0] is self._held[0]:
-            return False  # DELAY_SEND data waits for its stream's next send: it may not fill the buffer
         request = requests.popleft()
         self._buffered.append((request.end, request.length))
         self.connection.send_buffer.buffered_bytes += request.length
@@ -538,12 +533,13 @@ class StreamCore:
             self._try_complete_shutdown()
 
     def _on_cancel_on_loss(self) -> None:
-        """Data of a CANCEL_ON_LOSS stream was lost: CANCEL_ON_LOSS (the handler may set
-        the error code), then the send side is aborted with that code."""
+        """QuicStreamOnLoss: a frame of a CANCEL_ON_LOSS stream was lost (data, the FIN or
+        the opening frame): CANCEL_ON_LOSS (the handler may set the error code), then
+        QuicStreamShutdown(ABORT, code), both directions, so the peer sees
+        PEER_SEND_ABORTED and PEER_RECEIVE_ABORTED."""
         event = ev.CancelOnLoss(error_code=0)
         self.indicate(event)
-        self._send_shutdown_abort(event.error_code)
-        self.connection.mark_dirty(self)
+        self.apply_shutdown(StreamShutdownFlags.ABORT, event.error_code)
 
     def _indicate_send_shutdown_complete(self, graceful: bool, force: bool = False, silent: bool = False) -> None:
         """SEND_SHUTDOWN_COMPLETE once the FIN or reset is acknowledged, or at once for a

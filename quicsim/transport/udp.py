@@ -92,7 +92,8 @@ class ConnectionDriver(QuicConnectionProtocol):
         self._worker_scheduled = False
         self.core.process_operations()
         self._process_events()
-        self.transmit()
+        if not self.core.flush_delayed:  # DELAY_SEND: the next flush, for any reason, sends it
+            self.transmit()
 
     def run_events(self) -> None:
         """Deliver aioquic's pending events now (used by a blocking close)."""
