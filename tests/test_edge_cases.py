@@ -11,6 +11,7 @@ import pytest
 
 from quicsim import (
     ConnectionEventType,
+    SendFlags,
     Settings,
     Status,
     StreamEventType,
@@ -19,7 +20,7 @@ from quicsim import (
 )
 from quicsim.pair import open_pair
 
-from .conftest import Recorder, eventually
+from .conftest import Recorder, eventually, round_trip
 
 pytestmark = pytest.mark.asyncio
 
@@ -242,3 +243,18 @@ async def test_listener_keeps_live_connections_only_and_bounds_half_open_ones():
     finally:
         sock.close()
         listener.close()
+
+
+async def test_close_from_the_late_cancel_of_a_start_fin_flush_does_not_start_the_stream(mem):
+    """Found as a user would: a handler closes a never-started stream from the canceled
+    completion raised while the worker flushes its START|FIN send. The flush must not
+    start the closed stream afterwards (before, the peer saw it open and an in-memory run
+    never ended)."""
+    rec = Recorder(lambda s, e: e.type is StreamEventType.SEND_COMPLETE and s.close())
+    stream = mem.client.open_stream(handler=rec)
+    stream.send(b"a", SendFlags.START | SendFlags.FIN, client_context="first")
+    stream.send(b"b", client_context="late")
+    await round_trip(mem.client)
+    assert stream.handle_closed and stream.id is None, "a closed stream never starts"
+    assert rec.completions() == [("late", True), ("first", True)]
+    assert not mem.server.streams, "the peer never saw it"
