@@ -118,3 +118,16 @@ def test_call_statuses_come_from_one_table_per_call():
     assert status(OPEN_STATUS, conn) is Status.INVALID_STATE  # ClosedLocally is checked first
     conn.closed_locally = False
     assert status(OPEN_STATUS, conn) is Status.ABORTED
+
+
+def test_the_send_fast_path_agrees_with_the_table():
+    import itertools
+
+    from quicsim.core.state import SEND_STATUS, ConnectionState, StreamState, send_status, status
+
+    for bits in itertools.product([False, True], repeat=5):
+        conn = ConnectionState()
+        stream = StreamState(started=True, has_send_side=True, has_receive_side=True)
+        (stream.send_enabled, conn.closed_remotely, stream.handle_closed, conn.handle_closed,
+         stream.received_stop_sending) = bits
+        assert send_status(conn, stream) is status(SEND_STATUS, conn, stream), bits

@@ -16,6 +16,36 @@ from ..enums import SendFlags
 _FIN = int(SendFlags.FIN)
 
 
+_BUFFER_TYPES = (bytes, bytearray, memoryview)
+
+
+def normalize_buffers(buffers: Any) -> tuple[tuple, int] | None:
+    """MsQuic's QUIC_BUFFER array: one bytes-like object or a list of them."""
+    if isinstance(buffers, _BUFFER_TYPES):
+        bufs = (buffers,)
+    elif isinstance(buffers, (list, tuple)):
+        bufs = tuple(buffers)
+        for b in bufs:
+            if not isinstance(b, _BUFFER_TYPES):
+                return None
+    else:
+        return None
+    if any(isinstance(b, memoryview) for b in bufs):
+        flat = []
+        for b in bufs:
+            if isinstance(b, memoryview):
+                if not b.c_contiguous:
+                    return None  # not one contiguous run of bytes: no QUIC_BUFFER can hold it
+                if b.ndim != 1 or b.format not in ("B", "b", "c"):
+                    b = b.cast("B")  # count and send bytes, not items
+            flat.append(b)
+        bufs = tuple(flat)
+    total = 0
+    for b in bufs:
+        total += len(b)
+    return bufs, total
+
+
 class SendRequest:
     """One accepted StreamSend: its buffers, flags, client context and stream range."""
 

@@ -163,6 +163,14 @@ START_APPLY_STATUS: tuple[tuple[str, Check, Status], ...] = (
 )
 
 
+def send_status(conn: ConnectionState, stream: StreamState) -> Status | None:
+    """SEND_STATUS for the per-send hot path: when every row is clear (the usual case)
+    one test answers, without walking the table."""
+    if stream.send_enabled and not (conn.closed_remotely or stream.handle_closed or conn.handle_closed):
+        return None
+    return status(SEND_STATUS, conn, stream)
+
+
 def status(table: tuple[tuple[str, Check, Status], ...], conn: ConnectionState,
            stream: StreamState | None = None) -> Status | None:
     """The first row of ``table`` whose condition holds, or None: the call is accepted."""

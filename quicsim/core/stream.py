@@ -27,14 +27,13 @@ from . import aioquic_adapter as aq
 from . import operations as ops
 from . import rules, state
 from .state import StreamState
-from .send_queue import SendQueue, SendRequest
+from .send_queue import SendQueue, SendRequest, normalize_buffers
 
 if TYPE_CHECKING:  # pragma: no cover
     from .connection import ConnectionCore
 
 StreamHandler = Callable[["StreamCore", ev.StreamEvent], Any]
 
-_BUFFER_TYPES = (bytes, bytearray, memoryview)
 _SEND_COMPLETE = StreamEventType.SEND_COMPLETE
 _START_COMPLETE = StreamEventType.START_COMPLETE
 #: what a never-started stream can still be told: its canceled sends and, at StreamClose
@@ -51,33 +50,6 @@ _FIN = int(SendFlags.FIN)
 _START = int(SendFlags.START)
 _DELAY_SEND = int(SendFlags.DELAY_SEND)
 _CANCEL_ON_LOSS = int(SendFlags.CANCEL_ON_LOSS)
-
-
-def _normalize_buffers(buffers: Any) -> tuple[tuple, int] | None:
-    """MsQuic's QUIC_BUFFER array: one bytes-like object or a list of them."""
-    if isinstance(buffers, _BUFFER_TYPES):
-        bufs = (buffers,)
-    elif isinstance(buffers, (list, tuple)):
-        bufs = tuple(buffers)
-        for b in bufs:
-            if not isinstance(b, _BUFFER_TYPES):
-                return None
-    else:
-        return None
-    if any(isinstance(b, memoryview) for b in bufs):
-        flat = []
-        for b in bufs:
-            if isinstance(b, memoryview):
-                if not b.c_contiguous:
-                    return None  # not one contiguous run of bytes: no QUIC_BUFFER can hold it
-                if b.ndim != 1 or b.format not in ("B", "b", "c"):
-                    b = b.cast("B")  # count and send bytes, not items
-            flat.append(b)
-        bufs = tuple(flat)
-    total = 0
-    for b in bufs:
-        total += len(b)
-    return bufs, total
 
 
 class StreamCore:
@@ -180,11 +152,12 @@ class StreamCore:
         # The hot path: plain ints and a bytes fast path, no enum arithmetic.
         conn = self.connection
         send_id = conn.next_send_id()
-        iflags = flags if type(flags) is int else rules.flag_value(flags, SendFlags)
+        iflags = (flags if type(flags) is int
+                  else flags._value_ if type(flags) is SendFlags else rules.flag_value(flags, SendFlags))
         if type(buffers) is bytes:
             bufs, length = (buffers,), len(buffers)
         else:
-            normalized = _normalize_buffers(buffers)
+            normalized = normalize_buffers(buffers)
             bufs, length = normalized if normalized is not None else (None, 0)
         # MsQuicStreamSend ignores unknown flag bits; a negative int is no C flags value.
         if bufs is None or iflags < 0 or length > MAX_SEND_LENGTH:
@@ -193,7 +166,7 @@ class StreamCore:
             # Checked and queued under the connection's lock (MsQuic's ApiSendRequestLock),
             # so a send from any thread and the worker's shutdown never interleave.
             with conn.lock:
-                status = state.status(state.SEND_STATUS, conn.state, self.state)
+                status = state.send_status(conn.state, self.state)
                 if status is None:
                     request = SendRequest(send_id, bufs, length, iflags, client_context)
                     api_requests = self.sends.api_requests
