@@ -22,7 +22,7 @@ from . import certs as _certs
 from .loader import UsageError, load_scenarios
 from .network import NetworkError, NetworkProfile
 from .report import print_failures, results_table
-from .runner import RunOptions, run_job, seeds_for
+from .runner import RunOptions, run_job, seeds_for, transport_for
 from .settings import FAULTS, check_faults
 
 
@@ -79,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="force MsQuic's SendBufferingEnabled on or off on both sides of every scenario")
     run.add_argument("--transport", choices=("udp", "memory"),
                      help="udp: loopback sockets through the relay; memory: in-memory link on virtual time")
+    run.add_argument("--check-determinism", action="store_true",
+                     help="run each seed twice (memory transport) and compare trace, qlog and datagrams")
 
     demo = sub.add_parser("demo", help="a live loopback demo of the send-after-shutdown race")
     demo.add_argument("--inject", type=_fault, action="append", default=[], metavar="FAULT")
@@ -128,12 +130,29 @@ def _run(args: argparse.Namespace) -> int:
                          trace_dir=trace_dir, transport=args.transport,
                          send_buffering=None if args.send_buffering is None else args.send_buffering == "on")
     jobs = [(spec, seed) for spec in specs for seed in seeds_for(spec, options)]
+    if args.check_determinism:
+        for spec in specs:
+            if transport_for(spec, options) != "memory":
+                raise UsageError(f"{spec.file}:{spec.line}: --check-determinism needs the memory transport "
+                                 f"({spec.name} runs over udp); add --transport memory")
     out = Console(highlight=False)
     if not out.is_terminal:
         out = Console(highlight=False, width=160)
     err = Console(stderr=True, highlight=False)
     results: list[dict] = []
     show_progress = not args.json and out.is_terminal
+
+    def run_one(spec, seed) -> dict:
+        if not args.check_determinism:
+            return run_job(spec, seed, options)
+        from .determinism import check_run
+
+        result, check = check_run(spec, seed, options)
+        result["determinism"] = check.as_dict()
+        if not check.identical:
+            result["passed"] = False
+            result["error"] = f"not deterministic: {check.difference}"
+        return result
 
     def run_all() -> None:
         if show_progress:
@@ -142,11 +161,11 @@ def _run(args: argparse.Namespace) -> int:
                 task = progress.add_task("scenarios", total=len(jobs))
                 for spec, seed in jobs:
                     progress.update(task, description=f"{spec.name} (seed {seed})")
-                    results.append(run_job(spec, seed, options))
+                    results.append(run_one(spec, seed))
                     progress.advance(task)
         else:
             for spec, seed in jobs:
-                result = run_job(spec, seed, options)
+                result = run_one(spec, seed)
                 results.append(result)
                 if args.json:
                     print(json.dumps(result, default=str), flush=True)
@@ -170,8 +189,14 @@ def _run(args: argparse.Namespace) -> int:
             extra += ["--transport", args.transport]
         if args.send_buffering:
             extra += ["--send-buffering", args.send_buffering]
+        if args.check_determinism:
+            extra += ["--check-determinism"]
         print_failures(out, results, extra)
         passed = sum(r["passed"] for r in results)
+        if args.check_determinism:
+            same = sum(r["determinism"]["identical"] for r in results)
+            out.print(f"determinism: {same} of {len(results)} runs identical when repeated "
+                      f"(trace, qlog, datagrams, verdict)")
         out.print(f"{passed} passed, {len(results) - passed} failed"
                   + (f" (interrupted after {len(results)} of {len(jobs)} runs)" if interrupted else ""))
     if args.report and results:

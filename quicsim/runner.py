@@ -32,6 +32,7 @@ class RunOptions:
     trace_dir: str | None = None  # one JSON Lines trace per run when set
     transport: str | None = None  # overrides the scenarios' own
     send_buffering: bool | None = None  # overrides both sides' Settings.send_buffering
+    wire_log: bool = False  # memory transport with trace_dir: also write <run>.wire (one line per datagram)
 
 
 def seeds_for(spec: ScenarioSpec, options: RunOptions) -> list[int]:
@@ -91,7 +92,7 @@ def run_job(spec: ScenarioSpec, seed: int, options: RunOptions | None = None) ->
     transport, so the run is deterministic and idle time is free."""
     options = options or RunOptions()
     if transport_for(spec, options) == "memory":
-        return run_virtual(run_scenario(spec, seed, options))
+        return run_virtual(run_scenario(spec, seed, options), seed=seed)
     return asyncio.run(run_scenario(spec, seed, options))
 
 
@@ -120,6 +121,7 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
         tracer = Tracer(Path(options.trace_dir) / f"{spec.name}-seed{seed}.jsonl", clock=loop.time,
                         include_cids=transport != "memory")
         observers = (tracer,)
+    wire: list[str] | None = [] if options.wire_log and options.trace_dir and transport == "memory" else None
     pair: Pair | None = None
     error: str | None = None
     context: ScenarioContext | None = None
@@ -127,7 +129,7 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
         pair = await open_pair(transport=transport, network=network, seed=seed, client_settings=client_settings,
                                server_settings=server_settings, ledger=ledger, server_handler=spec.server,
                                observers=observers, accept_timeout=max(0.1, deadline - loop.time()),
-                               qlog=qlog)
+                               qlog=qlog, wire_log=wire)
         context = ScenarioContext(client=pair.client, server=pair.server, listener=pair.listener, seed=seed,
                                   network=network, ledger=ledger, spec=spec)
         conns = [pair.client, pair.server]
@@ -175,6 +177,8 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
         tracer.close()
     if qlog is not None:
         qlog.flush()
+    if wire is not None:
+        (Path(options.trace_dir) / f"{spec.name}-seed{seed}.wire").write_text("".join(f"{w}\n" for w in wire))
     if spec.expect == "ok":
         passed = error is None and report["ok"]
     elif spec.expect == "leak":

@@ -6,7 +6,11 @@ function of its seed, and a 30 s idle timeout takes no wall time at all.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import heapq
+import itertools
 import selectors
+from asyncio import events
 
 #: Each jump lands this far past the timer it wakes for: aioquic's loss detection can
 #: re-arm the same deadline forever when called exactly at it (float rounding).
@@ -33,6 +37,22 @@ class _VirtualSelector(selectors.DefaultSelector):
         return []
 
 
+class _OrderedTimer(events.TimerHandle):
+    """A timer that, due at the same instant as another, runs in the order it was
+    scheduled (asyncio's own heap breaks such ties by heap shape)."""
+
+    __slots__ = ("_seq",)
+
+    def __init__(self, seq: int, *args) -> None:
+        super().__init__(*args)
+        self._seq = seq
+
+    def __lt__(self, other):
+        if isinstance(other, _OrderedTimer):
+            return (self._when, self._seq) < (other._when, other._seq)
+        return super().__lt__(other)
+
+
 class VirtualTimeEventLoop(asyncio.SelectorEventLoop):
     """``loop.time()`` is virtual and starts at 0; idle time costs nothing."""
 
@@ -41,15 +61,35 @@ class VirtualTimeEventLoop(asyncio.SelectorEventLoop):
         super().__init__(selector)
         selector.loop = self
         self._virtual_now = 0.0
+        self._timer_seq = itertools.count()
 
     def time(self) -> float:
         return self._virtual_now
+
+    def call_at(self, when, callback, *args, context=None):
+        # BaseEventLoop.call_at, with timers ordered by (deadline, scheduling order).
+        if when is None:
+            raise TypeError("when cannot be None")
+        self._check_closed()
+        if self._debug:
+            self._check_thread()
+            self._check_callback(callback, "call_at")
+        timer = _OrderedTimer(next(self._timer_seq), when, callback, args, self, context)
+        if timer._source_traceback:
+            del timer._source_traceback[-1]
+        heapq.heappush(self._scheduled, timer)
+        timer._scheduled = True
+        return timer
 
     def _advance(self, seconds: float) -> None:
         self._virtual_now += seconds + STEP_PAST
 
 
-def run_virtual(coro):
-    """Run ``coro`` to completion on a fresh virtual-time loop."""
-    with asyncio.Runner(loop_factory=VirtualTimeEventLoop) as runner:
-        return runner.run(coro)
+def run_virtual(coro, seed: int | None = None):
+    """Run ``coro`` to completion on a fresh virtual-time loop; with ``seed``, aioquic's
+    randomness in the run is drawn from it (:mod:`quicsim.transport.seeded`)."""
+    from .seeded import seeded
+
+    with seeded(seed) if seed is not None else contextlib.nullcontext():
+        with asyncio.Runner(loop_factory=VirtualTimeEventLoop) as runner:
+            return runner.run(coro)
