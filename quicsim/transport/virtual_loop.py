@@ -1,6 +1,12 @@
 """An asyncio event loop on a virtual clock: when nothing is runnable it jumps straight to
 the next timer instead of waiting. With the in-memory link (no sockets) a run is a pure
 function of its seed, and a 30 s idle timeout takes no wall time at all.
+
+Except while another thread is at work for the run: then idle is not idle (the thread may
+call the API at any moment), so the clock runs at the real rate instead of jumping. That is
+the case while a job handed to a thread (``run_in_executor``, ``asyncio.to_thread``) has not
+finished, and while a thread started after the loop was made (other than a thread pool's
+idle worker) is alive.
 """
 
 from __future__ import annotations
@@ -10,11 +16,16 @@ import contextlib
 import heapq
 import itertools
 import selectors
+import threading
+import time
 from asyncio import events
+from concurrent.futures import thread as _pool_thread
 
 #: Each jump lands this far past the timer it wakes for: aioquic's loss detection can
 #: re-arm the same deadline forever when called exactly at it (float rounding).
 STEP_PAST = 1e-6
+#: While another thread is at work, how often the loop checks whether it still is.
+HOLD_SLICE = 0.005
 
 
 class _VirtualSelector(selectors.DefaultSelector):
@@ -29,12 +40,37 @@ class _VirtualSelector(selectors.DefaultSelector):
         ready = super().select(0)
         if ready or timeout == 0:
             return ready
+        assert self.loop is not None
+        if self.loop._other_thread_at_work():
+            return self._select_real_time(timeout)
         if timeout is None:
             # Nothing scheduled: only another thread (call_soon_threadsafe) can wake us.
             return super().select(None)
-        assert self.loop is not None
         self.loop._advance(timeout)
         return []
+
+    def _select_real_time(self, timeout: float | None):
+        """Wait for real, moving the virtual clock by the real time waited (never past the
+        next timer), until something is ready, the timer is due, or no thread is at work."""
+        loop = self.loop
+        assert loop is not None
+        waited = 0.0
+        while True:
+            step = HOLD_SLICE if timeout is None else min(HOLD_SLICE, timeout - waited)
+            start = time.monotonic()
+            ready = super().select(step)
+            spent = time.monotonic() - start
+            if timeout is not None and waited + spent >= timeout:
+                loop._advance(timeout - waited)  # the next timer is due
+                return ready
+            loop._virtual_now += spent
+            waited += spent
+            if ready:
+                return ready
+            if not loop._other_thread_at_work():
+                if timeout is not None:
+                    loop._advance(timeout - waited)  # idle again: jump as usual
+                return []
 
 
 class _OrderedTimer(events.TimerHandle):
@@ -62,9 +98,36 @@ class VirtualTimeEventLoop(asyncio.SelectorEventLoop):
         selector.loop = self
         self._virtual_now = 0.0
         self._timer_seq = itertools.count()
+        self._jobs_in_flight = 0  # run_in_executor jobs not finished
+        self._threads_before = {t.ident for t in threading.enumerate()}
 
     def time(self) -> float:
         return self._virtual_now
+
+    def run_in_executor(self, executor, func, *args):
+        future = super().run_in_executor(executor, func, *args)
+        self._jobs_in_flight += 1
+        future.add_done_callback(self._job_done)
+        return future
+
+    def _job_done(self, future) -> None:
+        self._jobs_in_flight -= 1
+
+    def _other_thread_at_work(self) -> bool:
+        """A job handed to a thread is in flight, or a thread started since the loop was
+        made is alive (idle thread-pool workers excepted: their jobs are counted)."""
+        if self._jobs_in_flight:
+            return True
+        if threading.active_count() == 1:
+            return False  # the common case: only this thread
+        me = threading.get_ident()
+        for t in threading.enumerate():
+            if t.ident == me or t.ident in self._threads_before:
+                continue
+            if getattr(t, "_target", None) is _pool_thread._worker:
+                continue
+            return True
+        return False
 
     def call_at(self, when, callback, *args, context=None):
         # BaseEventLoop.call_at, with timers ordered by (deadline, scheduling order).
