@@ -94,7 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
     fuzz.add_argument("--max-ops", type=_positive_int, default=12, help="API operations per program, at most")
     fuzz.add_argument("--inject", type=_fault, action="append", default=[], metavar="FAULT")
     fuzz.add_argument("--out", default="fuzz-failures", metavar="DIR", help="where repro scenario files go")
-    fuzz.add_argument("--time-budget", type=_non_negative, metavar="SECONDS", help="stop starting runs after this")
+    fuzz.add_argument("--time-budget", type=_non_negative, metavar="SECONDS",
+                      help="end the campaign after this (runs in flight get a few more seconds, then are stopped)")
+    fuzz.add_argument("--run-budget", type=_number(float, lambda v: v > 0, "> 0"), default=30.0, metavar="SECONDS",
+                      help="wall-clock seconds one run may take before it is stopped and reported as a hang")
 
     explain = sub.add_parser("explain", help="the life of each send in a trace, leaked sends first")
     explain.add_argument("trace", metavar="TRACE", help="a JSON Lines trace (quicsim run --trace DIR)")
@@ -251,23 +254,27 @@ def _fuzz(args: argparse.Namespace) -> int:
         try:
             result = run_campaign(runs=args.runs, seed=args.seed, jobs=args.jobs, max_ops=args.max_ops,
                                   faults=faults, out_dir=Path(args.out), time_budget=args.time_budget,
-                                  progress=on_progress)
+                                  progress=on_progress, wall_budget=args.run_budget)
         except KeyboardInterrupt:
             return 130
     out.print(f"runs: {result.runs} (seeds {result.seeds}) in {result.elapsed:.1f} s, "
               f"{result.runs / max(result.elapsed, 1e-9):.1f} runs/s; API operations: {result.ops}"
               + (f"; faults: {', '.join(sorted(faults))}" if faults else "")
-              + ("; stopped by --time-budget" if result.stopped_early else ""))
+              + ("; stopped by --time-budget" if result.stopped_early else "")
+              + (f"; stopped in flight: seeds {', '.join(map(str, result.unfinished))}" if result.unfinished else ""))
     if not result.failures:
         out.print("failures: none")
         return 0
     out.print(f"failures: {sum(result.failures.values())} "
               f"({', '.join(f'{sig} x{n}' for sig, n in result.failures.most_common())})")
     for finding in result.findings:
-        where = str(finding.path) if finding.path else "(did not repeat in the main process)"
+        where = str(finding.path) if finding.path else "(did not repeat when run again)"
         out.print(f"  {finding.signature}: seed {finding.seed}, shrunk {finding.original_ops} -> "
                   f"{finding.program.api_op_count()} API operations: {where}"
-                  + ("" if finding.reproduced else "  [WARNING: the file did not reproduce it]"), markup=False)
+                  + ("" if finding.reproduced or not finding.path else "  [WARNING: the file did not reproduce it]"),
+                  markup=False)
+        if finding.detail:
+            out.print(f"    {finding.detail}", markup=False)
         if finding.path:
             out.print(f"    reproduce: quicsim run {finding.path} --transport memory", markup=False)
     return 1

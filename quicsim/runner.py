@@ -18,7 +18,7 @@ from .pair import TEARDOWN_SECONDS, VIRTUAL_TEARDOWN_SECONDS, Pair, open_pair
 from .scenario_spec import ScenarioContext, ScenarioSpec
 from .settings import check_faults
 from .trace import Tracer
-from .transport.virtual_loop import run_virtual
+from .transport.virtual_loop import VirtualTimeExceeded, run_virtual
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,7 @@ class RunOptions:
     transport: str | None = None  # overrides the scenarios' own
     send_buffering: bool | None = None  # overrides both sides' Settings.send_buffering
     wire_log: bool = False  # memory transport with trace_dir: also write <run>.wire (one line per datagram)
+    virtual_budget: float | None = None  # memory transport: virtual seconds before a run is a hang
 
 
 def seeds_for(spec: ScenarioSpec, options: RunOptions) -> list[int]:
@@ -92,8 +93,29 @@ def run_job(spec: ScenarioSpec, seed: int, options: RunOptions | None = None) ->
     transport, so the run is deterministic and idle time is free."""
     options = options or RunOptions()
     if transport_for(spec, options) == "memory":
-        return run_virtual(run_scenario(spec, seed, options), seed=seed)
+        budget = options.virtual_budget or virtual_budget(spec)
+        wall_start = time.monotonic()
+        try:
+            return run_virtual(run_scenario(spec, seed, options), seed=seed, budget=budget)
+        except VirtualTimeExceeded as exc:
+            return _stopped_result(spec, seed, options, f"hang: {exc}", time.monotonic() - wall_start)
     return asyncio.run(run_scenario(spec, seed, options))
+
+
+def virtual_budget(spec: ScenarioSpec) -> float:
+    """Virtual seconds a memory run may last: its body, the liveness phase and two
+    teardown waits, with a margin. Past it the run is stuck and reported as a hang."""
+    return spec.timeout + VIRTUAL_LIVENESS_SECONDS + 2 * VIRTUAL_TEARDOWN_SECONDS + 60.0
+
+
+def _stopped_result(spec: ScenarioSpec, seed: int, options: RunOptions, error: str, wall: float) -> dict:
+    """The result of a run stopped from outside (nothing of its ledger survives)."""
+    return {
+        "scenario": spec.name, "file": spec.file, "seed": seed, "expect": spec.expect, "passed": False,
+        "error": error, **Ledger().report(), "network": {**spec.network, **options.network},
+        "faults": sorted(spec.client_settings.faults | options.faults), "send_buffering": None,
+        "datagrams": {}, "notes": [], "transport": "memory", "wall_time": round(wall, 3), "trace": None,
+    }
 
 
 async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None = None) -> dict:

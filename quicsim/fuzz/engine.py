@@ -6,8 +6,10 @@ from __future__ import annotations
 import importlib.util
 import re
 import sys
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Callable
 
 from ..loader import load_scenarios
 from ..runner import RunOptions, run_job
@@ -69,19 +71,24 @@ class Finding:
     program: Program
     path: Path | None = None
     reproduced: bool = False
+    detail: str = ""  # for a hang or a crash: what the watchdog saw
 
 
-def shrink(program: Program, sig: str, faults: frozenset[str], max_runs: int = 300) -> Program:
+def shrink(program: Program, sig: str, faults: frozenset[str], max_runs: int = 300,
+           outcome: Callable[[Program], str | None] | None = None, deadline: float | None = None) -> Program:
     """Delta-debug ``program`` while it still fails with ``sig``: drop chunks of
-    operations, then simplify what is left (sizes, buffers, flags, codes, network)."""
+    operations, then simplify what is left (sizes, buffers, flags, codes, network).
+    ``outcome(candidate)`` gives a candidate's signature (default: run it here); no
+    candidate is tried after ``deadline`` (``time.monotonic()``)."""
     runs = 0
+    outcome = outcome or (lambda candidate: signature(run_program(candidate, faults)))
 
     def still_fails(candidate: Program) -> bool:
         nonlocal runs
-        if runs >= max_runs:
+        if runs >= max_runs or (deadline is not None and time.monotonic() >= deadline):
             return False
         runs += 1
-        return signature(run_program(candidate, faults)) == sig
+        return outcome(candidate) == sig
 
     ops = list(program.ops)
     current = program

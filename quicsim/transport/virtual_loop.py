@@ -26,6 +26,12 @@ from concurrent.futures import thread as _pool_thread
 STEP_PAST = 1e-6
 #: While another thread is at work, how often the loop checks whether it still is.
 HOLD_SLICE = 0.005
+#: After the budget ran out, virtual time the cleanup (task cancellation) may still use.
+CLEANUP_SECONDS = 60.0
+
+
+class VirtualTimeExceeded(Exception):
+    """The run's virtual clock passed its budget: the run is stuck (a hang)."""
 
 
 class _VirtualSelector(selectors.DefaultSelector):
@@ -92,11 +98,14 @@ class _OrderedTimer(events.TimerHandle):
 class VirtualTimeEventLoop(asyncio.SelectorEventLoop):
     """``loop.time()`` is virtual and starts at 0; idle time costs nothing."""
 
-    def __init__(self) -> None:
+    def __init__(self, budget: float | None = None) -> None:
         selector = _VirtualSelector()
         super().__init__(selector)
         selector.loop = self
         self._virtual_now = 0.0
+        #: virtual seconds the run may last; past them the loop raises VirtualTimeExceeded
+        self.budget = budget
+        self.exceeded = False
         self._timer_seq = itertools.count()
         self._jobs_in_flight = 0  # run_in_executor jobs not finished
         self._threads_before = {t.ident for t in threading.enumerate()}
@@ -146,13 +155,32 @@ class VirtualTimeEventLoop(asyncio.SelectorEventLoop):
 
     def _advance(self, seconds: float) -> None:
         self._virtual_now += seconds + STEP_PAST
+        if self.budget is not None and self._virtual_now > self.budget:
+            budget, self.budget = self.budget, self._virtual_now + CLEANUP_SECONDS
+            self.exceeded = True
+            # Out of run_forever: the run stops here; the cleanup gets a little more time.
+            raise VirtualTimeExceeded(f"the run passed its budget of {budget:g} s of virtual time")
 
 
-def run_virtual(coro, seed: int | None = None):
+def run_virtual(coro, seed: int | None = None, budget: float | None = None):
     """Run ``coro`` to completion on a fresh virtual-time loop; with ``seed``, aioquic's
-    randomness in the run is drawn from it (:mod:`quicsim.transport.seeded`)."""
+    randomness in the run is drawn from it (:mod:`quicsim.transport.seeded`); past
+    ``budget`` virtual seconds, raise :class:`VirtualTimeExceeded`."""
     from .seeded import seeded
 
+    def make_loop() -> VirtualTimeEventLoop:
+        loop = VirtualTimeEventLoop(budget)
+        if budget is not None:
+            # A run stopped by its budget leaves tasks behind on purpose: no noise about them.
+            loop.set_exception_handler(_quiet_after_budget)
+        return loop
+
     with seeded(seed) if seed is not None else contextlib.nullcontext():
-        with asyncio.Runner(loop_factory=VirtualTimeEventLoop) as runner:
+        with asyncio.Runner(loop_factory=make_loop) as runner:
             return runner.run(coro)
+
+
+def _quiet_after_budget(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+    if getattr(loop, "exceeded", False):
+        return
+    loop.default_exception_handler(context)
