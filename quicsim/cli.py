@@ -262,6 +262,10 @@ def _fuzz(args: argparse.Namespace) -> int:
               + (f"; faults: {', '.join(sorted(faults))}" if faults else "")
               + ("; stopped by --time-budget" if result.stopped_early else "")
               + (f"; stopped in flight: seeds {', '.join(map(str, result.unfinished))}" if result.unfinished else ""))
+    if result.no_handshake:
+        shown = ", ".join(map(str, result.no_handshake[:10])) + (" ..." if len(result.no_handshake) > 10 else "")
+        out.print(f"no handshake (the drawn network prevented it; not failures): {len(result.no_handshake)} "
+                  f"runs, seeds {shown}")
     if not result.failures:
         out.print("failures: none")
         return 0

@@ -114,7 +114,7 @@ def _stopped_result(spec: ScenarioSpec, seed: int, options: RunOptions, error: s
         "scenario": spec.name, "file": spec.file, "seed": seed, "expect": spec.expect, "passed": False,
         "error": error, **Ledger().report(), "network": {**spec.network, **options.network},
         "faults": sorted(spec.client_settings.faults | options.faults), "send_buffering": None,
-        "datagrams": {}, "notes": [], "transport": "memory", "wall_time": round(wall, 3), "trace": None,
+        "datagrams": {}, "notes": [], "transport": "memory", "connected": None, "wall_time": round(wall, 3), "trace": None,
     }
 
 
@@ -221,6 +221,7 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
         "datagrams": {d: dict(s) for d, s in network.stats.items()},
         "notes": context.notes if context else [],
         "transport": transport,
+        "connected": pair is not None,  # False: the handshake never completed (no body ran)
         "wall_time": round(time.monotonic() - wall_start, 3),
         "trace": str(tracer.path) if tracer is not None else None,
     }

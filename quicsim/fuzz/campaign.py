@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .engine import Finding, shrink, write_finding
+from .engine import NO_HANDSHAKE, Finding, shrink, write_finding
 from .program import Program, generate
 from .watchdog import WALL_BUDGET, Outcome, Sandbox
 
@@ -31,6 +31,8 @@ class CampaignResult:
     stopped_early: bool = False
     #: seeds whose run was in flight when the time budget ran out (killed, not counted)
     unfinished: list[int] = field(default_factory=list)
+    #: seeds whose drawn network kept the handshake from completing (not failures)
+    no_handshake: list[int] = field(default_factory=list)
 
     @property
     def seeds(self) -> str:
@@ -71,6 +73,9 @@ def run_campaign(
                 result.unfinished.append(run_seed)
                 continue
             sig = _signature(outcome)
+            if sig == NO_HANDSHAKE:
+                result.no_handshake.append(run_seed)
+                sig = None
             result.runs += 1
             result.ops += outcome.value[2] if outcome.failure is None else generate(run_seed, max_ops).api_op_count()
             if sig is not None:

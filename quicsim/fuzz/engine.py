@@ -163,7 +163,23 @@ def reproduces(path: Path, sig: str) -> bool:
     return signature(run_job(spec, spec.seed, RunOptions())) == sig
 
 
+#: not a failure: the program's drawn network kept the handshake from completing (on a
+#: clean network it completes), so none of its operations ran
+NO_HANDSHAKE = "no-handshake"
+
+
+def check_program(program: Program, faults: frozenset[str] = frozenset()) -> str | None:
+    """The failure signature of one program (None: it passed), or :data:`NO_HANDSHAKE`."""
+    result = run_program(program, faults)
+    sig = signature(result)
+    if sig is not None and result.get("connected") is False and program.network:
+        clean = run_program(replace(program, network={}), faults)
+        if clean.get("connected"):
+            return NO_HANDSHAKE
+    return sig
+
+
 def check_seed(seed: int, max_ops: int, faults: frozenset[str]) -> tuple[int, str | None, int]:
-    """One fuzz run: (seed, failure signature or None, API operations executed)."""
+    """One fuzz run: (seed, failure signature or None or NO_HANDSHAKE, API operations)."""
     program = generate(seed, max_ops)
-    return seed, signature(run_program(program, faults)), program.api_op_count()
+    return seed, check_program(program, faults), program.api_op_count()
