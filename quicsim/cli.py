@@ -98,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="end the campaign after this (runs in flight get a few more seconds, then are stopped)")
     fuzz.add_argument("--run-budget", type=_number(float, lambda v: v > 0, "> 0"), default=30.0, metavar="SECONDS",
                       help="wall-clock seconds one run may take before it is stopped and reported as a hang")
+    fuzz.add_argument("--check-determinism", type=_number(int, lambda v: v >= 0, ">= 0"), default=100, metavar="N",
+                      help="run each seed divisible by N twice and compare trace, qlog and datagrams (0: never)")
 
     explain = sub.add_parser("explain", help="the life of each send in a trace, leaked sends first")
     explain.add_argument("trace", metavar="TRACE", help="a JSON Lines trace (quicsim run --trace DIR)")
@@ -254,7 +256,8 @@ def _fuzz(args: argparse.Namespace) -> int:
         try:
             result = run_campaign(runs=args.runs, seed=args.seed, jobs=args.jobs, max_ops=args.max_ops,
                                   faults=faults, out_dir=Path(args.out), time_budget=args.time_budget,
-                                  progress=on_progress, wall_budget=args.run_budget)
+                                  progress=on_progress, wall_budget=args.run_budget,
+                                  determinism_every=args.check_determinism)
         except KeyboardInterrupt:
             return 130
     out.print(f"runs: {result.runs} (seeds {result.seeds}) in {result.elapsed:.1f} s, "

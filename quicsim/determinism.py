@@ -73,7 +73,7 @@ def compare_runs(first: Path, second: Path, spec: ScenarioSpec, seed: int) -> De
             check.identical = False
             if check.difference is None:
                 what = f"{role} ({a[role].name})"
-                check.difference = first_difference(data_a.decode().splitlines(), data_b.decode().splitlines(), what)
+                check.difference = first_difference(data_a.decode().split("\n"), data_b.decode().split("\n"), what)
     return check
 
 

@@ -55,3 +55,10 @@ def endless_teardown() -> None:
 
     _on_abort_receive(poison)
     pair.Pair.shutdown = shutdown
+
+
+def unseeded_connection_ids() -> None:
+    """aioquic's randomness no longer drawn from the seed: runs stop repeating."""
+    from quicsim.transport import seeded
+
+    seeded._OS_VIEW.urandom = os.urandom

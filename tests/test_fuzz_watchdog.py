@@ -74,3 +74,15 @@ def test_fuzz_command_time_budget_is_kept(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "stopped by --time-budget" in proc.stdout
     assert time.monotonic() - start < 2 + GRACE_SECONDS + 4
+
+
+def test_the_fuzzer_checks_one_seed_in_n_for_determinism(tmp_path):
+    clean = run_campaign(runs=4, seed=0, out_dir=tmp_path / "clean", determinism_every=2)
+    assert not clean.failures, clean.failures
+    bad = run_campaign(runs=4, seed=0, out_dir=tmp_path / "bad", determinism_every=2, time_budget=120,
+                       worker_init="tests.fuzz_mutants:unseeded_connection_ids")
+    assert bad.failures == {"nondeterministic": 2}  # seeds 0 and 2, the ones checked
+    finding = bad.findings[0]
+    assert finding.seed == 0 and finding.detail.startswith("qlog client (") and "line 1: " in finding.detail
+    assert "ODCID" in finding.detail and "second run" in finding.detail
+    assert finding.path is not None and finding.reproduced

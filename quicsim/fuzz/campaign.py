@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .engine import NO_HANDSHAKE, Finding, shrink, write_finding
+from .engine import NO_HANDSHAKE, NONDETERMINISTIC, Finding, shrink, write_finding
 from .program import Program, generate
 from .watchdog import WALL_BUDGET, Outcome, Sandbox
 
@@ -59,13 +59,16 @@ def run_campaign(
     progress: Callable[[CampaignResult], None] | None = None,
     wall_budget: float = WALL_BUDGET,
     worker_init: str | None = None,
+    determinism_every: int = 0,
 ) -> CampaignResult:
-    """``worker_init`` ("module:function") runs first in every worker process."""
+    """``worker_init`` ("module:function") runs first in every worker process; with
+    ``determinism_every`` N, each seed divisible by N is also run twice and compared."""
     result = CampaignResult(first_seed=seed)
     started = time.monotonic()
     deadline = started + time_budget if time_budget is not None else None
     shrunk: set[str] = set()
-    jobs_iter = (("seed", s, max_ops, faults) for s in range(seed, seed + runs))
+    jobs_iter = (("seed", s, max_ops, faults, bool(determinism_every) and s % determinism_every == 0)
+                 for s in range(seed, seed + runs))
     with Sandbox(jobs, wall_budget, worker_init) as sandbox, Sandbox(1, wall_budget, worker_init) as shrinker:
         for outcome in sandbox.run(jobs_iter, deadline=deadline, grace=GRACE_SECONDS):
             run_seed = outcome.job[1]
@@ -82,7 +85,8 @@ def run_campaign(
                 result.failures[sig] += 1
                 if sig not in shrunk:
                     shrunk.add(sig)
-                    result.findings.append(_shrink_and_write(run_seed, sig, outcome.detail, max_ops, faults,
+                    detail = outcome.detail or (outcome.value[3] if outcome.failure is None else "")
+                    result.findings.append(_shrink_and_write(run_seed, sig, detail, max_ops, faults,
                                                              out_dir, shrinker, deadline))
             result.elapsed = time.monotonic() - started
             if progress is not None:
@@ -100,13 +104,15 @@ def _shrink_and_write(run_seed: int, sig: str, detail: str, max_ops: int, faults
     if deadline is not None:
         limit = min(limit, deadline + GRACE_SECONDS)
 
+    determinism = sig == NONDETERMINISTIC
+
     def outcome(candidate: Program) -> str | None:
-        return _signature(shrinker.run_one(("program", candidate, faults), deadline=limit))
+        return _signature(shrinker.run_one(("program", candidate, faults, determinism), deadline=limit))
 
     # Re-check on its own: the run is deterministic, so the failure must repeat.
     if outcome(program) != sig:
         return finding
     finding.program = shrink(program, sig, faults, outcome=outcome, deadline=limit)
     finding.path = write_finding(finding, out_dir, faults)
-    finding.reproduced = _signature(shrinker.run_one(("file", str(finding.path)), deadline=limit)) == sig
+    finding.reproduced = _signature(shrinker.run_one(("file", str(finding.path), determinism), deadline=limit)) == sig
     return finding

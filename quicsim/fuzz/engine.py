@@ -179,7 +179,32 @@ def check_program(program: Program, faults: frozenset[str] = frozenset()) -> str
     return sig
 
 
-def check_seed(seed: int, max_ops: int, faults: frozenset[str]) -> tuple[int, str | None, int]:
-    """One fuzz run: (seed, failure signature or None or NO_HANDSHAKE, API operations)."""
+#: the failure of a program that, run twice with its seed, did not repeat byte for byte
+NONDETERMINISTIC = "nondeterministic"
+
+
+def determinism_of(program: Program, faults: frozenset[str] = frozenset(), path: Path | None = None) -> str | None:
+    """Run ``program`` (or the scenario file ``path``) twice: None when trace, qlog,
+    datagrams and verdict repeat exactly, else the first difference."""
+    from ..determinism import check_run
+
+    if path is not None:
+        spec = load_scenarios([str(path)])[0]
+    else:
+        spec = _spec_from_source(render(program, faults), f"seed{program.seed}")
+    _, check = check_run(spec, spec.seed if path is not None else program.seed, RunOptions())
+    return None if check.identical else check.difference
+
+
+def check_seed(seed: int, max_ops: int, faults: frozenset[str],
+               check_determinism: bool = False) -> tuple[int, str | None, int, str]:
+    """One fuzz run: (seed, failure signature or None or NO_HANDSHAKE, API operations,
+    detail). With ``check_determinism`` a passing program is also run twice and compared."""
     program = generate(seed, max_ops)
-    return seed, check_program(program, faults), program.api_op_count()
+    sig = check_program(program, faults)
+    detail = ""
+    if sig is None and check_determinism:
+        difference = determinism_of(program, faults)
+        if difference is not None:
+            sig, detail = NONDETERMINISTIC, difference
+    return seed, sig, program.api_op_count(), detail

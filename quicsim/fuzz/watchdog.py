@@ -10,7 +10,6 @@ import multiprocessing
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import wait
-from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 #: wall-clock seconds one fuzz run may take (a clean run takes a few dozen milliseconds)
@@ -31,19 +30,27 @@ class Outcome:
 
 
 def execute(job: tuple) -> Any:
-    """Run one job (in a worker): ``("seed", seed, max_ops, faults)`` -> (seed, signature,
-    ops); ``("program", program, faults)`` and ``("file", path)`` -> signature."""
+    """Run one job (in a worker): ``("seed", seed, max_ops, faults, check_determinism)``
+    -> (seed, signature, ops, detail); ``("program", program, faults, determinism)`` and
+    ``("file", path, determinism)`` -> signature (with ``determinism``: whether two runs
+    repeat, :data:`~quicsim.fuzz.engine.NONDETERMINISTIC` when they do not)."""
     from ..loader import load_scenarios
     from ..runner import RunOptions, run_job
-    from .engine import check_seed, run_program, signature
+    from .engine import NONDETERMINISTIC, check_seed, determinism_of, run_program, signature
 
     kind = job[0]
     if kind == "seed":
-        return check_seed(job[1], job[2], job[3])
+        return check_seed(*job[1:])
     if kind == "program":
-        return signature(run_program(job[1], job[2]))
+        _, program, faults, determinism = job
+        if determinism:
+            return NONDETERMINISTIC if determinism_of(program, faults) is not None else None
+        return signature(run_program(program, faults))
     if kind == "file":
-        spec = load_scenarios([str(job[1])])[0]
+        _, path, determinism = job
+        if determinism:
+            return NONDETERMINISTIC if determinism_of(None, path=path) is not None else None  # type: ignore[arg-type]
+        spec = load_scenarios([str(path)])[0]
         return signature(run_job(spec, spec.seed, RunOptions()))
     raise ValueError(f"unknown job {job!r}")
 
@@ -199,6 +206,3 @@ class Sandbox:
         self.workers.remove(worker)
         return outcome
 
-
-def path_job(path: Path) -> tuple:
-    return ("file", str(path))
