@@ -81,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="udp: loopback sockets through the relay; memory: in-memory link on virtual time")
     run.add_argument("--check-determinism", action="store_true",
                      help="run each seed twice (memory transport) and compare trace, qlog and datagrams")
+    run.add_argument("--probes", action="store_true",
+                     help="count state-coverage probe hits and list the probes no run reached")
 
     demo = sub.add_parser("demo", help="a live loopback demo of the send-after-shutdown race")
     demo.add_argument("--inject", type=_fault, action="append", default=[], metavar="FAULT")
@@ -98,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="end the campaign after this (runs in flight get a few more seconds, then are stopped)")
     fuzz.add_argument("--run-budget", type=_number(float, lambda v: v > 0, "> 0"), default=30.0, metavar="SECONDS",
                       help="wall-clock seconds one run may take before it is stopped and reported as a hang")
+    fuzz.add_argument("--json", action="store_true", help="print one JSON object (summary, findings, probes)")
     fuzz.add_argument("--check-determinism", type=_number(int, lambda v: v >= 0, ">= 0"), default=100, metavar="N",
                       help="run each seed divisible by N twice and compare trace, qlog and datagrams (0: never)")
 
@@ -132,7 +135,7 @@ def _run(args: argparse.Namespace) -> int:
         scratch = tempfile.TemporaryDirectory(prefix="quicsim-trace-")
         trace_dir = scratch.name
     options = RunOptions(network=overrides, faults=frozenset(args.inject), seed=args.seed, repeat=args.repeat,
-                         trace_dir=trace_dir, transport=args.transport,
+                         trace_dir=trace_dir, transport=args.transport, probes=args.probes,
                          send_buffering=None if args.send_buffering is None else args.send_buffering == "on")
     jobs = [(spec, seed) for spec in specs for seed in seeds_for(spec, options)]
     if args.check_determinism:
@@ -198,6 +201,18 @@ def _run(args: argparse.Namespace) -> int:
             extra += ["--check-determinism"]
         print_failures(out, results, extra)
         passed = sum(r["passed"] for r in results)
+        if args.probes and results:
+            from collections import Counter
+
+            from .probes import report_lines
+
+            hits: Counter = Counter()
+            runs_hit: Counter = Counter()
+            for r in results:
+                hits.update(r.get("probes", {}))
+                runs_hit.update(r.get("probes", {}).keys())
+            for line in report_lines(hits, runs_hit, len(results)):
+                out.print(line, markup=False)
         if args.check_determinism:
             same = sum(r["determinism"]["identical"] for r in results)
             out.print(f"determinism: {same} of {len(results)} runs identical when repeated "
@@ -260,6 +275,9 @@ def _fuzz(args: argparse.Namespace) -> int:
                                   determinism_every=args.check_determinism)
         except KeyboardInterrupt:
             return 130
+    if args.json:
+        print(json.dumps(_campaign_json(result, faults)))
+        return 1 if result.failures else 0
     out.print(f"runs: {result.runs} (seeds {result.seeds}) in {result.elapsed:.1f} s, "
               f"{result.runs / max(result.elapsed, 1e-9):.1f} runs/s; API operations: {result.ops}"
               + (f"; faults: {', '.join(sorted(faults))}" if faults else "")
@@ -269,6 +287,10 @@ def _fuzz(args: argparse.Namespace) -> int:
         shown = ", ".join(map(str, result.no_handshake[:10])) + (" ..." if len(result.no_handshake) > 10 else "")
         out.print(f"no handshake (the drawn network prevented it; not failures): {len(result.no_handshake)} "
                   f"runs, seeds {shown}")
+    from .probes import report_lines
+
+    for line in report_lines(result.probe_hits, result.probe_runs, result.runs):
+        out.print(line, markup=False)
     if not result.failures:
         out.print("failures: none")
         return 0
@@ -285,6 +307,23 @@ def _fuzz(args: argparse.Namespace) -> int:
         if finding.path:
             out.print(f"    reproduce: quicsim run {finding.path} --transport memory", markup=False)
     return 1
+
+
+def _campaign_json(result, faults: frozenset[str]) -> dict:
+    from .probes import PROBES
+
+    return {
+        "runs": result.runs, "seeds": result.seeds, "elapsed": round(result.elapsed, 3),
+        "runs_per_second": round(result.runs / max(result.elapsed, 1e-9), 2), "api_operations": result.ops,
+        "faults": sorted(faults), "stopped_early": result.stopped_early, "unfinished": result.unfinished,
+        "no_handshake": result.no_handshake, "failures": dict(result.failures),
+        "findings": [{"signature": f.signature, "seed": f.seed, "original_ops": f.original_ops,
+                      "shrunk_ops": f.program.api_op_count(), "path": str(f.path) if f.path else None,
+                      "reproduced": f.reproduced, "detail": f.detail} for f in result.findings],
+        "probes": {name: {"hits": result.probe_hits.get(name, 0), "runs": result.probe_runs.get(name, 0)}
+                   for name in PROBES},
+        "probes_never_hit": [name for name in PROBES if not result.probe_hits.get(name)],
+    }
 
 
 def _explain(args: argparse.Namespace) -> int:

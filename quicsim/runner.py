@@ -13,6 +13,7 @@ from pathlib import Path
 from .ledger import Ledger
 from .liveness import LIVENESS_SECONDS, VIRTUAL_LIVENESS_SECONDS, liveness_phase
 from .network import Network, NetworkProfile
+from .probes import ProbeObserver
 from .qlog import QlogWriter
 from .pair import TEARDOWN_SECONDS, VIRTUAL_TEARDOWN_SECONDS, Pair, open_pair
 from .scenario_spec import ScenarioContext, ScenarioSpec
@@ -34,6 +35,7 @@ class RunOptions:
     send_buffering: bool | None = None  # overrides both sides' Settings.send_buffering
     wire_log: bool = False  # memory transport with trace_dir: also write <run>.wire (one line per datagram)
     virtual_budget: float | None = None  # memory transport: virtual seconds before a run is a hang
+    probes: bool = False  # count state-coverage probe hits (result["probes"])
 
 
 def seeds_for(spec: ScenarioSpec, options: RunOptions) -> list[int]:
@@ -143,6 +145,9 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
         tracer = Tracer(Path(options.trace_dir) / f"{spec.name}-seed{seed}.jsonl", clock=loop.time,
                         include_cids=transport != "memory")
         observers = (tracer,)
+    probes = ProbeObserver() if options.probes else None
+    if probes is not None:
+        observers = (*observers, probes)
     wire: list[str] | None = [] if options.wire_log and options.trace_dir and transport == "memory" else None
     pair: Pair | None = None
     error: str | None = None
@@ -222,6 +227,7 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
         "notes": context.notes if context else [],
         "transport": transport,
         "connected": pair is not None,  # False: the handshake never completed (no body ran)
+        **({"probes": dict(probes.hits)} if probes is not None else {}),
         "wall_time": round(time.monotonic() - wall_start, 3),
         "trace": str(tracer.path) if tracer is not None else None,
     }

@@ -33,6 +33,9 @@ class CampaignResult:
     unfinished: list[int] = field(default_factory=list)
     #: seeds whose drawn network kept the handshake from completing (not failures)
     no_handshake: list[int] = field(default_factory=list)
+    #: state-coverage probes: hits, and runs that hit each
+    probe_hits: Counter = field(default_factory=Counter)
+    probe_runs: Counter = field(default_factory=Counter)
 
     @property
     def seeds(self) -> str:
@@ -80,7 +83,12 @@ def run_campaign(
                 result.no_handshake.append(run_seed)
                 sig = None
             result.runs += 1
-            result.ops += outcome.value[2] if outcome.failure is None else generate(run_seed, max_ops).api_op_count()
+            if outcome.failure is None:
+                result.ops += outcome.value[2]
+                result.probe_hits.update(outcome.value[4])
+                result.probe_runs.update(outcome.value[4].keys())
+            else:
+                result.ops += generate(run_seed, max_ops).api_op_count()
             if sig is not None:
                 result.failures[sig] += 1
                 if sig not in shrunk:

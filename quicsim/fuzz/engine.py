@@ -58,9 +58,9 @@ def signature(result: dict) -> str | None:
     return "fail"
 
 
-def run_program(program: Program, faults: frozenset[str] = frozenset()) -> dict:
+def run_program(program: Program, faults: frozenset[str] = frozenset(), probes: bool = False) -> dict:
     spec = _spec_from_source(render(program, faults), f"seed{program.seed}")
-    return run_job(spec, program.seed, RunOptions())
+    return run_job(spec, program.seed, RunOptions(probes=probes))
 
 
 @dataclass
@@ -168,9 +168,12 @@ def reproduces(path: Path, sig: str) -> bool:
 NO_HANDSHAKE = "no-handshake"
 
 
-def check_program(program: Program, faults: frozenset[str] = frozenset()) -> str | None:
-    """The failure signature of one program (None: it passed), or :data:`NO_HANDSHAKE`."""
-    result = run_program(program, faults)
+def check_program(program: Program, faults: frozenset[str] = frozenset(), probes: dict | None = None) -> str | None:
+    """The failure signature of one program (None: it passed), or :data:`NO_HANDSHAKE`.
+    With ``probes`` (a dict), the run's probe hits are added to it."""
+    result = run_program(program, faults, probes=probes is not None)
+    if probes is not None:
+        probes.update(result.get("probes", {}))
     sig = signature(result)
     if sig is not None and result.get("connected") is False and program.network:
         clean = run_program(replace(program, network={}), faults)
@@ -197,14 +200,16 @@ def determinism_of(program: Program, faults: frozenset[str] = frozenset(), path:
 
 
 def check_seed(seed: int, max_ops: int, faults: frozenset[str],
-               check_determinism: bool = False) -> tuple[int, str | None, int, str]:
+               check_determinism: bool = False) -> tuple[int, str | None, int, str, dict]:
     """One fuzz run: (seed, failure signature or None or NO_HANDSHAKE, API operations,
-    detail). With ``check_determinism`` a passing program is also run twice and compared."""
+    detail, probe hits). With ``check_determinism`` a passing program is also run twice
+    and compared."""
     program = generate(seed, max_ops)
-    sig = check_program(program, faults)
+    probes: dict = {}
+    sig = check_program(program, faults, probes)
     detail = ""
     if sig is None and check_determinism:
         difference = determinism_of(program, faults)
         if difference is not None:
             sig, detail = NONDETERMINISTIC, difference
-    return seed, sig, program.api_op_count(), detail
+    return seed, sig, program.api_op_count(), detail, probes
