@@ -81,8 +81,8 @@ def test_a_network_that_prevents_the_handshake_is_classified_apart(monkeypatch):
     assert engine.check_program(replace(program, network={})) is None
     # A handshake that fails on a clean network too is a failure, not noise.
     real = engine.run_program
-    monkeypatch.setattr(engine, "run_program", lambda p, faults=frozenset(): real(replace(p, network={
-        "blackhole": {"on": 0.0, "off": 30.0}}), faults))
+    monkeypatch.setattr(engine, "run_program", lambda p, faults=frozenset(), **kw: real(replace(p, network={
+        "blackhole": {"on": 0.0, "off": 30.0}}), faults, **kw))
     assert engine.check_program(program) == "error:ConnectionError"
 
 
