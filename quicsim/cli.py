@@ -25,7 +25,7 @@ from .loader import UsageError, load_scenarios
 from .network import NetworkError, NetworkProfile
 from .outpaths import output_dir, output_file
 from .report import print_failures, results_table
-from .runner import RunOptions, run_job, seeds_for
+from .runner import RunOptions, run_job, seeds_for, transport_for
 from .settings import FAULTS, check_faults
 
 
@@ -86,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="force MsQuic's SendBufferingEnabled on or off on both sides of every scenario")
     run.add_argument("--transport", choices=("udp", "memory"),
                      help="udp: loopback sockets through the relay; memory: in-memory link on virtual time")
+    run.add_argument("--check-determinism", action="store_true",
+                     help="run each seed twice (memory transport) and compare trace, qlog and datagrams")
+    run.add_argument("--probes", action="store_true",
+                     help="count state-coverage probe hits and list the probes no run reached")
 
     demo = sub.add_parser("demo", help="a live loopback demo of the send-after-shutdown race")
     demo.add_argument("--inject", type=_fault, action="append", default=[], metavar="FAULT",
@@ -101,7 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
     fuzz.add_argument("--inject", type=_fault, action="append", default=[], metavar="FAULT",
                       help=f"switch a fault on in every program's client ({', '.join(FAULTS)})")
     fuzz.add_argument("--out", default="fuzz-failures", metavar="DIR", help="where repro scenario files go")
-    fuzz.add_argument("--time-budget", type=_non_negative, metavar="SECONDS", help="stop starting runs after this")
+    fuzz.add_argument("--time-budget", type=_non_negative, metavar="SECONDS",
+                      help="end the campaign after this (runs in flight get a few more seconds, then are stopped)")
+    fuzz.add_argument("--run-budget", type=_number(float, lambda v: v > 0, "> 0"), default=30.0, metavar="SECONDS",
+                      help="wall-clock seconds one run may take before it is stopped and reported as a hang")
+    fuzz.add_argument("--json", action="store_true", help="print one JSON object (summary, findings, probes)")
+    fuzz.add_argument("--check-determinism", type=_number(int, lambda v: v >= 0, ">= 0"), default=100, metavar="N",
+                      help="run each seed divisible by N twice and compare trace, qlog and datagrams (0: never)")
 
     explain = sub.add_parser("explain", help="the life of each send in a trace, leaked sends first")
     explain.add_argument("trace", metavar="TRACE", help="a JSON Lines trace (quicsim run --trace DIR)")
@@ -141,15 +151,32 @@ def _run(args: argparse.Namespace) -> int:
         scratch = tempfile.TemporaryDirectory(prefix="quicsim-trace-")
         trace_dir = scratch.name
     options = RunOptions(network=overrides, faults=frozenset(args.inject), seed=args.seed, repeat=args.repeat,
-                         trace_dir=trace_dir, transport=args.transport,
+                         trace_dir=trace_dir, transport=args.transport, probes=args.probes,
                          send_buffering=None if args.send_buffering is None else args.send_buffering == "on")
     jobs = [(spec, seed) for spec in specs for seed in seeds_for(spec, options)]
+    if args.check_determinism:
+        for spec in specs:
+            if transport_for(spec, options) != "memory":
+                raise UsageError(f"{spec.file}:{spec.line}: --check-determinism needs the memory transport "
+                                 f"({spec.name} runs over udp); add --transport memory")
     out = Console(highlight=False)
     if not out.is_terminal:
         out = Console(highlight=False, width=160)
     err = Console(stderr=True, highlight=False)
     results: list[dict] = []
     show_progress = not args.json and out.is_terminal
+
+    def run_one(spec, seed) -> dict:
+        if not args.check_determinism:
+            return run_job(spec, seed, options)
+        from .determinism import check_run
+
+        result, check = check_run(spec, seed, options)
+        result["determinism"] = check.as_dict()
+        if not check.identical:
+            result["passed"] = False
+            result["error"] = f"not deterministic: {check.difference}"
+        return result
 
     def run_all() -> None:
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -159,7 +186,7 @@ def _run(args: argparse.Namespace) -> int:
                 if interrupt.requested():
                     return
                 progress.update(task, description=f"{spec.name} (seed {seed})")
-                result = run_job(spec, seed, options)
+                result = run_one(spec, seed)
                 results.append(result)
                 progress.advance(task)
                 if args.json:
@@ -187,8 +214,26 @@ def _run(args: argparse.Namespace) -> int:
             extra += ["--transport", args.transport]
         if args.send_buffering:
             extra += ["--send-buffering", args.send_buffering]
+        if args.check_determinism:
+            extra += ["--check-determinism"]
         print_failures(out, results, extra)
         passed = sum(r["passed"] for r in results)
+        if args.probes and results:
+            from collections import Counter
+
+            from .probes import report_lines
+
+            hits: Counter = Counter()
+            runs_hit: Counter = Counter()
+            for r in results:
+                hits.update(r.get("probes", {}))
+                runs_hit.update(r.get("probes", {}).keys())
+            for line in report_lines(hits, runs_hit, len(results)):
+                out.print(line, markup=False)
+        if args.check_determinism:
+            same = sum(r["determinism"]["identical"] for r in results)
+            out.print(f"determinism: {same} of {len(results)} runs identical when repeated "
+                      f"(trace, qlog, datagrams, verdict)")
         out.print(f"{passed} passed, {len(results) - passed} failed"
                   + (f" (interrupted after {len(results)} of {len(jobs)} runs)" if interrupted else ""))
     if args.report and results:
@@ -257,28 +302,63 @@ def _fuzz(args: argparse.Namespace) -> int:
         interrupt.install()
         result = run_campaign(runs=args.runs, seed=args.seed, jobs=args.jobs, max_ops=args.max_ops,
                               faults=faults, out_dir=Path(args.out), time_budget=args.time_budget,
-                              progress=on_progress)
+                              progress=on_progress, wall_budget=args.run_budget,
+                              determinism_every=args.check_determinism)
+    if args.json:
+        print(json.dumps(_campaign_json(result, faults)))
+        if result.interrupted:
+            return interrupt.EXIT_STATUS
+        return 1 if result.failures else 0
     out.print(f"runs: {result.runs} (seeds {result.seeds}) in {result.elapsed:.1f} s, "
               f"{result.runs / max(result.elapsed, 1e-9):.1f} runs/s; API operations: {result.ops}"
               + (f"; faults: {', '.join(sorted(faults))}" if faults else "")
               + ("; stopped by --time-budget" if result.stopped_early else "")
+              + (f"; stopped in flight: seeds {', '.join(map(str, result.unfinished))}" if result.unfinished else "")
               + (f"; interrupted after {result.runs} of {args.runs} runs" if result.interrupted else ""))
     status = interrupt.EXIT_STATUS if result.interrupted else 1
+    if result.no_handshake:
+        shown = ", ".join(map(str, result.no_handshake[:10])) + (" ..." if len(result.no_handshake) > 10 else "")
+        out.print(f"no handshake (the drawn network prevented it; not failures): {len(result.no_handshake)} "
+                  f"runs, seeds {shown}")
+    from .probes import report_lines
+
+    for line in report_lines(result.probe_hits, result.probe_runs, result.runs):
+        out.print(line, markup=False)
     if not result.failures:
         out.print("failures: none")
         return interrupt.EXIT_STATUS if result.interrupted else 0
     out.print(f"failures: {sum(result.failures.values())} "
               f"({', '.join(f'{sig} x{n}' for sig, n in result.failures.most_common())})")
     for finding in result.findings:
-        where = str(finding.path) if finding.path else "(did not repeat in the main process)"
+        where = str(finding.path) if finding.path else "(did not repeat when run again)"
         out.print(f"  {finding.signature}: seed {finding.seed}, shrunk {finding.original_ops} -> "
                   f"{finding.program.api_op_count()} API operations: {where}"
-                  + ("" if finding.reproduced else "  [WARNING: the file did not reproduce it]"), markup=False)
+                  + ("" if finding.reproduced or not finding.path else "  [WARNING: the file did not reproduce it]"),
+                  markup=False)
+        if finding.detail:
+            out.print(f"    {finding.detail}", markup=False)
         if finding.path:
             # a command to copy: never wrapped, whatever the width
             out.print(f"    reproduce: quicsim run {finding.path} --transport memory", markup=False,
                       soft_wrap=True)
     return status
+
+
+def _campaign_json(result, faults: frozenset[str]) -> dict:
+    from .probes import PROBES
+
+    return {
+        "runs": result.runs, "seeds": result.seeds, "elapsed": round(result.elapsed, 3),
+        "runs_per_second": round(result.runs / max(result.elapsed, 1e-9), 2), "api_operations": result.ops,
+        "faults": sorted(faults), "stopped_early": result.stopped_early, "unfinished": result.unfinished,
+        "no_handshake": result.no_handshake, "failures": dict(result.failures),
+        "findings": [{"signature": f.signature, "seed": f.seed, "original_ops": f.original_ops,
+                      "shrunk_ops": f.program.api_op_count(), "path": str(f.path) if f.path else None,
+                      "reproduced": f.reproduced, "detail": f.detail} for f in result.findings],
+        "probes": {name: {"hits": result.probe_hits.get(name, 0), "runs": result.probe_runs.get(name, 0)}
+                   for name in PROBES},
+        "probes_never_hit": [name for name in PROBES if not result.probe_hits.get(name)],
+    }
 
 
 def _explain(args: argparse.Namespace) -> int:

@@ -37,7 +37,8 @@ async def liveness_phase(ledger: Ledger, network: Network, seconds: float) -> li
     while candidates and loop.time() < deadline:
         tasks = [asyncio.ensure_future(stream.wait_event(StreamEventType.SEND_COMPLETE))
                  for _, stream in candidates]
-        tasks += [asyncio.ensure_future(conn.wait_shutdown_complete()) for conn in {c for c, _ in candidates}]
+        tasks += [asyncio.ensure_future(conn.wait_shutdown_complete()) for conn in dict.fromkeys(c for c, _ in candidates)]
+        # (dict, not set: tasks made in an order that does not depend on object addresses)
         try:
             await asyncio.wait(tasks, timeout=deadline - loop.time(), return_when=asyncio.FIRST_COMPLETED)
         finally:

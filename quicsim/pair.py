@@ -87,9 +87,11 @@ async def open_pair(
     observers: tuple[Any, ...] = (),
     accept_timeout: float = 10.0,
     qlog: Any = None,
+    wire_log: list[str] | None = None,
 ) -> Pair:
     """Connect a client and a server through a lossy link sharing one ledger.
-    ``qlog`` (a :class:`quicsim.qlog.QlogWriter`) records a qlog per connection."""
+    ``qlog`` (a :class:`quicsim.qlog.QlogWriter`) records a qlog per connection;
+    ``wire_log`` (a list, memory transport only) gets one line per datagram sent."""
     if transport not in TRANSPORTS:
         raise ValueError(f"transport must be one of {', '.join(TRANSPORTS)}, got {transport!r}")
     loop = asyncio.get_running_loop()
@@ -105,7 +107,7 @@ async def open_pair(
     listener = None
     try:
         if transport == "memory":
-            link = MemoryLink(network)
+            link = MemoryLink(network, wire_log)
             listener = await api.listen(handler=server_handler, settings=server_settings, ledger=ledger,
                                         observers=observers, quic_logger=qlog, link=link)
             client = await api.connect("127.0.0.1", 0, handler=client_handler, settings=client_settings,

@@ -14,12 +14,13 @@ from . import interrupt
 from .ledger import Ledger
 from .liveness import LIVENESS_SECONDS, VIRTUAL_LIVENESS_SECONDS, liveness_phase
 from .network import Network, NetworkProfile
+from .probes import ProbeObserver
 from .qlog import QlogWriter
 from .pair import TEARDOWN_SECONDS, VIRTUAL_TEARDOWN_SECONDS, Pair, open_pair
 from .scenario_spec import ScenarioContext, ScenarioSpec
 from .settings import check_faults
 from .trace import Tracer
-from .transport.virtual_loop import run_virtual
+from .transport.virtual_loop import VirtualTimeExceeded, run_virtual
 
 #: How long, at most, the runner lets streams left open by a scenario body finish on
 #: their own before it shuts the connections down (what was still open goes in the row).
@@ -37,6 +38,9 @@ class RunOptions:
     trace_dir: str | None = None  # one JSON Lines trace per run when set
     transport: str | None = None  # overrides the scenarios' own
     send_buffering: bool | None = None  # overrides both sides' Settings.send_buffering
+    wire_log: bool = False  # memory transport with trace_dir: also write <run>.wire (one line per datagram)
+    virtual_budget: float | None = None  # memory transport: virtual seconds before a run is a hang
+    probes: bool = False  # count state-coverage probe hits (result["probes"])
 
 
 def seeds_for(spec: ScenarioSpec, options: RunOptions) -> list[int]:
@@ -97,8 +101,29 @@ def run_job(spec: ScenarioSpec, seed: int, options: RunOptions | None = None) ->
     options = options or RunOptions()
     run = interrupt.cancellable(run_scenario(spec, seed, options))  # Ctrl-C cancels it cleanly
     if transport_for(spec, options) == "memory":
-        return run_virtual(run)
+        budget = options.virtual_budget or virtual_budget(spec)
+        wall_start = time.monotonic()
+        try:
+            return run_virtual(run, seed=seed, budget=budget)
+        except VirtualTimeExceeded as exc:
+            return _stopped_result(spec, seed, options, f"hang: {exc}", time.monotonic() - wall_start)
     return asyncio.run(run)
+
+
+def virtual_budget(spec: ScenarioSpec) -> float:
+    """Virtual seconds a memory run may last: its body, the liveness phase and two
+    teardown waits, with a margin. Past it the run is stuck and reported as a hang."""
+    return spec.timeout + VIRTUAL_LIVENESS_SECONDS + 2 * VIRTUAL_TEARDOWN_SECONDS + 60.0
+
+
+def _stopped_result(spec: ScenarioSpec, seed: int, options: RunOptions, error: str, wall: float) -> dict:
+    """The result of a run stopped from outside (nothing of its ledger survives)."""
+    return {
+        "scenario": spec.name, "file": spec.file, "seed": seed, "expect": spec.expect, "passed": False,
+        "error": error, **Ledger().report(), "network": {**spec.network, **options.network},
+        "faults": sorted(spec.client_settings.faults | options.faults), "send_buffering": None,
+        "datagrams": {}, "notes": [], "transport": "memory", "connected": None, "wall_time": round(wall, 3), "trace": None,
+    }
 
 
 async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None = None) -> dict:
@@ -126,6 +151,10 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
         tracer = Tracer(Path(options.trace_dir) / f"{spec.name}-seed{seed}.jsonl", clock=loop.time,
                         include_cids=transport != "memory")
         observers = (tracer,)
+    probes = ProbeObserver() if options.probes else None
+    if probes is not None:
+        observers = (*observers, probes)
+    wire: list[str] | None = [] if options.wire_log and options.trace_dir and transport == "memory" else None
     pair: Pair | None = None
     error: str | None = None
     unsettled: str | None = None
@@ -134,7 +163,7 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
         pair = await open_pair(transport=transport, network=network, seed=seed, client_settings=client_settings,
                                server_settings=server_settings, ledger=ledger, server_handler=spec.server,
                                observers=observers, accept_timeout=max(0.1, deadline - loop.time()),
-                               qlog=qlog)
+                               qlog=qlog, wire_log=wire)
         context = ScenarioContext(client=pair.client, server=pair.server, listener=pair.listener, seed=seed,
                                   network=network, ledger=ledger, spec=spec)
         conns = [pair.client, pair.server]
@@ -201,6 +230,8 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
         if error:
             qlog.finding("error", {"text": error})
         qlog.flush()
+    if wire is not None and options.trace_dir:
+        (Path(options.trace_dir) / f"{spec.name}-seed{seed}.wire").write_text("".join(f"{w}\n" for w in wire))
     return {
         "scenario": spec.name,
         "file": spec.file,
@@ -216,6 +247,8 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
         "datagrams": {d: dict(s) for d, s in network.stats.items()},
         "notes": context.notes if context else [],
         "transport": transport,
+        "connected": pair is not None,  # False: the handshake never completed (no body ran)
+        **({"probes": dict(probes.hits)} if probes is not None else {}),
         "wall_time": round(time.monotonic() - wall_start, 3),
         "trace": str(tracer.path) if tracer is not None else None,
     }

@@ -68,3 +68,33 @@ def test_fuzz_command(tmp_path):
 def test_time_budget_stops_early(tmp_path):
     result = run_campaign(runs=100_000, seed=0, out_dir=tmp_path, time_budget=1.0)
     assert result.stopped_early and 0 < result.runs < 100_000
+
+
+def test_a_network_that_prevents_the_handshake_is_classified_apart(monkeypatch):
+    from dataclasses import replace
+
+    from quicsim.fuzz import engine
+
+    program = replace(generate(5), network={"blackhole": {"on": 0.0, "off": 30.0}})
+    assert signature(run_program(program)) == "error:ConnectionError"  # what it used to count as
+    assert engine.check_program(program) == engine.NO_HANDSHAKE
+    assert engine.check_program(replace(program, network={})) is None
+    # A handshake that fails on a clean network too is a failure, not noise.
+    real = engine.run_program
+    monkeypatch.setattr(engine, "run_program", lambda p, faults=frozenset(), **kw: real(replace(p, network={
+        "blackhole": {"on": 0.0, "off": 30.0}}), faults, **kw))
+    assert engine.check_program(program) == "error:ConnectionError"
+
+
+def test_a_shrunk_program_whose_open_was_dropped_still_runs(tmp_path):
+    from quicsim.fuzz.program import Program
+
+    # What shrinking a handshake failure left: operations on streams nothing opens.
+    program = Program(seed=1, network={}, ops=[("send", "s3", 10, 1, 0), ("on", "s2", "RECEIVE", ("close", "s2")),
+                                               ("shutdown", "s3", 1, 0)])
+    path = tmp_path / "repro.py"
+    path.write_text(render(program))
+    proc = subprocess.run([sys.executable, "-m", "quicsim", "run", str(path), "--transport", "memory",
+                           "--loss", "0"], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "NameError" not in proc.stdout

@@ -1,20 +1,24 @@
-"""A fuzz campaign: seeds ``seed .. seed+runs-1`` in J worker processes, a progress bar,
-each new kind of failure shrunk and written as a scenario file, and a summary."""
+"""A fuzz campaign: seeds ``seed .. seed+runs-1`` in J worker processes under a watchdog
+(a run past its budget is a ``hang``, a dead worker a ``crash``, and ``time_budget`` ends
+the campaign on time), each new kind of failure shrunk and written as a scenario file."""
 
 from __future__ import annotations
 
-import asyncio
-import multiprocessing
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
-from typing import Callable, Generator
+from typing import Callable
 
 from .. import interrupt
-from .engine import Finding, check_seed, reproduces, run_program, shrink, signature, write_finding
-from .program import generate
+from .engine import NO_HANDSHAKE, NONDETERMINISTIC, Finding, shrink, write_finding
+from .program import Program, generate
+from .watchdog import WALL_BUDGET, Outcome, Sandbox
+
+#: wall-clock seconds spent shrinking one finding, at most
+SHRINK_SECONDS = 120.0
+#: after the time budget, how long runs in flight (and a shrink) may still take
+GRACE_SECONDS = 3.0
 
 
 @dataclass
@@ -26,23 +30,27 @@ class CampaignResult:
     findings: list[Finding] = field(default_factory=list)
     elapsed: float = 0.0
     stopped_early: bool = False
+    #: Ctrl-C stopped it: what finished is kept and reported
     interrupted: bool = False
+    #: seeds whose run was in flight when the time budget ran out (killed, not counted)
+    unfinished: list[int] = field(default_factory=list)
+    #: seeds whose drawn network kept the handshake from completing (not failures)
+    no_handshake: list[int] = field(default_factory=list)
+    #: state-coverage probes: hits, and runs that hit each
+    probe_hits: Counter = field(default_factory=Counter)
+    probe_runs: Counter = field(default_factory=Counter)
 
     @property
     def seeds(self) -> str:
         return f"{self.first_seed}..{self.first_seed + self.runs - 1}" if self.runs else "none"
 
 
-def _results(seeds: range, jobs: int, max_ops: int,
-             faults: frozenset[str]) -> Generator[tuple[int, str | None, int], None, None]:
-    work = partial(check_seed, max_ops=max_ops, faults=faults)
-    if jobs <= 1:
-        for seed in seeds:
-            yield work(seed)
-        return
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(jobs, initializer=interrupt.ignore_in_worker) as pool:
-        yield from pool.imap(work, seeds, chunksize=4)
+def _signature(outcome: Outcome) -> str | None:
+    """A job's failure signature: the run's own, or the watchdog's (hang, crash)."""
+    if outcome.failure is not None:
+        return None if outcome.failure == "unfinished" else outcome.failure
+    value = outcome.value
+    return value[1] if isinstance(value, tuple) else value
 
 
 def run_campaign(
@@ -55,51 +63,73 @@ def run_campaign(
     out_dir: Path = Path("fuzz-failures"),
     time_budget: float | None = None,
     progress: Callable[[CampaignResult], None] | None = None,
+    wall_budget: float = WALL_BUDGET,
+    worker_init: str | None = None,
+    determinism_every: int = 0,
 ) -> CampaignResult:
+    """``worker_init`` ("module:function") runs first in every worker process; with
+    ``determinism_every`` N, each seed divisible by N is also run twice and compared."""
     result = CampaignResult(first_seed=seed)
     started = time.monotonic()
+    deadline = started + time_budget if time_budget is not None else None
     shrunk: set[str] = set()
-    results = _results(range(seed, seed + runs), jobs, max_ops, faults)
-    while True:
-        if interrupt.requested():
-            result.interrupted = True
-            break
+    jobs_iter = (("seed", s, max_ops, faults, bool(determinism_every) and s % determinism_every == 0)
+                 for s in range(seed, seed + runs))
+    with Sandbox(jobs, wall_budget, worker_init) as sandbox, Sandbox(1, wall_budget, worker_init) as shrinker:
         try:
-            run_seed, sig, ops = next(results)
-        except StopIteration:
-            break
-        except (asyncio.CancelledError, KeyboardInterrupt):  # Ctrl-C: keep what finished
-            result.interrupted = True
-            break
-        result.runs += 1
-        result.ops += ops
-        if sig is not None:
-            result.failures[sig] += 1
-            if sig not in shrunk:
-                shrunk.add(sig)
-                try:
-                    result.findings.append(_shrink_and_write(run_seed, sig, max_ops, faults, out_dir))
-                except (asyncio.CancelledError, KeyboardInterrupt):  # Ctrl-C while shrinking
+            for outcome in sandbox.run(jobs_iter, deadline=deadline, grace=GRACE_SECONDS):
+                if interrupt.requested():  # Ctrl-C: keep what finished, start nothing new
                     result.interrupted = True
                     break
-        result.elapsed = time.monotonic() - started
-        if progress is not None:
-            progress(result)
-        if time_budget is not None and result.elapsed >= time_budget:
-            result.stopped_early = result.runs < runs
-            break
-    results.close()  # ends the worker pool
+                run_seed = outcome.job[1]
+                if outcome.failure == "unfinished":
+                    result.unfinished.append(run_seed)
+                    continue
+                sig = _signature(outcome)
+                if sig == NO_HANDSHAKE:
+                    result.no_handshake.append(run_seed)
+                    sig = None
+                result.runs += 1
+                if outcome.failure is None:
+                    result.ops += outcome.value[2]
+                    result.probe_hits.update(outcome.value[4])
+                    result.probe_runs.update(outcome.value[4].keys())
+                else:
+                    result.ops += generate(run_seed, max_ops).api_op_count()
+                if sig is not None:
+                    result.failures[sig] += 1
+                    if sig not in shrunk:
+                        shrunk.add(sig)
+                        detail = outcome.detail or (outcome.value[3] if outcome.failure is None else "")
+                        result.findings.append(_shrink_and_write(run_seed, sig, detail, max_ops, faults,
+                                                                 out_dir, shrinker, deadline))
+                result.elapsed = time.monotonic() - started
+                if progress is not None:
+                    progress(result)
+        except KeyboardInterrupt:  # Ctrl-C without the CLI's handler: keep what finished
+            result.interrupted = True
+    result.stopped_early = result.runs < runs
     result.elapsed = time.monotonic() - started
     return result
 
 
-def _shrink_and_write(run_seed: int, sig: str, max_ops: int, faults: frozenset[str], out_dir: Path) -> Finding:
+def _shrink_and_write(run_seed: int, sig: str, detail: str, max_ops: int, faults: frozenset[str], out_dir: Path,
+                      shrinker: Sandbox, deadline: float | None) -> Finding:
     program = generate(run_seed, max_ops)
-    # Re-check in this process: the run is deterministic, so the failure must repeat.
-    if signature(run_program(program, faults)) != sig:
-        return Finding(run_seed, sig, program.api_op_count(), program)
-    small = shrink(program, sig, faults)
-    finding = Finding(run_seed, sig, program.api_op_count(), small)
+    finding = Finding(run_seed, sig, program.api_op_count(), program, detail=detail)
+    limit = time.monotonic() + SHRINK_SECONDS
+    if deadline is not None:
+        limit = min(limit, deadline + GRACE_SECONDS)
+
+    determinism = sig == NONDETERMINISTIC
+
+    def outcome(candidate: Program) -> str | None:
+        return _signature(shrinker.run_one(("program", candidate, faults, determinism), deadline=limit))
+
+    # Re-check on its own: the run is deterministic, so the failure must repeat.
+    if outcome(program) != sig:
+        return finding
+    finding.program = shrink(program, sig, faults, outcome=outcome, deadline=limit)
     finding.path = write_finding(finding, out_dir, faults)
-    finding.reproduced = reproduces(finding.path, sig)
+    finding.reproduced = _signature(shrinker.run_one(("file", str(finding.path), determinism), deadline=limit)) == sig
     return finding

@@ -6,8 +6,10 @@ from __future__ import annotations
 import importlib.util
 import re
 import sys
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Callable
 
 from ..loader import load_scenarios
 from ..runner import RunOptions, run_job
@@ -56,9 +58,9 @@ def signature(result: dict) -> str | None:
     return "fail"
 
 
-def run_program(program: Program, faults: frozenset[str] = frozenset()) -> dict:
+def run_program(program: Program, faults: frozenset[str] = frozenset(), probes: bool = False) -> dict:
     spec = _spec_from_source(render(program, faults), f"seed{program.seed}")
-    return run_job(spec, program.seed, RunOptions())
+    return run_job(spec, program.seed, RunOptions(probes=probes))
 
 
 @dataclass
@@ -69,19 +71,24 @@ class Finding:
     program: Program
     path: Path | None = None
     reproduced: bool = False
+    detail: str = ""  # for a hang or a crash: what the watchdog saw
 
 
-def shrink(program: Program, sig: str, faults: frozenset[str], max_runs: int = 300) -> Program:
+def shrink(program: Program, sig: str, faults: frozenset[str], max_runs: int = 300,
+           outcome: Callable[[Program], str | None] | None = None, deadline: float | None = None) -> Program:
     """Delta-debug ``program`` while it still fails with ``sig``: drop chunks of
-    operations, then simplify what is left (sizes, buffers, flags, codes, network)."""
+    operations, then simplify what is left (sizes, buffers, flags, codes, network).
+    ``outcome(candidate)`` gives a candidate's signature (default: run it here); no
+    candidate is tried after ``deadline`` (``time.monotonic()``)."""
     runs = 0
+    outcome = outcome or (lambda candidate: signature(run_program(candidate, faults)))
 
     def still_fails(candidate: Program) -> bool:
         nonlocal runs
-        if runs >= max_runs:
+        if runs >= max_runs or (deadline is not None and time.monotonic() >= deadline):
             return False
         runs += 1
-        return signature(run_program(candidate, faults)) == sig
+        return outcome(candidate) == sig
 
     ops = list(program.ops)
     current = program
@@ -156,7 +163,53 @@ def reproduces(path: Path, sig: str) -> bool:
     return signature(run_job(spec, spec.seed, RunOptions())) == sig
 
 
-def check_seed(seed: int, max_ops: int, faults: frozenset[str]) -> tuple[int, str | None, int]:
-    """One fuzz run: (seed, failure signature or None, API operations executed)."""
+#: not a failure: the program's drawn network kept the handshake from completing (on a
+#: clean network it completes), so none of its operations ran
+NO_HANDSHAKE = "no-handshake"
+
+
+def check_program(program: Program, faults: frozenset[str] = frozenset(), probes: dict | None = None) -> str | None:
+    """The failure signature of one program (None: it passed), or :data:`NO_HANDSHAKE`.
+    With ``probes`` (a dict), the run's probe hits are added to it."""
+    result = run_program(program, faults, probes=probes is not None)
+    if probes is not None:
+        probes.update(result.get("probes", {}))
+    sig = signature(result)
+    if sig is not None and result.get("connected") is False and program.network:
+        clean = run_program(replace(program, network={}), faults)
+        if clean.get("connected"):
+            return NO_HANDSHAKE
+    return sig
+
+
+#: the failure of a program that, run twice with its seed, did not repeat byte for byte
+NONDETERMINISTIC = "nondeterministic"
+
+
+def determinism_of(program: Program, faults: frozenset[str] = frozenset(), path: Path | None = None) -> str | None:
+    """Run ``program`` (or the scenario file ``path``) twice: None when trace, qlog,
+    datagrams and verdict repeat exactly, else the first difference."""
+    from ..determinism import check_run
+
+    if path is not None:
+        spec = load_scenarios([str(path)])[0]
+    else:
+        spec = _spec_from_source(render(program, faults), f"seed{program.seed}")
+    _, check = check_run(spec, spec.seed if path is not None else program.seed, RunOptions())
+    return None if check.identical else check.difference
+
+
+def check_seed(seed: int, max_ops: int, faults: frozenset[str],
+               check_determinism: bool = False) -> tuple[int, str | None, int, str, dict]:
+    """One fuzz run: (seed, failure signature or None or NO_HANDSHAKE, API operations,
+    detail, probe hits). With ``check_determinism`` a passing program is also run twice
+    and compared."""
     program = generate(seed, max_ops)
-    return seed, signature(run_program(program, faults)), program.api_op_count()
+    probes: dict = {}
+    sig = check_program(program, faults, probes)
+    detail = ""
+    if sig is None and check_determinism:
+        difference = determinism_of(program, faults)
+        if difference is not None:
+            sig, detail = NONDETERMINISTIC, difference
+    return seed, sig, program.api_op_count(), detail, probes

@@ -101,9 +101,14 @@ def _line(op: tuple, index: int) -> str:
     raise ValueError(f"unknown operation {op!r}")
 
 
+_STREAM_OPS = ("open", "start", "send", "shutdown", "close", "on")
+
+
 def render(program: Program, faults: frozenset[str] = frozenset(), doc: str = "") -> str:
     """The scenario file for ``program`` (faults switched on on both sides)."""
-    streams = sorted({op[1] for op in program.ops if op[0] == "open"}, key=lambda s: int(s[1:]))
+    # Every stream name an operation uses is defined, opened or not (a shrunk program may
+    # keep a send whose open was dropped: it is then skipped, never a NameError).
+    streams = sorted({op[1] for op in program.ops if op[0] in _STREAM_OPS}, key=lambda s: int(s[1:]))
     body = ["TRIGGERS.clear()"]
     if streams:
         body.append(" = ".join(streams) + " = None")

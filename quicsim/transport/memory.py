@@ -6,6 +6,7 @@ seeded impairment model as the UDP relay, on whatever clock the loop has (virtua
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from typing import Any, Callable
 
 from aioquic.asyncio.server import QuicServer
@@ -50,9 +51,12 @@ class _Endpoint(asyncio.DatagramTransport):
 class MemoryLink:
     """A client endpoint and a server endpoint joined through ``network``."""
 
-    def __init__(self, network: Network) -> None:
+    def __init__(self, network: Network, wire_log: list[str] | None = None) -> None:
         loop = asyncio.get_running_loop()
         self.network = network
+        #: when a list: one line per datagram sent (direction, size, SHA-256 prefix), so two
+        #: runs can be compared on the wire
+        self.wire_log = wire_log
         self.client_end = _Endpoint(self, "client", CLIENT_ADDR)
         self.server_end = _Endpoint(self, "server", SERVER_ADDR)
         self.client_protocol: asyncio.DatagramProtocol | None = None
@@ -64,6 +68,8 @@ class MemoryLink:
 
     def _send(self, side: str, data: bytes) -> None:
         direction = "to_server" if side == "client" else "to_client"
+        if self.wire_log is not None:
+            self.wire_log.append(f"{direction} {len(data)} {hashlib.sha256(data).hexdigest()[:32]}")
         for delay in self.network.decide(direction, len(data)).delays:
             # Always through the queue, never inline: a send must not re-enter the peer.
             self._queues[direction].schedule(data, delay)

@@ -1,16 +1,37 @@
 """An asyncio event loop on a virtual clock: when nothing is runnable it jumps straight to
 the next timer instead of waiting. With the in-memory link (no sockets) a run is a pure
 function of its seed, and a 30 s idle timeout takes no wall time at all.
+
+Except while another thread is at work for the run: then idle is not idle (the thread may
+call the API at any moment), so the clock runs at the real rate instead of jumping. That is
+the case while a job handed to a thread (``run_in_executor``, ``asyncio.to_thread``) has not
+finished, and while a thread started after the loop was made (other than a thread pool's
+idle worker) is alive.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import heapq
+import itertools
 import selectors
+import threading
+import time
+from asyncio import events
+from concurrent.futures import thread as _pool_thread
 
 #: Each jump lands this far past the timer it wakes for: aioquic's loss detection can
 #: re-arm the same deadline forever when called exactly at it (float rounding).
 STEP_PAST = 1e-6
+#: While another thread is at work, how often the loop checks whether it still is.
+HOLD_SLICE = 0.005
+#: After the budget ran out, virtual time the cleanup (task cancellation) may still use.
+CLEANUP_SECONDS = 60.0
+
+
+class VirtualTimeExceeded(Exception):
+    """The run's virtual clock passed its budget: the run is stuck (a hang)."""
 
 
 class _VirtualSelector(selectors.DefaultSelector):
@@ -25,31 +46,141 @@ class _VirtualSelector(selectors.DefaultSelector):
         ready = super().select(0)
         if ready or timeout == 0:
             return ready
+        assert self.loop is not None
+        if self.loop._other_thread_at_work():
+            return self._select_real_time(timeout)
         if timeout is None:
             # Nothing scheduled: only another thread (call_soon_threadsafe) can wake us.
             return super().select(None)
-        assert self.loop is not None
         self.loop._advance(timeout)
         return []
+
+    def _select_real_time(self, timeout: float | None):
+        """Wait for real, moving the virtual clock by the real time waited (never past the
+        next timer), until something is ready, the timer is due, or no thread is at work."""
+        loop = self.loop
+        assert loop is not None
+        waited = 0.0
+        while True:
+            step = HOLD_SLICE if timeout is None else min(HOLD_SLICE, timeout - waited)
+            start = time.monotonic()
+            ready = super().select(step)
+            spent = time.monotonic() - start
+            if timeout is not None and waited + spent >= timeout:
+                loop._advance(timeout - waited)  # the next timer is due
+                return ready
+            loop._virtual_now += spent
+            waited += spent
+            if ready:
+                return ready
+            if not loop._other_thread_at_work():
+                if timeout is not None:
+                    loop._advance(timeout - waited)  # idle again: jump as usual
+                return []
+
+
+class _OrderedTimer(events.TimerHandle):
+    """A timer that, due at the same instant as another, runs in the order it was
+    scheduled (asyncio's own heap breaks such ties by heap shape)."""
+
+    __slots__ = ("_seq",)
+
+    def __init__(self, seq: int, *args) -> None:
+        super().__init__(*args)
+        self._seq = seq
+
+    def __lt__(self, other):
+        if isinstance(other, _OrderedTimer):
+            return (self._when, self._seq) < (other._when, other._seq)
+        return super().__lt__(other)
 
 
 class VirtualTimeEventLoop(asyncio.SelectorEventLoop):
     """``loop.time()`` is virtual and starts at 0; idle time costs nothing."""
 
-    def __init__(self) -> None:
+    def __init__(self, budget: float | None = None) -> None:
         selector = _VirtualSelector()
         super().__init__(selector)
         selector.loop = self
         self._virtual_now = 0.0
+        #: virtual seconds the run may last; past them the loop raises VirtualTimeExceeded
+        self.budget = budget
+        self.exceeded = False
+        self._timer_seq = itertools.count()
+        self._jobs_in_flight = 0  # run_in_executor jobs not finished
+        self._threads_before = {t.ident for t in threading.enumerate()}
 
     def time(self) -> float:
         return self._virtual_now
 
+    def run_in_executor(self, executor, func, *args):
+        future = super().run_in_executor(executor, func, *args)
+        self._jobs_in_flight += 1
+        future.add_done_callback(self._job_done)
+        return future
+
+    def _job_done(self, future) -> None:
+        self._jobs_in_flight -= 1
+
+    def _other_thread_at_work(self) -> bool:
+        """A job handed to a thread is in flight, or a thread started since the loop was
+        made is alive (idle thread-pool workers excepted: their jobs are counted)."""
+        if self._jobs_in_flight:
+            return True
+        if threading.active_count() == 1:
+            return False  # the common case: only this thread
+        me = threading.get_ident()
+        for t in threading.enumerate():
+            if t.ident == me or t.ident in self._threads_before:
+                continue
+            if getattr(t, "_target", None) is _pool_thread._worker:
+                continue
+            return True
+        return False
+
+    def call_at(self, when, callback, *args, context=None):
+        # BaseEventLoop.call_at, with timers ordered by (deadline, scheduling order).
+        if when is None:
+            raise TypeError("when cannot be None")
+        self._check_closed()
+        if self._debug:
+            self._check_thread()
+            self._check_callback(callback, "call_at")
+        timer = _OrderedTimer(next(self._timer_seq), when, callback, args, self, context)
+        if timer._source_traceback:
+            del timer._source_traceback[-1]
+        heapq.heappush(self._scheduled, timer)
+        timer._scheduled = True
+        return timer
+
     def _advance(self, seconds: float) -> None:
         self._virtual_now += seconds + STEP_PAST
+        if self.budget is not None and self._virtual_now > self.budget:
+            budget, self.budget = self.budget, self._virtual_now + CLEANUP_SECONDS
+            self.exceeded = True
+            # Out of run_forever: the run stops here; the cleanup gets a little more time.
+            raise VirtualTimeExceeded(f"the run passed its budget of {budget:g} s of virtual time")
 
 
-def run_virtual(coro):
-    """Run ``coro`` to completion on a fresh virtual-time loop."""
-    with asyncio.Runner(loop_factory=VirtualTimeEventLoop) as runner:
-        return runner.run(coro)
+def run_virtual(coro, seed: int | None = None, budget: float | None = None):
+    """Run ``coro`` to completion on a fresh virtual-time loop; with ``seed``, aioquic's
+    randomness in the run is drawn from it (:mod:`quicsim.transport.seeded`); past
+    ``budget`` virtual seconds, raise :class:`VirtualTimeExceeded`."""
+    from .seeded import seeded
+
+    def make_loop() -> VirtualTimeEventLoop:
+        loop = VirtualTimeEventLoop(budget)
+        if budget is not None:
+            # A run stopped by its budget leaves tasks behind on purpose: no noise about them.
+            loop.set_exception_handler(_quiet_after_budget)
+        return loop
+
+    with seeded(seed) if seed is not None else contextlib.nullcontext():
+        with asyncio.Runner(loop_factory=make_loop) as runner:
+            return runner.run(coro)
+
+
+def _quiet_after_budget(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+    if getattr(loop, "exceeded", False):
+        return
+    loop.default_exception_handler(context)
