@@ -15,6 +15,7 @@ from quicsim import (
     Settings,
     Status,
     StreamEventType,
+    StreamOpenFlags,
     StreamShutdownFlags,
     StreamStartFlags,
 )
@@ -258,3 +259,18 @@ async def test_close_from_the_late_cancel_of_a_start_fin_flush_does_not_start_th
     assert stream.handle_closed and stream.id is None, "a closed stream never starts"
     assert rec.completions() == [("late", True), ("first", True)]
     assert not mem.server.streams, "the peer never saw it"
+
+
+async def test_close_from_the_start_complete_of_a_canceled_start_send_still_completes_it(mem):
+    """Found by the fuzzer: a canceled START send on a never-started stream first raises
+    START_COMPLETE(ABORTED); a handler that closes the stream right there must still see
+    that send's SEND_COMPLETE (before, it was raised after the close and lost)."""
+    rec = Recorder(lambda s, e: e.type is StreamEventType.START_COMPLETE and s.close())
+    stream = mem.client.open_stream(StreamOpenFlags.UNIDIRECTIONAL, handler=rec)
+    stream.send(b"", SendFlags.FIN, client_context="fin")
+    stream.send(b"", SendFlags.START | SendFlags.FIN, client_context="late-start")
+    stream.close()
+    assert rec.types()[0] == "START_COMPLETE" and rec.events[0].status is Status.ABORTED
+    assert sorted(rec.completions()) == [("fin", True), ("late-start", True)]
+    assert rec.types()[-1] == "SHUTDOWN_COMPLETE"
+    assert mem.ledger.ok, mem.ledger.summary()

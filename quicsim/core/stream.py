@@ -459,7 +459,14 @@ class StreamCore:
         if canceled and request.flags & _START and not self.state.start_indicated and self.is_local:
             # A canceled send that was to start the stream first tells the start failed.
             self.state.start_indicated = True
+            # Until its own SEND_COMPLETE the request is still pending: a StreamClose from
+            # the START_COMPLETE handler must find it (and complete it) like any other.
+            taken = self.sends.taken
+            taken.appendleft(request)
             self.indicate(ev.StartComplete(status=Status.ABORTED, id=None, peer_accepted=False))
+            if not taken or taken[0] is not request:
+                return  # that close completed it
+            taken.popleft()
         self.indicate(ev.SendComplete(canceled=canceled, client_context=request.client_context,
                                        send_id=request.send_id))
 
