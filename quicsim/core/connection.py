@@ -12,10 +12,11 @@ from __future__ import annotations
 import logging
 import threading
 import traceback
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 from aioquic.quic import events as qe
 from aioquic.quic.connection import QuicConnection
+from aioquic.quic.stream import QuicStream
 
 from .. import events as ev
 from ..enums import ConnectionShutdownFlags, MAX_VARINT, Status, StreamOpenFlags
@@ -275,34 +276,41 @@ class ConnectionCore:
 
     def handle_quic_event(self, event: qe.QuicEvent) -> None:
         """Translate one aioquic event into MsQuic events."""
+        # One type() and identity tests: this runs per datagram. Each branch casts to
+        # the type it just tested (mypy cannot narrow through ``t``).
         t = type(event)
         if t is qe.StreamDataReceived:
-            stream = self._stream_for(event.stream_id)
+            data_event = cast(qe.StreamDataReceived, event)
+            stream = self._stream_for(data_event.stream_id)
             for observer in self.observers:
-                observer.stream_data_received(self, stream, event.stream_id, len(event.data), event.end_stream)
+                observer.stream_data_received(self, stream, data_event.stream_id, len(data_event.data),
+                                              data_event.end_stream)
             if stream is not None:
-                stream.on_receive(event.data, event.end_stream)
+                stream.on_receive(data_event.data, data_event.end_stream)
         elif t is qe.StreamReset:
-            stream = self._stream_for(event.stream_id)
+            reset_event = cast(qe.StreamReset, event)
+            stream = self._stream_for(reset_event.stream_id)
             if stream is not None:
-                stream.on_peer_reset(event.error_code)
+                stream.on_peer_reset(reset_event.error_code)
         elif t is qe.StopSendingReceived:
-            stream = self._stream_for(event.stream_id)
+            stop_event = cast(qe.StopSendingReceived, event)
+            stream = self._stream_for(stop_event.stream_id)
             if stream is not None:
                 # When both came together, PEER_SEND_ABORTED first, as MsQuic orders them.
-                reset_code = aq.take_reset_queued_first(self.quic, event.stream_id)
+                reset_code = aq.take_reset_queued_first(self.quic, stop_event.stream_id)
                 if reset_code is not None:
                     stream.on_peer_reset(reset_code)
-                stream.on_stop_sending(event.error_code)
+                stream.on_stop_sending(stop_event.error_code)
         elif t is qe.HandshakeCompleted:
+            handshake = cast(qe.HandshakeCompleted, event)
             self.state.connected = True
-            self.negotiated_alpn = event.alpn_protocol
-            self.indicate(ev.Connected(session_resumed=event.session_resumed,
-                                        negotiated_alpn=event.alpn_protocol))
+            self.negotiated_alpn = handshake.alpn_protocol
+            self.indicate(ev.Connected(session_resumed=handshake.session_resumed,
+                                        negotiated_alpn=handshake.alpn_protocol))
         elif t is qe.DatagramFrameReceived:
-            self.indicate(ev.DatagramReceived(buffer=event.data))
+            self.indicate(ev.DatagramReceived(buffer=cast(qe.DatagramFrameReceived, event).data))
         elif t is qe.ConnectionTerminated:
-            self._on_terminated(event)
+            self._on_terminated(cast(qe.ConnectionTerminated, event))
 
     def poll(self) -> None:
         """After aioquic processed datagrams or timers: complete acknowledged sends,
@@ -334,6 +342,7 @@ class ConnectionCore:
                 unidirectional_count=max(0, limits[1] - quic.get_next_available_stream_id(True) // 4)))
         if self._awaiting_accept:
             for stream in list(self._awaiting_accept):
+                assert stream.quic_stream is not None  # only a started stream awaits PEER_ACCEPTED
                 if not stream.quic_stream.is_blocked:
                     del self._awaiting_accept[stream]
                     stream.indicate(ev.PeerAccepted())
@@ -423,15 +432,16 @@ class ConnectionCore:
     def stream_would_block(self, unidirectional: bool) -> bool:
         return aq.stream_would_block(self.quic, unidirectional)
 
-    def create_quic_stream(self, stream: StreamCore):
+    def create_quic_stream(self, stream: StreamCore) -> QuicStream:
         """Allocate the next stream id in aioquic and keep our own reference to it."""
         stream.id, quic_stream = aq.open_stream(self.quic, stream.unidirectional)
         self._register(stream, quic_stream)
         self.unstarted.pop(stream, None)
-        return stream.quic_stream
+        return quic_stream  # now stream.quic_stream too
 
-    def _register(self, stream: StreamCore, quic_stream) -> None:
+    def _register(self, stream: StreamCore, quic_stream: QuicStream) -> None:
         stream.quic_stream = quic_stream
+        assert stream.id is not None  # registered once it has its id: started, or the peer's
         self.streams[stream.id] = stream
 
         def on_data(lost: bool, _s=stream) -> None:
@@ -473,11 +483,12 @@ class ConnectionCore:
 
     def stream_done(self, stream: StreamCore) -> None:
         """SHUTDOWN_COMPLETE was indicated: the stream leaves the connection's table."""
-        self.streams.pop(stream.id, None)
+        if stream.id is not None:  # a never-started stream has no id and was never in it
+            self.streams.pop(stream.id, None)
 
     def stream_closed(self, stream: StreamCore) -> None:
         self.unstarted.pop(stream, None)
-        if stream.shutdown_complete:
+        if stream.shutdown_complete and stream.id is not None:  # no id: never in the table
             self.streams.pop(stream.id, None)
         if self.wakeup is not None:
             self.wakeup()

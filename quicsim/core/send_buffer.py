@@ -119,6 +119,7 @@ class SendBuffer:
             state = self._streams[stream] = _StreamIdeal()
         window = state.window
         if window is None:  # QuicStreamStart: SendWindow = min(MaxAllowedSendOffset, UINT32_MAX)
+            assert stream.quic_stream is not None  # only started streams are adjusted
             window = min(stream.quic_stream.max_stream_data_remote, _UINT32_MAX)
         byte_count = self.ideal_bytes
         if window < byte_count:
@@ -149,7 +150,10 @@ class SendBuffer:
         quic_stream = aq.quic_stream(conn.quic, stream_id)
         before = None if quic_stream is None else quic_stream.max_stream_data_remote
         handle(context, frame_type, buf)
-        if before is None or quic_stream.max_stream_data_remote <= before:
+        if before is None:
+            return
+        assert quic_stream is not None  # ``before`` was read from it
+        if quic_stream.max_stream_data_remote <= before:
             return
         stream = conn.streams.get(stream_id)
         if stream is None or stream.quic_stream is not quic_stream:

@@ -17,10 +17,13 @@ _FIN = int(SendFlags.FIN)
 
 
 _BUFFER_TYPES = (bytes, bytearray, memoryview)
+#: one QUIC_BUFFER: a bytes-like object the send holds until it is written
+Buffer = bytes | bytearray | memoryview
 
 
-def normalize_buffers(buffers: Any) -> tuple[tuple, int] | None:
+def normalize_buffers(buffers: Any) -> tuple[tuple[Buffer, ...], int] | None:
     """MsQuic's QUIC_BUFFER array: one bytes-like object or a list of them."""
+    bufs: tuple[Buffer, ...]
     if isinstance(buffers, _BUFFER_TYPES):
         bufs = (buffers,)
     elif isinstance(buffers, (list, tuple)):
@@ -31,7 +34,7 @@ def normalize_buffers(buffers: Any) -> tuple[tuple, int] | None:
     else:
         return None
     if any(isinstance(b, memoryview) for b in bufs):
-        flat = []
+        flat: list[Buffer] = []
         for b in bufs:
             if isinstance(b, memoryview):
                 if not b.c_contiguous:
@@ -51,10 +54,11 @@ class SendRequest:
 
     __slots__ = ("send_id", "buffers", "length", "flags", "client_context", "offset", "end", "fin", "late")
 
-    def __init__(self, send_id: int, buffers: tuple, length: int, flags: int, client_context: Any) -> None:
+    def __init__(self, send_id: int, buffers: tuple[Buffer, ...], length: int, flags: int,
+                 client_context: Any) -> None:
         self.send_id = send_id
         #: the application's buffers, held (not copied) until written to aioquic
-        self.buffers: tuple | None = buffers
+        self.buffers: tuple[Buffer, ...] | None = buffers
         self.length = length
         self.flags = flags
         self.client_context = client_context

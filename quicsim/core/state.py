@@ -11,7 +11,7 @@ have raises :class:`StateError` naming the state and the move (as h11 does).
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, overload
 
 from ..enums import Status
 
@@ -126,7 +126,10 @@ def _flags_repr(name: str, state: object) -> str:
 
 # ---------------------------------------------------------------- call statuses
 
+#: a row's condition on the connection's state (and the stream's, when there is one)
 Check = Callable[[ConnectionState, "StreamState | None"], bool]
+#: a per-stream call's row: it is always given the stream's state
+StreamCheck = Callable[[ConnectionState, StreamState], bool]
 
 #: MsQuicStreamOpen: ``ClosedLocally ? INVALID_STATE : ABORTED`` once either is set.
 OPEN_STATUS: tuple[tuple[str, Check, Status], ...] = (
@@ -136,14 +139,14 @@ OPEN_STATUS: tuple[tuple[str, Check, Status], ...] = (
 )
 
 #: MsQuicStreamStart (the rest is decided when the worker applies it).
-START_STATUS: tuple[tuple[str, Check, Status], ...] = (
+START_STATUS: tuple[tuple[str, StreamCheck, Status], ...] = (
     ("HandleClosed", lambda c, s: s.handle_closed or c.handle_closed, Status.INVALID_STATE),
     ("Started", lambda c, s: s.started, Status.INVALID_STATE),
     ("ClosedRemotely", lambda c, s: c.closed_remotely, Status.ABORTED),
 )
 
 #: MsQuicStreamSend once the buffers are valid: ClosedRemotely before the send side.
-SEND_STATUS: tuple[tuple[str, Check, Status], ...] = (
+SEND_STATUS: tuple[tuple[str, StreamCheck, Status], ...] = (
     ("HandleClosed", lambda c, s: s.handle_closed or c.handle_closed, Status.INVALID_STATE),
     ("ClosedRemotely", lambda c, s: c.closed_remotely, Status.ABORTED),
     ("!SendEnabled after a peer STOP_SENDING", lambda c, s: not s.send_enabled and s.received_stop_sending,
@@ -152,7 +155,7 @@ SEND_STATUS: tuple[tuple[str, Check, Status], ...] = (
 )
 
 #: MsQuicStreamShutdown once the parameters are valid.
-SHUTDOWN_STATUS: tuple[tuple[str, Check, Status], ...] = (
+SHUTDOWN_STATUS: tuple[tuple[str, StreamCheck, Status], ...] = (
     ("HandleClosed", lambda c, s: s.handle_closed or c.handle_closed, Status.INVALID_STATE),
 )
 
@@ -171,7 +174,18 @@ def send_status(conn: ConnectionState, stream: StreamState) -> Status | None:
     return status(SEND_STATUS, conn, stream)
 
 
+# A table of per-stream rows needs the stream; only a table of Check rows may go without.
+@overload
+def status(table: tuple[tuple[str, StreamCheck, Status], ...], conn: ConnectionState,
+           stream: StreamState) -> Status | None: ...
+
+
+@overload
 def status(table: tuple[tuple[str, Check, Status], ...], conn: ConnectionState,
+           stream: None = None) -> Status | None: ...
+
+
+def status(table: tuple[tuple[str, Callable[..., bool], Status], ...], conn: ConnectionState,
            stream: StreamState | None = None) -> Status | None:
     """The first row of ``table`` whose condition holds, or None: the call is accepted."""
     for _name, check, result in table:

@@ -9,7 +9,7 @@ Branches name the MsQuic function whose rule they implement (``src/core/stream*.
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, cast
 
 from .. import events as ev
 from ..enums import (
@@ -27,9 +27,11 @@ from . import aioquic_adapter as aq
 from . import operations as ops
 from . import rules, state
 from .state import StreamState
-from .send_queue import SendQueue, SendRequest, normalize_buffers
+from .send_queue import Buffer, SendQueue, SendRequest, normalize_buffers
 
 if TYPE_CHECKING:  # pragma: no cover
+    from aioquic.quic.stream import QuicStream
+
     from .connection import ConnectionCore
 
 StreamHandler = Callable[["StreamCore", ev.StreamEvent], Any]
@@ -75,8 +77,10 @@ class StreamCore:
         if self.is_local:
             self.unidirectional = bool(flags & StreamOpenFlags.UNIDIRECTIONAL)
         else:
+            assert peer_stream_id is not None  # a peer's stream: is_local is False
             self.unidirectional = bool(peer_stream_id & 2)
-        self.quic_stream = None  # our own reference: aioquic forgets finished streams
+        #: our own reference (aioquic forgets finished streams), set when the stream starts
+        self.quic_stream: QuicStream | None = None
         self.sends = SendQueue()
         self.recv_offset = 0
         self.send_error_code = 0
@@ -135,6 +139,7 @@ class StreamCore:
         """StreamStart: PENDING; the result arrives in START_COMPLETE."""
         conn = self.connection
         iflags = rules.flag_value(flags, StreamStartFlags)
+        status: Status | None
         if iflags < 0:
             status = Status.INVALID_PARAMETER  # no C flags value is negative
         else:
@@ -154,6 +159,8 @@ class StreamCore:
         send_id = conn.next_send_id()
         iflags = (flags if type(flags) is int
                   else flags._value_ if type(flags) is SendFlags else rules.flag_value(flags, SendFlags))
+        bufs: tuple[Buffer, ...] | None
+        status: Status | None
         if type(buffers) is bytes:
             bufs, length = (buffers,), len(buffers)
         else:
@@ -191,6 +198,7 @@ class StreamCore:
         conn = self.connection
         iflags = rules.flag_value(flags, StreamShutdownFlags)
         reason = rules.shutdown_parameter_error(iflags, error_code)
+        status: Status | None
         if reason is not None:
             status = Status.INVALID_PARAMETER
         else:
@@ -352,21 +360,26 @@ class StreamCore:
     def _sender_reset(self) -> bool:
         """aioquic resets the sender itself on a peer STOP_SENDING, before we see the
         event: from then on nothing may be written (the event will cancel the sends)."""
+        assert self.quic_stream is not None  # only a started stream writes
         return aq.sender_reset(self.quic_stream.sender)
 
     def _write(self, request: SendRequest) -> None:
         """Hand a queued request's bytes (and FIN) to aioquic."""
         if self._sender_reset():
             return
+        assert self.quic_stream is not None  # only a started stream writes
         write = self.quic_stream.sender.write
         bufs = request.buffers
+        assert bufs is not None  # a request is written once: only here are its buffers dropped
         request.buffers = None  # aioquic has copied them; MsQuic would still hold them
+        # aioquic annotates write's data as bytes but only takes its len() and appends it to
+        # a bytearray: any contiguous byte buffer works (ignored below: arg-type).
         if len(bufs) == 1:
-            write(bufs[0], request.fin)
+            write(bufs[0], request.fin)  # type: ignore[arg-type]
         else:
             last = len(bufs) - 1
             for i, b in enumerate(bufs):
-                write(b, request.fin and i == last)
+                write(b, request.fin and i == last)  # type: ignore[arg-type]
             if not bufs and request.fin:
                 write(b"", True)
         if request.fin:
@@ -374,6 +387,7 @@ class StreamCore:
 
     def _write_fin(self) -> None:
         if not self._sender_reset():
+            assert self.quic_stream is not None  # only a started stream writes
             self.quic_stream.sender.write(b"", True)
         self._fin_written = True
 
@@ -405,6 +419,7 @@ class StreamCore:
             self.state.move_send("abort")
             self.send_error_code = error_code
             if self.state.started and not silent:
+                assert self.quic_stream is not None  # a started stream has its aioquic stream
                 self.quic_stream.sender.reset(error_code)
         self._release_buffered()
         requests = self.sends.requests
@@ -423,6 +438,7 @@ class StreamCore:
             return
         self.state.sent_stop_sending = True
         if self.state.started:
+            assert self.quic_stream is not None  # a started stream has its aioquic stream
             self.quic_stream.receiver.stop(error_code)
         else:
             self.state.remote_closed = True  # nothing was ever received: nothing to wait for
@@ -476,6 +492,7 @@ class StreamCore:
         if conn.faults:
             fault, action = conn.faults.late_send()
             if action is LateSend.DROP:
+                assert fault is not None  # only a fault turns CANCEL into anything else
                 conn.fault_hit(fault.name, self, f"send {request.send_id} dropped")
                 return
             if action is LateSend.DEFER:
@@ -487,6 +504,7 @@ class StreamCore:
     def on_acks(self) -> None:
         """The ACK path: complete acknowledged sends (head of the queue only), then
         SEND_SHUTDOWN_COMPLETE once the FIN or the reset is acknowledged."""
+        assert self.quic_stream is not None  # ACKs reach only a registered (started) stream
         sender = self.quic_stream.sender
         acked = aq.acked_offset(sender)
         # After a peer STOP_SENDING aioquic stops moving the acknowledged prefix, so it is
@@ -518,7 +536,8 @@ class StreamCore:
         QuicStreamShutdown(ABORT, code), both directions, so the peer sees
         PEER_SEND_ABORTED and PEER_RECEIVE_ABORTED."""
         event = ev.CancelOnLoss(error_code=0)
-        self.indicate(event)
+        # Delivered like any stream event; not a StreamEvent subclass only as it is mutable.
+        self.indicate(cast(ev.StreamEvent, event))
         self.apply_shutdown(StreamShutdownFlags.ABORT, event.error_code)
 
     def _indicate_send_shutdown_complete(self, graceful: bool, force: bool = False, silent: bool = False) -> None:
