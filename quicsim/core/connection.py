@@ -124,29 +124,12 @@ class ConnectionCore:
         return f"<Connection {self.label}>"
 
     # Read-only views of the state others ask about (the state itself is in self.state).
-    @property
-    def connected(self) -> bool:
-        return self.state.connected
-
-    @property
-    def shutdown_initiated(self) -> bool:
-        return self.state.shutdown_initiated
-
-    @property
-    def closed_locally(self) -> bool:
-        return self.state.closed_locally
-
-    @property
-    def closed_remotely(self) -> bool:
-        return self.state.closed_remotely
-
-    @property
-    def shutdown_complete(self) -> bool:
-        return self.state.shutdown_complete
-
-    @property
-    def handle_closed(self) -> bool:
-        return self.state.handle_closed
+    connected = state.view("connected")
+    shutdown_initiated = state.view("shutdown_initiated")
+    closed_locally = state.view("closed_locally")
+    closed_remotely = state.view("closed_remotely")
+    shutdown_complete = state.view("shutdown_complete")
+    handle_closed = state.view("handle_closed")
 
     def set_handler(self, handler: ConnectionHandler | None, context: Any = None) -> None:
         """SetCallbackHandler for the connection."""

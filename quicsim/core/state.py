@@ -11,9 +11,16 @@ have raises :class:`StateError` naming the state and the move (as h11 does).
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import Callable, overload
 
 from ..enums import Status
+
+
+def view(flag: str, doc: str = "") -> property:
+    """A read-only property of a handle that reads ``self.state.<flag>`` (the handles show
+    their state; only the core changes it)."""
+    return property(attrgetter(f"state.{flag}"), doc=doc or f"MsQuic's {flag} (read-only)")
 
 
 class StateError(RuntimeError):

@@ -100,26 +100,12 @@ class StreamCore:
         self._buffered: deque[tuple[int, int]] = deque()
 
     # Read-only views of the state others ask about (the state itself is in self.state).
-    @property
-    def started(self) -> bool:
-        return self.state.started
-
-    @property
-    def send_enabled(self) -> bool:
-        return self.state.send_enabled
-
-    @property
-    def send_shutdown_indicated(self) -> bool:
-        """SEND_SHUTDOWN_COMPLETE was raised (or there is no send direction)."""
-        return self.state.local_close_acked
-
-    @property
-    def shutdown_complete(self) -> bool:
-        return self.state.shutdown_complete
-
-    @property
-    def handle_closed(self) -> bool:
-        return self.state.handle_closed
+    started = state.view("started")
+    send_enabled = state.view("send_enabled")
+    send_shutdown_indicated = state.view("local_close_acked",
+                                         "SEND_SHUTDOWN_COMPLETE was raised (or there is no send direction)")
+    shutdown_complete = state.view("shutdown_complete")
+    handle_closed = state.view("handle_closed")
 
     def __repr__(self) -> str:
         return (
