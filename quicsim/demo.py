@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.text import Text
 
 from . import api
-from .enums import SendFlags, Status, StreamShutdownFlags
+from .enums import SendFlags, Status, StreamEventType, StreamShutdownFlags
 from .ledger import Ledger
 from .network import Network
 from .observer import Observer
@@ -97,13 +97,31 @@ async def run_demo(console: Console, *, faults: tuple[str, ...] = (), loss: floa
         relay.close()
         raise
     try:
-        stream = client.open_stream()
+        acked = asyncio.Event()
+        completed: list[str] = []
+
+        def close_on_cancel(stream, event) -> None:
+            # A common MsQuic pattern: give up on the stream at its first canceled send.
+            # Closing from inside the worker's cancel loop is where MsQuic itself loses the
+            # rest of the loop's completions (--inject reentrant-close shows it).
+            if event.type is StreamEventType.SEND_COMPLETE:
+                completed.append(event.client_context)
+                if len(completed) == 3:
+                    acked.set()
+                if event.canceled:
+                    stream.close()
+
+        stream = client.open_stream(handler=close_on_cancel)
         stream.start()
         for i in range(3):
             stream.send(b"x" * 4000, client_context=f"req-{i}")
-        await asyncio.sleep(0)  # the worker applies the sends
+        try:
+            await asyncio.wait_for(acked.wait(), 10)  # the first three are acknowledged
+        except asyncio.TimeoutError:
+            console.print("the first sends were not acknowledged within 10 s", style="red")
         stream.shutdown(StreamShutdownFlags.GRACEFUL)
         stream.send(b"late", client_context="req-late")  # accepted: the shutdown is not applied yet
+        stream.send(b"late", client_context="req-late-2")
         try:
             await stream.wait_shutdown_complete(timeout=10)
         except asyncio.TimeoutError:

@@ -153,6 +153,13 @@ def test_demo_runs_and_catches_an_injected_fault():
     assert bad.returncode == 0, bad.stdout + bad.stderr
     assert "FAULT drop-send-after-shutdown" in bad.stdout
     assert "LEAK" in bad.stdout and "client_context='req-late'" in bad.stdout
+    # MsQuic's own path: the handler closes the stream at the first canceled send, from
+    # inside the graceful shutdown's cancel loop, and the second late send is lost.
+    own = quicsim("demo", "--inject", "reentrant-close")
+    assert own.returncode == 0, own.stdout + own.stderr
+    assert "FAULT reentrant-close" in own.stdout
+    assert "LEAK" in own.stdout and "client_context='req-late-2'" in own.stdout
+    assert "client_context='req-late'" not in own.stdout.split("LEAK", 1)[1].splitlines()[0]
 
 
 # Ctrl-C: tests/test_ctrl_c.py (run, fuzz, demo)
