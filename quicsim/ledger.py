@@ -55,7 +55,7 @@ def _odcid(conn: Any) -> Any:
 
 class _ConnRecord:
     __slots__ = ("conn", "label", "odcid", "is_client", "received", "live", "sends_called", "event_thread",
-                 "streams")
+                 "streams", "peer", "buffering")
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn  # kept alive so ids stay unique
@@ -68,6 +68,10 @@ class _ConnRecord:
         #: the thread events are delivered on (the worker's), once one was seen
         self.event_thread: int | None = None
         self.streams: dict[int, Any] = {}  # id(stream) -> stream
+        self.peer: _ConnRecord | None = None  # the other end, once this ledger has seen it
+        settings = getattr(conn, "settings", None)
+        #: send buffering on (or unknown): acknowledged completions are not witnessed then
+        self.buffering = settings is None or getattr(settings, "send_buffering", True)
 
 
 class _StreamRecord:
@@ -334,17 +338,16 @@ class Ledger(Observer):
         """An acknowledged send (buffering off) must cover bytes the peer's stack received,
         when this ledger watches the peer too."""
         owner = record.conn
-        if owner.odcid is None:
-            return
-        settings = getattr(owner.conn, "settings", None)
-        if settings is None or getattr(settings, "send_buffering", True):
+        if owner.buffering or owner.odcid is None:
             return
         stream_id = record.stream.id
         if stream_id is None:
             return
-        peer = self._peer(owner)
+        peer = owner.peer
         if peer is None:
-            return  # the peer is not watched by this ledger: nothing to compare with
+            peer = owner.peer = self._peer(owner)
+            if peer is None:
+                return  # the peer is not watched by this ledger: nothing to compare with
         received = peer.received.get(stream_id) or (0, False)
         if received[0] < send.end or (send.fin and not received[1]):
             what = "its FIN" if received[0] >= send.end else f"bytes [{max(received[0], send.offset)}, {send.end})"

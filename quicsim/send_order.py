@@ -25,6 +25,10 @@ _FIN = int(SendFlags.FIN)
 _DELAY_SEND = int(SendFlags.DELAY_SEND)
 
 
+#: client contexts of these types are their own dict key (the usual case, kept inline)
+_PLAIN = frozenset({int, str, bytes, float, type(None)})
+
+
 def context_key(client_context: Any) -> Any:
     """A dict key for a client context: the value itself, or its identity if unhashable."""
     try:
@@ -46,7 +50,7 @@ class Send:
         self.length = length
         self.flags = flags
         self.client_context = client_context
-        self.key = context_key(client_context)
+        self.key = client_context if type(client_context) in _PLAIN else context_key(client_context)
         self.offset = self.end = 0  # the stream bytes it occupies if it is ever queued
         self.fin = bool(flags & _FIN)
         self.run: deque | None = None
@@ -144,7 +148,7 @@ class SendBook:
         the completion is allowed, else one of ``duplicate``, ``rejected``, ``unknown``,
         ``context`` (matched to the oldest pending send despite another context) or
         ``order`` (``older`` is the pending send it overtook)."""
-        key = context_key(client_context)
+        key = client_context if type(client_context) in _PLAIN else context_key(client_context)
         candidates = self.by_key.get(key)
         problem = None
         if not candidates:
