@@ -5,7 +5,9 @@ test has an input the ledger must reject next to one it must accept."""
 
 from __future__ import annotations
 
-from quicsim import Ledger, SendFlags, Status, StreamShutdownFlags, events as ev
+from types import SimpleNamespace
+
+from quicsim import ConnectionEventType, Ledger, SendFlags, Status, StreamShutdownFlags, events as ev
 
 from .test_ledger import _complete, _fake, _fresh, _send, _shutdown, _started
 
@@ -68,3 +70,59 @@ def test_the_inline_tail_goes_before_sends_accepted_after_the_shutdown():
     assert _pending(ledger) == [1, 2, 4, 5]
     ledger.stream_event(conn, stream, ev.ShutdownComplete())
     assert [leak["send"] for leak in ledger.leaks] == [1, 2, 4, 5]
+
+
+# -- the wire witness: one ledger on both ends (hand-made ends sharing a connection id)
+
+def _ends(settings=None):
+    settings = settings if settings is not None else SimpleNamespace(send_buffering=False)
+    quic = SimpleNamespace(original_destination_connection_id=b"odcid")
+    client = SimpleNamespace(label="client", quic=quic, is_client=True, settings=settings)
+    server = SimpleNamespace(label="server", quic=quic, is_client=False, settings=settings)
+    return client, server
+
+
+def _witnessed(received, length=5, flags=SendFlags.FIN, settings=None):
+    """One acknowledged send of ``length`` bytes (with ``flags``) on stream 0 after the
+    server's stack received ``received`` = (bytes, FIN) on it, or nothing if None."""
+    ledger = Ledger()
+    client, server = _ends(settings)
+    stream = SimpleNamespace(id=0, handle=1)
+    _started(ledger, client, stream)
+    ledger.connection_event(server, SimpleNamespace(type=ConnectionEventType.CONNECTED))  # the peer is watched
+    ledger.api_call(client, stream, "send", Status.PENDING,
+                    {"send_id": 1, "bytes": length, "flags": int(flags), "client_context": "s"})
+    if received is not None:
+        ledger.stream_data_received(server, SimpleNamespace(id=0, handle=1), 0, *received)
+    _complete(ledger, client, stream, 1, ctx="s")
+    return ledger
+
+
+def test_the_wire_witness_names_what_never_arrived():
+    assert _witnessed((5, True)).ok
+    prefix = "client stream id=0: send #1 (client_context='s') acknowledged but never received: "
+    assert _witnessed((5, False)).violations == [
+        prefix + "its FIN never reached server's QUIC stack (it received 5 bytes)"]
+    assert _witnessed((3, True)).violations == [
+        prefix + "bytes [3, 5) never reached server's QUIC stack (it received 3 bytes and the FIN)"]
+    assert _witnessed((2, False), flags=0).violations == [
+        prefix + "bytes [2, 5) never reached server's QUIC stack (it received 2 bytes)"]
+    # A FIN alone (no bytes) the peer's stack never saw: nothing at all arrived on the stream.
+    assert _witnessed(None, length=0).violations == [
+        prefix + "its FIN never reached server's QUIC stack (it received 0 bytes)"]
+
+
+def test_the_wire_witness_judges_only_ends_known_to_send_unbuffered():
+    """With send buffering (or settings that do not say) a send completes when copied,
+    before any byte left: the witness has nothing to hold it to."""
+    assert not _witnessed((0, False)).ok
+    assert _witnessed((0, False), settings=SimpleNamespace(send_buffering=True)).ok
+    assert _witnessed((0, False), settings=SimpleNamespace()).ok  # another system's connection
+    ledger = Ledger()
+    client, server = _ends()
+    del client.settings, server.settings
+    stream = SimpleNamespace(id=0, handle=1)
+    _started(ledger, client, stream)
+    _send(ledger, client, stream, 1)
+    _complete(ledger, client, stream, 1)
+    assert ledger.ok, ledger.summary()
