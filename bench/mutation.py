@@ -25,21 +25,19 @@ EQUIVALENTS_DOC = ROOT / "docs" / "mutation.md"
 #: file -> {class name (None: module level) -> functions mutated}
 SCOPE: dict[str, dict[str | None, tuple[str, ...]]] = {
     "quicsim/core/stream.py": {"StreamCore": (
-        "apply_send_flush", "apply_shutdown", "_send_shutdown_graceful", "_send_shutdown_abort",
-        "_complete", "_cancel_late", "on_acks", "close")},
+        "apply_shutdown", "_send_shutdown_graceful", "_send_shutdown_abort", "_complete", "_cancel_late",
+        "on_acks", "close")},
     "quicsim/core/send_queue.py": {
         "SendQueue": ("queue", "pop_acknowledged", "take_api_requests", "pending_count")},
     "quicsim/core/state.py": {
         "StreamState": ("send_direction", "move_send"),
         None: ("status",)},
     "quicsim/ledger.py": {
-        "Ledger": ("send_queued", "stream_data_received", "_send_call", "_api_call", "_stream_event",
-                   "_on_send_complete", "_witness", "_peer", "_leak_check")},
+        "Ledger": ("_on_send_complete", "_witness", "_peer", "_leak_check")},
     "quicsim/send_order.py": {
         None: ("context_key",),
-        "Send": ("__init__",),
-        "SendBook": ("__init__", "accept", "reject", "shutdown_requested", "queued", "front", "complete",
-                     "_pick", "_overtaken", "_split", "_finish", "pending", "drop_pending")},
+        "SendBook": ("accept", "reject", "shutdown_requested", "queued", "front", "complete", "_pick",
+                     "_overtaken", "_split", "_finish", "pending", "drop_pending")},
 }
 
 _SEP = "\u01c1"  # mutmut's separator between class and method in a mutant's name
