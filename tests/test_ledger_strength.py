@@ -45,6 +45,21 @@ def test_a_repeated_context_of_late_sends_is_canceled_from_the_head_of_their_run
     assert ledger.ok and ledger.pending == 0, ledger.summary()
 
 
+def test_a_canceled_completion_matches_the_late_send_of_its_context_not_an_older_one():
+    """Context "a" is pending before and after a graceful shutdown: a canceled completion
+    for it is the late one's (which may overtake), not the older one's (which may not)."""
+    ledger, conn, stream = _fresh()
+    _send(ledger, conn, stream, 1, ctx="x")
+    _send(ledger, conn, stream, 2, ctx="a")
+    _shutdown(ledger, conn, stream)
+    _send(ledger, conn, stream, 3, ctx="a")
+    _complete(ledger, conn, stream, 0, canceled=True, ctx="a")
+    assert ledger.ok and _pending(ledger) == [1, 2], ledger.summary()
+    _complete(ledger, conn, stream, 0, ctx="x")
+    _complete(ledger, conn, stream, 0, ctx="a")
+    assert ledger.ok and ledger.pending == 0, ledger.summary()
+
+
 def test_the_inline_tail_stays_behind_the_sends_before_it():
     """An INLINE graceful shutdown cancels the tail of the unapplied sends: the rest of
     the tail and the older sends are still owed, oldest first, and a leak names each."""
