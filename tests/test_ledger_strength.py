@@ -141,3 +141,13 @@ def test_the_wire_witness_judges_only_ends_known_to_send_unbuffered():
     _send(ledger, client, stream, 1)
     _complete(ledger, client, stream, 1)
     assert ledger.ok, ledger.summary()
+
+
+def test_a_graceful_shutdown_flushes_delay_send_data_so_it_can_stall():
+    """DELAY_SEND data waits for a later send (it cannot stall); the FIN a graceful
+    shutdown writes sends it, so from then on it is owed a completion."""
+    ledger, conn, stream = _fresh()
+    _send(ledger, conn, stream, 1, flags=SendFlags.DELAY_SEND)
+    assert ledger.mark_stalled() == []
+    _shutdown(ledger, conn, stream)
+    assert [s["send"] for s in ledger.mark_stalled()] == [1]
