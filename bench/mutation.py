@@ -4,7 +4,9 @@ core and of the ledger, and the killed / survived / equivalent table per file.
 It mutates the functions listed in :data:`SCOPE` with mutmut (configured in
 ``[tool.mutmut]`` of pyproject.toml: which tests kill them) and counts a surviving mutant as
 equivalent only when ``docs/mutation.md`` names it with the reason. ``--reuse`` tabulates the
-last run (``mutants/``) without running again. Needs the ``mutation`` extra.
+last run (``mutants/``) without running again; ``--recheck`` runs again only the mutants the
+last run left alive (after tests were added) and keeps the other verdicts. Needs the
+``mutation`` extra.
 """
 
 from __future__ import annotations
@@ -60,11 +62,10 @@ def patterns() -> list[str]:
 
 
 def equivalents() -> set[str]:
-    """Mutant names docs/mutation.md lists as equivalent (lines starting ``- `name```)."""
-    names = set()
-    for line in EQUIVALENTS_DOC.read_text().splitlines():
-        names.update(re.findall(r"^\s*- `([^`]+__mutmut_\d+)`", line))
-    return names
+    """Mutant names listed (in backticks) under "Equivalent mutants" in docs/mutation.md."""
+    text = EQUIVALENTS_DOC.read_text()
+    section = text.split("## Equivalent mutants", 1)[-1].split("\n## ", 1)[0]
+    return set(re.findall(r"`(quicsim\.[^`\s]+__mutmut_\d+)`", section))
 
 
 def _mutmut() -> str:
@@ -76,8 +77,17 @@ def _mutmut() -> str:
     return found
 
 
+STATUSES = ROOT / "mutants" / "bench-statuses.json"
+
+
 def results() -> dict[str, str]:
     """Every mutant of the last run with its status (killed, survived, timeout, ...)."""
+    if STATUSES.exists():  # written by --recheck: the merged verdicts
+        return json.loads(STATUSES.read_text())
+    return _mutmut_results()
+
+
+def _mutmut_results() -> dict[str, str]:
     proc = subprocess.run([_mutmut(), "results", "--all", "true"], cwd=ROOT, capture_output=True, text=True)
     if proc.returncode != 0:
         print(f"mutmut results failed: {proc.stderr.strip()}", file=sys.stderr)
@@ -108,10 +118,12 @@ def table(statuses: dict[str, str], equivalent: set[str]) -> tuple[list[dict], l
             continue
         if status == "killed":
             kind = "killed"
+        elif status == "timeout":
+            kind = "timeout"  # the tests hung under it: detected, as a kill is
         elif name in equivalent:
             kind = "equivalent"
         else:
-            kind = {"survived": "survived", "timeout": "timeout", "suspicious": "suspicious",
+            kind = {"survived": "survived", "suspicious": "suspicious",
                     "no tests": "no tests"}.get(status, "other")
             open_survivors.append(f"{name}: {status}")
         counts[path][kind] += 1
@@ -130,11 +142,11 @@ def _row(name: str, count: Counter) -> dict:
     return {"file": name, "mutants": mutants, "killed": count["killed"], "survived": count["survived"],
             "equivalent": count["equivalent"], "timeout": count["timeout"], "suspicious": count["suspicious"],
             "no_tests": count["no tests"], "other": count["other"],
-            "score": round(100.0 * count["killed"] / judged, 1) if judged else 100.0}
+            "score": round(100.0 * (count["killed"] + count["timeout"]) / judged, 1) if judged else 100.0}
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| file | mutants | killed | survived | equivalent | timeout | no tests | killed of non-equivalent |",
+    lines = ["| file | mutants | killed | survived | equivalent | timeout | no tests | detected of non-equivalent |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['file']} | {r['mutants']} | {r['killed']} | {r['survived']} | {r['equivalent']} | "
@@ -145,6 +157,8 @@ def markdown(rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.mutation", description=__doc__.splitlines()[0])
     parser.add_argument("--reuse", action="store_true", help="tabulate the last run in mutants/ only")
+    parser.add_argument("--recheck", action="store_true",
+                        help="run again only the mutants the last run did not kill")
     parser.add_argument("--jobs", type=int, default=2, help="mutants tested at once (default 2)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
@@ -152,7 +166,23 @@ def main(argv: list[str] | None = None) -> int:
         print("--jobs must be >= 1", file=sys.stderr)
         return 2
     elapsed = None
-    if not args.reuse:
+    if args.recheck:
+        before = results()
+        wanted = [re.compile(re.escape(p).replace(r"\*", r"\d+") + "$") for p in patterns()]
+        again = sorted(name for name, status in before.items()
+                       if status not in ("killed", "timeout") and any(p.match(name) for p in wanted))
+        started = time.monotonic()
+        # A changed test selection makes mutmut forget every verdict: keep ours, rerun these.
+        proc = subprocess.run([_mutmut(), "run", "--max-children", str(args.jobs), *again], cwd=ROOT,
+                              stdout=subprocess.DEVNULL)
+        elapsed = time.monotonic() - started
+        if proc.returncode != 0:
+            print(f"mutmut run failed with status {proc.returncode}", file=sys.stderr)
+            return 1
+        now = _mutmut_results()
+        before.update({name: now[name] for name in again if name in now})
+        STATUSES.write_text(json.dumps(before, indent=0, sort_keys=True))
+    elif not args.reuse:
         shutil.rmtree(ROOT / "mutants", ignore_errors=True)  # a fresh run: no cached verdicts
         started = time.monotonic()
         proc = subprocess.run([_mutmut(), "run", "--max-children", str(args.jobs), *patterns()], cwd=ROOT,

@@ -9,7 +9,7 @@ import asyncio
 
 import pytest
 
-from quicsim import ConnectionEventType, Settings, Status, StreamEventType, StreamShutdownFlags
+from quicsim import ConnectionEventType, SendFlags, Settings, Status, StreamEventType, StreamShutdownFlags
 from quicsim.observer import Observer
 from quicsim.pair import open_pair
 from quicsim.transport.virtual_loop import run_virtual
@@ -121,3 +121,41 @@ def test_a_deferred_late_completion_is_raised_after_shutdown_complete_and_discar
     seen, handle, _late_id, ledger = _late_send_under("discard-after-shutdown-complete")
     assert seen.discarded == [(handle, "late", True)]
     assert [leak["client_context"] for leak in ledger.leaks] == ["'late'"]
+
+
+class _Ids(Observer):
+    def __init__(self) -> None:
+        self.accepted: list = []
+
+    def send_call(self, conn, stream, send_id, status, length, flags, client_context) -> None:
+        if status is Status.PENDING:
+            self.accepted.append((client_context, send_id))
+
+
+def test_canceled_start_sends_tell_the_start_failed_once_and_carry_their_send_ids():
+    """Sends with START that a graceful shutdown on the never-started stream overtook are
+    canceled late: one START_COMPLETE (ABORTED, peer not accepted) before the first
+    canceled completion, not one per send, and each completion carries its send's id."""
+    async def body():
+        ids = _Ids()
+        pair = await open_pair(transport="memory", observers=(ids,))
+        try:
+            rec = Recorder()
+            stream = pair.client.open_stream(handler=rec)
+            stream.shutdown(StreamShutdownFlags.GRACEFUL)  # applied before the sends
+            for name in ("a", "b"):
+                assert stream.send(b"x", SendFlags.START, client_context=name) is Status.PENDING
+            await asyncio.sleep(0)
+            stream.close()
+            return rec, ids.accepted, pair.ledger
+        finally:
+            await pair.shutdown()
+
+    rec, accepted, ledger = run_virtual(body())
+    assert rec.types()[:3] == ["START_COMPLETE", "SEND_COMPLETE", "SEND_COMPLETE"]
+    assert rec.types().count("START_COMPLETE") == 1
+    start = rec.events[0]
+    assert (start.status, start.peer_accepted) == (Status.ABORTED, False)
+    done = [(e.client_context, e.send_id, e.canceled) for e in rec.events if e.type is StreamEventType.SEND_COMPLETE]
+    assert done == [(name, send_id, True) for name, send_id in accepted]
+    assert ledger.ok, ledger.summary()

@@ -151,3 +151,55 @@ def test_a_graceful_shutdown_flushes_delay_send_data_so_it_can_stall():
     assert ledger.mark_stalled() == []
     _shutdown(ledger, conn, stream)
     assert [s["send"] for s in ledger.mark_stalled()] == [1]
+
+
+def test_delay_send_data_is_owed_once_a_later_send_flushes_it():
+    ledger, conn, stream = _fresh()
+    _send(ledger, conn, stream, 1, flags=SendFlags.DELAY_SEND)
+    _send(ledger, conn, stream, 2, flags=SendFlags.DELAY_SEND)
+    assert ledger.mark_stalled() == []  # held back: nothing is owed yet
+    _send(ledger, conn, stream, 3)
+    assert [s["send"] for s in ledger.mark_stalled()] == [1, 2, 3]
+
+
+def test_counts_stay_exact_through_violations_and_leaks():
+    ledger, conn, stream = _fresh()
+    for n in (1, 2, 3, 4):
+        _send(ledger, conn, stream, n)
+    _complete(ledger, conn, stream, 2, canceled=True)  # out of order: still answers send #2
+    _complete(ledger, conn, stream, 1, canceled=True)
+    assert (ledger.pending, ledger.canceled, ledger.completions) == (2, 2, 2)
+    ledger.stream_event(conn, stream, ev.ShutdownComplete())
+    assert [leak["send"] for leak in ledger.leaks] == [3, 4]
+    assert ledger.pending == 0 and ledger.report()["pending"] == 0
+
+
+def test_unhashable_contexts_are_told_apart_by_identity():
+    ledger, conn, stream = _fresh()
+    first, second = ["a"], ["a"]  # equal, unhashable, distinct objects
+    _send(ledger, conn, stream, 1, ctx=first)
+    _send(ledger, conn, stream, 2, ctx=second)
+    _complete(ledger, conn, stream, 0, ctx=second)
+    assert ledger.violations == [
+        "c stream id=0: SEND_COMPLETE (acknowledged) for send #2 (client_context=['a']) "
+        "before older send #1 (client_context=['a'])"]
+    _complete(ledger, conn, stream, 0, ctx=first)
+    assert ledger.pending == 0
+
+
+def test_an_out_of_order_acknowledged_completion_is_still_witnessed():
+    ledger = Ledger()
+    client, server = _ends()
+    stream = SimpleNamespace(id=0, handle=1)
+    _started(ledger, client, stream)
+    ledger.connection_event(server, SimpleNamespace(type=ConnectionEventType.CONNECTED))
+    for n in (1, 2):
+        ledger.api_call(client, stream, "send", Status.PENDING,
+                        {"send_id": n, "bytes": 5, "flags": 0, "client_context": n})
+    ledger.stream_data_received(server, SimpleNamespace(id=0, handle=1), 0, 5, False)  # only send 1's bytes
+    _complete(ledger, client, stream, 2)
+    assert ledger.violations == [
+        "client stream id=0: SEND_COMPLETE (acknowledged) for send #2 (client_context=2) "
+        "before older send #1 (client_context=1)",
+        "client stream id=0: send #2 (client_context=2) acknowledged but never received: bytes [5, 10) "
+        "never reached server's QUIC stack (it received 5 bytes)"]
