@@ -52,7 +52,7 @@ def normalize_buffers(buffers: Any) -> tuple[tuple[Buffer, ...], int] | None:
 class SendRequest:
     """One accepted StreamSend: its buffers, flags, client context and stream range."""
 
-    __slots__ = ("send_id", "buffers", "length", "flags", "client_context", "offset", "end", "fin", "late")
+    __slots__ = ("send_id", "buffers", "length", "flags", "client_context", "offset", "end", "fin")
 
     def __init__(self, send_id: int, buffers: tuple[Buffer, ...], length: int, flags: int,
                  client_context: Any) -> None:
@@ -65,8 +65,6 @@ class SendRequest:
         self.offset = -1  # stream offset, set when the worker queues it
         self.end = -1
         self.fin = bool(flags & _FIN)
-        #: accepted before, but applied after the send side was shut down
-        self.late = False
 
     def __repr__(self) -> str:
         return (

@@ -473,7 +473,6 @@ class StreamCore:
                                        send_id=request.send_id))
 
     def _cancel_late(self, request: SendRequest) -> None:
-        request.late = True
         conn = self.connection
         if conn.faults:
             fault, action = conn.faults.late_send()
