@@ -9,7 +9,6 @@ holds, 1 with a line per leak or violation, 2 for bad input (one line: what, whe
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -25,6 +24,7 @@ from .enums import (
     StreamStartFlags,
 )
 from .ledger import Ledger
+from .trace import BadTraceLine, json_records
 
 _FLAGS = {"send": SendFlags, "shutdown": StreamShutdownFlags, "start": StreamStartFlags,
           "open_stream": StreamOpenFlags}
@@ -192,15 +192,15 @@ def judge_lines(lines: Iterable[str], where: str = "<history>") -> Ledger:
     """Replay JSON Lines into a fresh ledger. Raises :class:`BadHistory` naming the line."""
     ledger = Ledger()
     replay = Replay(ledger)
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
+    records = json_records(lines)
+    while True:
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise BadHistory(f"{where}:{number}: not JSON ({exc.msg})") from None
-        if not isinstance(record, dict):
-            raise BadHistory(f"{where}:{number}: not a JSON object")
+            number, record = next(records)
+        except StopIteration:
+            break
+        except BadTraceLine as exc:
+            what = f"not JSON ({exc.json_error})" if exc.json_error else "not a JSON object"
+            raise BadHistory(f"{where}:{exc.number}: {what}") from None
         try:
             replay.feed(record)
         except BadHistory as exc:

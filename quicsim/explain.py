@@ -4,11 +4,11 @@ happened on its stream around the time it was accepted and the shutdown it raced
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .loader import UsageError
+from .trace import BadTraceLine, json_records
 
 
 @dataclass
@@ -82,16 +82,14 @@ def load_trace(path: str | Path) -> list[dict]:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         raise UsageError(f"{path}: cannot read trace ({exc.strerror})") from None
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise UsageError(f"{path}:{number}: not a JSON trace line ({exc.msg})") from None
-        if not isinstance(record, dict) or "kind" not in record:
-            raise UsageError(f"{path}:{number}: not a quicsim trace record")
-        records.append(record)
+    try:
+        for number, record in json_records(lines):
+            if "kind" not in record:
+                raise UsageError(f"{path}:{number}: not a quicsim trace record")
+            records.append(record)
+    except BadTraceLine as exc:
+        what = f"not a JSON trace line ({exc.json_error})" if exc.json_error else "not a quicsim trace record"
+        raise UsageError(f"{path}:{exc.number}: {what}") from None
     if not records:
         raise UsageError(f"{path}: empty trace")
     return records

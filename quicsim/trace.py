@@ -67,6 +67,31 @@ def event_fields(event: Any) -> dict:
     return out
 
 
+class BadTraceLine(ValueError):
+    """A JSON Lines trace line that is not a JSON object: its number, and the JSON error
+    (None when the line is JSON but not an object)."""
+
+    def __init__(self, number: int, json_error: str | None) -> None:
+        super().__init__(f"line {number}: {json_error or 'not a JSON object'}")
+        self.number = number
+        self.json_error = json_error
+
+
+def json_records(lines: Any) -> Any:
+    """(line number, record) for each non-blank line of a JSON Lines trace; raises
+    :class:`BadTraceLine` at the first line that is not a JSON object."""
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise BadTraceLine(number, exc.msg) from None
+        if not isinstance(record, dict):
+            raise BadTraceLine(number, None)
+        yield number, record
+
+
 class Tracer(Observer):
     """Writes the trace to ``path`` (or an open text file)."""
 
