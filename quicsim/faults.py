@@ -163,9 +163,4 @@ class FaultSet:
         return self._first("close_inside_batch")
 
 
-def describe(name: str) -> str:
-    """One line for ``--help`` and reports: what the fault does."""
-    return FAULTS[name].description
-
-
-__all__ = ["FAULTS", "Fault", "FaultSet", "LateSend", "check_faults", "describe"]
+__all__ = ["FAULTS", "Fault", "FaultSet", "LateSend", "check_faults"]
