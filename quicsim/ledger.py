@@ -281,7 +281,7 @@ class Ledger(Observer):
         if etype in _ENDING:
             owner.live = False
         if etype is ConnectionEventType.PEER_STREAM_STARTED:
-            record = self._record(conn, event.stream, local=False)
+            record = self._record(conn, event.stream.core, local=False)
             record.started = True
         elif etype is ConnectionEventType.SHUTDOWN_COMPLETE:
             for stream in list(owner.streams.values()):

@@ -66,7 +66,7 @@ class Pair:
         self.ledger.judge_unclosed()
         for conn in (self.client, self.server):
             if conn is not None:
-                for stream in list(conn.unstarted):
+                for stream in list(conn.core.unstarted):
                     stream.close()
                 conn.close()
         self.listener.close()

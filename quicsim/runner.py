@@ -66,7 +66,7 @@ def _pending_text(ledger: Ledger, conns: list) -> str:
         shown = ", ".join(f"send {p['send_id']} ({p['client_context']}) on {p['connection']} "
                           f"stream {p['stream_id']}" for p in pending[:5])
         parts.append(f"{len(pending)} sends pending: {shown}{' ...' if len(pending) > 5 else ''}")
-    open_streams = [f"{c.label} stream {s.id}" for c in conns for s in c.streams.values()]
+    open_streams = [f"{c.label} stream {s.id}" for c in conns for s in c.core.streams.values()]
     if open_streams:
         parts.append(f"streams not shut down: {', '.join(open_streams[:5])}")
     return "; ".join(parts)
@@ -77,8 +77,8 @@ async def _settle(conns: list, deadline: float) -> None:
     (event-driven: it wakes when a stream or connection finishes, never polls)."""
     loop = asyncio.get_running_loop()
     while loop.time() < deadline:
-        waits = [s.wait_shutdown_complete() for c in conns if not c.shutdown_initiated
-                 for s in list(c.streams.values())]
+        waits = [s.owner.wait_shutdown_complete() for c in conns if not c.shutdown_initiated
+                 for s in list(c.core.streams.values())]
         if not waits:
             return
         waits += [c.wait_shutdown_complete() for c in conns if not c.shutdown_complete]

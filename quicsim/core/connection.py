@@ -66,8 +66,6 @@ class StatusError(Exception):
 class ConnectionCore:
     """A connection handle: StreamOpen, ConnectionShutdown, and the worker behind them."""
 
-    stream_class: type[StreamCore] = StreamCore
-
     def __init__(
         self,
         quic: QuicConnection,
@@ -86,6 +84,13 @@ class ConnectionCore:
         self.context = context
         self.observers = list(observers)
         self.label = label or ("client" if self.is_client else "server")
+        #: what handlers receive as the connection: the API handle wrapping this core
+        #: (the core itself when used bare)
+        self.owner: Any = self
+        #: called with every event delivered, after the handler (the API's waiters)
+        self.event_hook: Callable[[ev.ConnectionEvent], None] | None = None
+        #: makes the API handle of each new stream (opened or the peer's); None: bare core
+        self.wrap_stream: Callable[[StreamCore], Any] | None = None
         #: called (no arguments) when operations are queued or data waits to be sent
         self.wakeup: Callable[[], None] | None = None
         #: guards what API calls from any thread share with the worker: the operation
@@ -153,7 +158,7 @@ class ConnectionCore:
         if status is not None:
             self.observe_call(None, "open_stream", status, flags=int(flags) if isinstance(flags, int) else flags)
             raise StatusError(status, f"StreamOpen failed: {status.name}")
-        stream = self.stream_class(self, StreamOpenFlags(flags), handler, context)
+        stream = self._new_stream(StreamOpenFlags(flags), handler, context)
         self.unstarted[stream] = None
         self.observe_call(stream, "open_stream", Status.SUCCESS, flags=int(flags))
         return stream
@@ -254,6 +259,16 @@ class ConnectionCore:
             aq.terminate_silently(self.quic, error_code)
         else:
             self.quic.close(error_code=error_code)
+
+    def begin_close(self) -> None:
+        """MsQuicConnectionClose up to the point where the worker drains the last events:
+        apply what is queued, then (unless a shutdown already began) close silently with
+        QuicConnCloseLocally(SILENT | QUIC_STATUS, ABORTED)."""
+        self.app_close_in_progress = True
+        self.process_operations()
+        if not self.state.shutdown_initiated:
+            self.apply_shutdown(ConnectionShutdownFlags.SILENT, 0, by_app=False)
+        aq.end_closing_period(self.quic)  # the handle is going away
 
     # ------------------------------------------------------------ aioquic events
 
@@ -449,10 +464,17 @@ class ConnectionCore:
         if quic_stream is None:
             return None
         self._peer_streams_seen.add(stream_id)
-        stream = self.stream_class(self, (
-            StreamOpenFlags.UNIDIRECTIONAL if stream_id & 2 else StreamOpenFlags.NONE), peer_stream_id=stream_id)
+        stream = self._new_stream(
+            StreamOpenFlags.UNIDIRECTIONAL if stream_id & 2 else StreamOpenFlags.NONE, peer_stream_id=stream_id)
         self._register(stream, quic_stream)
-        self.indicate(ev.PeerStreamStarted(stream=stream, flags=stream.open_flags))
+        self.indicate(ev.PeerStreamStarted(stream=stream.owner, flags=stream.open_flags))
+        return stream
+
+    def _new_stream(self, flags: StreamOpenFlags, handler: Callable | None = None, context: Any = None,
+                    *, peer_stream_id: int | None = None) -> StreamCore:
+        stream = StreamCore(self, flags, handler, context, peer_stream_id=peer_stream_id)
+        if self.wrap_stream is not None:
+            stream.owner = self.wrap_stream(stream)
         return stream
 
     def await_peer_accept(self, stream: StreamCore) -> None:
@@ -487,7 +509,9 @@ class ConnectionCore:
         for observer in self.observers:
             observer.connection_event(self, event)
         if self.handler is not None:
-            self.call_handler(self.handler, self, event)
+            self.call_handler(self.handler, self.owner, event)
+        if self.event_hook is not None:
+            self.event_hook(event)
 
     def call_handler(self, handler: Callable, target: Any, event: Any) -> None:
         """Run one callback. Callbacks of a connection never overlap; an exception is

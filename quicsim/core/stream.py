@@ -70,6 +70,11 @@ class StreamCore:
         self.open_flags = StreamOpenFlags(flags)
         self.handler = handler
         self.context = context
+        #: what handlers receive as the stream: the API handle wrapping this core
+        #: (the core itself when used bare)
+        self.owner: Any = self
+        #: called with every event delivered, after the handler (the API's waiters)
+        self.event_hook: Callable[[ev.StreamEvent], None] | None = None
         #: the connection-local handle number (stream ids exist only once started)
         self.handle = connection.next_handle()
         self.id: int | None = peer_stream_id
@@ -106,6 +111,12 @@ class StreamCore:
                                          "SEND_SHUTDOWN_COMPLETE was raised (or there is no send direction)")
     shutdown_complete = state.view("shutdown_complete")
     handle_closed = state.view("handle_closed")
+
+    @property
+    def core(self) -> "StreamCore":
+        """This core; the API handle has the same attribute, so an observer handed either
+        (``event.stream`` of PEER_STREAM_STARTED is the handle) reaches the core."""
+        return self
 
     def __repr__(self) -> str:
         return (
@@ -616,17 +627,18 @@ class StreamCore:
         self._dispatch(event)
 
     def _dispatch(self, event: ev.StreamEvent) -> None:
-        """Deliver ``event`` to observers and the handler (the API layer extends this)."""
+        """Deliver ``event`` to observers, then the handler, then the event hook."""
         conn = self.connection
         if conn.observers:
             for observer in conn.observers:
                 observer.stream_event(conn, self, event)
         handler = self.handler
-        if handler is None:
-            if not self.is_local:
-                self._default_peer_handler(event)
-            return
-        conn.call_handler(handler, self, event)
+        if handler is not None:
+            conn.call_handler(handler, self.owner, event)
+        elif not self.is_local:
+            self._default_peer_handler(event)
+        if self.event_hook is not None:
+            self.event_hook(event)
 
     def _default_peer_handler(self, event: ev.StreamEvent) -> None:
         """A peer stream nobody handles: consume everything, and once the peer is done

@@ -47,7 +47,6 @@ class ConnectionDriver(QuicConnectionProtocol):
     def attach(self, core: Any) -> None:
         self.core = core
         core.wakeup = self._wakeup
-        core.driver = self
         core.worker_thread = threading.get_ident()  # the loop's thread is the worker
         core.call_on_worker = self._call_on_worker
 
