@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 from typing import Any, Callable, cast
 
 from aioquic.quic.configuration import QuicConfiguration
@@ -71,10 +72,11 @@ class Stream:
     and adds the ``wait_*`` coroutines. Handlers receive this handle, never the core.
     """
 
-    __slots__ = ("core", "_waiters", "__weakref__")
+    __slots__ = ("core", "_conn", "_waiters", "__weakref__")
 
     def __init__(self, core: StreamCore) -> None:
         self.core = core
+        self._conn: Connection = core.connection.owner
         self._waiters = _Waiters()
         core.owner = self
 
@@ -84,15 +86,24 @@ class Stream:
     # MsQuic's calls: plain methods, as in MsQuic.
     def start(self, flags: StreamStartFlags = StreamStartFlags.NONE) -> Status:
         """StreamStart: PENDING; the result arrives in START_COMPLETE."""
-        return self.core.start(flags)
+        status = self.core.start(flags)
+        if self._conn.preempt:
+            self._conn.preemption_point(self.core, "start")
+        return status
 
     def send(self, buffers: Any, flags: SendFlags = SendFlags.NONE, client_context: Any = None) -> Status:
         """StreamSend: PENDING when accepted (then exactly one SEND_COMPLETE follows)."""
-        return self.core.send(buffers, flags, client_context)
+        status = self.core.send(buffers, flags, client_context)
+        if self._conn.preempt:
+            self._conn.preemption_point(self.core, "send")
+        return status
 
     def shutdown(self, flags: StreamShutdownFlags, error_code: int = 0) -> Status:
         """StreamShutdown: PENDING, or SUCCESS when INLINE is used inside a callback."""
-        return self.core.shutdown(flags, error_code)
+        status = self.core.shutdown(flags, error_code)
+        if self._conn.preempt:
+            self._conn.preemption_point(self.core, "shutdown")
+        return status
 
     def close(self) -> None:
         """StreamClose: pending sends complete (canceled) before this returns; no event
@@ -185,11 +196,15 @@ class Connection:
 
     def __init__(self, quic: Any, *, settings: Settings | None = None, handler: Callable | None = None,
                  context: Any = None, ledger: Ledger | None = None, label: str = "",
-                 observers: tuple = ()) -> None:
+                 observers: tuple = (), seed: int = 0) -> None:
         self.ledger = ledger if ledger is not None else Ledger()
         self.core = ConnectionCore(quic, settings=settings, handler=handler, context=context,
                                    observers=[self.ledger, *observers], label=label)
         self.core.owner = self
+        #: Settings.preempt: the chance that the worker runs after an API call
+        self.preempt = self.core.settings.preempt
+        # One schedule per seed and connection, whatever else the run draws.
+        self._preempt_rng = random.Random(f"quicsim-preempt:{seed}:{self.core.label}")
         self.core.wrap_stream = Stream
         self._waiters = _Waiters()
         self.core.event_hook = self._fire
@@ -198,6 +213,19 @@ class Connection:
 
     def __repr__(self) -> str:
         return repr(self.core)
+
+    def preemption_point(self, stream: StreamCore | None, call: str) -> None:
+        """After an API call on the loop thread, outside callbacks: with probability
+        ``preempt`` the worker runs now, as MsQuic's worker thread may run between two of
+        the application's statements. Calls inside callbacks already are on the worker,
+        calls from other threads race for real: neither draws."""
+        core = self.core
+        if core.callback_depth or not core.on_worker_thread() or self.driver is None:
+            return
+        if self._preempt_rng.random() >= self.preempt or not core.ops:
+            return
+        core.observe_preempted(stream, call)
+        self.driver.run_worker()
 
     def _fire(self, event: ev.ConnectionEvent) -> None:
         if self._waiters:
@@ -212,7 +240,10 @@ class Connection:
     def shutdown(self, flags: ConnectionShutdownFlags = ConnectionShutdownFlags.NONE,
                  error_code: int = 0) -> Status:
         """ConnectionShutdown: queued ahead of every operation already queued."""
-        return self.core.shutdown(flags, error_code)
+        status = self.core.shutdown(flags, error_code)
+        if self.preempt:
+            self.preemption_point(None, "connection_shutdown")
+        return status
 
     def send_datagram(self, data: Any, client_context: Any = None) -> Status:
         """ConnectionSendDatagram: PENDING, then DATAGRAM_SEND_STATE_CHANGED events ending
@@ -352,12 +383,14 @@ async def connect(
     observers: tuple = (),
     link: "_memory.MemoryLink | None" = None,
     quic_logger: Any = None,
+    seed: int = 0,
 ) -> Connection:
     """ConnectionOpen + ConnectionStart over loopback UDP (or ``link``, an in-memory
     link); returns once CONNECTED.
 
     The server certificate is verified against the project's test CA unless ``ca_file``
-    names another. Raises ConnectionError if the handshake fails or times out.
+    names another. ``seed`` draws the preemption schedule (``Settings.preempt``).
+    Raises ConnectionError if the handshake fails or times out.
     """
     settings = settings or Settings()
     if ca_file is not None and not os.path.isfile(ca_file):
@@ -371,7 +404,7 @@ async def connect(
 
     def attach(driver: ConnectionDriver) -> None:
         conn = Connection(driver._quic, settings=settings, handler=handler, context=context,
-                          ledger=ledger, label=label, observers=observers)
+                          ledger=ledger, label=label, observers=observers, seed=seed)
         conn.driver = driver
         driver.attach(conn.core)
         holder.append(conn)
@@ -397,8 +430,9 @@ class Listener:
     """A listening UDP socket on loopback; each accepted connection is a ``Connection``."""
 
     def __init__(self, handler: Callable | None, settings: Settings, ledger: Ledger, label: str,
-                 observers: tuple) -> None:
+                 observers: tuple, seed: int = 0) -> None:
         self.handler = handler
+        self.seed = seed
         self.settings = settings
         self.ledger = ledger
         self.label = label
@@ -415,7 +449,8 @@ class Listener:
         self._count += 1
         n = self._count
         conn = Connection(driver._quic, settings=self.settings, handler=self._on_event, ledger=self.ledger,
-                          label=f"{self.label}#{n}" if n > 1 else self.label, observers=self.observers)
+                          label=f"{self.label}#{n}" if n > 1 else self.label, observers=self.observers,
+                          seed=self.seed)
         conn.driver = driver
         driver.attach(conn.core)
         self.connections.append(conn)
@@ -476,6 +511,7 @@ async def listen(
     observers: tuple = (),
     link: "_memory.MemoryLink | None" = None,
     quic_logger: Any = None,
+    seed: int = 0,
 ) -> Listener:
     """ListenerOpen + ListenerStart on loopback; ``handler(conn, event)`` gets every
     connection event of every accepted connection (CONNECTED, PEER_STREAM_STARTED, ...)."""
@@ -484,7 +520,7 @@ async def listen(
     configuration = _quic_configuration(settings, is_client=False, alpn=alpn)
     configuration.quic_logger = quic_logger
     configuration.load_cert_chain(str(cert_file or paths.cert), str(key_file or paths.key))
-    listener = Listener(handler, settings, ledger if ledger is not None else Ledger(), label, observers)
+    listener = Listener(handler, settings, ledger if ledger is not None else Ledger(), label, observers, seed)
     if link is not None:
         listener._server = await _memory.open_server(link, configuration, listener._attach)
     else:

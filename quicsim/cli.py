@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--report", metavar="FILE", help="write a self-contained HTML timeline report to FILE")
     run.add_argument("--send-buffering", choices=("on", "off"),
                      help="force MsQuic's SendBufferingEnabled on or off on both sides of every scenario")
+    run.add_argument("--preempt", type=_number(float, lambda v: 0 <= v <= 1, "from 0 to 1"), metavar="P",
+                     help="after each API call the worker runs at once with probability P (drawn from "
+                          "the seed), as MsQuic's worker thread may; 0 (default): only when the loop runs it")
     run.add_argument("--transport", choices=("udp", "memory"),
                      help="udp: loopback sockets through the relay; memory: in-memory link on virtual time")
     run.add_argument("--check-determinism", action="store_true",
@@ -152,7 +155,8 @@ def _run(args: argparse.Namespace) -> int:
         trace_dir = scratch.name
     options = RunOptions(network=overrides, faults=frozenset(args.inject), seed=args.seed, repeat=args.repeat,
                          trace_dir=trace_dir, transport=args.transport, probes=args.probes,
-                         send_buffering=None if args.send_buffering is None else args.send_buffering == "on")
+                         send_buffering=None if args.send_buffering is None else args.send_buffering == "on",
+                         preempt=args.preempt)
     jobs = [(spec, seed) for spec in specs for seed in seeds_for(spec, options)]
     if args.check_determinism:
         for spec in specs:
@@ -214,6 +218,8 @@ def _run(args: argparse.Namespace) -> int:
             extra += ["--transport", args.transport]
         if args.send_buffering:
             extra += ["--send-buffering", args.send_buffering]
+        if args.preempt is not None:
+            extra += ["--preempt", f"{args.preempt:g}"]
         if args.check_determinism:
             extra += ["--check-determinism"]
         print_failures(out, results, extra)

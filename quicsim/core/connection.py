@@ -532,6 +532,10 @@ class ConnectionCore:
         for observer in self.observers:
             observer.api_call(self, stream, name, status, args)
 
+    def observe_preempted(self, stream: StreamCore | None, call: str) -> None:
+        for observer in self.observers:
+            observer.preempted(self, stream, call)
+
     def _observe_applied(self, stream: StreamCore | None, kind: str) -> None:
         for observer in self.observers:
             observer.operation_applied(self, stream, kind)
