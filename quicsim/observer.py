@@ -37,6 +37,12 @@ class Observer:
         """The worker runs now, at the preemption point after the API call ``call``
         (``Settings.preempt``); the operations it applies are reported next."""
 
+    #: set True to be told of the core's probes (``probe``); the core skips them otherwise
+    wants_probes = False
+
+    def probe(self, conn: Any, stream: Any, name: str) -> None:
+        """The worker reached the rare branch ``name`` (see :data:`quicsim.probes.CORE_PROBES`)."""
+
     def operation_applied(self, conn: Any, stream: Any, kind: str) -> None:
         """The worker applied a queued operation (``send``, ``shutdown``, ``start``, ...)."""
 

@@ -83,6 +83,8 @@ class ConnectionCore:
         self.handler = handler
         self.context = context
         self.observers = list(observers)
+        #: some observer counts the core's probes (rare branches): only then are they reported
+        self.probing = any(getattr(o, "wants_probes", False) for o in self.observers)
         self.label = label or ("client" if self.is_client else "server")
         #: what handlers receive as the connection: the API handle wrapping this core
         #: (the core itself when used bare)
@@ -216,6 +218,8 @@ class ConnectionCore:
     def queue_operation(self, op: ops.Operation, priority: bool = False) -> None:
         """QuicConnQueueOper: hand ``op`` to the worker and wake it."""
         with self.lock:
+            if self.probing and self.ops and (priority or op.kind == "conn_shutdown"):
+                self.probe(op.stream, "queued-ahead-of-work")
             self.ops.push(op, priority)
         if self.wakeup is not None:
             self.wakeup()
@@ -531,6 +535,11 @@ class ConnectionCore:
     def observe_call(self, stream: StreamCore | None, name: str, status: Status | None, **args: Any) -> None:
         for observer in self.observers:
             observer.api_call(self, stream, name, status, args)
+
+    def probe(self, stream: StreamCore | None, name: str) -> None:
+        """A state-coverage probe at a rare branch; callers test ``self.probing`` first."""
+        for observer in self.observers:
+            observer.probe(self, stream, name)
 
     def observe_preempted(self, stream: StreamCore | None, call: str) -> None:
         for observer in self.observers:

@@ -222,6 +222,8 @@ class StreamCore:
         if not conn.callback_depth:
             # The blocking close is processed after the operations queued before it.
             conn.process_operations()
+        if conn.probing and self.sends.taken and conn.callback_depth:
+            conn.probe(self, "close-inside-detached-batch")
         if conn.faults:
             self._close_faults()
         if not self.state.shutdown_complete:
@@ -315,6 +317,8 @@ class StreamCore:
             # (another send, an ACK, a timer) writes it.
             if not request.flags & _DELAY_SEND or request.fin:
                 delayed = False
+            elif self.connection.probing:
+                self.connection.probe(self, "delay-send-held")
             if self.state.started:
                 self._write(request)
             elif request.flags & _START:
@@ -395,6 +399,8 @@ class StreamCore:
         with self.connection.lock:
             self.state.send_enabled = False
             late = self.sends.take_api_requests(self.connection.lock)
+        if late and self.connection.probing:
+            self.connection.probe(self, "graceful-shutdown-cancels-batch")
         while late:
             # "These sends were queued by the app after queueing a graceful shutdown."
             self._cancel_late(late.popleft())
@@ -471,6 +477,8 @@ class StreamCore:
         """QuicStreamCompleteSendRequest: the one SEND_COMPLETE of ``request``."""
         if canceled and request.flags & _START and not self.state.start_indicated and self.is_local:
             # A canceled send that was to start the stream first tells the start failed.
+            if self.connection.probing:
+                self.connection.probe(self, "start-send-start-complete-aborted")
             self.state.start_indicated = True
             # Until its own SEND_COMPLETE the request is still pending: a StreamClose from
             # the START_COMPLETE handler must find it (and complete it) like any other.
