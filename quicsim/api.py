@@ -72,13 +72,15 @@ class Stream:
     and adds the ``wait_*`` coroutines. Handlers receive this handle, never the core.
     """
 
-    __slots__ = ("core", "_conn", "_waiters", "__weakref__")
-
     def __init__(self, core: StreamCore) -> None:
         self.core = core
         self._conn: Connection = core.connection.owner
         self._waiters = _Waiters()
         core.owner = self
+        if not self._conn.preempt:
+            # StreamSend is the hot path: with no preemption point to run after it, the
+            # handle's send is the core's own bound method (no extra call per send).
+            self.__dict__["send"] = core.send
 
     def __repr__(self) -> str:
         return repr(self.core)

@@ -10,6 +10,7 @@ sends whatever aioquic then has to send.
 from __future__ import annotations
 
 import logging
+import itertools
 import threading
 import traceback
 from typing import Any, Callable, cast
@@ -110,7 +111,8 @@ class ConnectionCore:
         self.streams: dict[int, StreamCore] = {}  # started and peer streams, by stream id
         self.unstarted: dict[StreamCore, None] = {}  # opened, not (yet) started
         self._dirty: dict[StreamCore, None] = {}  # streams that saw ACKs or losses
-        self._send_ids = 0
+        #: ``next(send_ids)``: the connection's send ids, 1, 2, ... (a C-level counter: per send)
+        self.send_ids = itertools.count(1)
         self._handles = 0
         self.negotiated_alpn: str | None = None
         #: MsQuic's connection state flags, all in one place (see core/state.py)
@@ -422,10 +424,6 @@ class ConnectionCore:
     def next_handle(self) -> int:
         self._handles += 1
         return self._handles
-
-    def next_send_id(self) -> int:
-        self._send_ids += 1
-        return self._send_ids
 
     def _apply_limits(self) -> None:
         aq.set_local_stream_limits(self.quic, self.settings.peer_bidi_stream_count,

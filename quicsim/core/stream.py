@@ -153,7 +153,7 @@ class StreamCore:
         """StreamSend: PENDING when accepted (then exactly one SEND_COMPLETE follows)."""
         # The hot path: plain ints and a bytes fast path, no enum arithmetic.
         conn = self.connection
-        send_id = conn.next_send_id()
+        send_id = next(conn.send_ids)
         iflags = (flags if type(flags) is int
                   else flags._value_ if type(flags) is SendFlags else rules.flag_value(flags, SendFlags))
         bufs: tuple[Buffer, ...] | None
@@ -178,7 +178,8 @@ class StreamCore:
                     api_requests.append(request)
                     for observer in conn.observers:
                         observer.send_call(conn, self, send_id, Status.PENDING, length, iflags, client_context)
-                    inline = conn.inline() and not conn.settings.send_buffering
+                    # (callback_depth first: outside callbacks, the usual case, that is all)
+                    inline = bool(conn.callback_depth) and conn.inline() and not conn.settings.send_buffering
                     if queue_oper and not inline:
                         conn.queue_operation(ops.StreamSendFlush(self), priority=bool(iflags & _PRIORITY_WORK))
             if status is None:
@@ -358,18 +359,15 @@ class StreamCore:
 
     # ---------------------------------------------------------- send-side rules
 
-    def _sender_reset(self) -> bool:
-        """aioquic resets the sender itself on a peer STOP_SENDING, before we see the
-        event: from then on nothing may be written (the event will cancel the sends)."""
-        assert self.quic_stream is not None  # only a started stream writes
-        return aq.sender_reset(self.quic_stream.sender)
-
     def _write(self, request: SendRequest) -> None:
         """Hand a queued request's bytes (and FIN) to aioquic."""
-        if self._sender_reset():
-            return
         assert self.quic_stream is not None  # only a started stream writes
-        write = self.quic_stream.sender.write
+        sender = self.quic_stream.sender
+        if aq.sender_reset(sender):
+            # aioquic resets the sender itself on a peer STOP_SENDING, before we see the
+            # event: from then on nothing may be written (the event cancels the sends).
+            return
+        write = sender.write
         bufs = request.buffers
         assert bufs is not None  # a request is written once: only here are its buffers dropped
         request.buffers = None  # aioquic has copied them; MsQuic would still hold them
@@ -387,8 +385,8 @@ class StreamCore:
             self._fin_written = True
 
     def _write_fin(self) -> None:
-        if not self._sender_reset():
-            assert self.quic_stream is not None  # only a started stream writes
+        assert self.quic_stream is not None  # only a started stream writes
+        if not aq.sender_reset(self.quic_stream.sender):
             self.quic_stream.sender.write(b"", True)
         self._fin_written = True
 
