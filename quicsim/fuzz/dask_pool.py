@@ -11,12 +11,10 @@ import sys
 import threading
 import time
 import uuid
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from .. import __version__, interrupt
 from ..loader import UsageError
-from .program import generate
 from .watchdog import WALL_BUDGET, Outcome, Sandbox
 
 if TYPE_CHECKING:
@@ -59,24 +57,12 @@ def run_shard(jobs: list[tuple], wall_budget: float, init: str | None, deadline_
         pool = _idle.setdefault(key, [])
         sandbox = pool.pop() if pool else None
     if sandbox is None:
-        sandbox = _warm_sandbox(wall_budget, init, None if deadline is None else deadline + grace)
+        sandbox = Sandbox(1, wall_budget, init)
     try:
         return list(sandbox.run(jobs, deadline=deadline, grace=grace))
     finally:
         with _idle_lock:  # kept for the next shard: a worker's start costs about a second
             _idle[key].append(sandbox)
-
-
-def _warm_sandbox(wall_budget: float, init: str | None, deadline: float | None) -> Sandbox:
-    """A sandbox whose run process has started: a run's budget counts from when it is
-    handed over, and on a busy worker the start of a process (imports, ``init``) can take
-    longer than a short budget, which would make the first seed a false ``hang``."""
-    sandbox = Sandbox(1, max(wall_budget, WALL_BUDGET), init)
-    # A program without operations: a handshake and a teardown, nothing a fault or an
-    # ``init`` hook changes. Its outcome does not matter, only that the process is up.
-    sandbox.run_one(("program", replace(generate(0), network={}, ops=[]), frozenset(), False), deadline=deadline)
-    sandbox.wall_budget = wall_budget
-    return sandbox
 
 
 def worker_version() -> str:
