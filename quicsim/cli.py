@@ -316,7 +316,7 @@ def _fuzz(args: argparse.Namespace) -> int:
               f"{result.runs / max(result.elapsed, 1e-9):.1f} runs/s; API operations: {result.ops}"
               + (f"; faults: {', '.join(sorted(faults))}" if faults else "")
               + (("; stopped by --time-budget" if args.time_budget is not None else "; stopped early")
-                 if result.stopped_early else "")
+                 if result.stopped_early and not result.interrupted else "")
               + (f"; stopped in flight: seeds {', '.join(map(str, result.unfinished))}" if result.unfinished else "")
               + (f"; interrupted after {result.runs} of {args.runs} runs" if result.interrupted else ""))
     status = interrupt.EXIT_STATUS if result.interrupted else 1
