@@ -112,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="end the campaign after this (runs in flight get a few more seconds, then are stopped)")
     fuzz.add_argument("--run-budget", type=_number(float, lambda v: v > 0, "> 0"), default=30.0, metavar="SECONDS",
                       help="wall-clock seconds one run may take before it is stopped and reported as a hang")
+    fuzz.add_argument("--scheduler", metavar="ADDRESS",
+                      help="run on the Dask cluster of this scheduler (tcp://HOST:8786) instead of --jobs local "
+                           "processes; needs quicsim[dask]")
     fuzz.add_argument("--json", action="store_true", help="print one JSON object (summary, findings, probes)")
     fuzz.add_argument("--check-determinism", type=_number(int, lambda v: v >= 0, ">= 0"), default=100, metavar="N",
                       help="run each seed divisible by N twice and compare trace, qlog and datagrams (0: never)")
@@ -309,7 +312,7 @@ def _fuzz(args: argparse.Namespace) -> int:
         result = run_campaign(runs=args.runs, seed=args.seed, jobs=args.jobs, max_ops=args.max_ops,
                               faults=faults, out_dir=Path(args.out), time_budget=args.time_budget,
                               progress=on_progress, wall_budget=args.run_budget,
-                              determinism_every=args.check_determinism)
+                              determinism_every=args.check_determinism, scheduler=args.scheduler)
     if args.json:
         print(json.dumps(_campaign_json(result, faults)))
         if result.interrupted:
@@ -318,7 +321,8 @@ def _fuzz(args: argparse.Namespace) -> int:
     out.print(f"runs: {result.runs} (seeds {result.seeds}) in {result.elapsed:.1f} s, "
               f"{result.runs / max(result.elapsed, 1e-9):.1f} runs/s; API operations: {result.ops}"
               + (f"; faults: {', '.join(sorted(faults))}" if faults else "")
-              + ("; stopped by --time-budget" if result.stopped_early else "")
+              + (("; stopped by --time-budget" if args.time_budget is not None else "; stopped early")
+                 if result.stopped_early and not result.interrupted else "")
               + (f"; stopped in flight: seeds {', '.join(map(str, result.unfinished))}" if result.unfinished else "")
               + (f"; interrupted after {result.runs} of {args.runs} runs" if result.interrupted else ""))
     status = interrupt.EXIT_STATUS if result.interrupted else 1
