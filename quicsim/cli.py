@@ -21,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from . import __version__
 from . import certs as _certs
 from . import interrupt
+from .fuzz.swarm import DEFAULT_SWARM
 from .loader import UsageError, load_scenarios
 from .network import NetworkError, NetworkProfile
 from .outpaths import output_dir, output_file
@@ -118,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     fuzz.add_argument("--json", action="store_true", help="print one JSON object (summary, findings, probes)")
     fuzz.add_argument("--check-determinism", type=_number(int, lambda v: v >= 0, ">= 0"), default=100, metavar="N",
                       help="run each seed divisible by N twice and compare trace, qlog and datagrams (0: never)")
+    fuzz.add_argument("--swarm", type=_fraction, default=DEFAULT_SWARM, metavar="RATIO",
+                      help="fraction of runs that are swarm runs, generated from a random subset of operation "
+                           f"kinds, flags and network features (default {DEFAULT_SWARM:g}; 0: none)")
 
     explain = sub.add_parser("explain", help="the life of each send in a trace, leaked sends first")
     explain.add_argument("trace", metavar="TRACE", help="a JSON Lines trace (quicsim run --trace DIR)")
@@ -312,14 +316,16 @@ def _fuzz(args: argparse.Namespace) -> int:
         result = run_campaign(runs=args.runs, seed=args.seed, jobs=args.jobs, max_ops=args.max_ops,
                               faults=faults, out_dir=Path(args.out), time_budget=args.time_budget,
                               progress=on_progress, wall_budget=args.run_budget,
-                              determinism_every=args.check_determinism, scheduler=args.scheduler)
+                              determinism_every=args.check_determinism, scheduler=args.scheduler,
+                              swarm=args.swarm)
     if args.json:
-        print(json.dumps(_campaign_json(result, faults)))
+        print(json.dumps(_campaign_json(result, faults) | {"swarm": args.swarm}))
         if result.interrupted:
             return interrupt.EXIT_STATUS
         return 1 if result.failures else 0
     out.print(f"runs: {result.runs} (seeds {result.seeds}) in {result.elapsed:.1f} s, "
               f"{result.runs / max(result.elapsed, 1e-9):.1f} runs/s; API operations: {result.ops}"
+              + (f"; swarm runs: {args.swarm:.0%}" if args.swarm else "")
               + (f"; faults: {', '.join(sorted(faults))}" if faults else "")
               + (("; stopped by --time-budget" if args.time_budget is not None else "; stopped early")
                  if result.stopped_early and not result.interrupted else "")
@@ -364,7 +370,9 @@ def _campaign_json(result, faults: frozenset[str]) -> dict:
         "no_handshake": result.no_handshake, "failures": dict(result.failures),
         "findings": [{"signature": f.signature, "seed": f.seed, "original_ops": f.original_ops,
                       "shrunk_ops": f.program.api_op_count(), "path": str(f.path) if f.path else None,
-                      "reproduced": f.reproduced, "detail": f.detail} for f in result.findings],
+                      "reproduced": f.reproduced, "detail": f.detail,
+                      "features": None if f.program.features is None else sorted(f.program.features)}
+                     for f in result.findings],
         "probes": {name: {"hits": result.probe_hits.get(name, 0), "runs": result.probe_runs.get(name, 0)}
                    for name in PROBES},
         "probes_never_hit": [name for name in PROBES if not result.probe_hits.get(name)],

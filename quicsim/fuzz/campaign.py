@@ -68,16 +68,18 @@ def run_campaign(
     worker_init: str | None = None,
     determinism_every: int = 0,
     scheduler: str | None = None,
+    swarm: float = 0.0,
 ) -> CampaignResult:
     """``worker_init`` ("module:function") runs first in every worker process; with
-    ``determinism_every`` N, each seed divisible by N is also run twice and compared.
-    With ``scheduler`` (a Dask scheduler's address) the runs go to that cluster instead of
+    ``determinism_every`` N, each seed divisible by N is also run twice and compared;
+    ``swarm`` is the fraction of seeds that are swarm runs (:mod:`.swarm`). With
+    ``scheduler`` (a Dask scheduler's address) the runs go to that cluster instead of
     ``jobs`` local processes; shrinking stays here."""
     result = CampaignResult(first_seed=seed)
     started = time.monotonic()
     deadline = started + time_budget if time_budget is not None else None
     shrunk: set[str] = set()
-    jobs_iter = (("seed", s, max_ops, faults, bool(determinism_every) and s % determinism_every == 0)
+    jobs_iter = (("seed", s, max_ops, faults, bool(determinism_every) and s % determinism_every == 0, swarm)
                  for s in range(seed, seed + runs))
     if scheduler is None:
         pool: Sandbox | DaskPool = Sandbox(jobs, wall_budget, worker_init)
@@ -103,14 +105,14 @@ def run_campaign(
                     result.probe_hits.update(outcome.value[4])
                     result.probe_runs.update(outcome.value[4].keys())
                 else:
-                    result.ops += generate(run_seed, max_ops).api_op_count()
+                    result.ops += generate(run_seed, max_ops, swarm).api_op_count()
                 if sig is not None:
                     result.failures[sig] += 1
                     if sig not in shrunk:
                         shrunk.add(sig)
                         detail = outcome.detail or (outcome.value[3] if outcome.failure is None else "")
                         result.findings.append(_shrink_and_write(run_seed, sig, detail, max_ops, faults,
-                                                                 out_dir, shrinker, deadline))
+                                                                 out_dir, shrinker, deadline, swarm))
                 result.elapsed = time.monotonic() - started
                 if progress is not None:
                     progress(result)
@@ -122,8 +124,8 @@ def run_campaign(
 
 
 def _shrink_and_write(run_seed: int, sig: str, detail: str, max_ops: int, faults: frozenset[str], out_dir: Path,
-                      shrinker: Sandbox, deadline: float | None) -> Finding:
-    program = generate(run_seed, max_ops)
+                      shrinker: Sandbox, deadline: float | None, swarm: float = 0.0) -> Finding:
+    program = generate(run_seed, max_ops, swarm)
     finding = Finding(run_seed, sig, program.api_op_count(), program, detail=detail)
     limit = time.monotonic() + SHRINK_SECONDS
     if deadline is not None:

@@ -16,6 +16,7 @@ from ..runner import RunOptions, run_job
 from ..scenario_spec import ATTRIBUTE, ScenarioSpec
 from .program import Program, generate
 from .render import render
+from .swarm import describe
 
 _SIZE_STEPS = (0, 1, 100, 1000)
 
@@ -153,6 +154,8 @@ def write_finding(finding: Finding, out_dir: Path, faults: frozenset[str]) -> Pa
     doc = (f"Found by quicsim fuzz: seed {finding.seed}, failure {finding.signature!r}"
            f"{', faults ' + ', '.join(sorted(faults)) if faults else ''}.\n"
            f"Shrunk from {finding.original_ops} to {finding.program.api_op_count()} API operations.")
+    if finding.program.features is not None:
+        doc += "\nGenerated as a " + describe(finding.program.features) + "."
     path.write_text(render(finding.program, faults, doc=doc))
     return path
 
@@ -199,12 +202,12 @@ def determinism_of(program: Program, faults: frozenset[str] = frozenset(), path:
     return None if check.identical else check.difference
 
 
-def check_seed(seed: int, max_ops: int, faults: frozenset[str],
-               check_determinism: bool = False) -> tuple[int, str | None, int, str, dict]:
+def check_seed(seed: int, max_ops: int, faults: frozenset[str], check_determinism: bool = False,
+               swarm: float = 0.0) -> tuple[int, str | None, int, str, dict]:
     """One fuzz run: (seed, failure signature or None or NO_HANDSHAKE, API operations,
     detail, probe hits). With ``check_determinism`` a passing program is also run twice
-    and compared."""
-    program = generate(seed, max_ops)
+    and compared; ``swarm`` is the fraction of seeds that are swarm runs."""
+    program = generate(seed, max_ops, swarm)
     probes: dict = {}
     sig = check_program(program, faults, probes)
     detail = ""

@@ -12,6 +12,9 @@ Operations are plain tuples so programs are easy to shrink, compare and print:
 - ``("datagram", side, size)``          ConnectionSendDatagram (sizes that fit and that do not)
 - ``("on", sid, event, op)``            run ``op`` inside the stream's handler the first
   time ``event`` reaches it (MsQuic's inline paths, as spinquic exercises them)
+
+A swarm run (:mod:`.swarm`) draws only from the features its seed kept; a full run draws
+from all of them, exactly as before swarm runs existed.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import random
 from dataclasses import dataclass, field
 
 from ..enums import SendFlags, StreamShutdownFlags, StreamStartFlags
+from .swarm import allowed, draw
 
 Op = tuple
 
@@ -44,6 +48,30 @@ TRIGGER_EVENTS = ["START_COMPLETE", "SEND_COMPLETE", "SEND_SHUTDOWN_COMPLETE", "
                   "PEER_RECEIVE_ABORTED", "RECEIVE"]
 ERROR_CODES = [0, 1, 7, 0x100, (1 << 62) - 1, 1 << 62]
 
+#: the swarm feature each choice above needs (a flag mix needs each of its flags)
+SHUTDOWN_FEATURES = ["shutdown.graceful", "shutdown.graceful", "shutdown.abort_send", "shutdown.abort_receive",
+                     "shutdown.abort", "shutdown.abort_immediate", "shutdown.invalid", "shutdown.invalid",
+                     "shutdown.invalid"]
+
+
+def _flag_features(group: str, value: int, cls: type) -> tuple[str, ...]:
+    return tuple(f"{group}.{m.name.lower()}" for m in cls if m.value and (m.value & (m.value - 1)) == 0
+                 and value & m.value)
+
+
+def _options(features: frozenset[str] | None, choices: list, needs: list) -> list:
+    """The choices whose features the run kept (all of them, in order, for a full run, so
+    a full run draws exactly what it always drew)."""
+    if features is None:
+        return choices
+    return [choice for choice, need in zip(choices, needs) if allowed(features, *need)]
+
+
+_SEND_EXTRA_NEEDS = [_flag_features("send", int(f), SendFlags) for f in SEND_EXTRA]
+_START_NEEDS = [_flag_features("start", int(f), StreamStartFlags) for f in START_FLAGS]
+_SHUTDOWN_NEEDS = [(name,) for name in SHUTDOWN_FEATURES]
+_TRIGGER_NEEDS = [(f"on.{event.lower()}",) for event in TRIGGER_EVENTS]
+
 
 @dataclass
 class Program:
@@ -52,6 +80,8 @@ class Program:
     ops: list[Op] = field(default_factory=list)
     #: MsQuic's SendBufferingEnabled on both sides (quicsim's default is off)
     send_buffering: bool = False
+    #: a swarm run's features (:mod:`.swarm`); None for a full run
+    features: frozenset[str] | None = None
 
     def api_op_count(self) -> int:
         """Operations that are API calls (sleeps do not count)."""
@@ -69,84 +99,117 @@ def _size(rng: random.Random) -> int:
     return rng.randint(20_000, 80_000)
 
 
-def _send_flags(rng: random.Random) -> int:
+# Each draw below is made whatever the features are, and a feature left out only discards
+# what it drew: so a full run consumes the generator exactly as it did before swarm runs.
+
+def _send_flags(rng: random.Random, features: frozenset[str] | None) -> int:
     flags = SendFlags.NONE
-    if rng.random() < 0.2:
+    if rng.random() < 0.2 and allowed(features, "send.fin"):
         flags |= SendFlags.FIN
     if rng.random() < 0.2:
-        flags |= rng.choice(SEND_EXTRA)
+        extras = _options(features, SEND_EXTRA, _SEND_EXTRA_NEEDS)
+        if extras:
+            flags |= rng.choice(extras)
     return int(flags)
 
 
-def _network(rng: random.Random) -> dict:
+def _network(rng: random.Random, features: frozenset[str] | None) -> dict:
     net: dict = {}
-    if rng.random() < 0.7:
+    if rng.random() < 0.7 and allowed(features, "net.loss"):
         net["loss"] = round(rng.uniform(0, 0.3), 3)
-    if rng.random() < 0.6:
+    if rng.random() < 0.6 and allowed(features, "net.delay"):
         net["delay_ms"] = rng.choice([1, 5, 10, 25, 50])
-    if rng.random() < 0.3:
+    if rng.random() < 0.3 and allowed(features, "net.jitter"):
         net["jitter_ms"] = rng.choice([1, 3, 8])
-    if rng.random() < 0.25:
+    if rng.random() < 0.25 and allowed(features, "net.reorder"):
         net["reorder"] = round(rng.uniform(0, 0.3), 3)
-    if rng.random() < 0.25:
+    if rng.random() < 0.25 and allowed(features, "net.duplicate"):
         net["duplicate"] = round(rng.uniform(0, 0.2), 3)
-    if rng.random() < 0.1:
+    if rng.random() < 0.1 and allowed(features, "net.blackhole"):
         on = round(rng.uniform(0.05, 0.5), 3)
         net["blackhole"] = {"on": on, "off": round(on + rng.uniform(0.05, 1.5), 3)}
     return net
 
 
-def _stream_op(rng: random.Random, sid: str, inline: bool = False) -> Op:
-    roll = rng.random()
-    if roll < 0.45:
-        return ("send", sid, _size(rng), rng.choice([1, 1, 1, 2, 3]), _send_flags(rng))
-    if roll < 0.75:
-        flags = rng.choice(SHUTDOWN_CHOICES)
-        if inline and rng.random() < 0.5:
+def _stream_op(rng: random.Random, sid: str, features: frozenset[str] | None, inline: bool = False) -> Op:
+    while True:  # a swarm run redraws a kind it left out (it keeps at least one of the four)
+        roll = rng.random()
+        kind = "send" if roll < 0.45 else "shutdown" if roll < 0.75 else "start" if roll < 0.85 else "close"
+        if allowed(features, f"op.{kind}"):
+            break
+    if kind == "send":
+        return ("send", sid, _size(rng), rng.choice([1, 1, 1, 2, 3]), _send_flags(rng, features))
+    if kind == "shutdown":
+        flags = rng.choice(_options(features, SHUTDOWN_CHOICES, _SHUTDOWN_NEEDS))
+        if inline and rng.random() < 0.5 and allowed(features, "shutdown.inline"):
             flags |= StreamShutdownFlags.INLINE
         return ("shutdown", sid, int(flags), rng.choice(ERROR_CODES))
-    if roll < 0.85:
-        return ("start", sid, int(rng.choice(START_FLAGS)))
+    if kind == "start":
+        return ("start", sid, int(rng.choice(_options(features, START_FLAGS, _START_NEEDS))))
     return ("close", sid)
 
 
-def generate(seed: int, max_ops: int = 12) -> Program:
-    """A random program for ``seed`` (the same seed always gives the same program)."""
+def _kind(roll: float, datagrams: random.Random) -> str:
+    """Which operation a roll of the generator stands for (given a stream exists)."""
+    if roll < 0.15:
+        return "open"
+    if roll < 0.2:
+        return "sleep"
+    if roll < 0.25:
+        return "conn_shutdown"
+    if roll < 0.29 and datagrams.random() < 0.5:
+        return "datagram"
+    if roll < 0.4:
+        return "on"
+    return "stream"
+
+
+def generate(seed: int, max_ops: int = 12, swarm: float = 0.0) -> Program:
+    """A random program for ``seed`` (the same seed and ``swarm`` always give the same
+    program). ``swarm`` is the fraction of seeds that are swarm runs (:mod:`.swarm`)."""
+    features = draw(seed, swarm) if swarm else None
     rng = random.Random(f"quicsim-fuzz:{seed}")
-    program = Program(seed=seed, network=_network(rng))
+    program = Program(seed=seed, network=_network(rng, features), features=features)
     # Drawn from its own generator so adding this knob left every program's ops as they were.
-    program.send_buffering = random.Random(f"quicsim-fuzz-buffering:{seed}").random() < 0.5
+    program.send_buffering = (random.Random(f"quicsim-fuzz-buffering:{seed}").random() < 0.5
+                              and allowed(features, "settings.send_buffering"))
     datagrams = random.Random(f"quicsim-fuzz-datagrams:{seed}")
     streams: list[str] = []
     n_ops = rng.randint(2, max(2, max_ops))
     for _ in range(n_ops):
-        roll = rng.random()
-        if not streams or roll < 0.15:
+        while True:  # a swarm run redraws an operation it left out (open and stream ops stay)
+            roll = rng.random()
+            kind = "open" if not streams else _kind(roll, datagrams)
+            if kind in ("open", "stream") or allowed(features, f"op.{kind}"):
+                break
+        if kind == "open":
             sid = f"s{len(streams) + 1}"
             streams.append(sid)
-            side = "client" if rng.random() < 0.8 else "server"
-            program.ops.append(("open", sid, side, rng.random() < 0.15))
-            if rng.random() < 0.8:
-                program.ops.append(("start", sid, int(rng.choice(START_FLAGS[:2]))))
+            side = "client" if rng.random() < 0.8 or not allowed(features, "stream.server") else "server"
+            program.ops.append(("open", sid, side, rng.random() < 0.15 and allowed(features, "stream.uni")))
+            if rng.random() < 0.8 and allowed(features, "stream.start_at_open"):
+                program.ops.append(("start", sid, int(rng.choice(_options(features, START_FLAGS[:2],
+                                                                          _START_NEEDS[:2])))))
             continue
         sid = rng.choice(streams)
-        if roll < 0.2:
+        if kind == "sleep":
             program.ops.append(("sleep", rng.choice([0, 0, 1, 5, 20, 100])))
-        elif roll < 0.25:
+        elif kind == "conn_shutdown":
             program.ops.append(("conn_shutdown", rng.choice(["client", "client", "server"]),
                                 rng.random() < 0.2, rng.choice(ERROR_CODES[:4])))
-        elif roll < 0.29 and datagrams.random() < 0.5:
+        elif kind == "datagram":
             program.ops.append(("datagram", rng.choice(["client", "server"]),
                                 datagrams.choice([0, 10, 500, 1100, 5000])))
-        elif roll < 0.4:
+        elif kind == "on":
             # StreamClose from a callback is the usual MsQuic pattern, and the one that
             # re-enters the worker's cancel loops: draw it often.
-            inner = ("close", sid) if rng.random() < 0.4 else _stream_op(rng, sid, inline=True)
-            program.ops.append(("on", sid, rng.choice(TRIGGER_EVENTS), inner))
+            inner = (("close", sid) if rng.random() < 0.4 and allowed(features, "op.close")
+                     else _stream_op(rng, sid, features, inline=True))
+            program.ops.append(("on", sid, rng.choice(_options(features, TRIGGER_EVENTS, _TRIGGER_NEEDS)), inner))
         else:
-            op = _stream_op(rng, sid)
+            op = _stream_op(rng, sid, features)
             program.ops.append(op)
-            if op[0] == "shutdown" and rng.random() < 0.5:
+            if op[0] == "shutdown" and rng.random() < 0.5 and allowed(features, "shutdown.racing_sends", "op.send"):
                 # Sends racing the shutdown just queued: accepted now, applied after it.
                 for _ in range(rng.randint(1, 3)):
                     program.ops.append(("send", sid, _size(rng), 1, 0))

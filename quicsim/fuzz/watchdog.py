@@ -33,8 +33,8 @@ class Outcome:
 
 
 def execute(job: tuple) -> Any:
-    """Run one job (in a worker): ``("seed", seed, max_ops, faults, check_determinism)``
-    -> (seed, signature, ops, detail); ``("program", program, faults, determinism)`` and
+    """Run one job (in a worker): ``("seed", seed, max_ops, faults, check_determinism,
+    swarm)`` -> (seed, signature, ops, detail, probes); ``("program", program, faults, determinism)`` and
     ``("file", path, determinism)`` -> signature (with ``determinism``: whether two runs
     repeat, :data:`~quicsim.fuzz.engine.NONDETERMINISTIC` when they do not)."""
     from ..loader import load_scenarios
