@@ -19,6 +19,7 @@ from all of them, exactly as before swarm runs existed.
 
 from __future__ import annotations
 
+import enum
 import random
 from dataclasses import dataclass, field
 
@@ -54,8 +55,8 @@ SHUTDOWN_FEATURES = ["shutdown.graceful", "shutdown.graceful", "shutdown.abort_s
                      "shutdown.invalid"]
 
 
-def _flag_features(group: str, value: int, cls: type) -> tuple[str, ...]:
-    return tuple(f"{group}.{m.name.lower()}" for m in cls if m.value and (m.value & (m.value - 1)) == 0
+def _flag_features(group: str, value: int, cls: type[enum.IntFlag]) -> tuple[str, ...]:
+    return tuple(f"{group}.{str(m.name).lower()}" for m in cls if m.value and (m.value & (m.value - 1)) == 0
                  and value & m.value)
 
 
