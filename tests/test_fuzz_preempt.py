@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from quicsim.fuzz import generate, render, run_program, shrink, signature
+from quicsim.fuzz.campaign import run_campaign
 from quicsim.fuzz.engine import check_program
 from quicsim.fuzz.program import PREEMPT_CHOICES
 
@@ -38,3 +39,17 @@ def test_shrinking_lowers_preemption_the_failure_does_not_need():
     shrunk = shrink(program, "leak", DISCARD, max_runs=150)
     assert shrunk.preempt == 0.0
     assert signature(run_program(shrunk, DISCARD)) == "leak"
+
+
+def test_the_fuzzer_finds_reentrant_close_where_only_a_preemption_point_lets_it_fire(tmp_path):
+    """Seed 1983 (a swarm run) loses a completion only when the worker runs between two
+    of its calls: the campaign finds it, shrinks it keeping a preemption chance, and the
+    same program in program order (preempt 0) keeps every completion."""
+    fault = frozenset({"reentrant-close"})
+    result = run_campaign(runs=1, seed=1983, faults=fault, out_dir=tmp_path, swarm=1.0)
+    assert result.failures["leak"] == 1
+    finding = result.findings[0]
+    assert finding.reproduced and finding.program.api_op_count() <= 6
+    assert finding.program.preempt > 0 and "preempt=" in finding.path.read_text()
+    assert signature(run_program(finding.program, fault)) == "leak"
+    assert signature(run_program(replace(finding.program, preempt=0.0), fault)) is None

@@ -178,6 +178,7 @@ def generate(seed: int, max_ops: int = 12, swarm: float = 0.0) -> Program:
                               and allowed(features, "settings.send_buffering"))
     program.preempt = _preempt(random.Random(f"quicsim-fuzz-preempt:{seed}"))
     datagrams = random.Random(f"quicsim-fuzz-datagrams:{seed}")
+    story = random.Random(f"quicsim-fuzz-story:{seed}")
     streams: list[str] = []
     n_ops = rng.randint(2, max(2, max_ops))
     for _ in range(n_ops):
@@ -212,8 +213,16 @@ def generate(seed: int, max_ops: int = 12, swarm: float = 0.0) -> Program:
             program.ops.append(("on", sid, rng.choice(_options(features, TRIGGER_EVENTS, _TRIGGER_NEEDS)), inner))
         else:
             op = _stream_op(rng, sid, features)
+            racing = (op[0] == "shutdown" and rng.random() < 0.5
+                      and allowed(features, "shutdown.racing_sends", "op.send"))
+            if racing and story.random() < 0.5:
+                # The seed story: sends just before the shutdown, in the same tick, so
+                # whether the racing sends ride with their batch, are canceled or refused
+                # depends on when the worker runs (see Settings.preempt).
+                for _ in range(story.randint(1, 3)):
+                    program.ops.append(("send", sid, _size(story), 1, 0))
             program.ops.append(op)
-            if op[0] == "shutdown" and rng.random() < 0.5 and allowed(features, "shutdown.racing_sends", "op.send"):
+            if racing:
                 # Sends racing the shutdown just queued: accepted now, applied after it.
                 for _ in range(rng.randint(1, 3)):
                     program.ops.append(("send", sid, _size(rng), 1, 0))
