@@ -160,3 +160,24 @@ def test_fuzz_command_swarm_option(tmp_path):
                          capture_output=True, text=True, timeout=60, cwd=REPO)
     assert bad.returncode == 2 and "--swarm: must be a fraction in [0, 1], got 1.5" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_the_benchmark_computes_a_mix_exactly_as_running_it(tmp_path):
+    from bench import swarm as bench
+
+    seeds = list(range(24))
+    fault = frozenset(["drop-send-after-shutdown"])
+    outcomes = {ratio: {s: (sig, probes) for s, sig, probes in bench.run_mode(seeds, fault, ratio, 2, 12)}
+                for ratio in (0.0, 0.5, 1.0)}
+    assert any(sig for sig, _ in outcomes[0.0].values()) and any(sig for sig, _ in outcomes[1.0].values())
+    assert bench._mix(outcomes[0.0], outcomes[1.0], 0.5) == outcomes[0.5]
+    assert outcomes[0.5] != outcomes[0.0] and outcomes[0.5] != outcomes[1.0]
+    out = tmp_path / "swarm.json"
+    proc = subprocess.run([sys.executable, "-m", "bench.swarm", "--runs", "4", "--starts", "2", "--jobs", "1",
+                           "--fault", "unstarted-stream-leak", "--mix", "0.5", "--json", str(out)],
+                          capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    assert report["first_seeds"] == [0, bench.STRIDE] and report["ratios"] == [0.0, 0.5, 1.0]
+    assert set(report["targets"]) == {"clean", "unstarted-stream-leak"}
+    assert "| `unstarted-stream-leak`: failing runs per 1,000 |" in proc.stdout
