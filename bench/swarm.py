@@ -66,7 +66,7 @@ def _per_start(outcomes: dict[int, tuple[str | None, frozenset[str]]], first: in
     return {
         "failing_runs": len(failing),
         "first_failing_run": (failing[0] - first + 1) if failing else None,
-        "signatures": sorted({outcomes[s][0] for s in failing}),  # type: ignore[type-var]
+        "signatures": sorted({str(outcomes[s][0]) for s in failing}),
         "probes_hit": sum(1 for n in probe_runs.values() if n),
         "probe_runs": probe_runs,
     }

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from enum import IntFlag
 
 from ..enums import SendFlags, StreamShutdownFlags, StreamStartFlags
 from .swarm import allowed, draw
@@ -54,8 +55,9 @@ SHUTDOWN_FEATURES = ["shutdown.graceful", "shutdown.graceful", "shutdown.abort_s
                      "shutdown.invalid"]
 
 
-def _flag_features(group: str, value: int, cls: type) -> tuple[str, ...]:
-    return tuple(f"{group}.{m.name.lower()}" for m in cls if m.value and (m.value & (m.value - 1)) == 0
+def _flag_features(group: str, value: int, cls: type[IntFlag]) -> tuple[str, ...]:
+    """The features a flag value needs: one per single-bit flag set in it."""
+    return tuple(f"{group}.{str(m.name).lower()}" for m in cls if m.value and (m.value & (m.value - 1)) == 0
                  and value & m.value)
 
 
