@@ -19,9 +19,9 @@ from all of them, exactly as before swarm runs existed.
 
 from __future__ import annotations
 
+import enum
 import random
 from dataclasses import dataclass, field
-from enum import IntFlag
 
 from ..enums import SendFlags, StreamShutdownFlags, StreamStartFlags
 from .swarm import allowed, draw
@@ -55,8 +55,7 @@ SHUTDOWN_FEATURES = ["shutdown.graceful", "shutdown.graceful", "shutdown.abort_s
                      "shutdown.invalid"]
 
 
-def _flag_features(group: str, value: int, cls: type[IntFlag]) -> tuple[str, ...]:
-    """The features a flag value needs: one per single-bit flag set in it."""
+def _flag_features(group: str, value: int, cls: type[enum.IntFlag]) -> tuple[str, ...]:
     return tuple(f"{group}.{str(m.name).lower()}" for m in cls if m.value and (m.value & (m.value - 1)) == 0
                  and value & m.value)
 
