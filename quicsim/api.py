@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 from typing import Any, Callable, cast
 
 from aioquic.quic.configuration import QuicConfiguration
@@ -15,7 +16,8 @@ from aioquic.quic.configuration import QuicConfiguration
 from . import certs as _certs
 from . import events as ev
 from .core import ConnectionCore, StreamCore, aioquic_adapter
-from .enums import ConnectionEventType, ConnectionShutdownFlags, StreamEventType, StreamOpenFlags
+from .enums import (ConnectionEventType, ConnectionShutdownFlags, SendFlags, Status, StreamEventType,
+                    StreamOpenFlags, StreamShutdownFlags, StreamStartFlags)
 from .ledger import Ledger
 from .settings import Settings
 from .tls_hints import tls_hint
@@ -63,20 +65,114 @@ def _type_name(event_type: Any) -> str:
     return "any event" if event_type is None else event_type.name
 
 
-class Stream(StreamCore):
-    """A stream handle (``conn.open_stream()``, or ``event.stream`` of PEER_STREAM_STARTED)."""
+class Stream:
+    """A stream handle (``conn.open_stream()``, or ``event.stream`` of PEER_STREAM_STARTED).
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    It wraps a :class:`~quicsim.core.StreamCore` (``.core``), where MsQuic's rules live,
+    and adds the ``wait_*`` coroutines. Handlers receive this handle, never the core.
+    """
+
+    def __init__(self, core: StreamCore) -> None:
+        self.core = core
+        self._conn: Connection = core.connection.owner
         self._waiters = _Waiters()
+        core.owner = self
+        if not self._conn.preempt:
+            # StreamSend is the hot path: with no preemption point to run after it, the
+            # handle's send is the core's own bound method (no extra call per send).
+            self.__dict__["send"] = core.send
 
-    def _dispatch(self, event: ev.StreamEvent) -> None:
-        super()._dispatch(event)
-        if self._waiters:
-            self._waiters.fire(event)
+    def __repr__(self) -> str:
+        return repr(self.core)
 
+    # MsQuic's calls: plain methods, as in MsQuic.
+    def start(self, flags: StreamStartFlags = StreamStartFlags.NONE) -> Status:
+        """StreamStart: PENDING; the result arrives in START_COMPLETE."""
+        status = self.core.start(flags)
+        if self._conn.preempt:
+            self._conn.preemption_point(self.core, "start")
+        return status
+
+    def send(self, buffers: Any, flags: SendFlags = SendFlags.NONE, client_context: Any = None) -> Status:
+        """StreamSend: PENDING when accepted (then exactly one SEND_COMPLETE follows)."""
+        status = self.core.send(buffers, flags, client_context)
+        if self._conn.preempt:
+            self._conn.preemption_point(self.core, "send")
+        return status
+
+    def shutdown(self, flags: StreamShutdownFlags, error_code: int = 0) -> Status:
+        """StreamShutdown: PENDING, or SUCCESS when INLINE is used inside a callback."""
+        status = self.core.shutdown(flags, error_code)
+        if self._conn.preempt:
+            self._conn.preemption_point(self.core, "shutdown")
+        return status
+
+    def close(self) -> None:
+        """StreamClose: pending sends complete (canceled) before this returns; no event
+        reaches the handler afterwards."""
+        self.core.close()
+
+    def set_handler(self, handler: Callable | None, context: Any = None) -> None:
+        """SetCallbackHandler: route this stream's events to ``handler(stream, event)``."""
+        self.core.set_handler(handler, context)
+
+    # What an application may read.
+    @property
+    def connection(self) -> "Connection":
+        return cast(Connection, self.core.connection.owner)
+
+    @property
+    def id(self) -> int | None:
+        """The QUIC stream id (None until the stream started)."""
+        return self.core.id
+
+    @property
+    def handle(self) -> int:
+        """The connection-local handle number (every stream has one, started or not)."""
+        return self.core.handle
+
+    @property
+    def context(self) -> Any:
+        return self.core.context
+
+    @property
+    def open_flags(self) -> StreamOpenFlags:
+        return self.core.open_flags
+
+    @property
+    def is_local(self) -> bool:
+        return self.core.is_local
+
+    @property
+    def unidirectional(self) -> bool:
+        return self.core.unidirectional
+
+    @property
+    def started(self) -> bool:
+        return self.core.state.started
+
+    @property
+    def send_enabled(self) -> bool:
+        return self.core.state.send_enabled
+
+    @property
+    def send_shutdown_indicated(self) -> bool:
+        """SEND_SHUTDOWN_COMPLETE was raised (or there is no send direction)."""
+        return self.core.state.local_close_acked
+
+    @property
+    def shutdown_complete(self) -> bool:
+        return self.core.state.shutdown_complete
+
+    @property
+    def handle_closed(self) -> bool:
+        return self.core.state.handle_closed
+
+    # Awaitables for tests and scenarios.
     async def wait_event(self, event_type: StreamEventType | None = None, timeout: float | None = None) -> ev.StreamEvent:
         """The next event of ``event_type`` (any type when None) delivered to this stream."""
+        if self.core.event_hook is None:
+            self.core.event_hook = self._waiters.fire
         return await _wait(self._waiters.add(event_type), timeout,
                            lambda: f"{_type_name(event_type)} on {self!r}")
 
@@ -93,30 +189,142 @@ class Stream(StreamCore):
         await self.wait_event(StreamEventType.SEND_SHUTDOWN_COMPLETE, timeout)
 
 
-class Connection(ConnectionCore):
-    """A connection handle: ``await quicsim.connect(...)`` or a listener's connection."""
+class Connection:
+    """A connection handle: ``await quicsim.connect(...)`` or a listener's connection.
 
-    stream_class = Stream
+    It wraps a :class:`~quicsim.core.ConnectionCore` (``.core``), owns the ledger and the
+    transport's driver, and adds the ``wait_*`` coroutines.
+    """
 
-    def __init__(self, *args: Any, ledger: Ledger | None = None, **kwargs: Any) -> None:
+    def __init__(self, quic: Any, *, settings: Settings | None = None, handler: Callable | None = None,
+                 context: Any = None, ledger: Ledger | None = None, label: str = "",
+                 observers: tuple = (), seed: int = 0) -> None:
         self.ledger = ledger if ledger is not None else Ledger()
-        observers = [self.ledger, *kwargs.pop("observers", ())]
-        super().__init__(*args, observers=observers, **kwargs)
+        self.core = ConnectionCore(quic, settings=settings, handler=handler, context=context,
+                                   observers=[self.ledger, *observers], label=label)
+        self.core.owner = self
+        #: Settings.preempt: the chance that the worker runs after an API call
+        self.preempt = self.core.settings.preempt
+        # One schedule per seed and connection, whatever else the run draws.
+        self._preempt_rng = random.Random(f"quicsim-preempt:{seed}:{self.core.label}")
+        self.core.wrap_stream = Stream
         self._waiters = _Waiters()
+        self.core.event_hook = self._fire
         self.driver: ConnectionDriver | None = None
         self._handle_closed = False
 
-    def _dispatch(self, event: ev.ConnectionEvent) -> None:
-        super()._dispatch(event)
+    def __repr__(self) -> str:
+        return repr(self.core)
+
+    def preemption_point(self, stream: StreamCore | None, call: str) -> None:
+        """After an API call on the loop thread, outside callbacks: with probability
+        ``preempt`` the worker runs now, as MsQuic's worker thread may run between two of
+        the application's statements. Calls inside callbacks already are on the worker,
+        calls from other threads race for real: neither draws."""
+        core = self.core
+        if core.callback_depth or not core.on_worker_thread() or self.driver is None:
+            return
+        if self._preempt_rng.random() >= self.preempt or not core.ops:
+            return
+        core.observe_preempted(stream, call)
+        self.driver.run_worker()
+
+    def _fire(self, event: ev.ConnectionEvent) -> None:
         if self._waiters:
             self._waiters.fire(event)
 
+    # MsQuic's calls.
     def open_stream(self, flags: StreamOpenFlags = StreamOpenFlags.NONE, handler: Callable | None = None,
                     context: Any = None) -> Stream:
-        """StreamOpen; typed as this module's :class:`Stream` (``stream_class``), the handle
-        with the ``wait_*`` helpers."""
-        return cast(Stream, super().open_stream(flags, handler, context))
+        """StreamOpen. Raises :class:`~quicsim.StatusError` where MsQuic returns a failure."""
+        return cast(Stream, self.core.open_stream(flags, handler, context).owner)
 
+    def shutdown(self, flags: ConnectionShutdownFlags = ConnectionShutdownFlags.NONE,
+                 error_code: int = 0) -> Status:
+        """ConnectionShutdown: queued ahead of every operation already queued."""
+        status = self.core.shutdown(flags, error_code)
+        if self.preempt:
+            self.preemption_point(None, "connection_shutdown")
+        return status
+
+    def send_datagram(self, data: Any, client_context: Any = None) -> Status:
+        """ConnectionSendDatagram: PENDING, then DATAGRAM_SEND_STATE_CHANGED events ending
+        in exactly one final state."""
+        return self.core.send_datagram(data, client_context)
+
+    def set_handler(self, handler: Callable | None, context: Any = None) -> None:
+        """SetCallbackHandler for the connection: ``handler(conn, event)``."""
+        self.core.set_handler(handler, context)
+
+    def close(self) -> None:
+        """ConnectionClose: shut down silently if still up, deliver every remaining event
+        (the connection's SHUTDOWN_COMPLETE last), then release the socket."""
+        core = self.core
+        if self._handle_closed:
+            return
+        if not core.on_worker_thread():
+            core.run_on_worker(self.close)  # ConnectionClose blocks until the worker ran it
+            return
+        self._handle_closed = True
+        if not core.shutdown_complete:
+            core.begin_close()
+            if self.driver is not None:
+                self.driver.run_events()
+        core.state.handle_closed = True  # from here on nothing reaches the handlers
+        if self.driver is not None:
+            self.driver.release()
+
+    # What an application may read.
+    @property
+    def label(self) -> str:
+        return self.core.label
+
+    @property
+    def settings(self) -> Settings:
+        return self.core.settings
+
+    @property
+    def context(self) -> Any:
+        return self.core.context
+
+    @property
+    def is_client(self) -> bool:
+        return self.core.is_client
+
+    @property
+    def negotiated_alpn(self) -> str | None:
+        return self.core.negotiated_alpn
+
+    @property
+    def connected(self) -> bool:
+        return self.core.state.connected
+
+    @property
+    def shutdown_initiated(self) -> bool:
+        return self.core.state.shutdown_initiated
+
+    @property
+    def closed_locally(self) -> bool:
+        return self.core.state.closed_locally
+
+    @property
+    def closed_remotely(self) -> bool:
+        return self.core.state.closed_remotely
+
+    @property
+    def shutdown_complete(self) -> bool:
+        return self.core.state.shutdown_complete
+
+    @property
+    def handle_closed(self) -> bool:
+        return self.core.state.handle_closed
+
+    @property
+    def handler_errors(self) -> list[BaseException]:
+        """Exceptions raised by this connection's handlers (recorded, never propagated)."""
+        return self.core.handler_errors
+
+    # Awaitables.
     async def wait_event(self, event_type: ConnectionEventType | None = None,
                          timeout: float | None = None) -> ev.ConnectionEvent:
         """The next connection event of ``event_type`` (any type when None)."""
@@ -142,34 +350,12 @@ class Connection(ConnectionCore):
         await self.wait_event(ConnectionEventType.SHUTDOWN_COMPLETE, timeout)
 
     def _failure_text(self) -> str:
-        close = aioquic_adapter.close_event(self.quic)
+        close = aioquic_adapter.close_event(self.core.quic)
         reason = f": {close.reason_phrase} (error 0x{close.error_code:x})" if close else ""
         hint = ""
         if close is not None and 0x100 <= close.error_code <= 0x1FF:
             hint = f" (TLS handshake failed: {tls_hint(close.error_code - 0x100, close.reason_phrase)})"
         return f"{self.label}: connection failed{reason}{hint}"
-
-    def close(self) -> None:
-        """ConnectionClose: shut down silently if still up, deliver every remaining event
-        (the connection's SHUTDOWN_COMPLETE last), then release the socket."""
-        if self._handle_closed:
-            return
-        if not self.on_worker_thread():
-            self.run_on_worker(self.close)  # ConnectionClose blocks until the worker ran it
-            return
-        self._handle_closed = True
-        if not self.shutdown_complete:
-            self.app_close_in_progress = True
-            self.process_operations()
-            if not self.shutdown_initiated:
-                # MsQuicConnectionClose: QuicConnCloseLocally(SILENT | QUIC_STATUS, ABORTED).
-                self.apply_shutdown(ConnectionShutdownFlags.SILENT, 0, by_app=False)
-            aioquic_adapter.end_closing_period(self.quic)  # the handle is going away
-            if self.driver is not None:
-                self.driver.run_events()
-        self.state.handle_closed = True  # from here on nothing reaches the handlers
-        if self.driver is not None:
-            self.driver.release()
 
 
 def _quic_configuration(settings: Settings, *, is_client: bool, alpn: str) -> QuicConfiguration:
@@ -199,12 +385,14 @@ async def connect(
     observers: tuple = (),
     link: "_memory.MemoryLink | None" = None,
     quic_logger: Any = None,
+    seed: int = 0,
 ) -> Connection:
     """ConnectionOpen + ConnectionStart over loopback UDP (or ``link``, an in-memory
     link); returns once CONNECTED.
 
     The server certificate is verified against the project's test CA unless ``ca_file``
-    names another. Raises ConnectionError if the handshake fails or times out.
+    names another. ``seed`` draws the preemption schedule (``Settings.preempt``).
+    Raises ConnectionError if the handshake fails or times out.
     """
     settings = settings or Settings()
     if ca_file is not None and not os.path.isfile(ca_file):
@@ -218,8 +406,9 @@ async def connect(
 
     def attach(driver: ConnectionDriver) -> None:
         conn = Connection(driver._quic, settings=settings, handler=handler, context=context,
-                          ledger=ledger, label=label, observers=observers)
-        driver.attach(conn)
+                          ledger=ledger, label=label, observers=observers, seed=seed)
+        conn.driver = driver
+        driver.attach(conn.core)
         holder.append(conn)
 
     if link is not None:
@@ -243,8 +432,9 @@ class Listener:
     """A listening UDP socket on loopback; each accepted connection is a ``Connection``."""
 
     def __init__(self, handler: Callable | None, settings: Settings, ledger: Ledger, label: str,
-                 observers: tuple) -> None:
+                 observers: tuple, seed: int = 0) -> None:
         self.handler = handler
+        self.seed = seed
         self.settings = settings
         self.ledger = ledger
         self.label = label
@@ -261,8 +451,10 @@ class Listener:
         self._count += 1
         n = self._count
         conn = Connection(driver._quic, settings=self.settings, handler=self._on_event, ledger=self.ledger,
-                          label=f"{self.label}#{n}" if n > 1 else self.label, observers=self.observers)
-        driver.attach(conn)
+                          label=f"{self.label}#{n}" if n > 1 else self.label, observers=self.observers,
+                          seed=self.seed)
+        conn.driver = driver
+        driver.attach(conn.core)
         self.connections.append(conn)
         half_open = [c for c in self.connections if not c.connected]
         if len(half_open) > MAX_HALF_OPEN:
@@ -321,6 +513,7 @@ async def listen(
     observers: tuple = (),
     link: "_memory.MemoryLink | None" = None,
     quic_logger: Any = None,
+    seed: int = 0,
 ) -> Listener:
     """ListenerOpen + ListenerStart on loopback; ``handler(conn, event)`` gets every
     connection event of every accepted connection (CONNECTED, PEER_STREAM_STARTED, ...)."""
@@ -329,7 +522,7 @@ async def listen(
     configuration = _quic_configuration(settings, is_client=False, alpn=alpn)
     configuration.quic_logger = quic_logger
     configuration.load_cert_chain(str(cert_file or paths.cert), str(key_file or paths.key))
-    listener = Listener(handler, settings, ledger if ledger is not None else Ledger(), label, observers)
+    listener = Listener(handler, settings, ledger if ledger is not None else Ledger(), label, observers, seed)
     if link is not None:
         listener._server = await _memory.open_server(link, configuration, listener._attach)
     else:

@@ -31,6 +31,13 @@ _FLAGS = {"send": SendFlags, "shutdown": StreamShutdownFlags, "start": StreamSta
 _CALLS = frozenset({"open_stream", "start", "send", "shutdown", "close", "connection_shutdown", "send_datagram"})
 
 
+def _stream(stream_id: int | None, handle: int | None) -> SimpleNamespace:
+    """A stream as the ledger sees one: an id, a handle, and itself as its core."""
+    stream = SimpleNamespace(id=stream_id, handle=handle)
+    stream.core = stream
+    return stream
+
+
 class BadHistory(ValueError):
     """A line the checker cannot read; the message says what is wrong."""
 
@@ -109,7 +116,7 @@ class Replay:
                 if required:
                     raise BadHistory("missing field 'stream_handle'")
                 return None
-            stream = SimpleNamespace(id=stream_id, handle=handle)
+            stream = _stream(stream_id, handle)
         if handle is not None:
             stream.handle = handle
             self._by_handle[(id(conn), handle)] = stream
@@ -180,7 +187,7 @@ class Replay:
         event = SimpleNamespace(type=etype)
         if etype is ConnectionEventType.PEER_STREAM_STARTED:
             stream_id = _field(record, "stream_id", int)
-            event.stream = self._by_id.get((id(conn), stream_id)) or SimpleNamespace(id=stream_id, handle=None)
+            event.stream = self._by_id.get((id(conn), stream_id)) or _stream(stream_id, None)
             self._by_id[(id(conn), stream_id)] = event.stream
         elif etype is ConnectionEventType.DATAGRAM_SEND_STATE_CHANGED:
             event.datagram_id = record.get("datagram_id")

@@ -85,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--report", metavar="FILE", help="write a self-contained HTML timeline report to FILE")
     run.add_argument("--send-buffering", choices=("on", "off"),
                      help="force MsQuic's SendBufferingEnabled on or off on both sides of every scenario")
+    run.add_argument("--preempt", type=_number(float, lambda v: 0 <= v <= 1, "from 0 to 1"), metavar="P",
+                     help="after each API call the worker runs at once with probability P (drawn from "
+                          "the seed), as MsQuic's worker thread may; 0 (default): only when the loop runs it")
     run.add_argument("--transport", choices=("udp", "memory"),
                      help="udp: loopback sockets through the relay; memory: in-memory link on virtual time")
     run.add_argument("--check-determinism", action="store_true",
@@ -110,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="end the campaign after this (runs in flight get a few more seconds, then are stopped)")
     fuzz.add_argument("--run-budget", type=_number(float, lambda v: v > 0, "> 0"), default=30.0, metavar="SECONDS",
                       help="wall-clock seconds one run may take before it is stopped and reported as a hang")
+    fuzz.add_argument("--scheduler", metavar="ADDRESS",
+                      help="run on the Dask cluster of this scheduler (tcp://HOST:8786) instead of --jobs local "
+                           "processes; needs quicsim[dask]")
     fuzz.add_argument("--json", action="store_true", help="print one JSON object (summary, findings, probes)")
     fuzz.add_argument("--check-determinism", type=_number(int, lambda v: v >= 0, ">= 0"), default=100, metavar="N",
                       help="run each seed divisible by N twice and compare trace, qlog and datagrams (0: never)")
@@ -156,7 +162,8 @@ def _run(args: argparse.Namespace) -> int:
         trace_dir = scratch.name
     options = RunOptions(network=overrides, faults=frozenset(args.inject), seed=args.seed, repeat=args.repeat,
                          trace_dir=trace_dir, transport=args.transport, probes=args.probes,
-                         send_buffering=None if args.send_buffering is None else args.send_buffering == "on")
+                         send_buffering=None if args.send_buffering is None else args.send_buffering == "on",
+                         preempt=args.preempt)
     jobs = [(spec, seed) for spec in specs for seed in seeds_for(spec, options)]
     if args.check_determinism:
         for spec in specs:
@@ -218,6 +225,8 @@ def _run(args: argparse.Namespace) -> int:
             extra += ["--transport", args.transport]
         if args.send_buffering:
             extra += ["--send-buffering", args.send_buffering]
+        if args.preempt is not None:
+            extra += ["--preempt", f"{args.preempt:g}"]
         if args.check_determinism:
             extra += ["--check-determinism"]
         print_failures(out, results, extra)
@@ -307,7 +316,8 @@ def _fuzz(args: argparse.Namespace) -> int:
         result = run_campaign(runs=args.runs, seed=args.seed, jobs=args.jobs, max_ops=args.max_ops,
                               faults=faults, out_dir=Path(args.out), time_budget=args.time_budget,
                               progress=on_progress, wall_budget=args.run_budget,
-                              determinism_every=args.check_determinism, swarm=args.swarm)
+                              determinism_every=args.check_determinism, scheduler=args.scheduler,
+                              swarm=args.swarm)
     if args.json:
         print(json.dumps(_campaign_json(result, faults) | {"swarm": args.swarm}))
         if result.interrupted:
@@ -317,7 +327,8 @@ def _fuzz(args: argparse.Namespace) -> int:
               f"{result.runs / max(result.elapsed, 1e-9):.1f} runs/s; API operations: {result.ops}"
               + (f"; swarm runs: {args.swarm:.0%}" if args.swarm else "")
               + (f"; faults: {', '.join(sorted(faults))}" if faults else "")
-              + ("; stopped by --time-budget" if result.stopped_early else "")
+              + (("; stopped by --time-budget" if args.time_budget is not None else "; stopped early")
+                 if result.stopped_early and not result.interrupted else "")
               + (f"; stopped in flight: seeds {', '.join(map(str, result.unfinished))}" if result.unfinished else "")
               + (f"; interrupted after {result.runs} of {args.runs} runs" if result.interrupted else ""))
     status = interrupt.EXIT_STATUS if result.interrupted else 1

@@ -159,6 +159,9 @@ def analyze(records: list[dict], path: str = "") -> Analysis:
 
 def describe(r: dict) -> str:
     """One trace record as a short line."""
+    if r["kind"] == "preempt":
+        where = f"{r.get('conn', '')} stream {r.get('stream_id', '-')}"
+        return f"{r['t']:9.6f}  {where:<18} {'preempt':<10} worker ran right after this {r.get('name')} call"
     skip = {"kind", "name", "t", "side", "conn", "cid", "stream_id", "stream_handle"}
     fields = " ".join(f"{k}={v}" for k, v in r.items() if k not in skip)
     where = f"{r.get('conn', '')} stream {r.get('stream_id', '-')}" if "conn" in r else "network"
@@ -188,6 +191,10 @@ def explain_text(analysis: Analysis, send: str | None = None) -> str:
     out = [f"trace {analysis.path}: {s['sends']} sends accepted, {s['completions']} completed "
            f"({s['acked']} acked, {s['canceled']} canceled), {s['rejected']} rejected, {s['leaks']} LEAKED, "
            f"{s['violations']} violations"]
+    preempts = sum(1 for r in analysis.records if r["kind"] == "preempt")
+    if preempts:
+        out.append(f"the worker ran at {preempts} preemption point(s) (Settings.preempt): "
+                   f"'preempt' lines show where")
     lives = analysis.sends
     if send is not None:
         lives = [life for life in lives if life.key == send or str(life.send_id) == send]

@@ -144,7 +144,19 @@ class Ledger(Observer):
 
     def send_call(self, conn, stream, send_id, status, length, flags, client_context) -> None:
         with self._lock:
-            self._send_call(conn, stream, send_id, status, length, flags, client_context)
+            owner = self._conns.get(id(conn)) or self._conn(conn)
+            owner.sends_called += 1
+            record = self._streams.get(id(stream)) or self._record(conn, stream)
+            if owner.event_thread is not None and threading.get_ident() != owner.event_thread:
+                # Called from another thread: the worker may run between any two calls.
+                record.book.concurrent = True
+            if status is Status.PENDING:
+                self.sends += 1
+                self._pending += 1
+                record.book.accept(Send(owner.sends_called, send_id, length, flags, client_context))
+            else:
+                self.rejected += 1
+                record.book.reject(context_key(client_context), owner.sends_called)
 
     def api_call(self, conn, stream, name, status, args) -> None:
         with self._lock:
@@ -180,25 +192,10 @@ class Ledger(Observer):
         with self._lock:
             self._connection_event(conn, event)
 
-    def _send_call(self, conn, stream, send_id, status, length, flags, client_context) -> None:
-        owner = self._conns.get(id(conn)) or self._conn(conn)
-        owner.sends_called += 1
-        record = self._streams.get(id(stream)) or self._record(conn, stream)
-        if owner.event_thread is not None and threading.get_ident() != owner.event_thread:
-            # Called from another thread: the worker may run between any two calls.
-            record.book.concurrent = True
-        if status is Status.PENDING:
-            self.sends += 1
-            self._pending += 1
-            record.book.accept(Send(owner.sends_called, send_id, length, flags, client_context))
-        else:
-            self.rejected += 1
-            record.book.reject(context_key(client_context), owner.sends_called)
-
     def _api_call(self, conn, stream, name, status, args) -> None:
-        if name == "send":
-            self._send_call(conn, stream, args["send_id"], status, args["bytes"], args["flags"],
-                            args["client_context"])
+        if name == "send":  # a replayed history (quicsim check); the lock is re-entrant
+            self.send_call(conn, stream, args["send_id"], status, args["bytes"], args["flags"],
+                           args["client_context"])
         elif name == "shutdown" and status is not None and not status.failed:
             flags = int(args["flags"])
             record = self._record(conn, stream)
@@ -281,7 +278,7 @@ class Ledger(Observer):
         if etype in _ENDING:
             owner.live = False
         if etype is ConnectionEventType.PEER_STREAM_STARTED:
-            record = self._record(conn, event.stream, local=False)
+            record = self._record(conn, event.stream.core, local=False)
             record.started = True
         elif etype is ConnectionEventType.SHUTDOWN_COMPLETE:
             for stream in list(owner.streams.values()):

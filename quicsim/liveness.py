@@ -35,9 +35,11 @@ async def liveness_phase(ledger: Ledger, network: Network, seconds: float) -> li
     if candidates:
         heal(network)
     while candidates and loop.time() < deadline:
-        tasks = [asyncio.ensure_future(stream.wait_event(StreamEventType.SEND_COMPLETE))
+        # The ledger names cores (observers see the core); their API handles wait.
+        tasks = [asyncio.ensure_future(stream.owner.wait_event(StreamEventType.SEND_COMPLETE))
                  for _, stream in candidates]
-        tasks += [asyncio.ensure_future(conn.wait_shutdown_complete()) for conn in dict.fromkeys(c for c, _ in candidates)]
+        tasks += [asyncio.ensure_future(conn.owner.wait_shutdown_complete())
+                  for conn in dict.fromkeys(c for c, _ in candidates)]
         # (dict, not set: tasks made in an order that does not depend on object addresses)
         try:
             await asyncio.wait(tasks, timeout=deadline - loop.time(), return_when=asyncio.FIRST_COMPLETED)

@@ -33,6 +33,16 @@ class Observer:
         in order, so they start where the stream's previous delivery ended. ``stream`` is
         None when no handle tracks the stream any more."""
 
+    def preempted(self, conn: Any, stream: Any, call: str) -> None:
+        """The worker runs now, at the preemption point after the API call ``call``
+        (``Settings.preempt``); the operations it applies are reported next."""
+
+    #: set True to be told of the core's probes (``probe``); the core skips them otherwise
+    wants_probes = False
+
+    def probe(self, conn: Any, stream: Any, name: str) -> None:
+        """The worker reached the rare branch ``name`` (see :data:`quicsim.probes.CORE_PROBES`)."""
+
     def operation_applied(self, conn: Any, stream: Any, kind: str) -> None:
         """The worker applied a queued operation (``send``, ``shutdown``, ``start``, ...)."""
 

@@ -66,7 +66,7 @@ class Pair:
         self.ledger.judge_unclosed()
         for conn in (self.client, self.server):
             if conn is not None:
-                for stream in list(conn.unstarted):
+                for stream in list(conn.core.unstarted):
                     stream.close()
                 conn.close()
         self.listener.close()
@@ -109,15 +109,15 @@ async def open_pair(
         if transport == "memory":
             link = MemoryLink(network, wire_log)
             listener = await api.listen(handler=server_handler, settings=server_settings, ledger=ledger,
-                                        observers=observers, quic_logger=qlog, link=link)
+                                        observers=observers, quic_logger=qlog, link=link, seed=seed)
             client = await api.connect("127.0.0.1", 0, handler=client_handler, settings=client_settings,
-                                       ledger=ledger, observers=observers, quic_logger=qlog, link=link)
+                                       ledger=ledger, observers=observers, quic_logger=qlog, link=link, seed=seed)
         else:
             listener = await api.listen(handler=server_handler, settings=server_settings, ledger=ledger,
-                                        observers=observers, quic_logger=qlog)
+                                        observers=observers, quic_logger=qlog, seed=seed)
             link = await Relay(("127.0.0.1", listener.port), network).start()
             client = await api.connect("127.0.0.1", link.port, handler=client_handler, settings=client_settings,
-                                       ledger=ledger, observers=observers, quic_logger=qlog)
+                                       ledger=ledger, observers=observers, quic_logger=qlog, seed=seed)
         server = await listener.accept(timeout=accept_timeout)
     except BaseException:
         if listener is not None:

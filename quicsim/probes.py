@@ -2,8 +2,9 @@
 application sees (calls, statuses, events), so a campaign can say which it reached and
 which it never did. An observer: attached only when asked for, it costs nothing otherwise.
 
-Each probe counts the times its state was reached in a run. Probes that need the worker's
-inner branches (not visible in calls and events) are not here.
+Each probe counts the times its state was reached in a run. Probes at the worker's inner
+branches (not visible in calls and events) are reported by the core itself
+(``ConnectionCore.probe``, only while an observer asks for them): :data:`CORE_PROBES`.
 """
 
 from __future__ import annotations
@@ -35,6 +36,24 @@ PROBES: dict[str, str] = {
     "send-rejected": "a StreamSend was refused (a status other than PENDING or SUCCESS)",
 }
 
+#: probes the core reports from branches only the worker sees (name -> state, where)
+CORE_PROBES: dict[str, str] = {
+    "graceful-shutdown-cancels-batch": "a graceful shutdown (or a FIN send) applied with accepted sends "
+                                       "still to flush: its 'Bad app!' loop cancels them "
+                                       "(StreamCore._send_shutdown_graceful)",
+    "close-inside-detached-batch": "StreamClose from a callback while the worker completes a detached "
+                                   "batch of sends (StreamCore.close; reentrant-close's seam)",
+    "start-send-start-complete-aborted": "a canceled START send raised START_COMPLETE(ABORTED) before its "
+                                         "SEND_COMPLETE (StreamCore._complete)",
+    "delay-send-held": "DELAY_SEND data joined the stream without a flush (StreamCore.apply_send_flush)",
+    "send-buffer-full": "the send buffer reached its ideal size with streams waiting for room "
+                        "(SendBuffer.fill)",
+    "queued-ahead-of-work": "priority work or a ConnectionShutdown queued ahead of operations already "
+                            "queued (ConnectionCore.queue_operation)",
+    "worker-preempted": "the worker ran at a preemption point right after an API call (Settings.preempt)",
+}
+PROBES.update(CORE_PROBES)
+
 _GRACEFUL = int(StreamShutdownFlags.GRACEFUL)
 _ABORT_SEND = int(StreamShutdownFlags.ABORT_SEND)
 _INLINE = int(StreamShutdownFlags.INLINE)
@@ -55,6 +74,14 @@ class _Send:
 
 class ProbeObserver(Observer):
     """Counts probe hits in ``hits`` (name -> times reached)."""
+
+    wants_probes = True
+
+    def probe(self, conn: Any, stream: Any, name: str) -> None:
+        self._hit(name)
+
+    def preempted(self, conn: Any, stream: Any, call: str) -> None:
+        self._hit("worker-preempted")
 
     def __init__(self) -> None:
         self.hits: Counter = Counter()

@@ -35,6 +35,7 @@ h1{font-size:20px;margin:0 0 8px} h2{font-size:16px;margin:24px 0 6px}
 .m.shutdown{background:#8e24aa;width:4px;height:18px;top:2px}
 .m.drop{background:#757575;width:2px}
 .m.fault{background:#000;width:6px}
+.m.preempt{background:#00acc1;width:3px;height:18px;top:2px}
 .lane.tall{height:40px}
 .m.leakmark{background:#e53935;width:auto;height:14px;top:21px;margin-left:0;padding:0 4px;color:#fff;
  font-size:10px;line-height:14px;white-space:nowrap;opacity:1;z-index:2;border-top-left-radius:0}
@@ -70,6 +71,8 @@ def _marker_class(r: dict) -> str | None:
         return "shutdown" if name in ("shutdown", "close", "connection_shutdown") else "call"
     if kind == "queued":
         return "queued"
+    if kind == "preempt":
+        return "preempt"
     if kind == "event":
         if name == "SEND_COMPLETE":
             return "canceled" if r.get("canceled") else "acked"
@@ -174,6 +177,7 @@ def _run_section(analysis: Analysis, index: int) -> str:
                  '<span><i style="background:#fb8c00"></i>canceled</span>'
                  '<span><i style="background:#8e24aa"></i>shutdown</span>'
                  '<span><i style="background:#757575"></i>datagram dropped/delayed</span>'
+                 '<span><i style="background:#00acc1"></i>worker ran at a preemption point</span>'
                  '<span><i style="background:#e53935"></i>leak</span>'
                  '<span><i style="background:#f9a825"></i>expected leak</span></div>')
     parts.append('<div class="lanes">')

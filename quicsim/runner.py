@@ -38,6 +38,7 @@ class RunOptions:
     trace_dir: str | None = None  # one JSON Lines trace per run when set
     transport: str | None = None  # overrides the scenarios' own
     send_buffering: bool | None = None  # overrides both sides' Settings.send_buffering
+    preempt: float | None = None  # overrides both sides' Settings.preempt
     wire_log: bool = False  # memory transport with trace_dir: also write <run>.wire (one line per datagram)
     virtual_budget: float | None = None  # memory transport: virtual seconds before a run is a hang
     probes: bool = False  # count state-coverage probe hits (result["probes"])
@@ -66,7 +67,7 @@ def _pending_text(ledger: Ledger, conns: list) -> str:
         shown = ", ".join(f"send {p['send_id']} ({p['client_context']}) on {p['connection']} "
                           f"stream {p['stream_id']}" for p in pending[:5])
         parts.append(f"{len(pending)} sends pending: {shown}{' ...' if len(pending) > 5 else ''}")
-    open_streams = [f"{c.label} stream {s.id}" for c in conns for s in c.streams.values()]
+    open_streams = [f"{c.label} stream {s.id}" for c in conns for s in c.core.streams.values()]
     if open_streams:
         parts.append(f"streams not shut down: {', '.join(open_streams[:5])}")
     return "; ".join(parts)
@@ -77,8 +78,8 @@ async def _settle(conns: list, deadline: float) -> None:
     (event-driven: it wakes when a stream or connection finishes, never polls)."""
     loop = asyncio.get_running_loop()
     while loop.time() < deadline:
-        waits = [s.wait_shutdown_complete() for c in conns if not c.shutdown_initiated
-                 for s in list(c.streams.values())]
+        waits = [s.owner.wait_shutdown_complete() for c in conns if not c.shutdown_initiated
+                 for s in list(c.core.streams.values())]
         if not waits:
             return
         waits += [c.wait_shutdown_complete() for c in conns if not c.shutdown_complete]
@@ -122,7 +123,7 @@ def _stopped_result(spec: ScenarioSpec, seed: int, options: RunOptions, error: s
         "scenario": spec.name, "file": spec.file, "seed": seed, "expect": spec.expect, "passed": False,
         "error": error, **Ledger().report(), "network": {**spec.network, **options.network},
         "faults": sorted(spec.client_settings.faults | options.faults), "send_buffering": None,
-        "datagrams": {}, "notes": [], "transport": "memory", "connected": None, "wall_time": round(wall, 3), "trace": None,
+        "preempt": options.preempt, "datagrams": {}, "notes": [], "transport": "memory", "connected": None, "wall_time": round(wall, 3), "trace": None,
     }
 
 
@@ -141,6 +142,9 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
     if options.send_buffering is not None:
         client_settings = replace(client_settings, send_buffering=options.send_buffering)
         server_settings = replace(server_settings, send_buffering=options.send_buffering)
+    if options.preempt is not None:
+        client_settings = replace(client_settings, preempt=options.preempt)
+        server_settings = replace(server_settings, preempt=options.preempt)
     network_spec = {**spec.network, **options.network}
     ledger = Ledger()
     network = Network(NetworkProfile.from_dict(network_spec), seed, loop.time)
@@ -244,6 +248,7 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
         "network": network_spec,
         "faults": sorted(client_settings.faults),
         "send_buffering": client_settings.send_buffering,
+        "preempt": client_settings.preempt,
         "datagrams": {d: dict(s) for d, s in network.stats.items()},
         "notes": context.notes if context else [],
         "transport": transport,

@@ -145,6 +145,15 @@ class ScenarioContext:
         """Wait until every stream in ``streams`` delivered SHUTDOWN_COMPLETE."""
         await asyncio.wait_for(asyncio.gather(*(s.wait_shutdown_complete() for s in streams)), timeout)
 
+    async def until_raced(self, attempt: Callable[[], Awaitable[bool]], attempts: int = 20) -> int:
+        """Run ``attempt`` until it returns True (the race it sets up happened), at most
+        ``attempts`` times; returns how many it took. Under preemption (``--preempt``) the
+        worker may run between any two calls, so a race needs tries, as on MsQuic."""
+        for n in range(1, attempts + 1):
+            if await attempt():
+                return n
+        raise AssertionError(f"the race did not happen in {attempts} attempts (the worker ran between the calls)")
+
     def note(self, text: str) -> None:
         """Add a line to this run's result (shown with failures)."""
         self.notes.append(text)

@@ -172,17 +172,27 @@ class SendBook:
         return send, problem, older
 
     def _pick(self, key: Any, canceled: bool, candidates: deque[Send]) -> Send:
-        """Several pending sends share this context: the one allowed to complete now."""
+        """Several pending sends share this context: the one allowed to complete now.
+
+        A canceled completion goes to the head of the latest run that matches: a send
+        accepted after a FIN or graceful shutdown call and canceled when the worker
+        applied it, while older sends of the same context may still be acknowledged.
+        (When everything is being canceled, which of two equal contexts is which does
+        not matter; matching the front instead would make a later acknowledgement look
+        like one for a send that never reached the peer.)"""
         front = self.front()
-        if front is not None and front.key == key:
-            return front
         if canceled:
+            late = None
             for run in self.runs:
                 for send in run:
                     if not send.done:
                         if send.key == key:
-                            return send
+                            late = send
                         break  # only the head of a run may overtake
+            if late is not None:
+                return late
+        if front is not None and front.key == key:
+            return front
         return candidates[0]
 
     def _overtaken(self, send: Send, canceled: bool) -> Send | None:

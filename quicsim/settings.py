@@ -32,6 +32,10 @@ class Settings:
     initial_rtt_ms: int = 100
     #: quicsim's own: names from :data:`FAULTS` to switch on.
     faults: frozenset[str] = field(default_factory=frozenset)
+    #: quicsim's own: the chance (0..1) that the worker runs right after an API call, as
+    #: MsQuic's worker thread may between two of the application's statements. Drawn
+    #: from the run's seed; 0 (the default): the worker runs only when the loop does.
+    preempt: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "faults", check_faults(self.faults))
@@ -47,3 +51,6 @@ class Settings:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"Settings.{name} must be a non-negative int, got {value!r}")
+        preempt = self.preempt
+        if isinstance(preempt, bool) or not isinstance(preempt, (int, float)) or not 0 <= preempt <= 1:
+            raise ValueError(f"Settings.preempt must be a number from 0 to 1, got {preempt!r}")

@@ -190,6 +190,9 @@ class Tracer(Observer):
         self._emit(f'{{"kind": "queued", "name": "send", {self._where_json(conn, stream)}, "send_id": {send_id}, '
                    f'"range": [{offset}, {end}], "fin": {"true" if fin else "false"}, "t": {self._t()}}}')
 
+    def preempted(self, conn, stream, call) -> None:
+        self._write({"kind": "preempt", "name": call, **self._where(conn, stream)})
+
     def operation_applied(self, conn, stream, kind) -> None:
         self._write({"kind": "applied", "name": kind, **self._where(conn, stream)})
 

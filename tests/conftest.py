@@ -25,14 +25,16 @@ async def eventually(predicate, what: str = "the condition", timeout: float = 20
         await asyncio.sleep(0.001)
 
 
-async def round_trip(conn) -> None:
+async def round_trip(conn) -> "quicsim.Stream":
     """A fresh stream started and shut down, waited for to the end: a whole exchange with
     the peer. Before checking that something did *not* happen, this proves the loop, the
-    link and the peer all had their turn (no data: a peer that collects data sees none)."""
+    link and the peer all had their turn (no data: a peer that collects data sees none).
+    Returns that stream (the peer may still hold its side, until its FIN is acknowledged)."""
     stream = conn.open_stream()
     stream.start()
     stream.shutdown(quicsim.StreamShutdownFlags.GRACEFUL)
     await stream.wait_shutdown_complete(timeout=20)
+    return stream
 
 
 class Recorder:

@@ -62,3 +62,11 @@ def unseeded_connection_ids() -> None:
     from quicsim.transport import seeded
 
     seeded._OS_VIEW.urandom = os.urandom
+
+
+def slow_start() -> None:
+    """A worker that takes longer to start than a run may take: a loaded machine, a slow
+    import. The start is not the first run's time."""
+    import time
+
+    time.sleep(1.5)

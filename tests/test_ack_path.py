@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from quicsim import SendFlags, Settings, StreamShutdownFlags
-from quicsim.api import Stream
+from quicsim.core import StreamCore
 
 from .conftest import Recorder, close_pair, eventually, make_pair
 
@@ -26,13 +26,13 @@ async def test_idle_streams_are_not_polled(monkeypatch):
         await eventually(lambda: pair.client.ledger.report()["completions"] == 100, "100 completions")
 
         calls: dict[int, int] = {}
-        original = Stream.on_acks
+        original = StreamCore.on_acks
 
         def counting(self):
             calls[self.handle] = calls.get(self.handle, 0) + 1
             original(self)
 
-        monkeypatch.setattr(Stream, "on_acks", counting)
+        monkeypatch.setattr(StreamCore, "on_acks", counting)
         rec = Recorder()
         busy = pair.client.open_stream(handler=rec)
         busy.start()

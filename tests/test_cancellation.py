@@ -226,12 +226,12 @@ async def test_idle_timeout_with_unacknowledged_data():
         assert never_started.send(b"y", client_context="held") is Status.PENDING
         assert never_started.start() is Status.PENDING
         await never_started.wait_event(StreamEventType.START_COMPLETE, timeout=5)
-        assert never_started.handler.events[0].status is Status.INVALID_STATE
+        assert never_started.core.handler.events[0].status is Status.INVALID_STATE
         with pytest.raises(StatusError) as info:
             pair.client.open_stream()
         assert info.value.status is Status.INVALID_STATE
         never_started.close()
-        assert never_started.handler.completions() == [("held", True)]
+        assert never_started.core.handler.completions() == [("held", True)]
         assert pair.client.ledger.ok, pair.client.ledger.summary()
     finally:
         await close_pair(pair)

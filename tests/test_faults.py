@@ -74,10 +74,10 @@ async def test_graceful_loop(faulted):
     assert rec.types()[-2:] == ["SEND_SHUTDOWN_COMPLETE", "SHUTDOWN_COMPLETE"] or fault is False
     if fault:
         assert rec.completions() == [("A", False), ("B", True)]
-        assert _lost(pair) == ["'C'"] and pair.client.fault_hits[0][0] == "reentrant-close"
+        assert _lost(pair) == ["'C'"] and pair.client.core.fault_hits[0][0] == "reentrant-close"
     else:
         assert rec.completions() == [("A", False), ("B", True), ("C", True)]
-        assert pair.ledger.ok and not pair.client.fault_hits
+        assert pair.ledger.ok and not pair.client.core.fault_hits
 
 
 async def test_abortive_cancel(faulted):
@@ -130,6 +130,6 @@ async def test_close_outside_a_batch_loses_nothing_even_with_the_fault():
             stream.send(b"x" * 3000, client_context=context)
         await stream.wait_shutdown_complete(timeout=5)
         assert rec.completions()[0] == ("A", False) and len(rec.completions()) == 3
-        assert pair.ledger.ok and not pair.client.fault_hits
+        assert pair.ledger.ok and not pair.client.core.fault_hits
     finally:
         await pair.shutdown()

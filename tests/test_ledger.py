@@ -11,6 +11,8 @@ import pytest
 import quicsim
 from quicsim import FAULTS, Ledger, SendFlags, Settings, Status, StreamShutdownFlags, events as ev
 
+from quicsim.pair import open_pair
+
 from .conftest import Recorder, close_pair, make_pair
 
 
@@ -291,13 +293,32 @@ def test_completions_match_by_order_when_contexts_repeat():
                         {"send_id": n, "bytes": 1, "flags": 0, "client_context": None})
     _shutdown(ledger, conn, stream)
     ledger.api_call(conn, stream, "send", Status.PENDING, {"send_id": 3, "bytes": 1, "flags": 0, "client_context": None})
-    # With one context for all, a completion answers the oldest send it may: here #1,
-    # #2, #3 in turn (a canceled first completion is as legal for #1 as for the late #3).
+    # With one context for all, an acknowledgement answers the oldest send it may, and a
+    # canceled completion the late send (#3, canceled when applied after the shutdown),
+    # so the two acknowledgements after it answer #1 and #2.
     for canceled in (True, False, False):
         ledger.stream_event(conn, stream, ev.SendComplete(canceled=canceled, client_context=None, send_id=0))
     assert ledger.ok and ledger.pending == 0, ledger.summary()
     ledger.stream_event(conn, stream, ev.SendComplete(canceled=False, client_context=None, send_id=0))
-    assert ledger.violations == ["c stream id=0: duplicate SEND_COMPLETE for send #3 (client_context=None)"]
+    assert ledger.violations == ["c stream id=0: duplicate SEND_COMPLETE for send #2 (client_context=None)"]
+
+
+@pytest.mark.asyncio
+async def test_a_late_canceled_send_with_the_context_of_an_acknowledged_one_is_no_violation():
+    """FIN send and a send after it share a context (None): the late one is canceled at
+    once, the FIN send acknowledged later. Matching the cancel to the FIN send made the
+    acknowledgement look like one for bytes the peer never received."""
+    pair = await open_pair(transport="memory")
+    try:
+        stream = pair.client.open_stream()
+        stream.start()
+        stream.send(b"a", SendFlags.FIN)
+        stream.send(b"b")
+        await stream.wait_shutdown_complete(timeout=10)
+    finally:
+        await pair.shutdown()
+    assert pair.ledger.ok, pair.ledger.summary()
+    assert pair.ledger.report()["canceled"] == 1 and pair.ledger.report()["acked"] == 1
 
 
 def test_stack_send_ids_are_not_used_to_match():

@@ -178,7 +178,7 @@ async def test_cancel_on_loss_never_cancels_an_acknowledged_send():
 
             def on_event(stream, event):
                 if event.type is StreamEventType.CANCEL_ON_LOSS:
-                    prefix["acked"] = stream.quic_stream.sender._buffer_start
+                    prefix["acked"] = stream.core.quic_stream.sender._buffer_start
 
             rec = Recorder(on_event)
             stream = pair.client.open_stream(handler=rec)
@@ -217,6 +217,6 @@ async def test_delay_send_data_is_buffered_and_flushed_by_the_next_send():
         b.shutdown(StreamShutdownFlags.GRACEFUL)
         await a.wait_shutdown_complete(timeout=10)
         await b.wait_shutdown_complete(timeout=10)
-        assert pair.client.send_buffer.buffered_bytes == 0 and pair.ledger.ok
+        assert pair.client.core.send_buffer.buffered_bytes == 0 and pair.ledger.ok
     finally:
         await pair.shutdown()

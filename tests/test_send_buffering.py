@@ -36,14 +36,14 @@ async def test_first_128_kib_complete_before_any_ack_the_rest_as_acks_free_room(
         for i in range(COUNT):
             stream.send(bytes(CHUNK), SendFlags.FIN if i == COUNT - 1 else SendFlags.NONE, client_context=i)
         await asyncio.sleep(0)  # the worker applies the sends; nothing can be acknowledged yet
-        sender = stream.quic_stream.sender
+        sender = stream.core.quic_stream.sender
         assert sender._buffer_start == 0, "no acknowledgement so far"
         early = rec.completions()
         assert early == [(i, False) for i in range(MIN_IDEAL // CHUNK)]  # 8 sends = 128 KiB
-        assert pair.client.send_buffer.buffered_bytes == MIN_IDEAL
+        assert pair.client.core.send_buffer.buffered_bytes == MIN_IDEAL
         await stream.wait_shutdown_complete(timeout=30)
         assert rec.completions() == [(i, False) for i in range(COUNT)]
-        assert pair.client.send_buffer.buffered_bytes == 0
+        assert pair.client.core.send_buffer.buffered_bytes == 0
         assert pair.ledger.ok, pair.ledger.summary()
     finally:
         await pair.shutdown()
@@ -66,7 +66,7 @@ async def test_abort_cancels_exactly_the_unbuffered_sends():
         await stream.wait_shutdown_complete(timeout=10)
         done = rec.completions()
         assert done == [(i, False) for i in range(20)] + [(i, True) for i in range(20, COUNT)]
-        assert pair.client.send_buffer.buffered_bytes == 0
+        assert pair.client.core.send_buffer.buffered_bytes == 0
         assert pair.ledger.ok, pair.ledger.summary()
     finally:
         await pair.shutdown()

@@ -73,7 +73,7 @@ async def test_completion_waits_for_acknowledgement(pair):
     await stream.wait_event(StreamEventType.SEND_COMPLETE, timeout=5)
     assert rec.completions() == [("big", False)]
     server_stream = pair.server_events.events[-1].stream  # PEER_STREAM_STARTED
-    assert server_stream.recv_offset == 50_000  # the peer really received it all
+    assert server_stream.core.recv_offset == 50_000  # the peer really received it all
 
 
 async def test_buffers_list_memoryview_and_empty(pair):

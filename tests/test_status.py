@@ -115,7 +115,7 @@ async def test_double_start(pair):
 
 
 async def test_start_fail_blocked_reports_stream_limit(pair):
-    limit = pair.client.quic._remote_max_streams_bidi
+    limit = pair.client.core.quic._remote_max_streams_bidi
     for _ in range(limit):
         pair.client.open_stream().start()
     await asyncio.sleep(0)

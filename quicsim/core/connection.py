@@ -10,6 +10,7 @@ sends whatever aioquic then has to send.
 from __future__ import annotations
 
 import logging
+import itertools
 import threading
 import traceback
 from typing import Any, Callable, cast
@@ -66,8 +67,6 @@ class StatusError(Exception):
 class ConnectionCore:
     """A connection handle: StreamOpen, ConnectionShutdown, and the worker behind them."""
 
-    stream_class: type[StreamCore] = StreamCore
-
     def __init__(
         self,
         quic: QuicConnection,
@@ -85,7 +84,16 @@ class ConnectionCore:
         self.handler = handler
         self.context = context
         self.observers = list(observers)
+        #: some observer counts the core's probes (rare branches): only then are they reported
+        self.probing = any(getattr(o, "wants_probes", False) for o in self.observers)
         self.label = label or ("client" if self.is_client else "server")
+        #: what handlers receive as the connection: the API handle wrapping this core
+        #: (the core itself when used bare)
+        self.owner: Any = self
+        #: called with every event delivered, after the handler (the API's waiters)
+        self.event_hook: Callable[[ev.ConnectionEvent], None] | None = None
+        #: makes the API handle of each new stream (opened or the peer's); None: bare core
+        self.wrap_stream: Callable[[StreamCore], Any] | None = None
         #: called (no arguments) when operations are queued or data waits to be sent
         self.wakeup: Callable[[], None] | None = None
         #: guards what API calls from any thread share with the worker: the operation
@@ -103,7 +111,8 @@ class ConnectionCore:
         self.streams: dict[int, StreamCore] = {}  # started and peer streams, by stream id
         self.unstarted: dict[StreamCore, None] = {}  # opened, not (yet) started
         self._dirty: dict[StreamCore, None] = {}  # streams that saw ACKs or losses
-        self._send_ids = 0
+        #: ``next(send_ids)``: the connection's send ids, 1, 2, ... (a C-level counter: per send)
+        self.send_ids = itertools.count(1)
         self._handles = 0
         self.negotiated_alpn: str | None = None
         #: MsQuic's connection state flags, all in one place (see core/state.py)
@@ -153,7 +162,7 @@ class ConnectionCore:
         if status is not None:
             self.observe_call(None, "open_stream", status, flags=int(flags) if isinstance(flags, int) else flags)
             raise StatusError(status, f"StreamOpen failed: {status.name}")
-        stream = self.stream_class(self, StreamOpenFlags(flags), handler, context)
+        stream = self._new_stream(StreamOpenFlags(flags), handler, context)
         self.unstarted[stream] = None
         self.observe_call(stream, "open_stream", Status.SUCCESS, flags=int(flags))
         return stream
@@ -211,6 +220,8 @@ class ConnectionCore:
     def queue_operation(self, op: ops.Operation, priority: bool = False) -> None:
         """QuicConnQueueOper: hand ``op`` to the worker and wake it."""
         with self.lock:
+            if self.probing and self.ops and (priority or op.kind == "conn_shutdown"):
+                self.probe(op.stream, "queued-ahead-of-work")
             self.ops.push(op, priority)
         if self.wakeup is not None:
             self.wakeup()
@@ -254,6 +265,16 @@ class ConnectionCore:
             aq.terminate_silently(self.quic, error_code)
         else:
             self.quic.close(error_code=error_code)
+
+    def begin_close(self) -> None:
+        """MsQuicConnectionClose up to the point where the worker drains the last events:
+        apply what is queued, then (unless a shutdown already began) close silently with
+        QuicConnCloseLocally(SILENT | QUIC_STATUS, ABORTED)."""
+        self.app_close_in_progress = True
+        self.process_operations()
+        if not self.state.shutdown_initiated:
+            self.apply_shutdown(ConnectionShutdownFlags.SILENT, 0, by_app=False)
+        aq.end_closing_period(self.quic)  # the handle is going away
 
     # ------------------------------------------------------------ aioquic events
 
@@ -404,10 +425,6 @@ class ConnectionCore:
         self._handles += 1
         return self._handles
 
-    def next_send_id(self) -> int:
-        self._send_ids += 1
-        return self._send_ids
-
     def _apply_limits(self) -> None:
         aq.set_local_stream_limits(self.quic, self.settings.peer_bidi_stream_count,
                                    self.settings.peer_unidi_stream_count)
@@ -449,10 +466,17 @@ class ConnectionCore:
         if quic_stream is None:
             return None
         self._peer_streams_seen.add(stream_id)
-        stream = self.stream_class(self, (
-            StreamOpenFlags.UNIDIRECTIONAL if stream_id & 2 else StreamOpenFlags.NONE), peer_stream_id=stream_id)
+        stream = self._new_stream(
+            StreamOpenFlags.UNIDIRECTIONAL if stream_id & 2 else StreamOpenFlags.NONE, peer_stream_id=stream_id)
         self._register(stream, quic_stream)
-        self.indicate(ev.PeerStreamStarted(stream=stream, flags=stream.open_flags))
+        self.indicate(ev.PeerStreamStarted(stream=stream.owner, flags=stream.open_flags))
+        return stream
+
+    def _new_stream(self, flags: StreamOpenFlags, handler: Callable | None = None, context: Any = None,
+                    *, peer_stream_id: int | None = None) -> StreamCore:
+        stream = StreamCore(self, flags, handler, context, peer_stream_id=peer_stream_id)
+        if self.wrap_stream is not None:
+            stream.owner = self.wrap_stream(stream)
         return stream
 
     def await_peer_accept(self, stream: StreamCore) -> None:
@@ -487,7 +511,9 @@ class ConnectionCore:
         for observer in self.observers:
             observer.connection_event(self, event)
         if self.handler is not None:
-            self.call_handler(self.handler, self, event)
+            self.call_handler(self.handler, self.owner, event)
+        if self.event_hook is not None:
+            self.event_hook(event)
 
     def call_handler(self, handler: Callable, target: Any, event: Any) -> None:
         """Run one callback. Callbacks of a connection never overlap; an exception is
@@ -507,6 +533,15 @@ class ConnectionCore:
     def observe_call(self, stream: StreamCore | None, name: str, status: Status | None, **args: Any) -> None:
         for observer in self.observers:
             observer.api_call(self, stream, name, status, args)
+
+    def probe(self, stream: StreamCore | None, name: str) -> None:
+        """A state-coverage probe at a rare branch; callers test ``self.probing`` first."""
+        for observer in self.observers:
+            observer.probe(self, stream, name)
+
+    def observe_preempted(self, stream: StreamCore | None, call: str) -> None:
+        for observer in self.observers:
+            observer.preempted(self, stream, call)
 
     def _observe_applied(self, stream: StreamCore | None, kind: str) -> None:
         for observer in self.observers:

@@ -70,6 +70,11 @@ class StreamCore:
         self.open_flags = StreamOpenFlags(flags)
         self.handler = handler
         self.context = context
+        #: what handlers receive as the stream: the API handle wrapping this core
+        #: (the core itself when used bare)
+        self.owner: Any = self
+        #: called with every event delivered, after the handler (the API's waiters)
+        self.event_hook: Callable[[ev.StreamEvent], None] | None = None
         #: the connection-local handle number (stream ids exist only once started)
         self.handle = connection.next_handle()
         self.id: int | None = peer_stream_id
@@ -107,6 +112,12 @@ class StreamCore:
     shutdown_complete = state.view("shutdown_complete")
     handle_closed = state.view("handle_closed")
 
+    @property
+    def core(self) -> "StreamCore":
+        """This core; the API handle has the same attribute, so an observer handed either
+        (``event.stream`` of PEER_STREAM_STARTED is the handle) reaches the core."""
+        return self
+
     def __repr__(self) -> str:
         return (
             f"<Stream {self.connection.label} handle={self.handle} id={self.id} "
@@ -142,7 +153,7 @@ class StreamCore:
         """StreamSend: PENDING when accepted (then exactly one SEND_COMPLETE follows)."""
         # The hot path: plain ints and a bytes fast path, no enum arithmetic.
         conn = self.connection
-        send_id = conn.next_send_id()
+        send_id = next(conn.send_ids)
         iflags = (flags if type(flags) is int
                   else flags._value_ if type(flags) is SendFlags else rules.flag_value(flags, SendFlags))
         bufs: tuple[Buffer, ...] | None
@@ -167,7 +178,8 @@ class StreamCore:
                     api_requests.append(request)
                     for observer in conn.observers:
                         observer.send_call(conn, self, send_id, Status.PENDING, length, iflags, client_context)
-                    inline = conn.inline() and not conn.settings.send_buffering
+                    # (callback_depth first: outside callbacks, the usual case, that is all)
+                    inline = bool(conn.callback_depth) and conn.inline() and not conn.settings.send_buffering
                     if queue_oper and not inline:
                         conn.queue_operation(ops.StreamSendFlush(self), priority=bool(iflags & _PRIORITY_WORK))
             if status is None:
@@ -211,6 +223,8 @@ class StreamCore:
         if not conn.callback_depth:
             # The blocking close is processed after the operations queued before it.
             conn.process_operations()
+        if conn.probing and self.sends.taken and conn.callback_depth:
+            conn.probe(self, "close-inside-detached-batch")
         if conn.faults:
             self._close_faults()
         if not self.state.shutdown_complete:
@@ -304,6 +318,8 @@ class StreamCore:
             # (another send, an ACK, a timer) writes it.
             if not request.flags & _DELAY_SEND or request.fin:
                 delayed = False
+            elif self.connection.probing:
+                self.connection.probe(self, "delay-send-held")
             if self.state.started:
                 self._write(request)
             elif request.flags & _START:
@@ -343,18 +359,15 @@ class StreamCore:
 
     # ---------------------------------------------------------- send-side rules
 
-    def _sender_reset(self) -> bool:
-        """aioquic resets the sender itself on a peer STOP_SENDING, before we see the
-        event: from then on nothing may be written (the event will cancel the sends)."""
-        assert self.quic_stream is not None  # only a started stream writes
-        return aq.sender_reset(self.quic_stream.sender)
-
     def _write(self, request: SendRequest) -> None:
         """Hand a queued request's bytes (and FIN) to aioquic."""
-        if self._sender_reset():
-            return
         assert self.quic_stream is not None  # only a started stream writes
-        write = self.quic_stream.sender.write
+        sender = self.quic_stream.sender
+        if aq.sender_reset(sender):
+            # aioquic resets the sender itself on a peer STOP_SENDING, before we see the
+            # event: from then on nothing may be written (the event cancels the sends).
+            return
+        write = sender.write
         bufs = request.buffers
         assert bufs is not None  # a request is written once: only here are its buffers dropped
         request.buffers = None  # aioquic has copied them; MsQuic would still hold them
@@ -372,8 +385,8 @@ class StreamCore:
             self._fin_written = True
 
     def _write_fin(self) -> None:
-        if not self._sender_reset():
-            assert self.quic_stream is not None  # only a started stream writes
+        assert self.quic_stream is not None  # only a started stream writes
+        if not aq.sender_reset(self.quic_stream.sender):
             self.quic_stream.sender.write(b"", True)
         self._fin_written = True
 
@@ -384,6 +397,8 @@ class StreamCore:
         with self.connection.lock:
             self.state.send_enabled = False
             late = self.sends.take_api_requests(self.connection.lock)
+        if late and self.connection.probing:
+            self.connection.probe(self, "graceful-shutdown-cancels-batch")
         while late:
             # "These sends were queued by the app after queueing a graceful shutdown."
             self._cancel_late(late.popleft())
@@ -460,6 +475,8 @@ class StreamCore:
         """QuicStreamCompleteSendRequest: the one SEND_COMPLETE of ``request``."""
         if canceled and request.flags & _START and not self.state.start_indicated and self.is_local:
             # A canceled send that was to start the stream first tells the start failed.
+            if self.connection.probing:
+                self.connection.probe(self, "start-send-start-complete-aborted")
             self.state.start_indicated = True
             # Until its own SEND_COMPLETE the request is still pending: a StreamClose from
             # the START_COMPLETE handler must find it (and complete it) like any other.
@@ -616,17 +633,18 @@ class StreamCore:
         self._dispatch(event)
 
     def _dispatch(self, event: ev.StreamEvent) -> None:
-        """Deliver ``event`` to observers and the handler (the API layer extends this)."""
+        """Deliver ``event`` to observers, then the handler, then the event hook."""
         conn = self.connection
         if conn.observers:
             for observer in conn.observers:
                 observer.stream_event(conn, self, event)
         handler = self.handler
-        if handler is None:
-            if not self.is_local:
-                self._default_peer_handler(event)
-            return
-        conn.call_handler(handler, self, event)
+        if handler is not None:
+            conn.call_handler(handler, self.owner, event)
+        elif not self.is_local:
+            self._default_peer_handler(event)
+        if self.event_hook is not None:
+            self.event_hook(event)
 
     def _default_peer_handler(self, event: ev.StreamEvent) -> None:
         """A peer stream nobody handles: consume everything, and once the peer is done

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 from .. import interrupt
+from .dask_pool import DaskPool
 from .engine import NO_HANDSHAKE, NONDETERMINISTIC, Finding, shrink, write_finding
 from .program import Program, generate
 from .watchdog import WALL_BUDGET, Outcome, Sandbox
@@ -66,18 +67,25 @@ def run_campaign(
     wall_budget: float = WALL_BUDGET,
     worker_init: str | None = None,
     determinism_every: int = 0,
+    scheduler: str | None = None,
     swarm: float = 0.0,
 ) -> CampaignResult:
     """``worker_init`` ("module:function") runs first in every worker process; with
     ``determinism_every`` N, each seed divisible by N is also run twice and compared;
-    ``swarm`` is the fraction of seeds that are swarm runs (:mod:`.swarm`)."""
+    ``swarm`` is the fraction of seeds that are swarm runs (:mod:`.swarm`). With
+    ``scheduler`` (a Dask scheduler's address) the runs go to that cluster instead of
+    ``jobs`` local processes; shrinking stays here."""
     result = CampaignResult(first_seed=seed)
     started = time.monotonic()
     deadline = started + time_budget if time_budget is not None else None
     shrunk: set[str] = set()
     jobs_iter = (("seed", s, max_ops, faults, bool(determinism_every) and s % determinism_every == 0, swarm)
                  for s in range(seed, seed + runs))
-    with Sandbox(jobs, wall_budget, worker_init) as sandbox, Sandbox(1, wall_budget, worker_init) as shrinker:
+    if scheduler is None:
+        pool: Sandbox | DaskPool = Sandbox(jobs, wall_budget, worker_init)
+    else:
+        pool = DaskPool(scheduler, wall_budget, worker_init, expected_jobs=runs)
+    with pool as sandbox, Sandbox(1, wall_budget, worker_init) as shrinker:
         try:
             for outcome in sandbox.run(jobs_iter, deadline=deadline, grace=GRACE_SECONDS):
                 if interrupt.requested():  # Ctrl-C: keep what finished, start nothing new

@@ -14,7 +14,7 @@ from typing import Callable
 from ..loader import load_scenarios
 from ..runner import RunOptions, run_job
 from ..scenario_spec import ATTRIBUTE, ScenarioSpec
-from .program import Program, generate
+from .program import PREEMPT_CHOICES, Program, generate
 from .render import render
 from .swarm import describe
 
@@ -117,6 +117,15 @@ def shrink(program: Program, sig: str, faults: frozenset[str], max_runs: int = 3
         candidate = replace(current, send_buffering=False)
         if still_fails(candidate):
             current = candidate
+    # The lowest preemption chance that still fails (another P is another schedule, so
+    # each is tried rather than assumed).
+    for lower in (0.0, *PREEMPT_CHOICES):
+        if lower >= current.preempt:
+            break
+        candidate = replace(current, preempt=lower)
+        if still_fails(candidate):
+            current = candidate
+            break
     for key in list(current.network):
         network = {k: v for k, v in current.network.items() if k != key}
         candidate = replace(current, network=network)

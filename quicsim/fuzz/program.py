@@ -83,6 +83,8 @@ class Program:
     send_buffering: bool = False
     #: a swarm run's features (:mod:`.swarm`); None for a full run
     features: frozenset[str] | None = None
+    #: Settings.preempt on both sides: the chance the worker runs right after each API call
+    preempt: float = 0.0
 
     def api_op_count(self) -> int:
         """Operations that are API calls (sleeps do not count)."""
@@ -174,6 +176,7 @@ def generate(seed: int, max_ops: int = 12, swarm: float = 0.0) -> Program:
     # Drawn from its own generator so adding this knob left every program's ops as they were.
     program.send_buffering = (random.Random(f"quicsim-fuzz-buffering:{seed}").random() < 0.5
                               and allowed(features, "settings.send_buffering"))
+    program.preempt = _preempt(random.Random(f"quicsim-fuzz-preempt:{seed}"))
     datagrams = random.Random(f"quicsim-fuzz-datagrams:{seed}")
     streams: list[str] = []
     n_ops = rng.randint(2, max(2, max_ops))
@@ -216,6 +219,16 @@ def generate(seed: int, max_ops: int = 12, swarm: float = 0.0) -> Program:
                     program.ops.append(("send", sid, _size(rng), 1, 0))
     program.ops = _at_most(program.ops, max(2, max_ops))
     return program
+
+
+#: preemption chances a run may draw (0: the worker runs only when the loop runs it)
+PREEMPT_CHOICES = (0.1, 0.25, 0.5, 0.75, 1.0)
+
+
+def _preempt(rng: random.Random) -> float:
+    """Half the runs keep program order (no preemption point); the others draw how often
+    the worker runs between two calls, up to every time."""
+    return 0.0 if rng.random() < 0.5 else rng.choice(PREEMPT_CHOICES)
 
 
 def _at_most(ops: list[Op], max_ops: int) -> list[Op]:

@@ -120,12 +120,14 @@ def render(program: Program, faults: frozenset[str] = frozenset(), doc: str = ""
         body.append("pass")
     settings = ""
     uses_datagrams = any(op[0] == "datagram" for op in program.ops)
-    if faults or program.send_buffering or uses_datagrams:
+    if faults or program.send_buffering or uses_datagrams or program.preempt:
         args = []
         if uses_datagrams:
             args.append("datagram_receive_enabled=True")
         if program.send_buffering:
             args.append("send_buffering=True")
+        if program.preempt:
+            args.append(f"preempt={program.preempt!r}")
         if faults:
             args.append(f"faults={sorted(faults)!r}")
         both = f"Settings({', '.join(args)})"

@@ -17,6 +17,8 @@ from typing import Any, Iterable, Iterator
 WALL_BUDGET = 30.0
 #: how long a worker gets to exit when asked, before it is killed
 _EXIT_GRACE = 1.0
+#: how long a new worker may take to start (imports, ``init``) on top of its first run's budget
+_START_BUDGET = 60.0
 
 
 @dataclass
@@ -62,6 +64,7 @@ def _serve(conn: Any, init: str | None) -> None:
     if init:
         module, _, name = init.partition(":")
         getattr(importlib.import_module(module), name)()
+    conn.send(("ready", None))  # the first run's budget starts now, not at the spawn
     while True:
         try:
             job = conn.recv()
@@ -84,6 +87,7 @@ class _Worker:
         child.close()
         self.job: tuple | None = None
         self.started = 0.0
+        self.ready = False
 
     def submit(self, job: tuple) -> None:
         self.job = job
@@ -155,7 +159,7 @@ class Sandbox:
             busy = [w for w in self.workers if w.job is not None]
             if not busy:
                 return
-            limit = min(w.started + self.wall_budget for w in busy)
+            limit = min(w.started + self._budget(w) for w in busy)
             if deadline is not None:
                 limit = min(limit, deadline + grace)
             ready = wait([w.conn for w in busy] + [w.process.sentinel for w in busy],
@@ -185,18 +189,26 @@ class Sandbox:
                 status, value = worker.conn.recv()
             except (EOFError, OSError):
                 return self._replace(worker, Outcome(job, failure="crash", detail=self._death(worker)))
+            if status == "ready":
+                worker.ready, worker.started = True, now
+                return None
             worker.job = None
             if status == "ok":
                 return Outcome(job, value=value)
             return Outcome(job, failure="crash", detail=f"the run raised {value}")
         if worker.process.sentinel in ready or not worker.process.is_alive():
             return self._replace(worker, Outcome(job, failure="crash", detail=self._death(worker)))
-        if now - worker.started >= self.wall_budget:
-            return self._replace(worker, Outcome(
-                job, failure="hang", detail=f"still running after {self.wall_budget:g} s of wall-clock time"))
+        if now - worker.started >= self._budget(worker):
+            detail = (f"still running after {self.wall_budget:g} s of wall-clock time" if worker.ready
+                      else f"its worker process had not started after {self._budget(worker):g} s")
+            return self._replace(worker, Outcome(job, failure="hang", detail=detail))
         if deadline is not None and now >= deadline + grace:
             return self._replace(worker, Outcome(job, failure="unfinished", detail="stopped at the time budget"))
         return None
+
+    def _budget(self, worker: _Worker) -> float:
+        """A run's wall-clock budget; a worker still starting also gets its start's."""
+        return self.wall_budget if worker.ready else self.wall_budget + _START_BUDGET
 
     def _death(self, worker: _Worker) -> str:
         worker.process.join(_EXIT_GRACE)

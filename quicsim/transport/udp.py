@@ -47,7 +47,6 @@ class ConnectionDriver(QuicConnectionProtocol):
     def attach(self, core: Any) -> None:
         self.core = core
         core.wakeup = self._wakeup
-        core.driver = self
         core.worker_thread = threading.get_ident()  # the loop's thread is the worker
         core.call_on_worker = self._call_on_worker
 
@@ -58,10 +57,10 @@ class ConnectionDriver(QuicConnectionProtocol):
         self._worker_scheduled = True
         try:
             if threading.get_ident() == self.core.worker_thread:
-                self._loop.call_soon(self._run_worker)
+                self._loop.call_soon(self.run_worker)
             else:
                 # An API call from another thread: hand over, never wait (MsQuic's queued calls).
-                self._loop.call_soon_threadsafe(self._run_worker)
+                self._loop.call_soon_threadsafe(self.run_worker)
         except RuntimeError:  # the loop is closed: nothing will run the worker any more
             self._worker_scheduled = False
             raise
@@ -88,7 +87,8 @@ class ConnectionDriver(QuicConnectionProtocol):
         if failure:
             raise failure[0]
 
-    def _run_worker(self) -> None:
+    def run_worker(self) -> None:
+        """One worker pass: apply queued operations, deliver events, send."""
         self._worker_scheduled = False
         self.core.process_operations()
         self._process_events()
