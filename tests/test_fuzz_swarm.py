@@ -65,6 +65,8 @@ def outside_features(program: Program) -> set[str]:
     used = {_NETWORK[key] for key in program.network}
     if program.send_buffering:
         used.add("settings.send_buffering")
+    if program.preempt:
+        used.add("settings.preempt")
     previous: tuple = ()
     for op in program.ops:
         needs = _op_needs(op)
@@ -85,6 +87,8 @@ def test_a_swarm_program_uses_only_the_features_its_seed_kept():
     program = next(p for p in programs if "op.close" not in p.features and "net.loss" not in p.features)
     assert outside_features(replace(program, ops=program.ops + [("close", "s1")])) == {"op.close"}
     assert outside_features(replace(program, network={"loss": 0.1})) == {"net.loss"}
+    unordered = next(p for p in programs if "settings.preempt" not in p.features)
+    assert outside_features(replace(unordered, preempt=0.5)) == {"settings.preempt"}
     fin = replace(program, ops=[("send", "s1", 1, 1, int(SendFlags.FIN))],
                   features=(program.features | {"op.send"}) - {"send.fin"})
     assert outside_features(fin) == {"send.fin"}
@@ -94,6 +98,7 @@ def test_a_swarm_program_uses_only_the_features_its_seed_kept():
     used = {name for p in programs for op in p.ops for name in _op_needs(op)}
     used |= {_NETWORK[key] for p in programs for key in p.network}
     used |= {"settings.send_buffering"} if any(p.send_buffering for p in programs) else set()
+    used |= {"settings.preempt"} if any(p.preempt for p in programs) else set()
     assert used == set(FEATURES) - {"stream.start_at_open", "shutdown.racing_sends"}
 
 

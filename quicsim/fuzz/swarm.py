@@ -36,7 +36,8 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "on": ("on.start_complete", "on.send_complete", "on.send_shutdown_complete", "on.peer_send_shutdown",
            "on.peer_receive_aborted", "on.receive"),
     "net": ("net.loss", "net.delay", "net.jitter", "net.reorder", "net.duplicate", "net.blackhole"),
-    "settings": ("settings.send_buffering",),
+    # last, so adding one left the draws of the others as they were
+    "settings": ("settings.send_buffering", "settings.preempt"),
 }
 FEATURES: tuple[str, ...] = tuple(name for names in GROUPS.values() for name in names)
 
