@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="run each seed divisible by N twice and compare trace, qlog and datagrams (0: never)")
     fuzz.add_argument("--swarm", type=_fraction, default=DEFAULT_SWARM, metavar="RATIO",
                       help="fraction of runs that are swarm runs, generated from a random subset of operation "
-                           f"kinds, flags and network features (default {DEFAULT_SWARM:g}; 0: none)")
+                           f"kinds, flags and network features (default {DEFAULT_SWARM:g})")
 
     explain = sub.add_parser("explain", help="the life of each send in a trace, leaked sends first")
     explain.add_argument("trace", metavar="TRACE", help="a JSON Lines trace (quicsim run --trace DIR)")

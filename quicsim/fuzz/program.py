@@ -177,6 +177,8 @@ def generate(seed: int, max_ops: int = 12, swarm: float = 0.0) -> Program:
     program.send_buffering = (random.Random(f"quicsim-fuzz-buffering:{seed}").random() < 0.5
                               and allowed(features, "settings.send_buffering"))
     program.preempt = _preempt(random.Random(f"quicsim-fuzz-preempt:{seed}"))
+    if not allowed(features, "settings.preempt"):
+        program.preempt = 0.0
     datagrams = random.Random(f"quicsim-fuzz-datagrams:{seed}")
     story = random.Random(f"quicsim-fuzz-story:{seed}")
     streams: list[str] = []
