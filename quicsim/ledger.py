@@ -186,6 +186,11 @@ class Ledger(Observer):
 
     def stream_event(self, conn, stream, event) -> None:
         with self._lock:
+            if event.type is _SEND_COMPLETE:  # the hot path, without a second call
+                record = self._streams.get(id(stream))
+                if record is not None and not record.shutdown_complete and record.conn.event_thread is not None:
+                    self._on_send_complete(record, event)
+                    return
             self._stream_event(conn, stream, event)
 
     def connection_event(self, conn, event) -> None:

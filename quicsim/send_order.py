@@ -201,6 +201,8 @@ class SendBook:
         assert run is not None  # every accepted send belongs to a run
         while run[0].done:
             run.popleft()
+        if run[0] is send and run is self.runs[0]:
+            return None  # the oldest pending send: the usual, in-order case
         if run[0] is not send:
             if not (canceled and (self.inline_split or self.concurrent)):
                 return run[0]
