@@ -192,3 +192,34 @@ def test_liveness_phase_reports_a_stalled_send(pytester: pytest.Pytester):
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-o", "asyncio_mode=strict")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*STALLED client stream 0 send #1 client_context='never-on-time'*"])
+
+
+PREEMPTED = """
+    import pytest
+    from quicsim import Settings, Status, StreamShutdownFlags
+
+    async def story(pair):
+        s = pair.client.open_stream()
+        s.start()
+        s.send(b"x" * 100, client_context="first")
+        s.shutdown(StreamShutdownFlags.GRACEFUL)
+        late = s.send(b"late", client_context="late")
+        await s.wait_shutdown_complete(timeout=5)
+        return late
+
+    @pytest.mark.asyncio
+    @pytest.mark.quicsim(transport="memory", settings=Settings(preempt=1.0))
+    async def test_worker_runs_after_every_call(quicsim_pair):
+        assert await story(quicsim_pair) is Status.INVALID_STATE  # the shutdown was applied first
+
+    @pytest.mark.asyncio
+    @pytest.mark.quicsim(transport="memory")
+    async def test_program_order(quicsim_pair):
+        assert await story(quicsim_pair) is Status.PENDING  # rides with the unflushed batch
+"""
+
+
+def test_preemption_through_the_marker(pytester: pytest.Pytester):
+    pytester.makepyfile(PREEMPTED)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-o", "asyncio_mode=strict")
+    result.assert_outcomes(passed=2)
