@@ -4,6 +4,9 @@ Sans-I/O: no asyncio, no sockets, no clock. The connection core owns the operati
 queue and calls the ``_apply_*`` methods when its worker applies an operation; the
 public methods are what the application calls (checks, then queue or run inline).
 Branches name the MsQuic function whose rule they implement (``src/core/stream*.c``).
+It is longer than most modules on purpose: every path that completes a send (flush,
+shutdown, abort, close, ACK) and both inputs of QuicStreamTryCompleteShutdown stay in one
+file, so the exactly-once argument can be read in one place.
 """
 
 from __future__ import annotations
