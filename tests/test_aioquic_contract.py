@@ -9,7 +9,7 @@ import pytest
 from aioquic.quic import events as qe
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection, QuicConnectionState
-from aioquic.quic.stream import QuicStream, QuicStreamSender
+from aioquic.quic.stream import QuicStream, QuicStreamReceiver, QuicStreamSender
 
 
 def _need(obj, name: str, where: str) -> None:
@@ -144,7 +144,7 @@ PRIVATE_NAMES = {
     "_is_client", "_close_event", "_state", "_close_end", "_events",
     "_remote_max_streams_bidi", "_remote_max_streams_uni", "_local_max_streams_bidi",
     "_local_max_streams_uni", "_streams", "_loss",
-    "_buffer_start", "_acked_fin", "_reset_error_code",
+    "_buffer_start", "_acked_fin", "_reset_error_code", "_stop_error_code",
     "_QuicConnection__frame_handlers",
     "_write_datagram_frame", "_remote_max_datagram_frame_size", "_max_datagram_size",
     "_quic_logger", "_packet", "_datagrams_pending",
@@ -155,7 +155,7 @@ def _private_reads(path) -> set[str]:
     import re
 
     text = path.read_text()
-    return set(re.findall(r"\b(?:quic|sender|builder|pending\[0\])\.(_[A-Za-z]\w*)", text))
+    return set(re.findall(r"\b(?:quic|sender|receiver|builder|pending\[0\])\.(_[A-Za-z]\w*)", text))
 
 
 def test_every_private_read_is_in_the_adapter_and_named_here():
@@ -175,6 +175,7 @@ def test_every_private_read_is_in_the_adapter_and_named_here():
                                              f"move it into core/aioquic_adapter.py"
     quic = QuicConnection(configuration=QuicConfiguration(is_client=True))
     sender = QuicStreamSender(stream_id=0, writable=True)
+    receiver = QuicStreamReceiver(stream_id=0, readable=True)
     for name in PRIVATE_NAMES:
-        assert any(hasattr(obj, name) for obj in (quic, sender)) or name == "_packet", \
+        assert any(hasattr(obj, name) for obj in (quic, sender, receiver)) or name == "_packet", \
             f"aioquic changed: {name} is gone; core/aioquic_adapter.py reads it. Pin aioquic."

@@ -21,7 +21,9 @@ from quicsim import (
 )
 from quicsim.pair import open_pair
 
-from .conftest import Recorder, eventually, round_trip
+import pytest_asyncio
+
+from .conftest import Recorder, eventually, judge, round_trip
 
 pytestmark = pytest.mark.asyncio
 
@@ -275,3 +277,39 @@ async def test_close_from_the_start_complete_of_a_canceled_start_send_still_comp
     assert sorted(rec.completions()) == [("fin", True), ("late-start", True)]
     assert rec.types()[-1] == "SHUTDOWN_COMPLETE"
     assert mem.ledger.ok, mem.ledger.summary()
+
+
+@pytest_asyncio.fixture
+async def mem_one_stream():
+    """A memory pair whose server lets the client open one bidirectional stream at a time."""
+    p = await open_pair(transport="memory", server_settings=Settings(peer_bidi_stream_count=1))
+    yield p
+    await p.shutdown()
+    judge(p.ledger)
+
+
+async def round_trip_on(stream) -> None:
+    """Finish ``stream`` gracefully and wait for its end (frees the peer's stream slot)."""
+    stream.shutdown(StreamShutdownFlags.GRACEFUL)
+    await stream.wait_shutdown_complete(timeout=10)
+
+
+async def test_an_abort_on_a_stream_the_peer_has_not_allowed_waits_for_the_limit(mem_one_stream):
+    """A started stream blocked by the peer's stream limit, then aborted: its RESET_STREAM
+    and STOP_SENDING wait until the peer allows the stream. Sent at once (as aioquic
+    would), the peer closes the connection with STREAM_LIMIT_ERROR."""
+    first = mem_one_stream.client.open_stream()
+    first.start()
+    blocked_rec = Recorder()
+    blocked = mem_one_stream.client.open_stream(handler=blocked_rec)
+    blocked.start()
+    blocked.send(b"never sent", client_context="blocked")
+    await asyncio.sleep(0)  # the worker applied both starts and the send
+    assert blocked.core.quic_stream is not None and blocked.core.quic_stream.is_blocked
+    blocked.shutdown(StreamShutdownFlags.ABORT)
+    await asyncio.sleep(0)  # ... and the abort, while the stream is still blocked
+    await round_trip_on(first)  # frees the peer's one slot: the held frames go out now
+    await blocked.wait_shutdown_complete(timeout=10)
+    assert mem_one_stream.client.connected and not mem_one_stream.client.shutdown_initiated
+    assert blocked_rec.completions() == [("blocked", True)]
+    assert "SHUTDOWN_COMPLETE" in blocked_rec.types()

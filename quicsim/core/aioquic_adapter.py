@@ -116,6 +116,28 @@ def sender_reset(sender: QuicStreamSender) -> bool:
     return sender._reset_error_code is not None
 
 
+def hold_abort_frames(stream: QuicStream) -> bool:
+    """aioquic writes RESET_STREAM and STOP_SENDING even for a stream the peer's
+    MAX_STREAMS does not allow yet, and the peer then closes the connection with
+    STREAM_LIMIT_ERROR (RFC 9000 section 4.6). While ``stream`` is blocked, keep them
+    back (True: held; :func:`release_abort_frames` sends them once it is not)."""
+    if not stream.is_blocked:
+        return False
+    stream.sender.reset_pending = False
+    stream.receiver.stop_pending = False
+    return True
+
+
+def release_abort_frames(stream: QuicStream) -> bool:
+    """Send the RESET_STREAM / STOP_SENDING held for a stream no longer blocked (False:
+    still blocked, nothing released)."""
+    if stream.is_blocked:
+        return False
+    stream.sender.reset_pending = stream.sender._reset_error_code is not None and not stream.sender.is_finished
+    stream.receiver.stop_pending = stream.receiver._stop_error_code is not None
+    return True
+
+
 def watch_deliveries(sender: QuicStreamSender, on_data: Callable[[bool], None], on_reset: Callable[[], None]) -> None:
     """Call ``on_data(lost)`` after each delivery verdict on one of the stream's STREAM
     frames and

@@ -124,6 +124,9 @@ class ConnectionCore:
         self.fault_hits: list[tuple[str, str]] = []
         self.send_buffer = SendBuffer()
         self._peer_limits: tuple[int, int] | None = None
+        #: started streams blocked by the peer's stream limit whose RESET_STREAM or
+        #: STOP_SENDING waits until the peer allows the stream (aioquic_adapter.hold_abort_frames)
+        self._held_aborts: dict[StreamCore, None] = {}
         #: started streams blocked by the peer's stream limit that asked for PEER_ACCEPTED
         self._awaiting_accept: dict[StreamCore, None] = {}
         self._apply_limits()
@@ -344,6 +347,11 @@ class ConnectionCore:
             self.indicate(ev.StreamsAvailable(
                 bidirectional_count=max(0, limits[0] - quic.get_next_available_stream_id(False) // 4),
                 unidirectional_count=max(0, limits[1] - quic.get_next_available_stream_id(True) // 4)))
+        if self._held_aborts:
+            for stream in list(self._held_aborts):
+                assert stream.quic_stream is not None  # only a started stream holds frames
+                if aq.release_abort_frames(stream.quic_stream):
+                    del self._held_aborts[stream]
         if self._awaiting_accept:
             for stream in list(self._awaiting_accept):
                 assert stream.quic_stream is not None  # only a started stream awaits PEER_ACCEPTED
@@ -478,6 +486,14 @@ class ConnectionCore:
         if self.wrap_stream is not None:
             stream.owner = self.wrap_stream(stream)
         return stream
+
+    def abort_frames_queued(self, stream: StreamCore) -> None:
+        """A started stream asked aioquic for RESET_STREAM or STOP_SENDING: held while the
+        peer's stream limit blocks it (the peer may not see frames of a stream it has not
+        allowed), sent once the limit lets it through."""
+        assert stream.quic_stream is not None
+        if aq.hold_abort_frames(stream.quic_stream):
+            self._held_aborts[stream] = None
 
     def await_peer_accept(self, stream: StreamCore) -> None:
         """A started stream blocked by the peer's stream limit asked for PEER_ACCEPTED."""

@@ -289,6 +289,7 @@ class StreamCore:
             self._write_fin()
         if self.state.local_close_reset:
             quic_stream.sender.reset(self.send_error_code)
+            self.connection.abort_frames_queued(self)
         if not self.state.start_indicated:  # START_COMPLETE fires once, even after a failed try
             self.state.start_indicated = True
             self.indicate(ev.StartComplete(status=Status.SUCCESS, id=self.id,
@@ -425,6 +426,7 @@ class StreamCore:
             if self.state.started and not silent:
                 assert self.quic_stream is not None  # a started stream has its aioquic stream
                 self.quic_stream.sender.reset(error_code)
+                self.connection.abort_frames_queued(self)
         self._release_buffered()
         requests = self.sends.requests
         while requests:
@@ -444,6 +446,7 @@ class StreamCore:
         if self.state.started:
             assert self.quic_stream is not None  # a started stream has its aioquic stream
             self.quic_stream.receiver.stop(error_code)
+            self.connection.abort_frames_queued(self)
         else:
             self.state.remote_closed = True  # nothing was ever received: nothing to wait for
 
