@@ -1,4 +1,4 @@
-"""The fuzzer and preemption: each run draws Settings.preempt from its seed (0 and 1
+"""The fuzzer and its per-run settings. Preemption: each run draws Settings.preempt from its seed (0 and 1
 included), keeps it in the repro file it writes, and shrinking lowers it where the failure
 does not need it."""
 
@@ -53,3 +53,24 @@ def test_the_fuzzer_finds_reentrant_close_where_only_a_preemption_point_lets_it_
     assert finding.program.preempt > 0 and "preempt=" in finding.path.read_text()
     assert signature(run_program(finding.program, fault)) == "leak"
     assert signature(run_program(replace(finding.program, preempt=0.0), fault)) is None
+
+
+def test_settings_knobs_reach_the_states_a_default_program_cannot():
+    """A low peer stream limit and a server that aborts what it receives: each knob comes
+    from the seed, is written into the repro file, and reaches its probe."""
+    cases = {51: "stop-sending-with-sends-in-flight", 962: "start-failed-stream-limit", 2837: "peer-accepted"}
+    for seed, probe in cases.items():
+        program = generate(seed)
+        assert program.peer_streams or program.stop_sending
+        source = render(program)
+        if program.peer_streams:
+            assert f"peer_bidi_stream_count={program.peer_streams}" in source
+        if program.stop_sending:
+            assert "server=stop_sending" in source
+        probes: dict = {}
+        assert check_program(program, probes=probes) is None
+        assert probes.get(probe, 0) >= 1, (seed, probe, probes)
+        plain = replace(program, peer_streams=None, stop_sending=False)
+        plain_probes: dict = {}
+        check_program(plain, probes=plain_probes)
+        assert not plain_probes.get(probe), f"seed {seed} reaches {probe} without its knob"

@@ -113,9 +113,11 @@ def shrink(program: Program, sig: str, faults: frozenset[str], max_runs: int = 3
             if still_fails(candidate):
                 ops, current = candidate.ops, candidate
                 break
-    if current.send_buffering:
-        candidate = replace(current, send_buffering=False)
-        if still_fails(candidate):
+    # Settings knobs back to their defaults, one at a time.
+    for plainer in (lambda p: replace(p, send_buffering=False), lambda p: replace(p, peer_streams=None),
+                    lambda p: replace(p, stop_sending=False)):
+        candidate = plainer(current)
+        if candidate != current and still_fails(candidate):
             current = candidate
     # The lowest preemption chance that still fails (another P is another schedule, so
     # each is tried rather than assumed).

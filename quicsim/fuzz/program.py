@@ -85,6 +85,12 @@ class Program:
     features: frozenset[str] | None = None
     #: Settings.preempt on both sides: the chance the worker runs right after each API call
     preempt: float = 0.0
+    #: PeerBidi/UnidiStreamCount on both sides (None: the default, 100): a low limit blocks
+    #: starts (FAIL_BLOCKED fails, INDICATE_PEER_ACCEPT waits for PEER_ACCEPTED)
+    peer_streams: int | None = None
+    #: the server aborts the receive side of each stream the client opened at its first
+    #: RECEIVE, so the client's sends in flight meet a STOP_SENDING
+    stop_sending: bool = False
 
     def api_op_count(self) -> int:
         """Operations that are API calls (sleeps do not count)."""
@@ -179,6 +185,9 @@ def generate(seed: int, max_ops: int = 12, swarm: float = 0.0) -> Program:
     program.preempt = _preempt(random.Random(f"quicsim-fuzz-preempt:{seed}"))
     if not allowed(features, "settings.preempt"):
         program.preempt = 0.0
+    knobs = random.Random(f"quicsim-fuzz-knobs:{seed}")
+    program.peer_streams = knobs.choice((1, 2, 3)) if knobs.random() < 0.15 else None
+    program.stop_sending = knobs.random() < 0.1
     datagrams = random.Random(f"quicsim-fuzz-datagrams:{seed}")
     story = random.Random(f"quicsim-fuzz-story:{seed}")
     streams: list[str] = []
@@ -228,6 +237,14 @@ def generate(seed: int, max_ops: int = 12, swarm: float = 0.0) -> Program:
                 # Sends racing the shutdown just queued: accepted now, applied after it.
                 for _ in range(rng.randint(1, 3)):
                     program.ops.append(("send", sid, _size(rng), 1, 0))
+    if program.peer_streams:
+        # With a low stream limit, some starts ask what happens when they are blocked.
+        blocked = [int(flag) for flag, name in ((StreamStartFlags.FAIL_BLOCKED, "start.fail_blocked"),
+                                                (StreamStartFlags.INDICATE_PEER_ACCEPT, "start.indicate_peer_accept"))
+                   if allowed(features, name)]
+        if blocked:
+            program.ops = [("start", op[1], knobs.choice(blocked)) if op[0] == "start" and not op[2]
+                           and knobs.random() < 0.5 else op for op in program.ops]
     program.ops = _at_most(program.ops, max(2, max_ops))
     return program
 

@@ -33,6 +33,22 @@ def close_unstarted(*streams):
             stream.close()
 
 
+def stop_sending(conn, event):
+    """The server's handler: abort the receive side of each peer stream at its first
+    RECEIVE (a STOP_SENDING for the sends in flight), and close our side once the peer
+    finished or reset its own, as the default handler does."""
+    if event.type.name == "PEER_STREAM_STARTED":
+        aborted = []
+
+        def on_stream(stream, e):
+            if e.type.name == "RECEIVE" and not aborted:
+                aborted.append(stream.shutdown(StreamShutdownFlags.ABORT_RECEIVE, 7))
+            elif e.type.name in ("PEER_SEND_SHUTDOWN", "PEER_SEND_ABORTED"):
+                stream.shutdown(StreamShutdownFlags.GRACEFUL)
+
+        event.stream.set_handler(on_stream)
+
+
 def open_stream(conn, name, flags):
     try:
         return conn.open_stream(flags, handler=handler_for(name))
@@ -120,8 +136,11 @@ def render(program: Program, faults: frozenset[str] = frozenset(), doc: str = ""
         body.append("pass")
     settings = ""
     uses_datagrams = any(op[0] == "datagram" for op in program.ops)
-    if faults or program.send_buffering or uses_datagrams or program.preempt:
+    if faults or program.send_buffering or uses_datagrams or program.preempt or program.peer_streams:
         args = []
+        if program.peer_streams:
+            args.append(f"peer_bidi_stream_count={program.peer_streams}, "
+                        f"peer_unidi_stream_count={program.peer_streams}")
         if uses_datagrams:
             args.append("datagram_receive_enabled=True")
         if program.send_buffering:
@@ -132,8 +151,9 @@ def render(program: Program, faults: frozenset[str] = frozenset(), doc: str = ""
             args.append(f"faults={sorted(faults)!r}")
         both = f"Settings({', '.join(args)})"
         settings = f", settings={{'client': {both}, 'server': {both}}}"
+    server = ", server=stop_sending" if program.stop_sending else ""
     decorator = (f"@scenario(network={program.network!r}, seed={program.seed}, transport='memory', "
-                 f"timeout=60{settings})")
+                 f"timeout=60{settings}{server})")
     doc_block = f'"""{doc.strip()}\n\nReproduce: quicsim run THIS_FILE --transport memory\n"""\n\n' if doc else ""
     return (doc_block + HEADER + "\n\n" + decorator + "\n" + f"async def fuzz_seed_{program.seed}(ctx):\n"
             + textwrap.indent("\n".join(body), "    ") + "\n")
