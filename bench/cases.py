@@ -57,6 +57,12 @@ class _Sink(QuicConnectionProtocol):
                     self.done.set()
 
 
+def _check_sink(sink: _Sink, total: int, fins: int, what: str) -> None:
+    """Not timed: the bare receiver got every byte and every FIN."""
+    if sink.received != total or sink.fins != fins:
+        raise RuntimeError(f"{what}: received {sink.received} of {total} bytes, {sink.fins} of {fins} FINs")
+
+
 async def _bare_pair(expect_fins: int = 1, max_streams: int | None = None):
     loop = asyncio.get_running_loop()
     client_config, server_config = _configs()
@@ -99,56 +105,83 @@ async def bare_sends(count: int, size: int, streams: int = 1) -> float:
     client.transmit()
     await asyncio.wait_for(sinks[0].done.wait(), 120)
     elapsed = time.perf_counter() - start
+    _check_sink(sinks[0], count * size * streams, streams, "bare UDP sends")
     await _bare_close(server, transport, client)
     return elapsed
 
 
 # ----------------------------------------------------------------------------- quicsim
 
-async def _quicsim_pair(expect_fins: int, streams: int):
-    fins = {"n": 0}
-    done = asyncio.Event()
+class _Tally:
+    """What quicsim's application saw: bytes and FINs at the receiver (``done`` after
+    ``expect_fins`` FINs) and SEND_COMPLETEs at the sender (``completed`` after all)."""
 
-    def on_stream(stream, event):
-        if event.type is StreamEventType.PEER_SEND_SHUTDOWN:
-            fins["n"] += 1
-            if fins["n"] >= expect_fins:
-                done.set()
+    def __init__(self, expect_fins: int, expect_sends: int) -> None:
+        self.expect_fins = expect_fins
+        self.expect_sends = expect_sends
+        self.received = 0
+        self.fins = 0
+        self.completions = 0
+        self.done = asyncio.Event()
+        self.completed = asyncio.Event()
 
-    def on_conn(conn, event):
+    def on_receiver(self, stream, event) -> None:
+        kind = event.type
+        if kind is StreamEventType.RECEIVE:
+            self.received += event.total_buffer_length
+        elif kind is StreamEventType.PEER_SEND_SHUTDOWN:
+            self.fins += 1
+            if self.fins >= self.expect_fins:
+                self.done.set()
+
+    def on_sender(self, stream, event) -> None:
+        if event.type is StreamEventType.SEND_COMPLETE:
+            self.completions += 1
+            if self.completions >= self.expect_sends:
+                self.completed.set()
+
+    def on_connection(self, conn, event) -> None:
         if event.type.name == "PEER_STREAM_STARTED":
-            event.stream.set_handler(on_stream)
+            event.stream.set_handler(self.on_receiver)
 
+    async def check(self, ledger, total: int, what: str, timeout: float = 30) -> None:
+        """Not timed: wait (bounded) for every SEND_COMPLETE (the ACK trails the data by
+        the ACK delay), then check bytes, FINs, completions and the ledger's verdict."""
+        try:
+            await asyncio.wait_for(self.completed.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+        problems = []
+        if self.received != total or self.fins != self.expect_fins:
+            problems.append(f"received {self.received} of {total} bytes, {self.fins} of {self.expect_fins} FINs")
+        if self.completions != self.expect_sends:
+            problems.append(f"{self.completions} of {self.expect_sends} sends completed")
+        if not ledger.ok:
+            problems.append(ledger.summary())
+        if problems:
+            raise RuntimeError(f"{what}: " + "; ".join(problems))
+
+
+async def _quicsim_pair(tally: _Tally, streams: int):
     settings = Settings(peer_bidi_stream_count=streams + 10)
-    listener = await quicsim.listen(handler=on_conn, settings=settings)
+    listener = await quicsim.listen(handler=tally.on_connection, settings=settings)
     conn = await quicsim.connect("127.0.0.1", listener.port, settings=settings)
-    return listener, conn, done
+    return listener, conn
 
 
 async def quicsim_sends(count: int, size: int, streams: int = 1) -> float:
-    listener, conn, done = await _quicsim_pair(streams, streams)
+    tally = _Tally(streams, count * streams)
+    listener, conn = await _quicsim_pair(tally, streams)
     chunk = bytes(size)
-    completed = {"n": 0}
-
-    def on_event(stream, event):
-        if event.type is StreamEventType.SEND_COMPLETE:
-            completed["n"] += 1
-
     start = time.perf_counter()
     for _ in range(streams):
-        stream = conn.open_stream(handler=on_event)
+        stream = conn.open_stream(handler=tally.on_sender)
         stream.start()
         for i in range(count):
             stream.send(chunk, SendFlags.FIN if i == count - 1 else SendFlags.NONE)
-    await asyncio.wait_for(done.wait(), 120)
+    await asyncio.wait_for(tally.done.wait(), 120)
     elapsed = time.perf_counter() - start
-    # Not timed: every send also completes (the ACK trails the data by the ACK delay).
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 30
-    while completed["n"] < count * streams and loop.time() < deadline:
-        await asyncio.sleep(0.01)
-    if completed["n"] != count * streams or not conn.ledger.ok:
-        raise RuntimeError(f"quicsim completed {completed['n']} of {count * streams} sends")
+    await tally.check(conn.ledger, count * size * streams, "quicsim UDP sends")
     conn.shutdown()
     await conn.wait_shutdown_complete(timeout=5)
     conn.close()
@@ -157,11 +190,13 @@ async def quicsim_sends(count: int, size: int, streams: int = 1) -> float:
 
 
 def pending_send_bytes(count: int = 10_000) -> float:
-    """Peak memory per accepted, not yet applied send (tracemalloc), in bytes."""
+    """Peak memory per accepted, not yet applied send (tracemalloc), in bytes. The stream
+    is never started: closing it must cancel every send, each with one SEND_COMPLETE."""
 
     async def run() -> float:
-        listener, conn, _ = await _quicsim_pair(1, 1)
-        stream = conn.open_stream()
+        tally = _Tally(1, count)
+        listener, conn = await _quicsim_pair(tally, 1)
+        stream = conn.open_stream(handler=tally.on_sender)
         chunk = bytes(64)
         tracemalloc.start()
         base = tracemalloc.get_traced_memory()[0]
@@ -172,6 +207,9 @@ def pending_send_bytes(count: int = 10_000) -> float:
         stream.close()
         conn.close()
         listener.close()
+        if tally.completions != count or not conn.ledger.ok:
+            raise RuntimeError(f"pending sends: {tally.completions} of {count} completed on close; "
+                               + conn.ledger.summary())
         return (peak - base) / count
 
     return asyncio.run(run())
