@@ -11,7 +11,7 @@ import time
 import tracemalloc
 
 from aioquic.asyncio.protocol import QuicConnectionProtocol
-from aioquic.asyncio.server import serve
+from aioquic.asyncio.server import QuicServer, serve
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 from aioquic.quic.events import HandshakeCompleted, StreamDataReceived
@@ -19,6 +19,8 @@ from aioquic.quic.events import HandshakeCompleted, StreamDataReceived
 import quicsim
 from quicsim import SendFlags, Settings, StreamEventType, certs
 from quicsim.fuzz.engine import check_seed
+from quicsim.network import Network
+from quicsim.transport.memory import SERVER_ADDR, MemoryLink
 from quicsim.transport.virtual_loop import run_virtual
 
 ALPN = "quicsim"
@@ -217,52 +219,49 @@ def pending_send_bytes(count: int = 10_000) -> float:
 
 # ----------------------------------------------------------------------------- memory
 
-class _Wire(asyncio.DatagramTransport):
-    """The smallest in-memory datagram transport: hand each datagram to the peer soon."""
+async def _bare_memory_pair(network: Network | None = None, expect_fins: int = 1):
+    """Bare aioquic protocols on quicsim's in-memory link: the same link, impairment model
+    (``network``, clean when None) and aioquic server demultiplexer that
+    ``open_pair(transport="memory")`` gives quicsim, so both sides pay alike per datagram."""
+    loop = asyncio.get_running_loop()
+    client_config, server_config = _configs()
+    link = MemoryLink(network if network is not None else Network(None, 1, loop.time))
+    sinks: list[_Sink] = []
 
-    def __init__(self, addr) -> None:
-        super().__init__()
-        self.addr = addr
-        self.peer = None
+    def create(quic, stream_handler=None):
+        sink = _Sink(quic, stream_handler)
+        sink.expect_fins = expect_fins
+        sinks.append(sink)
+        return sink
 
-    def sendto(self, data, addr=None) -> None:
-        asyncio.get_running_loop().call_soon(self.peer.datagram_received, bytes(data), self.addr)
+    server = QuicServer(configuration=server_config, create_protocol=create)
+    server.connection_made(link.server_end)
+    link.server_protocol = server
+    client = QuicConnectionProtocol(QuicConnection(configuration=client_config))
+    client.connection_made(link.client_end)
+    link.client_protocol = client
+    client.connect(SERVER_ADDR)
+    await asyncio.wait_for(client.wait_connected(), 60)
+    return link, server, client, sinks
 
-    def get_extra_info(self, name, default=None):
-        return default
 
-    def close(self) -> None:
-        pass
-
-    def is_closing(self) -> bool:
-        return False
+async def _bare_memory_close(link: MemoryLink, server: QuicServer, client: QuicConnectionProtocol,
+                             sinks: list[_Sink]) -> None:
+    """Close as an application would: the client closes and waits for the end of it."""
+    client.close()
+    await asyncio.wait_for(client.wait_closed(), 60)
+    server.close()
+    link.close()
+    for proto in (client, *sinks):
+        if proto._timer is not None:
+            proto._timer.cancel()
 
 
 def bare_memory_bulk(total: int, chunk: int) -> float:
-    """Bare aioquic protocols over an in-memory wire, on the same virtual-time loop."""
+    """Bare aioquic over the in-memory link (clean network), on a virtual-time loop."""
 
     async def run() -> float:
-        client_config, server_config = _configs()
-        client = QuicConnectionProtocol(QuicConnection(configuration=client_config))
-        client_wire, server_wire = _Wire(("127.0.0.1", 1)), _Wire(("127.0.0.1", 2))
-        sinks: list[_Sink] = []
-
-        class _Accept(asyncio.DatagramProtocol):
-            def datagram_received(self, data, addr):
-                if not sinks:
-                    quic = QuicConnection(configuration=server_config,
-                                          original_destination_connection_id=client._quic.original_destination_connection_id)
-                    sink = _Sink(quic)
-                    sink.connection_made(server_wire)
-                    sinks.append(sink)
-                    client_wire.peer = sink
-                sinks[0].datagram_received(data, addr)
-
-        client_wire.peer = _Accept()
-        server_wire.peer = client
-        client.connection_made(client_wire)
-        client.connect(("127.0.0.1", 2))
-        await client.wait_connected()
+        link, server, client, sinks = await _bare_memory_pair()
         start = time.perf_counter()
         quic = client._quic
         sid = quic.get_next_available_stream_id()
@@ -271,34 +270,29 @@ def bare_memory_bulk(total: int, chunk: int) -> float:
         client.transmit()
         await asyncio.wait_for(sinks[0].done.wait(), 600)
         elapsed = time.perf_counter() - start
-        if sinks[0].received != total:
-            raise RuntimeError(f"bare memory pair received {sinks[0].received} of {total}")
-        for proto in (client, sinks[0]):
-            if proto._timer is not None:
-                proto._timer.cancel()
+        _check_sink(sinks[0], total, 1, "bare memory bulk")
+        await _bare_memory_close(link, server, client, sinks)
         return elapsed
 
     return run_virtual(run())
 
 
 def quicsim_memory_bulk(total: int, chunk: int) -> float:
+    """quicsim over the same in-memory link (``open_pair`` with a clean network)."""
+
     async def run() -> float:
-        pair = await quicsim.open_pair(transport="memory")
-        done = asyncio.Event()
-
-        def on_conn(conn, event):
-            if event.type.name == "PEER_STREAM_STARTED":
-                event.stream.set_handler(lambda s, e: e.type is StreamEventType.PEER_SEND_SHUTDOWN and done.set())
-
-        pair.server.set_handler(on_conn)
+        sends = -(-total // chunk)
+        tally = _Tally(1, sends)
+        pair = await quicsim.open_pair(transport="memory", server_handler=tally.on_connection)
         start = time.perf_counter()
-        stream = pair.client.open_stream()
+        stream = pair.client.open_stream(handler=tally.on_sender)
         stream.start()
         for offset in range(0, total, chunk):
             stream.send(bytes(min(chunk, total - offset)),
                         SendFlags.FIN if offset + chunk >= total else SendFlags.NONE)
-        await asyncio.wait_for(done.wait(), 600)
+        await asyncio.wait_for(tally.done.wait(), 600)
         elapsed = time.perf_counter() - start
+        await tally.check(pair.ledger, total, "quicsim memory bulk")
         await pair.shutdown()
         return elapsed
 
