@@ -347,14 +347,17 @@ def traced_sends(count: int, traced: bool) -> float:
     async def run() -> float:
         with tempfile.TemporaryDirectory() as tmp:
             tracer = Tracer(f"{tmp}/trace.jsonl") if traced else None
-            pair = await quicsim.open_pair(transport="memory", observers=(tracer,) if tracer else ())
+            tally = _Tally(1, count)
+            pair = await quicsim.open_pair(transport="memory", observers=(tracer,) if tracer else (),
+                                           server_handler=tally.on_connection)
             start = time.perf_counter()
-            stream = pair.client.open_stream()
+            stream = pair.client.open_stream(handler=tally.on_sender)
             stream.start()
             for i in range(count):
                 stream.send(bytes(64), SendFlags.FIN if i == count - 1 else SendFlags.NONE, client_context=i)
             await stream.wait_send_shutdown_complete(timeout=600)
             elapsed = time.perf_counter() - start
+            await tally.check(pair.ledger, 64 * count, f"{'traced' if traced else 'untraced'} sends")
             await pair.shutdown()
             if tracer is not None:
                 tracer.close()
