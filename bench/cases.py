@@ -14,11 +14,12 @@ from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.asyncio.server import QuicServer, serve
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
-from aioquic.quic.events import HandshakeCompleted, StreamDataReceived
+from aioquic.quic.events import StreamDataReceived
 
 import quicsim
 from quicsim import SendFlags, Settings, StreamEventType, certs
-from quicsim.fuzz.engine import check_seed
+from quicsim.fuzz.engine import NO_HANDSHAKE, check_seed
+from quicsim.fuzz.program import generate
 from quicsim.network import Network
 from quicsim.transport.memory import SERVER_ADDR, MemoryLink
 from quicsim.transport.virtual_loop import run_virtual
@@ -299,42 +300,39 @@ def quicsim_memory_bulk(total: int, chunk: int) -> float:
     return run_virtual(run())
 
 
-def bare_handshakes(count: int) -> float:
-    """Seconds per handshake of two bare QuicConnections in memory (no I/O)."""
-    client_config, server_config = _configs()
-    start = time.perf_counter()
-    for _ in range(count):
-        client = QuicConnection(configuration=client_config)
-        server = None
-        now = 0.0
-        client.connect(("127.0.0.1", 2), now=now)
-        done = False
-        for _ in range(50):
-            for data, _ in client.datagrams_to_send(now=now):
-                if server is None:
-                    server = QuicConnection(configuration=server_config,
-                                            original_destination_connection_id=client.original_destination_connection_id)
-                server.receive_datagram(data, ("127.0.0.1", 1), now=now)
-            for data, _ in server.datagrams_to_send(now=now):
-                client.receive_datagram(data, ("127.0.0.1", 2), now=now)
-            event = client.next_event()
-            while event is not None:
-                done = done or isinstance(event, HandshakeCompleted)
-                event = client.next_event()
-            if done:
-                break
-            now += 0.001
-        if not done:
-            raise RuntimeError("bare handshake did not complete")
-    return (time.perf_counter() - start) / count
+FUZZ_MAX_OPS = 12
 
 
 def fuzz_run_seconds(runs: int) -> float:
     """Seconds per fuzz run, as a campaign's worker process does them (the worker's own
-    start, once per campaign, is left out)."""
+    start, once per campaign, is left out). Each run judges its own ledger at teardown
+    (every accepted send completed exactly once): a run that did not pass fails the bench."""
+    failures = []
     start = time.perf_counter()
     for seed in range(runs):
-        check_seed(seed, 12, frozenset())
+        _, sig, _, _, _ = check_seed(seed, FUZZ_MAX_OPS, frozenset())
+        if sig is not None and sig != NO_HANDSHAKE:
+            failures.append(f"seed {seed}: {sig}")
+    elapsed = time.perf_counter() - start
+    if failures:
+        raise RuntimeError("fuzz runs failed: " + ", ".join(failures))
+    return elapsed / runs
+
+
+async def _bare_lifecycle(network: dict, seed: int) -> None:
+    """Two bare connections as a fuzz run has them: built from fresh configurations, a
+    handshake over the in-memory link with the run's drawn network, then a close."""
+    link, server, client, sinks = await _bare_memory_pair(Network(network, seed, asyncio.get_running_loop().time))
+    await _bare_memory_close(link, server, client, sinks)
+
+
+def bare_lifecycle_seconds(runs: int) -> float:
+    """Seconds per bare connection lifecycle on the same seeds' networks (drawn before
+    timing), each on its own virtual-time loop as a fuzz run is."""
+    programs = [generate(seed, FUZZ_MAX_OPS) for seed in range(runs)]
+    start = time.perf_counter()
+    for program in programs:
+        run_virtual(_bare_lifecycle(program.network, program.seed), seed=program.seed)
     return (time.perf_counter() - start) / runs
 
 
