@@ -303,14 +303,15 @@ def quicsim_memory_bulk(total: int, chunk: int) -> float:
 FUZZ_MAX_OPS = 12
 
 
-def fuzz_run_seconds(runs: int) -> float:
+def fuzz_run_seconds(runs: int, faults: frozenset[str] = frozenset()) -> float:
     """Seconds per fuzz run, as a campaign's worker process does them (the worker's own
     start, once per campaign, is left out). Each run judges its own ledger at teardown
-    (every accepted send completed exactly once): a run that did not pass fails the bench."""
+    (every accepted send completed exactly once): a run that did not pass fails the bench.
+    ``faults`` switches on injected faults (to show that a failing run is noticed)."""
     failures = []
     start = time.perf_counter()
     for seed in range(runs):
-        _, sig, _, _, _ = check_seed(seed, FUZZ_MAX_OPS, frozenset())
+        _, sig, _, _, _ = check_seed(seed, FUZZ_MAX_OPS, faults)
         if sig is not None and sig != NO_HANDSHAKE:
             failures.append(f"seed {seed}: {sig}")
     elapsed = time.perf_counter() - start
