@@ -11,14 +11,17 @@ import time
 import tracemalloc
 
 from aioquic.asyncio.protocol import QuicConnectionProtocol
-from aioquic.asyncio.server import serve
+from aioquic.asyncio.server import QuicServer, serve
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
-from aioquic.quic.events import HandshakeCompleted, StreamDataReceived
+from aioquic.quic.events import StreamDataReceived
 
 import quicsim
 from quicsim import SendFlags, Settings, StreamEventType, certs
-from quicsim.fuzz.engine import check_seed
+from quicsim.fuzz.engine import NO_HANDSHAKE, check_seed
+from quicsim.fuzz.program import generate
+from quicsim.network import Network
+from quicsim.transport.memory import SERVER_ADDR, MemoryLink
 from quicsim.transport.virtual_loop import run_virtual
 
 ALPN = "quicsim"
@@ -55,6 +58,12 @@ class _Sink(QuicConnectionProtocol):
                 self.fins += 1
                 if self.fins >= self.expect_fins:
                     self.done.set()
+
+
+def _check_sink(sink: _Sink, total: int, fins: int, what: str) -> None:
+    """Not timed: the bare receiver got every byte and every FIN."""
+    if sink.received != total or sink.fins != fins:
+        raise RuntimeError(f"{what}: received {sink.received} of {total} bytes, {sink.fins} of {fins} FINs")
 
 
 async def _bare_pair(expect_fins: int = 1, max_streams: int | None = None):
@@ -99,56 +108,83 @@ async def bare_sends(count: int, size: int, streams: int = 1) -> float:
     client.transmit()
     await asyncio.wait_for(sinks[0].done.wait(), 120)
     elapsed = time.perf_counter() - start
+    _check_sink(sinks[0], count * size * streams, streams, "bare UDP sends")
     await _bare_close(server, transport, client)
     return elapsed
 
 
 # ----------------------------------------------------------------------------- quicsim
 
-async def _quicsim_pair(expect_fins: int, streams: int):
-    fins = {"n": 0}
-    done = asyncio.Event()
+class _Tally:
+    """What quicsim's application saw: bytes and FINs at the receiver (``done`` after
+    ``expect_fins`` FINs) and SEND_COMPLETEs at the sender (``completed`` after all)."""
 
-    def on_stream(stream, event):
-        if event.type is StreamEventType.PEER_SEND_SHUTDOWN:
-            fins["n"] += 1
-            if fins["n"] >= expect_fins:
-                done.set()
+    def __init__(self, expect_fins: int, expect_sends: int) -> None:
+        self.expect_fins = expect_fins
+        self.expect_sends = expect_sends
+        self.received = 0
+        self.fins = 0
+        self.completions = 0
+        self.done = asyncio.Event()
+        self.completed = asyncio.Event()
 
-    def on_conn(conn, event):
+    def on_receiver(self, stream, event) -> None:
+        kind = event.type
+        if kind is StreamEventType.RECEIVE:
+            self.received += event.total_buffer_length
+        elif kind is StreamEventType.PEER_SEND_SHUTDOWN:
+            self.fins += 1
+            if self.fins >= self.expect_fins:
+                self.done.set()
+
+    def on_sender(self, stream, event) -> None:
+        if event.type is StreamEventType.SEND_COMPLETE:
+            self.completions += 1
+            if self.completions >= self.expect_sends:
+                self.completed.set()
+
+    def on_connection(self, conn, event) -> None:
         if event.type.name == "PEER_STREAM_STARTED":
-            event.stream.set_handler(on_stream)
+            event.stream.set_handler(self.on_receiver)
 
+    async def check(self, ledger, total: int, what: str, timeout: float = 30) -> None:
+        """Not timed: wait (bounded) for every SEND_COMPLETE (the ACK trails the data by
+        the ACK delay), then check bytes, FINs, completions and the ledger's verdict."""
+        try:
+            await asyncio.wait_for(self.completed.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+        problems = []
+        if self.received != total or self.fins != self.expect_fins:
+            problems.append(f"received {self.received} of {total} bytes, {self.fins} of {self.expect_fins} FINs")
+        if self.completions != self.expect_sends:
+            problems.append(f"{self.completions} of {self.expect_sends} sends completed")
+        if not ledger.ok:
+            problems.append(ledger.summary())
+        if problems:
+            raise RuntimeError(f"{what}: " + "; ".join(problems))
+
+
+async def _quicsim_pair(tally: _Tally, streams: int):
     settings = Settings(peer_bidi_stream_count=streams + 10)
-    listener = await quicsim.listen(handler=on_conn, settings=settings)
+    listener = await quicsim.listen(handler=tally.on_connection, settings=settings)
     conn = await quicsim.connect("127.0.0.1", listener.port, settings=settings)
-    return listener, conn, done
+    return listener, conn
 
 
 async def quicsim_sends(count: int, size: int, streams: int = 1) -> float:
-    listener, conn, done = await _quicsim_pair(streams, streams)
+    tally = _Tally(streams, count * streams)
+    listener, conn = await _quicsim_pair(tally, streams)
     chunk = bytes(size)
-    completed = {"n": 0}
-
-    def on_event(stream, event):
-        if event.type is StreamEventType.SEND_COMPLETE:
-            completed["n"] += 1
-
     start = time.perf_counter()
     for _ in range(streams):
-        stream = conn.open_stream(handler=on_event)
+        stream = conn.open_stream(handler=tally.on_sender)
         stream.start()
         for i in range(count):
             stream.send(chunk, SendFlags.FIN if i == count - 1 else SendFlags.NONE)
-    await asyncio.wait_for(done.wait(), 120)
+    await asyncio.wait_for(tally.done.wait(), 120)
     elapsed = time.perf_counter() - start
-    # Not timed: every send also completes (the ACK trails the data by the ACK delay).
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 30
-    while completed["n"] < count * streams and loop.time() < deadline:
-        await asyncio.sleep(0.01)
-    if completed["n"] != count * streams or not conn.ledger.ok:
-        raise RuntimeError(f"quicsim completed {completed['n']} of {count * streams} sends")
+    await tally.check(conn.ledger, count * size * streams, "quicsim UDP sends")
     conn.shutdown()
     await conn.wait_shutdown_complete(timeout=5)
     conn.close()
@@ -157,11 +193,13 @@ async def quicsim_sends(count: int, size: int, streams: int = 1) -> float:
 
 
 def pending_send_bytes(count: int = 10_000) -> float:
-    """Peak memory per accepted, not yet applied send (tracemalloc), in bytes."""
+    """Peak memory per accepted, not yet applied send (tracemalloc), in bytes. The stream
+    is never started: closing it must cancel every send, each with one SEND_COMPLETE."""
 
     async def run() -> float:
-        listener, conn, _ = await _quicsim_pair(1, 1)
-        stream = conn.open_stream()
+        tally = _Tally(1, count)
+        listener, conn = await _quicsim_pair(tally, 1)
+        stream = conn.open_stream(handler=tally.on_sender)
         chunk = bytes(64)
         tracemalloc.start()
         base = tracemalloc.get_traced_memory()[0]
@@ -172,6 +210,9 @@ def pending_send_bytes(count: int = 10_000) -> float:
         stream.close()
         conn.close()
         listener.close()
+        if tally.completions != count or not conn.ledger.ok:
+            raise RuntimeError(f"pending sends: {tally.completions} of {count} completed on close; "
+                               + conn.ledger.summary())
         return (peak - base) / count
 
     return asyncio.run(run())
@@ -179,52 +220,49 @@ def pending_send_bytes(count: int = 10_000) -> float:
 
 # ----------------------------------------------------------------------------- memory
 
-class _Wire(asyncio.DatagramTransport):
-    """The smallest in-memory datagram transport: hand each datagram to the peer soon."""
+async def _bare_memory_pair(network: Network | None = None, expect_fins: int = 1):
+    """Bare aioquic protocols on quicsim's in-memory link: the same link, impairment model
+    (``network``, clean when None) and aioquic server demultiplexer that
+    ``open_pair(transport="memory")`` gives quicsim, so both sides pay alike per datagram."""
+    loop = asyncio.get_running_loop()
+    client_config, server_config = _configs()
+    link = MemoryLink(network if network is not None else Network(None, 1, loop.time))
+    sinks: list[_Sink] = []
 
-    def __init__(self, addr) -> None:
-        super().__init__()
-        self.addr = addr
-        self.peer = None
+    def create(quic, stream_handler=None):
+        sink = _Sink(quic, stream_handler)
+        sink.expect_fins = expect_fins
+        sinks.append(sink)
+        return sink
 
-    def sendto(self, data, addr=None) -> None:
-        asyncio.get_running_loop().call_soon(self.peer.datagram_received, bytes(data), self.addr)
+    server = QuicServer(configuration=server_config, create_protocol=create)
+    server.connection_made(link.server_end)
+    link.server_protocol = server
+    client = QuicConnectionProtocol(QuicConnection(configuration=client_config))
+    client.connection_made(link.client_end)
+    link.client_protocol = client
+    client.connect(SERVER_ADDR)
+    await asyncio.wait_for(client.wait_connected(), 60)
+    return link, server, client, sinks
 
-    def get_extra_info(self, name, default=None):
-        return default
 
-    def close(self) -> None:
-        pass
-
-    def is_closing(self) -> bool:
-        return False
+async def _bare_memory_close(link: MemoryLink, server: QuicServer, client: QuicConnectionProtocol,
+                             sinks: list[_Sink]) -> None:
+    """Close as an application would: the client closes and waits for the end of it."""
+    client.close()
+    await asyncio.wait_for(client.wait_closed(), 60)
+    server.close()
+    link.close()
+    for proto in (client, *sinks):
+        if proto._timer is not None:
+            proto._timer.cancel()
 
 
 def bare_memory_bulk(total: int, chunk: int) -> float:
-    """Bare aioquic protocols over an in-memory wire, on the same virtual-time loop."""
+    """Bare aioquic over the in-memory link (clean network), on a virtual-time loop."""
 
     async def run() -> float:
-        client_config, server_config = _configs()
-        client = QuicConnectionProtocol(QuicConnection(configuration=client_config))
-        client_wire, server_wire = _Wire(("127.0.0.1", 1)), _Wire(("127.0.0.1", 2))
-        sinks: list[_Sink] = []
-
-        class _Accept(asyncio.DatagramProtocol):
-            def datagram_received(self, data, addr):
-                if not sinks:
-                    quic = QuicConnection(configuration=server_config,
-                                          original_destination_connection_id=client._quic.original_destination_connection_id)
-                    sink = _Sink(quic)
-                    sink.connection_made(server_wire)
-                    sinks.append(sink)
-                    client_wire.peer = sink
-                sinks[0].datagram_received(data, addr)
-
-        client_wire.peer = _Accept()
-        server_wire.peer = client
-        client.connection_made(client_wire)
-        client.connect(("127.0.0.1", 2))
-        await client.wait_connected()
+        link, server, client, sinks = await _bare_memory_pair()
         start = time.perf_counter()
         quic = client._quic
         sid = quic.get_next_available_stream_id()
@@ -233,76 +271,69 @@ def bare_memory_bulk(total: int, chunk: int) -> float:
         client.transmit()
         await asyncio.wait_for(sinks[0].done.wait(), 600)
         elapsed = time.perf_counter() - start
-        if sinks[0].received != total:
-            raise RuntimeError(f"bare memory pair received {sinks[0].received} of {total}")
-        for proto in (client, sinks[0]):
-            if proto._timer is not None:
-                proto._timer.cancel()
+        _check_sink(sinks[0], total, 1, "bare memory bulk")
+        await _bare_memory_close(link, server, client, sinks)
         return elapsed
 
     return run_virtual(run())
 
 
 def quicsim_memory_bulk(total: int, chunk: int) -> float:
+    """quicsim over the same in-memory link (``open_pair`` with a clean network)."""
+
     async def run() -> float:
-        pair = await quicsim.open_pair(transport="memory")
-        done = asyncio.Event()
-
-        def on_conn(conn, event):
-            if event.type.name == "PEER_STREAM_STARTED":
-                event.stream.set_handler(lambda s, e: e.type is StreamEventType.PEER_SEND_SHUTDOWN and done.set())
-
-        pair.server.set_handler(on_conn)
+        sends = -(-total // chunk)
+        tally = _Tally(1, sends)
+        pair = await quicsim.open_pair(transport="memory", server_handler=tally.on_connection)
         start = time.perf_counter()
-        stream = pair.client.open_stream()
+        stream = pair.client.open_stream(handler=tally.on_sender)
         stream.start()
         for offset in range(0, total, chunk):
             stream.send(bytes(min(chunk, total - offset)),
                         SendFlags.FIN if offset + chunk >= total else SendFlags.NONE)
-        await asyncio.wait_for(done.wait(), 600)
+        await asyncio.wait_for(tally.done.wait(), 600)
         elapsed = time.perf_counter() - start
+        await tally.check(pair.ledger, total, "quicsim memory bulk")
         await pair.shutdown()
         return elapsed
 
     return run_virtual(run())
 
 
-def bare_handshakes(count: int) -> float:
-    """Seconds per handshake of two bare QuicConnections in memory (no I/O)."""
-    client_config, server_config = _configs()
-    start = time.perf_counter()
-    for _ in range(count):
-        client = QuicConnection(configuration=client_config)
-        server = None
-        now = 0.0
-        client.connect(("127.0.0.1", 2), now=now)
-        done = False
-        for _ in range(50):
-            for data, _ in client.datagrams_to_send(now=now):
-                if server is None:
-                    server = QuicConnection(configuration=server_config,
-                                            original_destination_connection_id=client.original_destination_connection_id)
-                server.receive_datagram(data, ("127.0.0.1", 1), now=now)
-            for data, _ in server.datagrams_to_send(now=now):
-                client.receive_datagram(data, ("127.0.0.1", 2), now=now)
-            event = client.next_event()
-            while event is not None:
-                done = done or isinstance(event, HandshakeCompleted)
-                event = client.next_event()
-            if done:
-                break
-            now += 0.001
-        if not done:
-            raise RuntimeError("bare handshake did not complete")
-    return (time.perf_counter() - start) / count
+FUZZ_MAX_OPS = 12
 
 
-def fuzz_run_seconds(runs: int) -> float:
+def fuzz_run_seconds(runs: int, faults: frozenset[str] = frozenset()) -> float:
     """Seconds per fuzz run, as a campaign's worker process does them (the worker's own
-    start, once per campaign, is left out)."""
+    start, once per campaign, is left out). Each run judges its own ledger at teardown
+    (every accepted send completed exactly once): a run that did not pass fails the bench.
+    ``faults`` switches on injected faults (to show that a failing run is noticed)."""
+    failures = []
     start = time.perf_counter()
     for seed in range(runs):
-        check_seed(seed, 12, frozenset())
+        _, sig, _, _, _ = check_seed(seed, FUZZ_MAX_OPS, faults)
+        if sig is not None and sig != NO_HANDSHAKE:
+            failures.append(f"seed {seed}: {sig}")
+    elapsed = time.perf_counter() - start
+    if failures:
+        raise RuntimeError("fuzz runs failed: " + ", ".join(failures))
+    return elapsed / runs
+
+
+async def _bare_lifecycle(network: dict, seed: int) -> None:
+    """Two bare connections as a fuzz run has them: built from fresh configurations, a
+    handshake over the in-memory link with the run's drawn network, then a close."""
+    link, server, client, sinks = await _bare_memory_pair(Network(network, seed, asyncio.get_running_loop().time))
+    await _bare_memory_close(link, server, client, sinks)
+
+
+def bare_lifecycle_seconds(runs: int) -> float:
+    """Seconds per bare connection lifecycle on the same seeds' networks (drawn before
+    timing), each on its own virtual-time loop as a fuzz run is."""
+    programs = [generate(seed, FUZZ_MAX_OPS) for seed in range(runs)]
+    start = time.perf_counter()
+    for program in programs:
+        run_virtual(_bare_lifecycle(program.network, program.seed), seed=program.seed)
     return (time.perf_counter() - start) / runs
 
 
@@ -315,14 +346,17 @@ def traced_sends(count: int, traced: bool) -> float:
     async def run() -> float:
         with tempfile.TemporaryDirectory() as tmp:
             tracer = Tracer(f"{tmp}/trace.jsonl") if traced else None
-            pair = await quicsim.open_pair(transport="memory", observers=(tracer,) if tracer else ())
+            tally = _Tally(1, count)
+            pair = await quicsim.open_pair(transport="memory", observers=(tracer,) if tracer else (),
+                                           server_handler=tally.on_connection)
             start = time.perf_counter()
-            stream = pair.client.open_stream()
+            stream = pair.client.open_stream(handler=tally.on_sender)
             stream.start()
             for i in range(count):
                 stream.send(bytes(64), SendFlags.FIN if i == count - 1 else SendFlags.NONE, client_context=i)
             await stream.wait_send_shutdown_complete(timeout=600)
             elapsed = time.perf_counter() - start
+            await tally.check(pair.ledger, 64 * count, f"{'traced' if traced else 'untraced'} sends")
             await pair.shutdown()
             if tracer is not None:
                 tracer.close()

@@ -1,5 +1,6 @@
-"""The benchmark entry runs end to end with tiny sizes (so it cannot rot). No timing is
-asserted here: speed targets live in the benchmark's own report."""
+"""The benchmark entry runs end to end with tiny sizes (so it cannot rot), and its
+correctness checks (bytes, FINs, completions, fuzz verdicts) fail on a short count. No
+timing is asserted here: speed targets live in the benchmark's own report."""
 
 from __future__ import annotations
 
@@ -7,6 +8,13 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+
+import quicsim
+from bench import cases
+from quicsim import SendFlags
+from quicsim.transport.virtual_loop import run_virtual
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -18,8 +26,63 @@ def test_bench_quick_json():
     report = json.loads(proc.stdout)
     assert {"python", "platform", "cpus"} <= report["machine"].keys()
     names = [c["name"] for c in report["cases"]]
-    assert len(names) == 7
+    assert len(names) == 7 and len(set(names)) == 7
     for case in report["cases"]:
         assert {"name", "unit", "quicsim", "baseline", "ratio", "target", "met"} <= case.keys()
         assert case["ratio"] > 0 and isinstance(case["met"], bool)
     assert report["cases"][2]["pending_send_bytes"] > 0
+    assert "lifecycle" in names[-1]  # a fuzz run is compared with two bare connections, not a bare handshake
+
+
+async def _quicsim_sends(expect_sends: int, expect_bytes: int) -> None:
+    """Five sends of 100 B on the memory link, checked against the given expectations."""
+    tally = cases._Tally(1, expect_sends)
+    pair = await quicsim.open_pair(transport="memory", server_handler=tally.on_connection)
+    try:
+        stream = pair.client.open_stream(handler=tally.on_sender)
+        stream.start()
+        for i in range(5):
+            stream.send(bytes(100), SendFlags.FIN if i == 4 else SendFlags.NONE)
+        await tally.done.wait()
+        await tally.check(pair.ledger, expect_bytes, "probe", timeout=5)
+    finally:
+        await pair.shutdown()
+
+
+def test_quicsim_check_passes_on_a_full_count():
+    run_virtual(_quicsim_sends(5, 500))
+
+
+def test_quicsim_check_raises_on_a_short_completion_count():
+    with pytest.raises(RuntimeError, match="5 of 6 sends completed"):
+        run_virtual(_quicsim_sends(6, 500))
+
+
+def test_quicsim_check_raises_on_missing_bytes():
+    with pytest.raises(RuntimeError, match="received 500 of 501 bytes"):
+        run_virtual(_quicsim_sends(5, 501))
+
+
+async def _bare_send(expect_bytes: int) -> None:
+    link, server, client, sinks = await cases._bare_memory_pair()
+    try:
+        quic = client._quic
+        quic.send_stream_data(quic.get_next_available_stream_id(), bytes(1000), end_stream=True)
+        client.transmit()
+        await sinks[0].done.wait()
+        cases._check_sink(sinks[0], expect_bytes, 1, "probe")
+    finally:
+        await cases._bare_memory_close(link, server, client, sinks)
+
+
+def test_bare_check_passes_and_raises_on_missing_bytes():
+    run_virtual(_bare_send(1000))
+    with pytest.raises(RuntimeError, match="received 1000 of 1001 bytes"):
+        run_virtual(_bare_send(1001))
+
+
+def test_fuzz_case_raises_when_a_run_fails():
+    assert cases.fuzz_run_seconds(3) > 0
+    # seed 0 fails with this fault injected (completions after SHUTDOWN_COMPLETE are discarded)
+    with pytest.raises(RuntimeError, match="seed 0"):
+        cases.fuzz_run_seconds(3, frozenset({"discard-after-shutdown-complete"}))
