@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-from typing import Any, Callable, cast
+from typing import Any, Callable, Generic, TypeVar, cast, overload
 
 from aioquic.quic.configuration import QuicConfiguration
 
@@ -59,6 +59,31 @@ async def _wait(future: asyncio.Future, timeout: float | None, what: Callable[[]
         return await asyncio.wait_for(future, timeout)
     except asyncio.TimeoutError:
         raise asyncio.TimeoutError(f"timed out after {timeout} s waiting for {what()}") from None
+
+
+T = TypeVar("T")
+
+
+class _Read(Generic[T]):
+    """A read-only attribute of a handle: the core's own (``core.x``) or, with ``state``,
+    one of its MsQuic state flags (``core.state.x``)."""
+
+    def __init__(self, name: str, *, state: bool = False, doc: str = "") -> None:
+        self._name = name
+        self._state = state
+        self.__doc__ = doc or f"The core's {name}."
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> "_Read[T]": ...
+
+    @overload
+    def __get__(self, obj: object, owner: type | None = None) -> T: ...
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        core = obj.core
+        return getattr(core.state if self._state else core, self._name)
 
 
 def _type_name(event_type: Any) -> str:
@@ -121,52 +146,19 @@ class Stream:
     def connection(self) -> "Connection":
         return cast(Connection, self.core.connection.owner)
 
-    @property
-    def id(self) -> int | None:
-        """The QUIC stream id (None until the stream started)."""
-        return self.core.id
-
-    @property
-    def handle(self) -> int:
-        """The connection-local handle number (every stream has one, started or not)."""
-        return self.core.handle
-
-    @property
-    def context(self) -> Any:
-        return self.core.context
-
-    @property
-    def open_flags(self) -> StreamOpenFlags:
-        return self.core.open_flags
-
-    @property
-    def is_local(self) -> bool:
-        return self.core.is_local
-
-    @property
-    def unidirectional(self) -> bool:
-        return self.core.unidirectional
-
-    @property
-    def started(self) -> bool:
-        return self.core.state.started
-
-    @property
-    def send_enabled(self) -> bool:
-        return self.core.state.send_enabled
-
-    @property
-    def send_shutdown_indicated(self) -> bool:
-        """SEND_SHUTDOWN_COMPLETE was raised (or there is no send direction)."""
-        return self.core.state.local_close_acked
-
-    @property
-    def shutdown_complete(self) -> bool:
-        return self.core.state.shutdown_complete
-
-    @property
-    def handle_closed(self) -> bool:
-        return self.core.state.handle_closed
+    id = _Read[int | None]('id', doc='The QUIC stream id (None until the stream started).')
+    handle = _Read[int]('handle',
+                        doc='The connection-local handle number (every stream has one, started or not).')
+    context = _Read[Any]('context')
+    open_flags = _Read[StreamOpenFlags]('open_flags')
+    is_local = _Read[bool]('is_local')
+    unidirectional = _Read[bool]('unidirectional')
+    started = _Read[bool]('started', state=True)
+    send_enabled = _Read[bool]('send_enabled', state=True)
+    send_shutdown_indicated = _Read[bool]('local_close_acked', state=True,
+                                          doc='SEND_SHUTDOWN_COMPLETE was raised (or there is no send direction).')
+    shutdown_complete = _Read[bool]('shutdown_complete', state=True)
+    handle_closed = _Read[bool]('handle_closed', state=True)
 
     # Awaitables for tests and scenarios.
     async def wait_event(self, event_type: StreamEventType | None = None, timeout: float | None = None) -> ev.StreamEvent:
@@ -275,54 +267,20 @@ class Connection:
             self.driver.release()
 
     # What an application may read.
-    @property
-    def label(self) -> str:
-        return self.core.label
-
-    @property
-    def settings(self) -> Settings:
-        return self.core.settings
-
-    @property
-    def context(self) -> Any:
-        return self.core.context
-
-    @property
-    def is_client(self) -> bool:
-        return self.core.is_client
-
-    @property
-    def negotiated_alpn(self) -> str | None:
-        return self.core.negotiated_alpn
-
-    @property
-    def connected(self) -> bool:
-        return self.core.state.connected
-
-    @property
-    def shutdown_initiated(self) -> bool:
-        return self.core.state.shutdown_initiated
-
-    @property
-    def closed_locally(self) -> bool:
-        return self.core.state.closed_locally
-
-    @property
-    def closed_remotely(self) -> bool:
-        return self.core.state.closed_remotely
-
-    @property
-    def shutdown_complete(self) -> bool:
-        return self.core.state.shutdown_complete
-
-    @property
-    def handle_closed(self) -> bool:
-        return self.core.state.handle_closed
-
-    @property
-    def handler_errors(self) -> list[BaseException]:
-        """Exceptions raised by this connection's handlers (recorded, never propagated)."""
-        return self.core.handler_errors
+    label = _Read[str]('label')
+    settings = _Read[Settings]('settings')
+    context = _Read[Any]('context')
+    is_client = _Read[bool]('is_client')
+    negotiated_alpn = _Read[str | None]('negotiated_alpn')
+    connected = _Read[bool]('connected', state=True)
+    shutdown_initiated = _Read[bool]('shutdown_initiated', state=True)
+    closed_locally = _Read[bool]('closed_locally', state=True)
+    closed_remotely = _Read[bool]('closed_remotely', state=True)
+    shutdown_complete = _Read[bool]('shutdown_complete', state=True)
+    handle_closed = _Read[bool]('handle_closed', state=True)
+    handler_errors = _Read[list[BaseException]]('handler_errors',
+                                                doc="Exceptions raised by this connection's handlers (recorded, "
+                                                    "never propagated).")
 
     # Awaitables.
     async def wait_event(self, event_type: ConnectionEventType | None = None,
