@@ -159,12 +159,11 @@ def analyze(records: list[dict], path: str = "") -> Analysis:
 
 def describe(r: dict) -> str:
     """One trace record as a short line."""
+    where = f"{r.get('conn', '')} stream {r.get('stream_id', '-')}" if "conn" in r else "network"
     if r["kind"] == "preempt":
-        where = f"{r.get('conn', '')} stream {r.get('stream_id', '-')}"
         return f"{r['t']:9.6f}  {where:<18} {'preempt':<10} worker ran right after this {r.get('name')} call"
     skip = {"kind", "name", "t", "side", "conn", "cid", "stream_id", "stream_handle"}
     fields = " ".join(f"{k}={v}" for k, v in r.items() if k not in skip)
-    where = f"{r.get('conn', '')} stream {r.get('stream_id', '-')}" if "conn" in r else "network"
     return f"{r['t']:9.6f}  {where:<18} {r['kind']:<10} {r.get('name', ''):<24} {fields}"
 
 
