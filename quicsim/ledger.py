@@ -28,6 +28,8 @@ from .observer import Observer
 from .send_order import Send, SendBook, context_key
 
 _SEND_COMPLETE = StreamEventType.SEND_COMPLETE
+_PENDING = Status.PENDING
+_get_ident = threading.get_ident
 _GRACEFUL = int(StreamShutdownFlags.GRACEFUL)
 _INLINE = int(StreamShutdownFlags.INLINE)
 _DELAY_SEND = int(SendFlags.DELAY_SEND)
@@ -107,6 +109,10 @@ class Ledger(Observer):
         self._by_odcid: dict[Any, list[_ConnRecord]] = {}
         self._streams: dict[int, _StreamRecord] = {}  # id(stream) -> record
         self._pending = 0
+        # The stream of the last send call and its record: one stream usually makes many
+        # sends in a row, so the per-send hooks skip the lookup by id.
+        self._hot_stream: Any = None
+        self._hot_record: _StreamRecord | None = None
         # Datagrams: each accepted one must reach exactly one final state.
         self.datagrams = 0
         self.datagram_leaks: list[dict] = []
@@ -123,6 +129,11 @@ class Ledger(Observer):
             record = self._conns[id(conn)] = _ConnRecord(conn)
             if record.odcid is not None:
                 self._by_odcid.setdefault(record.odcid, []).append(record)
+                # Pair the two ends once, when the second is seen, for the wire witness.
+                peer = self._peer(record)
+                if peer is not None:
+                    record.peer = peer
+                    peer.peer = record
         return record
 
     def _record(self, conn: Any, stream: Any, local: bool = True) -> _StreamRecord:
@@ -144,19 +155,24 @@ class Ledger(Observer):
 
     def send_call(self, conn, stream, send_id, status, length, flags, client_context) -> None:
         with self._lock:
-            owner = self._conns.get(id(conn)) or self._conn(conn)
-            owner.sends_called += 1
-            record = self._streams.get(id(stream)) or self._record(conn, stream)
-            if owner.event_thread is not None and threading.get_ident() != owner.event_thread:
+            if stream is self._hot_stream:
+                record = self._hot_record
+                assert record is not None  # set together with the stream
+            else:
+                record = self._streams.get(id(stream)) or self._record(conn, stream)
+                self._hot_stream, self._hot_record = stream, record
+            owner = record.conn  # a stream's record belongs to its connection's
+            owner.sends_called = seq = owner.sends_called + 1
+            if owner.event_thread is not None and _get_ident() != owner.event_thread:
                 # Called from another thread: the worker may run between any two calls.
                 record.book.concurrent = True
-            if status is Status.PENDING:
+            if status is _PENDING:
                 self.sends += 1
                 self._pending += 1
-                record.book.accept(Send(owner.sends_called, send_id, length, flags, client_context))
+                record.book.accept(Send(seq, send_id, length, flags, client_context))
             else:
                 self.rejected += 1
-                record.book.reject(context_key(client_context), owner.sends_called)
+                record.book.reject(context_key(client_context), seq)
 
     def api_call(self, conn, stream, name, status, args) -> None:
         with self._lock:
@@ -164,13 +180,13 @@ class Ledger(Observer):
 
     def send_queued(self, conn, stream, send_id, offset, end, fin) -> None:
         with self._lock:
-            record = self._streams.get(id(stream))
+            record = self._hot_record if stream is self._hot_stream else self._streams.get(id(stream))
             if record is None:
                 return
             send = record.book.queued()
             if send is None:
                 self._violation(record, f"a send was queued at [{offset}, {end}) that was never accepted")
-            elif (send.offset, send.end, send.fin) != (offset, end, bool(fin)):
+            elif send.offset != offset or send.end != end or send.fin != bool(fin):
                 self._violation(record, f"send {send.label()} queued at [{offset}, {end}) fin={bool(fin)}, "
                                         f"but the sends before it put it at [{send.offset}, {send.end}) "
                                         f"fin={send.fin}")
@@ -186,10 +202,21 @@ class Ledger(Observer):
 
     def stream_event(self, conn, stream, event) -> None:
         with self._lock:
-            if event.type is _SEND_COMPLETE:  # the hot path, without a second call
-                record = self._streams.get(id(stream))
+            if event.type is _SEND_COMPLETE:  # the hot path
+                record = self._hot_record if stream is self._hot_stream else self._streams.get(id(stream))
                 if record is not None and not record.shutdown_complete and record.conn.event_thread is not None:
-                    self._on_send_complete(record, event)
+                    canceled = event.canceled
+                    # The usual case in one step: the oldest pending send, in order.
+                    send = record.book.complete_front(canceled, event.client_context)
+                    if send is None:
+                        self._on_send_complete(record, event)
+                        return
+                    self.completions += 1
+                    self._pending -= 1
+                    if canceled:
+                        self.canceled += 1
+                    elif record.conn.peer is not None:
+                        self._witness(record, send)
                     return
             self._stream_event(conn, stream, event)
 
@@ -340,16 +367,12 @@ class Ledger(Observer):
         """An acknowledged send (buffering off) must cover bytes the peer's stack received,
         when this ledger watches the peer too."""
         owner = record.conn
-        if owner.buffering or owner.odcid is None:
+        peer = owner.peer  # None: the peer is not watched by this ledger, nothing to compare with
+        if owner.buffering or peer is None:
             return
         stream_id = record.stream.id
         if stream_id is None:
             return
-        peer = owner.peer
-        if peer is None:
-            peer = owner.peer = self._peer(owner)
-            if peer is None:
-                return  # the peer is not watched by this ledger: nothing to compare with
         received = peer.received.get(stream_id) or (0, False)
         if received[0] < send.end or (send.fin and not received[1]):
             what = "its FIN" if received[0] >= send.end else f"bytes [{max(received[0], send.offset)}, {send.end})"

@@ -143,6 +143,22 @@ class SendBook:
                 return None
             runs.popleft()
 
+    def complete_front(self, canceled: bool, client_context: Any) -> Send | None:
+        """The usual completion in one step: the oldest pending send carries this context
+        (and, when canceled, no later run could claim it), so :meth:`complete` would pick it
+        with no problem. Finishes and returns it; None when :meth:`complete` must judge."""
+        runs = self.runs
+        run = runs[0]
+        if not run or (canceled and len(runs) > 1):
+            return None
+        send = run[0]
+        key = client_context if type(client_context) in _PLAIN else context_key(client_context)
+        if send.done or send.key != key:
+            return None
+        run.popleft()
+        self._finish(send)
+        return send
+
     def complete(self, canceled: bool, client_context: Any) -> tuple[Send | None, str | None, Send | None]:
         """Match a SEND_COMPLETE; returns (send, problem, older). ``problem`` is None when
         the completion is allowed, else one of ``duplicate``, ``rejected``, ``unknown``,
