@@ -48,6 +48,38 @@ class SendComplete(StreamEvent):
     send_id: int = field(default=0, compare=False)
 
 
+
+# The per-send events are built without calling the class: a frozen dataclass's __init__
+# assigns each field through object.__setattr__, which costs more than the rest of a
+# SEND_COMPLETE's delivery. These set the same slots directly (same object, same fields).
+_new = object.__new__
+_set_canceled = SendComplete.__dict__["canceled"].__set__
+_set_client_context = SendComplete.__dict__["client_context"].__set__
+_set_send_id = SendComplete.__dict__["send_id"].__set__
+_set_absolute_offset = Receive.__dict__["absolute_offset"].__set__
+_set_total_buffer_length = Receive.__dict__["total_buffer_length"].__set__
+_set_buffers = Receive.__dict__["buffers"].__set__
+_set_receive_flags = Receive.__dict__["flags"].__set__
+
+
+def send_complete(canceled: bool, client_context: Any, send_id: int) -> SendComplete:
+    """``SendComplete(canceled, client_context, send_id)``, built for the hot path."""
+    event = _new(SendComplete)
+    _set_canceled(event, canceled)
+    _set_client_context(event, client_context)
+    _set_send_id(event, send_id)
+    return event
+
+
+def receive(absolute_offset: int, data: bytes, flags: ReceiveFlags) -> Receive:
+    """``Receive`` of one buffer, built for the hot path."""
+    event = _new(Receive)
+    _set_absolute_offset(event, absolute_offset)
+    _set_total_buffer_length(event, len(data))
+    _set_buffers(event, (data,))
+    _set_receive_flags(event, flags)
+    return event
+
 @dataclass(frozen=True, slots=True)
 class PeerSendShutdown(StreamEvent):
     type: ClassVar = StreamEventType.PEER_SEND_SHUTDOWN

@@ -12,7 +12,7 @@ file, so the exactly-once argument can be read in one place.
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING, Any, Callable, cast
+from typing import TYPE_CHECKING, Any, Callable, Iterable, cast
 
 from .. import events as ev
 from ..enums import (
@@ -55,6 +55,8 @@ _FIN = int(SendFlags.FIN)
 _START = int(SendFlags.START)
 _DELAY_SEND = int(SendFlags.DELAY_SEND)
 _CANCEL_ON_LOSS = int(SendFlags.CANCEL_ON_LOSS)
+_RECV_FIN = ReceiveFlags.FIN
+_RECV_NONE = ReceiveFlags.NONE
 
 
 class StreamCore:
@@ -283,8 +285,8 @@ class StreamCore:
         self.state.started = True
         # Sends queued before the start are written now, before START_COMPLETE, so a
         # send made inline from that callback lands after them.
-        for request in self.sends.requests:
-            self._write(request)
+        if self.sends.requests:
+            self._write(self.sends.requests)
         if self.state.local_close_fin and not self._fin_written:
             self._write_fin()
         if self.state.local_close_reset:
@@ -301,35 +303,50 @@ class StreamCore:
 
     def apply_send_flush(self) -> None:
         """QuicStreamSendFlush: move accepted sends onto the stream, or cancel late ones."""
-        taken = self.sends.take_api_requests(self.connection.lock)
+        conn = self.connection
+        taken = self.sends.take_api_requests(conn.lock)
+        state = self.state
+        observers = conn.observers
+        queue = self.sends.queue
         start = False
         delayed = True
+        #: queued requests of this flush not yet handed to aioquic: written in one go,
+        #: always before anything that can call back into the application
+        unwritten: list[SendRequest] = []
         while taken:
             request = taken.popleft()
-            if not self.state.send_enabled:
+            if not state.send_enabled:
                 # Accepted before, applied after the send side was shut down (a queued FIN
                 # send or shutdown took effect first): canceled now, MsQuic rule 5's exception.
+                if unwritten:
+                    self._write(unwritten)
+                    unwritten = []
                 self._cancel_late(request)
                 continue
-            self.sends.queue(request)
-            for observer in self.connection.observers:
-                observer.send_queued(self.connection, self, request.send_id, request.offset, request.end,
-                                     request.fin)
-            if request.flags & _CANCEL_ON_LOSS:
+            queue(request)
+            for observer in observers:
+                observer.send_queued(conn, self, request.send_id, request.offset, request.end, request.fin)
+            flags = request.flags
+            if flags & _CANCEL_ON_LOSS:
                 self._cancel_on_loss = True
             # DELAY_SEND (QuicSendQueueFlushForStream): the data joins the stream either way;
             # the flag only spares the connection a flush, so the next one for any reason
             # (another send, an ACK, a timer) writes it.
-            if not request.flags & _DELAY_SEND or request.fin:
+            if not flags & _DELAY_SEND or request.fin:
                 delayed = False
-            elif self.connection.probing:
-                self.connection.probe(self, "delay-send-held")
-            if self.state.started:
-                self._write(request)
-            elif request.flags & _START:
+            elif conn.probing:
+                conn.probe(self, "delay-send-held")
+            if state.started:
+                unwritten.append(request)
+            elif flags & _START:
                 start = True  # SendFlags.START starts the stream after the flush
             if request.fin:
+                if unwritten:
+                    self._write(unwritten)
+                    unwritten = []
                 self._send_shutdown_graceful()
+        if unwritten:
+            self._write(unwritten)
         self.flush_delayed = delayed and not start
         if start and not self.state.handle_closed:
             # QuicStreamSendFlush: QuicStreamStart(IMMEDIATE) after the loop; a handler may
@@ -363,29 +380,30 @@ class StreamCore:
 
     # ---------------------------------------------------------- send-side rules
 
-    def _write(self, request: SendRequest) -> None:
-        """Hand a queued request's bytes (and FIN) to aioquic."""
+    def _write(self, requests: Iterable[SendRequest]) -> None:
+        """Hand queued requests' bytes (and a FIN, which only the last can carry) to aioquic
+        in one write: the stream's bytes are the same, and aioquic's per-write work (a
+        range added to its pending set) is paid once per flush instead of once per send."""
         assert self.quic_stream is not None  # only a started stream writes
         sender = self.quic_stream.sender
         if aq.sender_reset(sender):
             # aioquic resets the sender itself on a peer STOP_SENDING, before we see the
             # event: from then on nothing may be written (the event cancels the sends).
             return
-        write = sender.write
-        bufs = request.buffers
-        assert bufs is not None  # a request is written once: only here are its buffers dropped
-        request.buffers = None  # aioquic has copied them; MsQuic would still hold them
+        parts: list[Buffer] = []
+        fin = False
+        for request in requests:
+            bufs = request.buffers
+            assert bufs is not None  # a request is written once: only here are its buffers dropped
+            request.buffers = None  # aioquic copies them; MsQuic would still hold them
+            parts.extend(bufs)
+            fin = request.fin
         # aioquic annotates write's data as bytes but only takes its len() and appends it to
         # a bytearray: any contiguous byte buffer works (ignored below: arg-type).
-        if len(bufs) == 1:
-            write(bufs[0], request.fin)  # type: ignore[arg-type]
-        else:
-            last = len(bufs) - 1
-            for i, b in enumerate(bufs):
-                write(b, request.fin and i == last)  # type: ignore[arg-type]
-            if not bufs and request.fin:
-                write(b"", True)
-        if request.fin:
+        data = parts[0] if len(parts) == 1 else b"".join(parts)
+        if data or fin:
+            sender.write(data, fin)  # type: ignore[arg-type]
+        if fin:
             self._fin_written = True
 
     def _write_fin(self) -> None:
@@ -492,8 +510,7 @@ class StreamCore:
             if not taken or taken[0] is not request:
                 return  # that close completed it
             taken.popleft()
-        self.indicate(ev.SendComplete(canceled=canceled, client_context=request.client_context,
-                                       send_id=request.send_id))
+        self.indicate(ev.send_complete(canceled, request.client_context, request.send_id))
 
     def _cancel_late(self, request: SendRequest) -> None:
         conn = self.connection
@@ -570,8 +587,7 @@ class StreamCore:
         self.recv_offset += len(data)
         if fin:
             self.state.remote_closed = True
-        self.indicate(ev.Receive(absolute_offset=offset, total_buffer_length=len(data),
-                                  buffers=(data,), flags=ReceiveFlags.FIN if fin else ReceiveFlags.NONE))
+        self.indicate(ev.receive(offset, data, _RECV_FIN if fin else _RECV_NONE))
         if fin:
             self.indicate(ev.PeerSendShutdown())
             self._try_complete_shutdown()
