@@ -179,17 +179,22 @@ class Ledger(Observer):
             self._api_call(conn, stream, name, status, args)
 
     def send_queued(self, conn, stream, send_id, offset, end, fin) -> None:
+        self.sends_queued(conn, stream, [(send_id, offset, end, fin)])
+
+    def sends_queued(self, conn, stream, queued) -> None:
         with self._lock:
             record = self._hot_record if stream is self._hot_stream else self._streams.get(id(stream))
             if record is None:
                 return
-            send = record.book.queued()
-            if send is None:
-                self._violation(record, f"a send was queued at [{offset}, {end}) that was never accepted")
-            elif send.offset != offset or send.end != end or send.fin != bool(fin):
-                self._violation(record, f"send {send.label()} queued at [{offset}, {end}) fin={bool(fin)}, "
-                                        f"but the sends before it put it at [{send.offset}, {send.end}) "
-                                        f"fin={send.fin}")
+            book = record.book
+            for send_id, offset, end, fin in queued:
+                send = book.queued()
+                if send is None:
+                    self._violation(record, f"a send was queued at [{offset}, {end}) that was never accepted")
+                elif send.offset != offset or send.end != end or send.fin != bool(fin):
+                    self._violation(record, f"send {send.label()} queued at [{offset}, {end}) fin={bool(fin)}, "
+                                            f"but the sends before it put it at [{send.offset}, {send.end}) "
+                                            f"fin={send.fin}")
 
     def stream_data_received(self, conn, stream, stream_id, length, fin) -> None:
         with self._lock:

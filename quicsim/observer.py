@@ -27,6 +27,13 @@ class Observer:
     def send_queued(self, conn: Any, stream: Any, send_id: int, offset: int, end: int, fin: bool) -> None:
         """The worker queued an accepted send at stream bytes ``[offset, end)``."""
 
+    def sends_queued(self, conn: Any, stream: Any, queued: list[tuple[int, int, int, bool]]) -> None:
+        """The worker queued these accepted sends, oldest first, as ``(send_id, offset, end,
+        fin)``: one call per flush (before any callback the flush raises), by default
+        passed on as one :meth:`send_queued` each."""
+        for send_id, offset, end, fin in queued:
+            self.send_queued(conn, stream, send_id, offset, end, fin)
+
     def stream_data_received(self, conn: Any, stream: Any, stream_id: int, length: int, fin: bool) -> None:
         """The QUIC stack delivered the next ``length`` bytes of stream ``stream_id`` (and its
         FIN when ``fin``), whether or not the application still receives on it. Delivery is

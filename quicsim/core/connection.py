@@ -540,11 +540,15 @@ class ConnectionCore:
         except (KeyboardInterrupt, SystemExit):
             raise
         except BaseException as exc:  # a handler bug (even CancelledError) must not stall the worker
-            self.handler_errors.append(exc)
-            logger.error("%s: handler raised on %s:\n%s", self.label, type(event).__name__,
-                         "".join(traceback.format_exception(exc)))
+            self.handler_raised(exc, event)
         finally:
             self.callback_depth -= 1
+
+    def handler_raised(self, exc: BaseException, event: Any) -> None:
+        """A callback raised: recorded and logged, and the worker goes on."""
+        self.handler_errors.append(exc)
+        logger.error("%s: handler raised on %s:\n%s", self.label, type(event).__name__,
+                     "".join(traceback.format_exception(exc)))
 
     def observe_call(self, stream: StreamCore | None, name: str, status: Status | None, **args: Any) -> None:
         for observer in self.observers:

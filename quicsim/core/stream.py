@@ -306,26 +306,25 @@ class StreamCore:
         conn = self.connection
         taken = self.sends.take_api_requests(conn.lock)
         state = self.state
-        observers = conn.observers
         queue = self.sends.queue
         start = False
         delayed = True
-        #: queued requests of this flush not yet handed to aioquic: written in one go,
-        #: always before anything that can call back into the application
-        unwritten: list[SendRequest] = []
+        #: requests queued by this flush that observers have not been told of and aioquic
+        #: has not been given: both happen in one go, before anything that can call back
+        #: into the application (which could complete one of them)
+        batch: list[SendRequest] = []
         while taken:
             request = taken.popleft()
             if not state.send_enabled:
                 # Accepted before, applied after the send side was shut down (a queued FIN
                 # send or shutdown took effect first): canceled now, MsQuic rule 5's exception.
-                if unwritten:
-                    self._write(unwritten)
-                    unwritten = []
+                if batch:
+                    self._queued(batch)
+                    batch = []
                 self._cancel_late(request)
                 continue
             queue(request)
-            for observer in observers:
-                observer.send_queued(conn, self, request.send_id, request.offset, request.end, request.fin)
+            batch.append(request)
             flags = request.flags
             if flags & _CANCEL_ON_LOSS:
                 self._cancel_on_loss = True
@@ -336,17 +335,14 @@ class StreamCore:
                 delayed = False
             elif conn.probing:
                 conn.probe(self, "delay-send-held")
-            if state.started:
-                unwritten.append(request)
-            elif flags & _START:
+            if not state.started and flags & _START:
                 start = True  # SendFlags.START starts the stream after the flush
             if request.fin:
-                if unwritten:
-                    self._write(unwritten)
-                    unwritten = []
+                self._queued(batch)
+                batch = []
                 self._send_shutdown_graceful()
-        if unwritten:
-            self._write(unwritten)
+        if batch:
+            self._queued(batch)
         self.flush_delayed = delayed and not start
         if start and not self.state.handle_closed:
             # QuicStreamSendFlush: QuicStreamStart(IMMEDIATE) after the loop; a handler may
@@ -379,6 +375,16 @@ class StreamCore:
             self.connection.mark_dirty(self)
 
     # ---------------------------------------------------------- send-side rules
+
+    def _queued(self, batch: list[SendRequest]) -> None:
+        """Tell observers of a flush's newly queued requests, then write them if started."""
+        conn = self.connection
+        if conn.observers:
+            queued = [(r.send_id, r.offset, r.end, r.fin) for r in batch]
+            for observer in conn.observers:
+                observer.sends_queued(conn, self, queued)
+        if self.state.started:
+            self._write(batch)
 
     def _write(self, requests: Iterable[SendRequest]) -> None:
         """Hand queued requests' bytes (and a FIN, which only the last can carry) to aioquic
@@ -662,7 +668,16 @@ class StreamCore:
                 observer.stream_event(conn, self, event)
         handler = self.handler
         if handler is not None:
-            conn.call_handler(handler, self.owner, event)
+            # ConnectionCore.call_handler, inline: this is every SEND_COMPLETE's path.
+            conn.callback_depth += 1
+            try:
+                handler(self.owner, event)
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as exc:  # a handler bug (even CancelledError) must not stall the worker
+                conn.handler_raised(exc, event)
+            finally:
+                conn.callback_depth -= 1
         elif not self.is_local:
             self._default_peer_handler(event)
         if self.event_hook is not None:
