@@ -154,7 +154,9 @@ class Ledger(Observer):
     # ------------------------------------------------------------ observer hooks
 
     def send_call(self, conn, stream, send_id, status, length, flags, client_context) -> None:
-        with self._lock:
+        # acquire/release rather than `with`: half the cost, on a path taken per send
+        self._lock.acquire()
+        try:
             if stream is self._hot_stream:
                 record = self._hot_record
                 assert record is not None  # set together with the stream
@@ -173,6 +175,8 @@ class Ledger(Observer):
             else:
                 self.rejected += 1
                 record.book.reject(context_key(client_context), seq)
+        finally:
+            self._lock.release()
 
     def api_call(self, conn, stream, name, status, args) -> None:
         with self._lock:
@@ -182,7 +186,8 @@ class Ledger(Observer):
         self.sends_queued(conn, stream, [(send_id, offset, end, fin)])
 
     def sends_queued(self, conn, stream, queued) -> None:
-        with self._lock:
+        self._lock.acquire()
+        try:
             record = self._hot_record if stream is self._hot_stream else self._streams.get(id(stream))
             if record is None:
                 return
@@ -195,6 +200,8 @@ class Ledger(Observer):
                     self._violation(record, f"send {send.label()} queued at [{offset}, {end}) fin={bool(fin)}, "
                                             f"but the sends before it put it at [{send.offset}, {send.end}) "
                                             f"fin={send.fin}")
+        finally:
+            self._lock.release()
 
     def stream_data_received(self, conn, stream, stream_id, length, fin) -> None:
         with self._lock:
@@ -206,7 +213,8 @@ class Ledger(Observer):
                 received[1] = received[1] or bool(fin)
 
     def stream_event(self, conn, stream, event) -> None:
-        with self._lock:
+        self._lock.acquire()
+        try:
             if event.type is _SEND_COMPLETE:  # the hot path
                 record = self._hot_record if stream is self._hot_stream else self._streams.get(id(stream))
                 if record is not None and not record.shutdown_complete and record.conn.event_thread is not None:
@@ -224,6 +232,8 @@ class Ledger(Observer):
                         self._witness(record, send)
                     return
             self._stream_event(conn, stream, event)
+        finally:
+            self._lock.release()
 
     def connection_event(self, conn, event) -> None:
         with self._lock:

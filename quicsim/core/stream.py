@@ -56,6 +56,7 @@ _START = int(SendFlags.START)
 _DELAY_SEND = int(SendFlags.DELAY_SEND)
 _CANCEL_ON_LOSS = int(SendFlags.CANCEL_ON_LOSS)
 _RECV_FIN = ReceiveFlags.FIN
+_PENDING = Status.PENDING
 _RECV_NONE = ReceiveFlags.NONE
 
 
@@ -174,7 +175,10 @@ class StreamCore:
         else:
             # Checked and queued under the connection's lock (MsQuic's ApiSendRequestLock),
             # so a send from any thread and the worker's shutdown never interleave.
-            with conn.lock:
+            # (acquire/release rather than `with`: half the cost, once per send)
+            lock = conn.lock
+            lock.acquire()
+            try:
                 status = state.send_status(conn.state, self.state)
                 if status is None:
                     request = SendRequest(send_id, bufs, length, iflags, client_context)
@@ -182,16 +186,18 @@ class StreamCore:
                     queue_oper = not api_requests  # one STRM_SEND operation flushes all queued sends
                     api_requests.append(request)
                     for observer in conn.observers:
-                        observer.send_call(conn, self, send_id, Status.PENDING, length, iflags, client_context)
+                        observer.send_call(conn, self, send_id, _PENDING, length, iflags, client_context)
                     # (callback_depth first: outside callbacks, the usual case, that is all)
                     inline = bool(conn.callback_depth) and conn.inline() and not conn.settings.send_buffering
                     if queue_oper and not inline:
                         conn.queue_operation(ops.StreamSendFlush(self), priority=bool(iflags & _PRIORITY_WORK))
+            finally:
+                lock.release()
             if status is None:
                 if inline:
                     # MsQuicStreamSend runs QuicStreamSendFlush inline on the worker thread.
                     self.apply_send_flush()
-                return Status.PENDING
+                return _PENDING
         for observer in conn.observers:
             observer.send_call(conn, self, send_id, status, length, iflags, client_context)
         return status
