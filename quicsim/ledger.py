@@ -28,6 +28,7 @@ from .observer import Observer
 from .send_order import Send, SendBook, context_key
 
 _SEND_COMPLETE = StreamEventType.SEND_COMPLETE
+_RECEIVE = StreamEventType.RECEIVE
 _PENDING = Status.PENDING
 _get_ident = threading.get_ident
 _GRACEFUL = int(StreamShutdownFlags.GRACEFUL)
@@ -204,13 +205,17 @@ class Ledger(Observer):
             self._lock.release()
 
     def stream_data_received(self, conn, stream, stream_id, length, fin) -> None:
-        with self._lock:
-            received = self._conn(conn).received.get(stream_id)
+        self._lock.acquire()
+        try:
+            owner = self._conns.get(id(conn)) or self._conn(conn)
+            received = owner.received.get(stream_id)
             if received is None:
-                self._conns[id(conn)].received[stream_id] = [length, bool(fin)]
+                owner.received[stream_id] = [length, bool(fin)]
             else:
                 received[0] += length
                 received[1] = received[1] or bool(fin)
+        finally:
+            self._lock.release()
 
     def stream_event(self, conn, stream, event) -> None:
         self._lock.acquire()
@@ -230,6 +235,11 @@ class Ledger(Observer):
                         self.canceled += 1
                     elif record.conn.peer is not None:
                         self._witness(record, send)
+                    return
+            elif event.type is _RECEIVE:  # per packet: nothing to record on a live, started stream
+                record = self._streams.get(id(stream))
+                if (record is not None and not record.shutdown_complete and record.conn.event_thread is not None
+                        and (record.start_indicated or not record.local)):
                     return
             self._stream_event(conn, stream, event)
         finally:

@@ -328,14 +328,18 @@ class ConnectionCore:
             for stream in dirty:
                 if stream.quic_stream is not None:
                     stream.on_acks()
-        if not self.state.shutdown_initiated:
-            self._adjust_ideal_send_buffer()
-        if self.state.connected and not self.state.shutdown_initiated:
-            self._check_stream_limits()
-        if not self.state.shutdown_initiated:
-            close = aq.close_event(self.quic)
-            if close is not None:
-                self._initiate_remote_shutdown(close)
+        state = self.state
+        if not state.shutdown_initiated:
+            # QuicSendBufferConnectionAdjust and QuicSendBufferStreamAdjust, whether or not
+            # buffering is on (core/send_buffer.py)
+            self.send_buffer.adjust(self)
+            # (each step raises events whose handlers may shut the connection down)
+            if state.connected and not state.shutdown_initiated:
+                self._check_stream_limits()
+            if not state.shutdown_initiated:
+                close = aq.close_event(self.quic)
+                if close is not None:
+                    self._initiate_remote_shutdown(close)
 
     def _check_stream_limits(self) -> None:
         """PEER_ACCEPTED for streams the peer's MAX_STREAMS let through (when they asked
@@ -358,11 +362,6 @@ class ConnectionCore:
                 if not stream.quic_stream.is_blocked:
                     del self._awaiting_accept[stream]
                     stream.indicate(ev.PeerAccepted())
-
-    def _adjust_ideal_send_buffer(self) -> None:
-        """QuicSendBufferConnectionAdjust and QuicSendBufferStreamAdjust, whether or not
-        buffering is on (core/send_buffer.py)."""
-        self.send_buffer.adjust(self)
 
     def _initiate_remote_shutdown(self, close: qe.ConnectionTerminated) -> None:
         """A close this application did not ask for: SHUTDOWN_INITIATED_BY_PEER /
