@@ -68,7 +68,9 @@ class SendBook:
 
     def __init__(self) -> None:
         self.runs: deque[deque[Send]] = deque([deque()])
-        self.by_key: dict[Any, deque[Send]] = {}  # pending sends by client context, oldest first
+        #: pending sends by client context, oldest first; built the first time a completion
+        #: is not for the oldest pending send (in-order completions never need it)
+        self.by_key: dict[Any, deque[Send]] | None = None
         self.done_keys: dict[Any, Send] = {}  # the last completed send of each context
         self.rejected_keys: dict[Any, int] = {}  # contexts of rejected sends -> their call number
         self.next_offset = 0
@@ -96,11 +98,13 @@ class SendBook:
         send.offset = self.next_offset
         self.next_offset += send.length
         send.end = self.next_offset
-        same = self.by_key.get(send.key)
-        if same is None:
-            self.by_key[send.key] = deque((send,))
-        else:
-            same.append(send)
+        by_key = self.by_key
+        if by_key is not None:
+            same = by_key.get(send.key)
+            if same is None:
+                by_key[send.key] = deque((send,))
+            else:
+                same.append(send)
         self.unqueued.append(send)
         if send.fin or not send.flags & _DELAY_SEND:
             self.flushed_seq = send.seq
@@ -165,7 +169,16 @@ class SendBook:
         ``context`` (matched to the oldest pending send despite another context) or
         ``order`` (``older`` is the pending send it overtook)."""
         key = client_context if type(client_context) in _PLAIN else context_key(client_context)
-        candidates = self.by_key.get(key)
+        by_key = self.by_key
+        if by_key is None:
+            by_key = self.by_key = {}
+            for pending in self.pending():  # once per book: O(1) amortized per send
+                same = by_key.get(pending.key)
+                if same is None:
+                    by_key[pending.key] = deque((pending,))
+                else:
+                    same.append(pending)
+        candidates = by_key.get(key)
         problem = None
         if not candidates:
             done = self.done_keys.get(key)
@@ -248,13 +261,15 @@ class SendBook:
 
     def _finish(self, send: Send) -> None:
         send.done = True
-        same = self.by_key[send.key]
-        if same[0] is send:
-            same.popleft()
-        else:
-            same.remove(send)
-        if not same:
-            del self.by_key[send.key]
+        by_key = self.by_key
+        if by_key is not None:
+            same = by_key[send.key]
+            if same[0] is send:
+                same.popleft()
+            else:
+                same.remove(send)
+            if not same:
+                del by_key[send.key]
         self.done_keys[send.key] = send
 
     # ------------------------------------------------------------ the end of a stream
