@@ -98,3 +98,19 @@ def test_a_shrunk_program_whose_open_was_dropped_still_runs(tmp_path):
                            "--loss", "0"], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "NameError" not in proc.stdout
+
+
+def test_a_compiled_program_keeps_the_line_numbers_of_its_repro_file():
+    """The fuzzer compiles the fixed header once per process; the program after it must
+    still be numbered as in the file it writes, so a traceback points at the right line."""
+    from quicsim.fuzz.engine import _spec_from_source
+
+    source = render(generate(5, 12), doc="a finding\nover two lines")
+    lines = source.splitlines()
+    # (a decorated function's code starts at its decorator)
+    def_line = next(i for i, line in enumerate(lines, 1) if line.startswith("async def fuzz_seed_5")) - 1
+    assert lines[def_line - 1].startswith("@scenario")
+    for _ in range(2):  # the first call compiles the header, the second reuses it
+        spec = _spec_from_source(source, "lines")
+        assert spec.fn.__code__.co_firstlineno == def_line
+        assert spec.fn.__code__.co_filename == "<fuzz lines>"

@@ -15,10 +15,13 @@ from ..loader import load_scenarios
 from ..runner import RunOptions, run_job
 from ..scenario_spec import ATTRIBUTE, ScenarioSpec
 from .program import PREEMPT_CHOICES, Program, generate
-from .render import render
+from .render import HEADER, render
 from .swarm import describe
 
 _SIZE_STEPS = (0, 1, 100, 1000)
+
+
+_header_code: list = []  # HEADER compiled once per process (it is half of each program's source)
 
 
 def _spec_from_source(source: str, name: str) -> ScenarioSpec:
@@ -29,7 +32,20 @@ def _spec_from_source(source: str, name: str) -> ScenarioSpec:
     module.__file__ = f"<fuzz {name}>"
     sys.modules[module_name] = module
     try:
-        exec(compile(source, module.__file__, "exec"), module.__dict__)
+        at = source.find(HEADER)
+        if at < 0:
+            exec(compile(source, module.__file__, "exec"), module.__dict__)
+        else:
+            # The same statements in the same order: what precedes the header, the header
+            # (compiled once), then the program, compiled with its lines numbered as in
+            # the full source so a traceback points at the repro file's line.
+            if not _header_code:
+                _header_code.append(compile(HEADER, "<quicsim fuzz header>", "exec"))
+            before, after = source[:at], source[at + len(HEADER):]
+            exec(compile(before, module.__file__, "exec"), module.__dict__)
+            exec(_header_code[0], module.__dict__)
+            padding = "\n" * (before.count("\n") + HEADER.count("\n"))
+            exec(compile(padding + after, module.__file__, "exec"), module.__dict__)
     finally:
         sys.modules.pop(module_name, None)
     for value in module.__dict__.values():
