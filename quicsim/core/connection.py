@@ -322,21 +322,24 @@ class ConnectionCore:
     def poll(self) -> None:
         """After aioquic processed datagrams or timers: complete acknowledged sends,
         then notice a close the peer or the transport started."""
-        self.datagrams.deliver()
+        # Runs after every datagram and timer: plain attribute tests before any call.
+        datagrams = self.datagrams
+        if datagrams.changes:
+            datagrams.deliver()
         while self._dirty:
             dirty, self._dirty = self._dirty, {}
             for stream in dirty:
                 if stream.quic_stream is not None:
                     stream.on_acks()
         state = self.state
-        if not state.shutdown_initiated:
+        if not (state.closed_locally or state.closed_remotely):  # not shutdown_initiated
             # QuicSendBufferConnectionAdjust and QuicSendBufferStreamAdjust, whether or not
             # buffering is on (core/send_buffer.py)
             self.send_buffer.adjust(self)
             # (each step raises events whose handlers may shut the connection down)
-            if state.connected and not state.shutdown_initiated:
+            if state.connected and not (state.closed_locally or state.closed_remotely):
                 self._check_stream_limits()
-            if not state.shutdown_initiated:
+            if not (state.closed_locally or state.closed_remotely):
                 close = aq.close_event(self.quic)
                 if close is not None:
                     self._initiate_remote_shutdown(close)

@@ -60,7 +60,7 @@ class DatagramSender:
         self._ids = 0
         #: state changes seen inside aioquic (packet building, ACK processing), delivered
         #: from ``deliver()`` once aioquic is done: a handler may not re-enter it mid-packet
-        self._changes: list[tuple[DatagramRequest, DatagramSendState]] = []
+        self.changes: list[tuple[DatagramRequest, DatagramSendState]] = []
         aq.replace_datagram_writer(conn.quic, self._write_frame)
         self._loss: Any = None  # aioquic's recovery, once its entry points are wrapped
 
@@ -111,7 +111,7 @@ class DatagramSender:
             builder.quic_logger_frames.append(quic_logger.encode_datagram_frame(length=length))
         self.queued.popleft()
         self.in_flight[request.datagram_id] = request
-        self._changes.append((request, _SENT))
+        self.changes.append((request, _SENT))
         return True
 
     def _on_delivery(self, delivery: QuicDeliveryState, request: DatagramRequest) -> None:
@@ -119,12 +119,12 @@ class DatagramSender:
             return
         self.in_flight.pop(request.datagram_id, None)
         if delivery == QuicDeliveryState.ACKED:
-            self._changes.append((request, DatagramSendState.ACKNOWLEDGED))
+            self.changes.append((request, DatagramSendState.ACKNOWLEDGED))
         else:
             # QuicLossDetectionRetransmitFrames: suspected; aioquic forgets the packet, so
             # keep its number to recognise a late ACK and to forget it as MsQuic does.
             self.suspects.setdefault(request.packet.packet_number, []).append(request)
-            self._changes.append((request, _LOST_SUSPECT))
+            self.changes.append((request, _LOST_SUSPECT))
 
     def _ack_received(self, *, ack_rangeset: Any, ack_delay: float, now: float, space: Any) -> None:
         """aioquic's ACK processing, preceded by what MsQuic's does first for lost packets
@@ -142,7 +142,7 @@ class DatagramSender:
                     acked.append(number)
             for number in acked:
                 for request in self.suspects.pop(number):
-                    self._changes.append((request, DatagramSendState.ACKNOWLEDGED_SPURIOUS))
+                    self.changes.append((request, DatagramSendState.ACKNOWLEDGED_SPURIOUS))
             self._forget(now, max(space.largest_acked_packet, bounds.stop - 1))
         self._on_ack_received(ack_rangeset=ack_rangeset, ack_delay=ack_delay, now=now, space=space)
 
@@ -166,12 +166,12 @@ class DatagramSender:
                 break
             del suspects[number]
             for request in requests:
-                self._changes.append((request, _LOST_DISCARDED))
+                self.changes.append((request, _LOST_DISCARDED))
 
     def deliver(self) -> None:
         """Deliver the state changes collected while aioquic was working."""
-        while self._changes:
-            changes, self._changes = self._changes, []
+        while self.changes:
+            changes, self.changes = self.changes, []
             for request, state in changes:
                 self._state(request, state)
 

@@ -111,7 +111,9 @@ class ConnectionDriver(QuicConnectionProtocol):
             self._transmit_task = None
             return
         super().transmit()
-        self.core.datagrams.deliver()  # SENT states seen while the packets were built
+        datagrams = self.core.datagrams
+        if datagrams.changes:
+            datagrams.deliver()  # SENT states seen while the packets were built
 
     def release(self) -> None:
         """Stop timers and, for a client, close the socket."""
