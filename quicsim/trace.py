@@ -36,20 +36,13 @@ def _flag_names(call: str, flags: Any) -> Any:
 FLUSH_EVERY = 64
 _SEND_FLAG_NAMES: dict[int, str] = {}  # JSON of a send's flags, and of a status (Enum.name is slow)
 _STATUS_NAMES: dict[Any, str] = {}
+_RECEIVE_FLAG_NAMES: dict[Any, str] = {}
 _dumps = json.JSONEncoder(default=repr).encode
 _json_str = json.encoder.encode_basestring_ascii  # the C string encoder json.dumps uses
 
-# Kinds of the records kept as tuples until written, and their lines (the keys in the
-# order the generic records have them; "t" as seconds since the tracer started).
+# Kinds of the records kept as tuples until written (their lines have the keys in the
+# order the generic records have them; "t" is in seconds since the tracer started).
 _SEND_CALL, _QUEUED, _SEND_COMPLETE_EVENT, _RECEIVE_EVENT, _NAMED = range(5)
-_SEND_CALL_LINE = ('{"kind": "call", "name": "send", %s, "status": %s, "send_id": %d, "bytes": %d, '
-                   '"flags": %s, "client_context": %s, "t": %.6f}')
-_QUEUED_LINE = '{"kind": "queued", "name": "send", %s, "send_id": %d, "range": [%d, %d], "fin": %s, "t": %.6f}'
-_SEND_COMPLETE_LINE = ('{"kind": "event", "name": "SEND_COMPLETE", %s, "canceled": %s, "client_context": %s, '
-                       '"send_id": %d, "t": %.6f}')
-_RECEIVE_LINE = ('{"kind": "event", "name": "RECEIVE", %s, "absolute_offset": %d, "total_buffer_length": %d, '
-                 '"bytes": %d, "flags": %s, "t": %.6f}')
-_NAMED_LINE = '{"kind": "%s", "name": %s, %s, "t": %.6f}'  # applied operations, preemption points
 
 
 def _plain(value: Any) -> Any:
@@ -163,42 +156,55 @@ class Tracer(Observer):
             if not batch or self._file.closed:
                 return
             self._written += len(batch)
-            self._file.write("\n".join(self._format(batch)) + "\n")
+            lines = self._format(batch)
+            lines.append("")  # the last line's newline, without copying the batch again
+            self._file.write("\n".join(lines))
             self._file.flush()
 
     def _format(self, batch: list) -> list[str]:
         """The JSON lines of a batch of records (tuples are ``(kind, conn, stream,
         stream id, ..., clock)``; strings are lines already)."""
         start = self._start
-        where = self._where_json
         lines: list[str] = []
         append = lines.append
+        last_stream = last_id = where = None  # runs of records of one stream are the rule
         for r in batch:
+            if type(r) is str:
+                append(r)
+                continue
+            if r[2] is not last_stream or r[3] != last_id or last_stream is None:
+                last_stream, last_id = r[2], r[3]
+                where = self._where_json(r[1], last_stream, last_id)
             kind = r[0]
             if kind is _SEND_CALL:
-                flag_name = _SEND_FLAG_NAMES.get(r[7])
+                _, _, _, _, send_id, status, length, flags, context, t = r
+                flag_name = _SEND_FLAG_NAMES.get(flags)
                 if flag_name is None:
-                    flag_name = _SEND_FLAG_NAMES[r[7]] = _dumps(_flag_names("send", r[7]))
-                status_name = _STATUS_NAMES.get(r[5])
+                    flag_name = _SEND_FLAG_NAMES[flags] = _dumps(_flag_names("send", flags))
+                status_name = _STATUS_NAMES.get(status)
                 if status_name is None:
-                    status_name = _STATUS_NAMES[r[5]] = _dumps(_plain(r[5]))
-                append(_SEND_CALL_LINE % (where(r[1], r[2], r[3]), status_name, r[4], r[6], flag_name,
-                                          _json_str(r[8]), r[9] - start))
+                    status_name = _STATUS_NAMES[status] = _dumps(_plain(status))
+                append(f'{{"kind": "call", "name": "send", {where}, "status": {status_name}, "send_id": {send_id}, '
+                       f'"bytes": {length}, "flags": {flag_name}, "client_context": {_json_str(context)}, '
+                       f'"t": {t - start:.6f}}}')
             elif kind is _QUEUED:
-                append(_QUEUED_LINE % (where(r[1], r[2], r[3]), r[4], r[5], r[6], "true" if r[7] else "false",
-                                       r[8] - start))
+                _, _, _, _, send_id, offset, end, fin, t = r
+                append(f'{{"kind": "queued", "name": "send", {where}, "send_id": {send_id}, "range": [{offset}, {end}], '
+                       f'"fin": {"true" if fin else "false"}, "t": {t - start:.6f}}}')
             elif kind is _SEND_COMPLETE_EVENT:
-                append(_SEND_COMPLETE_LINE % (where(r[1], r[2], r[3]), "true" if r[4] else "false",
-                                              _json_str(r[5]), r[6], r[7] - start))
+                _, _, _, _, canceled, context, send_id, t = r
+                append(f'{{"kind": "event", "name": "SEND_COMPLETE", {where}, "canceled": {"true" if canceled else "false"}, '
+                       f'"client_context": {_json_str(context)}, "send_id": {send_id}, "t": {t - start:.6f}}}')
             elif kind is _RECEIVE_EVENT:
                 event = r[4]
-                append(_RECEIVE_LINE % (where(r[1], r[2], r[3]), event.absolute_offset,
-                                        event.total_buffer_length, sum(map(len, event.buffers)),
-                                        _dumps(_plain(event.flags)), r[5] - start))
-            elif kind is _NAMED:
-                append(_NAMED_LINE % (r[4], _json_str(r[5]), where(r[1], r[2], r[3]), r[6] - start))
-            else:
-                append(r)
+                flags = _RECEIVE_FLAG_NAMES.get(event.flags)
+                if flags is None:
+                    flags = _RECEIVE_FLAG_NAMES[event.flags] = _dumps(_plain(event.flags))
+                append(f'{{"kind": "event", "name": "RECEIVE", {where}, "absolute_offset": {event.absolute_offset}, '
+                       f'"total_buffer_length": {event.total_buffer_length}, "bytes": {sum(map(len, event.buffers))}, '
+                       f'"flags": {flags}, "t": {r[5] - start:.6f}}}')
+            else:  # _NAMED
+                append(f'{{"kind": "{r[4]}", "name": {_json_str(r[5])}, {where}, "t": {r[6] - start:.6f}}}')
         return lines
 
     def _where_json(self, conn: Any, stream: Any, stream_id: Any) -> str:
