@@ -147,19 +147,22 @@ class Tracer(Observer):
             self._drain()
 
     def _drain(self) -> None:
-        """Format and write the waiting records, and flush: what was written survives a
-        crash, without a system call per line."""
         with self._lock:
-            records = self._records
-            batch = records[:]
-            del records[:len(batch)]  # what another thread appended meanwhile stays
-            if not batch or self._file.closed:
-                return
-            self._written += len(batch)
-            lines = self._format(batch)
-            lines.append("")  # the last line's newline, without copying the batch again
-            self._file.write("\n".join(lines))
-            self._file.flush()
+            self._write_waiting()
+
+    def _write_waiting(self) -> None:
+        """Format and write the waiting records, and flush (the lock held): what was
+        written survives a crash, without a system call per line."""
+        records = self._records
+        batch = records[:]
+        del records[:len(batch)]  # what another thread appended meanwhile stays
+        if not batch or self._file.closed:
+            return
+        self._written += len(batch)
+        lines = self._format(batch)
+        lines.append("")  # the last line's newline, without copying the batch again
+        self._file.write("\n".join(lines))
+        self._file.flush()
 
     def _format(self, batch: list) -> list[str]:
         """The JSON lines of a batch of records (tuples are ``(kind, conn, stream,
@@ -316,10 +319,11 @@ class Tracer(Observer):
         self._write({"kind": kind, **detail})
 
     def close(self) -> None:
-        if self._file.closed:
-            return
-        self._drain()
-        if self._owns:
-            self._file.close()
-        else:
-            self._file.flush()
+        with self._lock:  # no other thread is writing a batch as the file closes
+            if self._file.closed:
+                return
+            self._write_waiting()
+            if self._owns:
+                self._file.close()
+            else:
+                self._file.flush()
