@@ -18,6 +18,7 @@ from .enums import ConnectionShutdownFlags, SendFlags, StreamEventType, StreamOp
 from .observer import Observer
 
 _SEND_COMPLETE = StreamEventType.SEND_COMPLETE
+_RECEIVE = StreamEventType.RECEIVE
 _FLAG_TYPES = {"send": SendFlags, "shutdown": StreamShutdownFlags, "start": StreamStartFlags,
                "open_stream": StreamOpenFlags, "connection_shutdown": ConnectionShutdownFlags}
 
@@ -33,9 +34,15 @@ def _flag_names(call: str, flags: Any) -> Any:
 
 
 FLUSH_EVERY = 64
-_SEND_FLAG_NAMES: dict[int, str] = {}
+_SEND_FLAG_NAMES: dict[int, str] = {}  # JSON of a send's flags, and of a status (Enum.name is slow)
+_STATUS_NAMES: dict[Any, str] = {}
+_RECEIVE_FLAG_NAMES: dict[Any, str] = {}
 _dumps = json.JSONEncoder(default=repr).encode
 _json_str = json.encoder.encode_basestring_ascii  # the C string encoder json.dumps uses
+
+# Kinds of the records kept as tuples until written (their lines have the keys in the
+# order the generic records have them; "t" is in seconds since the tracer started).
+_SEND_CALL, _QUEUED, _SEND_COMPLETE_EVENT, _RECEIVE_EVENT, _NAMED = range(5)
 
 
 def _plain(value: Any) -> Any:
@@ -93,7 +100,14 @@ def json_records(lines: Any) -> Any:
 
 
 class Tracer(Observer):
-    """Writes the trace to ``path`` (or an open text file)."""
+    """Writes the trace to ``path`` (or an open text file).
+
+    The frequent records (sends, their completions, RECEIVE, applied operations,
+    preemption points) cost one tuple append each: they are formatted a batch at a time
+    when the batch is written. The rest are formatted as they happen. Either way what a
+    record says is taken at the moment it happens (a stream's id, a ``client_context``'s
+    repr, a mutable event's fields).
+    """
 
     def __init__(self, path: str | Path | TextIO, clock: Callable[[], float] | None = None,
                  include_cids: bool = True) -> None:
@@ -111,42 +125,102 @@ class Tracer(Observer):
             self._owns = True
         self._clock = clock or time.monotonic
         self._start = self._clock()
-        self.lines = 0
-        self._buffer: list[str] = []
-        self._lock = threading.Lock()  # calls may come from any thread
+        self._written = 0
+        # Records waiting to be written: formatted lines, or tuples for the frequent
+        # kinds. Appends need no lock (list.append is atomic); taking a batch does, so that
+        # batches taken by two threads are written in order.
+        self._records: list[Any] = []
+        self._lock = threading.Lock()
         self._where_cache: dict[Any, tuple] = {}
+
+    @property
+    def lines(self) -> int:
+        """Records traced so far (written or waiting for the next write)."""
+        return self._written + len(self._records)
 
     def _write(self, record: dict) -> None:
         if self._file.closed:
             return
         record["t"] = round(self._clock() - self._start, 6)
-        self._emit(_dumps(record))
-
-    def _emit(self, line: str) -> None:
-        with self._lock:
-            buffer = self._buffer
-            buffer.append(line)
-            self.lines += 1
-            if len(buffer) >= FLUSH_EVERY:
-                self._drain()
+        self._records.append(_dumps(record))
+        if len(self._records) >= FLUSH_EVERY:
+            self._drain()
 
     def _drain(self) -> None:
-        """Write buffered lines and flush: what was written survives a crash, without a
-        system call per line."""
-        if self._buffer and not self._file.closed:
-            self._file.write("\n".join(self._buffer) + "\n")
-            self._file.flush()
-        self._buffer.clear()
+        with self._lock:
+            self._write_waiting()
 
-    def _t(self) -> str:
-        return f"{self._clock() - self._start:.6f}"
+    def _write_waiting(self) -> None:
+        """Format and write the waiting records, and flush (the lock held): what was
+        written survives a crash, without a system call per line."""
+        records = self._records
+        batch = records[:]
+        del records[:len(batch)]  # what another thread appended meanwhile stays
+        if not batch or self._file.closed:
+            return
+        self._written += len(batch)
+        lines = self._format(batch)
+        lines.append("")  # the last line's newline, without copying the batch again
+        self._file.write("\n".join(lines))
+        self._file.flush()
 
-    def _where_json(self, conn: Any, stream: Any) -> str:
-        """The ``_where`` fields as a JSON fragment, cached per stream (the hot records)."""
-        cached = self._where_cache.get(stream)
-        if cached is None or cached[0] != stream.id:
-            cached = (stream.id, _dumps(self._where(conn, stream))[1:-1])
-            self._where_cache[stream] = cached
+    def _format(self, batch: list) -> list[str]:
+        """The JSON lines of a batch of records (tuples are ``(kind, conn, stream,
+        stream id, ..., clock)``; strings are lines already)."""
+        start = self._start
+        lines: list[str] = []
+        append = lines.append
+        last_stream = last_id = where = None  # runs of records of one stream are the rule
+        for r in batch:
+            if type(r) is str:
+                append(r)
+                continue
+            if r[2] is not last_stream or r[3] != last_id or last_stream is None:
+                last_stream, last_id = r[2], r[3]
+                where = self._where_json(r[1], last_stream, last_id)
+            kind = r[0]
+            if kind is _SEND_CALL:
+                _, _, _, _, send_id, status, length, flags, context, t = r
+                flag_name = _SEND_FLAG_NAMES.get(flags)
+                if flag_name is None:
+                    flag_name = _SEND_FLAG_NAMES[flags] = _dumps(_flag_names("send", flags))
+                status_name = _STATUS_NAMES.get(status)
+                if status_name is None:
+                    status_name = _STATUS_NAMES[status] = _dumps(_plain(status))
+                append(f'{{"kind": "call", "name": "send", {where}, "status": {status_name}, "send_id": {send_id}, '
+                       f'"bytes": {length}, "flags": {flag_name}, "client_context": {_json_str(context)}, '
+                       f'"t": {t - start:.6f}}}')
+            elif kind is _QUEUED:
+                _, _, _, _, send_id, offset, end, fin, t = r
+                append(f'{{"kind": "queued", "name": "send", {where}, "send_id": {send_id}, "range": [{offset}, {end}], '
+                       f'"fin": {"true" if fin else "false"}, "t": {t - start:.6f}}}')
+            elif kind is _SEND_COMPLETE_EVENT:
+                _, _, _, _, canceled, context, send_id, t = r
+                append(f'{{"kind": "event", "name": "SEND_COMPLETE", {where}, "canceled": {"true" if canceled else "false"}, '
+                       f'"client_context": {_json_str(context)}, "send_id": {send_id}, "t": {t - start:.6f}}}')
+            elif kind is _RECEIVE_EVENT:
+                event = r[4]
+                flags = _RECEIVE_FLAG_NAMES.get(event.flags)
+                if flags is None:
+                    flags = _RECEIVE_FLAG_NAMES[event.flags] = _dumps(_plain(event.flags))
+                append(f'{{"kind": "event", "name": "RECEIVE", {where}, "absolute_offset": {event.absolute_offset}, '
+                       f'"total_buffer_length": {event.total_buffer_length}, "bytes": {sum(map(len, event.buffers))}, '
+                       f'"flags": {flags}, "t": {r[5] - start:.6f}}}')
+            else:  # _NAMED
+                append(f'{{"kind": "{r[4]}", "name": {_json_str(r[5])}, {where}, "t": {r[6] - start:.6f}}}')
+        return lines
+
+    def _where_json(self, conn: Any, stream: Any, stream_id: Any) -> str:
+        """The ``_where`` fields as a JSON fragment, cached per stream (and per
+        connection for records of no stream)."""
+        key = conn if stream is None else stream
+        cached = self._where_cache.get(key)
+        if cached is None or cached[0] != stream_id:
+            where = self._where(conn, stream)
+            if stream is not None:
+                where["stream_id"] = stream_id  # the id when the record happened
+            cached = (stream_id, _dumps(where)[1:-1])
+            self._where_cache[key] = cached
         return cached[1]
 
     def __enter__(self) -> "Tracer":
@@ -177,34 +251,48 @@ class Tracer(Observer):
                 record[key] = _plain(value)
         self._write(record)
 
-    # The per-send records are formatted directly: they are most of a trace.
+    # The frequent records: one tuple each, formatted by _format.
     def send_call(self, conn, stream, send_id, status, length, flags, client_context) -> None:
-        flag_name = _SEND_FLAG_NAMES.get(flags)
-        if flag_name is None:
-            flag_name = _SEND_FLAG_NAMES[flags] = _dumps(_flag_names("send", flags))
-        self._emit(f'{{"kind": "call", "name": "send", {self._where_json(conn, stream)}, '
-                   f'"status": "{status.name}", "send_id": {send_id}, "bytes": {length}, "flags": {flag_name}, '
-                   f'"client_context": {_json_str(repr(client_context))}, "t": {self._t()}}}')
+        records = self._records
+        records.append((_SEND_CALL, conn, stream, stream.id, send_id, status, length, flags, repr(client_context),
+                        self._clock()))
+        if len(records) >= FLUSH_EVERY:
+            self._drain()
 
     def send_queued(self, conn, stream, send_id, offset, end, fin) -> None:
-        self._emit(f'{{"kind": "queued", "name": "send", {self._where_json(conn, stream)}, "send_id": {send_id}, '
-                   f'"range": [{offset}, {end}], "fin": {"true" if fin else "false"}, "t": {self._t()}}}')
+        records = self._records
+        records.append((_QUEUED, conn, stream, stream.id, send_id, offset, end, fin, self._clock()))
+        if len(records) >= FLUSH_EVERY:
+            self._drain()
 
     def preempted(self, conn, stream, call) -> None:
-        self._write({"kind": "preempt", "name": call, **self._where(conn, stream)})
+        records = self._records
+        records.append((_NAMED, conn, stream, stream.id if stream is not None else None, "preempt", call,
+                        self._clock()))
+        if len(records) >= FLUSH_EVERY:
+            self._drain()
 
     def operation_applied(self, conn, stream, kind) -> None:
-        self._write({"kind": "applied", "name": kind, **self._where(conn, stream)})
+        records = self._records
+        records.append((_NAMED, conn, stream, stream.id if stream is not None else None, "applied", kind,
+                        self._clock()))
+        if len(records) >= FLUSH_EVERY:
+            self._drain()
 
     def stream_event(self, conn, stream, event) -> None:
-        if event.type is _SEND_COMPLETE:
-            self._emit(f'{{"kind": "event", "name": "SEND_COMPLETE", {self._where_json(conn, stream)}, '
-                       f'"canceled": {"true" if event.canceled else "false"}, '
-                       f'"client_context": {_json_str(repr(event.client_context))}, "send_id": {event.send_id}, '
-                       f'"t": {self._t()}}}')
+        records = self._records
+        event_type = event.type
+        if event_type is _SEND_COMPLETE:
+            records.append((_SEND_COMPLETE_EVENT, conn, stream, stream.id, event.canceled,
+                            repr(event.client_context), event.send_id, self._clock()))
+        elif event_type is _RECEIVE:  # frozen, and holds nothing mutable: read when written
+            records.append((_RECEIVE_EVENT, conn, stream, stream.id, event, self._clock()))
+        else:
+            self._write({"kind": "event", "name": event_type.name, **self._where(conn, stream),
+                         **event_fields(event)})
             return
-        self._write({"kind": "event", "name": event.type.name, **self._where(conn, stream),
-                     **event_fields(event)})
+        if len(records) >= FLUSH_EVERY:
+            self._drain()
 
     def connection_event(self, conn, event) -> None:
         self._write({"kind": "conn_event", "name": event.type.name, **self._where(conn, None),
@@ -231,11 +319,11 @@ class Tracer(Observer):
         self._write({"kind": kind, **detail})
 
     def close(self) -> None:
-        if self._file.closed:
-            return
-        with self._lock:
-            self._drain()
-        if self._owns:
-            self._file.close()
-        else:
-            self._file.flush()
+        with self._lock:  # no other thread is writing a batch as the file closes
+            if self._file.closed:
+                return
+            self._write_waiting()
+            if self._owns:
+                self._file.close()
+            else:
+                self._file.flush()
