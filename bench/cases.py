@@ -22,6 +22,7 @@ from quicsim.fuzz.engine import NO_HANDSHAKE, check_seed
 from quicsim.fuzz.program import generate
 from quicsim.network import Network
 from quicsim.transport.memory import SERVER_ADDR, MemoryLink
+from quicsim.transport.udp import enlarge_buffers
 from quicsim.transport.virtual_loop import run_virtual
 
 ALPN = "quicsim"
@@ -80,10 +81,14 @@ async def _bare_pair(expect_fins: int = 1, max_streams: int | None = None):
         return sink
 
     server = await serve("127.0.0.1", 0, configuration=server_config, create_protocol=create)
+    assert server._transport is not None  # serve() returns a bound server
     port = server._transport.get_extra_info("sockname")[1]
     transport, client = await loop.create_datagram_endpoint(
         lambda: QuicConnectionProtocol(QuicConnection(configuration=client_config)),
         local_addr=("127.0.0.1", 0))
+    # The same sockets as quicsim's: its transport enlarges both buffers.
+    enlarge_buffers(transport)
+    enlarge_buffers(server._transport)
     client.connect(("127.0.0.1", port))
     await client.wait_connected()
     return server, transport, client, sinks
