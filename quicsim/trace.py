@@ -1,7 +1,7 @@
 """A JSON Lines trace of a run: every API call with its status, every operation the
 worker applied, every event delivered (or discarded), every fault that fired and every
-network decision that was not a plain forward. One object per line, written as it
-happens (flushed every few dozen lines and at the end), so a crash keeps what was written.
+network decision that was not a plain forward. One object per line, written and flushed
+a few dozen at a time (and at the end), so a crash keeps all but the last few dozen.
 """
 
 from __future__ import annotations
