@@ -1,7 +1,7 @@
 """A JSON Lines trace of a run: every API call with its status, every operation the
 worker applied, every event delivered (or discarded), every fault that fired and every
-network decision that was not a plain forward. One object per line, written as it
-happens (flushed every few dozen lines and at the end), so a crash keeps what was written.
+network decision that was not a plain forward. One object per line, written and flushed
+a few dozen at a time (and at the end), so a crash keeps all but the last few dozen.
 """
 
 from __future__ import annotations
@@ -37,6 +37,11 @@ FLUSH_EVERY = 64
 _SEND_FLAG_NAMES: dict[int, str] = {}  # JSON of a send's flags, and of a status (Enum.name is slow)
 _STATUS_NAMES: dict[Any, str] = {}
 _RECEIVE_FLAG_NAMES: dict[Any, str] = {}
+# The decimal strings of the small numbers most records carry (send ids, sizes; and ints
+# given as client_context, whose repr it is, quoted): a lookup costs a fraction of str(n).
+_SMALL = 4096
+_DECIMAL = [str(n) for n in range(_SMALL)]
+_QUOTED = [f'"{n}"' for n in range(_SMALL)]
 _dumps = json.JSONEncoder(default=repr).encode
 _json_str = json.encoder.encode_basestring_ascii  # the C string encoder json.dumps uses
 
@@ -168,9 +173,11 @@ class Tracer(Observer):
         """The JSON lines of a batch of records (tuples are ``(kind, conn, stream,
         stream id, ..., clock)``; strings are lines already)."""
         start = self._start
+        decimal = _DECIMAL
         lines: list[str] = []
         append = lines.append
         last_stream = last_id = where = None  # runs of records of one stream are the rule
+        last_end, last_end_text = -1, ""
         for r in batch:
             if type(r) is str:
                 append(r)
@@ -187,17 +194,26 @@ class Tracer(Observer):
                 status_name = _STATUS_NAMES.get(status)
                 if status_name is None:
                     status_name = _STATUS_NAMES[status] = _dumps(_plain(status))
-                append(f'{{"kind": "call", "name": "send", {where}, "status": {status_name}, "send_id": {send_id}, '
-                       f'"bytes": {length}, "flags": {flag_name}, "client_context": {_json_str(context)}, '
-                       f'"t": {t - start:.6f}}}')
+                send_id_text = decimal[send_id] if 0 <= send_id < _SMALL else str(send_id)
+                length_text = decimal[length] if 0 <= length < _SMALL else str(length)
+                append(f'{{"kind": "call", "name": "send", {where}, "status": {status_name}, '
+                       f'"send_id": {send_id_text}, "bytes": {length_text}, "flags": {flag_name}, '
+                       f'"client_context": {context}, "t": {t - start:.6f}}}')
             elif kind is _QUEUED:
                 _, _, _, _, send_id, offset, end, fin, t = r
-                append(f'{{"kind": "queued", "name": "send", {where}, "send_id": {send_id}, "range": [{offset}, {end}], '
-                       f'"fin": {"true" if fin else "false"}, "t": {t - start:.6f}}}')
+                send_id_text = decimal[send_id] if 0 <= send_id < _SMALL else str(send_id)
+                # A stream's ranges follow each other: most start where the last one ended.
+                offset_text = last_end_text if offset == last_end else str(offset)
+                last_end, last_end_text = end, str(end)
+                append(f'{{"kind": "queued", "name": "send", {where}, "send_id": {send_id_text}, '
+                       f'"range": [{offset_text}, {last_end_text}], "fin": {"true" if fin else "false"}, '
+                       f'"t": {t - start:.6f}}}')
             elif kind is _SEND_COMPLETE_EVENT:
                 _, _, _, _, canceled, context, send_id, t = r
-                append(f'{{"kind": "event", "name": "SEND_COMPLETE", {where}, "canceled": {"true" if canceled else "false"}, '
-                       f'"client_context": {_json_str(context)}, "send_id": {send_id}, "t": {t - start:.6f}}}')
+                send_id_text = decimal[send_id] if 0 <= send_id < _SMALL else str(send_id)
+                append(f'{{"kind": "event", "name": "SEND_COMPLETE", {where}, '
+                       f'"canceled": {"true" if canceled else "false"}, "client_context": {context}, '
+                       f'"send_id": {send_id_text}, "t": {t - start:.6f}}}')
             elif kind is _RECEIVE_EVENT:
                 event = r[4]
                 flags = _RECEIVE_FLAG_NAMES.get(event.flags)
@@ -254,8 +270,9 @@ class Tracer(Observer):
     # The frequent records: one tuple each, formatted by _format.
     def send_call(self, conn, stream, send_id, status, length, flags, client_context) -> None:
         records = self._records
-        records.append((_SEND_CALL, conn, stream, stream.id, send_id, status, length, flags, repr(client_context),
-                        self._clock()))
+        context = (_QUOTED[client_context] if type(client_context) is int and 0 <= client_context < _SMALL
+                   else _json_str(repr(client_context)))  # its repr now: the object may change later
+        records.append((_SEND_CALL, conn, stream, stream.id, send_id, status, length, flags, context, self._clock()))
         if len(records) >= FLUSH_EVERY:
             self._drain()
 
@@ -283,8 +300,10 @@ class Tracer(Observer):
         records = self._records
         event_type = event.type
         if event_type is _SEND_COMPLETE:
-            records.append((_SEND_COMPLETE_EVENT, conn, stream, stream.id, event.canceled,
-                            repr(event.client_context), event.send_id, self._clock()))
+            context = event.client_context
+            context = _QUOTED[context] if type(context) is int and 0 <= context < _SMALL else _json_str(repr(context))
+            records.append((_SEND_COMPLETE_EVENT, conn, stream, stream.id, event.canceled, context, event.send_id,
+                            self._clock()))
         elif event_type is _RECEIVE:  # frozen, and holds nothing mutable: read when written
             records.append((_RECEIVE_EVENT, conn, stream, stream.id, event, self._clock()))
         else:

@@ -174,3 +174,77 @@ def test_records_from_other_threads_are_all_written_whole_and_in_order(tmp_path)
         for kind, name in (("queued", "send"), ("event", "SEND_COMPLETE")):
             assert sorted(r["send_id"] for r in records
                           if r["kind"] == kind and r["name"] == name and r["cid"] == cid) == send_ids
+
+
+class _Mutable:
+    """A client_context whose repr changes after it is traced."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def __repr__(self) -> str:
+        return f"<ctx {self.n} \"quoted\" \u00e9>"
+
+
+def test_the_batched_records_equal_the_generic_ones_for_any_number_or_context(tmp_path):
+    """Each send record, completion and RECEIVE is also traced through the generic
+    (dict) path; apart from the time, the two lines must say the same."""
+    from quicsim import SendFlags
+    from quicsim import events as ev
+    from quicsim.trace import event_fields
+
+    path = tmp_path / "t.jsonl"
+    contexts = [0, 7, 4095, 4096, -1, 10**20, True, None, "a\"b\\c", ("t", 1), Status.SUCCESS, _Mutable()]
+    numbers = [0, 1, 4095, 4096, 10**12]
+
+    async def main() -> None:
+        tracer = Tracer(path, include_cids=True)
+        pair = await quicsim.open_pair(transport="memory")
+        try:
+            conn = pair.client.core
+            stream = pair.client.open_stream().core
+            for n in numbers:
+                for context in contexts:
+                    for status in (Status.PENDING, Status.INVALID_STATE):
+                        tracer.send_call(conn, stream, n, status, n, SendFlags.FIN | SendFlags.DELAY_SEND, context)
+                        tracer.api_call(conn, stream, "send", status, {"send_id": n, "bytes": n,
+                                                                       "flags": SendFlags.FIN | SendFlags.DELAY_SEND,
+                                                                       "client_context": context})
+                    event = ev.SendComplete(canceled=n % 2 == 0, client_context=context, send_id=n)
+                    tracer.stream_event(conn, stream, event)
+                    tracer._write({"kind": "event", "name": "SEND_COMPLETE", **tracer._where(conn, stream),
+                                   **event_fields(event)})
+                    if isinstance(context, _Mutable):
+                        context.n += 1  # after the records, before they are written
+                for offset, end in ((n, n + n), (n + n, n + n + 3), (7, 9)):  # contiguous, then not
+                    tracer.send_queued(conn, stream, n, offset, end, n == 0)
+                for offset, end in ((n, n + n), (n + n, n + n + 3), (7, 9)):
+                    tracer._write({"kind": "queued", "name": "send", **tracer._where(conn, stream), "send_id": n,
+                                   "range": [offset, end], "fin": n == 0})
+                receive = ev.Receive(absolute_offset=n, total_buffer_length=n + 3, buffers=(b"ab", b"c" * (n % 7)),
+                                     flags=quicsim.ReceiveFlags.FIN)
+                tracer.stream_event(conn, stream, receive)
+                tracer._write({"kind": "event", "name": "RECEIVE", **tracer._where(conn, stream),
+                               **event_fields(receive)})
+                tracer.operation_applied(conn, stream, "send")
+                tracer._write({"kind": "applied", "name": "send", **tracer._where(conn, stream)})
+                tracer.operation_applied(conn, None, "conn_shutdown")
+                tracer._write({"kind": "applied", "name": "conn_shutdown", **tracer._where(conn, None)})
+        finally:
+            await pair.shutdown()
+            tracer.close()
+
+    _run(main)
+    records = _records(path)
+    assert len(records) == 2 * len(numbers) * (3 * len(contexts) + 6)
+    queued = [r for r in records if r["kind"] == "queued"]  # in sixes: three batched, three generic
+    pairs = [(queued[i + k], queued[i + 3 + k]) for i in range(0, len(queued), 6) for k in range(3)]
+    others = [r for r in records if r["kind"] != "queued"]  # batched, generic, batched, ...
+    pairs += list(zip(others[::2], others[1::2]))
+    assert len(pairs) * 2 == len(records)
+    for fast, generic in pairs:
+        assert list(fast) == list(generic)  # the same keys in the same order
+        fast.pop("t"), generic.pop("t")
+        assert fast == generic
+    contexts_seen = {r["client_context"] for r in records if "client_context" in r}
+    assert {"7", "4096", "-1", "True", "None", "'a\"b\\\\c'", "('t', 1)", "<ctx 0 \"quoted\" \u00e9>"} <= contexts_seen
