@@ -38,7 +38,7 @@ SCOPE: dict[str, dict[str | None, tuple[str, ...]]] = {
         "Ledger": ("_on_send_complete", "_witness", "_peer", "_leak_check")},
     "quicsim/send_order.py": {
         None: ("context_key",),
-        "SendBook": ("accept", "reject", "shutdown_requested", "queued", "front", "complete_front", "complete", "_pick",
+        "SendBook": ("add", "_leave_lane", "lane_queued", "accept", "reject", "shutdown_requested", "queued", "front", "complete_front", "complete", "_pick",
                      "_overtaken", "_split", "_finish", "pending", "drop_pending")},
 }
 

@@ -12,6 +12,11 @@ accepted before it: once, the book splits that tail into a run of its own.
 
 Everything here is O(1) amortized per send and completion; the identities are the
 book's own (``seq``), never the stack's.
+
+Most streams never need more than FIFO: one run, each completion for the oldest pending
+send. Until something else happens a book keeps its sends in a *lane* of plain tuples
+(:data:`Entry`), cheap to make and to match; the first call or completion that needs the
+general rules turns the lane into :class:`Send` objects, once, and the book stays general.
 """
 
 from __future__ import annotations
@@ -60,24 +65,42 @@ class Send:
         return f"#{self.seq} (client_context={self.client_context!r})"
 
 
+#: a send in the lane: (seq, send_id, length, flags, client_context, key, offset, end)
+Entry = tuple[int, Any, int, int, Any, Any, int, int]
+
+
+def send_of(entry: Entry) -> Send:
+    """The :class:`Send` a lane entry stands for."""
+    send = Send(entry[0], entry[1], entry[2], entry[3], entry[4])
+    send.offset = entry[6]
+    send.end = entry[7]
+    return send
+
+
 class SendBook:
     """The accepted, not yet completed sends of one stream, and the judging of completions."""
 
     __slots__ = ("runs", "by_key", "done_keys", "rejected_keys", "next_offset", "new_run", "inline_split",
-                 "unqueued", "flushed_seq", "concurrent")
+                 "unqueued", "flushed_seq", "concurrent", "lane", "lane_done")
 
     def __init__(self) -> None:
+        #: pending sends, oldest first, while the book is plain FIFO (None once general):
+        #: then ``runs`` holds one empty run and ``unqueued`` holds entries
+        self.lane: deque[Entry] | None = deque()
+        #: the seq of the last send completed from the lane (they complete in seq order)
+        self.lane_done = 0
         self.runs: deque[deque[Send]] = deque([deque()])
         #: pending sends by client context, oldest first; built the first time a completion
         #: is not for the oldest pending send (in-order completions never need it)
         self.by_key: dict[Any, deque[Send]] | None = None
-        self.done_keys: dict[Any, Send] = {}  # the last completed send of each context
+        #: the last completed send of each context (a lane entry until the book is general)
+        self.done_keys: dict[Any, Send | Entry] = {}
         self.rejected_keys: dict[Any, int] = {}  # contexts of rejected sends -> their call number
         self.next_offset = 0
         self.new_run = False
         self.inline_split = False
         #: accepted sends whose ``send_queued`` notification has not come yet, oldest first
-        self.unqueued: deque[Send] = deque()
+        self.unqueued: deque[Any] = deque()  # Send objects, or entries in the lane
         #: the call number of the last send that flushes DELAY_SEND data (or of the FIN)
         self.flushed_seq = 0
         #: sends came from a thread other than the worker's: the worker may have flushed
@@ -86,7 +109,50 @@ class SendBook:
 
     # ------------------------------------------------------------ calls
 
+    def add(self, seq: int, send_id: Any, length: int, flags: int, client_context: Any) -> None:
+        """An accepted send: into the lane while the book is plain FIFO, else :meth:`accept`."""
+        lane = self.lane
+        if lane is None or self.new_run:
+            # A send after a FIN or graceful shutdown call starts a second run: general rules.
+            self.accept(Send(seq, send_id, length, flags, client_context))
+            return
+        offset = self.next_offset
+        end = self.next_offset = offset + length
+        entry = (seq, send_id, length, flags, client_context,
+                 client_context if type(client_context) in _PLAIN else context_key(client_context), offset, end)
+        lane.append(entry)
+        self.unqueued.append(entry)
+        # (as in accept)
+        if flags & _FIN:
+            self.flushed_seq = seq
+            self.new_run = True
+        elif not flags & _DELAY_SEND:
+            self.flushed_seq = seq
+
+    def _leave_lane(self) -> None:
+        """Turn the lane into Send objects in the first run: the book is general from now on."""
+        lane = self.lane
+        if lane is None:
+            return
+        self.lane = None
+        run = self.runs[0]
+        made: dict[int, Send] = {}
+        for entry in lane:
+            send = send_of(entry)
+            send.run = run
+            run.append(send)
+            made[id(entry)] = send
+        # Entries no longer in the lane completed before they were queued: dropped, as
+        # queued() would skip them.
+        self.unqueued = deque(made[id(e)] for e in self.unqueued if id(e) in made)
+        for key, done in self.done_keys.items():
+            if type(done) is tuple:
+                send = send_of(done)
+                send.done = True
+                self.done_keys[key] = send
+
     def accept(self, send: Send) -> None:
+        self._leave_lane()
         if self.new_run:
             self.runs.append(deque())
             self.new_run = False
@@ -122,9 +188,27 @@ class SendBook:
             if inline:
                 self.inline_split = True
 
+    def lane_queued(self, offset: int, end: int, fin: bool) -> bool:
+        """In the lane: a ``send_queued`` notification for exactly the range the oldest
+        unqueued send should have (consumed, True). False, consuming nothing, when the
+        book is general or the range differs: :meth:`queued` judges then."""
+        if self.lane is None:
+            return False
+        unqueued = self.unqueued
+        done = self.lane_done
+        while unqueued and unqueued[0][0] <= done:
+            unqueued.popleft()  # completed before it was queued (canceled)
+        if unqueued:
+            entry = unqueued[0]
+            if entry[6] == offset and entry[7] == end and bool(entry[3] & _FIN) == bool(fin):
+                unqueued.popleft()
+                return True
+        return False
+
     def queued(self) -> Send | None:
         """The send a ``send_queued`` notification is about: the oldest not yet queued
         that has not already completed (late sends are canceled without being queued)."""
+        self._leave_lane()
         unqueued = self.unqueued
         while unqueued:
             send = unqueued.popleft()
@@ -136,6 +220,7 @@ class SendBook:
 
     def front(self) -> Send | None:
         """The oldest pending send."""
+        self._leave_lane()
         runs = self.runs
         while True:
             run = runs[0]
@@ -147,10 +232,24 @@ class SendBook:
                 return None
             runs.popleft()
 
-    def complete_front(self, canceled: bool, client_context: Any) -> Send | None:
+    def complete_front(self, canceled: bool, client_context: Any) -> Send | Entry | None:
         """The usual completion in one step: the oldest pending send carries this context
         (and, when canceled, no later run could claim it), so :meth:`complete` would pick it
-        with no problem. Finishes and returns it; None when :meth:`complete` must judge."""
+        with no problem. Finishes and returns it (a lane entry while the book is plain
+        FIFO); None when :meth:`complete` must judge."""
+        lane = self.lane
+        if lane is not None:
+            # One run, so even a canceled completion may only be the front's.
+            if not lane:
+                return None
+            entry = lane[0]
+            key = client_context if type(client_context) in _PLAIN else context_key(client_context)
+            if entry[5] != key:
+                return None
+            lane.popleft()
+            self.lane_done = entry[0]
+            self.done_keys[key] = entry
+            return entry
         runs = self.runs
         run = runs[0]
         if not run or (canceled and len(runs) > 1):
@@ -168,6 +267,7 @@ class SendBook:
         the completion is allowed, else one of ``duplicate``, ``rejected``, ``unknown``,
         ``context`` (matched to the oldest pending send despite another context) or
         ``order`` (``older`` is the pending send it overtook)."""
+        self._leave_lane()
         key = client_context if type(client_context) in _PLAIN else context_key(client_context)
         by_key = self.by_key
         if by_key is None:
@@ -183,6 +283,7 @@ class SendBook:
         if not candidates:
             done = self.done_keys.get(key)
             if done is not None:
+                assert isinstance(done, Send)  # the lane was left above
                 return done, "duplicate", None
             if key in self.rejected_keys:
                 return None, "rejected", None
@@ -276,6 +377,7 @@ class SendBook:
 
     def pending(self) -> list[Send]:
         """Pending sends in send order."""
+        self._leave_lane()
         return [send for run in self.runs for send in run if not send.done]
 
     def drop_pending(self) -> list[Send]:

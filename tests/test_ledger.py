@@ -383,3 +383,41 @@ def test_a_late_run_may_split_only_when_sends_came_from_another_thread(other_thr
     _complete(ledger, conn, stream, 1)
     _complete(ledger, conn, stream, 2)
     assert ledger.ok is other_thread, ledger.summary()
+
+
+def test_a_duplicate_after_in_order_completions_is_named_with_its_send():
+    """In-order completions are matched in the book's FIFO lane; a later duplicate of one of
+    them must still be found and named (the lane's record of completed sends carries over)."""
+    ledger = Ledger()
+    conn, stream = _fake()
+    _started(ledger, conn, stream)
+    for send_id in (1, 2, 3):
+        _send(ledger, conn, stream, send_id)
+    _complete(ledger, conn, stream, 1)
+    _complete(ledger, conn, stream, 2)
+    assert ledger.ok
+    _complete(ledger, conn, stream, 2)  # duplicate of an in-order completion
+    _complete(ledger, conn, stream, 3)
+    assert ledger.violations == ["c stream id=0: duplicate SEND_COMPLETE for send #2 (client_context=2)"]
+    assert ledger.report()["pending"] == 0
+
+
+def test_a_queued_range_that_differs_is_named_in_the_lane_as_after_it():
+    """The range check of queued sends holds whether the book is still plain FIFO or not."""
+    for general in (False, True):
+        ledger = Ledger()
+        conn, stream = _fake()
+        _started(ledger, conn, stream)
+        _send(ledger, conn, stream, 1)
+        _send(ledger, conn, stream, 2)
+        if general:
+            _complete(ledger, conn, stream, 2, canceled=True)  # out of order: the book leaves the lane
+            ledger.violations.clear()
+        ledger.sends_queued(conn, stream, [(1, 0, 1, False)])
+        assert ledger.violations == []
+        ledger.sends_queued(conn, stream, [(2, 5, 6, False)] if not general else [(3, 1, 2, False)])
+        if general:  # send 2 completed (canceled) before it was queued: nothing was accepted after it
+            assert ledger.violations == ["c stream id=0: a send was queued at [1, 2) that was never accepted"]
+        else:
+            assert ledger.violations == ["c stream id=0: send #2 (client_context=2) queued at [5, 6) fin=False, "
+                                         "but the sends before it put it at [1, 2) fin=False"]
