@@ -50,7 +50,7 @@ def _case(name: str, unit: str, quicsim: dict, baseline: dict | None, ratio: flo
 
 
 def run(quick: bool) -> list[dict]:
-    rounds = 3 if not quick else 1
+    rounds = 5 if not quick else 1
     results = []
     bulk_total = 20 * 1024 * 1024 if not quick else 512 * 1024
     chunk = 64 * 1024
