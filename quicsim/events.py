@@ -48,7 +48,6 @@ class SendComplete(StreamEvent):
     send_id: int = field(default=0, compare=False)
 
 
-
 # The per-send events are built without calling the class: a frozen dataclass's __init__
 # assigns each field through object.__setattr__, which costs more than the rest of a
 # SEND_COMPLETE's delivery. These set the same slots directly (same object, same fields).
@@ -79,6 +78,7 @@ def receive(absolute_offset: int, data: bytes, flags: ReceiveFlags) -> Receive:
     _set_buffers(event, (data,))
     _set_receive_flags(event, flags)
     return event
+
 
 @dataclass(frozen=True, slots=True)
 class PeerSendShutdown(StreamEvent):

@@ -147,3 +147,24 @@ async def test_unstarted_stream_gets_no_events_until_close(pair):
     stream.close()
     assert rec.types() == ["SEND_SHUTDOWN_COMPLETE", "SHUTDOWN_COMPLETE"]
     assert pair.client.ledger.ok
+
+
+async def test_the_hot_path_event_builders_make_the_same_frozen_events():
+    """SEND_COMPLETE and RECEIVE are built without the dataclass __init__ on the hot path:
+    each field must land where the dataclass would put it, and the events stay frozen."""
+    import dataclasses
+
+    from quicsim import ReceiveFlags
+    from quicsim import events as ev
+
+    fast = ev.send_complete(True, "ctx", 7)
+    slow = ev.SendComplete(canceled=True, client_context="ctx", send_id=7)
+    assert (fast.canceled, fast.client_context, fast.send_id) == (True, "ctx", 7)
+    assert fast == slow and repr(fast) == repr(slow)
+    data = b"abc"
+    fast_r = ev.receive(10, data, ReceiveFlags.FIN)
+    slow_r = ev.Receive(absolute_offset=10, total_buffer_length=3, buffers=(data,), flags=ReceiveFlags.FIN)
+    assert fast_r == slow_r and repr(fast_r) == repr(slow_r)
+    assert fast_r.type is StreamEventType.RECEIVE and fast.type is StreamEventType.SEND_COMPLETE
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.canceled = False  # type: ignore[misc]
