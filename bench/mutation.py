@@ -38,8 +38,9 @@ SCOPE: dict[str, dict[str | None, tuple[str, ...]]] = {
         "Ledger": ("_on_send_complete", "_witness", "_peer", "_leak_check")},
     "quicsim/send_order.py": {
         None: ("context_key",),
-        "SendBook": ("add", "_leave_lane", "lane_queued", "accept", "reject", "shutdown_requested", "queued", "front", "complete_front", "complete", "_pick",
-                     "_overtaken", "_split", "_finish", "pending", "drop_pending")},
+        "SendBook": ("add", "_leave_lane", "lane_queued", "accept", "reject", "shutdown_requested", "queued",
+                     "front", "complete_front", "complete", "_pick", "_overtaken", "_split", "_finish", "pending",
+                     "drop_pending")},
 }
 
 _SEP = "\u01c1"  # mutmut's separator between class and method in a mutant's name

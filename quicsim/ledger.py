@@ -25,7 +25,7 @@ from typing import Any
 
 from .enums import ConnectionEventType, SendFlags, Status, StreamEventType, StreamShutdownFlags
 from .observer import Observer
-from .send_order import Entry, Send, SendBook, send_of, context_key
+from .send_order import Entry, Send, SendBook, context_key, send_of
 
 _SEND_COMPLETE = StreamEventType.SEND_COMPLETE
 _RECEIVE = StreamEventType.RECEIVE
@@ -408,9 +408,10 @@ class Ledger(Observer):
         else:
             end, fin = send[7], bool(send[3] & _FIN)
         if received[0] < end or (fin and not received[1]):
-            full = send if isinstance(send, Send) else send_of(send)
-            what = "its FIN" if received[0] >= end else f"bytes [{max(received[0], full.offset)}, {end})"
-            self._violation(record, f"send {full.label()} acknowledged but never received: {what} never "
+            if not isinstance(send, Send):
+                send = send_of(send)
+            what = "its FIN" if received[0] >= end else f"bytes [{max(received[0], send.offset)}, {end})"
+            self._violation(record, f"send {send.label()} acknowledged but never received: {what} never "
                                     f"reached {peer.label}'s QUIC stack (it received {received[0]} bytes"
                                     f"{' and the FIN' if received[1] else ''})")
 

@@ -283,15 +283,15 @@ class Tracer(Observer):
             self._drain()
 
     def preempted(self, conn, stream, call) -> None:
-        records = self._records
-        records.append((_NAMED, conn, stream, stream.id if stream is not None else None, "preempt", call,
-                        self._clock()))
-        if len(records) >= FLUSH_EVERY:
-            self._drain()
+        self._named(conn, stream, "preempt", call)
 
     def operation_applied(self, conn, stream, kind) -> None:
+        self._named(conn, stream, "applied", kind)
+
+    def _named(self, conn, stream, kind: str, name: str) -> None:
+        """A record of a ``kind`` and a ``name`` only (once per call or flush, not per send)."""
         records = self._records
-        records.append((_NAMED, conn, stream, stream.id if stream is not None else None, "applied", kind,
+        records.append((_NAMED, conn, stream, stream.id if stream is not None else None, kind, name,
                         self._clock()))
         if len(records) >= FLUSH_EVERY:
             self._drain()

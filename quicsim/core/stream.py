@@ -56,8 +56,8 @@ _START = int(SendFlags.START)
 _DELAY_SEND = int(SendFlags.DELAY_SEND)
 _CANCEL_ON_LOSS = int(SendFlags.CANCEL_ON_LOSS)
 _RECV_FIN = ReceiveFlags.FIN
-_PENDING = Status.PENDING
 _RECV_NONE = ReceiveFlags.NONE
+_PENDING = Status.PENDING
 
 
 class StreamCore:

@@ -3,12 +3,14 @@ the smallest one as a scenario file that ``quicsim run FILE --transport memory``
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import re
 import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from types import CodeType
 from typing import Callable
 
 from ..loader import load_scenarios
@@ -21,7 +23,10 @@ from .swarm import describe
 _SIZE_STEPS = (0, 1, 100, 1000)
 
 
-_header_code: list = []  # HEADER compiled once per process (it is half of each program's source)
+@functools.cache
+def _header_code() -> CodeType:
+    """HEADER compiled once per process (it is most of each program's source)."""
+    return compile(HEADER, "<quicsim fuzz header>", "exec")
 
 
 def _spec_from_source(source: str, name: str) -> ScenarioSpec:
@@ -39,11 +44,9 @@ def _spec_from_source(source: str, name: str) -> ScenarioSpec:
             # The same statements in the same order: what precedes the header, the header
             # (compiled once), then the program, compiled with its lines numbered as in
             # the full source so a traceback points at the repro file's line.
-            if not _header_code:
-                _header_code.append(compile(HEADER, "<quicsim fuzz header>", "exec"))
             before, after = source[:at], source[at + len(HEADER):]
             exec(compile(before, module.__file__, "exec"), module.__dict__)
-            exec(_header_code[0], module.__dict__)
+            exec(_header_code(), module.__dict__)
             padding = "\n" * (before.count("\n") + HEADER.count("\n"))
             exec(compile(padding + after, module.__file__, "exec"), module.__dict__)
     finally:
