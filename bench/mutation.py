@@ -35,7 +35,8 @@ SCOPE: dict[str, dict[str | None, tuple[str, ...]]] = {
         "StreamState": ("send_direction", "move_send"),
         None: ("status",)},
     "quicsim/ledger.py": {
-        "Ledger": ("_on_send_complete", "_witness", "_peer", "_leak_check")},
+        "Ledger": ("send_call", "sends_queued", "stream_data_received", "stream_event", "_stream_event",
+                   "_on_send_complete", "_witness", "_peer", "_leak_check")},
     "quicsim/send_order.py": {
         None: ("context_key",),
         "SendBook": ("add", "_leave_lane", "lane_queued", "accept", "reject", "shutdown_requested", "queued",
