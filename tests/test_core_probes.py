@@ -20,6 +20,7 @@ async def _plain(pair):
     s.send(b"x" * 1000)
     s.send(b"", SendFlags.FIN)
     await s.wait_shutdown_complete(timeout=5)
+    s.close()
 
 
 async def _fin_then_send(pair):
@@ -120,10 +121,29 @@ def test_every_core_probe_has_a_program_and_a_description():
     assert set(PROGRAMS) == set(CORE_PROBES) and set(CORE_PROBES) <= set(PROBES)
 
 
+#: probes of a connection-wide branch; every other probe names the stream it was reached on
+CONNECTION_PROBES = {"send-buffer-full", "queued-ahead-of-work", "worker-preempted"}
+
+
+class _Where(Observer):
+    """Which (connection, stream) each probe was reported with."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, object, object]] = []
+
+    def probe(self, conn, stream, name) -> None:
+        self.seen.append((name, conn, stream))
+
+
 @pytest.mark.parametrize("name", sorted(PROGRAMS))
 def test_each_core_probe_is_reached_by_its_program(name):
     body, settings = PROGRAMS[name]
-    assert _hits(body, settings).get(name, 0) >= 1
+    where = _Where()
+    assert _hits(body, settings, where).get(name, 0) >= 1
+    if name not in CONNECTION_PROBES:
+        streams = [stream for hit, _, stream in where.seen if hit == name]
+        assert all(stream is not None for stream in streams), f"{name} reported without its stream"
+        assert all(stream.connection is conn for hit, conn, stream in where.seen if hit == name)
 
 
 def test_a_plain_exchange_reaches_no_core_probe():
@@ -153,3 +173,15 @@ def test_the_core_reports_probes_only_when_an_observer_asks():
 
     with asyncio.Runner(loop_factory=VirtualTimeEventLoop) as runner:
         assert runner.run(without_probe_observer()) == (False, 0)
+
+    async def close_in_a_callback_without_probe_observer() -> int:
+        quiet = Spy()
+        pair = await quicsim.open_pair(transport="memory", observers=(quiet,))
+        try:
+            await _close_inside_batch(pair)  # reaches a probe's branch from inside a callback
+        finally:
+            await pair.shutdown()
+        return quiet.calls
+
+    with asyncio.Runner(loop_factory=VirtualTimeEventLoop) as runner:
+        assert runner.run(close_in_a_callback_without_probe_observer()) == 0
