@@ -313,3 +313,40 @@ async def test_an_abort_on_a_stream_the_peer_has_not_allowed_waits_for_the_limit
     assert mem_one_stream.client.connected and not mem_one_stream.client.shutdown_initiated
     assert blocked_rec.completions() == [("blocked", True)]
     assert "SHUTDOWN_COMPLETE" in blocked_rec.types()
+
+
+async def test_a_canceled_start_send_completes_before_the_sends_queued_after_it(mem):
+    """QuicStreamCompleteSendRequest raises START_COMPLETE(ABORTED) and then the START
+    send's own SEND_COMPLETE, before the abort goes on to the sends queued behind it: a
+    close from a late cancel's completion cancels the flushed batch oldest first."""
+    rec = Recorder(lambda s, e: e.type is StreamEventType.SEND_COMPLETE and e.client_context == "late" and s.close())
+    stream = mem.client.open_stream(handler=rec)
+    stream.send(b"a", SendFlags.START, client_context="first")
+    stream.send(b"b", SendFlags.FIN, client_context="second")
+    stream.send(b"c", client_context="late")
+    await round_trip(mem.client)
+    assert stream.handle_closed and stream.id is None, "a closed stream never starts"
+    assert rec.types()[:3] == ["SEND_COMPLETE", "START_COMPLETE", "SEND_COMPLETE"], rec.types()
+    assert rec.completions() == [("late", True), ("first", True), ("second", True)]
+    assert mem.ledger.ok, mem.ledger.summary()
+
+
+async def test_a_send_from_the_completion_a_graceful_shutdown_canceled_is_refused(mem):
+    """The graceful shutdown clears SendEnabled before it cancels the sends queued after
+    it, so a send from one of those completions' handlers is refused (INVALID_STATE)
+    rather than accepted behind the FIN."""
+    statuses = []
+
+    def on_event(stream, event):
+        if event.type is StreamEventType.SEND_COMPLETE and event.client_context == "late":
+            statuses.append(stream.send(b"x", client_context="from-handler"))
+
+    rec = Recorder(on_event)
+    stream = mem.client.open_stream(handler=rec)
+    stream.start()
+    stream.shutdown(StreamShutdownFlags.GRACEFUL)
+    stream.send(b"late", client_context="late")
+    await stream.wait_send_shutdown_complete(timeout=5)
+    assert rec.completions() == [("late", True)]
+    assert statuses == [Status.INVALID_STATE]
+    assert mem.ledger.ok, mem.ledger.summary()
