@@ -106,3 +106,29 @@ async def test_ideal_size_follows_the_congestion_window_and_is_announced():
         assert pair.ledger.ok
     finally:
         await pair.shutdown()
+
+
+async def test_an_ack_frees_the_buffer_room_of_the_sends_it_covers_only():
+    """QuicSendBufferConnectionAdjust's room comes back per acknowledged send: an ACK of
+    the first send's bytes frees that send's room, not the next one's (whose bytes were
+    lost), so a send waiting for room is not completed early."""
+    from .core_pair import CorePair
+
+    pair = CorePair(client_settings=BUFFERED, server_settings=BUFFERED)
+    pair.handshake()
+    rec = Recorder()
+    stream = pair.client.open_stream(handler=rec)
+    stream.start()
+    stream.send(bytes(1000), client_context="a")
+    pair.client.process_operations()
+    first = pair.hold(pair.client)
+    stream.send(bytes(1000), client_context="b")
+    pair.client.process_operations()
+    assert pair.drop(pair.client) == 1, "b went out in a datagram of its own, and is lost"
+    assert rec.completions() == [("a", False), ("b", False)], "both completed when copied"
+    buffer = pair.client.send_buffer
+    assert buffer.buffered_bytes == 2000
+    pair.release(pair.server, first)
+    pair.deliver(pair.server)  # the ACK of a's bytes only
+    assert stream.quic_stream.sender._buffer_start == 1000, "a, and only a, is acknowledged"
+    assert buffer.buffered_bytes == 1000, "b's bytes are still unacknowledged"
