@@ -220,3 +220,31 @@ async def test_delay_send_data_is_buffered_and_flushed_by_the_next_send():
         assert pair.client.core.send_buffer.buffered_bytes == 0 and pair.ledger.ok
     finally:
         await pair.shutdown()
+
+
+async def test_a_loss_before_the_first_cancel_on_loss_send_does_not_cancel_it():
+    """QuicStreamOnLoss acts only for a stream flagged CANCEL_ON_LOSS when the loss is
+    detected: a loss repaired before any such send leaves a later one alone."""
+    from .core_pair import CorePair
+
+    pair = CorePair()
+    pair.handshake()
+    rec = Recorder()
+    stream = pair.client.open_stream(handler=rec)
+    stream.start()
+    stream.send(b"plain", client_context="plain")
+    pair.client.process_operations()
+    assert pair.drop(pair.client) == 1  # lost: aioquic detects it and sends it again
+    for _ in range(10):
+        pair.fire_timer(pair.client)
+        pair.deliver(pair.client)
+        pair.deliver(pair.server)
+        if rec.completions():
+            break
+    assert rec.completions() == [("plain", False)], "repaired and acknowledged"
+    stream.send(b"flagged", SendFlags.CANCEL_ON_LOSS, client_context="flagged")
+    pair.client.process_operations()
+    pair.deliver(pair.client)
+    pair.deliver(pair.server)
+    assert rec.completions() == [("plain", False), ("flagged", False)]
+    assert "CANCEL_ON_LOSS" not in rec.types(), rec.types()
