@@ -227,7 +227,7 @@ def pending_send_bytes(count: int = 10_000) -> float:
 
 # ----------------------------------------------------------------------------- memory
 
-async def _bare_memory_pair(network: Network | None = None, expect_fins: int = 1):
+async def _bare_memory_pair(network: Network | None = None, expect_fins: int = 1, max_streams: int | None = None):
     """Bare aioquic protocols on quicsim's in-memory link: the same link, impairment model
     (``network``, clean when None) and aioquic server demultiplexer that
     ``open_pair(transport="memory")`` gives quicsim, so both sides pay alike per datagram."""
@@ -237,6 +237,8 @@ async def _bare_memory_pair(network: Network | None = None, expect_fins: int = 1
     sinks: list[_Sink] = []
 
     def create(quic, stream_handler=None):
+        if max_streams:
+            quic._local_max_streams_bidi.value = max_streams
         sink = _Sink(quic, stream_handler)
         sink.expect_fins = expect_fins
         sinks.append(sink)
@@ -301,6 +303,54 @@ def quicsim_memory_bulk(total: int, chunk: int) -> float:
         await asyncio.wait_for(tally.done.wait(), 600)
         elapsed = time.perf_counter() - start
         await tally.check(pair.ledger, total, "quicsim memory bulk")
+        await pair.shutdown()
+        return elapsed
+
+    return run_virtual(run())
+
+
+def bare_memory_sends(count: int, size: int, streams: int = 1) -> float:
+    """``count`` sends of ``size`` bytes on each of ``streams`` streams, bare aioquic on the
+    in-memory link (clean network, virtual time): the small-send cases, deterministic."""
+
+    async def run() -> float:
+        link, server, client, sinks = await _bare_memory_pair(expect_fins=streams, max_streams=streams + 10)
+        quic = client._quic
+        chunk = bytes(size)
+        start = time.perf_counter()
+        for _ in range(streams):
+            sid = quic.get_next_available_stream_id()
+            for i in range(count):
+                quic.send_stream_data(sid, chunk, end_stream=i == count - 1)
+        client.transmit()
+        await asyncio.wait_for(sinks[0].done.wait(), 600)
+        elapsed = time.perf_counter() - start
+        _check_sink(sinks[0], count * size * streams, streams, "bare memory sends")
+        await _bare_memory_close(link, server, client, sinks)
+        return elapsed
+
+    return run_virtual(run())
+
+
+def quicsim_memory_sends(count: int, size: int, streams: int = 1) -> float:
+    """The same sends through quicsim on the same link, every completion and the ledger
+    checked afterwards (not timed)."""
+
+    async def run() -> float:
+        tally = _Tally(streams, count * streams)
+        settings = Settings(peer_bidi_stream_count=streams + 10)
+        pair = await quicsim.open_pair(transport="memory", server_handler=tally.on_connection,
+                                       server_settings=settings)
+        chunk = bytes(size)
+        start = time.perf_counter()
+        for _ in range(streams):
+            stream = pair.client.open_stream(handler=tally.on_sender)
+            stream.start()
+            for i in range(count):
+                stream.send(chunk, SendFlags.FIN if i == count - 1 else SendFlags.NONE)
+        await asyncio.wait_for(tally.done.wait(), 600)
+        elapsed = time.perf_counter() - start
+        await tally.check(pair.ledger, count * size * streams, "quicsim memory sends")
         await pair.shutdown()
         return elapsed
 

@@ -5,6 +5,7 @@ timing is asserted here: speed targets live in the benchmark's own report."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -86,3 +87,42 @@ def test_fuzz_case_raises_when_a_run_fails():
     # seed 0 fails with this fault injected (completions after SHUTDOWN_COMPLETE are discarded)
     with pytest.raises(RuntimeError, match="seed 0"):
         cases.fuzz_run_seconds(3, frozenset({"discard-after-shutdown-complete"}))
+
+
+# ----------------------------------------------------------------- instruction counts
+
+
+@pytest.mark.parametrize("case", ["sends", "bulk", "streams", "tracing"])
+def test_each_instruction_case_does_checked_work_on_both_sides(case):
+    """What a valgrind child runs: both sides of every case, tiny, with their checks."""
+    from bench import instructions
+
+    for side in instructions.CASES[case].sides:
+        assert instructions._work(case, side)(2) > 0
+
+
+def test_the_instruction_total_is_read_from_callgrind_and_missing_is_an_error():
+    from bench.instructions import collected
+
+    assert collected("==12== Events    : Ir\n==12== Collected : 123456789\n==12==\n") == 123456789
+    with pytest.raises(RuntimeError, match="no instruction count"):
+        collected("valgrind: command not found")
+
+
+def test_instruction_bench_without_valgrind_or_with_a_bad_case_says_so_in_one_line():
+    env = {"PATH": str(REPO / "no-such-dir"), "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, "-m", "bench.instructions", "sends"], capture_output=True, text=True,
+                          timeout=120, cwd=REPO, env=env)
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0 and "valgrind" in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "bench.instructions", "nope"], capture_output=True, text=True,
+                          timeout=120, cwd=REPO)
+    assert proc.returncode == 2 and "unknown case 'nope'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="needs valgrind to count instructions")
+def test_instruction_counts_of_a_quick_run_put_quicsim_above_bare_aioquic():
+    from bench.instructions import measure
+
+    (row,) = measure(["sends"], jobs=2, quick=True)
+    assert row["bare"] > 10_000 and row["quicsim"] > row["bare"], row  # quicsim's work adds to aioquic's
+    assert row["ratio"] == pytest.approx(row["quicsim"] / row["bare"], rel=1e-2)
