@@ -14,6 +14,7 @@ from typing import Any, Callable, cast
 
 from aioquic.quic import events as qe
 from aioquic.quic.connection import QuicConnection, QuicConnectionState
+from aioquic.quic.packet import QuicFrameType
 from aioquic.quic.packet_builder import QuicDeliveryState
 from aioquic.quic.stream import QuicStream, QuicStreamSender
 
@@ -165,6 +166,19 @@ def wrap_frame_handler(quic: QuicConnection, frame_type: int,
     handlers = quic._QuicConnection__frame_handlers  # type: ignore[attr-defined]
     handle, epochs = handlers[frame_type]
     handlers[frame_type] = (wrap(handle), epochs)
+
+
+def watch_stream_limits(quic: QuicConnection, on_moved: Callable[[], None]) -> None:
+    """Call ``on_moved()`` after each MAX_STREAMS frame (bidirectional or unidirectional):
+    the peer's stream limits move only through those and the transport parameters."""
+    def wrap(handle: Callable[..., None]) -> Callable[..., None]:
+        def on_max_streams(context: Any, frame_type: int, buf: Any) -> None:
+            handle(context, frame_type, buf)
+            on_moved()
+        return on_max_streams
+
+    for frame_type in (QuicFrameType.MAX_STREAMS_BIDI, QuicFrameType.MAX_STREAMS_UNI):
+        wrap_frame_handler(quic, frame_type, wrap)
 
 
 # ---------------------------------------------------------------- datagrams

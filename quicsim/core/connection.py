@@ -124,12 +124,16 @@ class ConnectionCore:
         self.fault_hits: list[tuple[str, str]] = []
         self.send_buffer = SendBuffer()
         self._peer_limits: tuple[int, int] | None = None
+        #: the peer's stream limits may have moved since the last look (transport
+        #: parameters at first, then each MAX_STREAMS frame): poll looks only then
+        self._limits_moved = True
         #: started streams blocked by the peer's stream limit whose RESET_STREAM or
         #: STOP_SENDING waits until the peer allows the stream (aioquic_adapter.hold_abort_frames)
         self._held_aborts: dict[StreamCore, None] = {}
         #: started streams blocked by the peer's stream limit that asked for PEER_ACCEPTED
         self._awaiting_accept: dict[StreamCore, None] = {}
         self._apply_limits()
+        aq.watch_stream_limits(quic, self._on_limits_moved)
         self.datagrams = DatagramSender(self)
 
     def __repr__(self) -> str:
@@ -337,7 +341,8 @@ class ConnectionCore:
             # buffering is on (core/send_buffer.py)
             self.send_buffer.adjust(self)
             # (each step raises events whose handlers may shut the connection down)
-            if state.connected and not (state.closed_locally or state.closed_remotely):
+            if ((self._limits_moved or self._held_aborts or self._awaiting_accept) and state.connected
+                    and not (state.closed_locally or state.closed_remotely)):
                 self._check_stream_limits()
             if not (state.closed_locally or state.closed_remotely):
                 close = aq.close_event(self.quic)
@@ -348,6 +353,7 @@ class ConnectionCore:
         """PEER_ACCEPTED for streams the peer's MAX_STREAMS let through (when they asked
         with INDICATE_PEER_ACCEPT), STREAMS_AVAILABLE when the peer's limits grow."""
         quic = self.quic
+        self._limits_moved = False
         limits = aq.peer_stream_limits(quic)
         if limits != self._peer_limits:
             self._peer_limits = limits
@@ -365,6 +371,9 @@ class ConnectionCore:
                 if not stream.quic_stream.is_blocked:
                     del self._awaiting_accept[stream]
                     stream.indicate(ev.PeerAccepted())
+
+    def _on_limits_moved(self) -> None:
+        self._limits_moved = True
 
     def _initiate_remote_shutdown(self, close: qe.ConnectionTerminated) -> None:
         """A close this application did not ask for: SHUTDOWN_INITIATED_BY_PEER /
