@@ -208,19 +208,29 @@ class Ledger(Observer):
             self._lock.release()
 
     def stream_data_received(self, conn, stream, stream_id, length, fin) -> None:
-        self._lock.acquire()
-        try:
-            owner = self._conns.get(id(conn)) or self._conn(conn)
-            received = owner.received.get(stream_id)
-            if received is None:
-                owner.received[stream_id] = [length, bool(fin)]
-            else:
-                received[0] += length
-                received[1] = received[1] or bool(fin)
-        finally:
-            self._lock.release()
+        # Per packet, and without the lock once the connection is known: only this
+        # connection's worker writes its counts, and the peer's wire witness reads whole
+        # values (the ACK it judges left this side after the count was added).
+        owner = self._conns.get(id(conn))
+        if owner is None:
+            with self._lock:
+                owner = self._conn(conn)
+        received = owner.received.get(stream_id)
+        if received is None:
+            owner.received[stream_id] = [length, bool(fin)]
+        else:
+            received[0] += length
+            if fin:
+                received[1] = True
 
     def stream_event(self, conn, stream, event) -> None:
+        if event.type is _RECEIVE:
+            # Per packet, nothing to record on a live, started stream: decided without the
+            # lock, from fields only this connection's worker writes (records are never removed).
+            record = self._streams.get(id(stream))
+            if (record is not None and not record.shutdown_complete and record.conn.event_thread is not None
+                    and (record.start_indicated or not record.local)):
+                return
         self._lock.acquire()
         try:
             if event.type is _SEND_COMPLETE:  # the hot path
@@ -238,11 +248,6 @@ class Ledger(Observer):
                         self.canceled += 1
                     elif record.conn.peer is not None:
                         self._witness(record, send)
-                    return
-            elif event.type is _RECEIVE:  # per packet: nothing to record on a live, started stream
-                record = self._streams.get(id(stream))
-                if (record is not None and not record.shutdown_complete and record.conn.event_thread is not None
-                        and (record.start_indicated or not record.local)):
                     return
             self._stream_event(conn, stream, event)
         finally:
