@@ -46,6 +46,8 @@ class ConnectionDriver(QuicConnectionProtocol):
 
     def attach(self, core: Any) -> None:
         self.core = core
+        # aioquic's _process_events calls this per event: straight to the core, one call less
+        self.quic_event_received = core.handle_quic_event  # type: ignore[method-assign]
         core.wakeup = self._wakeup
         core.worker_thread = threading.get_ident()  # the loop's thread is the worker
         core.call_on_worker = self._call_on_worker
