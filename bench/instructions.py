@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import re
 import shutil
@@ -77,10 +78,12 @@ def collected(valgrind_output: str) -> int:
 
 def count(case: str, side: str, n: int) -> int:
     """Instructions of one child process doing ``n`` units of ``case`` on ``side``."""
+    # A fixed hash seed: set and dict layouts (and so the work of lookups) repeat run to run.
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
     proc = subprocess.run(
         ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
          sys.executable, "-m", "bench.instructions", "--child", case, side, str(n)],
-        cwd=ROOT, capture_output=True, text=True)
+        cwd=ROOT, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"{case}/{side} n={n} failed under valgrind:\n{proc.stderr[-2000:]}")
     return collected(proc.stderr)
