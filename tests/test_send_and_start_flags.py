@@ -248,3 +248,23 @@ async def test_a_loss_before_the_first_cancel_on_loss_send_does_not_cancel_it():
     pair.deliver(pair.server)
     assert rec.completions() == [("plain", False), ("flagged", False)]
     assert "CANCEL_ON_LOSS" not in rec.types(), rec.types()
+
+
+async def test_streams_available_follows_max_streams_with_no_stream_waiting():
+    """STREAMS_AVAILABLE when the peer's MAX_STREAMS raises the limit, even when no stream
+    is blocked on it (the core then looks at the limits only because the frame came)."""
+    pair = await open_pair(transport="memory", server_settings=Settings(peer_bidi_stream_count=1))
+    try:
+        conn_events = Recorder()
+        pair.client.set_handler(conn_events)
+        stream = pair.client.open_stream()
+        stream.start()
+        stream.send(b"x", SendFlags.FIN)
+        before = conn_events.types().count("STREAMS_AVAILABLE")
+        await stream.wait_shutdown_complete(timeout=10)  # the peer finishes it and raises its limit
+        await eventually(lambda: conn_events.types().count("STREAMS_AVAILABLE") > before,
+                         "STREAMS_AVAILABLE after the peer's MAX_STREAMS")
+        available = [e for e in conn_events.events if e.type is ConnectionEventType.STREAMS_AVAILABLE][-1]
+        assert available.bidirectional_count >= 1
+    finally:
+        await pair.shutdown()
