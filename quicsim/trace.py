@@ -6,6 +6,7 @@ a few dozen at a time (and at the end), so a crash keeps all but the last few do
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import json
 import threading
@@ -128,8 +129,10 @@ class Tracer(Observer):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = open(self.path, "w", encoding="utf-8")
             self._owns = True
-        self._clock = clock or time.monotonic
-        self._start = self._clock()
+        # Without a clock, the first record picks the clock of the event loop it runs on:
+        # a run in virtual time is traced in virtual time, as the runner traces it.
+        self._clock = clock or self._first_clock
+        self._start = clock() if clock is not None else 0.0
         self._written = 0
         # Records waiting to be written: formatted lines, or tuples for the frequent
         # kinds. Appends need no lock (list.append is atomic); taking a batch does, so that
@@ -137,6 +140,17 @@ class Tracer(Observer):
         self._records: list[Any] = []
         self._lock = threading.Lock()
         self._where_cache: dict[Any, tuple] = {}
+
+    def _first_clock(self) -> float:
+        """The default clock, chosen at the first record: the running loop's, else
+        ``time.monotonic``; times count from that record."""
+        try:
+            clock = asyncio.get_running_loop().time
+        except RuntimeError:
+            clock = time.monotonic
+        self._clock = clock
+        self._start = now = clock()
+        return now
 
     @property
     def lines(self) -> int:
@@ -178,16 +192,22 @@ class Tracer(Observer):
         append = lines.append
         last_stream = last_id = where = None  # runs of records of one stream are the rule
         last_end, last_end_text = -1, ""
+        # Records of one instant share its text (in virtual time a burst of sends and
+        # their completions is one instant); formatting a time is a third of a line's cost.
+        last_t, t_text = None, ""
         for r in batch:
             if type(r) is str:
                 append(r)
                 continue
+            t = r[-1]
+            if t != last_t:
+                last_t, t_text = t, f"{t - start:.6f}"
             if r[2] is not last_stream or r[3] != last_id or last_stream is None:
                 last_stream, last_id = r[2], r[3]
                 where = self._where_json(r[1], last_stream, last_id)
             kind = r[0]
             if kind is _SEND_CALL:
-                _, _, _, _, send_id, status, length, flags, context, t = r
+                _, _, _, _, send_id, status, length, flags, context, _ = r
                 flag_name = _SEND_FLAG_NAMES.get(flags)
                 if flag_name is None:
                     flag_name = _SEND_FLAG_NAMES[flags] = _dumps(_flag_names("send", flags))
@@ -198,22 +218,22 @@ class Tracer(Observer):
                 length_text = decimal[length] if 0 <= length < _SMALL else str(length)
                 append(f'{{"kind": "call", "name": "send", {where}, "status": {status_name}, '
                        f'"send_id": {send_id_text}, "bytes": {length_text}, "flags": {flag_name}, '
-                       f'"client_context": {context}, "t": {t - start:.6f}}}')
+                       f'"client_context": {context}, "t": {t_text}}}')
             elif kind is _QUEUED:
-                _, _, _, _, send_id, offset, end, fin, t = r
+                _, _, _, _, send_id, offset, end, fin, _ = r
                 send_id_text = decimal[send_id] if 0 <= send_id < _SMALL else str(send_id)
                 # A stream's ranges follow each other: most start where the last one ended.
                 offset_text = last_end_text if offset == last_end else str(offset)
                 last_end, last_end_text = end, str(end)
                 append(f'{{"kind": "queued", "name": "send", {where}, "send_id": {send_id_text}, '
                        f'"range": [{offset_text}, {last_end_text}], "fin": {"true" if fin else "false"}, '
-                       f'"t": {t - start:.6f}}}')
+                       f'"t": {t_text}}}')
             elif kind is _SEND_COMPLETE_EVENT:
-                _, _, _, _, canceled, context, send_id, t = r
+                _, _, _, _, canceled, context, send_id, _ = r
                 send_id_text = decimal[send_id] if 0 <= send_id < _SMALL else str(send_id)
                 append(f'{{"kind": "event", "name": "SEND_COMPLETE", {where}, '
                        f'"canceled": {"true" if canceled else "false"}, "client_context": {context}, '
-                       f'"send_id": {send_id_text}, "t": {t - start:.6f}}}')
+                       f'"send_id": {send_id_text}, "t": {t_text}}}')
             elif kind is _RECEIVE_EVENT:
                 event = r[4]
                 flags = _RECEIVE_FLAG_NAMES.get(event.flags)
@@ -221,9 +241,9 @@ class Tracer(Observer):
                     flags = _RECEIVE_FLAG_NAMES[event.flags] = _dumps(_plain(event.flags))
                 append(f'{{"kind": "event", "name": "RECEIVE", {where}, "absolute_offset": {event.absolute_offset}, '
                        f'"total_buffer_length": {event.total_buffer_length}, "bytes": {sum(map(len, event.buffers))}, '
-                       f'"flags": {flags}, "t": {r[5] - start:.6f}}}')
+                       f'"flags": {flags}, "t": {t_text}}}')
             else:  # _NAMED
-                append(f'{{"kind": "{r[4]}", "name": {_json_str(r[5])}, {where}, "t": {r[6] - start:.6f}}}')
+                append(f'{{"kind": "{r[4]}", "name": {_json_str(r[5])}, {where}, "t": {t_text}}}')
         return lines
 
     def _where_json(self, conn: Any, stream: Any, stream_id: Any) -> str:

@@ -248,3 +248,33 @@ def test_the_batched_records_equal_the_generic_ones_for_any_number_or_context(tm
         assert fast == generic
     contexts_seen = {r["client_context"] for r in records if "client_context" in r}
     assert {"7", "4096", "-1", "True", "None", "'a\"b\\\\c'", "('t', 1)", "<ctx 0 \"quoted\" \u00e9>"} <= contexts_seen
+
+
+def test_default_clock_is_the_loops_so_a_virtual_run_is_traced_in_virtual_time(tmp_path):
+    """A tracer made without a clock (and before the loop exists) times its records by
+    the loop they happen on: sends five virtual seconds apart are five seconds apart in
+    the trace, though no real time passed; sends of one instant carry one time."""
+    path = tmp_path / "t.jsonl"
+    tracer = Tracer(path, include_cids=False)
+
+    async def main() -> None:
+        pair = await quicsim.open_pair(transport="memory", observers=(tracer,))
+        try:
+            stream = pair.client.open_stream()
+            stream.start()
+            for context in ("a", "b"):
+                assert stream.send(b"x" * 10, client_context=context) is Status.PENDING
+            await asyncio.sleep(5)  # virtual: instant in real time
+            assert stream.send(b"y" * 10, client_context="c") is Status.PENDING
+            stream.shutdown(StreamShutdownFlags.GRACEFUL)
+            await stream.wait_shutdown_complete(timeout=10)
+        finally:
+            await pair.shutdown()
+            tracer.close()
+
+    _run(main)
+    records = _records(path)
+    calls = {r["client_context"]: r["t"] for r in records if r["kind"] == "call" and r["name"] == "send"}
+    assert calls["'a'"] == calls["'b'"]
+    assert calls["'c'"] - calls["'a'"] == pytest.approx(5.0, abs=1e-5)
+    assert min(r["t"] for r in records) == 0  # counted from the first record
