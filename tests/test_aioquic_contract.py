@@ -45,6 +45,8 @@ def test_stream_and_connection_fields():
     assert hasattr(quic._local_max_streams_bidi, "value") and hasattr(quic._local_max_streams_bidi, "sent")
     _need(quic, "_loss", "QuicConnection")
     assert isinstance(quic._loss.congestion_window, int), "send buffering follows the congestion window"
+    _need(quic._loss, "_cc", "QuicPacketRecovery")
+    assert quic._loss.congestion_window == quic._loss._cc.congestion_window, "the window is the controller's"
     for state in ("DRAINING", "TERMINATED", "CLOSING"):
         _need(QuicConnectionState, state, "QuicConnectionState")
     for event in ("StreamDataReceived", "StreamReset", "StopSendingReceived",

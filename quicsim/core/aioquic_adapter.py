@@ -94,9 +94,11 @@ def quic_stream(quic: QuicConnection, stream_id: int) -> QuicStream | None:
     return quic._streams.get(stream_id)
 
 
-def congestion_window(quic: QuicConnection) -> int:
-    """aioquic's stand-in for MsQuic's BytesInFlightMax."""
-    return quic._loss.congestion_window
+def congestion_control(quic: QuicConnection) -> Any:
+    """The connection's congestion controller (made once, with the connection): its
+    ``congestion_window`` is aioquic's stand-in for MsQuic's BytesInFlightMax. Read per
+    datagram, so the core keeps the object rather than going through two properties."""
+    return quic._loss._cc
 
 
 # ---------------------------------------------------------------- the ACK path

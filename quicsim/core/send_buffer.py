@@ -59,7 +59,7 @@ class _StreamIdeal:
 class SendBuffer:
     """The connection-wide buffer: how much is buffered, the ideal, who waits for room."""
 
-    __slots__ = ("buffered_bytes", "ideal_bytes", "waiting", "_conn", "_streams", "_moved", "_had_streams")
+    __slots__ = ("buffered_bytes", "ideal_bytes", "waiting", "_conn", "_cc", "_streams", "_moved", "_had_streams")
 
     def __init__(self) -> None:
         self.buffered_bytes = 0
@@ -67,6 +67,7 @@ class SendBuffer:
         #: started streams with unbuffered sends, in the order they started waiting
         self.waiting: dict[StreamCore, None] = {}
         self._conn: ConnectionCore | None = None
+        self._cc: Any = None  # the connection's congestion controller, once adjusted
         self._streams: WeakKeyDictionary[StreamCore, _StreamIdeal] = WeakKeyDictionary()
         #: streams whose window a MAX_STREAM_DATA moved since the last adjustment
         self._moved: dict[StreamCore, None] = {}
@@ -102,9 +103,9 @@ class SendBuffer:
         ideal = self.ideal_bytes
         # The ladder value above the window exceeds ``ideal`` exactly when the window has
         # reached it: an O(1) test per poll, the ladder walked only when it grows.
-        if ideal == MAX_IDEAL or not self._had_streams or aq.congestion_window(conn.quic) < ideal:
+        if ideal == MAX_IDEAL or not self._had_streams or self._cc.congestion_window < ideal:
             return
-        self.ideal_bytes = ideal_for(aq.congestion_window(conn.quic))  # only ever grows
+        self.ideal_bytes = ideal_for(self._cc.congestion_window)  # only ever grows
         for stream in list(conn.streams.values()):
             quic_stream = stream.quic_stream
             # The stream table holds streams the peer's stream limit lets through.
@@ -134,6 +135,7 @@ class SendBuffer:
         """Wrap aioquic's MAX_STREAM_DATA frame handler (per connection) to note, as
         MsQuic's QuicStreamRecv does, each raise of a stream's limit and its new window."""
         self._conn = conn
+        self._cc = aq.congestion_control(conn.quic)
 
         def wrap(handle: Any) -> Any:
             def on_max_stream_data(context: Any, frame_type: int, buf: Any) -> None:
