@@ -92,7 +92,7 @@ def test_fuzz_case_raises_when_a_run_fails():
 # ----------------------------------------------------------------- instruction counts
 
 
-@pytest.mark.parametrize("case", ["sends", "bulk", "streams", "tracing"])
+@pytest.mark.parametrize("case", ["sends", "bulk", "streams", "tracing", "bulk-udp"])
 def test_each_instruction_case_does_checked_work_on_both_sides(case):
     """What a valgrind child runs: both sides of every case, tiny, with their checks."""
     from bench import instructions
@@ -102,11 +102,39 @@ def test_each_instruction_case_does_checked_work_on_both_sides(case):
 
 
 def test_the_instruction_total_is_read_from_callgrind_and_missing_is_an_error():
-    from bench.instructions import collected
+    from bench.instructions import collected, loss_timeouts
 
     assert collected("==12== Events    : Ir\n==12== Collected : 123456789\n==12==\n") == 123456789
     with pytest.raises(RuntimeError, match="no instruction count"):
         collected("valgrind: command not found")
+    assert loss_timeouts("loss timeouts: 3\n==12== Collected : 1\n") == 3
+    with pytest.raises(RuntimeError, match="loss timeouts"):
+        loss_timeouts("==12== Collected : 1\n")
+
+
+def test_a_child_run_counts_the_loss_timeouts_it_took(monkeypatch):
+    """What a child reports on its last line: a transfer over a link that drops most
+    datagrams takes loss timeouts, and the counter sees them (a clean link: none)."""
+    from aioquic.quic.recovery import QuicPacketRecovery
+
+    from bench import instructions
+
+    # restored after the test: the counter replaces aioquic's method for the process
+    monkeypatch.setattr(QuicPacketRecovery, "on_loss_detection_timeout", QuicPacketRecovery.on_loss_detection_timeout)
+    fired = instructions._counting_loss_timeouts()
+
+    async def transfer(loss: float) -> None:
+        pair = await quicsim.open_pair(transport="memory", network={"loss": loss}, seed=11, accept_timeout=120)
+        stream = pair.client.open_stream()
+        stream.start()
+        stream.send(bytes(20_000), SendFlags.FIN)
+        await stream.wait_send_shutdown_complete(timeout=300)
+        await pair.shutdown()
+
+    run_virtual(transfer(0.0))
+    assert fired[0] == 0
+    run_virtual(transfer(0.25))
+    assert fired[0] > 0
 
 
 def test_instruction_bench_without_valgrind_or_with_a_bad_case_says_so_in_one_line():
