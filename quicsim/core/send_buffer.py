@@ -91,7 +91,8 @@ class SendBuffer:
     def adjust(self, conn: ConnectionCore) -> None:
         """After aioquic processed datagrams or timers: QuicSendBufferStreamAdjust for the
         streams a MAX_STREAM_DATA moved, then QuicSendBufferConnectionAdjust."""
-        if self._conn is None:
+        if self._conn is None:  # the first adjustment: bind to the connection
+            self._cc = aq.congestion_control(conn.quic)
             self._watch_max_stream_data(conn)
         if self._moved:
             moved, self._moved = self._moved, {}
@@ -135,7 +136,6 @@ class SendBuffer:
         """Wrap aioquic's MAX_STREAM_DATA frame handler (per connection) to note, as
         MsQuic's QuicStreamRecv does, each raise of a stream's limit and its new window."""
         self._conn = conn
-        self._cc = aq.congestion_control(conn.quic)
 
         def wrap(handle: Any) -> Any:
             def on_max_stream_data(context: Any, frame_type: int, buf: Any) -> None:

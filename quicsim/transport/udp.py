@@ -16,7 +16,6 @@ from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.asyncio.server import QuicServer, serve
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
-from aioquic.quic.events import QuicEvent
 
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 SOCKET_BUFFER = 4 << 20
@@ -46,7 +45,8 @@ class ConnectionDriver(QuicConnectionProtocol):
 
     def attach(self, core: Any) -> None:
         self.core = core
-        # aioquic's _process_events calls this per event: straight to the core, one call less
+        # aioquic's _process_events calls this per event: straight to the core, one call
+        # less. (Not through super(): its reader/writer pairs would fight the core.)
         self.quic_event_received = core.handle_quic_event  # type: ignore[method-assign]
         core.wakeup = self._wakeup
         core.worker_thread = threading.get_ident()  # the loop's thread is the worker
@@ -102,10 +102,6 @@ class ConnectionDriver(QuicConnectionProtocol):
         self._process_events()
 
     # -- aioquic hooks
-    def quic_event_received(self, event: QuicEvent) -> None:
-        # Deliberately not calling super(): its reader/writer pairs would fight the core.
-        self.core.handle_quic_event(event)
-
     def transmit(self) -> None:
         self.core.poll()  # ACKs were processed by receive_datagram/handle_timer
         transport = self._transport
