@@ -262,7 +262,7 @@ class Connection:
             core.begin_close()
             if self.driver is not None:
                 self.driver.run_events()
-        core.state.handle_closed = True  # from here on nothing reaches the handlers
+        core.close_handle()  # from here on nothing reaches the handlers
         if self.driver is not None:
             self.driver.release()
 

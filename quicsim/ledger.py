@@ -23,6 +23,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from .core.state import ONCE_EVENTS, PHASE_TEXT, event_allowed
 from .enums import ConnectionEventType, SendFlags, Status, StreamEventType, StreamShutdownFlags
 from .observer import Observer
 from .send_order import Entry, Send, SendBook, context_key, send_of
@@ -36,13 +37,6 @@ _INLINE = int(StreamShutdownFlags.INLINE)
 _FIN = int(SendFlags.FIN)
 _DELAY_SEND = int(SendFlags.DELAY_SEND)
 _START = int(SendFlags.START)
-#: what StreamClose or an ABORT|IMMEDIATE shutdown raises on a never-started stream
-_UNSTARTED_OK = frozenset({StreamEventType.SEND_SHUTDOWN_COMPLETE, StreamEventType.SHUTDOWN_COMPLETE})
-_ONCE = frozenset({
-    StreamEventType.START_COMPLETE,
-    StreamEventType.SEND_SHUTDOWN_COMPLETE,
-    StreamEventType.SHUTDOWN_COMPLETE,
-})
 _ENDING = frozenset({
     ConnectionEventType.SHUTDOWN_INITIATED_BY_TRANSPORT,
     ConnectionEventType.SHUTDOWN_INITIATED_BY_PEER,
@@ -292,11 +286,14 @@ class Ledger(Observer):
         if etype is _SEND_COMPLETE and not record.shutdown_complete:
             self._on_send_complete(record, event)  # the hot path
             return
-        if record.shutdown_complete:
-            self._violation(record, f"{etype.name} delivered after SHUTDOWN_COMPLETE")
-        if etype in _ONCE:
-            if etype in record.seen_once:
-                self._violation(record, f"{etype.name} delivered twice")
+        # Which events a stream may raise in which phase: the core's own table (core/state.py).
+        if etype in ONCE_EVENTS and etype in record.seen_once:
+            self._violation(record, f"{etype.name} delivered twice")
+        else:
+            phase = self._phase(record)
+            if not event_allowed(phase, etype):
+                self._violation(record, f"{etype.name} delivered {PHASE_TEXT[phase]}")
+        if etype in ONCE_EVENTS:
             record.seen_once.add(etype)
         if etype is StreamEventType.START_COMPLETE:
             record.started = record.started or not event.status.failed
@@ -305,11 +302,6 @@ class Ledger(Observer):
         elif etype is _SEND_COMPLETE:
             self._on_send_complete(record, event)
             return
-        elif not record.start_indicated and record.local and etype not in _UNSTARTED_OK:
-            # A failed start (START_COMPLETE with an error) may still be followed by its
-            # shutdown events (SHUTDOWN_ON_FAIL); before any START_COMPLETE, only StreamClose
-            # or an ABORT|IMMEDIATE shutdown may raise events (its shutdown completions).
-            self._violation(record, f"{etype.name} delivered to a stream that never started")
         if etype is StreamEventType.PEER_ACCEPTED:
             record.peer_accepted = True
         elif etype is StreamEventType.SHUTDOWN_COMPLETE:
@@ -419,6 +411,15 @@ class Ledger(Observer):
             self._violation(record, f"send {send.label()} acknowledged but never received: {what} never "
                                     f"reached {peer.label}'s QUIC stack (it received {received[0]} bytes"
                                     f"{' and the FIN' if received[1] else ''})")
+
+    @staticmethod
+    def _phase(record: _StreamRecord) -> str:
+        """The stream's phase (core/state.py's STREAM_EVENTS) from what was delivered."""
+        if record.shutdown_complete:
+            return "done"
+        if record.started or not record.local:
+            return "started"
+        return "start_failed" if record.start_indicated else "unstarted"
 
     @staticmethod
     def _never_started(record: _StreamRecord) -> bool:

@@ -18,6 +18,7 @@ from .probes import ProbeObserver
 from .qlog import QlogWriter
 from .pair import TEARDOWN_SECONDS, VIRTUAL_TEARDOWN_SECONDS, Pair, open_pair
 from .scenario_spec import ScenarioContext, ScenarioSpec
+from .core.state import StateError
 from .settings import check_faults
 from .trace import Tracer
 from .transport.virtual_loop import VirtualTimeExceeded, run_virtual
@@ -42,6 +43,8 @@ class RunOptions:
     wire_log: bool = False  # memory transport with trace_dir: also write <run>.wire (one line per datagram)
     virtual_budget: float | None = None  # memory transport: virtual seconds before a run is a hang
     probes: bool = False  # count state-coverage probe hits (result["probes"])
+    #: check the core's exactly-once bookkeeping after every operation (the fuzzer does)
+    check_invariants: bool = False
 
 
 def seeds_for(spec: ScenarioSpec, options: RunOptions) -> list[int]:
@@ -90,6 +93,25 @@ async def _settle(conns: list, deadline: float) -> None:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _watch_core_errors(loop: asyncio.AbstractEventLoop) -> list[str]:
+    """Collect StateErrors raised in the loop's callbacks (the worker, datagrams, timers):
+    the loop only logs those, and a run must not pass over a broken core rule."""
+    found: list[str] = []
+    previous = loop.get_exception_handler()
+
+    def on_exception(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+        exc = context.get("exception")
+        if isinstance(exc, StateError):
+            found.append(str(exc))
+        if previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(on_exception)
+    return found
 
 
 def transport_for(spec: ScenarioSpec, options: RunOptions) -> str:
@@ -159,6 +181,7 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
     if probes is not None:
         observers = (*observers, probes)
     wire: list[str] | None = [] if options.wire_log and options.trace_dir and transport == "memory" else None
+    core_errors = _watch_core_errors(loop)
     pair: Pair | None = None
     error: str | None = None
     unsettled: str | None = None
@@ -168,6 +191,9 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
                                server_settings=server_settings, ledger=ledger, server_handler=spec.server,
                                observers=observers, accept_timeout=max(0.1, deadline - loop.time()),
                                qlog=qlog, wire_log=wire)
+        if options.check_invariants:
+            for conn in (pair.client, pair.server):
+                conn.core.check_invariants = True
         context = ScenarioContext(client=pair.client, server=pair.server, listener=pair.listener, seed=seed,
                                   network=network, ledger=ledger, spec=spec)
         conns = [pair.client, pair.server]
@@ -202,6 +228,11 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
                          f"{VIRTUAL_TEARDOWN_SECONDS:g} s of virtual time after the teardown began")
         await asyncio.sleep(0)
     conns = [c for c in ((pair.client, pair.server) if pair else ()) if c is not None]
+    core_errors += [text for c in conns for text in c.core.state_errors]
+    if core_errors and error is None:
+        # A broken rule of the core itself (an illegal state move, the exactly-once
+        # bookkeeping): a quicsim bug, reported as the run's error.
+        error = f"core state error: {core_errors[0]}"
     handler_errors = [f"{c.label}: {type(e).__name__}: {e}" for c in conns for e in c.handler_errors]
     if handler_errors and error is None:
         error = "handler raised: " + "; ".join(handler_errors[:3])

@@ -3,15 +3,44 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import dataclass, field
 
+import pytest
 import pytest_asyncio
 
 import quicsim
 from quicsim import Settings
+from quicsim.core import ConnectionCore
 from quicsim.pair import open_pair
 
 pytest_plugins = ["pytester"]
+
+# The core checks its exactly-once bookkeeping after every operation (core/stream.py).
+os.environ.setdefault("QUICSIM_CHECK_INVARIANTS", "1")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "core_broken_on_purpose: the test breaks the core's exactly-once "
+                                       "bookkeeping on purpose (its own check is expected to fire)")
+
+
+@pytest.fixture(autouse=True)
+def _core_keeps_exactly_once(monkeypatch, request):
+    """Every test fails if the core's own exactly-once check fired in it (a quicsim bug),
+    whatever the test itself looked at."""
+    broken: list[str] = []
+    check = ConnectionCore.check_exactly_once
+
+    def checked(self):
+        before = len(self.state_errors)
+        check(self)
+        broken.extend(self.state_errors[before:])
+
+    monkeypatch.setattr(ConnectionCore, "check_exactly_once", checked)
+    yield
+    if not request.node.get_closest_marker("core_broken_on_purpose"):
+        assert not broken, f"the core's exactly-once check fired: {broken}"
 
 
 async def eventually(predicate, what: str = "the condition", timeout: float = 20.0) -> None:

@@ -100,7 +100,7 @@ def test_send_direction_moves_are_a_table_and_illegal_ones_name_state_and_move()
     assert state.local_close_acked and state.send_direction() == "closed"
     with pytest.raises(StateError, match="'closed' cannot 'abort'"):
         state.move_send("abort")
-    assert all(target in ("fin", "reset", "closed") for target in SEND_MOVES.values())
+    assert all(target in ("stopping", "fin", "reset", "closed") for target in SEND_MOVES.values())
 
 
 def test_call_statuses_come_from_one_table_per_call():

@@ -30,6 +30,13 @@ from quicsim.transport.virtual_loop import run_virtual
 
 from .conftest import Recorder
 
+
+@pytest.fixture(autouse=True)
+def _no_core_self_check(monkeypatch):
+    """These mutations break the core on purpose: the ledger, not the core's own
+    exactly-once check (QUICSIM_CHECK_INVARIANTS), must be what catches them."""
+    monkeypatch.delenv("QUICSIM_CHECK_INVARIANTS", raising=False)
+
 # ------------------------------------------------------------------ the mutations
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import itertools
+import os
 import threading
 import traceback
 from typing import Any, Callable, cast
@@ -113,6 +114,12 @@ class ConnectionCore:
         self._dirty: dict[StreamCore, None] = {}  # streams that saw ACKs or losses
         #: ``next(send_ids)``: the connection's send ids, 1, 2, ... (a C-level counter: per send)
         self.send_ids = itertools.count(1)
+        #: the exactly-once bookkeeping (see core/stream.py): accepted = completed +
+        #: dropped (by faults) + pending, checked after every operation when asked
+        self.sends_accepted = self.sends_completed = self.sends_dropped = 0
+        self.check_invariants = bool(os.environ.get("QUICSIM_CHECK_INVARIANTS"))
+        #: broken core rules found by :meth:`check_exactly_once` (a quicsim bug if any)
+        self.state_errors: list[str] = []
         self._handles = 0
         self.negotiated_alpn: str | None = None
         #: MsQuic's connection state flags, all in one place (see core/state.py)
@@ -251,6 +258,19 @@ class ConnectionCore:
                 delayed_only = op.kind == "send" and stream is not None and stream.flush_delayed
             self._observe_applied(stream, op.kind)
         self.flush_delayed = bool(delayed_only)
+        if self.check_invariants and not self.callback_depth:  # (a loop outside may hold sends)
+            self.check_exactly_once()
+
+    def check_exactly_once(self) -> None:
+        """Record in :attr:`state_errors` when an accepted send is neither completed,
+        dropped by a fault nor pending in one of the places core/stream.py lists (a core
+        bug: recorded, never raised into the application's call)."""
+        pending = sum(stream.pending_sends() for stream in (*self.streams.values(), *self.unstarted))
+        if self.sends_accepted != self.sends_completed + self.sends_dropped + pending:
+            self.state_errors.append(
+                f"{self.label}: exactly-once bookkeeping broken: {self.sends_accepted} sends accepted, "
+                f"{self.sends_completed} completed, {self.sends_dropped} dropped by faults, {pending} pending")
+            self.check_invariants = False  # the first break is the finding; the rest follow from it
 
     def apply_shutdown(self, flags: ConnectionShutdownFlags, error_code: int, *, by_app: bool = True) -> None:
         """QuicConnShutdown by the application (QuicConnCloseLocally with APPLICATION):
@@ -258,10 +278,8 @@ class ConnectionCore:
         ``SILENT | QUIC_STATUS`` with ABORTED and no APPLICATION flag."""
         if self.state.shutdown_initiated:
             return
-        self.state.closed_locally = True
-        self.state.shutdown_by_app = by_app
-        self.state.app_closed = by_app
-        self.state.silent = bool(flags & ConnectionShutdownFlags.SILENT)
+        self.state.try_close("close_locally", silent=bool(flags & ConnectionShutdownFlags.SILENT),
+                             application=by_app, by_app=by_app)
         if by_app:
             self.close_error_code, self.close_status = error_code, error_code_to_status(error_code)
         else:
@@ -272,6 +290,10 @@ class ConnectionCore:
             aq.terminate_silently(self.quic, error_code)
         else:
             self.quic.close(error_code=error_code)
+
+    def close_handle(self) -> None:
+        """ConnectionClose returned: from here on nothing reaches the connection's handler."""
+        self.state.move("close_handle")
 
     def begin_close(self) -> None:
         """MsQuicConnectionClose up to the point where the worker drains the last events:
@@ -314,7 +336,7 @@ class ConnectionCore:
                 stream.on_stop_sending(stop_event.error_code)
         elif t is qe.HandshakeCompleted:
             handshake = cast(qe.HandshakeCompleted, event)
-            self.state.connected = True
+            self.state.move("connect")
             self.negotiated_alpn = handshake.alpn_protocol
             self.indicate(ev.Connected(session_resumed=handshake.session_resumed,
                                         negotiated_alpn=handshake.alpn_protocol))
@@ -348,6 +370,8 @@ class ConnectionCore:
                 close = aq.close_event(self.quic)
                 if close is not None:
                     self._initiate_remote_shutdown(close)
+        if self.check_invariants and not self.callback_depth:
+            self.check_exactly_once()
 
     def _check_stream_limits(self) -> None:
         """PEER_ACCEPTED for streams the peer's MAX_STREAMS let through (when they asked
@@ -382,18 +406,17 @@ class ConnectionCore:
         if by_peer:
             # QuicConnRecvClose: the peer's CONNECTION_CLOSE. An APPLICATION_CLOSE (aioquic
             # reports no frame type for it) sets AppClosed on this side too.
-            self.state.closed_remotely = True
-            self.state.app_closed = close.frame_type is None
+            self.state.try_close("close_remotely", application=close.frame_type is None)
             self.close_error_code, self.close_status = close.error_code, error_code_to_status(close.error_code)
         else:
             # Idle timeout (QuicConnProcessIdleTimerOperation), handshake timeout or a
             # transport error found here: QuicConnCloseLocally, so only ClosedLocally.
-            self.state.closed_locally = True
-            if close.reason_phrase == "Idle timeout":
+            idle = close.reason_phrase == "Idle timeout"
+            self.state.try_close("close_locally", silent=idle)
+            if idle:
                 # INTERNAL_SILENT | QUIC_STATUS: the status itself, error INTERNAL_ERROR.
                 self.close_status = Status.CONNECTION_IDLE if self.state.connected else Status.CONNECTION_TIMEOUT
                 self.close_error_code = QUIC_ERROR_INTERNAL_ERROR
-                self.state.silent = True
             else:
                 self.close_error_code, self.close_status = close.error_code, error_code_to_status(close.error_code)
         if by_peer and self.state.app_closed:
@@ -426,7 +449,7 @@ class ConnectionCore:
         elif self.state.closed_locally and not self.state.silent:
             # A non-silent local close finished (the peer answered, or the closing period
             # ran out): MsQuic sets ClosedRemotely, so later calls see ABORTED.
-            self.state.closed_remotely = True
+            self.state.try_close("shutdown_timer")
         # Never-started streams are not in MsQuic's stream table (QuicStreamSetShutdown
         # skips them): their sends stay pending until StreamClose.
         self._abort_streams()
@@ -436,7 +459,7 @@ class ConnectionCore:
             peer_acknowledged_shutdown=False,
             app_close_in_progress=self.app_close_in_progress,
         ))
-        self.state.shutdown_complete = True
+        self.state.move("complete_shutdown")
 
     # ------------------------------------------------------------ streams
 

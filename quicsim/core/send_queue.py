@@ -133,11 +133,14 @@ class SendQueue:
         self.taken = deque()
         return stranded
 
-    def forget_all(self) -> None:
-        """Drop every pending request without completing it (a fault's doing)."""
+    def forget_all(self) -> int:
+        """Drop every pending request without completing it (a fault's doing); returns
+        how many."""
+        dropped = self.pending_count()
         self.api_requests = deque()
         self.taken = deque()
         self.requests.clear()
+        return dropped
 
     def pending_count(self) -> int:
         return len(self.api_requests) + len(self.taken) + len(self.requests)

@@ -1,12 +1,21 @@
-"""Stream and connection state in MsQuic's own terms, and every call's status from it.
+"""Stream and connection state in MsQuic's own terms: every change is a named move in a
+table, and every call's status and every event's delivery is read from tables too.
 
-``StreamState`` holds a stream's QUIC_STREAM_FLAGS and ``ConnectionState`` a
-connection's QUIC_CONNECTION_STATE, under their MsQuic names in snake_case; nothing
-else in the core keeps its own copy of them. What a call returns at once is decided
-here, from tables of (MsQuic's condition, status) rows checked in the order MsQuic's
-``api.c`` checks them, so the rule for a status is one row, not a branch repeated in
-several places. Moves of the send direction are a table too: a move the table does not
-have raises :class:`StateError` naming the state and the move (as h11 does).
+``StreamState`` holds a stream's QUIC_STREAM_FLAGS and ``ConnectionState`` a connection's
+QUIC_CONNECTION_STATE, under their MsQuic names in snake_case; nothing else in the core
+keeps a copy of them or writes them. The flags group into small machines (a stream's send
+direction, its receive direction, its start, its start indication, its end and its handle;
+a connection's close, its handshake, its end and its handle). Each machine's moves are one
+table of ``(state, move) -> state``, as in h11's ``_state.py``: a move the table lacks
+raises :class:`StateError` naming the machine, the state and the move, and changes
+nothing; a row whose target is its own state is an explicit no-op (``move`` returns
+False), so a caller never guesses whether a move applies.
+
+Which events a stream may raise in which phase is one table (:data:`STREAM_EVENTS`), read
+by the core before it delivers an event and by the ledger when it judges one. What a call
+returns at once comes from (condition, status) rows checked in the order MsQuic's
+``api.c`` checks them. ``python -m quicsim.core.state`` prints every table as Markdown
+(the conformance document's state tables are that output).
 """
 
 from __future__ import annotations
@@ -14,7 +23,7 @@ from __future__ import annotations
 from operator import attrgetter
 from typing import Callable, overload
 
-from ..enums import Status
+from ..enums import Status, StreamEventType
 
 
 def view(flag: str, doc: str = "") -> property:
@@ -27,11 +36,104 @@ class StateError(RuntimeError):
     """A move the state table does not allow: a bug in the core, never the app's fault."""
 
 
+# ---------------------------------------------------------------- the move tables
+
+#: A stream's send direction (QuicStreamSendShutdown, QuicStreamOnResetAck, the FIN's ACK).
+#: ``stopping``: SendEnabled was cleared and the sends the app queued after its shutdown
+#: are being canceled; the FIN or the reset is recorded next.
+SEND_MOVES: dict[tuple[str, str], str] = {
+    ("open", "disable"): "stopping",  # QuicStreamSendShutdown: SendEnabled = FALSE first
+    ("stopping", "disable"): "stopping",  # a shutdown from a handler inside that one
+    ("fin", "disable"): "fin",
+    ("reset", "disable"): "reset",
+    ("open", "graceful"): "fin",
+    ("stopping", "graceful"): "fin",
+    ("fin", "graceful"): "fin",  # a second graceful shutdown succeeds and does nothing
+    ("reset", "graceful"): "reset",  # already aborted: nothing to do gracefully
+    # a StreamClose from a late send's SEND_COMPLETE ended the direction inside the shutdown
+    ("closed", "graceful"): "closed",
+    ("open", "abort"): "reset",
+    ("stopping", "abort"): "reset",
+    ("fin", "abort"): "reset",
+    ("reset", "abort"): "reset",
+    ("fin", "acked"): "closed",  # LocalCloseAcked: the FIN (and all data) acknowledged
+    ("reset", "acked"): "closed",  # or the RESET_STREAM acknowledged
+    # QuicStreamSendShutdown(Silent) and IMMEDIATE treat the close as acknowledged
+    ("open", "silent"): "closed",
+    ("stopping", "silent"): "closed",
+    ("fin", "silent"): "closed",
+    ("reset", "silent"): "closed",
+    ("closed", "silent"): "closed",
+}
+
+#: A stream's receive direction (QuicStreamRecvShutdown, the peer's FIN or RESET_STREAM).
+#: ``stopping``: STOP_SENDING was asked for; the direction closes with the peer's answer.
+RECEIVE_MOVES: dict[tuple[str, str], str] = {
+    ("open", "fin"): "closed",  # RemoteCloseFin
+    ("stopping", "fin"): "closed",  # the peer finished anyway
+    ("open", "reset"): "closed",  # RemoteCloseReset
+    ("stopping", "reset"): "closed",  # the peer's answer to STOP_SENDING
+    ("closed", "fin"): "closed",  # a late frame for a direction already over
+    ("closed", "reset"): "closed",
+    ("open", "abort"): "stopping",  # ABORT_RECEIVE on a started stream: STOP_SENDING
+    ("stopping", "abort"): "stopping",
+    ("closed", "abort"): "closed",
+    ("open", "abort_unstarted"): "closed",  # nothing was ever received: nothing to wait for
+    ("closed", "abort_unstarted"): "closed",
+    # SHUTDOWN_COMPLETE (the connection's end, an IMMEDIATE shutdown) closes it for good
+    ("open", "end"): "closed",
+    ("stopping", "end"): "closed",
+    ("closed", "end"): "closed",
+}
+
+#: One-way flags of a stream: the move sets the flag, once (a second time is a bug).
+STREAM_FLAG_MOVES: dict[str, str] = {
+    "start": "started",  # QuicStreamStart succeeded
+    "indicate_start": "start_indicated",  # START_COMPLETE raised (StartedIndicated), even a failure
+    "receive_stop_sending": "received_stop_sending",  # the peer's STOP_SENDING was processed
+    "complete_shutdown": "shutdown_complete",  # SHUTDOWN_COMPLETE raised (HandleShutdown)
+    "close_handle": "handle_closed",  # StreamClose ran (HandleClosed)
+}
+
+#: A connection's close (QuicConnTryClose, QuicConnProcessShutdownTimerOperation).
+#: ``closing``: ClosedLocally only (the closing period); ``draining``: ClosedRemotely only;
+#: ``closed``: both.
+CLOSE_MOVES: dict[tuple[str, str], str] = {
+    ("open", "close_locally"): "closing",
+    ("open", "close_remotely"): "draining",
+    ("closing", "close_remotely"): "closed",  # the peer answered our close
+    ("draining", "close_locally"): "closed",  # the app closed after the peer did
+    ("closing", "close_locally"): "closing",  # already closed here (a silent close ends it)
+    ("draining", "close_remotely"): "draining",
+    ("closed", "close_locally"): "closed",
+    ("closed", "close_remotely"): "closed",
+    ("closing", "shutdown_timer"): "closed",  # the closing period ran out unanswered
+    ("draining", "shutdown_timer"): "draining",  # drained: the peer's close was the last word
+    ("closed", "shutdown_timer"): "closed",
+}
+
+#: One-way flags of a connection.
+CONNECTION_FLAG_MOVES: dict[str, str] = {
+    "connect": "connected",  # the handshake completed (Connected)
+    "complete_shutdown": "shutdown_complete",  # SHUTDOWN_COMPLETE raised
+    "close_handle": "handle_closed",  # ConnectionClose ran (HandleClosed)
+}
+
+
+def _flags_repr(name: str, state: object) -> str:
+    on = [flag for flag in type(state).__slots__ if getattr(state, flag) is True]  # type: ignore[attr-defined]
+    return f"<{name} {' '.join(on) or '-'}>"
+
+
+def _illegal(machine: str, state: str, move: str, holder: object) -> StateError:
+    return StateError(f"{machine} in state {state!r} cannot {move!r} ({holder!r})")
+
+
 class ConnectionState:
     """QUIC_CONNECTION_STATE, the part the stream rules read."""
 
     __slots__ = ("connected", "closed_locally", "closed_remotely", "app_closed", "shutdown_by_app",
-                 "silent", "shutdown_complete", "handle_closed")
+                 "silent", "shutdown_timed_out", "shutdown_complete", "handle_closed")
 
     def __init__(self) -> None:
         self.connected = False  # Connected: the handshake completed
@@ -42,10 +144,13 @@ class ConnectionState:
         #: finished (QuicConnProcessShutdownTimerOperation sets it too)
         self.closed_remotely = False
         self.app_closed = False  # AppClosed: an application close, local or the peer's
-        self.shutdown_by_app = False  # ConnectionShutdown was applied
+        self.shutdown_by_app = False  # ConnectionShutdown (or ConnectionClose) was applied
         self.silent = False  # the local close sent no CONNECTION_CLOSE
+        #: ShutdownCompleteTimedOut: set at the first close, cleared by a silent close and
+        #: once both sides closed; SHUTDOWN_COMPLETE says peer_acknowledged_shutdown = not it
+        self.shutdown_timed_out = False
         self.shutdown_complete = False  # SHUTDOWN_COMPLETE was raised
-        self.handle_closed = False  # HandleClosed: ConnectionClose returned
+        self.handle_closed = False  # HandleClosed: ConnectionClose ran
 
     @property
     def shutdown_initiated(self) -> bool:
@@ -53,6 +158,56 @@ class ConnectionState:
 
     def __repr__(self) -> str:
         return _flags_repr("ConnectionState", self)
+
+    def close_state(self) -> str:
+        """The close machine's state, read from ClosedLocally and ClosedRemotely."""
+        if self.closed_locally:
+            return "closed" if self.closed_remotely else "closing"
+        return "draining" if self.closed_remotely else "open"
+
+    def try_close(self, move: str, *, silent: bool = False, application: bool = False,
+                  by_app: bool = False) -> bool:
+        """QuicConnTryClose: ``close_locally`` or ``close_remotely`` (or the closing or
+        draining period's ``shutdown_timer``). ``application``: QUIC_CLOSE_APPLICATION;
+        ``by_app``: the app's own ConnectionShutdown or ConnectionClose. Returns True for
+        the connection's first close, when the caller records the close's codes and shuts
+        every stream down."""
+        state = self.close_state()
+        target = CLOSE_MOVES.get((state, move))
+        if target is None:
+            raise _illegal("connection close", state, move, self)
+        if move == "shutdown_timer":
+            # QuicConnProcessShutdownTimerOperation: the peer counts as closed now, answered
+            # or not; ShutdownCompleteTimedOut stays as it was.
+            self.closed_remotely = True
+            return False
+        first = state == "open"
+        if target == state:
+            # "Already closed": only a silent close forced during the closing period ends
+            # it now, as if answered.
+            if silent and state == "closing":
+                self.shutdown_timed_out = False
+            return False
+        if move == "close_locally":
+            self.closed_locally = True
+            self.shutdown_by_app = by_app
+            self.silent = silent
+        else:
+            self.closed_remotely = True
+        if first:
+            self.shutdown_timed_out = True  # until the peer answers (or the close is silent)
+            if application:
+                self.app_closed = True
+        if silent or target == "closed":
+            self.shutdown_timed_out = False
+        return first
+
+    def move(self, move: str) -> None:
+        """A one-way flag of :data:`CONNECTION_FLAG_MOVES`; setting it twice is a bug."""
+        flag = CONNECTION_FLAG_MOVES.get(move)
+        if flag is None or getattr(self, flag):
+            raise _illegal("connection", "set" if flag else "?", move, self)
+        setattr(self, flag, True)
 
 
 class StreamState:
@@ -81,54 +236,109 @@ class StreamState:
     def __repr__(self) -> str:
         return _flags_repr("StreamState", self)
 
-    # -- the send direction's moves (QuicStreamSendShutdown), as a table
+    # -- the send direction (QuicStreamSendGetState, coarsely)
 
     def send_direction(self) -> str:
-        """QuicStreamSendGetState, coarsely: the send direction's state name."""
         if self.local_close_acked:
             return "closed"
         if self.local_close_reset:
             return "reset"
         if self.local_close_fin:
             return "fin"
-        return "open"
+        return "open" if self.send_enabled else "stopping"
 
-    def move_send(self, move: str) -> None:
-        """Apply ``move`` ("graceful", "abort" or "acked") to the send direction."""
+    def move_send(self, move: str) -> bool:
+        """Apply ``move`` (:data:`SEND_MOVES`) to the send direction; False: a no-op row."""
         state = self.send_direction()
         target = SEND_MOVES.get((state, move))
         if target is None:
-            raise StateError(f"send direction in state {state!r} cannot {move!r} ({self!r})")
+            raise _illegal("send direction", state, move, self)
+        self.send_enabled = False
+        if target == state:
+            return False
         if target == "fin":
             self.local_close_fin = True
         elif target == "reset":
             self.local_close_reset = True
         elif target == "closed":
             self.local_close_acked = True
-        self.send_enabled = False
+        return True
+
+    # -- the receive direction
+
+    def receive_direction(self) -> str:
+        if self.remote_closed:
+            return "closed"
+        return "stopping" if self.sent_stop_sending else "open"
+
+    def move_receive(self, move: str) -> bool:
+        """Apply ``move`` (:data:`RECEIVE_MOVES`) to the receive direction; False: a no-op row."""
+        state = self.receive_direction()
+        target = RECEIVE_MOVES.get((state, move))
+        if target is None:
+            raise _illegal("receive direction", state, move, self)
+        if target == state:
+            return False
+        if target == "stopping":
+            self.sent_stop_sending = True
+        else:
+            self.remote_closed = True
+        return True
+
+    # -- the one-way flags
+
+    def move(self, move: str) -> None:
+        """A one-way flag of :data:`STREAM_FLAG_MOVES`; setting it twice is a bug."""
+        flag = STREAM_FLAG_MOVES.get(move)
+        if flag is None or getattr(self, flag):
+            raise _illegal("stream", "set" if flag else "?", move, self)
+        setattr(self, flag, True)
+        if move == "complete_shutdown":
+            # Both directions are over for good (QuicStreamTryCompleteShutdown).
+            self.send_enabled = False
+            self.remote_closed = True
+
+    # -- which events it may raise
+
+    def phase(self) -> str:
+        """The stream's phase for :data:`STREAM_EVENTS`."""
+        if self.shutdown_complete or self.handle_closed:
+            return "done"
+        if self.started:
+            return "started"
+        return "start_failed" if self.start_indicated else "unstarted"
 
 
-#: (send direction state, move) -> new state. A missing entry is an illegal move.
-SEND_MOVES: dict[tuple[str, str], str] = {
-    ("open", "graceful"): "fin",
-    ("fin", "graceful"): "fin",  # a second graceful shutdown succeeds and does nothing
-    ("reset", "graceful"): "reset",  # already aborted: nothing to do gracefully
-    ("open", "abort"): "reset",
-    ("fin", "abort"): "reset",
-    ("reset", "abort"): "reset",
-    ("fin", "acked"): "closed",
-    ("reset", "acked"): "closed",
-    # QuicStreamSendShutdown(Silent) and IMMEDIATE treat the close as acknowledged
-    ("open", "silent"): "closed",
-    ("fin", "silent"): "closed",
-    ("reset", "silent"): "closed",
-    ("closed", "silent"): "closed",
+# ---------------------------------------------------------------- which events, when
+
+_E = StreamEventType
+#: Events a stream may raise, by phase. ``unstarted``: opened, START_COMPLETE not yet
+#: raised: it gets no events from the network, only what StreamClose, an ABORT|IMMEDIATE
+#: shutdown or a canceled START send raise (QuicStreamShutdown, QuicStreamCompleteSendRequest).
+#: ``start_failed``: START_COMPLETE said the start failed: only its shutdown may follow.
+#: ``done``: SHUTDOWN_COMPLETE was raised or StreamClose ran: the handler is detached
+#: (QuicStreamIndicateEvent finds no handler and discards the event).
+STREAM_EVENTS: dict[str, frozenset[StreamEventType]] = {
+    "unstarted": frozenset({_E.START_COMPLETE, _E.SEND_COMPLETE, _E.SEND_SHUTDOWN_COMPLETE,
+                            _E.SHUTDOWN_COMPLETE}),
+    "start_failed": frozenset({_E.SEND_COMPLETE, _E.SEND_SHUTDOWN_COMPLETE, _E.SHUTDOWN_COMPLETE}),
+    "started": frozenset(StreamEventType),
+    "done": frozenset(),
+}
+
+#: Events raised at most once per stream.
+ONCE_EVENTS = frozenset({_E.START_COMPLETE, _E.SEND_SHUTDOWN_COMPLETE, _E.SHUTDOWN_COMPLETE})
+
+#: How the ledger words an event outside its phase.
+PHASE_TEXT = {
+    "unstarted": "to a stream that never started",
+    "start_failed": "to a stream whose start failed",
+    "done": "after SHUTDOWN_COMPLETE",
 }
 
 
-def _flags_repr(name: str, state: object) -> str:
-    on = [flag for flag in type(state).__slots__ if getattr(state, flag)]  # type: ignore[attr-defined]
-    return f"<{name} {' '.join(on) or '-'}>"
+def event_allowed(phase: str, event_type: StreamEventType) -> bool:
+    return event_type in STREAM_EVENTS[phase]
 
 
 # ---------------------------------------------------------------- call statuses
@@ -199,3 +409,51 @@ def status(table: tuple[tuple[str, Callable[..., bool], Status], ...], conn: Con
         if check(conn, stream):
             return result
     return None
+
+
+# ---------------------------------------------------------------- the tables as Markdown
+
+def markdown() -> str:
+    """Every move table and the event table as Markdown (docs/conformance.md holds it)."""
+    out: list[str] = []
+
+    def machine(title: str, table: dict[tuple[str, str], str]) -> None:
+        states = list(dict.fromkeys(s for s, _ in table))
+        moves = list(dict.fromkeys(m for _, m in table))
+        out.append(f"**{title}** (state × move → state; blank: illegal, raises StateError)\n")
+        out.append("| state | " + " | ".join(f"`{m}`" for m in moves) + " |")
+        out.append("|---" * (len(moves) + 1) + "|")
+        for s in states:
+            cells = []
+            for m in moves:
+                target = table.get((s, m))
+                cells.append("" if target is None else ("(no-op)" if target == s else target))
+            out.append(f"| {s} | " + " | ".join(cells) + " |")
+        out.append("")
+
+    machine("Stream send direction", SEND_MOVES)
+    machine("Stream receive direction", RECEIVE_MOVES)
+    machine("Connection close", CLOSE_MOVES)
+    out.append("**One-way flags** (set once; a second time raises StateError)\n")
+    out.append("| move | stream flag |  | move | connection flag |")
+    out.append("|---|---|---|---|---|")
+    stream_rows, conn_rows = list(STREAM_FLAG_MOVES.items()), list(CONNECTION_FLAG_MOVES.items())
+    for i in range(max(len(stream_rows), len(conn_rows))):
+        left = stream_rows[i] if i < len(stream_rows) else ("", "")
+        right = conn_rows[i] if i < len(conn_rows) else ("", "")
+        out.append(f"| {'`%s`' % left[0] if left[0] else ''} | {left[1]} |  | "
+                   f"{'`%s`' % right[0] if right[0] else ''} | {right[1]} |")
+    out.append("")
+    out.append("**Stream events by phase** (x: may be raised; once: START_COMPLETE, "
+               "SEND_SHUTDOWN_COMPLETE, SHUTDOWN_COMPLETE)\n")
+    phases = list(STREAM_EVENTS)
+    out.append("| event | " + " | ".join(phases) + " |")
+    out.append("|---" * (len(phases) + 1) + "|")
+    for event_type in StreamEventType:
+        out.append(f"| {event_type.name} | "
+                   + " | ".join("x" if event_type in STREAM_EVENTS[p] else "" for p in phases) + " |")
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(markdown(), end="")

@@ -7,6 +7,28 @@ Branches name the MsQuic function whose rule they implement (``src/core/stream*.
 It is longer than most modules on purpose: every path that completes a send (flush,
 shutdown, abort, close, ACK) and both inputs of QuicStreamTryCompleteShutdown stay in one
 file, so the exactly-once argument can be read in one place.
+
+The exactly-once invariant. An accepted send (StreamSend returned PENDING) is in exactly
+one of these places until its SEND_COMPLETE, and leaves each only as said:
+
+- ``sends.api_requests`` (MsQuic's ApiSendRequests): accepted, not yet seen by the worker.
+  Left only by being taken, whole, into ``sends.taken`` (flush, shutdown, abort, close).
+- ``sends.taken``: taken by the worker and being applied right now. Left by being queued
+  into ``sends.requests`` (a flush) or by :meth:`StreamCore._complete` (a late send
+  canceled, an abort, a close); every path that takes drains it, so a StreamClose from a
+  completion raised in the middle of one drains the rest.
+- ``sends.requests`` (SendRequests): queued at a stream offset. Left only by
+  :meth:`StreamCore._complete`: on its ACK, when copied into the send buffer, or canceled
+  by an abort or a close.
+
+``_complete`` raises the one SEND_COMPLETE (delivered, or discarded if the handler is
+already detached, which only a fault allows while a send is pending). Only faults take
+another exit (``drop-send-after-shutdown``, ``unstarted-stream-leak``), each counted as
+dropped, and one more place (``_deferred``: ``discard-after-shutdown-complete`` parks late
+sends there until SHUTDOWN_COMPLETE). So per connection, at every moment the worker is idle: accepted = completed +
+dropped + pending in those places. :meth:`ConnectionCore.check_exactly_once` checks it
+after every operation, poll and close when ``QUICSIM_CHECK_INVARIANTS`` is set (the tests
+and the fuzzer set it).
 """
 
 from __future__ import annotations
@@ -39,12 +61,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 StreamHandler = Callable[["StreamCore", ev.StreamEvent], Any]
 
-_SEND_COMPLETE = StreamEventType.SEND_COMPLETE
-_START_COMPLETE = StreamEventType.START_COMPLETE
-#: what a never-started stream can still be told: its canceled sends and, at StreamClose
-#: or an ABORT|IMMEDIATE shutdown, both shutdown completions (QuicStreamShutdown)
-_UNSTARTED_EVENTS = frozenset({_SEND_COMPLETE, _START_COMPLETE, StreamEventType.SEND_SHUTDOWN_COMPLETE,
-                               StreamEventType.SHUTDOWN_COMPLETE})
 _ABORT_SEND = StreamShutdownFlags.ABORT_SEND
 _ABORT_RECEIVE = StreamShutdownFlags.ABORT_RECEIVE
 _GRACEFUL = StreamShutdownFlags.GRACEFUL
@@ -182,6 +198,7 @@ class StreamCore:
                 status = state.send_status(conn.state, self.state)
                 if status is None:
                     request = SendRequest(send_id, bufs, length, iflags, client_context)
+                    conn.sends_accepted += 1
                     api_requests = self.sends.api_requests
                     queue_oper = not api_requests  # one STRM_SEND operation flushes all queued sends
                     api_requests.append(request)
@@ -241,9 +258,16 @@ class StreamCore:
         if not self.state.shutdown_complete:
             # QuicStreamClose: QuicStreamShutdown(ABORT | IMMEDIATE), started or not.
             self.apply_shutdown(StreamShutdownFlags.ABORT | _IMMEDIATE, 0, app_close_in_progress=True)
-        self.state.handle_closed = True
+        if not self.state.handle_closed:  # (a fault may have detached the handler already)
+            self.state.move("close_handle")
         conn.observe_call(self, "close", None)
         conn.stream_closed(self)
+        if conn.check_invariants and not conn.callback_depth:  # (a loop outside may hold sends)
+            conn.check_exactly_once()
+
+    def pending_sends(self) -> int:
+        """Accepted sends of this stream still waiting for their SEND_COMPLETE."""
+        return self.sends.pending_count() + len(self._deferred)
 
     def _close_faults(self) -> None:
         """The seams StreamClose passes (see quicsim.faults)."""
@@ -253,7 +277,7 @@ class StreamCore:
             if fault is not None:
                 # The handler is detached before the canceled completions are raised.
                 conn.fault_hit(fault.name, self, "handler detached before close's completions")
-                self.state.handle_closed = True
+                self.state.move("close_handle")
         if self.sends.taken and conn.callback_depth:
             fault = conn.faults.close_inside_batch()
             if fault is not None:
@@ -267,7 +291,7 @@ class StreamCore:
             fault = conn.faults.unstarted_close()
             if fault is not None:
                 conn.fault_hit(fault.name, self, "sends on a never-started stream left pending at close")
-                self.sends.forget_all()
+                conn.sends_dropped += self.sends.forget_all()
 
     # ---------------------------------------------------------- worker operations
 
@@ -281,14 +305,13 @@ class StreamCore:
             failure = Status.STREAM_LIMIT_REACHED
         if failure is not None:
             if not self.state.start_indicated:
-                self.state.start_indicated = True
-                self._dispatch(ev.StartComplete(status=failure, id=None, peer_accepted=False))
+                self._indicate_start_complete(failure)
             if flags & StreamStartFlags.SHUTDOWN_ON_FAIL:
                 # QuicStreamShutdown(ABORT | IMMEDIATE): cancel, then both completions now.
                 self.apply_shutdown(StreamShutdownFlags.ABORT | _IMMEDIATE, 0)
             return
         quic_stream = conn.create_quic_stream(self)
-        self.state.started = True
+        self.state.move("start")
         # Sends queued before the start are written now, before START_COMPLETE, so a
         # send made inline from that callback lands after them.
         if self.sends.requests:
@@ -299,9 +322,7 @@ class StreamCore:
             quic_stream.sender.reset(self.send_error_code)
             self.connection.abort_frames_queued(self)
         if not self.state.start_indicated:  # START_COMPLETE fires once, even after a failed try
-            self.state.start_indicated = True
-            self.indicate(ev.StartComplete(status=Status.SUCCESS, id=self.id,
-                                            peer_accepted=not quic_stream.is_blocked))
+            self._indicate_start_complete(Status.SUCCESS, peer_accepted=not quic_stream.is_blocked)
         if quic_stream.is_blocked and flags & StreamStartFlags.INDICATE_PEER_ACCEPT:
             conn.await_peer_accept(self)  # PEER_ACCEPTED once the peer's limit allows it
         self._wait_for_buffer()
@@ -427,31 +448,29 @@ class StreamCore:
     def _send_shutdown_graceful(self) -> None:
         """QuicStreamSendShutdown(Graceful)."""
         if self.state.local_close_acked:
-            return
+            return  # LocalCloseAcked: "nothing else to be done"
         with self.connection.lock:
-            self.state.send_enabled = False
+            self.state.move_send("disable")  # SendEnabled = FALSE, under ApiSendRequestLock
             late = self.sends.take_api_requests(self.connection.lock)
         if late and self.connection.probing:
             self.connection.probe(self, "graceful-shutdown-cancels-batch")
         while late:
             # "These sends were queued by the app after queueing a graceful shutdown."
             self._cancel_late(late.popleft())
-        if self.state.local_close_fin or self.state.local_close_reset:
-            return  # a second graceful shutdown succeeds and does nothing
-        self.state.move_send("graceful")
-        if self.state.started and not self._fin_written:
+        # (a no-op row when the FIN or a reset was already recorded)
+        if self.state.move_send("graceful") and self.state.started and not self._fin_written:
             self._write_fin()
 
     def _send_shutdown_abort(self, error_code: int, *, silent: bool = False) -> None:
         """QuicStreamSendShutdown(!Graceful): cancel every send, oldest first, then reset."""
         if self.state.local_close_acked:
-            return
+            return  # LocalCloseAcked: "nothing else to be done"
         with self.connection.lock:
-            self.state.send_enabled = False
+            self.state.move_send("disable")  # SendEnabled = FALSE, under ApiSendRequestLock
             api_requests = self.sends.take_api_requests(self.connection.lock)
-        if not self.state.local_close_reset:
-            # Record the reset (and its code) before any callback can run.
-            self.state.move_send("abort")
+        # Record the reset (and its code) before any callback can run (a no-op row when a
+        # reset was already recorded).
+        if self.state.move_send("abort"):
             self.send_error_code = error_code
             if self.state.started and not silent:
                 assert self.quic_stream is not None  # a started stream has its aioquic stream
@@ -470,15 +489,12 @@ class StreamCore:
         """ABORT_RECEIVE: ask the peer to stop (STOP_SENDING); no receive events after.
         The direction closes when the peer's RESET_STREAM (or FIN) arrives, as in
         QuicStreamRecvShutdown, so SHUTDOWN_COMPLETE waits for it."""
-        if self.state.remote_closed or self.state.sent_stop_sending:
-            return
-        self.state.sent_stop_sending = True
-        if self.state.started:
+        if not self.state.started:
+            self.state.move_receive("abort_unstarted")  # nothing was ever received: nothing to wait for
+        elif self.state.move_receive("abort"):
             assert self.quic_stream is not None  # a started stream has its aioquic stream
             self.quic_stream.receiver.stop(error_code)
             self.connection.abort_frames_queued(self)
-        else:
-            self.state.remote_closed = True  # nothing was ever received: nothing to wait for
 
     def _wait_for_buffer(self) -> None:
         """With send buffering on, queue this stream's unbuffered sends for buffer room."""
@@ -513,15 +529,15 @@ class StreamCore:
             # A canceled send that was to start the stream first tells the start failed.
             if self.connection.probing:
                 self.connection.probe(self, "start-send-start-complete-aborted")
-            self.state.start_indicated = True
             # Until its own SEND_COMPLETE the request is still pending: a StreamClose from
             # the START_COMPLETE handler must find it (and complete it) like any other.
             taken = self.sends.taken
             taken.appendleft(request)
-            self.indicate(ev.StartComplete(status=Status.ABORTED, id=None, peer_accepted=False))
+            self._indicate_start_complete(Status.ABORTED)
             if not taken or taken[0] is not request:
                 return  # that close completed it
             taken.popleft()
+        self.connection.sends_completed += 1
         self.indicate(ev.send_complete(canceled, request.client_context, request.send_id))
 
     def _cancel_late(self, request: SendRequest) -> None:
@@ -530,6 +546,7 @@ class StreamCore:
             fault, action = conn.faults.late_send()
             if action is LateSend.DROP:
                 assert fault is not None  # only a fault turns CANCEL into anything else
+                conn.sends_dropped += 1
                 conn.fault_hit(fault.name, self, f"send {request.send_id} dropped")
                 return
             if action is LateSend.DEFER:
@@ -588,27 +605,26 @@ class StreamCore:
     # ---------------------------------------------------------- receive side
 
     def on_receive(self, data: bytes, fin: bool) -> None:
-        if self.state.remote_closed:
-            return
-        if self.state.sent_stop_sending:
-            if fin:
-                self.state.remote_closed = True  # the peer finished anyway: the direction is done
+        direction = self.state.receive_direction()
+        if direction != "open":
+            # After our ABORT_RECEIVE nothing more is indicated; a FIN still ends the direction.
+            if fin and self.state.move_receive("fin"):
                 self._try_complete_shutdown()
             return
         offset = self.recv_offset
         self.recv_offset += len(data)
         if fin:
-            self.state.remote_closed = True
+            self.state.move_receive("fin")
         self.indicate(ev.receive(offset, data, _RECV_FIN if fin else _RECV_NONE))
         if fin:
             self.indicate(ev.PeerSendShutdown())
             self._try_complete_shutdown()
 
     def on_peer_reset(self, error_code: int) -> None:
-        if self.state.remote_closed:
-            return
-        self.state.remote_closed = True
-        if not self.state.sent_stop_sending:  # after our own ABORT_RECEIVE the reset is only the answer
+        answer = self.state.sent_stop_sending  # after our own ABORT_RECEIVE the reset is only the answer
+        if not self.state.move_receive("reset"):
+            return  # the direction was already closed: a late frame
+        if not answer:
             self.indicate(ev.PeerSendAborted(error_code=error_code))
         self._try_complete_shutdown()
 
@@ -616,9 +632,9 @@ class StreamCore:
         """QuicStreamProcessStopSendingFrame: PEER_RECEIVE_ABORTED, then abort the send side."""
         # ACKs that came in the same datagram, before the STOP_SENDING, complete first.
         self.on_acks()
-        if self.state.local_close_acked or self.state.local_close_reset:
-            return
-        self.state.received_stop_sending = True
+        if self.state.send_direction() in ("reset", "closed"):
+            return  # already aborted (or over): nothing left to cancel
+        self.state.move("receive_stop_sending")
         self.indicate(ev.PeerReceiveAborted(error_code=error_code))
         self._send_shutdown_abort(error_code)
         self.connection.mark_dirty(self)
@@ -630,7 +646,7 @@ class StreamCore:
         if not self.state.started or self.state.shutdown_complete:
             return
         self._send_shutdown_abort(0, silent=True)
-        self.state.remote_closed = True
+        self.state.move_receive("end")
         self._try_complete_shutdown(force=True)
 
     def _try_complete_shutdown(self, force: bool = False, **fields: Any) -> None:
@@ -639,12 +655,10 @@ class StreamCore:
             return
         if not force and not (self.state.local_close_acked and self.state.remote_closed):
             return
-        self.state.send_enabled = False
-        self.state.remote_closed = True
         gone = self.state.handle_closed
         # MsQuic sets HandleShutdown before indicating: a handler that closes the stream
         # from this very event must find it already shut down.
-        self.state.shutdown_complete = True
+        self.state.move("complete_shutdown")
         self.connection.stream_done(self)
         # QuicStreamIndicateShutdownComplete reads the connection's close state now.
         event = ev.ShutdownComplete(**self.connection.shutdown_fields(), **fields)
@@ -656,15 +670,31 @@ class StreamCore:
         for request in deferred:
             self._complete(request, canceled=True)  # fault: arrives after SHUTDOWN_COMPLETE
 
+    def _indicate_start_complete(self, status: Status, peer_accepted: bool = False) -> None:
+        """QuicStreamIndicateStartComplete: START_COMPLETE once per stream, a failure too
+        (judged by the phase the stream was in when it started or failed to)."""
+        phase = self.state.phase()
+        self.state.move("indicate_start")
+        self._indicate_in(phase, ev.StartComplete(status=status, id=self.id if status is Status.SUCCESS else None,
+                                                  peer_accepted=peer_accepted))
+
     def indicate(self, event: ev.StreamEvent) -> None:
-        """QuicStreamIndicateEvent, with the rules on who may still receive events."""
-        if self.state.shutdown_complete or self.state.handle_closed or self.connection.state.handle_closed:
+        """QuicStreamIndicateEvent: deliver ``event`` if the stream's phase allows it
+        (state.STREAM_EVENTS); an event the phase does not allow is a core bug."""
+        st = self.state
+        if st.started and not (st.shutdown_complete or st.handle_closed or self.connection.state.handle_closed):
+            self._dispatch(event)  # the usual case: a started stream may raise every event
+            return
+        self._indicate_in(st.phase(), event)
+
+    def _indicate_in(self, phase: str, event: ev.StreamEvent) -> None:
+        if phase == "done" or self.connection.state.handle_closed:
             # The handler is detached at SHUTDOWN_COMPLETE and at StreamClose.
             self.connection.event_discarded(self, event)
-            return
-        if not self.state.started and not self.state.start_indicated and event.type not in _UNSTARTED_EVENTS:
-            return  # unstarted streams get no events from the network
-        self._dispatch(event)
+        elif state.event_allowed(phase, event.type):
+            self._dispatch(event)
+        else:
+            raise state.StateError(f"{event.type.name} raised on a stream in phase {phase!r} ({self.state!r})")
 
     def _dispatch(self, event: ev.StreamEvent) -> None:
         """Deliver ``event`` to observers, then the handler, then the event hook."""

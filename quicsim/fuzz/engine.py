@@ -80,7 +80,7 @@ def signature(result: dict) -> str | None:
 
 def run_program(program: Program, faults: frozenset[str] = frozenset(), probes: bool = False) -> dict:
     spec = _spec_from_source(render(program, faults), f"seed{program.seed}")
-    return run_job(spec, program.seed, RunOptions(probes=probes))
+    return run_job(spec, program.seed, RunOptions(probes=probes, check_invariants=True))
 
 
 @dataclass
