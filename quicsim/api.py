@@ -249,8 +249,10 @@ class Connection:
         self.core.set_handler(handler, context)
 
     def close(self) -> None:
-        """ConnectionClose: shut down silently if still up, deliver every remaining event
-        (the connection's SHUTDOWN_COMPLETE last), then release the socket."""
+        """ConnectionClose: shut down silently if still up, with the connection's
+        SHUTDOWN_COMPLETE (app_close_in_progress) before it returns, then release the
+        socket. Streams keep their handles: their calls and events go on until each
+        stream's own StreamClose (as in MsQuic, where a stream holds its connection)."""
         core = self.core
         if self._handle_closed:
             return
@@ -258,12 +260,9 @@ class Connection:
             core.run_on_worker(self.close)  # ConnectionClose blocks until the worker ran it
             return
         self._handle_closed = True
-        if not core.shutdown_complete:
-            core.begin_close()
-            if self.driver is not None:
-                self.driver.run_events()
-        core.close_handle()  # from here on nothing reaches the handlers
+        core.close()
         if self.driver is not None:
+            self.driver.run_events()  # what aioquic still held: nothing reaches the handler now
             self.driver.release()
 
     # What an application may read.

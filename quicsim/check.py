@@ -192,6 +192,8 @@ class Replay:
         elif etype is ConnectionEventType.DATAGRAM_SEND_STATE_CHANGED:
             event.datagram_id = record.get("datagram_id")
             event.state = SimpleNamespace(name=_field(record, "state", str))
+        elif etype is ConnectionEventType.SHUTDOWN_COMPLETE:
+            event.app_close_in_progress = bool(record.get("app_close_in_progress", False))
         self.ledger.connection_event(conn, event)
 
 

@@ -37,19 +37,15 @@ def closed_by_peer(quic: QuicConnection) -> bool:
     return quic._state is QuicConnectionState.DRAINING
 
 
-def terminate_silently(quic: QuicConnection, error_code: int) -> None:
-    """End at once without a CONNECTION_CLOSE on the wire (a SILENT shutdown): the peer
-    will only time out."""
-    if quic._close_event is None and quic._state is not QuicConnectionState.TERMINATED:
-        quic._close_event = qe.ConnectionTerminated(error_code=error_code, frame_type=None,
-                                                    reason_phrase="silent shutdown")
-        quic._close_end()
-
-
-def end_closing_period(quic: QuicConnection) -> None:
-    """Cut a closing period short (the handle is going away)."""
-    if quic._state is not QuicConnectionState.TERMINATED:
-        quic._close_end()
+def end_now(quic: QuicConnection) -> None:
+    """End aioquic's side of the connection at once, sending nothing more: a silent close
+    (the peer will only time out), or a closing or draining period cut short. A close
+    aioquic has not been told of is recorded as a silent one."""
+    if quic._state is QuicConnectionState.TERMINATED:
+        return
+    if quic._close_event is None:
+        quic._close_event = qe.ConnectionTerminated(error_code=0, frame_type=None, reason_phrase="silent shutdown")
+    quic._close_end()
 
 
 def take_reset_queued_first(quic: QuicConnection, stream_id: int) -> int | None:

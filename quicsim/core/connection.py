@@ -126,7 +126,6 @@ class ConnectionCore:
         self.state = ConnectionState()
         self.close_error_code = 0
         self.close_status = Status.SUCCESS
-        self.app_close_in_progress = False
         self.handler_errors: list[BaseException] = []
         self.fault_hits: list[tuple[str, str]] = []
         self.send_buffer = SendBuffer()
@@ -274,36 +273,46 @@ class ConnectionCore:
 
     def apply_shutdown(self, flags: ConnectionShutdownFlags, error_code: int, *, by_app: bool = True) -> None:
         """QuicConnShutdown by the application (QuicConnCloseLocally with APPLICATION):
-        abort every stream, then close. ``by_app=False`` is a bare ConnectionClose:
-        ``SILENT | QUIC_STATUS`` with ABORTED and no APPLICATION flag."""
-        if self.state.shutdown_initiated:
+        on the first close, abort every stream, then close. ``by_app=False`` is a bare
+        ConnectionClose: ``SILENT | QUIC_STATUS`` with ABORTED and no APPLICATION flag.
+        After the peer's close it still sets ClosedLocally (QuicConnTryClose), so StreamOpen
+        says INVALID_STATE from then on."""
+        silent = bool(flags & ConnectionShutdownFlags.SILENT)
+        if self.state.try_close("close_locally", silent=silent, application=by_app, by_app=by_app):
+            if by_app:
+                self.close_error_code, self.close_status = error_code, error_code_to_status(error_code)
+            else:
+                self.close_error_code, self.close_status = QUIC_ERROR_INTERNAL_ERROR, Status.ABORTED
+            self._abort_streams()
+            if not silent:
+                self.quic.close(error_code=error_code)
+            # (silent: no CONNECTION_CLOSE on the wire; the peer will only time out)
+        self._shutdown_complete_if_due()
+
+    def close(self) -> None:
+        """MsQuicConnectionClose (QuicConnCloseHandle): HandleClosed first, then a silent
+        close (QuicConnCloseLocally(SILENT | QUIC_STATUS, ABORTED)): the first close shuts
+        every started stream down; a close already under way ends now, as answered. Then
+        SHUTDOWN_COMPLETE (app_close_in_progress) at once, inline. From the application
+        thread the close is processed after what was queued before it; from a callback it
+        runs inline and what is queued is applied later. Streams keep their handles: a
+        stream holds its connection until StreamClose, so their calls and events go on."""
+        if self.state.handle_closed:
             return
-        self.state.try_close("close_locally", silent=bool(flags & ConnectionShutdownFlags.SILENT),
-                             application=by_app, by_app=by_app)
-        if by_app:
-            self.close_error_code, self.close_status = error_code, error_code_to_status(error_code)
-        else:
-            self.close_error_code, self.close_status = QUIC_ERROR_INTERNAL_ERROR, Status.ABORTED
-        self._abort_streams()
-        if flags & ConnectionShutdownFlags.SILENT:
-            # No CONNECTION_CLOSE on the wire: end at once, as the peer will only time out.
-            aq.terminate_silently(self.quic, error_code)
-        else:
-            self.quic.close(error_code=error_code)
-
-    def close_handle(self) -> None:
-        """ConnectionClose returned: from here on nothing reaches the connection's handler."""
+        if not self.on_worker_thread():
+            self.run_on_worker(self.close)  # ConnectionClose blocks until the worker ran it
+            return
+        if not self.callback_depth:
+            self.process_operations()
         self.state.move("close_handle")
+        self.apply_shutdown(ConnectionShutdownFlags.SILENT, 0, by_app=False)
 
-    def begin_close(self) -> None:
-        """MsQuicConnectionClose up to the point where the worker drains the last events:
-        apply what is queued, then (unless a shutdown already began) close silently with
-        QuicConnCloseLocally(SILENT | QUIC_STATUS, ABORTED)."""
-        self.app_close_in_progress = True
-        self.process_operations()
-        if not self.state.shutdown_initiated:
-            self.apply_shutdown(ConnectionShutdownFlags.SILENT, 0, by_app=False)
-        aq.end_closing_period(self.quic)  # the handle is going away
+    def _shutdown_complete_if_due(self) -> None:
+        """QuicConnOnShutdownComplete once ProcessShutdownComplete is set: aioquic's side
+        of the connection ends at once (no closing or draining period left)."""
+        if self.state.process_shutdown_complete and not self.state.shutdown_complete:
+            aq.end_now(self.quic)
+            self._complete_shutdown()
 
     # ------------------------------------------------------------ aioquic events
 
@@ -424,6 +433,7 @@ class ConnectionCore:
         else:
             self.indicate(ev.ShutdownInitiatedByTransport(status=self.close_status, error_code=self.close_error_code))
         self._abort_streams()
+        self._shutdown_complete_if_due()  # an idle timeout ends at once (a silent close)
 
     def shutdown_fields(self) -> dict[str, Any]:
         """The connection's part of a stream's SHUTDOWN_COMPLETE, read when it is raised
@@ -441,25 +451,31 @@ class ConnectionCore:
             stream.abort_for_connection()
 
     def _on_terminated(self, close: qe.ConnectionTerminated) -> None:
-        """The connection is gone: its SHUTDOWN_COMPLETE comes after every stream's."""
+        """aioquic's side ended (its closing or draining period ran out, a timeout): the
+        connection's SHUTDOWN_COMPLETE, after every stream's."""
         if self.state.shutdown_complete:
             return
         if not self.state.shutdown_initiated:
             self._initiate_remote_shutdown(close)
         elif self.state.closed_locally and not self.state.silent:
-            # A non-silent local close finished (the peer answered, or the closing period
-            # ran out): MsQuic sets ClosedRemotely, so later calls see ABORTED.
+            # A non-silent local close's closing period ran out: MsQuic sets ClosedRemotely
+            # (QuicConnProcessShutdownTimerOperation), so later calls see ABORTED.
             self.state.try_close("shutdown_timer")
-        # Never-started streams are not in MsQuic's stream table (QuicStreamSetShutdown
-        # skips them): their sends stay pending until StreamClose.
-        self._abort_streams()
+        if not self.state.shutdown_complete:
+            self._complete_shutdown()
+
+    def _complete_shutdown(self) -> None:
+        """The connection's SHUTDOWN_COMPLETE, after which its handler is detached. Its
+        started streams were shut down at the first close; never-started streams are not
+        in MsQuic's stream table (QuicStreamSetShutdown skips them): their sends stay
+        pending until StreamClose."""
         self.datagrams.cancel_all()
-        self.indicate(ev.ConnectionShutdownComplete(
-            handshake_completed=self.state.connected,
-            peer_acknowledged_shutdown=False,
-            app_close_in_progress=self.app_close_in_progress,
-        ))
         self.state.move("complete_shutdown")
+        self._dispatch(ev.ConnectionShutdownComplete(
+            handshake_completed=self.state.connected,
+            peer_acknowledged_shutdown=not self.state.shutdown_timed_out,
+            app_close_in_progress=self.state.handle_closed,
+        ))
 
     # ------------------------------------------------------------ streams
 
@@ -553,7 +569,8 @@ class ConnectionCore:
     # ------------------------------------------------------------ delivery
 
     def indicate(self, event: ev.ConnectionEvent) -> None:
-        if self.state.shutdown_complete or self.state.handle_closed:
+        """QuicConnIndicateEvent: the handler is detached after SHUTDOWN_COMPLETE."""
+        if self.state.shutdown_complete:
             return
         self._dispatch(event)
 

@@ -133,7 +133,8 @@ class ConnectionState:
     """QUIC_CONNECTION_STATE, the part the stream rules read."""
 
     __slots__ = ("connected", "closed_locally", "closed_remotely", "app_closed", "shutdown_by_app",
-                 "silent", "shutdown_timed_out", "shutdown_complete", "handle_closed")
+                 "silent", "shutdown_timed_out", "process_shutdown_complete", "shutdown_complete",
+                 "handle_closed")
 
     def __init__(self) -> None:
         self.connected = False  # Connected: the handshake completed
@@ -149,6 +150,9 @@ class ConnectionState:
         #: ShutdownCompleteTimedOut: set at the first close, cleared by a silent close and
         #: once both sides closed; SHUTDOWN_COMPLETE says peer_acknowledged_shutdown = not it
         self.shutdown_timed_out = False
+        #: ProcessShutdownComplete: nothing is left to wait for (a silent close, both sides
+        #: closed, or the closing or draining period ran out): SHUTDOWN_COMPLETE is due now
+        self.process_shutdown_complete = False
         self.shutdown_complete = False  # SHUTDOWN_COMPLETE was raised
         self.handle_closed = False  # HandleClosed: ConnectionClose ran
 
@@ -180,6 +184,7 @@ class ConnectionState:
             # QuicConnProcessShutdownTimerOperation: the peer counts as closed now, answered
             # or not; ShutdownCompleteTimedOut stays as it was.
             self.closed_remotely = True
+            self.process_shutdown_complete = True
             return False
         first = state == "open"
         if target == state:
@@ -187,6 +192,7 @@ class ConnectionState:
             # it now, as if answered.
             if silent and state == "closing":
                 self.shutdown_timed_out = False
+                self.process_shutdown_complete = True
             return False
         if move == "close_locally":
             self.closed_locally = True
@@ -200,6 +206,7 @@ class ConnectionState:
                 self.app_closed = True
         if silent or target == "closed":
             self.shutdown_timed_out = False
+            self.process_shutdown_complete = True
         return first
 
     def move(self, move: str) -> None:
@@ -355,16 +362,19 @@ OPEN_STATUS: tuple[tuple[str, Check, Status], ...] = (
     ("ClosedRemotely", lambda c, s: c.closed_remotely, Status.ABORTED),
 )
 
-#: MsQuicStreamStart (the rest is decided when the worker applies it).
+#: MsQuicStreamStart (the rest is decided when the worker applies it). The stream rows read
+#: the stream's own HandleClosed only: a stream holds its connection until StreamClose,
+#: and ConnectionClose closes no stream handle (MsQuicStreamSend/Shutdown/Start have no
+#: test of the connection's HandleClosed).
 START_STATUS: tuple[tuple[str, StreamCheck, Status], ...] = (
-    ("HandleClosed", lambda c, s: s.handle_closed or c.handle_closed, Status.INVALID_STATE),
+    ("HandleClosed", lambda c, s: s.handle_closed, Status.INVALID_STATE),
     ("Started", lambda c, s: s.started, Status.INVALID_STATE),
     ("ClosedRemotely", lambda c, s: c.closed_remotely, Status.ABORTED),
 )
 
 #: MsQuicStreamSend once the buffers are valid: ClosedRemotely before the send side.
 SEND_STATUS: tuple[tuple[str, StreamCheck, Status], ...] = (
-    ("HandleClosed", lambda c, s: s.handle_closed or c.handle_closed, Status.INVALID_STATE),
+    ("HandleClosed", lambda c, s: s.handle_closed, Status.INVALID_STATE),
     ("ClosedRemotely", lambda c, s: c.closed_remotely, Status.ABORTED),
     ("!SendEnabled after a peer STOP_SENDING", lambda c, s: not s.send_enabled and s.received_stop_sending,
      Status.ABORTED),
@@ -373,7 +383,7 @@ SEND_STATUS: tuple[tuple[str, StreamCheck, Status], ...] = (
 
 #: MsQuicStreamShutdown once the parameters are valid.
 SHUTDOWN_STATUS: tuple[tuple[str, StreamCheck, Status], ...] = (
-    ("HandleClosed", lambda c, s: s.handle_closed or c.handle_closed, Status.INVALID_STATE),
+    ("HandleClosed", lambda c, s: s.handle_closed, Status.INVALID_STATE),
 )
 
 #: QuicStreamStart as the worker applies it: START_COMPLETE's failure status.
@@ -386,7 +396,7 @@ START_APPLY_STATUS: tuple[tuple[str, Check, Status], ...] = (
 def send_status(conn: ConnectionState, stream: StreamState) -> Status | None:
     """SEND_STATUS for the per-send hot path: when every row is clear (the usual case)
     one test answers, without walking the table."""
-    if stream.send_enabled and not (conn.closed_remotely or stream.handle_closed or conn.handle_closed):
+    if stream.send_enabled and not (conn.closed_remotely or stream.handle_closed):
         return None
     return status(SEND_STATUS, conn, stream)
 

@@ -682,13 +682,15 @@ class StreamCore:
         """QuicStreamIndicateEvent: deliver ``event`` if the stream's phase allows it
         (state.STREAM_EVENTS); an event the phase does not allow is a core bug."""
         st = self.state
-        if st.started and not (st.shutdown_complete or st.handle_closed or self.connection.state.handle_closed):
+        if st.started and not (st.shutdown_complete or st.handle_closed):
             self._dispatch(event)  # the usual case: a started stream may raise every event
             return
         self._indicate_in(st.phase(), event)
 
     def _indicate_in(self, phase: str, event: ev.StreamEvent) -> None:
-        if phase == "done" or self.connection.state.handle_closed:
+        # Only the stream's own handler decides (QuicStreamIndicateEvent): ConnectionClose
+        # detaches the connection's handler, not its streams'.
+        if phase == "done":
             # The handler is detached at SHUTDOWN_COMPLETE and at StreamClose.
             self.connection.event_discarded(self, event)
         elif state.event_allowed(phase, event.type):

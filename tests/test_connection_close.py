@@ -1,0 +1,168 @@
+"""ConnectionClose as the real library does it (shared/msquic-observed.md §3.1-3.3):
+a stream holds its connection until StreamClose, so ConnectionClose closes no stream
+handle; stream calls and events go on, and only each stream's own handler decides
+whether an event is delivered. In-memory link, no loss."""
+
+from __future__ import annotations
+
+import pytest
+import pytest_asyncio
+
+from quicsim import (
+    ConnectionEventType,
+    Status,
+    StreamEventType,
+    StreamShutdownFlags,
+)
+from quicsim.pair import open_pair
+
+from .conftest import Recorder, eventually, judge
+
+pytestmark = pytest.mark.asyncio
+
+
+@pytest_asyncio.fixture
+async def mem():
+    """A memory pair torn down at once: after the client's silent ConnectionClose the
+    server would only find out by its idle timeout."""
+    p = await open_pair(transport="memory")
+    yield p
+    p.close()
+    judge(p.ledger)
+
+E = StreamEventType
+
+
+class Log:
+    """One list of what every handler of the client saw, in delivery order."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def stream(self, name: str, on_event=None):
+        def handler(stream, event):
+            text = f"{name} {event.type.name}"
+            if event.type is E.SEND_COMPLETE:
+                text = f"{name} {event.client_context}{'c' if event.canceled else 'a'}"
+            elif event.type is E.START_COMPLETE:
+                text += f"({event.status.name})"
+            elif event.type is E.SHUTDOWN_COMPLETE:
+                text += f"(acip={int(event.app_close_in_progress)})"
+            if event.type is not E.IDEAL_SEND_BUFFER_SIZE:
+                self.lines.append(text)
+            if on_event is not None:
+                on_event(stream, event)
+        return handler
+
+    def connection(self, conn, event) -> None:
+        if event.type is ConnectionEventType.SHUTDOWN_COMPLETE:
+            self.lines.append(f"conn SHUTDOWN_COMPLETE(acip={int(event.app_close_in_progress)})")
+
+
+async def test_calls_and_events_after_connection_close_go_on_for_the_streams(mem):
+    """§3.1 (close-after-connclose): after ConnectionClose, StreamShutdown on a stream and
+    StreamSend on a never-started stream return PENDING; StreamClose of the never-started
+    stream then delivers a canceled SEND_COMPLETE for each of its sends, SEND_SHUTDOWN_COMPLETE
+    and SHUTDOWN_COMPLETE(app_close_in_progress). Nothing is lost (quicsim used to refuse
+    the calls and drop the events: a leak with no fault on)."""
+    log = Log()
+    mem.client.set_handler(log.connection)
+    u = mem.client.open_stream(handler=log.stream("u"))
+    assert u.send(b"u" * 10, client_context="U1") is Status.PENDING
+    s = mem.client.open_stream(handler=log.stream("s"))
+    s.start()
+    await s.wait_event(E.START_COMPLETE, timeout=5)
+    mem.client.close()
+    assert log.lines[-3:] == ["s SEND_SHUTDOWN_COMPLETE", "s SHUTDOWN_COMPLETE(acip=0)",
+                              "conn SHUTDOWN_COMPLETE(acip=1)"]
+    assert s.shutdown(StreamShutdownFlags.GRACEFUL) is Status.PENDING
+    assert u.send(b"u" * 10, client_context="U2") is Status.PENDING
+    assert s.send(b"s") is Status.INVALID_STATE  # its send side was shut down with the connection
+    del log.lines[:]
+    u.close()
+    assert log.lines == ["u U1c", "u U2c", "u SEND_SHUTDOWN_COMPLETE", "u SHUTDOWN_COMPLETE(acip=1)"]
+    s.close()
+    assert log.lines[4:] == []
+    assert mem.ledger.ok, mem.ledger.summary()
+
+
+async def test_a_start_after_connection_close_is_answered(mem):
+    """§3.1 (start-after-connclose): StreamStart on a never-started stream after
+    ConnectionClose returns PENDING and is answered START_COMPLETE(INVALID_STATE)."""
+    log = Log()
+    u = mem.client.open_stream(handler=log.stream("u"))
+    mem.client.close()
+    assert u.start() is Status.PENDING
+    await u.wait_event(E.START_COMPLETE, timeout=5)
+    assert log.lines == ["u START_COMPLETE(INVALID_STATE)"]
+    u.close()
+    assert log.lines[1:] == ["u SEND_SHUTDOWN_COMPLETE", "u SHUTDOWN_COMPLETE(acip=1)"]
+    assert mem.ledger.ok, mem.ledger.summary()
+
+
+async def test_connection_close_inside_the_shutdown_walk_loses_nothing(mem):
+    """§3.2 (connclose-in-walk): ConnectionShutdown overtakes the queued sends of streams
+    a and b; a's handler calls ConnectionClose at its first canceled completion. The
+    connection's SHUTDOWN_COMPLETE comes inline, then the walk goes on and every send
+    still completes (quicsim used to drop them: a leak with no fault on)."""
+    log = Log()
+    mem.client.set_handler(log.connection)
+
+    def close_on_first_cancel(stream, event):
+        if event.type is E.SEND_COMPLETE and event.canceled and not mem.client.handle_closed:
+            mem.client.close()
+
+    a = mem.client.open_stream(handler=log.stream("a", close_on_first_cancel))
+    b = mem.client.open_stream(handler=log.stream("b"))
+    a.start()
+    b.start()
+    await b.wait_event(E.START_COMPLETE, timeout=5)
+    a.send(b"x" * 100, client_context="A1")
+    b.send(b"x" * 100, client_context="B1")
+    b.send(b"x" * 100, client_context="B2")
+    mem.client.shutdown()
+    await eventually(lambda: b.shutdown_complete, "b's SHUTDOWN_COMPLETE")
+    assert [line for line in log.lines if "START" not in line] == [
+        "a A1c", "conn SHUTDOWN_COMPLETE(acip=1)", "a SEND_SHUTDOWN_COMPLETE", "a SHUTDOWN_COMPLETE(acip=0)",
+        "b B1c", "b B2c", "b SEND_SHUTDOWN_COMPLETE", "b SHUTDOWN_COMPLETE(acip=0)"]
+    assert mem.ledger.ok, mem.ledger.summary()
+
+
+async def test_an_inline_connection_close_leaves_queued_operations_for_later(mem):
+    """§3.3 (connclose-inline-queued-start): StreamStart queued just before an inline
+    ConnectionClose (from a's SEND_COMPLETE) is applied after the close:
+    a SSC, a SC, conn SC, then n START_COMPLETE(INVALID_STATE)."""
+    log = Log()
+    mem.client.set_handler(log.connection)
+    opened = []
+
+    def open_start_close(stream, event):
+        if event.type is E.SEND_COMPLETE and not event.canceled:
+            n = mem.client.open_stream(handler=log.stream("n"))
+            opened.append(n)
+            assert n.start() is Status.PENDING
+            mem.client.close()
+
+    a = mem.client.open_stream(handler=log.stream("a", open_start_close))
+    a.start()
+    a.send(b"x" * 100, client_context="A1")
+    await eventually(lambda: opened and opened[0].core.state.start_indicated, "n's START_COMPLETE")
+    assert [line for line in log.lines if "START_COMPLETE(SUCCESS)" not in line] == [
+        "a A1a", "a SEND_SHUTDOWN_COMPLETE", "a SHUTDOWN_COMPLETE(acip=0)", "conn SHUTDOWN_COMPLETE(acip=1)",
+        "n START_COMPLETE(INVALID_STATE)"]
+    opened[0].close()
+    a.close()
+    assert mem.ledger.ok, mem.ledger.summary()
+
+
+async def test_connection_close_from_the_application_applies_what_was_queued_first(mem):
+    """From the application thread ConnectionClose is queued at the tail: a StreamStart
+    queued before it is applied first (the stream starts, then is shut down with the
+    connection), as on the real library."""
+    rec = Recorder()
+    n = mem.client.open_stream(handler=rec)
+    n.start()
+    mem.client.close()
+    assert rec.types() == ["START_COMPLETE", "SEND_SHUTDOWN_COMPLETE", "SHUTDOWN_COMPLETE"]
+    assert rec.events[0].status is Status.SUCCESS
+    assert mem.ledger.ok, mem.ledger.summary()
