@@ -49,6 +49,13 @@ def test_stream_and_connection_fields():
     assert quic._loss.congestion_window == quic._loss._cc.congestion_window, "the window is the controller's"
     for state in ("DRAINING", "TERMINATED", "CLOSING"):
         _need(QuicConnectionState, state, "QuicConnectionState")
+    # Closing as MsQuic does (aioquic_adapter.close_as_msquic): the draining period's end,
+    # the smoothed RTT it is computed from, and a close written only while one is pending.
+    for name in ("_close_begin", "_close_at", "_close_pending"):
+        _need(quic, name, "QuicConnection")
+    _need(quic._loss, "_rtt_smoothed", "QuicPacketRecovery")
+    assert list(inspect.signature(quic._close_begin).parameters) == ["is_initiator", "now"]
+    assert "if self._close_pending:" in inspect.getsource(QuicConnection.datagrams_to_send)
     for event in ("StreamDataReceived", "StreamReset", "StopSendingReceived",
                   "HandshakeCompleted", "ConnectionTerminated"):
         _need(qe, event, "aioquic.quic.events")
@@ -150,6 +157,7 @@ PRIVATE_NAMES = {
     "_QuicConnection__frame_handlers",
     "_write_datagram_frame", "_remote_max_datagram_frame_size", "_max_datagram_size",
     "_quic_logger", "_packet", "_datagrams_pending",
+    "_close_begin", "_close_at", "_close_pending",
 }
 
 

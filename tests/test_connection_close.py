@@ -5,21 +5,22 @@ whether an event is delivered. In-memory link, no loss."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 import pytest_asyncio
 
 from quicsim import (
     ConnectionEventType,
+    ConnectionShutdownFlags,
     Status,
+    StatusError,
     StreamEventType,
     StreamShutdownFlags,
 )
 from quicsim.pair import open_pair
 
 from .conftest import Recorder, eventually, judge
-
-pytestmark = pytest.mark.asyncio
-
 
 @pytest_asyncio.fixture
 async def mem():
@@ -59,6 +60,7 @@ class Log:
             self.lines.append(f"conn SHUTDOWN_COMPLETE(acip={int(event.app_close_in_progress)})")
 
 
+@pytest.mark.asyncio
 async def test_calls_and_events_after_connection_close_go_on_for_the_streams(mem):
     """§3.1 (close-after-connclose): after ConnectionClose, StreamShutdown on a stream and
     StreamSend on a never-started stream return PENDING; StreamClose of the never-started
@@ -86,6 +88,7 @@ async def test_calls_and_events_after_connection_close_go_on_for_the_streams(mem
     assert mem.ledger.ok, mem.ledger.summary()
 
 
+@pytest.mark.asyncio
 async def test_a_start_after_connection_close_is_answered(mem):
     """§3.1 (start-after-connclose): StreamStart on a never-started stream after
     ConnectionClose returns PENDING and is answered START_COMPLETE(INVALID_STATE)."""
@@ -100,6 +103,7 @@ async def test_a_start_after_connection_close_is_answered(mem):
     assert mem.ledger.ok, mem.ledger.summary()
 
 
+@pytest.mark.asyncio
 async def test_connection_close_inside_the_shutdown_walk_loses_nothing(mem):
     """§3.2 (connclose-in-walk): ConnectionShutdown overtakes the queued sends of streams
     a and b; a's handler calls ConnectionClose at its first canceled completion. The
@@ -128,6 +132,7 @@ async def test_connection_close_inside_the_shutdown_walk_loses_nothing(mem):
     assert mem.ledger.ok, mem.ledger.summary()
 
 
+@pytest.mark.asyncio
 async def test_an_inline_connection_close_leaves_queued_operations_for_later(mem):
     """§3.3 (connclose-inline-queued-start): StreamStart queued just before an inline
     ConnectionClose (from a's SEND_COMPLETE) is applied after the close:
@@ -155,6 +160,7 @@ async def test_an_inline_connection_close_leaves_queued_operations_for_later(mem
     assert mem.ledger.ok, mem.ledger.summary()
 
 
+@pytest.mark.asyncio
 async def test_connection_close_from_the_application_applies_what_was_queued_first(mem):
     """From the application thread ConnectionClose is queued at the tail: a StreamStart
     queued before it is applied first (the stream starts, then is shut down with the
@@ -166,3 +172,89 @@ async def test_connection_close_from_the_application_applies_what_was_queued_fir
     assert rec.types() == ["START_COMPLETE", "SEND_SHUTDOWN_COMPLETE", "SHUTDOWN_COMPLETE"]
     assert rec.events[0].status is Status.SUCCESS
     assert mem.ledger.ok, mem.ledger.summary()
+
+
+# ------------------------------------------------------------------ peer_acknowledged_shutdown
+
+
+def _ends(run) -> dict:
+    """Run ``run(pair)`` on a virtual-time memory pair; returns each side's connection
+    SHUTDOWN_COMPLETE fields and when it came (virtual seconds after the call)."""
+    from quicsim.transport.virtual_loop import run_virtual
+
+    async def main():
+        pair = await open_pair(transport="memory", client_settings=None)
+        loop = asyncio.get_running_loop()
+        seen = {}
+        for side in ("client", "server"):
+            conn = getattr(pair, side)
+            conn.set_handler(lambda c, e, side=side: e.type is ConnectionEventType.SHUTDOWN_COMPLETE
+                             and seen.setdefault(side, (e, loop.time())))
+        start = loop.time()
+        await run(pair)
+        for conn in (pair.client, pair.server):
+            await conn.wait_shutdown_complete(timeout=30)
+        pair.close()
+        return {side: (e.peer_acknowledged_shutdown, e.app_close_in_progress, round(t - start, 3))
+                for side, (e, t) in seen.items()}
+
+    return run_virtual(main(), seed=1, budget=60)
+
+
+def test_peer_acknowledged_shutdown_is_set_as_msquic_sets_it():
+    """§3.5, as QuicConnTryClose sets ShutdownCompleteTimedOut (and as the library did):
+    the side whose close the peer answers says 1 at once; the side the peer closed drains
+    for max(15 ms, 2 RTT) and says 0; a silent close says 1; ConnectionClose during the
+    closing period ends it, as answered (1)."""
+    async def local_close(pair):
+        pair.client.shutdown()
+
+    async def peer_close(pair):
+        pair.server.shutdown()
+
+    async def silent(pair):
+        pair.client.shutdown(ConnectionShutdownFlags.SILENT)
+        pair.server.shutdown(ConnectionShutdownFlags.SILENT)
+
+    async def close_while_closing(pair):
+        pair.client.shutdown()
+        await asyncio.sleep(0)
+        pair.client.close()
+
+    ends = _ends(local_close)
+    assert ends["client"][:2] == (True, False) and ends["client"][2] < 0.05  # answered within one RTT
+    assert ends["server"][:2] == (False, False) and 0.015 <= ends["server"][2] < 0.1  # drained
+    ends = _ends(peer_close)
+    assert ends["server"][:2] == (True, False) and ends["client"][:2] == (False, False)
+    assert ends["server"][2] < ends["client"][2] < 0.1
+    ends = _ends(silent)
+    assert ends["client"][:2] == (True, False) and ends["server"][:2] == (True, False)
+    ends = _ends(close_while_closing)
+    assert ends["client"][:2] == (True, True)
+
+
+def test_an_unanswered_close_times_out_and_says_so():
+    """A close the peer never answers (the network is down): the closing period runs
+    out (3 PTO) and peer_acknowledged_shutdown is 0."""
+    async def blackholed(pair):
+        pair.network.blackhole(60)
+        pair.client.shutdown()
+
+    ends = _ends(blackholed)
+    assert ends["client"][:2] == (False, False)
+
+
+@pytest.mark.asyncio
+async def test_stream_open_after_the_peers_close_and_a_local_shutdown(mem):
+    """§3.6: after the peer's close, the app's ConnectionShutdown still sets ClosedLocally
+    once the worker applied it: StreamOpen says ABORTED right after the call (only
+    ClosedRemotely is set yet) and INVALID_STATE afterwards, as on the library."""
+    mem.server.shutdown()
+    await mem.client.wait_shutdown_complete(timeout=5)
+    mem.client.shutdown()
+    with pytest.raises(StatusError) as first:
+        mem.client.open_stream()
+    await asyncio.sleep(0)  # the worker applies the shutdown
+    with pytest.raises(StatusError) as later:
+        mem.client.open_stream()
+    assert (first.value.status, later.value.status) == (Status.ABORTED, Status.INVALID_STATE)

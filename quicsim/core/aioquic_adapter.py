@@ -48,6 +48,50 @@ def end_now(quic: QuicConnection) -> None:
     quic._close_end()
 
 
+def is_closing(quic: QuicConnection) -> bool:
+    """In the closing period of a close this side started (aioquic drops every datagram
+    that arrives then)."""
+    return quic._state is QuicConnectionState.CLOSING
+
+
+#: MsQuic's draining period after the peer's close: max(15 ms, 2 * smoothed RTT)
+#: (QuicConnTryClose); aioquic's is 3 PTO
+DRAIN_MIN = 0.015
+
+
+def close_as_msquic(quic: QuicConnection) -> None:
+    """Close as MsQuic does where aioquic differs, on this connection: when the peer's
+    CONNECTION_CLOSE arrives, answer it with one CONNECTION_CLOSE of our own (error 0, a
+    transport close, as QuicConnTryClose queues it: aioquic sends nothing while draining)
+    and drain for max(15 ms, 2 * smoothed RTT) instead of 3 PTO."""
+    close_begin, datagrams_to_send = quic._close_begin, quic.datagrams_to_send
+    answer: list[bool] = []
+
+    def close_begin_msquic(is_initiator: bool, now: float) -> None:
+        close_begin(is_initiator, now)
+        if not is_initiator:
+            quic._close_at = now + max(DRAIN_MIN, 2 * quic._loss._rtt_smoothed)
+            answer.append(True)
+
+    def datagrams_with_answer(now: float) -> list[tuple[bytes, Any]]:
+        if not answer or quic._state is not QuicConnectionState.DRAINING:
+            return datagrams_to_send(now)
+        answer.clear()
+        # aioquic writes a close only from a live state: build the one answer as if live,
+        # then put the draining period back as it was.
+        peer_close, close_at = quic._close_event, quic._close_at
+        quic._close_event = qe.ConnectionTerminated(error_code=0, frame_type=0, reason_phrase="")
+        quic._state, quic._close_pending = QuicConnectionState.CONNECTED, True
+        try:
+            return datagrams_to_send(now)
+        finally:
+            quic._state, quic._close_event, quic._close_at = QuicConnectionState.DRAINING, peer_close, close_at
+
+    # Per-instance patches (mypy forbids assigning to a method).
+    quic._close_begin = close_begin_msquic  # type: ignore[method-assign]
+    quic.datagrams_to_send = datagrams_with_answer  # type: ignore[method-assign]
+
+
 def take_reset_queued_first(quic: QuicConnection, stream_id: int) -> int | None:
     """aioquic writes STOP_SENDING before RESET_STREAM (MsQuic the other way round): when
     the next queued event is that stream's reset, take it and return its error code."""

@@ -140,6 +140,7 @@ class ConnectionCore:
         self._awaiting_accept: dict[StreamCore, None] = {}
         self._apply_limits()
         aq.watch_stream_limits(quic, self._on_limits_moved)
+        aq.close_as_msquic(quic)
         self.datagrams = DatagramSender(self)
 
     def __repr__(self) -> str:
@@ -306,6 +307,17 @@ class ConnectionCore:
             self.process_operations()
         self.state.move("close_handle")
         self.apply_shutdown(ConnectionShutdownFlags.SILENT, 0, by_app=False)
+
+    def datagram_arriving(self) -> None:
+        """Before aioquic takes in a datagram from the peer. During our closing period it
+        is the peer's answer to our CONNECTION_CLOSE (a peer that closes as MsQuic does
+        answers with one of its own; aioquic drops the datagram unread, so its arrival is
+        what counts): both sides are closed, SHUTDOWN_COMPLETE comes at once with
+        peer_acknowledged_shutdown True (QuicConnTryClose)."""
+        if (self.state.closed_locally and not self.state.closed_remotely and not self.state.shutdown_complete
+                and aq.is_closing(self.quic)):
+            self.state.try_close("close_remotely")
+            self._shutdown_complete_if_due()
 
     def _shutdown_complete_if_due(self) -> None:
         """QuicConnOnShutdownComplete once ProcessShutdownComplete is set: aioquic's side

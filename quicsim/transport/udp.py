@@ -102,6 +102,11 @@ class ConnectionDriver(QuicConnectionProtocol):
         self._process_events()
 
     # -- aioquic hooks
+    def datagram_received(self, data: bytes | str, addr: Any) -> None:
+        if self.core is not None:
+            self.core.datagram_arriving()  # (during our closing period: the peer's answer)
+        super().datagram_received(data, addr)
+
     def transmit(self) -> None:
         self.core.poll()  # ACKs were processed by receive_datagram/handle_timer
         transport = self._transport
