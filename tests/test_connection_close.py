@@ -258,3 +258,57 @@ async def test_stream_open_after_the_peers_close_and_a_local_shutdown(mem):
     with pytest.raises(StatusError) as later:
         mem.client.open_stream()
     assert (first.value.status, later.value.status) == (Status.ABORTED, Status.INVALID_STATE)
+
+
+def test_no_new_peer_stream_once_the_connection_is_closed():
+    """Frames of a stream the peer opened arrive after ConnectionShutdown was applied but
+    before the CONNECTION_CLOSE left (found by the fuzzer, seed 301005): MsQuic creates no
+    peer stream once the connection is closed (QuicStreamSetGetStreamForPeer), so no
+    PEER_STREAM_STARTED and no stream left open past the connection's end."""
+    from .core_pair import CorePair
+
+    pair = CorePair()
+    pair.handshake()
+    server_events = Recorder()
+    pair.server.set_handler(server_events)
+    stream = pair.client.open_stream()
+    stream.start()
+    stream.send(b"x" * 10, client_context="x")
+    pair.client.process_operations()
+    in_flight = pair.hold(pair.client)
+    pair.server.shutdown()
+    pair.server.process_operations()  # the close is applied, not yet sent
+    pair.release(pair.server, in_flight)
+    assert "PEER_STREAM_STARTED" not in server_events.types()
+    assert pair.server.streams == {}
+
+
+def test_a_second_start_beside_a_failed_one_may_start_the_stream_silently():
+    """StreamStart(FAIL_BLOCKED) fails (the peer allows no more streams) and a second
+    StreamStart, accepted before that failure was delivered, starts the stream: MsQuic
+    raises START_COMPLETE once per stream (QuicStreamIndicateStartComplete), so the
+    stream's events come with no second START_COMPLETE, and the ledger must not call them
+    events of a stream whose start failed (found by the fuzzer, seed 300144)."""
+    from quicsim import Settings, StreamStartFlags
+
+    async def main():
+        pair = await open_pair(transport="memory", server_settings=Settings(peer_bidi_stream_count=1))
+        try:
+            rec = Recorder()
+            first = pair.client.open_stream()
+            first.start()
+            blocked = pair.client.open_stream(handler=rec)
+            assert blocked.start(StreamStartFlags.FAIL_BLOCKED) is Status.PENDING
+            assert blocked.start() is Status.PENDING  # accepted: the failure is not known yet
+            await eventually(lambda: rec.types()[:1] == ["START_COMPLETE"], "the failed start")
+            assert rec.events[0].status is Status.STREAM_LIMIT_REACHED
+            first.shutdown(StreamShutdownFlags.GRACEFUL)  # frees the slot: the stream gets going
+            blocked.shutdown(StreamShutdownFlags.GRACEFUL)
+            await eventually(lambda: blocked.shutdown_complete, "the started stream's end")
+            assert rec.types().count("START_COMPLETE") == 1 and "SHUTDOWN_COMPLETE" in rec.types()
+            assert pair.ledger.ok, pair.ledger.summary()
+        finally:
+            await pair.shutdown()
+
+    from quicsim.transport.virtual_loop import run_virtual
+    run_virtual(main(), seed=1, budget=120)

@@ -532,6 +532,10 @@ class ConnectionCore:
             return None  # one of ours that we no longer track
         if stream_id in self._peer_streams_seen:
             return None  # finished and gone: late frames for it reach nobody
+        if self.state.closed_locally or self.state.closed_remotely:
+            # QuicStreamSetGetStreamForPeer: no new peer stream once the connection is
+            # closed (the shutdown walk has passed; nothing would ever end it).
+            return None
         quic_stream = aq.quic_stream(self.quic, stream_id)
         if quic_stream is None:
             return None
