@@ -194,6 +194,8 @@ class Replay:
             event.state = SimpleNamespace(name=_field(record, "state", str))
         elif etype is ConnectionEventType.SHUTDOWN_COMPLETE:
             event.app_close_in_progress = bool(record.get("app_close_in_progress", False))
+        elif etype is ConnectionEventType.CONNECTED and "send_buffering" in record:
+            conn.settings = SimpleNamespace(send_buffering=bool(record["send_buffering"]))
         self.ledger.connection_event(conn, event)
 
 

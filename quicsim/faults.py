@@ -93,9 +93,14 @@ class ReentrantClose(Fault):
     name = "reentrant-close"
     description = ("StreamClose from a SEND_COMPLETE raised while the worker completes a "
                    "detached batch of sends (a graceful shutdown's late sends, an abort's "
-                   "canceled sends, a connection shutdown that overtook a pending send) "
-                   "detaches the handler; the rest of the batch is completed into nothing")
-    msquic = ("QuicStreamSendShutdown completes its local ApiSendRequests list one by one; "
+                   "canceled sends, a connection shutdown that overtook a pending send, or, "
+                   "with send buffering on, a flush whose sends complete on copy one by one, "
+                   "no shutdown needed) detaches the handler; the rest of the batch is "
+                   "completed into nothing. MsQuic's StreamClose documentation allows the "
+                   "call from any callback, yet also calls closing a stream before its "
+                   "SHUTDOWN_COMPLETE undefined behaviour")
+    msquic = ("QuicStreamSendShutdown and QuicStreamSendFlush complete their local list of "
+              "detached requests one by one (the flush fills the send buffer after each); "
               "QuicStreamClose inline from one of those callbacks sets ClientCallbackHandler "
               "to NULL, and QuicStreamIndicateEvent discards the rest")
 

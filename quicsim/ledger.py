@@ -44,6 +44,12 @@ _ENDING = frozenset({
 })
 
 
+def _buffering(conn: Any) -> bool:
+    """The connection buffers sends, or nobody said it does not."""
+    settings = getattr(conn, "settings", None)
+    return settings is None or bool(getattr(settings, "send_buffering", True))
+
+
 def _odcid(conn: Any) -> Any:
     """The connection's original destination connection id: the same on both ends, so
     it pairs a connection with its peer when one ledger watches both."""
@@ -67,9 +73,9 @@ class _ConnRecord:
         self.event_thread: int | None = None
         self.streams: dict[int, Any] = {}  # id(stream) -> stream
         self.peer: _ConnRecord | None = None  # the other end, once this ledger has seen it
-        settings = getattr(conn, "settings", None)
-        #: send buffering on (or unknown): acknowledged completions are not witnessed then
-        self.buffering = settings is None or getattr(settings, "send_buffering", True)
+        #: send buffering on (or unknown): acknowledged completions are not witnessed then,
+        #: and a late run may split (send_order.SendBook._overtaken)
+        self.buffering = _buffering(conn)
         self.completed = False  # the connection's SHUTDOWN_COMPLETE was delivered
 
 
@@ -79,6 +85,7 @@ class _StreamRecord:
 
     def __init__(self, conn: _ConnRecord, stream: Any, local: bool) -> None:
         self.book = SendBook()
+        self.book.buffering = conn.buffering
         self.started = False
         self.start_requested = False  # StreamStart returned PENDING
         self.start_indicated = False  # START_COMPLETE delivered, even with a failure
@@ -338,6 +345,8 @@ class Ledger(Observer):
         owner = self._conn(conn)
         if etype in _ENDING:
             owner.live = False
+        elif etype is ConnectionEventType.CONNECTED:
+            owner.buffering = _buffering(conn)  # (a replayed history says it only here)
         if etype is ConnectionEventType.PEER_STREAM_STARTED:
             record = self._record(conn, event.stream.core, local=False)
             record.started = True

@@ -47,7 +47,7 @@ class Send:
     """One accepted StreamSend as the application made it."""
 
     __slots__ = ("seq", "send_id", "length", "flags", "client_context", "key", "offset", "end", "fin",
-                 "run", "done")
+                 "run", "done", "late")
 
     def __init__(self, seq: int, send_id: Any, length: int, flags: int, client_context: Any) -> None:
         self.seq = seq  # the ledger's own number for this send call on its connection
@@ -58,11 +58,20 @@ class Send:
         self.key = client_context if type(client_context) in _PLAIN else context_key(client_context)
         self.offset = self.end = 0  # the stream bytes it occupies if it is ever queued
         self.fin = bool(flags & _FIN)
-        self.run: deque | None = None
+        self.run: Run | None = None
         self.done = False
+        self.late = False  # accepted after a FIN or graceful shutdown call
 
     def label(self) -> str:
         return f"#{self.seq} (client_context={self.client_context!r})"
+
+
+class Run(deque):
+    """Sends that complete in order among themselves (a deque of :class:`Send`)."""
+
+    #: a split made this run (its head part or its canceled tail): with send buffering a
+    #: late run splits at most once, where the shutdown's detached tail begins
+    split = False
 
 
 #: a send in the lane: (seq, send_id, length, flags, client_context, key, offset, end)
@@ -81,7 +90,7 @@ class SendBook:
     """The accepted, not yet completed sends of one stream, and the judging of completions."""
 
     __slots__ = ("runs", "by_key", "done_keys", "rejected_keys", "next_offset", "new_run", "inline_split",
-                 "unqueued", "flushed_seq", "concurrent", "lane", "lane_done")
+                 "unqueued", "flushed_seq", "concurrent", "lane", "lane_done", "buffering", "after_shutdown")
 
     def __init__(self) -> None:
         #: pending sends, oldest first, while the book is plain FIFO (None once general):
@@ -89,7 +98,7 @@ class SendBook:
         self.lane: deque[Entry] | None = deque()
         #: the seq of the last send completed from the lane (they complete in seq order)
         self.lane_done = 0
-        self.runs: deque[deque[Send]] = deque([deque()])
+        self.runs: deque[Run] = deque([Run()])
         #: pending sends by client context, oldest first; built the first time a completion
         #: is not for the oldest pending send (in-order completions never need it)
         self.by_key: dict[Any, deque[Send]] | None = None
@@ -106,6 +115,10 @@ class SendBook:
         #: sends came from a thread other than the worker's: the worker may have flushed
         #: part of a run between two of them, so a run may split where a cancel starts
         self.concurrent = False
+        #: the stream's connection buffers sends (SendBufferingEnabled): see _overtaken
+        self.buffering = False
+        #: a FIN or graceful shutdown call was made: later sends are late
+        self.after_shutdown = False
 
     # ------------------------------------------------------------ calls
 
@@ -154,10 +167,12 @@ class SendBook:
     def accept(self, send: Send) -> None:
         self._leave_lane()
         if self.new_run:
-            self.runs.append(deque())
+            self.runs.append(Run())
             self.new_run = False
+            self.after_shutdown = True
         run = self.runs[-1]
         send.run = run
+        send.late = self.after_shutdown
         run.append(send)
         # Queued sends are a prefix of the accepted ones (a late send is canceled, and
         # nothing is queued after it), so a send's range follows from the sizes alone.
@@ -334,7 +349,13 @@ class SendBook:
         if run[0] is send and run is self.runs[0]:
             return None  # the oldest pending send: the usual, in-order case
         if run[0] is not send:
-            if not (canceled and (self.inline_split or self.concurrent)):
+            # With send buffering a late run may split too: a flush that ran ahead of the
+            # shutdown (a batch queued before the call, or PRIORITY_WORK) queued its first
+            # sends, which wait for room in the buffer, while a send made from a completion
+            # raised inside that flush was left to the shutdown to cancel (seen on the
+            # library: s4a, s7 PENDING, s5a, s7c, s6a).
+            if not (canceled and (self.inline_split or self.concurrent
+                                  or (self.buffering and send.late and not run.split))):
                 return run[0]
             self._split(send)
         front = self.front()
@@ -348,12 +369,13 @@ class SendBook:
         self.inline_split = False  # the INLINE case splits once; concurrent calls may split each run
         run = send.run
         assert run is not None
-        tail: deque[Send] = deque()
+        tail = Run()
         while run[-1] is not send:
             tail.appendleft(run.pop())
         tail.appendleft(run.pop())
         for moved in tail:
             moved.run = tail
+        run.split = tail.split = True
         runs = self.runs
         for i, other in enumerate(runs):
             if other is run:
@@ -385,6 +407,6 @@ class SendBook:
         out = self.pending()
         for send in out:
             self._finish(send)
-        self.runs = deque([deque()])
+        self.runs = deque([Run()])
         self.unqueued.clear()
         return out

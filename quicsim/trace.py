@@ -15,7 +15,8 @@ from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
-from .enums import ConnectionShutdownFlags, SendFlags, StreamEventType, StreamOpenFlags, StreamShutdownFlags, StreamStartFlags
+from .enums import (ConnectionEventType, ConnectionShutdownFlags, SendFlags, StreamEventType, StreamOpenFlags,
+                    StreamShutdownFlags, StreamStartFlags)
 from .observer import Observer
 
 _SEND_COMPLETE = StreamEventType.SEND_COMPLETE
@@ -334,8 +335,11 @@ class Tracer(Observer):
             self._drain()
 
     def connection_event(self, conn, event) -> None:
-        self._write({"kind": "conn_event", "name": event.type.name, **self._where(conn, None),
-                     **event_fields(event)})
+        record = {"kind": "conn_event", "name": event.type.name, **self._where(conn, None), **event_fields(event)}
+        if event.type is ConnectionEventType.CONNECTED:
+            # what the ledger judges by (quicsim check reads it back): rule 5 with buffering
+            record["send_buffering"] = bool(getattr(getattr(conn, "settings", None), "send_buffering", True))
+        self._write(record)
 
     def event_discarded(self, conn, stream, event) -> None:
         self._write({"kind": "discarded", "name": event.type.name, **self._where(conn, stream),

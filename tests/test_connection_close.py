@@ -312,3 +312,24 @@ def test_a_second_start_beside_a_failed_one_may_start_the_stream_silently():
 
     from quicsim.transport.virtual_loop import run_virtual
     run_virtual(main(), seed=1, budget=120)
+
+
+@pytest.mark.asyncio
+async def test_a_start_send_whose_start_fails_shuts_the_stream_down_at_once(mem):
+    """§3.10 (start-send-after-silent): a send with START on a never-started stream after a
+    SILENT ConnectionShutdown: QuicStreamSendFlush starts the stream with
+    IMMEDIATE|SHUTDOWN_ON_FAIL, so the failed start shuts it down at once:
+    START_COMPLETE(INVALID_STATE), SEND_COMPLETE(canceled), SEND_SHUTDOWN_COMPLETE(0),
+    SHUTDOWN_COMPLETE, with no StreamClose (quicsim held the send until StreamClose)."""
+    from quicsim import SendFlags
+
+    log = Log()
+    u = mem.client.open_stream(handler=log.stream("u"))
+    mem.client.shutdown(ConnectionShutdownFlags.SILENT)
+    await mem.client.wait_shutdown_complete(timeout=5)
+    assert u.send(b"s" * 10, SendFlags.START, client_context="S") is Status.PENDING
+    await eventually(lambda: u.shutdown_complete, "the stream's SHUTDOWN_COMPLETE")
+    assert log.lines == ["u START_COMPLETE(INVALID_STATE)", "u Sc", "u SEND_SHUTDOWN_COMPLETE",
+                         "u SHUTDOWN_COMPLETE(acip=0)"]
+    u.close()
+    assert mem.ledger.ok, mem.ledger.summary()

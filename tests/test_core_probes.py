@@ -23,11 +23,13 @@ async def _plain(pair):
     s.close()
 
 
-async def _fin_then_send(pair):
+async def _graceful_then_send(pair):
     s = pair.client.open_stream()
     s.start()
-    s.send(b"a", SendFlags.FIN)
-    s.send(b"b")  # joins the FIN's batch: canceled by the FIN's graceful shutdown
+    s.send(b"a")
+    await asyncio.sleep(0)  # flushed
+    s.shutdown(StreamShutdownFlags.GRACEFUL)
+    s.send(b"b")  # accepted, then canceled by the shutdown that detaches it
     await s.wait_shutdown_complete(timeout=5)
 
 
@@ -90,7 +92,7 @@ async def _priority_start(pair):
 
 
 PROGRAMS = {
-    "graceful-shutdown-cancels-batch": (_fin_then_send, {}),
+    "graceful-shutdown-cancels-batch": (_graceful_then_send, {}),
     "close-inside-detached-batch": (_close_inside_batch, {}),
     "start-send-start-complete-aborted": (_start_send_closed_in_callback, {"send_buffering": True}),
     "delay-send-held": (_delay_send, {}),
@@ -159,14 +161,14 @@ def test_the_core_reports_probes_only_when_an_observer_asks():
             self.calls += 1
 
     spy = Spy()
-    _hits(_fin_then_send, {}, spy)
+    _hits(_graceful_then_send, {}, spy)
     assert spy.calls >= 1  # a probe observer is attached: every observer hears the probes
 
     async def without_probe_observer() -> tuple[bool, int]:
         quiet = Spy()
         pair = await quicsim.open_pair(transport="memory", observers=(quiet,))
         try:
-            await _fin_then_send(pair)
+            await _graceful_then_send(pair)
         finally:
             await pair.shutdown()
         return pair.client.core.probing, quiet.calls

@@ -126,7 +126,7 @@ def test_unknown_fault_is_a_value_error_naming_the_valid_ones():
 # -- the ledger on hand-made observations (known-bad inputs for the detector itself)
 
 def _fake():
-    conn = SimpleNamespace(label="c")
+    conn = SimpleNamespace(label="c", settings=Settings())  # send buffering off: rule 5 strictly
     stream = SimpleNamespace(id=0, handle=1, is_local=True, handle_closed=False)
     return conn, stream
 

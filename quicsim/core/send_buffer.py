@@ -86,6 +86,10 @@ class SendBuffer:
     def release(self, length: int) -> None:
         self.buffered_bytes -= length
 
+    def has_space(self) -> bool:
+        """QuicSendBufferHasSpace: BufferedBytes < IdealBytes."""
+        return self.buffered_bytes < self.ideal_bytes
+
     # ------------------------------------------------------------ the ideal size
 
     def adjust(self, conn: ConnectionCore) -> None:

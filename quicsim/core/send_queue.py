@@ -126,6 +126,18 @@ class SendQueue:
         self.taken.extend(batch)
         return self.taken
 
+    def detach_api_requests(self, lock) -> int:
+        """QuicStreamSendShutdown's own ``ApiSendRequests = NULL``: the accepted sends not
+        yet taken go to the *front* of ``taken`` (the shutdown completes them before the
+        loop it may run inside goes on with the rest). Returns how many."""
+        with lock:
+            batch = self.api_requests
+            if not batch:
+                return 0
+            self.api_requests = deque()
+        self.taken.extendleft(reversed(batch))
+        return len(batch)
+
     def strand_taken(self) -> int:
         """Leave the batch being drained to the loop that detached it (the
         ``reentrant-close`` fault): later takes start a new batch. Returns its size."""

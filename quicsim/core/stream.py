@@ -325,7 +325,10 @@ class StreamCore:
             self._indicate_start_complete(Status.SUCCESS, peer_accepted=not quic_stream.is_blocked)
         if quic_stream.is_blocked and flags & StreamStartFlags.INDICATE_PEER_ACCEPT:
             conn.await_peer_accept(self)  # PEER_ACCEPTED once the peer's limit allows it
-        self._wait_for_buffer()
+        if conn.settings.send_buffering:
+            # QuicStreamStart queues the stream for sending but fills no buffer: its sends
+            # are buffered at the next fill (another flush, an acknowledged send).
+            self.join_buffer_queue()
         conn.mark_dirty(self)
 
     def apply_send_flush(self) -> None:
@@ -336,6 +339,7 @@ class StreamCore:
         queue = self.sends.queue
         start = False
         delayed = True
+        send_buffer = conn.send_buffer if conn.settings.send_buffering else None
         #: requests queued by this flush that observers have not been told of and aioquic
         #: has not been given: both happen in one go, before anything that can call back
         #: into the application (which could complete one of them)
@@ -368,15 +372,26 @@ class StreamCore:
                 self._queued(batch)
                 batch = []
                 self._send_shutdown_graceful()
+            if send_buffer is not None and send_buffer.has_space():
+                # QuicStreamSendFlush fills the send buffer after each request, inside its
+                # loop: a request completes on copy before the next one is looked at.
+                if state.started:
+                    if batch:
+                        self._queued(batch)
+                        batch = []
+                    self.join_buffer_queue()
+                send_buffer.fill()  # connection-wide (QuicSendBufferFill walks every stream)
         if batch:
             self._queued(batch)
         self.flush_delayed = delayed and not start
         if start and not self.state.handle_closed:
-            # QuicStreamSendFlush: QuicStreamStart(IMMEDIATE) after the loop; a handler may
+            # QuicStreamSendFlush: QuicStreamStart(IMMEDIATE | SHUTDOWN_ON_FAIL) after the
+            # loop (a failed implicit start shuts the stream down at once); a handler may
             # have closed the stream from a completion raised inside it.
-            self.apply_start(StreamStartFlags.IMMEDIATE)
+            self.apply_start(StreamStartFlags.IMMEDIATE | StreamStartFlags.SHUTDOWN_ON_FAIL)
         if self.state.started:
-            self._wait_for_buffer()
+            if send_buffer is not None:
+                self.join_buffer_queue()
             if not self.flush_delayed:
                 self.connection.mark_dirty(self)
 
@@ -451,12 +466,16 @@ class StreamCore:
             return  # LocalCloseAcked: "nothing else to be done"
         with self.connection.lock:
             self.state.move_send("disable")  # SendEnabled = FALSE, under ApiSendRequestLock
-            late = self.sends.take_api_requests(self.connection.lock)
+            late = self.sends.detach_api_requests(self.connection.lock)
         if late and self.connection.probing:
             self.connection.probe(self, "graceful-shutdown-cancels-batch")
-        while late:
+        taken = self.sends.taken
+        while late and taken:
             # "These sends were queued by the app after queueing a graceful shutdown."
-            self._cancel_late(late.popleft())
+            # Only those it detached: a flush this runs inside (a FIN send, or an INLINE
+            # shutdown from one of its completions) cancels the rest of its own batch.
+            late -= 1
+            self._cancel_late(taken.popleft())
         # (a no-op row when the FIN or a reset was already recorded)
         if self.state.move_send("graceful") and self.state.started and not self._fin_written:
             self._write_fin()
@@ -496,12 +515,12 @@ class StreamCore:
             self.quic_stream.receiver.stop(error_code)
             self.connection.abort_frames_queued(self)
 
-    def _wait_for_buffer(self) -> None:
-        """With send buffering on, queue this stream's unbuffered sends for buffer room."""
-        conn = self.connection
-        if conn.settings.send_buffering and self.sends.requests and not self.state.local_close_reset:
-            conn.send_buffer.waiting[self] = None
-            conn.send_buffer.fill()
+    def join_buffer_queue(self) -> None:
+        """With send buffering on: this started stream's unbuffered sends wait for room in
+        the send buffer (MsQuic: the stream is in the connection's SendStreams, which
+        QuicSendBufferFill walks); the next fill, for whatever reason, buffers them."""
+        if self.sends.requests and not self.state.local_close_reset:
+            self.connection.send_buffer.waiting[self] = None
 
     def buffer_next_send(self) -> bool:
         """QuicStreamSendBufferRequest: copy the oldest unbuffered send into the buffer and
@@ -563,15 +582,21 @@ class StreamCore:
         acked = aq.acked_offset(sender)
         # After a peer STOP_SENDING aioquic stops moving the acknowledged prefix, so it is
         # still exactly what was acknowledged before it: gate on our own reset only.
+        refill = False
         if self.sends.requests and not self.state.local_close_reset:
             for request in self.sends.pop_acknowledged(acked, aq.fin_acked(sender)):
                 self._complete(request, canceled=False)
+                refill = True
         buffered = self._buffered
         if buffered and buffered[0][0] <= acked:
             send_buffer = self.connection.send_buffer
             while buffered and buffered[0][0] <= acked:
                 send_buffer.release(buffered.popleft()[1])
-            send_buffer.fill()  # acknowledged bytes left the buffer: room for waiting sends
+            refill = True
+        if refill and self.connection.settings.send_buffering:
+            # Acknowledged bytes left the buffer, or a send posted before it had room was
+            # acknowledged (QuicStreamCompleteSendRequest, PreviouslyPosted): fill again.
+            self.connection.send_buffer.fill()
         if self.data_lost:
             # After the ACKs (MsQuic handles the ACK before it detects the loss), so sends
             # already acknowledged completed normally.
