@@ -133,6 +133,8 @@ class Replay:
             self._event(record)
         elif kind == "conn_event":
             self._conn_event(record)
+        elif kind == "teardown":
+            self.ledger.judge_unclosed()  # where the run judged what the application left
         elif kind == "queued":
             conn = self._conn(record)
             span = _field(record, "range", list)

@@ -386,6 +386,13 @@ class Ledger(Observer):
             return
         where = self._where(record)
         context = event.client_context
+        if problem == "after_leak":
+            # Already reported (a leak is one finding); the teardown's completion of it is
+            # neither counted nor a second finding.
+            self.completions -= 1
+            if canceled:
+                self.canceled -= 1
+            return
         if problem == "duplicate" and send is not None:
             self.violations.append(f"{where}: duplicate SEND_COMPLETE for send {send.label()}")
             return
@@ -450,6 +457,9 @@ class Ledger(Observer):
         # A failed start (START_COMPLETE with an error) leaves it out of MsQuic's stream
         # table as well: its sends still wait for StreamClose.
         return record.local and not record.started
+
+    def teardown(self) -> None:
+        self.judge_unclosed()
 
     def judge_unclosed(self) -> None:
         """Judge what the application left at the end of a run; call it before closing
@@ -535,6 +545,7 @@ class Ledger(Observer):
             return [{
                 "connection": record.conn.label,
                 "stream_id": record.stream.id,
+                "stream_handle": record.stream.handle,
                 "send": send.seq,
                 "send_id": send.send_id,
                 "client_context": repr(send.client_context),

@@ -64,3 +64,8 @@ class Observer:
 
     def fault_hit(self, conn: Any, stream: Any, fault: str, what: str) -> None:
         """An injected fault changed what happened."""
+
+    def teardown(self) -> None:
+        """The application's part of the run is over: what it left is judged now, before
+        the teardown closes what it left open (the ledger judges; a trace marks the moment,
+        so a history is judged offline at the same point)."""

@@ -34,6 +34,7 @@ class Pair:
     seed: int
     transport: str
     _link: Any = field(default=None, repr=False)
+    _judged: bool = field(default=False, repr=False)
 
     async def shutdown(self, timeout: float = TEARDOWN_SECONDS) -> bool:
         """Shut down as an application would (client first), wait boundedly for both
@@ -60,10 +61,20 @@ class Pair:
             self.close()
         return clean
 
+    def judge_left(self) -> None:
+        """Judge what the application left (once): the observers' teardown, so the ledger
+        reports sends on never-started streams it never closed as leaks, and a trace marks
+        the moment."""
+        if not self._judged:
+            self._judged = True
+            self.client.core.observe_teardown()
+            if self.server.core.observers != self.client.core.observers:
+                self.server.core.observe_teardown()
+
     def close(self) -> None:
-        """Close at once (silently where still open). The ledger first judges what the
-        application left: sends on never-started streams it never closed are leaks."""
-        self.ledger.judge_unclosed()
+        """Close at once (silently where still open), after judging what the application
+        left (:meth:`judge_left`)."""
+        self.judge_left()
         for conn in (self.client, self.server):
             if conn is not None:
                 for stream in list(conn.core.unstarted):

@@ -67,8 +67,9 @@ def _pending_text(ledger: Ledger, conns: list) -> str:
     pending = ledger.pending_sends()
     parts = []
     if pending:
-        shown = ", ".join(f"send {p['send_id']} ({p['client_context']}) on {p['connection']} "
-                          f"stream {p['stream_id']}" for p in pending[:5])
+        shown = ", ".join(f"send {p['send_id']} ({p['client_context']}) on {p['connection']} stream "
+                          + (f"{p['stream_id']}" if p['stream_id'] is not None
+                             else f"handle={p['stream_handle']} (unstarted)") for p in pending[:5])
         parts.append(f"{len(pending)} sends pending: {shown}{' ...' if len(pending) > 5 else ''}")
     open_streams = [f"{c.label} stream {s.id}" for c in conns for s in c.core.streams.values()]
     if open_streams:
@@ -210,6 +211,7 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
             await liveness_phase(ledger, network,
                                  VIRTUAL_LIVENESS_SECONDS if transport == "memory" else LIVENESS_SECONDS)
             await _settle(conns, min(deadline, loop.time() + SETTLE_SECONDS))
+            pair.judge_left()  # before the teardown closes anything: one finding per send
             unsettled = _pending_text(ledger, conns) or None
     except asyncio.TimeoutError as exc:
         error = error or f"TimeoutError: {exc}"

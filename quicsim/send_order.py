@@ -47,7 +47,7 @@ class Send:
     """One accepted StreamSend as the application made it."""
 
     __slots__ = ("seq", "send_id", "length", "flags", "client_context", "key", "offset", "end", "fin",
-                 "run", "done", "late")
+                 "run", "done", "late", "leaked")
 
     def __init__(self, seq: int, send_id: Any, length: int, flags: int, client_context: Any) -> None:
         self.seq = seq  # the ledger's own number for this send call on its connection
@@ -61,6 +61,7 @@ class Send:
         self.run: Run | None = None
         self.done = False
         self.late = False  # accepted after a FIN or graceful shutdown call
+        self.leaked = False  # reported as a leak (drop_pending)
 
     def label(self) -> str:
         return f"#{self.seq} (client_context={self.client_context!r})"
@@ -279,7 +280,8 @@ class SendBook:
 
     def complete(self, canceled: bool, client_context: Any) -> tuple[Send | None, str | None, Send | None]:
         """Match a SEND_COMPLETE; returns (send, problem, older). ``problem`` is None when
-        the completion is allowed, else one of ``duplicate``, ``rejected``, ``unknown``,
+        the completion is allowed, else one of ``duplicate``, ``after_leak`` (the send was
+        already reported leaked), ``rejected``, ``unknown``,
         ``context`` (matched to the oldest pending send despite another context) or
         ``order`` (``older`` is the pending send it overtook)."""
         self._leave_lane()
@@ -299,7 +301,9 @@ class SendBook:
             done = self.done_keys.get(key)
             if done is not None:
                 assert isinstance(done, Send)  # the lane was left above
-                return done, "duplicate", None
+                # (a completion that comes after its send was reported leaked is no second
+                # finding: the teardown closed what the application left)
+                return done, "after_leak" if done.leaked else "duplicate", None
             if key in self.rejected_keys:
                 return None, "rejected", None
             send = self.front()
@@ -406,6 +410,7 @@ class SendBook:
         """Mark every pending send done (it is being reported) and return them."""
         out = self.pending()
         for send in out:
+            send.leaked = True
             self._finish(send)
         self.runs = deque([Run()])
         self.unqueued.clear()

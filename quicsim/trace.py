@@ -357,6 +357,9 @@ class Tracer(Observer):
         else:
             self._write({"kind": "network", "name": data["change"], **data})
 
+    def teardown(self) -> None:
+        self._write({"kind": "teardown"})
+
     def finding(self, kind: str, detail: dict) -> None:
         """A ledger finding (leak or violation) at the end of a run."""
         self._write({"kind": kind, **detail})

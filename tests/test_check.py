@@ -114,3 +114,26 @@ def test_schema_requires_what_the_checker_reads(trace):
                '"client_context": "a"}']
     assert judge_lines(minimal).ok
     assert not judge_lines(minimal + [minimal[1]]).ok  # a second completion
+
+
+def test_a_never_started_stream_left_open_is_one_finding_live_and_offline(tmp_path):
+    """A body that opens a stream, sends on it and never starts or closes it: the send is
+    reported once, as a leak (MsQuic completes it only at StreamClose), not again as a
+    duplicate completion when the teardown closes the handle nor as pending in the
+    unsettled note; and quicsim check of the run's trace reaches the same verdict (the
+    trace marks where the run judged what the application left)."""
+    (tmp_path / "left_open.py").write_text(
+        "from quicsim import scenario\n\n"
+        "@scenario(transport='memory', timeout=10)\n"
+        "async def left_open(ctx):\n"
+        "    ctx.client.open_stream().send(b'abc', client_context='u1')\n")
+    spec = load_scenarios([str(tmp_path / "left_open.py")])[0]
+    result = run_job(spec, 1, RunOptions(trace_dir=str(tmp_path / "trace")))
+    assert not result["passed"]
+    assert [(leak["client_context"], leak["stream_id"], leak["stream_handle"]) for leak in result["leaks"]] == [
+        ("'u1'", None, 1)]
+    assert result["violations"] == [] and result["unsettled"] is None
+    assert result["completions"] == 0 and result["pending"] == 0
+    offline = judge_lines(Path(result["trace"]).read_text().splitlines())
+    assert [leak["client_context"] for leak in offline.leaks] == ["'u1'"] and offline.violations == []
+    assert check_main([result["trace"]]) == 1

@@ -58,7 +58,7 @@ def test_records_keep_the_stream_id_and_client_context_of_their_moment(tmp_path)
     assert lines < FLUSH_EVERY  # one batch: nothing was formatted before the end
     records = _records(path)
     assert len(records) == lines
-    client = [r for r in records if r["side"] == "client"]
+    client = [r for r in records if r.get("side") == "client"]
     calls = [r for r in client if r["kind"] == "call" and r["name"] == "send"]
     assert [(r["stream_id"], r["client_context"], r["bytes"]) for r in calls] == [
         (None, "['first']", 100), (0, "'second'", 50)]

@@ -638,6 +638,10 @@ class ConnectionCore:
         for observer in self.observers:
             observer.event_discarded(self, stream, event)
 
+    def observe_teardown(self) -> None:
+        for observer in self.observers:
+            observer.teardown()
+
     def fault_hit(self, fault: str, stream: StreamCore, what: str) -> None:
         self.fault_hits.append((fault, what))
         for observer in self.observers:
