@@ -71,7 +71,7 @@ def test_records_keep_the_stream_id_and_client_context_of_their_moment(tmp_path)
     applied = [r for r in client if r["kind"] == "applied"]
     assert (applied[0]["name"], applied[0]["stream_id"]) == ("start", 0)  # the id came with the start
     assert {"side": "client", "conn": "client", "stream_handle": 1}.items() <= calls[0].items()
-    receives = [r for r in records if r["side"] == "server" and r["name"] == "RECEIVE"]
+    receives = [r for r in records if r.get("side") == "server" and r["name"] == "RECEIVE"]
     assert receives and sum(r["bytes"] for r in receives) == 150
     offsets = [r["absolute_offset"] for r in receives]
     assert offsets == [0] + [sum(r["bytes"] for r in receives[:i]) for i in range(1, len(receives))]
