@@ -41,7 +41,9 @@ class CorePair:
         """Let ``core`` take in what its aioquic connection has for it (after an API call)."""
         self._events(core)
 
-    def _events(self, core: ConnectionCore) -> None:
+    def _events(self, core: ConnectionCore, acks_first: bool = False) -> None:
+        if acks_first:  # after receive_datagram, as the driver does
+            core.complete_acknowledged()
         event = core.quic.next_event()
         while event is not None:
             core.handle_quic_event(event)
@@ -62,10 +64,10 @@ class CorePair:
                     self.server = ConnectionCore(quic, settings=self.server_settings, label="server",
                                                  observers=self.observers)
                 self.server.quic.receive_datagram(data, CLIENT, now=self.now)
-                self._events(self.server)
+                self._events(self.server, acks_first=True)
             else:
                 self.client.quic.receive_datagram(data, SERVER, now=self.now)
-                self._events(self.client)
+                self._events(self.client, acks_first=True)
         return len(datagrams)
 
     def drop(self, sender: ConnectionCore) -> int:
@@ -83,7 +85,7 @@ class CorePair:
         addr = CLIENT if receiver is self.server else SERVER
         for data in datagrams:
             receiver.quic.receive_datagram(data, addr, now=self.now)
-            self._events(receiver)
+            self._events(receiver, acks_first=True)
 
     def fire_timer(self, core: ConnectionCore) -> float | None:
         """Move time to ``core``'s next aioquic timer and run it; returns that time."""

@@ -56,6 +56,10 @@ def test_stream_and_connection_fields():
     _need(quic._loss, "_rtt_smoothed", "QuicPacketRecovery")
     assert list(inspect.signature(quic._close_begin).parameters) == ["is_initiator", "now"]
     assert "if self._close_pending:" in inspect.getsource(QuicConnection.datagrams_to_send)
+    # A pending ACK rides with stream data (aioquic_adapter.piggyback_ack): its due time.
+    _need(quic, "_spaces", "QuicConnection")
+    src = inspect.getsource(QuicConnection._write_application)
+    assert "space.ack_at <= now" in src, "aioquic no longer writes the ACK when space.ack_at is due"
     for event in ("StreamDataReceived", "StreamReset", "StopSendingReceived",
                   "HandshakeCompleted", "ConnectionTerminated"):
         _need(qe, event, "aioquic.quic.events")
@@ -157,7 +161,7 @@ PRIVATE_NAMES = {
     "_QuicConnection__frame_handlers",
     "_write_datagram_frame", "_remote_max_datagram_frame_size", "_max_datagram_size",
     "_quic_logger", "_packet", "_datagrams_pending",
-    "_close_begin", "_close_at", "_close_pending",
+    "_close_begin", "_close_at", "_close_pending", "_spaces",
 }
 
 

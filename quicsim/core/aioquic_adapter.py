@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, cast
 
+from aioquic import tls
 from aioquic.quic import events as qe
 from aioquic.quic.connection import QuicConnection, QuicConnectionState
 from aioquic.quic.packet import QuicFrameType
@@ -132,6 +133,16 @@ def open_stream(quic: QuicConnection, unidirectional: bool) -> tuple[int, QuicSt
 
 def quic_stream(quic: QuicConnection, stream_id: int) -> QuicStream | None:
     return quic._streams.get(stream_id)
+
+
+def piggyback_ack(quic: QuicConnection) -> None:
+    """Stream data was just written: let a pending 1-RTT ACK ride in the packet that
+    carries it. MsQuic writes pending ACKs into every packet it sends; aioquic waits for
+    its ACK delay, so a reply (a FIN, say) would reach the peer before the ACK of what it
+    answers, and the peer would see the reply's events before its own completions."""
+    space = quic._spaces.get(tls.Epoch.ONE_RTT)
+    if space is not None and space.ack_at is not None:
+        space.ack_at = 0.0  # due: the next packet built writes it
 
 
 def congestion_control(quic: QuicConnection) -> Any:

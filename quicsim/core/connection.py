@@ -373,11 +373,8 @@ class ConnectionCore:
         datagrams = self.datagrams
         if datagrams.changes:
             datagrams.deliver()
-        while self._dirty:
-            dirty, self._dirty = self._dirty, {}
-            for stream in dirty:
-                if stream.quic_stream is not None:
-                    stream.on_acks()
+        if self._dirty:
+            self.complete_acknowledged()
         state = self.state
         if not (state.closed_locally or state.closed_remotely):  # not shutdown_initiated
             # QuicSendBufferConnectionAdjust and QuicSendBufferStreamAdjust, whether or not
@@ -393,6 +390,18 @@ class ConnectionCore:
                     self._initiate_remote_shutdown(close)
         if self.check_invariants and not self.callback_depth:
             self.check_exactly_once()
+
+    def complete_acknowledged(self) -> None:
+        """The ACK path: complete what acknowledgements (or losses) changed on the streams
+        that saw them. A driver calls it right after ``receive_datagram``, before the
+        datagram's other events: MsQuic handles a packet's frames in order, its ACK frames
+        first, so those completions (and SEND_SHUTDOWN_COMPLETE) come before the peer's
+        data and FIN events of the same datagram."""
+        while self._dirty:
+            dirty, self._dirty = self._dirty, {}
+            for stream in dirty:
+                if stream.quic_stream is not None:
+                    stream.on_acks()
 
     def _check_stream_limits(self) -> None:
         """PEER_ACCEPTED for streams the peer's MAX_STREAMS let through (when they asked

@@ -451,6 +451,7 @@ class StreamCore:
         data = parts[0] if len(parts) == 1 else b"".join(parts)
         if data or fin:
             sender.write(data, fin)  # type: ignore[arg-type]
+            aq.piggyback_ack(self.connection.quic)
         if fin:
             self._fin_written = True
 
@@ -458,6 +459,7 @@ class StreamCore:
         assert self.quic_stream is not None  # only a started stream writes
         if not aq.sender_reset(self.quic_stream.sender):
             self.quic_stream.sender.write(b"", True)
+            aq.piggyback_ack(self.connection.quic)
         self._fin_written = True
 
     def _send_shutdown_graceful(self) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.asyncio.server import QuicServer, serve
@@ -103,9 +103,15 @@ class ConnectionDriver(QuicConnectionProtocol):
 
     # -- aioquic hooks
     def datagram_received(self, data: bytes | str, addr: Any) -> None:
-        if self.core is not None:
-            self.core.datagram_arriving()  # (during our closing period: the peer's answer)
-        super().datagram_received(data, addr)
+        core = self.core
+        if core is None:
+            super().datagram_received(data, addr)
+            return
+        core.datagram_arriving()  # (during our closing period: the peer's answer)
+        self._quic.receive_datagram(cast(bytes, data), addr, now=self._loop.time())
+        core.complete_acknowledged()  # the datagram's ACKs before its other events
+        self._process_events()
+        self.transmit()
 
     def transmit(self) -> None:
         self.core.poll()  # ACKs were processed by receive_datagram/handle_timer
