@@ -182,6 +182,15 @@ class StreamsAvailable(ConnectionEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class DatagramStateChanged(ConnectionEvent):
+    """Whether datagrams can be sent, and how long one may be (QuicDatagramOnSendStateChanged):
+    raised when the peer's transport parameters arrive."""
+    type: ClassVar = ConnectionEventType.DATAGRAM_STATE_CHANGED
+    send_enabled: bool
+    max_send_length: int
+
+
+@dataclass(frozen=True, slots=True)
 class DatagramSendStateChanged(ConnectionEvent):
     type: ClassVar = ConnectionEventType.DATAGRAM_SEND_STATE_CHANGED
     client_context: Any

@@ -63,3 +63,40 @@ def test_the_same_order_on_the_memory_link(seed):
 
     types = run_virtual(main(), seed=seed, budget=300)
     assert types.index("SEND_SHUTDOWN_COMPLETE") < types.index("PEER_SEND_SHUTDOWN"), types
+
+
+@pytest.mark.parametrize("datagrams", [False, True])
+def test_handshake_events_come_in_msquics_order(datagrams):
+    """§3.8: at the peer's transport parameters, before CONNECTED, a client is told
+    STREAMS_AVAILABLE (the peer's stream limits) and DATAGRAM_STATE_CHANGED (whether the
+    peer takes datagrams, and the longest one); a server's application gets neither (they
+    are raised before it has a handler) and sees CONNECTED first. DATAGRAM_STATE_CHANGED's
+    max_send_length is the longest datagram ConnectionSendDatagram accepts."""
+    from quicsim import Settings, Status
+
+    async def main():
+        client_events, server_events = Recorder(), Recorder()
+        pair = await open_pair(transport="memory", client_handler=client_events, server_handler=server_events,
+                               server_settings=Settings(datagram_receive_enabled=datagrams,
+                                                        peer_bidi_stream_count=16))
+        try:
+            state = client_events.events[1]
+            if datagrams:
+                statuses = [pair.client.send_datagram(bytes(state.max_send_length)),
+                            pair.client.send_datagram(bytes(state.max_send_length + 1))]
+            else:
+                statuses = [pair.client.send_datagram(b"x")]
+            return client_events.types(), server_events.types(), client_events.events, statuses
+        finally:
+            await pair.shutdown()
+
+    client, server, events, statuses = run_virtual(main(), seed=1, budget=300)
+    assert client[:3] == ["STREAMS_AVAILABLE", "DATAGRAM_STATE_CHANGED", "CONNECTED"]
+    assert (events[0].bidirectional_count, events[0].unidirectional_count) == (16, 100)
+    assert events[1].send_enabled is datagrams
+    assert server[0] == "CONNECTED" and "STREAMS_AVAILABLE" not in server[:2] \
+        and "DATAGRAM_STATE_CHANGED" not in server
+    if datagrams:
+        assert events[1].max_send_length > 1000 and statuses == [Status.PENDING, Status.INVALID_PARAMETER]
+    else:
+        assert events[1].max_send_length == 0 and statuses == [Status.INVALID_STATE]

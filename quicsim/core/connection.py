@@ -357,6 +357,7 @@ class ConnectionCore:
                 stream.on_stop_sending(stop_event.error_code)
         elif t is qe.HandshakeCompleted:
             handshake = cast(qe.HandshakeCompleted, event)
+            self._on_peer_transport_parameters()
             self.state.move("connect")
             self.negotiated_alpn = handshake.alpn_protocol
             self.indicate(ev.Connected(session_resumed=handshake.session_resumed,
@@ -402,6 +403,23 @@ class ConnectionCore:
             for stream in dirty:
                 if stream.quic_stream is not None:
                     stream.on_acks()
+
+    def _on_peer_transport_parameters(self) -> None:
+        """QuicConnProcessPeerTransportParameters, before CONNECTED: STREAMS_AVAILABLE with
+        the peer's stream limits, then DATAGRAM_STATE_CHANGED. A client's application is
+        told; a server's has no handler yet when the client's parameters arrive (they come
+        with its first flight), so nothing reaches it."""
+        quic = self.quic
+        limits = aq.peer_stream_limits(quic)
+        self._peer_limits = limits  # the limits told now: later MAX_STREAMS frames move them
+        self._limits_moved = False
+        if not self.is_client:
+            return
+        self.indicate(ev.StreamsAvailable(
+            bidirectional_count=max(0, limits[0] - quic.get_next_available_stream_id(False) // 4),
+            unidirectional_count=max(0, limits[1] - quic.get_next_available_stream_id(True) // 4)))
+        send_enabled, max_send_length = self.datagrams.state()
+        self.indicate(ev.DatagramStateChanged(send_enabled=send_enabled, max_send_length=max_send_length))
 
     def _check_stream_limits(self) -> None:
         """PEER_ACCEPTED for streams the peer's MAX_STREAMS let through (when they asked

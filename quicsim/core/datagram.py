@@ -86,6 +86,20 @@ class DatagramSender:
             return Status.INVALID_PARAMETER, data  # cannot fit one packet
         return None, data
 
+    def state(self) -> tuple[bool, int]:
+        """(send_enabled, max_send_length) as DATAGRAM_STATE_CHANGED tells them: whether the
+        peer enabled receiving datagrams, and the longest payload :meth:`check` accepts."""
+        limit, packet_size = aq.datagram_limits(self.conn.quic)
+        if limit is None:
+            return False, 0
+        room = min(limit, packet_size - 40)
+        length = room - 1 - size_uint_var(room)
+        while length + 1 + size_uint_var(length) < room:
+            length += 1
+        while length > 0 and length + 1 + size_uint_var(length) > room:
+            length -= 1
+        return True, max(length, 0)
+
     def new_request(self, data: bytes, client_context: Any) -> DatagramRequest:
         self._ids += 1
         return DatagramRequest(self._ids, data, client_context)
