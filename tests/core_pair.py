@@ -43,7 +43,7 @@ class CorePair:
 
     def _events(self, core: ConnectionCore, acks_first: bool = False) -> None:
         if acks_first:  # after receive_datagram, as the driver does
-            core.complete_acknowledged()
+            core.datagram_processed()
         event = core.quic.next_event()
         while event is not None:
             core.handle_quic_event(event)

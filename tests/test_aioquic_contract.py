@@ -56,6 +56,14 @@ def test_stream_and_connection_fields():
     _need(quic._loss, "_rtt_smoothed", "QuicPacketRecovery")
     assert list(inspect.signature(quic._close_begin).parameters) == ["is_initiator", "now"]
     assert "if self._close_pending:" in inspect.getsource(QuicConnection.datagrams_to_send)
+    # StreamStart(IMMEDIATE)'s empty opening frame and the peer's streams opened by frames
+    # (aioquic_adapter.send_open_frame, watch_peer_stream_opens).
+    sender = QuicStreamSender(stream_id=0, writable=True)
+    for name in ("_pending", "_pending_eof", "get_frame", "buffer_is_empty"):
+        _need(sender, name, "QuicStreamSender")
+    _need(quic, "_get_or_create_stream", "QuicConnection")
+    assert list(inspect.signature(quic._get_or_create_stream).parameters) == ["frame_type", "stream_id"]
+    assert "self._get_or_create_stream(frame_type, stream_id)" in inspect.getsource(QuicConnection._handle_stream_frame)
     # A pending ACK rides with stream data (aioquic_adapter.piggyback_ack): its due time.
     _need(quic, "_spaces", "QuicConnection")
     src = inspect.getsource(QuicConnection._write_application)
@@ -162,6 +170,7 @@ PRIVATE_NAMES = {
     "_write_datagram_frame", "_remote_max_datagram_frame_size", "_max_datagram_size",
     "_quic_logger", "_packet", "_datagrams_pending",
     "_close_begin", "_close_at", "_close_pending", "_spaces",
+    "_pending", "_pending_eof", "_get_or_create_stream",
 }
 
 

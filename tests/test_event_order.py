@@ -100,3 +100,46 @@ def test_handshake_events_come_in_msquics_order(datagrams):
         assert events[1].max_send_length > 1000 and statuses == [Status.PENDING, Status.INVALID_PARAMETER]
     else:
         assert events[1].max_send_length == 0 and statuses == [Status.INVALID_STATE]
+
+
+def test_start_immediate_opens_the_stream_on_the_wire():
+    """§3.9: StreamStart(IMMEDIATE) with no data sends the stream's opening (an empty
+    STREAM frame): the peer gets PEER_STREAM_STARTED ~0.1 ms later on the library;
+    without the flag nothing is sent until there is data."""
+    from quicsim import StreamStartFlags
+
+    pair = CorePair()
+    pair.handshake()
+    server_events = Recorder()
+    pair.server.set_handler(server_events)
+    plain = pair.client.open_stream()
+    plain.start()
+    pair.client.process_operations()
+    pair.deliver(pair.client)
+    assert "PEER_STREAM_STARTED" not in server_events.types()
+    immediate = pair.client.open_stream()
+    immediate.start(StreamStartFlags.IMMEDIATE)
+    pair.client.process_operations()
+    pair.deliver(pair.client)
+    # the immediate stream (id 4) opens, and with it the lower-numbered one (RFC 9000 2.1)
+    assert [e.stream.id for e in server_events.events if e.type is ConnectionEventType.PEER_STREAM_STARTED] == [0, 4]
+    assert immediate.id == 4
+
+
+def test_a_frame_for_a_higher_stream_opens_the_lower_ones_in_order():
+    """QuicStreamSetGetStreamForPeer: the peer's frame for stream 8 opens 0 and 4 too, each
+    indicated with PEER_STREAM_STARTED, in order, before the frame's own events."""
+    pair = CorePair()
+    pair.handshake()
+    log = []
+    pair.server.set_handler(lambda c, e: e.type is ConnectionEventType.PEER_STREAM_STARTED
+                            and (log.append(("started", e.stream.id)),
+                                 e.stream.set_handler(lambda s, ev: log.append((ev.type.name, s.id)))))
+    streams = [pair.client.open_stream() for _ in range(3)]
+    for s in streams:
+        s.start()
+    pair.client.process_operations()
+    streams[2].send(b"x", client_context="x")
+    pair.client.process_operations()
+    pair.deliver(pair.client)
+    assert log[:4] == [("started", 0), ("started", 4), ("started", 8), ("RECEIVE", 8)]

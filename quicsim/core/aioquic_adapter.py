@@ -15,7 +15,7 @@ from typing import Any, Callable, cast
 from aioquic import tls
 from aioquic.quic import events as qe
 from aioquic.quic.connection import QuicConnection, QuicConnectionState
-from aioquic.quic.packet import QuicFrameType
+from aioquic.quic.packet import QuicFrameType, QuicStreamFrame
 from aioquic.quic.packet_builder import QuicDeliveryState
 from aioquic.quic.stream import QuicStream, QuicStreamSender
 
@@ -129,6 +129,45 @@ def open_stream(quic: QuicConnection, unidirectional: bool) -> tuple[int, QuicSt
     stream_id = quic.get_next_available_stream_id(is_unidirectional=unidirectional)
     quic.send_stream_data(stream_id, b"")
     return stream_id, quic._streams[stream_id]
+
+
+def send_open_frame(stream: QuicStream) -> None:
+    """StreamStart(IMMEDIATE): MsQuic opens the stream on the wire at once (an empty
+    STREAM frame, QUIC_STREAM_SEND_FLAG_OPEN); aioquic writes no frame without data. Until
+    the stream has data or a FIN of its own, its sender hands out one empty frame at
+    offset 0 (acknowledged or lost, it changes nothing of the stream's bytes)."""
+    sender = stream.sender
+    get_frame = sender.get_frame
+
+    def get_open_frame(max_size: int, max_offset: int | None = None) -> QuicStreamFrame | None:
+        if len(sender._pending) or sender._pending_eof or sender._reset_error_code is not None:
+            sender.get_frame = get_frame  # type: ignore[method-assign]
+            return get_frame(max_size, max_offset)
+        if max_size < 0:
+            return None  # no room in this packet: the next one
+        sender.get_frame = get_frame  # type: ignore[method-assign]
+        return QuicStreamFrame(data=b"", offset=0)
+
+    sender.get_frame = get_open_frame  # type: ignore[method-assign]
+    sender.buffer_is_empty = False
+
+
+def watch_peer_stream_opens(quic: QuicConnection, on_open: Callable[[int], None]) -> None:
+    """Call ``on_open(stream_id)`` when a frame of the peer opens a new stream (and, as
+    RFC 9000 has it, every lower-numbered stream of its type), whether or not the frame
+    raises an event (an empty STREAM frame, a MAX_STREAM_DATA, a STOP_SENDING)."""
+    get_or_create = quic._get_or_create_stream
+    streams = quic._streams
+
+    def get_or_create_noting(frame_type: int, stream_id: int) -> QuicStream:
+        stream = streams.get(stream_id)
+        if stream is not None:
+            return stream  # the usual case: a stream already open
+        stream = get_or_create(frame_type, stream_id)
+        on_open(stream_id)
+        return stream
+
+    quic._get_or_create_stream = get_or_create_noting  # type: ignore[method-assign]
 
 
 def quic_stream(quic: QuicConnection, stream_id: int) -> QuicStream | None:

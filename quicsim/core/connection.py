@@ -141,6 +141,11 @@ class ConnectionCore:
         self._apply_limits()
         aq.watch_stream_limits(quic, self._on_limits_moved)
         aq.close_as_msquic(quic)
+        #: ids of streams the peer's frames opened since the last look (see datagram_processed)
+        self._opened_by_peer: list[int] = []
+        #: per stream type (id & 3): the next peer stream id not yet indicated
+        self._peer_next: dict[int, int] = {}
+        aq.watch_peer_stream_opens(quic, self._opened_by_peer.append)
         self.datagrams = DatagramSender(self)
 
     def __repr__(self) -> str:
@@ -391,6 +396,23 @@ class ConnectionCore:
                     self._initiate_remote_shutdown(close)
         if self.check_invariants and not self.callback_depth:
             self.check_exactly_once()
+
+    def datagram_processed(self) -> None:
+        """After ``receive_datagram``, before the datagram's events, in the order MsQuic
+        handles a packet's frames (ACK first): the completions its ACKs brought, then
+        PEER_STREAM_STARTED for each stream its frames opened, lower-numbered ones too
+        (QuicStreamSetGetStreamForPeer), whether or not a frame carries data."""
+        if self._dirty:
+            self.complete_acknowledged()
+        if self._opened_by_peer:
+            opened, self._opened_by_peer[:] = sorted(self._opened_by_peer), []
+            for stream_id in opened:
+                kind = stream_id & 3
+                next_id = self._peer_next.get(kind, kind)
+                while next_id <= stream_id:
+                    self._stream_for(next_id)
+                    next_id += 4
+                self._peer_next[kind] = next_id
 
     def complete_acknowledged(self) -> None:
         """The ACK path: complete what acknowledgements (or losses) changed on the streams

@@ -312,6 +312,8 @@ class StreamCore:
             return
         quic_stream = conn.create_quic_stream(self)
         self.state.move("start")
+        if flags & StreamStartFlags.IMMEDIATE and not self.sends.requests:
+            aq.send_open_frame(quic_stream)  # QUIC_STREAM_SEND_FLAG_OPEN: on the wire at once
         # Sends queued before the start are written now, before START_COMPLETE, so a
         # send made inline from that callback lands after them.
         if self.sends.requests:

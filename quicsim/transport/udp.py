@@ -109,7 +109,7 @@ class ConnectionDriver(QuicConnectionProtocol):
             return
         core.datagram_arriving()  # (during our closing period: the peer's answer)
         self._quic.receive_datagram(cast(bytes, data), addr, now=self._loop.time())
-        core.complete_acknowledged()  # the datagram's ACKs before its other events
+        core.datagram_processed()  # its ACKs' completions and the streams it opened, before its events
         self._process_events()
         self.transmit()
 
