@@ -455,8 +455,9 @@ class Ledger(Observer):
     @staticmethod
     def _never_started(record: _StreamRecord) -> bool:
         # A failed start (START_COMPLETE with an error) leaves it out of MsQuic's stream
-        # table as well: its sends still wait for StreamClose.
-        return record.local and not record.started
+        # table as well: its sends still wait for StreamClose. A second StreamStart beside
+        # a failed one may start it with no START_COMPLETE: then it has its stream id.
+        return record.local and not record.started and getattr(record.stream, "id", None) is None
 
     def teardown(self) -> None:
         self.judge_unclosed()

@@ -333,3 +333,33 @@ async def test_a_start_send_whose_start_fails_shuts_the_stream_down_at_once(mem)
                          "u SHUTDOWN_COMPLETE(acip=0)"]
     u.close()
     assert mem.ledger.ok, mem.ledger.summary()
+
+
+def test_a_silently_started_stream_is_not_judged_as_never_started():
+    """The stream a second StreamStart started after a failed FAIL_BLOCKED one has its
+    stream id and is in the connection's table: the connection's end cancels its sends.
+    The ledger must not report them at the teardown as sends of a never-started stream
+    left open (found by the fuzzer, seed 601445)."""
+    from quicsim import SendFlags, Settings, StreamStartFlags
+
+    async def main():
+        limit = Settings(peer_bidi_stream_count=1)
+        pair = await open_pair(transport="memory", client_settings=limit, server_settings=limit)
+        first = pair.client.open_stream()
+        first.start()
+        second = pair.client.open_stream()
+        second.start(StreamStartFlags.FAIL_BLOCKED)
+        second.send(b"", SendFlags.FIN, client_context="fin")
+        second.start()
+        await eventually(lambda: second.id is not None, "the second start")
+        pair.close()
+        return pair.ledger, second
+
+    ledger, second = run_virtual(main(), seed=1, budget=120)
+    assert second.id == 4 and not second.handle_closed
+    assert ledger.ok, ledger.summary()
+
+
+def run_virtual(coro, seed, budget):
+    from quicsim.transport.virtual_loop import run_virtual as run
+    return run(coro, seed=seed, budget=budget)
