@@ -141,6 +141,15 @@ class Stream:
         """SetCallbackHandler: route this stream's events to ``handler(stream, event)``."""
         self.core.set_handler(handler, context)
 
+    def receive_complete(self, length: int) -> Status:
+        """StreamReceiveComplete: ``length`` bytes of the RECEIVE the handler held (returned
+        ``Status.PENDING`` for) were taken; see :meth:`quicsim.core.StreamCore.receive_complete`."""
+        return self.core.receive_complete(length)
+
+    def receive_set_enabled(self, enabled: bool) -> Status:
+        """StreamReceiveSetEnabled: pause (False) or resume (True) RECEIVE indications."""
+        return self.core.receive_set_enabled(enabled)
+
     # What an application may read.
     @property
     def connection(self) -> "Connection":

@@ -72,10 +72,15 @@ def send_complete(canceled: bool, client_context: Any, send_id: int) -> SendComp
 
 def receive(absolute_offset: int, data: bytes, flags: ReceiveFlags) -> Receive:
     """``Receive`` of one buffer, built for the hot path."""
+    return receive_buffers(absolute_offset, (data,), len(data), flags)
+
+
+def receive_buffers(absolute_offset: int, buffers: tuple[bytes, ...], total: int, flags: ReceiveFlags) -> Receive:
+    """``Receive`` of ``buffers`` (``total`` bytes; none at all for a FIN alone)."""
     event = _new(Receive)
     _set_absolute_offset(event, absolute_offset)
-    _set_total_buffer_length(event, len(data))
-    _set_buffers(event, (data,))
+    _set_total_buffer_length(event, total)
+    _set_buffers(event, buffers)
     _set_receive_flags(event, flags)
     return event
 

@@ -56,6 +56,30 @@ class StreamShutdown:
 
 
 @dataclass(frozen=True, slots=True)
+class StreamReceiveComplete:
+    """STRM_RECV_COMPLETE: the application took ``length`` bytes of the RECEIVE it held."""
+
+    kind: ClassVar[str] = "receive_complete"
+    stream: StreamCore
+    length: int
+
+    def apply(self) -> None:
+        self.stream.apply_receive_complete(self.length)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamReceiveSetEnabled:
+    """STRM_RECV_SET_ENABLED: pause or resume RECEIVE indications."""
+
+    kind: ClassVar[str] = "receive_set_enabled"
+    stream: StreamCore
+    enabled: bool
+
+    def apply(self) -> None:
+        self.stream.apply_receive_set_enabled(self.enabled)
+
+
+@dataclass(frozen=True, slots=True)
 class ConnectionShutdown:
     """CONN_SHUTDOWN: queued ahead of every operation already queued."""
 
@@ -69,7 +93,8 @@ class ConnectionShutdown:
         self.connection.apply_shutdown(self.flags, self.error_code)
 
 
-Operation = Union[StreamStart, StreamSendFlush, StreamShutdown, ConnectionShutdown]
+Operation = Union[StreamStart, StreamSendFlush, StreamShutdown, StreamReceiveComplete, StreamReceiveSetEnabled,
+                  ConnectionShutdown]
 
 
 class OperationQueue:
@@ -109,5 +134,5 @@ class OperationQueue:
         return self._ops.popleft()
 
 
-__all__: list[Any] = ["ConnectionShutdown", "Operation", "OperationQueue", "StreamSendFlush", "StreamShutdown",
-                      "StreamStart"]
+__all__: list[Any] = ["ConnectionShutdown", "Operation", "OperationQueue", "StreamReceiveComplete",
+                      "StreamReceiveSetEnabled", "StreamSendFlush", "StreamShutdown", "StreamStart"]

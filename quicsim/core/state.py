@@ -79,11 +79,40 @@ RECEIVE_MOVES: dict[tuple[str, str], str] = {
     ("stopping", "abort"): "stopping",
     ("closed", "abort"): "closed",
     ("open", "abort_unstarted"): "closed",  # nothing was ever received: nothing to wait for
+    # ABORT_RECEIVE once the peer's FIN came but before the application took everything:
+    # as if the peer's reset were acknowledged, no STOP_SENDING and no event
+    # (QuicStreamRecvShutdown)
+    ("open", "abort_after_fin"): "closed",
     ("closed", "abort_unstarted"): "closed",
     # SHUTDOWN_COMPLETE (the connection's end, an IMMEDIATE shutdown) closes it for good
     ("open", "end"): "closed",
     ("stopping", "end"): "closed",
     ("closed", "end"): "closed",
+}
+
+#: The stream's RECEIVE indications (QuicStreamRecvFlush, QuicStreamReceiveComplete,
+#: QuicStreamRecvSetEnabledState), from ReceiveEnabled and ReceiveCallPending: ``on``
+#: indicates what comes; ``pending`` waits for StreamReceiveComplete (the handler returned
+#: PENDING); ``off`` is paused (StreamReceiveSetEnabled(False), or only part was taken).
+RECEIVE_CALL_MOVES: dict[tuple[str, str], str] = {
+    ("on", "indicate"): "off/pending",
+    ("off/pending", "complete_all"): "on",
+    ("on/pending", "complete_all"): "on",
+    ("off/pending", "complete_part"): "off",
+    ("on/pending", "complete_part"): "on",
+    ("on", "enable"): "on",
+    ("off", "enable"): "on",
+    ("off/pending", "enable"): "on/pending",
+    ("on/pending", "enable"): "on/pending",
+    ("on", "disable"): "off",
+    ("off", "disable"): "off",
+    ("off/pending", "disable"): "off/pending",
+    ("on/pending", "disable"): "off/pending",
+    # the receive direction was aborted or is over: nothing more is indicated
+    ("on", "stop"): "off",
+    ("off", "stop"): "off",
+    ("off/pending", "stop"): "off",
+    ("on/pending", "stop"): "off",
 }
 
 #: One-way flags of a stream: the move sets the flag, once (a second time is a bug).
@@ -222,7 +251,7 @@ class StreamState:
 
     __slots__ = ("started", "start_indicated", "send_enabled", "local_close_fin", "local_close_reset",
                  "local_close_acked", "received_stop_sending", "sent_stop_sending", "remote_closed",
-                 "shutdown_complete", "handle_closed")
+                 "receive_enabled", "receive_call_pending", "shutdown_complete", "handle_closed")
 
     def __init__(self, *, started: bool, has_send_side: bool, has_receive_side: bool) -> None:
         self.started = started  # Started (a peer's stream is started when it is seen)
@@ -237,6 +266,8 @@ class StreamState:
         self.sent_stop_sending = False  # SentStopSending: ABORT_RECEIVE applied
         #: RemoteCloseFin or RemoteCloseReset (or there is no receive direction)
         self.remote_closed = not has_receive_side
+        self.receive_enabled = has_receive_side  # ReceiveEnabled: RECEIVE may be indicated
+        self.receive_call_pending = False  # ReceiveCallPending: a RECEIVE awaits its completion
         self.shutdown_complete = False  # ShutdownComplete / HandleShutdown
         self.handle_closed = False  # HandleClosed: StreamClose ran
 
@@ -286,10 +317,27 @@ class StreamState:
             raise _illegal("receive direction", state, move, self)
         if target == state:
             return False
-        if target == "stopping":
+        if move in ("abort", "abort_after_fin"):
             self.sent_stop_sending = True
-        else:
+        if target == "closed":
             self.remote_closed = True
+        return True
+
+    # -- the RECEIVE indications
+
+    def receive_calls(self) -> str:
+        return ("on" if self.receive_enabled else "off") + ("/pending" if self.receive_call_pending else "")
+
+    def move_receive_call(self, move: str) -> bool:
+        """Apply ``move`` (:data:`RECEIVE_CALL_MOVES`); False: a no-op row."""
+        state = self.receive_calls()
+        target = RECEIVE_CALL_MOVES.get((state, move))
+        if target is None:
+            raise _illegal("receive calls", state, move, self)
+        if target == state:
+            return False
+        self.receive_enabled = target.startswith("on")
+        self.receive_call_pending = target.endswith("/pending")
         return True
 
     # -- the one-way flags
@@ -443,6 +491,7 @@ def markdown() -> str:
 
     machine("Stream send direction", SEND_MOVES)
     machine("Stream receive direction", RECEIVE_MOVES)
+    machine("Stream RECEIVE indications", RECEIVE_CALL_MOVES)
     machine("Connection close", CLOSE_MOVES)
     out.append("**One-way flags** (set once; a second time raises StateError)\n")
     out.append("| move | stream flag |  | move | connection flag |")

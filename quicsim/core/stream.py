@@ -39,7 +39,6 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, cast
 from .. import events as ev
 from ..enums import (
     MAX_SEND_LENGTH,
-    ReceiveFlags,
     SendFlags,
     Status,
     StreamEventType,
@@ -53,6 +52,7 @@ from . import operations as ops
 from . import rules, state
 from .state import StreamState
 from .send_queue import Buffer, SendQueue, SendRequest, normalize_buffers
+from .stream_recv import StreamReceive
 
 if TYPE_CHECKING:  # pragma: no cover
     from aioquic.quic.stream import QuicStream
@@ -71,8 +71,6 @@ _FIN = int(SendFlags.FIN)
 _START = int(SendFlags.START)
 _DELAY_SEND = int(SendFlags.DELAY_SEND)
 _CANCEL_ON_LOSS = int(SendFlags.CANCEL_ON_LOSS)
-_RECV_FIN = ReceiveFlags.FIN
-_RECV_NONE = ReceiveFlags.NONE
 _PENDING = Status.PENDING
 
 
@@ -109,7 +107,8 @@ class StreamCore:
         #: our own reference (aioquic forgets finished streams), set when the stream starts
         self.quic_stream: QuicStream | None = None
         self.sends = SendQueue()
-        self.recv_offset = 0
+        #: the receive path: what the peer sent, held until the application takes it
+        self.recv = StreamReceive(self)
         self.send_error_code = 0
         #: the send side has a direction at all (a peer's unidirectional stream has none)
         self.has_send_side = self.is_local or not self.unidirectional
@@ -238,6 +237,50 @@ class StreamCore:
             status = Status.PENDING
         conn.observe_call(self, "shutdown", status, flags=iflags, error_code=error_code, reason=reason)
         return status
+
+    def receive_complete(self, length: int) -> Status:
+        """StreamReceiveComplete: the application took ``length`` bytes of the RECEIVE it
+        held (its handler returned PENDING). Inside that handler it is taken at once;
+        otherwise queued for the worker. MsQuic's call returns nothing; quicsim says what
+        happened: SUCCESS (inline), PENDING (queued), INVALID_STATE (no RECEIVE is held:
+        MsQuic ignores the call) or INVALID_PARAMETER (more than the RECEIVE carried, which
+        MsQuic treats as a fatal application bug)."""
+        conn = self.connection
+        status: Status
+        if not isinstance(length, int) or isinstance(length, bool) or length < 0:
+            status = Status.INVALID_PARAMETER
+        elif not self.state.started or not self.state.receive_call_pending:
+            status = Status.INVALID_STATE
+        elif length > self.recv.pending_length:
+            status = Status.INVALID_PARAMETER  # "App overflowed read buffer!"
+        elif conn.inline() and self.recv.call_active:
+            self.recv.inline_length = length  # QuicStreamReceiveCompleteInline
+            status = Status.SUCCESS
+        else:
+            conn.queue_operation(ops.StreamReceiveComplete(self, length))
+            status = Status.PENDING
+        conn.observe_call(self, "receive_complete", status, length=length)
+        return status
+
+    def receive_set_enabled(self, enabled: bool) -> Status:
+        """StreamReceiveSetEnabled: pause (False) or resume (True) RECEIVE indications;
+        PENDING, applied by the worker (resuming indicates what is held at once)."""
+        conn = self.connection
+        conn.queue_operation(ops.StreamReceiveSetEnabled(self, bool(enabled)))
+        conn.observe_call(self, "receive_set_enabled", Status.PENDING, enabled=bool(enabled))
+        return Status.PENDING
+
+    def apply_receive_complete(self, length: int) -> None:
+        """QuicStreamReceiveCompletePending."""
+        if self.recv.complete(length):
+            self.recv.flush()
+
+    def apply_receive_set_enabled(self, enabled: bool) -> None:
+        """QuicStreamRecvSetEnabledState: nothing once the receive direction is over."""
+        if self.state.receive_direction() != "open" or self.state.sent_stop_sending:
+            return  # INVALID_STATE internally
+        if self.state.move_receive_call("enable" if enabled else "disable") and enabled and self.state.started:
+            self.recv.flush()
 
     def close(self) -> None:
         """StreamClose: a stream not yet shut down is aborted first; its pending sends
@@ -514,10 +557,20 @@ class StreamCore:
         QuicStreamRecvShutdown, so SHUTDOWN_COMPLETE waits for it."""
         if not self.state.started:
             self.state.move_receive("abort_unstarted")  # nothing was ever received: nothing to wait for
-        elif self.state.move_receive("abort"):
-            assert self.quic_stream is not None  # a started stream has its aioquic stream
-            self.quic_stream.receiver.stop(error_code)
-            self.connection.abort_frames_queued(self)
+            return
+        if self.state.receive_direction() != "open":
+            return  # the peer already closed it, or we already aborted it
+        self.recv.stop()  # no receive events after this
+        if self.recv.fin_known:
+            # The peer already finished, the application just had not taken it all: as if
+            # the reset were acknowledged, no STOP_SENDING and no event (QuicStreamRecvShutdown).
+            self.state.move_receive("abort_after_fin")
+            self._try_complete_shutdown()
+            return
+        self.state.move_receive("abort")
+        assert self.quic_stream is not None  # a started stream has its aioquic stream
+        self.quic_stream.receiver.stop(error_code)
+        self.connection.abort_frames_queued(self)
 
     def join_buffer_queue(self) -> None:
         """With send buffering on: this started stream's unbuffered sends wait for room in
@@ -633,26 +686,37 @@ class StreamCore:
 
     # ---------------------------------------------------------- receive side
 
+    @property
+    def recv_offset(self) -> int:
+        """Bytes of the stream taken in from the peer (taken by the application or held)."""
+        return self.recv.base_offset + self.recv.held
+
     def on_receive(self, data: bytes, fin: bool) -> None:
-        direction = self.state.receive_direction()
-        if direction != "open":
-            # After our ABORT_RECEIVE nothing more is indicated; a FIN still ends the direction.
+        """In-order data (and the FIN) of the peer, taken in by QUIC."""
+        if self.state.receive_direction() != "open":
+            # After our ABORT_RECEIVE nothing more is indicated; a FIN is taken as the
+            # reset that answers it ("Treating FIN after receive abort as reset").
             if fin and self.state.move_receive("fin"):
                 self._try_complete_shutdown()
             return
-        offset = self.recv_offset
-        self.recv_offset += len(data)
-        if fin:
-            self.state.move_receive("fin")
-        self.indicate(ev.receive(offset, data, _RECV_FIN if fin else _RECV_NONE))
-        if fin:
-            self.indicate(ev.PeerSendShutdown())
-            self._try_complete_shutdown()
+        self.recv.on_data(data, fin)
+
+    def indicate_receive(self, event: ev.Receive) -> Any:
+        """RECEIVE to the handler; returns what the handler returned (PENDING holds it)."""
+        return self.indicate(event)
+
+    def peer_send_shutdown(self) -> None:
+        """Every byte before the peer's FIN was taken (QuicStreamReceiveComplete):
+        RemoteCloseFin, PEER_SEND_SHUTDOWN, then perhaps SHUTDOWN_COMPLETE."""
+        self.state.move_receive("fin")
+        self.indicate(ev.PeerSendShutdown())
+        self._try_complete_shutdown()
 
     def on_peer_reset(self, error_code: int) -> None:
         answer = self.state.sent_stop_sending  # after our own ABORT_RECEIVE the reset is only the answer
         if not self.state.move_receive("reset"):
             return  # the direction was already closed: a late frame
+        self.recv.stop()
         if not answer:
             self.indicate(ev.PeerSendAborted(error_code=error_code))
         self._try_complete_shutdown()
@@ -675,7 +739,8 @@ class StreamCore:
         if not self.state.started or self.state.shutdown_complete:
             return
         self._send_shutdown_abort(0, silent=True)
-        self.state.move_receive("end")
+        if self.state.move_receive("end"):
+            self.recv.stop()
         self._try_complete_shutdown(force=True)
 
     def _try_complete_shutdown(self, force: bool = False, **fields: Any) -> None:
@@ -707,38 +772,40 @@ class StreamCore:
         self._indicate_in(phase, ev.StartComplete(status=status, id=self.id if status is Status.SUCCESS else None,
                                                   peer_accepted=peer_accepted))
 
-    def indicate(self, event: ev.StreamEvent) -> None:
+    def indicate(self, event: ev.StreamEvent) -> Any:
         """QuicStreamIndicateEvent: deliver ``event`` if the stream's phase allows it
-        (state.STREAM_EVENTS); an event the phase does not allow is a core bug."""
+        (state.STREAM_EVENTS); an event the phase does not allow is a core bug. Returns
+        what the handler returned."""
         st = self.state
         if st.started and not (st.shutdown_complete or st.handle_closed):
-            self._dispatch(event)  # the usual case: a started stream may raise every event
-            return
-        self._indicate_in(st.phase(), event)
+            return self._dispatch(event)  # the usual case: a started stream may raise every event
+        return self._indicate_in(st.phase(), event)
 
-    def _indicate_in(self, phase: str, event: ev.StreamEvent) -> None:
+    def _indicate_in(self, phase: str, event: ev.StreamEvent) -> Any:
         # Only the stream's own handler decides (QuicStreamIndicateEvent): ConnectionClose
         # detaches the connection's handler, not its streams'.
         if phase == "done":
             # The handler is detached at SHUTDOWN_COMPLETE and at StreamClose.
             self.connection.event_discarded(self, event)
-        elif state.event_allowed(phase, event.type):
-            self._dispatch(event)
-        else:
-            raise state.StateError(f"{event.type.name} raised on a stream in phase {phase!r} ({self.state!r})")
+            return None
+        if state.event_allowed(phase, event.type):
+            return self._dispatch(event)
+        raise state.StateError(f"{event.type.name} raised on a stream in phase {phase!r} ({self.state!r})")
 
-    def _dispatch(self, event: ev.StreamEvent) -> None:
-        """Deliver ``event`` to observers, then the handler, then the event hook."""
+    def _dispatch(self, event: ev.StreamEvent) -> Any:
+        """Deliver ``event`` to observers, then the handler, then the event hook; returns
+        what the handler returned (None when it raised)."""
         conn = self.connection
         if conn.observers:
             for observer in conn.observers:
                 observer.stream_event(conn, self, event)
         handler = self.handler
+        result = None
         if handler is not None:
             # ConnectionCore.call_handler, inline: this is every SEND_COMPLETE's path.
             conn.callback_depth += 1
             try:
-                handler(self.owner, event)
+                result = handler(self.owner, event)
             except (KeyboardInterrupt, SystemExit):
                 raise
             except BaseException as exc:  # a handler bug (even CancelledError) must not stall the worker
@@ -749,6 +816,7 @@ class StreamCore:
             self._default_peer_handler(event)
         if self.event_hook is not None:
             self.event_hook(event)
+        return result
 
     def _default_peer_handler(self, event: ev.StreamEvent) -> None:
         """A peer stream nobody handles: consume everything, and once the peer is done
