@@ -96,7 +96,7 @@ class _StreamRecord:
         self.stream = stream
         self.local = local
         self.closed = False
-        self.start_calls = 0  # StreamStart calls that returned PENDING
+        self.start_calls = 0  # StreamStart calls (and START sends) that were accepted
 
 
 class Ledger(Observer):
@@ -177,6 +177,8 @@ class Ledger(Observer):
                 self.sends += 1
                 self._pending += 1
                 record.book.add(seq, send_id, length, flags, client_context)
+                if flags & _START and not record.started:
+                    record.start_calls += 1  # a START send starts the stream too (IMMEDIATE)
             else:
                 self.rejected += 1
                 record.book.reject(context_key(client_context), seq)
@@ -446,9 +448,10 @@ class Ledger(Observer):
         if record.started or not record.local:
             return "started"
         if record.start_indicated and record.start_calls > 1:
-            # A second StreamStart accepted beside a failed one (FAIL_BLOCKED, say) may start
-            # the stream with no START_COMPLETE of its own: QuicStreamIndicateStartComplete
-            # raises it once per stream. It may raise every event then.
+            # A second StreamStart (or a START send) accepted beside a failed one (FAIL_BLOCKED,
+            # say) may start the stream with no START_COMPLETE of its own:
+            # QuicStreamIndicateStartComplete raises it once per stream. It may raise every
+            # event then.
             return "started"
         return "start_failed" if record.start_indicated else "unstarted"
 

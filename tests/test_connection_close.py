@@ -283,13 +283,15 @@ def test_no_new_peer_stream_once_the_connection_is_closed():
     assert pair.server.streams == {}
 
 
-def test_a_second_start_beside_a_failed_one_may_start_the_stream_silently():
+@pytest.mark.parametrize("second", ["start", "start-send"])
+def test_a_second_start_beside_a_failed_one_may_start_the_stream_silently(second):
     """StreamStart(FAIL_BLOCKED) fails (the peer allows no more streams) and a second
-    StreamStart, accepted before that failure was delivered, starts the stream: MsQuic
-    raises START_COMPLETE once per stream (QuicStreamIndicateStartComplete), so the
-    stream's events come with no second START_COMPLETE, and the ledger must not call them
-    events of a stream whose start failed (found by the fuzzer, seed 300144)."""
-    from quicsim import Settings, StreamStartFlags
+    StreamStart (or a send with START), accepted before that failure was delivered, starts
+    the stream: MsQuic raises START_COMPLETE once per stream
+    (QuicStreamIndicateStartComplete), so the stream's events come with no second
+    START_COMPLETE, and the ledger must not call them events of a stream whose start
+    failed (found by the fuzzer, seeds 300144 and 701750)."""
+    from quicsim import SendFlags, Settings, StreamStartFlags
 
     async def main():
         pair = await open_pair(transport="memory", server_settings=Settings(peer_bidi_stream_count=1))
@@ -299,7 +301,10 @@ def test_a_second_start_beside_a_failed_one_may_start_the_stream_silently():
             first.start()
             blocked = pair.client.open_stream(handler=rec)
             assert blocked.start(StreamStartFlags.FAIL_BLOCKED) is Status.PENDING
-            assert blocked.start() is Status.PENDING  # accepted: the failure is not known yet
+            if second == "start":
+                assert blocked.start() is Status.PENDING  # accepted: the failure is not known yet
+            else:
+                assert blocked.send(b"", SendFlags.START, client_context="s") is Status.PENDING
             await eventually(lambda: rec.types()[:1] == ["START_COMPLETE"], "the failed start")
             assert rec.events[0].status is Status.STREAM_LIMIT_REACHED
             first.shutdown(StreamShutdownFlags.GRACEFUL)  # frees the slot: the stream gets going
