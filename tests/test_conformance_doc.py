@@ -35,18 +35,31 @@ def test_every_cited_test_exists():
     assert missing == []
 
 
-def test_every_rule_names_the_msquic_function_it_follows():
-    """Each table row has three or four cells and a non-empty MsQuic column ("—" marks a
-    rule that is quicsim's own, such as the ledger's)."""
+def test_every_rule_names_the_msquic_function_the_library_and_a_test():
+    """Each table row fills its MsQuic column ("—" marks a rule that is quicsim's own, such
+    as the ledger's), its "on the library" column (what the running library did, or "not
+    run") and its test column, read by the table's own header."""
     text = (ROOT / "docs" / "conformance.md").read_text()
     # (the state tables are generated from core/state.py: test_state_table.py checks them)
     start, end = text.index("<!-- state tables: begin -->"), text.index("<!-- state tables: end -->")
     text = text[:start] + text[end:]
-    rows = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| rule |")
-            and not line.startswith("| # |") and not line.startswith("| sequence |")
-            and not line.startswith("| mechanism |")]
-    assert len(rows) > 40
-    for row in rows:
-        cells = [c.strip() for c in re.split(r"(?<!\\)\|", row)[1:-1]]
-        msquic = cells[-2]
-        assert msquic, f"no MsQuic function named in: {row[:80]}"
+    header: list[str] | None = None
+    rows = 0
+    for line in text.splitlines():
+        if not line.startswith("|"):
+            header = None
+            continue
+        cells = [c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]]
+        if header is None:
+            header = cells
+            assert header[-3:] == ["MsQuic", "on the library", "test"], f"a table without the columns: {line}"
+            continue
+        if set(line) <= set("|-"):
+            continue
+        rows += 1
+        assert len(cells) == len(header), f"{len(cells)} cells under {len(header)} columns: {line[:80]}"
+        msquic, library, test = cells[-3:]
+        assert msquic, f"no MsQuic function named in: {line[:80]}"
+        assert library, f"nothing said of the library in: {line[:80]}"
+        assert test, f"no test cited in: {line[:80]}"
+    assert rows > 50
