@@ -48,6 +48,16 @@ def _logger(log: list[str], on_event=None):
     return handler
 
 
+def _closer():
+    """A handler step that closes the stream at its first SEND_COMPLETE, once."""
+    armed = {"armed": True}
+
+    def close_at_first(stream, event):
+        if event.type is E.SEND_COMPLETE and armed.pop("armed", False):
+            stream.close()
+    return close_at_first
+
+
 async def _started(pair, handler):
     stream = pair.client.open_stream(handler=handler)
     stream.start()
@@ -87,13 +97,7 @@ def test_close_inside_a_buffered_flush(fault, expected):
     """§1 (flush-close): A and B in one tick with buffering on, StreamClose inside A's
     SEND_COMPLETE. No shutdown is needed for MsQuic to lose B."""
     async def body(pair, log):
-        closer = {"armed": True}
-
-        def close_at_first(stream, event):
-            if event.type is E.SEND_COMPLETE and closer.pop("armed", False):
-                stream.close()
-
-        s = await _started(pair, _logger(log, close_at_first))
+        s = await _started(pair, _logger(log, _closer()))
         s.send(b"a" * 100, client_context="A")
         s.send(b"b" * 100, client_context="B")
         await _tick()
@@ -119,13 +123,7 @@ def test_close_inside_a_buffered_flush(fault, expected):
 def test_close_inside_a_fin_batch(buffering, fault, expected, lost):
     """§1 (finbatch-close): A(FIN), B, C in one tick; StreamClose in the first completion."""
     async def body(pair, log):
-        closer = {"armed": True}
-
-        def close_at_first(stream, event):
-            if event.type is E.SEND_COMPLETE and closer.pop("armed", False):
-                stream.close()
-
-        s = await _started(pair, _logger(log, close_at_first))
+        s = await _started(pair, _logger(log, _closer()))
         s.send(b"a" * 100, SendFlags.FIN, client_context="A")
         s.send(b"b" * 100, client_context="B")
         s.send(b"c" * 100, client_context="C")

@@ -43,6 +43,13 @@ def _run(server_stream_handler, body):
     return run_virtual(main(), seed=1, budget=300)
 
 
+def _logging_server(stream, event, log):
+    """Log each event; finish our side once the peer finished."""
+    log.append(_entry(event))
+    if event.type is E.PEER_SEND_SHUTDOWN:
+        stream.shutdown(StreamShutdownFlags.GRACEFUL)
+
+
 def _entry(event):
     if event.type is E.RECEIVE:
         return ("RECEIVE", event.absolute_offset, event.total_buffer_length, len(event.buffers),
@@ -61,11 +68,7 @@ async def _until(predicate, what):
 def test_a_fin_alone_is_a_receive_with_no_buffers():
     """fin-only: data, then a FIN-only send: RECEIVE(offset 3, 0 bytes, zero buffers, FIN),
     then PEER_SEND_SHUTDOWN (quicsim gave one empty buffer)."""
-    def server(stream, event, log):
-        log.append(_entry(event))
-        if event.type is E.PEER_SEND_SHUTDOWN:
-            stream.shutdown(StreamShutdownFlags.GRACEFUL)
-
+    server = _logging_server
     async def body(pair, client, log, streams):
         client.send(b"abc", client_context="A")
         await _until(lambda: any(e[0] == "RECEIVE" for e in log), "the data")
@@ -163,11 +166,7 @@ def test_receive_complete_inside_the_handler_is_a_synchronous_completion():
 def test_receive_set_enabled_pauses_and_resumes():
     """StreamReceiveSetEnabled(False) pauses RECEIVE (data is taken in and held);
     StreamReceiveSetEnabled(True) indicates what was held, in one RECEIVE."""
-    def server(stream, event, log):
-        log.append(_entry(event))
-        if event.type is E.PEER_SEND_SHUTDOWN:
-            stream.shutdown(StreamShutdownFlags.GRACEFUL)
-
+    server = _logging_server
     async def body(pair, client, log, streams):
         client.send(b"aaa", client_context="A")
         await _until(lambda: log, "the first RECEIVE")
