@@ -345,12 +345,12 @@ class ConnectionCore:
                 observer.stream_data_received(self, stream, data_event.stream_id, len(data_event.data),
                                               data_event.end_stream)
             if stream is not None:
-                stream.on_receive(data_event.data, data_event.end_stream)
+                stream.recv.on_frame(data_event.data, data_event.end_stream)
         elif t is qe.StreamReset:
             reset_event = cast(qe.StreamReset, event)
             stream = self._stream_for(reset_event.stream_id)
             if stream is not None:
-                stream.on_peer_reset(reset_event.error_code)
+                stream.recv.on_reset(reset_event.error_code)
         elif t is qe.StopSendingReceived:
             stop_event = cast(qe.StopSendingReceived, event)
             stream = self._stream_for(stop_event.stream_id)
@@ -358,7 +358,7 @@ class ConnectionCore:
                 # When both came together, PEER_SEND_ABORTED first, as MsQuic orders them.
                 reset_code = aq.take_reset_queued_first(self.quic, stop_event.stream_id)
                 if reset_code is not None:
-                    stream.on_peer_reset(reset_code)
+                    stream.recv.on_reset(reset_code)
                 stream.on_stop_sending(stop_event.error_code)
         elif t is qe.HandshakeCompleted:
             handshake = cast(qe.HandshakeCompleted, event)

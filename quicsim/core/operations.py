@@ -64,7 +64,7 @@ class StreamReceiveComplete:
     length: int
 
     def apply(self) -> None:
-        self.stream.apply_receive_complete(self.length)
+        self.stream.recv.apply_complete(self.length)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +76,7 @@ class StreamReceiveSetEnabled:
     enabled: bool
 
     def apply(self) -> None:
-        self.stream.apply_receive_set_enabled(self.enabled)
+        self.stream.recv.apply_set_enabled(self.enabled)
 
 
 @dataclass(frozen=True, slots=True)

@@ -239,48 +239,12 @@ class StreamCore:
         return status
 
     def receive_complete(self, length: int) -> Status:
-        """StreamReceiveComplete: the application took ``length`` bytes of the RECEIVE it
-        held (its handler returned PENDING). Inside that handler it is taken at once;
-        otherwise queued for the worker. MsQuic's call returns nothing; quicsim says what
-        happened: SUCCESS (inline), PENDING (queued), INVALID_STATE (no RECEIVE is held:
-        MsQuic ignores the call) or INVALID_PARAMETER (more than the RECEIVE carried, which
-        MsQuic treats as a fatal application bug)."""
-        conn = self.connection
-        status: Status
-        if not isinstance(length, int) or isinstance(length, bool) or length < 0:
-            status = Status.INVALID_PARAMETER
-        elif not self.state.started or not self.state.receive_call_pending:
-            status = Status.INVALID_STATE
-        elif length > self.recv.pending_length:
-            status = Status.INVALID_PARAMETER  # "App overflowed read buffer!"
-        elif conn.inline() and self.recv.call_active:
-            self.recv.inline_length = length  # QuicStreamReceiveCompleteInline
-            status = Status.SUCCESS
-        else:
-            conn.queue_operation(ops.StreamReceiveComplete(self, length))
-            status = Status.PENDING
-        conn.observe_call(self, "receive_complete", status, length=length)
-        return status
+        """StreamReceiveComplete (see core/stream_recv.py)."""
+        return self.recv.receive_complete(length)
 
     def receive_set_enabled(self, enabled: bool) -> Status:
-        """StreamReceiveSetEnabled: pause (False) or resume (True) RECEIVE indications;
-        PENDING, applied by the worker (resuming indicates what is held at once)."""
-        conn = self.connection
-        conn.queue_operation(ops.StreamReceiveSetEnabled(self, bool(enabled)))
-        conn.observe_call(self, "receive_set_enabled", Status.PENDING, enabled=bool(enabled))
-        return Status.PENDING
-
-    def apply_receive_complete(self, length: int) -> None:
-        """QuicStreamReceiveCompletePending."""
-        if self.recv.complete(length):
-            self.recv.flush()
-
-    def apply_receive_set_enabled(self, enabled: bool) -> None:
-        """QuicStreamRecvSetEnabledState: nothing once the receive direction is over."""
-        if self.state.receive_direction() != "open" or self.state.sent_stop_sending:
-            return  # INVALID_STATE internally
-        if self.state.move_receive_call("enable" if enabled else "disable") and enabled and self.state.started:
-            self.recv.flush()
+        """StreamReceiveSetEnabled (see core/stream_recv.py)."""
+        return self.recv.receive_set_enabled(enabled)
 
     def close(self) -> None:
         """StreamClose: a stream not yet shut down is aborted first; its pending sends
@@ -450,14 +414,14 @@ class StreamCore:
         elif flags & _GRACEFUL:
             self._send_shutdown_graceful()
         if flags & _ABORT_RECEIVE:
-            self._recv_shutdown_abort(error_code)
+            self.recv.shutdown_abort(error_code)
         if flags & _IMMEDIATE:
             # IMMEDIATE: indicate completion now instead of waiting for the peer's ACKs;
             # QuicStreamShutdown does this for a never-started stream too.
             self._indicate_send_shutdown_complete(graceful=False, force=True, silent=True)
-            self._try_complete_shutdown(force=True, app_close_in_progress=app_close_in_progress)
+            self.try_complete_shutdown(force=True, app_close_in_progress=app_close_in_progress)
         else:
-            self._try_complete_shutdown(app_close_in_progress=app_close_in_progress)
+            self.try_complete_shutdown(app_close_in_progress=app_close_in_progress)
         if self.state.started:
             self.connection.mark_dirty(self)
 
@@ -551,27 +515,6 @@ class StreamCore:
         if silent and self.state.started:
             self._indicate_send_shutdown_complete(graceful=False, silent=True)
 
-    def _recv_shutdown_abort(self, error_code: int) -> None:
-        """ABORT_RECEIVE: ask the peer to stop (STOP_SENDING); no receive events after.
-        The direction closes when the peer's RESET_STREAM (or FIN) arrives, as in
-        QuicStreamRecvShutdown, so SHUTDOWN_COMPLETE waits for it."""
-        if not self.state.started:
-            self.state.move_receive("abort_unstarted")  # nothing was ever received: nothing to wait for
-            return
-        if self.state.receive_direction() != "open":
-            return  # the peer already closed it, or we already aborted it
-        self.recv.stop()  # no receive events after this
-        if self.recv.fin_known:
-            # The peer already finished, the application just had not taken it all: as if
-            # the reset were acknowledged, no STOP_SENDING and no event (QuicStreamRecvShutdown).
-            self.state.move_receive("abort_after_fin")
-            self._try_complete_shutdown()
-            return
-        self.state.move_receive("abort")
-        assert self.quic_stream is not None  # a started stream has its aioquic stream
-        self.quic_stream.receiver.stop(error_code)
-        self.connection.abort_frames_queued(self)
-
     def join_buffer_queue(self) -> None:
         """With send buffering on: this started stream's unbuffered sends wait for room in
         the send buffer (MsQuic: the stream is in the connection's SendStreams, which
@@ -664,7 +607,7 @@ class StreamCore:
         if (not self.state.local_close_acked and sender.is_finished
                 and (self.state.local_close_fin or self.state.local_close_reset)):
             self._indicate_send_shutdown_complete(graceful=not aq.sender_reset(sender))
-            self._try_complete_shutdown()
+            self.try_complete_shutdown()
 
     def _on_cancel_on_loss(self) -> None:
         """QuicStreamOnLoss: a frame of a CANCEL_ON_LOSS stream was lost (data, the FIN or
@@ -691,36 +634,6 @@ class StreamCore:
         """Bytes of the stream taken in from the peer (taken by the application or held)."""
         return self.recv.base_offset + self.recv.held
 
-    def on_receive(self, data: bytes, fin: bool) -> None:
-        """In-order data (and the FIN) of the peer, taken in by QUIC."""
-        if self.state.receive_direction() != "open":
-            # After our ABORT_RECEIVE nothing more is indicated; a FIN is taken as the
-            # reset that answers it ("Treating FIN after receive abort as reset").
-            if fin and self.state.move_receive("fin"):
-                self._try_complete_shutdown()
-            return
-        self.recv.on_data(data, fin)
-
-    def indicate_receive(self, event: ev.Receive) -> Any:
-        """RECEIVE to the handler; returns what the handler returned (PENDING holds it)."""
-        return self.indicate(event)
-
-    def peer_send_shutdown(self) -> None:
-        """Every byte before the peer's FIN was taken (QuicStreamReceiveComplete):
-        RemoteCloseFin, PEER_SEND_SHUTDOWN, then perhaps SHUTDOWN_COMPLETE."""
-        self.state.move_receive("fin")
-        self.indicate(ev.PeerSendShutdown())
-        self._try_complete_shutdown()
-
-    def on_peer_reset(self, error_code: int) -> None:
-        answer = self.state.sent_stop_sending  # after our own ABORT_RECEIVE the reset is only the answer
-        if not self.state.move_receive("reset"):
-            return  # the direction was already closed: a late frame
-        self.recv.stop()
-        if not answer:
-            self.indicate(ev.PeerSendAborted(error_code=error_code))
-        self._try_complete_shutdown()
-
     def on_stop_sending(self, error_code: int) -> None:
         """QuicStreamProcessStopSendingFrame: PEER_RECEIVE_ABORTED, then abort the send side."""
         # ACKs that came in the same datagram, before the STOP_SENDING, complete first.
@@ -741,9 +654,9 @@ class StreamCore:
         self._send_shutdown_abort(0, silent=True)
         if self.state.move_receive("end"):
             self.recv.stop()
-        self._try_complete_shutdown(force=True)
+        self.try_complete_shutdown(force=True)
 
-    def _try_complete_shutdown(self, force: bool = False, **fields: Any) -> None:
+    def try_complete_shutdown(self, force: bool = False, **fields: Any) -> None:
         """QuicStreamTryCompleteShutdown: SHUTDOWN_COMPLETE once both directions are done."""
         if self.state.shutdown_complete or not (force or self.state.started or self.state.start_indicated):
             return

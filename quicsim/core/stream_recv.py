@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import events as ev
 from ..enums import ReceiveFlags, Status
+from . import operations as ops
 
 if TYPE_CHECKING:  # pragma: no cover
     from .stream import StreamCore
@@ -55,6 +56,31 @@ class StreamReceive:
         """ReceiveDataPending: bytes to indicate, or a FIN not yet delivered."""
         return bool(self.held) or (self.max_length == self.base_offset and not self.stream.state.remote_closed)
 
+    # ---------------------------------------------------------- what the peer sends
+
+    def on_frame(self, data: bytes, fin: bool) -> None:
+        """In-order data (and the FIN) of the peer, taken in by QUIC."""
+        state = self.stream.state
+        if state.receive_direction() != "open":
+            # After our ABORT_RECEIVE nothing more is indicated; a FIN is taken as the
+            # reset that answers it ("Treating FIN after receive abort as reset").
+            if fin and state.move_receive("fin"):
+                self.stream.try_complete_shutdown()
+            return
+        self.on_data(data, fin)
+
+    def on_reset(self, error_code: int) -> None:
+        """QuicStreamProcessResetFrame: PEER_SEND_ABORTED, unless it only answers our own
+        ABORT_RECEIVE."""
+        stream = self.stream
+        answer = stream.state.sent_stop_sending
+        if not stream.state.move_receive("reset"):
+            return  # the direction was already closed: a late frame
+        self.stop()
+        if not answer:
+            stream.indicate(ev.PeerSendAborted(error_code=error_code))
+        stream.try_complete_shutdown()
+
     def on_data(self, data: bytes, fin: bool) -> None:
         """QuicStreamProcessStreamFrame: in-order data (and the FIN) taken in by QUIC."""
         if data:
@@ -83,7 +109,7 @@ class StreamReceive:
             self.inline_length = None
             self.call_active = True
             try:
-                status = stream.indicate_receive(ev.receive_buffers(offset, chunks, length, flags))
+                status = stream.indicate(ev.receive_buffers(offset, chunks, length, flags))
             finally:
                 self.call_active = False
             if state.sent_stop_sending or state.remote_closed:
@@ -109,8 +135,10 @@ class StreamReceive:
         if self.held:
             return True
         if self.max_length == self.base_offset and not state.remote_closed:
-            # Every byte before the FIN was taken: the graceful close event now.
-            stream.peer_send_shutdown()
+            # Every byte before the FIN was taken: RemoteCloseFin, the graceful close event.
+            state.move_receive("fin")
+            stream.indicate(ev.PeerSendShutdown())
+            stream.try_complete_shutdown()
         return False
 
     def _drain(self, length: int) -> None:
@@ -125,6 +153,78 @@ class StreamReceive:
             else:
                 chunks[0] = head[length:]
                 length = 0
+
+    # ---------------------------------------------------------- the application's calls
+
+    def receive_complete(self, length: int) -> Status:
+        """StreamReceiveComplete: the application took ``length`` bytes of the RECEIVE it
+        held (its handler returned PENDING). Inside that handler it is taken at once;
+        otherwise queued for the worker. MsQuic's call returns nothing; quicsim says what
+        happened: SUCCESS (inline), PENDING (queued), INVALID_STATE (no RECEIVE is held:
+        MsQuic ignores the call) or INVALID_PARAMETER (more than the RECEIVE carried, which
+        MsQuic treats as a fatal application bug)."""
+        stream = self.stream
+        conn = stream.connection
+        status: Status
+        if not isinstance(length, int) or isinstance(length, bool) or length < 0:
+            status = Status.INVALID_PARAMETER
+        elif not stream.state.started or not stream.state.receive_call_pending:
+            status = Status.INVALID_STATE
+        elif length > self.pending_length:
+            status = Status.INVALID_PARAMETER  # "App overflowed read buffer!"
+        elif conn.inline() and self.call_active:
+            self.inline_length = length  # QuicStreamReceiveCompleteInline
+            status = Status.SUCCESS
+        else:
+            conn.queue_operation(ops.StreamReceiveComplete(stream, length))
+            status = Status.PENDING
+        conn.observe_call(stream, "receive_complete", status, length=length)
+        return status
+
+    def receive_set_enabled(self, enabled: bool) -> Status:
+        """StreamReceiveSetEnabled: pause (False) or resume (True) RECEIVE indications;
+        PENDING, applied by the worker (resuming indicates what is held at once)."""
+        stream = self.stream
+        stream.connection.queue_operation(ops.StreamReceiveSetEnabled(stream, bool(enabled)))
+        stream.connection.observe_call(stream, "receive_set_enabled", Status.PENDING, enabled=bool(enabled))
+        return Status.PENDING
+
+    def apply_complete(self, length: int) -> None:
+        """QuicStreamReceiveCompletePending."""
+        if self.complete(length):
+            self.flush()
+
+    def apply_set_enabled(self, enabled: bool) -> None:
+        """QuicStreamRecvSetEnabledState: nothing once the receive direction is over."""
+        state = self.stream.state
+        if state.receive_direction() != "open" or state.sent_stop_sending:
+            return  # INVALID_STATE internally
+        if state.move_receive_call("enable" if enabled else "disable") and enabled and state.started:
+            self.flush()
+
+    def shutdown_abort(self, error_code: int) -> None:
+        """ABORT_RECEIVE (QuicStreamRecvShutdown): ask the peer to stop (STOP_SENDING); no
+        receive events after. The direction closes when the peer's RESET_STREAM (or FIN)
+        arrives, so SHUTDOWN_COMPLETE waits for it."""
+        stream = self.stream
+        state = stream.state
+        if not state.started:
+            state.move_receive("abort_unstarted")  # nothing was ever received: nothing to wait for
+            return
+        if state.receive_direction() != "open":
+            return  # the peer already closed it, or we already aborted it
+        self.stop()  # no receive events after this
+        if self.fin_known:
+            # The peer already finished, the application just had not taken it all: as if
+            # the reset were acknowledged, no STOP_SENDING and no event.
+            state.move_receive("abort_after_fin")
+            stream.try_complete_shutdown()
+            return
+        state.move_receive("abort")
+        quic_stream = stream.quic_stream
+        assert quic_stream is not None  # a started stream has its aioquic stream
+        quic_stream.receiver.stop(error_code)
+        stream.connection.abort_frames_queued(stream)
 
     def stop(self) -> None:
         """The receive path was aborted (or is over): nothing more is indicated."""
