@@ -72,7 +72,12 @@ def send_complete(canceled: bool, client_context: Any, send_id: int) -> SendComp
 
 def receive(absolute_offset: int, data: bytes, flags: ReceiveFlags) -> Receive:
     """``Receive`` of one buffer, built for the hot path."""
-    return receive_buffers(absolute_offset, (data,), len(data), flags)
+    event = _new(Receive)
+    _set_absolute_offset(event, absolute_offset)
+    _set_total_buffer_length(event, len(data))
+    _set_buffers(event, (data,))
+    _set_receive_flags(event, flags)
+    return event
 
 
 def receive_buffers(absolute_offset: int, buffers: tuple[bytes, ...], total: int, flags: ReceiveFlags) -> Receive:

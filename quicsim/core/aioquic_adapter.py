@@ -65,19 +65,27 @@ def close_as_msquic(quic: QuicConnection) -> None:
     CONNECTION_CLOSE arrives, answer it with one CONNECTION_CLOSE of our own (error 0, a
     transport close, as QuicConnTryClose queues it: aioquic sends nothing while draining)
     and drain for max(15 ms, 2 * smoothed RTT) instead of 3 PTO."""
-    close_begin, datagrams_to_send = quic._close_begin, quic.datagrams_to_send
-    answer: list[bool] = []
+    close_begin = quic._close_begin
 
     def close_begin_msquic(is_initiator: bool, now: float) -> None:
         close_begin(is_initiator, now)
         if not is_initiator:
             quic._close_at = now + max(DRAIN_MIN, 2 * quic._loss._rtt_smoothed)
-            answer.append(True)
+            _answer_once(quic)
+
+    # A per-instance patch (mypy forbids assigning to a method).
+    quic._close_begin = close_begin_msquic  # type: ignore[method-assign]
+
+
+def _answer_once(quic: QuicConnection) -> None:
+    """The next datagrams_to_send writes one CONNECTION_CLOSE although draining (only
+    then is the method wrapped: the usual transmit pays nothing for it)."""
+    datagrams_to_send = quic.datagrams_to_send
 
     def datagrams_with_answer(now: float) -> list[tuple[bytes, Any]]:
-        if not answer or quic._state is not QuicConnectionState.DRAINING:
+        quic.datagrams_to_send = datagrams_to_send  # type: ignore[method-assign]
+        if quic._state is not QuicConnectionState.DRAINING:
             return datagrams_to_send(now)
-        answer.clear()
         # aioquic writes a close only from a live state: build the one answer as if live,
         # then put the draining period back as it was.
         peer_close, close_at = quic._close_event, quic._close_at
@@ -88,8 +96,6 @@ def close_as_msquic(quic: QuicConnection) -> None:
         finally:
             quic._state, quic._close_event, quic._close_at = QuicConnectionState.DRAINING, peer_close, close_at
 
-    # Per-instance patches (mypy forbids assigning to a method).
-    quic._close_begin = close_begin_msquic  # type: ignore[method-assign]
     quic.datagrams_to_send = datagrams_with_answer  # type: ignore[method-assign]
 
 

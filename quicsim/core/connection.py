@@ -313,16 +313,24 @@ class ConnectionCore:
         self.state.move("close_handle")
         self.apply_shutdown(ConnectionShutdownFlags.SILENT, 0, by_app=False)
 
-    def datagram_arriving(self) -> None:
-        """Before aioquic takes in a datagram from the peer. During our closing period it
-        is the peer's answer to our CONNECTION_CLOSE (a peer that closes as MsQuic does
-        answers with one of its own; aioquic drops the datagram unread, so its arrival is
-        what counts): both sides are closed, SHUTDOWN_COMPLETE comes at once with
-        peer_acknowledged_shutdown True (QuicConnTryClose)."""
-        if (self.state.closed_locally and not self.state.closed_remotely and not self.state.shutdown_complete
+    def receive_datagram(self, data: bytes, addr: Any, now: float) -> None:
+        """A datagram from the peer, before its events are delivered (the driver delivers
+        them next): aioquic takes it in, then what its frames did comes in MsQuic's order
+        (datagram_processed).
+
+        During our closing period a datagram is the peer's answer to our CONNECTION_CLOSE
+        (a peer that closes as MsQuic does answers with one of its own; aioquic drops the
+        datagram unread, so its arrival is what counts): both sides are closed,
+        SHUTDOWN_COMPLETE comes at once with peer_acknowledged_shutdown True
+        (QuicConnTryClose)."""
+        state = self.state
+        if (state.closed_locally and not state.closed_remotely and not state.shutdown_complete
                 and aq.is_closing(self.quic)):
-            self.state.try_close("close_remotely")
+            state.try_close("close_remotely")
             self._shutdown_complete_if_due()
+        self.quic.receive_datagram(data, addr, now=now)
+        if self._dirty or self._opened_by_peer:
+            self.datagram_processed()
 
     def _shutdown_complete_if_due(self) -> None:
         """QuicConnOnShutdownComplete once ProcessShutdownComplete is set: aioquic's side

@@ -115,6 +115,17 @@ RECEIVE_CALL_MOVES: dict[tuple[str, str], str] = {
     ("on/pending", "stop"): "off",
 }
 
+def _receive_call_flags(name: str) -> tuple[bool, bool]:
+    return name.startswith("on"), name.endswith("/pending")
+
+
+#: RECEIVE_CALL_MOVES keyed by the flags themselves: (ReceiveEnabled, ReceiveCallPending,
+#: move) -> the new pair. The same table, read per RECEIVE without building names.
+_RECEIVE_CALL_BY_FLAGS: dict[tuple[bool, bool, str], tuple[bool, bool]] = {
+    (*_receive_call_flags(state), move): _receive_call_flags(target)
+    for (state, move), target in RECEIVE_CALL_MOVES.items()
+}
+
 #: One-way flags of a stream: the move sets the flag, once (a second time is a bug).
 STREAM_FLAG_MOVES: dict[str, str] = {
     "start": "started",  # QuicStreamStart succeeded
@@ -329,15 +340,15 @@ class StreamState:
         return ("on" if self.receive_enabled else "off") + ("/pending" if self.receive_call_pending else "")
 
     def move_receive_call(self, move: str) -> bool:
-        """Apply ``move`` (:data:`RECEIVE_CALL_MOVES`); False: a no-op row."""
-        state = self.receive_calls()
-        target = RECEIVE_CALL_MOVES.get((state, move))
+        """Apply ``move`` (:data:`RECEIVE_CALL_MOVES`, read by flags: this runs per
+        RECEIVE); False: a no-op row."""
+        enabled, pending = self.receive_enabled, self.receive_call_pending
+        target = _RECEIVE_CALL_BY_FLAGS.get((enabled, pending, move))
         if target is None:
-            raise _illegal("receive calls", state, move, self)
-        if target == state:
+            raise _illegal("receive calls", self.receive_calls(), move, self)
+        if target == (enabled, pending):
             return False
-        self.receive_enabled = target.startswith("on")
-        self.receive_call_pending = target.endswith("/pending")
+        self.receive_enabled, self.receive_call_pending = target
         return True
 
     # -- the one-way flags

@@ -61,13 +61,47 @@ class StreamReceive:
     def on_frame(self, data: bytes, fin: bool) -> None:
         """In-order data (and the FIN) of the peer, taken in by QUIC."""
         state = self.stream.state
-        if state.receive_direction() != "open":
+        if state.remote_closed or state.sent_stop_sending:  # the direction is not open
             # After our ABORT_RECEIVE nothing more is indicated; a FIN is taken as the
             # reset that answers it ("Treating FIN after receive abort as reset").
             if fin and state.move_receive("fin"):
                 self.stream.try_complete_shutdown()
             return
-        self.on_data(data, fin)
+        if not (data and not self.held and state.receive_enabled and not state.receive_call_pending):
+            self.on_data(data, fin)
+            return
+        # The usual case, per packet: flush for one event when nothing is held and the
+        # application takes what comes; the data is held only if the handler holds it.
+        stream = self.stream
+        offset, length = self.base_offset, len(data)
+        if fin:
+            self.max_length = offset + length
+        state.move_receive_call("indicate")
+        self.pending_length = length
+        self.inline_length = None
+        self.call_active = True
+        try:
+            status = stream.indicate(ev.receive(offset, data, _FIN if fin else _NONE))
+        finally:
+            self.call_active = False
+        if state.sent_stop_sending or state.remote_closed:
+            return  # the application aborted its receive path from the handler
+        if status is _PENDING or self.chunks:
+            # Held (or something came in meanwhile): the general path from here on.
+            self.chunks.insert(0, data)
+            self.held += length
+            if status is _PENDING:
+                if self.inline_length is None:
+                    return  # held until StreamReceiveComplete
+                length = self.inline_length
+            if self.complete(length):
+                self.flush()
+            return
+        # QuicStreamReceiveComplete of all of it, as complete() would do it
+        self.base_offset = offset + length
+        state.move_receive_call("complete_all")
+        if fin and not state.remote_closed:
+            self._peer_send_shutdown()
 
     def on_reset(self, error_code: int) -> None:
         """QuicStreamProcessResetFrame: PEER_SEND_ABORTED, unless it only answers our own
@@ -135,11 +169,15 @@ class StreamReceive:
         if self.held:
             return True
         if self.max_length == self.base_offset and not state.remote_closed:
-            # Every byte before the FIN was taken: RemoteCloseFin, the graceful close event.
-            state.move_receive("fin")
-            stream.indicate(ev.PeerSendShutdown())
-            stream.try_complete_shutdown()
+            self._peer_send_shutdown()
         return False
+
+    def _peer_send_shutdown(self) -> None:
+        """Every byte before the FIN was taken: RemoteCloseFin, the graceful close event."""
+        stream = self.stream
+        stream.state.move_receive("fin")
+        stream.indicate(ev.PeerSendShutdown())
+        stream.try_complete_shutdown()
 
     def _drain(self, length: int) -> None:
         self.base_offset += length

@@ -107,9 +107,7 @@ class ConnectionDriver(QuicConnectionProtocol):
         if core is None:
             super().datagram_received(data, addr)
             return
-        core.datagram_arriving()  # (during our closing period: the peer's answer)
-        self._quic.receive_datagram(cast(bytes, data), addr, now=self._loop.time())
-        core.datagram_processed()  # its ACKs' completions and the streams it opened, before its events
+        core.receive_datagram(cast(bytes, data), addr, self._loop.time())
         self._process_events()
         self.transmit()
 
