@@ -31,6 +31,25 @@ def test_rendered_program_is_a_scenario_that_runs():
     assert signature(run_program(program)) is None
 
 
+def test_a_slow_reader_program_holds_and_resumes_the_servers_receive_path(tmp_path):
+    """Some programs' server reads slowly: its handler holds RECEIVE (PENDING) and takes it
+    later (StreamReceiveComplete), and pauses RECEIVE now and then, so campaigns exercise
+    the receive path's moves as well as the send path's."""
+    from dataclasses import replace
+
+    from quicsim.fuzz.engine import _spec_from_source
+    from quicsim.runner import RunOptions, run_job
+
+    program = next(p for p in (generate(seed, 40) for seed in range(500)) if p.slow_reader)
+    program = replace(program, network={}, ops=[("open", "s1", "client", False), ("start", "s1", 0)]
+                      + [("send", "s1", 3000, 1, 0), ("sleep", 10)] * 6 + [("shutdown", "s1", 1, 0)])
+    spec = _spec_from_source(render(program), "slow")
+    result = run_job(spec, program.seed, RunOptions(trace_dir=str(tmp_path), check_invariants=True))
+    assert result["passed"], result
+    trace = Path(result["trace"]).read_text()
+    assert '"name": "receive_complete"' in trace and '"name": "receive_set_enabled"' in trace
+
+
 def test_clean_campaign_finds_nothing(tmp_path):
     result = run_campaign(runs=150, seed=1000, out_dir=tmp_path)
     assert result.runs == 150 and result.ops > 150

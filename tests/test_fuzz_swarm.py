@@ -67,6 +67,8 @@ def outside_features(program: Program) -> set[str]:
         used.add("settings.send_buffering")
     if program.preempt:
         used.add("settings.preempt")
+    if program.slow_reader:
+        used.add("settings.slow_reader")
     previous: tuple = ()
     for op in program.ops:
         needs = _op_needs(op)
@@ -99,6 +101,7 @@ def test_a_swarm_program_uses_only_the_features_its_seed_kept():
     used |= {_NETWORK[key] for p in programs for key in p.network}
     used |= {"settings.send_buffering"} if any(p.send_buffering for p in programs) else set()
     used |= {"settings.preempt"} if any(p.preempt for p in programs) else set()
+    used |= {"settings.slow_reader"} if any(p.slow_reader for p in programs) else set()
     assert used == set(FEATURES) - {"stream.start_at_open", "shutdown.racing_sends"}
 
 

@@ -134,7 +134,7 @@ def shrink(program: Program, sig: str, faults: frozenset[str], max_runs: int = 3
                 break
     # Settings knobs back to their defaults, one at a time.
     for plainer in (lambda p: replace(p, send_buffering=False), lambda p: replace(p, peer_streams=None),
-                    lambda p: replace(p, stop_sending=False)):
+                    lambda p: replace(p, stop_sending=False), lambda p: replace(p, slow_reader=False)):
         candidate = plainer(current)
         if candidate != current and still_fails(candidate):
             current = candidate

@@ -91,6 +91,10 @@ class Program:
     #: the server aborts the receive side of each stream the client opened at its first
     #: RECEIVE, so the client's sends in flight meet a STOP_SENDING
     stop_sending: bool = False
+    #: the server reads slowly: it holds every other RECEIVE (its handler returns PENDING)
+    #: and takes it a few ms later, and pauses RECEIVE now and then (StreamReceiveComplete,
+    #: StreamReceiveSetEnabled)
+    slow_reader: bool = False
 
     def api_op_count(self) -> int:
         """Operations that are API calls (sleeps do not count)."""
@@ -188,6 +192,9 @@ def generate(seed: int, max_ops: int = 12, swarm: float = 0.0) -> Program:
     knobs = random.Random(f"quicsim-fuzz-knobs:{seed}")
     program.peer_streams = knobs.choice((1, 2, 3)) if knobs.random() < 0.15 else None
     program.stop_sending = knobs.random() < 0.1
+    # Drawn from its own generator so adding this knob left every program as it was.
+    program.slow_reader = (not program.stop_sending and random.Random(f"quicsim-fuzz-reader:{seed}").random() < 0.15
+                           and allowed(features, "settings.slow_reader"))
     datagrams = random.Random(f"quicsim-fuzz-datagrams:{seed}")
     story = random.Random(f"quicsim-fuzz-story:{seed}")
     streams: list[str] = []

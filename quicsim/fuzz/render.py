@@ -10,7 +10,9 @@ from ..enums import ConnectionShutdownFlags, SendFlags, StreamOpenFlags, StreamS
 from .program import Program
 
 HEADER = '''\
-from quicsim import (ConnectionShutdownFlags, SendFlags, Settings, StatusError, StreamOpenFlags,
+import asyncio
+
+from quicsim import (ConnectionShutdownFlags, SendFlags, Settings, Status, StatusError, StreamOpenFlags,
                      StreamShutdownFlags, StreamStartFlags, scenario)
 
 TRIGGERS = {}  # stream name -> [[event name, action, fired]]: each runs once, inside the handler
@@ -45,6 +47,30 @@ def stop_sending(conn, event):
                 aborted.append(stream.shutdown(StreamShutdownFlags.ABORT_RECEIVE, 7))
             elif e.type.name in ("PEER_SEND_SHUTDOWN", "PEER_SEND_ABORTED"):
                 stream.shutdown(StreamShutdownFlags.GRACEFUL)
+
+        event.stream.set_handler(on_stream)
+
+
+def slow_reader(conn, event):
+    """The server's handler: hold every other RECEIVE of each peer stream (the handler
+    returns PENDING) and take it 5 ms later, pause RECEIVE for 3 ms after every third one,
+    and close our side once the peer finished or reset its own."""
+    if event.type.name == "PEER_STREAM_STARTED":
+        seen = []
+
+        def on_stream(stream, e):
+            loop = asyncio.get_running_loop()
+            if e.type.name == "RECEIVE":
+                seen.append(e.total_buffer_length)
+                if len(seen) % 3 == 0:
+                    stream.receive_set_enabled(False)
+                    loop.call_later(0.003, stream.receive_set_enabled, True)
+                if len(seen) % 2 and e.total_buffer_length:
+                    loop.call_later(0.005, stream.receive_complete, e.total_buffer_length)
+                    return Status.PENDING
+            elif e.type.name in ("PEER_SEND_SHUTDOWN", "PEER_SEND_ABORTED"):
+                stream.shutdown(StreamShutdownFlags.GRACEFUL)
+            return None
 
         event.stream.set_handler(on_stream)
 
@@ -151,7 +177,8 @@ def render(program: Program, faults: frozenset[str] = frozenset(), doc: str = ""
             args.append(f"faults={sorted(faults)!r}")
         both = f"Settings({', '.join(args)})"
         settings = f", settings={{'client': {both}, 'server': {both}}}"
-    server = ", server=stop_sending" if program.stop_sending else ""
+    server = (", server=stop_sending" if program.stop_sending
+              else ", server=slow_reader" if program.slow_reader else "")
     decorator = (f"@scenario(network={program.network!r}, seed={program.seed}, transport='memory', "
                  f"timeout=60{settings}{server})")
     doc_block = f'"""{doc.strip()}\n\nReproduce: quicsim run THIS_FILE --transport memory\n"""\n\n' if doc else ""

@@ -37,7 +37,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
            "on.peer_receive_aborted", "on.receive"),
     "net": ("net.loss", "net.delay", "net.jitter", "net.reorder", "net.duplicate", "net.blackhole"),
     # last, so adding one left the draws of the others as they were
-    "settings": ("settings.send_buffering", "settings.preempt"),
+    "settings": ("settings.send_buffering", "settings.preempt", "settings.slow_reader"),
 }
 FEATURES: tuple[str, ...] = tuple(name for names in GROUPS.values() for name in names)
 
