@@ -202,3 +202,14 @@ def test_every_private_read_is_in_the_adapter_and_named_here():
     for name in PRIVATE_NAMES:
         assert any(hasattr(obj, name) for obj in (quic, sender, receiver)) or name == "_packet", \
             f"aioquic changed: {name} is gone; core/aioquic_adapter.py reads it. Pin aioquic."
+
+
+def test_the_drivers_timer_is_aioquics_with_one_instant_at_most():
+    """ConnectionDriver._handle_timer replaces aioquic's protocol timer (to handle a timer
+    at most once per instant): it must still do what aioquic's does."""
+    from aioquic.asyncio.protocol import QuicConnectionProtocol
+
+    src = inspect.getsource(QuicConnectionProtocol._handle_timer)
+    for line in ("now = max(self._timer_at, self._loop.time())", "self._timer = None", "self._timer_at = None",
+                 "self._quic.handle_timer(now=now)", "self._process_events()", "self.transmit()"):
+        assert line in src, f"aioquic's protocol timer changed ({line!r} is gone): see quicsim/transport/udp.py"

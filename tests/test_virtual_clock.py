@@ -81,3 +81,32 @@ def test_once_the_thread_is_done_idle_time_is_free_again(tmp_path):
     result = run_job(_specs(tmp_path)["idle_after_a_thread"], 1)
     assert result["passed"], result["error"]
     assert time.monotonic() - start < 10  # 30 s of idle timeout went by in virtual time
+
+
+def test_a_loss_timer_that_rearms_at_its_own_instant_does_not_spin(tmp_path):
+    """aioquic's loss detection, called at a packet's loss deadline, can find the packet
+    not yet lost by float rounding and re-arm the very same deadline; on a virtual clock
+    that does not move while callbacks run that was a livelock (a fuzz hang, seed
+    15001991: 100 % CPU at one instant, forever). The driver handles a timer at most once
+    per instant, so the run ends. Run in its own process, bounded: a livelock fails the
+    test instead of stalling the suite."""
+    import subprocess
+    import sys
+
+    (tmp_path / "rearm.py").write_text(
+        "from quicsim import Settings, StreamOpenFlags, StreamStartFlags, scenario\n\n"
+        "both = Settings(send_buffering=True, preempt=1.0)\n\n"
+        "@scenario(network={'loss': 0.138, 'reorder': 0.108}, seed=15001991, transport='memory', timeout=60,\n"
+        "          settings={'client': both, 'server': both})\n"
+        "async def rearming_loss_timer(ctx):\n"
+        "    s1 = ctx.server.open_stream(StreamOpenFlags.NONE)\n"
+        "    s1.start(StreamStartFlags.NONE)\n"
+        "    s1.close()\n"
+        "    s2 = ctx.client.open_stream(StreamOpenFlags.NONE)\n"
+        "    s2.start(StreamStartFlags.NONE)\n")
+    try:
+        done = subprocess.run([sys.executable, "-m", "quicsim", "run", str(tmp_path / "rearm.py"), "--json"],
+                              capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("the run spun at one instant (still running after 60 s of wall-clock time)")
+    assert done.returncode == 0 and '"passed": true' in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]

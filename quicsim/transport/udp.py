@@ -19,6 +19,8 @@ from aioquic.quic.connection import QuicConnection
 
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 SOCKET_BUFFER = 4 << 20
+#: a timer handled twice at one instant is handled this much later the second time
+TIMER_NUDGE = 1e-6
 
 
 def enlarge_buffers(transport: asyncio.BaseTransport) -> None:
@@ -42,6 +44,7 @@ class ConnectionDriver(QuicConnectionProtocol):
         self.core: Any = None
         self._worker_scheduled = False
         self._owns_transport = False
+        self._last_timer_now = -1.0
 
     def attach(self, core: Any) -> None:
         self.core = core
@@ -102,6 +105,21 @@ class ConnectionDriver(QuicConnectionProtocol):
         self._process_events()
 
     # -- aioquic hooks
+    def _handle_timer(self) -> None:
+        """aioquic's timer, never twice at one instant: its loss detection, called at a
+        packet's loss deadline, can find the packet not yet lost by float rounding
+        (sent + delay <= now, yet sent > now - delay) and re-arm the same deadline, which
+        on a virtual clock that does not move while callbacks run is a livelock."""
+        now = max(self._timer_at or 0.0, self._loop.time())
+        if now <= self._last_timer_now:
+            now = self._last_timer_now + TIMER_NUDGE
+        self._last_timer_now = now
+        self._timer = None
+        self._timer_at = None
+        self._quic.handle_timer(now=now)
+        self._process_events()
+        self.transmit()
+
     def datagram_received(self, data: bytes | str, addr: Any) -> None:
         core = self.core
         if core is None:
