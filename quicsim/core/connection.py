@@ -328,7 +328,7 @@ class ConnectionCore:
                 and aq.is_closing(self.quic)):
             state.try_close("close_remotely")
             self._shutdown_complete_if_due()
-        self.quic.receive_datagram(data, addr, now=now)
+        self.quic.receive_datagram(data, addr, now)
         if self._dirty or self._opened_by_peer:
             self.datagram_processed()
 

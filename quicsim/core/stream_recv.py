@@ -79,11 +79,9 @@ class StreamReceive:
         state.move_receive_call("indicate")
         self.pending_length = length
         self.inline_length = None
-        self.call_active = True
-        try:
-            status = stream.indicate(ev.receive(offset, data, _FIN if fin else _NONE))
-        finally:
-            self.call_active = False
+        self.call_active = True  # (a handler's exception never leaves indicate: _dispatch keeps it)
+        status = stream.indicate(ev.receive(offset, data, _FIN if fin else _NONE))
+        self.call_active = False
         if state.sent_stop_sending or state.remote_closed:
             return  # the application aborted its receive path from the handler
         if status is _PENDING or self.chunks:
@@ -142,10 +140,8 @@ class StreamReceive:
             self.pending_length = length
             self.inline_length = None
             self.call_active = True
-            try:
-                status = stream.indicate(ev.receive_buffers(offset, chunks, length, flags))
-            finally:
-                self.call_active = False
+            status = stream.indicate(ev.receive_buffers(offset, chunks, length, flags))
+            self.call_active = False
             if state.sent_stop_sending or state.remote_closed:
                 break  # the application aborted its receive path from the handler
             if status is _PENDING:
