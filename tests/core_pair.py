@@ -41,9 +41,7 @@ class CorePair:
         """Let ``core`` take in what its aioquic connection has for it (after an API call)."""
         self._events(core)
 
-    def _events(self, core: ConnectionCore, acks_first: bool = False) -> None:
-        if acks_first:  # after receive_datagram, as the driver does
-            core.datagram_processed()
+    def _events(self, core: ConnectionCore) -> None:
         event = core.quic.next_event()
         while event is not None:
             core.handle_quic_event(event)
@@ -63,11 +61,11 @@ class CorePair:
                                           original_destination_connection_id=self.client.quic.original_destination_connection_id)
                     self.server = ConnectionCore(quic, settings=self.server_settings, label="server",
                                                  observers=self.observers)
-                self.server.quic.receive_datagram(data, CLIENT, now=self.now)
-                self._events(self.server, acks_first=True)
+                self.server.receive_datagram(data, CLIENT, self.now)  # as the driver does
+                self._events(self.server)
             else:
-                self.client.quic.receive_datagram(data, SERVER, now=self.now)
-                self._events(self.client, acks_first=True)
+                self.client.receive_datagram(data, SERVER, self.now)
+                self._events(self.client)
         return len(datagrams)
 
     def drop(self, sender: ConnectionCore) -> int:
@@ -84,8 +82,8 @@ class CorePair:
         """Hand datagrams taken with :meth:`hold` to ``receiver`` now."""
         addr = CLIENT if receiver is self.server else SERVER
         for data in datagrams:
-            receiver.quic.receive_datagram(data, addr, now=self.now)
-            self._events(receiver, acks_first=True)
+            receiver.receive_datagram(data, addr, self.now)
+            self._events(receiver)
 
     def fire_timer(self, core: ConnectionCore) -> float | None:
         """Move time to ``core``'s next aioquic timer and run it; returns that time."""

@@ -141,7 +141,7 @@ class ConnectionCore:
         self._apply_limits()
         aq.watch_stream_limits(quic, self._on_limits_moved)
         aq.close_as_msquic(quic)
-        #: ids of streams the peer's frames opened since the last look (see datagram_processed)
+        #: ids of streams the peer's frames opened since the last look (see receive_datagram)
         self._opened_by_peer: list[int] = []
         #: per stream type (id & 3): the next peer stream id not yet indicated
         self._peer_next: dict[int, int] = {}
@@ -315,8 +315,10 @@ class ConnectionCore:
 
     def receive_datagram(self, data: bytes, addr: Any, now: float) -> None:
         """A datagram from the peer, before its events are delivered (the driver delivers
-        them next): aioquic takes it in, then what its frames did comes in MsQuic's order
-        (datagram_processed).
+        them next): aioquic takes it in, then what its frames did comes in the order MsQuic
+        handles a packet's frames (ACK first): the completions its ACKs brought, then
+        PEER_STREAM_STARTED for each stream its frames opened, lower-numbered ones too
+        (QuicStreamSetGetStreamForPeer), whether or not a frame carries data.
 
         During our closing period a datagram is the peer's answer to our CONNECTION_CLOSE
         (a peer that closes as MsQuic does answers with one of its own; aioquic drops the
@@ -329,8 +331,10 @@ class ConnectionCore:
             state.try_close("close_remotely")
             self._shutdown_complete_if_due()
         self.quic.receive_datagram(data, addr, now)
-        if self._dirty or self._opened_by_peer:
-            self.datagram_processed()
+        if self._dirty:
+            self.complete_acknowledged()
+        if self._opened_by_peer:
+            self._open_peer_streams()
 
     def _shutdown_complete_if_due(self) -> None:
         """QuicConnOnShutdownComplete once ProcessShutdownComplete is set: aioquic's side
@@ -405,22 +409,16 @@ class ConnectionCore:
         if self.check_invariants and not self.callback_depth:
             self.check_exactly_once()
 
-    def datagram_processed(self) -> None:
-        """After ``receive_datagram``, before the datagram's events, in the order MsQuic
-        handles a packet's frames (ACK first): the completions its ACKs brought, then
-        PEER_STREAM_STARTED for each stream its frames opened, lower-numbered ones too
-        (QuicStreamSetGetStreamForPeer), whether or not a frame carries data."""
-        if self._dirty:
-            self.complete_acknowledged()
-        if self._opened_by_peer:
-            opened, self._opened_by_peer[:] = sorted(self._opened_by_peer), []
-            for stream_id in opened:
-                kind = stream_id & 3
-                next_id = self._peer_next.get(kind, kind)
-                while next_id <= stream_id:
-                    self._stream_for(next_id)
-                    next_id += 4
-                self._peer_next[kind] = next_id
+    def _open_peer_streams(self) -> None:
+        """PEER_STREAM_STARTED for the streams the peer's frames opened, in order."""
+        opened, self._opened_by_peer[:] = sorted(self._opened_by_peer), []
+        for stream_id in opened:
+            kind = stream_id & 3
+            next_id = self._peer_next.get(kind, kind)
+            while next_id <= stream_id:
+                self._stream_for(next_id)
+                next_id += 4
+            self._peer_next[kind] = next_id
 
     def complete_acknowledged(self) -> None:
         """The ACK path: complete what acknowledgements (or losses) changed on the streams
