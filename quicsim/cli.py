@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -130,6 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="re-judge recorded traces offline with the ledger (exit 1: leak or violation)")
     check.add_argument("trace", nargs="+", metavar="TRACE", help="JSON Lines histories (quicsim run --trace DIR)")
+
+    backends = sub.add_parser("backends", help="what can run the MsQuic-style API here: the simulator, the real "
+                                               "libmsquic (and its version)")
+    backends.add_argument("--msquic-lib", metavar="PATH", help="the libmsquic to load (default: $QUICSIM_MSQUIC_LIB, "
+                                                               "else the system's)")
+    backends.add_argument("--json", action="store_true", help="print one JSON object")
 
     certs = sub.add_parser("certs", help="make a new test CA and localhost certificate")
     certs.add_argument("dir", nargs="?", default="certs", metavar="DIR",
@@ -406,6 +413,22 @@ def _make_certs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _backends(args: argparse.Namespace) -> int:
+    """quicsim backends: one line per backend (exit 2 when a library named with --msquic-lib
+    or $QUICSIM_MSQUIC_LIB cannot be used)."""
+    from .backends import MSQUIC_LIB_ENV, describe
+
+    infos = describe(args.msquic_lib)
+    if args.json:
+        print(json.dumps({"backends": [info.as_dict() for info in infos]}))
+    else:
+        for info in infos:
+            state = f"available  {info.version}" if info.available else "unavailable"
+            print(f"{info.name:<10} {state:<22} {info.detail}")
+    named = args.msquic_lib or os.environ.get(MSQUIC_LIB_ENV)
+    return 2 if named and not infos[-1].available else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = build_parser()
@@ -424,6 +447,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "check":
             from .check import main as check_main
             return check_main(args.trace)
+        if args.command == "backends":
+            return _backends(args)
         return _make_certs(args)
     except UsageError as exc:
         print(f"quicsim: error: {exc}" if not str(exc).startswith("quicsim") else f"{exc}", file=sys.stderr)
