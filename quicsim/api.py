@@ -274,6 +274,11 @@ class Connection:
             self.driver.run_events()  # what aioquic still held: nothing reaches the handler now
             self.driver.release()
 
+    def leftover_streams(self) -> list[StreamCore]:
+        """Stream handles a teardown closes before ConnectionClose: the never-started ones
+        (ConnectionClose ends every started stream itself)."""
+        return list(self.core.unstarted)
+
     # What an application may read.
     label = _Read[str]('label')
     settings = _Read[Settings]('settings')

@@ -26,7 +26,7 @@ from .fuzz.swarm import DEFAULT_SWARM
 from .loader import UsageError, load_scenarios
 from .network import NetworkError, NetworkProfile
 from .outpaths import output_dir, output_file
-from .report import print_failures, results_table
+from .report import print_failure_rates, print_failures, print_skips, results_table
 from .runner import RunOptions, run_job, seeds_for, transport_for
 from .settings import FAULTS, check_faults
 
@@ -95,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run each seed twice (memory transport) and compare trace, qlog and datagrams")
     run.add_argument("--probes", action="store_true",
                      help="count state-coverage probe hits and list the probes no run reached")
+    run.add_argument("--backend", choices=("simulator", "msquic"), default="simulator",
+                     help="simulator (default): quicsim's core on aioquic; msquic: the real libmsquic on both "
+                          "ends (scenarios that need the simulator are skipped, saying why)")
+    run.add_argument("--msquic-lib", metavar="PATH",
+                     help="the libmsquic for --backend msquic (default: $QUICSIM_MSQUIC_LIB, else the system's)")
 
     demo = sub.add_parser("demo", help="a live loopback demo of the send-after-shutdown race")
     demo.add_argument("--inject", type=_fault, action="append", default=[], metavar="FAULT",
@@ -167,10 +172,12 @@ def _run(args: argparse.Namespace) -> int:
     if args.report and not trace_dir:
         scratch = tempfile.TemporaryDirectory(prefix="quicsim-trace-")
         trace_dir = scratch.name
+    if args.backend == "msquic":
+        _check_msquic_options(args)
     options = RunOptions(network=overrides, faults=frozenset(args.inject), seed=args.seed, repeat=args.repeat,
                          trace_dir=trace_dir, transport=args.transport, probes=args.probes,
                          send_buffering=None if args.send_buffering is None else args.send_buffering == "on",
-                         preempt=args.preempt)
+                         preempt=args.preempt, backend=args.backend, msquic_lib=args.msquic_lib)
     jobs = [(spec, seed) for spec in specs for seed in seeds_for(spec, options)]
     if args.check_determinism:
         for spec in specs:
@@ -236,8 +243,16 @@ def _run(args: argparse.Namespace) -> int:
             extra += ["--preempt", f"{args.preempt:g}"]
         if args.check_determinism:
             extra += ["--check-determinism"]
+        if args.backend != "simulator":
+            extra += ["--backend", args.backend]
+        if args.msquic_lib:
+            extra += ["--msquic-lib", args.msquic_lib]
+        print_skips(out, results)
         print_failures(out, results, extra)
-        passed = sum(r["passed"] for r in results)
+        if args.backend == "msquic":
+            print_failure_rates(out, results)
+        skipped = sum(bool(r.get("skipped")) for r in results)
+        passed = sum(r["passed"] for r in results) - skipped
         if args.probes and results:
             from collections import Counter
 
@@ -254,7 +269,8 @@ def _run(args: argparse.Namespace) -> int:
             same = sum(r["determinism"]["identical"] for r in results)
             out.print(f"determinism: {same} of {len(results)} runs identical when repeated "
                       f"(trace, qlog, datagrams, verdict)")
-        out.print(f"{passed} passed, {len(results) - passed} failed"
+        out.print(f"{passed} passed, {len(results) - passed - skipped} failed"
+                  + (f", {skipped} skipped" if skipped else "")
                   + (f" (interrupted after {len(results)} of {len(jobs)} runs)" if interrupted else ""))
     if args.report and results:
         from .explain import analyze, load_trace
@@ -270,6 +286,28 @@ def _run(args: argparse.Namespace) -> int:
     if interrupted:
         return 130
     return 0 if all(r["passed"] for r in results) else 1
+
+
+def _check_msquic_options(args: argparse.Namespace) -> None:
+    """--backend msquic: the library must load, and no option may ask for what only the
+    simulator has (one line, exit 2, before any run)."""
+    from .backends import BackendError
+    from .backends.msquic.runtime import Runtime, simulator_faults
+
+    for option, value in (("--transport memory", args.transport == "memory"),
+                          ("--preempt", args.preempt is not None),
+                          ("--check-determinism", args.check_determinism),
+                          ("--probes", args.probes)):
+        if value:
+            raise UsageError(f"quicsim run: {option} needs the simulator; it cannot be used with --backend msquic")
+    injected = simulator_faults(frozenset(args.inject))
+    if injected:
+        raise UsageError(f"quicsim run: --inject {injected[0]} is the simulator's fault; the msquic backend runs "
+                         "the library as it is")
+    try:
+        Runtime.get(args.msquic_lib)
+    except BackendError as exc:
+        raise UsageError(f"quicsim run: --backend msquic: {exc}") from None
 
 
 def _demo(args: argparse.Namespace) -> int:

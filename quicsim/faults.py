@@ -40,6 +40,9 @@ class Fault:
     description: ClassVar[str]
     #: the MsQuic function or path the fault reproduces
     msquic: ClassVar[str]
+    #: the real library loses completions this way by itself (seen running it): on the
+    #: msquic backend the fault needs no injecting, it is what the library does
+    in_library: ClassVar[bool] = False
 
     def late_send(self) -> LateSend:
         return LateSend.CANCEL
@@ -103,6 +106,7 @@ class ReentrantClose(Fault):
               "detached requests one by one (the flush fills the send buffer after each); "
               "QuicStreamClose inline from one of those callbacks sets ClientCallbackHandler "
               "to NULL, and QuicStreamIndicateEvent discards the rest")
+    in_library = True
 
     def close_inside_batch(self) -> bool:
         return True

@@ -2,6 +2,7 @@
 
 ``transport="udp"``: real sockets on 127.0.0.1 with the relay between them.
 ``transport="memory"``: the in-memory link (deterministic on a virtual-time loop).
+``backend="msquic"``: both ends are the real libmsquic (loopback UDP through the relay).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from .transport.memory import MemoryLink
 from .transport.relay import Relay
 
 TRANSPORTS = ("udp", "memory")
+BACKENDS = ("simulator", "msquic")
 TEARDOWN_SECONDS = 3.0
 #: On virtual time waiting is free, so a teardown can outlast an idle timeout: a
 #: connection that still has not finished is then really stuck.
@@ -34,6 +36,7 @@ class Pair:
     seed: int
     transport: str
     _link: Any = field(default=None, repr=False)
+    backend: str = "simulator"
     _judged: bool = field(default=False, repr=False)
 
     async def shutdown(self, timeout: float = TEARDOWN_SECONDS) -> bool:
@@ -41,7 +44,7 @@ class Pair:
         SHUTDOWN_COMPLETEs, then close every handle and the link. Returns False when a
         connection had to be cut short because its SHUTDOWN_COMPLETE did not come."""
         client, server = self.client, self.server
-        if client._handle_closed and server._handle_closed:
+        if client.handle_closed and server.handle_closed:
             return True
         clean = True
         try:
@@ -77,7 +80,7 @@ class Pair:
         self.judge_left()
         for conn in (self.client, self.server):
             if conn is not None:
-                for stream in list(conn.core.unstarted):
+                for stream in conn.leftover_streams():
                     stream.close()
                 conn.close()
         self.listener.close()
@@ -99,12 +102,24 @@ async def open_pair(
     accept_timeout: float = 10.0,
     qlog: Any = None,
     wire_log: list[str] | None = None,
+    backend: str = "simulator",
+    msquic_lib: str | None = None,
 ) -> Pair:
     """Connect a client and a server through a lossy link sharing one ledger.
     ``qlog`` (a :class:`quicsim.qlog.QlogWriter`) records a qlog per connection;
-    ``wire_log`` (a list, memory transport only) gets one line per datagram sent."""
+    ``wire_log`` (a list, memory transport only) gets one line per datagram sent.
+    ``backend="msquic"`` runs both ends on the real libmsquic (``msquic_lib``, else
+    ``$QUICSIM_MSQUIC_LIB``, else the system's); BackendError if it cannot."""
     if transport not in TRANSPORTS:
         raise ValueError(f"transport must be one of {', '.join(TRANSPORTS)}, got {transport!r}")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend == "msquic":
+        return await _open_msquic_pair(transport=transport, network=network, seed=seed,
+                                       client_settings=client_settings, server_settings=server_settings,
+                                       ledger=ledger, server_handler=server_handler, client_handler=client_handler,
+                                       observers=observers, accept_timeout=accept_timeout, qlog=qlog,
+                                       wire_log=wire_log, msquic_lib=msquic_lib)
     loop = asyncio.get_running_loop()
     if not isinstance(network, Network):
         network = Network(network, seed, loop.time)
@@ -137,3 +152,38 @@ async def open_pair(
             link.close()
         raise
     return Pair(client, server, listener, network, ledger, seed, transport, link)
+
+
+async def _open_msquic_pair(*, transport: str, network: Any, seed: int, client_settings: Settings | None,
+                            server_settings: Settings | None, ledger: Ledger | None, server_handler: Any,
+                            client_handler: Any, observers: tuple[Any, ...], accept_timeout: float, qlog: Any,
+                            wire_log: Any, msquic_lib: str | None) -> Pair:
+    """Both ends on the real libmsquic, the seeded relay between them."""
+    from .backends import BackendError
+    from .backends.msquic import connection as msquic
+
+    if transport != "udp":
+        raise BackendError("the msquic backend runs over loopback UDP only (the in-memory link and virtual "
+                           "time are the simulator's)")
+    if qlog is not None or wire_log is not None:
+        raise BackendError("qlog and wire logs record the simulator's packets; the msquic backend has none")
+    loop = asyncio.get_running_loop()
+    if not isinstance(network, Network):
+        network = Network(network, seed, loop.time)
+    ledger = ledger if ledger is not None else Ledger()
+    listener: Any = None
+    link: Any = None
+    try:
+        listener = await msquic.listen(handler=server_handler, settings=server_settings, ledger=ledger,
+                                       observers=observers, msquic_lib=msquic_lib)
+        link = await Relay(("127.0.0.1", listener.port), network).start()
+        client = await msquic.connect("127.0.0.1", link.port, handler=client_handler, settings=client_settings,
+                                      ledger=ledger, observers=observers, msquic_lib=msquic_lib)
+        server = await listener.accept(timeout=accept_timeout)
+    except BaseException:
+        if listener is not None:
+            listener.close()
+        if link is not None:
+            link.close()
+        raise
+    return Pair(client, server, listener, network, ledger, seed, transport, link, backend="msquic")  # type: ignore[arg-type]

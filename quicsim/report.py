@@ -15,6 +15,8 @@ _SETTLE_NOTE = "when the body returned and the settle time ran out (the teardown
 
 
 def result_label(result: dict[str, Any]) -> Text:
+    if result.get("skipped"):
+        return Text("skip", style="dim")
     if not result["passed"]:
         return Text("FAIL", style="bold red")
     if result["expect"] != "ok":
@@ -86,6 +88,31 @@ def repro_command(result: dict[str, Any], extra_args: list[str]) -> str:
     """The exact command that reruns one scenario run."""
     return shlex.join(["quicsim", "run", result["file"], "-k", result["scenario"],
                        "--seed", str(result["seed"]), "--repeat", "1", *extra_args])
+
+
+def print_skips(console: Console, results: list[dict[str, Any]]) -> None:
+    """One line per skipped scenario (not per seed): why its backend cannot run it."""
+    seen: set[str] = set()
+    for r in results:
+        reason = r.get("skipped")
+        if reason and r["scenario"] not in seen:
+            seen.add(r["scenario"])
+            console.print(f"skip {r['scenario']} on {r.get('backend', 'simulator')}: {reason}", style="dim",
+                          markup=False)
+
+
+def print_failure_rates(console: Console, results: list[dict[str, Any]]) -> None:
+    """For scenarios run with several seeds: how often each failed (on the real library a
+    run is not replayable, so a rate is what a repro can promise)."""
+    runs: dict[str, list[bool]] = {}
+    for r in results:
+        if not r.get("skipped"):
+            runs.setdefault(r["scenario"], []).append(bool(r["passed"]))
+    for name, passed in runs.items():
+        if len(passed) > 1:
+            failed = passed.count(False)
+            console.print(f"{name}: failed {failed} of {len(passed)} runs ({100 * failed / len(passed):.0f} %)",
+                          markup=False)
 
 
 def print_failures(console: Console, results: list[dict[str, Any]], extra_args: list[str]) -> None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import interrupt
+from .backends import BackendError
 from .ledger import Ledger
 from .liveness import LIVENESS_SECONDS, VIRTUAL_LIVENESS_SECONDS, liveness_phase
 from .network import Network, NetworkProfile
@@ -45,6 +46,10 @@ class RunOptions:
     probes: bool = False  # count state-coverage probe hits (result["probes"])
     #: check the core's exactly-once bookkeeping after every operation (the fuzzer does)
     check_invariants: bool = False
+    #: "simulator", or "msquic": the real libmsquic on both ends (msquic_lib, else
+    #: $QUICSIM_MSQUIC_LIB, else the system's)
+    backend: str = "simulator"
+    msquic_lib: str | None = None
 
 
 def seeds_for(spec: ScenarioSpec, options: RunOptions) -> list[int]:
@@ -119,10 +124,30 @@ def transport_for(spec: ScenarioSpec, options: RunOptions) -> str:
     return options.transport or spec.transport
 
 
+def needs_simulator(spec: ScenarioSpec, options: RunOptions) -> str | None:
+    """Why ``spec`` cannot run on the real library (None when it can)."""
+    from .backends.msquic.runtime import simulator_faults
+
+    if "msquic" not in spec.backends:
+        return "the scenario runs on the simulator only (backends=)"
+    if transport_for(spec, options) == "memory":
+        return "it runs on the in-memory link (virtual time is the simulator's)"
+    faults = simulator_faults(spec.client_settings.faults | spec.server_settings.faults | options.faults)
+    if faults:
+        return f"it injects {', '.join(faults)} (faults are the simulator's)"
+    if options.preempt or spec.client_settings.preempt or spec.server_settings.preempt:
+        return "it sets preempt (preemption points are the simulator's)"
+    return None
+
+
 def run_job(spec: ScenarioSpec, seed: int, options: RunOptions | None = None) -> dict:
     """Run one scenario run on a fresh event loop: a virtual-time one for the memory
     transport, so the run is deterministic and idle time is free."""
     options = options or RunOptions()
+    if options.backend == "msquic":
+        reason = needs_simulator(spec, options)
+        if reason is not None:
+            return _stopped_result(spec, seed, options, None, 0.0, skipped=reason)
     run = interrupt.cancellable(run_scenario(spec, seed, options))  # Ctrl-C cancels it cleanly
     if transport_for(spec, options) == "memory":
         budget = options.virtual_budget or virtual_budget(spec)
@@ -140,19 +165,24 @@ def virtual_budget(spec: ScenarioSpec) -> float:
     return spec.timeout + VIRTUAL_LIVENESS_SECONDS + 2 * VIRTUAL_TEARDOWN_SECONDS + 60.0
 
 
-def _stopped_result(spec: ScenarioSpec, seed: int, options: RunOptions, error: str, wall: float) -> dict:
-    """The result of a run stopped from outside (nothing of its ledger survives)."""
+def _stopped_result(spec: ScenarioSpec, seed: int, options: RunOptions, error: str | None, wall: float,
+                    skipped: str | None = None) -> dict:
+    """The result of a run stopped from outside (nothing of its ledger survives), or of
+    one skipped because its backend cannot run it (``skipped``: why)."""
     return {
-        "scenario": spec.name, "file": spec.file, "seed": seed, "expect": spec.expect, "passed": False,
+        "scenario": spec.name, "file": spec.file, "seed": seed, "expect": spec.expect, "passed": skipped is not None,
         "error": error, **Ledger().report(), "network": {**spec.network, **options.network},
         "faults": sorted(spec.client_settings.faults | options.faults), "send_buffering": None,
-        "preempt": options.preempt, "datagrams": {}, "notes": [], "transport": "memory", "connected": None, "wall_time": round(wall, 3), "trace": None,
+        "preempt": options.preempt, "datagrams": {}, "notes": [], "transport": transport_for(spec, options),
+        "connected": None, "wall_time": round(wall, 3), "trace": None, "backend": options.backend,
+        **({"skipped": skipped} if skipped is not None else {}),
     }
 
 
 async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None = None) -> dict:
     """Run ``spec`` once with ``seed``; returns the result as a JSON-ready dict."""
     options = options or RunOptions()
+    msquic = options.backend == "msquic"
     loop = asyncio.get_running_loop()
     wall_start = time.monotonic()
     deadline = loop.time() + spec.timeout
@@ -162,6 +192,10 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
     server_settings = spec.server_settings
     if faults:
         client_settings = replace(client_settings, faults=client_settings.faults | faults)
+    applied_faults = client_settings.faults
+    if msquic:  # what is left (needs_simulator let it through) the library does by itself
+        client_settings = replace(client_settings, faults=frozenset())
+        server_settings = replace(server_settings, faults=frozenset())
     if options.send_buffering is not None:
         client_settings = replace(client_settings, send_buffering=options.send_buffering)
         server_settings = replace(server_settings, send_buffering=options.send_buffering)
@@ -174,9 +208,10 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
     tracer = qlog = None
     observers: tuple = ()
     if options.trace_dir:
-        qlog = QlogWriter(options.trace_dir, f"{spec.name}-seed{seed}", clock=loop.time)
+        if not msquic:  # (the library's packets are its own: no qlog of them here)
+            qlog = QlogWriter(options.trace_dir, f"{spec.name}-seed{seed}", clock=loop.time)
         tracer = Tracer(Path(options.trace_dir) / f"{spec.name}-seed{seed}.jsonl", clock=loop.time,
-                        include_cids=transport != "memory")
+                        include_cids=transport != "memory" and not msquic)
         observers = (tracer,)
     probes = ProbeObserver() if options.probes else None
     if probes is not None:
@@ -191,12 +226,12 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
         pair = await open_pair(transport=transport, network=network, seed=seed, client_settings=client_settings,
                                server_settings=server_settings, ledger=ledger, server_handler=spec.server,
                                observers=observers, accept_timeout=max(0.1, deadline - loop.time()),
-                               qlog=qlog, wire_log=wire)
-        if options.check_invariants:
+                               qlog=qlog, wire_log=wire, backend=options.backend, msquic_lib=options.msquic_lib)
+        if options.check_invariants and not msquic:
             for conn in (pair.client, pair.server):
                 conn.core.check_invariants = True
         context = ScenarioContext(client=pair.client, server=pair.server, listener=pair.listener, seed=seed,
-                                  network=network, ledger=ledger, spec=spec)
+                                  network=network, ledger=ledger, spec=spec, backend=options.backend)
         conns = [pair.client, pair.server]
         try:
             await asyncio.wait_for(spec.fn(context), max(0.01, deadline - loop.time()))
@@ -215,7 +250,7 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
             unsettled = _pending_text(ledger, conns) or None
     except asyncio.TimeoutError as exc:
         error = error or f"TimeoutError: {exc}"
-    except (ConnectionError, OSError) as exc:
+    except (ConnectionError, OSError, BackendError) as exc:
         error = error or f"{type(exc).__name__}: {exc}"
     except BaseException:
         if tracer is not None:
@@ -279,12 +314,13 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
         "unsettled": unsettled,
         **report,
         "network": network_spec,
-        "faults": sorted(client_settings.faults),
+        "faults": sorted(applied_faults),
         "send_buffering": client_settings.send_buffering,
         "preempt": client_settings.preempt,
         "datagrams": {d: dict(s) for d, s in network.stats.items()},
         "notes": context.notes if context else [],
         "transport": transport,
+        "backend": options.backend,
         "connected": pair is not None,  # False: the handshake never completed (no body ran)
         **({"probes": dict(probes.hits)} if probes is not None else {}),
         "wall_time": round(time.monotonic() - wall_start, 3),

@@ -16,6 +16,7 @@ from .network import NetworkProfile
 from .settings import Settings
 
 EXPECTATIONS = ("ok", "leak", "violation")
+BACKENDS = ("simulator", "msquic")
 ATTRIBUTE = "__quicsim_scenario__"
 
 
@@ -34,6 +35,8 @@ class ScenarioSpec:
     expect: str = "ok"
     server: Callable[..., Any] | None = None
     transport: str = "udp"
+    #: the backends the scenario can run on (quicsim run --backend)
+    backends: tuple[str, ...] = BACKENDS
     file: str = ""
     line: int = 0
 
@@ -69,6 +72,7 @@ def scenario(
     expect: str = "ok",
     server: Callable[..., Any] | None = None,
     transport: str = "udp",
+    backends: Any = BACKENDS,
 ) -> Any:
     """Mark ``async def fn(ctx)`` as a scenario.
 
@@ -79,7 +83,10 @@ def scenario(
     ``"violation"`` for a scenario that passes only when the ledger catches one;
     ``server``: the server connection's handler (default: peer streams are read to
     the end and closed gracefully); ``transport``: ``"udp"`` (loopback sockets through
-    the relay) or ``"memory"`` (in-memory link on a virtual clock: deterministic).
+    the relay) or ``"memory"`` (in-memory link on a virtual clock: deterministic);
+    ``backends``: where it can run, ``("simulator",)`` for a scenario that needs the
+    simulator for a reason quicsim cannot see (it skips those that inject faults the
+    library does not have, or run on the memory transport, by itself).
     """
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -93,6 +100,9 @@ def scenario(
             raise ValueError(f"repeat must be an int >= 1, got {repeat!r}")
         if transport not in ("udp", "memory"):
             raise ValueError(f"transport must be 'udp' or 'memory', got {transport!r}")
+        chosen = (backends,) if isinstance(backends, str) else tuple(backends)
+        if not chosen or any(b not in BACKENDS for b in chosen):
+            raise ValueError(f"backends must name some of {', '.join(BACKENDS)}, got {backends!r}")
         if not isinstance(seed, int):
             raise ValueError(f"seed must be an int, got {seed!r}")
         NetworkProfile.from_dict(network)  # raises NetworkError naming the bad key
@@ -101,7 +111,8 @@ def scenario(
         spec = ScenarioSpec(
             fn=func, name=func.__name__, network=dict(network or {}), timeout=float(timeout),
             seed=seed, client_settings=client_settings, server_settings=server_settings,
-            repeat=repeat, expect=expect, server=server, transport=transport, file=code.co_filename,
+            repeat=repeat, expect=expect, server=server, transport=transport, backends=chosen,
+            file=code.co_filename,
             line=code.co_firstlineno,
         )
         setattr(func, ATTRIBUTE, spec)
@@ -116,7 +127,9 @@ class ScenarioContext:
     """What a scenario function gets: the connected pair, the live network, the ledger."""
 
     def __init__(self, *, client: Any, server: Any, listener: Any, seed: int, network: Any,
-                 ledger: Any, spec: ScenarioSpec) -> None:
+                 ledger: Any, spec: ScenarioSpec, backend: str = "simulator") -> None:
+        #: "simulator", or "msquic" when both ends are the real library
+        self.backend = backend
         self.client = client
         self.server = server
         self.listener = listener

@@ -108,7 +108,7 @@ class Buffers:
     the matching completion (SEND_COMPLETE, a datagram's final state, the end of the call for
     ALPNs), so keep this object alive until then."""
 
-    def __init__(self, chunks: Iterable[bytes]) -> None:
+    def __init__(self, chunks: Iterable[bytes | bytearray | memoryview]) -> None:
         data = [bytes(c) for c in chunks]
         # a zero-length chunk still gets one byte of storage, so its pointer is never NULL
         self.storage = [(c_uint8 * max(len(d), 1)).from_buffer_copy(d.ljust(1, b"\0")) for d in data]
