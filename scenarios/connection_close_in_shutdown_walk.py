@@ -30,5 +30,5 @@ async def connection_close_in_shutdown_walk(ctx):
     second.send(b"b" * 100, client_context="b1")
     second.send(b"b" * 100, client_context="b2")
     ctx.client.shutdown()  # applied before the three sends: every one is canceled
-    await ctx.wait_until(lambda: second.shutdown_complete)
+    await ctx.wait_until(lambda: second.shutdown_complete and ctx.client.handle_closed)
     assert ctx.client.handle_closed and ctx.ledger.pending == 0 and ctx.ledger.completions == 3

@@ -2,8 +2,9 @@
 
 Race: a send queued behind a FIN send is flushed in the same batch and canceled as
 MsQuic's worker reaches it ("queued multiple sends with a FIN not in the last one");
-once the FIN has been applied, StreamSend returns INVALID_STATE and no event follows
-(under ``--preempt`` the worker may apply it before the second call already).
+once the FIN has been applied (its send completed), StreamSend returns INVALID_STATE and
+no event follows (under ``--preempt``, or on MsQuic's own worker thread, the worker may
+apply it before the second call already).
 """
 
 from quicsim import SendFlags, Status, StreamEventType, scenario
@@ -17,7 +18,7 @@ async def send_fin_then_send(ctx):
     stream.start()
     assert stream.send(b"body", SendFlags.FIN, client_context="fin") is Status.PENDING
     same_tick = stream.send(b"after", client_context="same-tick")
-    await ctx.sleep(0)
+    await ctx.wait_until(lambda: "fin" in done, what="the FIN send's completion")
     assert stream.send(b"later", client_context="rejected") is Status.INVALID_STATE
     await stream.wait_shutdown_complete(timeout=15)
     if same_tick is Status.PENDING:
