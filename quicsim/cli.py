@@ -125,6 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
     fuzz.add_argument("--json", action="store_true", help="print one JSON object (summary, findings, probes)")
     fuzz.add_argument("--check-determinism", type=_number(int, lambda v: v >= 0, ">= 0"), default=100, metavar="N",
                       help="run each seed divisible by N twice and compare trace, qlog and datagrams (0: never)")
+    fuzz.add_argument("--backend", choices=("simulator", "msquic"), default="simulator",
+                      help="simulator (default): programs on the in-memory link; msquic: on the real libmsquic "
+                           "over loopback UDP (no fault needed: it finds what the library does)")
+    fuzz.add_argument("--msquic-lib", metavar="PATH",
+                      help="the libmsquic for --backend msquic (default: $QUICSIM_MSQUIC_LIB, else the system's)")
     fuzz.add_argument("--swarm", type=_fraction, default=DEFAULT_SWARM, metavar="RATIO",
                       help="fraction of runs that are swarm runs, generated from a random subset of operation "
                            f"kinds, flags and network features (default {DEFAULT_SWARM:g})")
@@ -310,6 +315,30 @@ def _check_msquic_options(args: argparse.Namespace) -> None:
         raise UsageError(f"quicsim run: --backend msquic: {exc}") from None
 
 
+def _check_fuzz_msquic(args: argparse.Namespace) -> None:
+    """fuzz --backend msquic: the library must load here (the workers load it too: they
+    inherit $QUICSIM_MSQUIC_LIB, set from --msquic-lib)."""
+    from .backends import MSQUIC_LIB_ENV, find_msquic, msquic_version
+    from .backends.msquic.runtime import simulator_faults
+
+    injected = simulator_faults(frozenset(args.inject))
+    if injected:
+        raise UsageError(f"quicsim fuzz: --inject {injected[0]} is the simulator's fault; the msquic backend runs "
+                         "the library as it is")
+    if args.scheduler:
+        raise UsageError("quicsim fuzz: --scheduler runs the simulator's programs; use --jobs with --backend msquic")
+    found = find_msquic(args.msquic_lib)
+    if found is None:
+        from .backends import HOW_TO_GET_MSQUIC
+
+        raise UsageError(f"quicsim fuzz: --backend msquic needs a libmsquic: {HOW_TO_GET_MSQUIC}")
+    try:
+        msquic_version(found[0])
+    except OSError as exc:
+        raise UsageError(f"quicsim fuzz: --backend msquic: {found[0]} (from {found[1]}) cannot be used: {exc}") from None
+    os.environ[MSQUIC_LIB_ENV] = found[0]
+
+
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
     from .ledger import Ledger
@@ -341,6 +370,8 @@ def _fuzz(args: argparse.Namespace) -> int:
     from .fuzz.campaign import run_campaign
 
     output_dir(args.out, "--out")
+    if args.backend == "msquic":
+        _check_fuzz_msquic(args)
     out = Console(highlight=False)
     if not out.is_terminal:
         out = Console(highlight=False, width=200)
@@ -362,7 +393,7 @@ def _fuzz(args: argparse.Namespace) -> int:
                               faults=faults, out_dir=Path(args.out), time_budget=args.time_budget,
                               progress=on_progress, wall_budget=args.run_budget,
                               determinism_every=args.check_determinism, scheduler=args.scheduler,
-                              swarm=args.swarm)
+                              swarm=args.swarm, backend=args.backend)
     if args.json:
         print(json.dumps(_campaign_json(result, faults) | {"swarm": args.swarm}))
         if result.interrupted:
@@ -383,8 +414,9 @@ def _fuzz(args: argparse.Namespace) -> int:
                   f"runs, seeds {shown}")
     from .probes import report_lines
 
-    for line in report_lines(result.probe_hits, result.probe_runs, result.runs):
-        out.print(line, markup=False)
+    if args.backend == "simulator":  # (the probes are the simulator core's branches)
+        for line in report_lines(result.probe_hits, result.probe_runs, result.runs):
+            out.print(line, markup=False)
     if not result.failures:
         out.print("failures: none")
         return interrupt.EXIT_STATUS if result.interrupted else 0
@@ -398,10 +430,13 @@ def _fuzz(args: argparse.Namespace) -> int:
                   markup=False)
         if finding.detail:
             out.print(f"    {finding.detail}", markup=False)
+        if finding.rate is not None:
+            out.print(f"    the file failed so in {finding.rate[0]} of {finding.rate[1]} runs on the library",
+                      markup=False)
         if finding.path:
             # a command to copy: never wrapped, whatever the width
-            out.print(f"    reproduce: quicsim run {finding.path} --transport memory", markup=False,
-                      soft_wrap=True)
+            how = "--transport memory" if args.backend == "simulator" else f"--backend {args.backend} --repeat 50"
+            out.print(f"    reproduce: quicsim run {finding.path} {how}", markup=False, soft_wrap=True)
     return status
 
 
@@ -416,6 +451,7 @@ def _campaign_json(result, faults: frozenset[str]) -> dict:
         "findings": [{"signature": f.signature, "seed": f.seed, "original_ops": f.original_ops,
                       "shrunk_ops": f.program.api_op_count(), "path": str(f.path) if f.path else None,
                       "reproduced": f.reproduced, "detail": f.detail,
+                      "rate": None if f.rate is None else {"failed": f.rate[0], "runs": f.rate[1]},
                       "features": None if f.program.features is None else sorted(f.program.features)}
                      for f in result.findings],
         "probes": {name: {"hits": result.probe_hits.get(name, 0), "runs": result.probe_runs.get(name, 0)}

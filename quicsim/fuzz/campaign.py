@@ -12,7 +12,8 @@ from typing import Callable
 
 from .. import interrupt
 from .dask_pool import DaskPool
-from .engine import NO_HANDSHAKE, NONDETERMINISTIC, Finding, shrink, write_finding
+from .engine import (NO_HANDSHAKE, NONDETERMINISTIC, RATE_RUNS, SHRINK_REPEATS, Finding, for_backend, shrink,
+                     write_finding)
 from .program import Program, generate
 from .watchdog import WALL_BUDGET, Outcome, Sandbox
 
@@ -69,18 +70,22 @@ def run_campaign(
     determinism_every: int = 0,
     scheduler: str | None = None,
     swarm: float = 0.0,
+    backend: str = "simulator",
 ) -> CampaignResult:
     """``worker_init`` ("module:function") runs first in every worker process; with
     ``determinism_every`` N, each seed divisible by N is also run twice and compared;
     ``swarm`` is the fraction of seeds that are swarm runs (:mod:`.swarm`). With
     ``scheduler`` (a Dask scheduler's address) the runs go to that cluster instead of
-    ``jobs`` local processes; shrinking stays here."""
+    ``jobs`` local processes; shrinking stays here. ``backend="msquic"`` runs every
+    program on the real library (loopback UDP, real threads: no determinism check)."""
     result = CampaignResult(first_seed=seed)
     started = time.monotonic()
     deadline = started + time_budget if time_budget is not None else None
     shrunk: set[str] = set()
-    jobs_iter = (("seed", s, max_ops, faults, bool(determinism_every) and s % determinism_every == 0, swarm)
-                 for s in range(seed, seed + runs))
+    if backend != "simulator":
+        determinism_every = 0  # real threads do not repeat byte for byte
+    jobs_iter = (("seed", s, max_ops, faults, bool(determinism_every) and s % determinism_every == 0, swarm,
+                  backend) for s in range(seed, seed + runs))
     if scheduler is None:
         pool: Sandbox | DaskPool = Sandbox(jobs, wall_budget, worker_init)
     else:
@@ -112,7 +117,7 @@ def run_campaign(
                         shrunk.add(sig)
                         detail = outcome.detail or (outcome.value[3] if outcome.failure is None else "")
                         result.findings.append(_shrink_and_write(run_seed, sig, detail, max_ops, faults,
-                                                                 out_dir, shrinker, deadline, swarm))
+                                                                 out_dir, shrinker, deadline, swarm, backend))
                 result.elapsed = time.monotonic() - started
                 if progress is not None:
                     progress(result)
@@ -124,22 +129,35 @@ def run_campaign(
 
 
 def _shrink_and_write(run_seed: int, sig: str, detail: str, max_ops: int, faults: frozenset[str], out_dir: Path,
-                      shrinker: Sandbox, deadline: float | None, swarm: float = 0.0) -> Finding:
-    program = generate(run_seed, max_ops, swarm)
+                      shrinker: Sandbox, deadline: float | None, swarm: float = 0.0,
+                      backend: str = "simulator") -> Finding:
+    program = for_backend(generate(run_seed, max_ops, swarm), backend)
     finding = Finding(run_seed, sig, program.api_op_count(), program, detail=detail)
-    limit = time.monotonic() + SHRINK_SECONDS
+    real = backend != "simulator"
+    limit = time.monotonic() + (SHRINK_SECONDS * SHRINK_REPEATS if real else SHRINK_SECONDS)
     if deadline is not None:
         limit = min(limit, deadline + GRACE_SECONDS)
 
     determinism = sig == NONDETERMINISTIC
 
     def outcome(candidate: Program) -> str | None:
-        return _signature(shrinker.run_one(("program", candidate, faults, determinism), deadline=limit))
+        if real:  # not replayable: enough of several runs must fail so (engine.SHRINK_NEEDED)
+            return _signature(shrinker.run_one(("repeat", candidate, faults, backend, sig), deadline=limit))
+        return _signature(shrinker.run_one(("program", candidate, faults, determinism, backend), deadline=limit))
 
-    # Re-check on its own: the run is deterministic, so the failure must repeat.
+    # Re-check on its own: a simulator run is deterministic, so the failure must repeat;
+    # on the library it must repeat often enough to be worth a repro.
     if outcome(program) != sig:
         return finding
     finding.program = shrink(program, sig, faults, outcome=outcome, deadline=limit)
-    finding.path = write_finding(finding, out_dir, faults)
-    finding.reproduced = _signature(shrinker.run_one(("file", str(finding.path), determinism), deadline=limit)) == sig
+    finding.path = write_finding(finding, out_dir, faults, backend)
+    if real:
+        failed = shrinker.run_one(("rate", str(finding.path), backend, sig, RATE_RUNS), deadline=limit)
+        if failed.failure is None:
+            finding.rate = (failed.value, RATE_RUNS)
+            write_finding(finding, out_dir, faults, backend, finding.rate)
+        finding.reproduced = bool(finding.rate and finding.rate[0])
+        return finding
+    finding.reproduced = _signature(shrinker.run_one(("file", str(finding.path), determinism, backend),
+                                                     deadline=limit)) == sig
     return finding

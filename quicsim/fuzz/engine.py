@@ -1,5 +1,9 @@
 """Run fuzz programs on the in-memory link, classify failures, shrink them, and write
-the smallest one as a scenario file that ``quicsim run FILE --transport memory`` replays."""
+the smallest one as a scenario file that ``quicsim run FILE --transport memory`` replays.
+
+On the msquic backend (the real library) programs run over loopback UDP on real
+threads: a run is not replayable, so a candidate counts as failing when it fails in
+enough of several runs (:func:`repeat_signature`), and the file states its failure rate."""
 
 from __future__ import annotations
 
@@ -75,12 +79,55 @@ def signature(result: dict) -> str | None:
     if result["violations"]:
         words = re.sub(r"^\S+ stream \S+: |^\S+: ", "", result["violations"][0])
         return "violation:" + " ".join(words.split()[:3])
+    if result.get("datagram_leaks"):
+        return "datagram-leak"
     return "fail"
 
 
-def run_program(program: Program, faults: frozenset[str] = frozenset(), probes: bool = False) -> dict:
-    spec = _spec_from_source(render(program, faults), f"seed{program.seed}")
-    return run_job(spec, program.seed, RunOptions(probes=probes, check_invariants=True))
+def for_backend(program: Program, backend: str) -> Program:
+    """``program`` as it can run on ``backend``: the real library has no preemption
+    points, and the slow reader's timers belong to the loop, not to MsQuic's threads."""
+    if backend == "simulator":
+        return program
+    return replace(program, preempt=0.0, slow_reader=False)
+
+
+def options_for(backend: str, probes: bool = False) -> RunOptions:
+    if backend == "simulator":
+        return RunOptions(probes=probes, check_invariants=True)
+    return RunOptions(backend=backend)
+
+
+def run_program(program: Program, faults: frozenset[str] = frozenset(), probes: bool = False,
+                backend: str = "simulator") -> dict:
+    spec = _spec_from_source(render(program, faults, backend=backend), f"seed{program.seed}")
+    return run_job(spec, program.seed, options_for(backend, probes))
+
+
+#: On the real library: runs of one candidate while shrinking, and how many of them must
+#: fail the same way. Two of four keeps candidates that fail about half the time or more
+#: (one failing with chance p passes with 1-(1-p)^4-4p(1-p)^3: 0.69 at p=0.5, 0.18 at
+#: p=0.2), so shrinking does not trade a frequent failure for a rare one; most candidates
+#: are decided in two or three runs.
+SHRINK_REPEATS = 4
+SHRINK_NEEDED = 2
+#: runs of the written repro file whose failures give the rate stated in it
+RATE_RUNS = 10
+
+
+def repeat_signature(run: Callable[[], str | None], sig: str, runs: int = SHRINK_REPEATS,
+                     needed: int = SHRINK_NEEDED) -> str | None:
+    """``sig`` when ``run()`` gives it in at least ``needed`` of ``runs`` runs (stopping as
+    soon as that is decided), else None."""
+    hits = 0
+    for done in range(1, runs + 1):
+        if run() == sig:
+            hits += 1
+            if hits >= needed:
+                return sig
+        if hits + runs - done < needed:
+            return None
+    return None
 
 
 @dataclass
@@ -92,6 +139,8 @@ class Finding:
     path: Path | None = None
     reproduced: bool = False
     detail: str = ""  # for a hang or a crash: what the watchdog saw
+    #: on the real library: (failed, runs) of the written file, run seed after seed
+    rate: tuple[int, int] | None = None
 
 
 def shrink(program: Program, sig: str, faults: frozenset[str], max_runs: int = 300,
@@ -177,23 +226,38 @@ def _simpler_ops(op: tuple) -> list[tuple]:
     return out
 
 
-def write_finding(finding: Finding, out_dir: Path, faults: frozenset[str]) -> Path:
+def write_finding(finding: Finding, out_dir: Path, faults: frozenset[str], backend: str = "simulator",
+                  rate: tuple[int, int] | None = None) -> Path:
+    """The finding as a scenario file; on the real library ``rate`` (failed, runs) is
+    stated in it."""
     out_dir.mkdir(parents=True, exist_ok=True)
     slug = re.sub(r"[^a-z0-9]+", "-", finding.signature.lower()).strip("-")
-    path = out_dir / f"fuzz-{slug}-seed{finding.seed}.py"
-    doc = (f"Found by quicsim fuzz: seed {finding.seed}, failure {finding.signature!r}"
+    where = "" if backend == "simulator" else f"-{backend}"
+    path = out_dir / f"fuzz{where}-{slug}-seed{finding.seed}.py"
+    doc = (f"Found by quicsim fuzz{' --backend ' + backend if backend != 'simulator' else ''}: seed "
+           f"{finding.seed}, failure {finding.signature!r}"
            f"{', faults ' + ', '.join(sorted(faults)) if faults else ''}.\n"
            f"Shrunk from {finding.original_ops} to {finding.program.api_op_count()} API operations.")
     if finding.program.features is not None:
         doc += "\nGenerated as a " + describe(finding.program.features) + "."
-    path.write_text(render(finding.program, faults, doc=doc))
+    if backend != "simulator":
+        doc += ("\nOn the real library a run is not replayable: a candidate was kept while shrinking when it "
+                f"failed so in {SHRINK_NEEDED} of {SHRINK_REPEATS} runs.")
+        if rate is not None:
+            doc += f"\nThis file failed so in {rate[0]} of {rate[1]} runs when it was written."
+    path.write_text(render(finding.program, faults, doc=doc, backend=backend))
     return path
+
+
+def file_signature(path: Path | str, backend: str = "simulator", seed: int | None = None) -> str | None:
+    """Run the scenario file the way ``quicsim run`` does: its failure signature."""
+    spec = load_scenarios([str(path)])[0]
+    return signature(run_job(spec, spec.seed if seed is None else seed, RunOptions(backend=backend)))
 
 
 def reproduces(path: Path, sig: str) -> bool:
     """Load the written file the way ``quicsim run`` does and check it fails the same way."""
-    spec = load_scenarios([str(path)])[0]
-    return signature(run_job(spec, spec.seed, RunOptions())) == sig
+    return file_signature(path) == sig
 
 
 #: not a failure: the program's drawn network kept the handshake from completing (on a
@@ -201,15 +265,16 @@ def reproduces(path: Path, sig: str) -> bool:
 NO_HANDSHAKE = "no-handshake"
 
 
-def check_program(program: Program, faults: frozenset[str] = frozenset(), probes: dict | None = None) -> str | None:
+def check_program(program: Program, faults: frozenset[str] = frozenset(), probes: dict | None = None,
+                  backend: str = "simulator") -> str | None:
     """The failure signature of one program (None: it passed), or :data:`NO_HANDSHAKE`.
     With ``probes`` (a dict), the run's probe hits are added to it."""
-    result = run_program(program, faults, probes=probes is not None)
+    result = run_program(program, faults, probes=probes is not None and backend == "simulator", backend=backend)
     if probes is not None:
         probes.update(result.get("probes", {}))
     sig = signature(result)
     if sig is not None and result.get("connected") is False and program.network:
-        clean = run_program(replace(program, network={}), faults)
+        clean = run_program(replace(program, network={}), faults, backend=backend)
         if clean.get("connected"):
             return NO_HANDSHAKE
     return sig
@@ -233,13 +298,13 @@ def determinism_of(program: Program, faults: frozenset[str] = frozenset(), path:
 
 
 def check_seed(seed: int, max_ops: int, faults: frozenset[str], check_determinism: bool = False,
-               swarm: float = 0.0) -> tuple[int, str | None, int, str, dict]:
+               swarm: float = 0.0, backend: str = "simulator") -> tuple[int, str | None, int, str, dict]:
     """One fuzz run: (seed, failure signature or None or NO_HANDSHAKE, API operations,
     detail, probe hits). With ``check_determinism`` a passing program is also run twice
     and compared; ``swarm`` is the fraction of seeds that are swarm runs."""
-    program = generate(seed, max_ops, swarm)
+    program = for_backend(generate(seed, max_ops, swarm), backend)
     probes: dict = {}
-    sig = check_program(program, faults, probes)
+    sig = check_program(program, faults, probes, backend)
     detail = ""
     if sig is None and check_determinism:
         difference = determinism_of(program, faults)

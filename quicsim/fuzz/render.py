@@ -146,8 +146,9 @@ def _line(op: tuple, index: int) -> str:
 _STREAM_OPS = ("open", "start", "send", "shutdown", "close", "on")
 
 
-def render(program: Program, faults: frozenset[str] = frozenset(), doc: str = "") -> str:
-    """The scenario file for ``program`` (faults switched on on both sides)."""
+def render(program: Program, faults: frozenset[str] = frozenset(), doc: str = "", backend: str = "simulator") -> str:
+    """The scenario file for ``program`` (faults switched on on both sides); for the
+    msquic backend it runs over loopback UDP (the library has no in-memory link)."""
     # Every stream name an operation uses is defined, opened or not (a shrunk program may
     # keep a send whose open was dropped: it is then skipped, never a NameError).
     streams = sorted({op[1] for op in program.ops if op[0] in _STREAM_OPS}, key=lambda s: int(s[1:]))
@@ -179,8 +180,10 @@ def render(program: Program, faults: frozenset[str] = frozenset(), doc: str = ""
         settings = f", settings={{'client': {both}, 'server': {both}}}"
     server = (", server=stop_sending" if program.stop_sending
               else ", server=slow_reader" if program.slow_reader else "")
-    decorator = (f"@scenario(network={program.network!r}, seed={program.seed}, transport='memory', "
+    transport = "memory" if backend == "simulator" else "udp"
+    decorator = (f"@scenario(network={program.network!r}, seed={program.seed}, transport={transport!r}, "
                  f"timeout=60{settings}{server})")
-    doc_block = f'"""{doc.strip()}\n\nReproduce: quicsim run THIS_FILE --transport memory\n"""\n\n' if doc else ""
+    how = "--transport memory" if backend == "simulator" else f"--backend {backend} --repeat 50"
+    doc_block = f'"""{doc.strip()}\n\nReproduce: quicsim run THIS_FILE {how}\n"""\n\n' if doc else ""
     return (doc_block + HEADER + "\n\n" + decorator + "\n" + f"async def fuzz_seed_{program.seed}(ctx):\n"
             + textwrap.indent("\n".join(body), "    ") + "\n")

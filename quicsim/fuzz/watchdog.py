@@ -34,27 +34,38 @@ class Outcome:
 
 def execute(job: tuple) -> Any:
     """Run one job (in a worker): ``("seed", seed, max_ops, faults, check_determinism,
-    swarm)`` -> (seed, signature, ops, detail, probes); ``("program", program, faults, determinism)`` and
-    ``("file", path, determinism)`` -> signature (with ``determinism``: whether two runs
-    repeat, :data:`~quicsim.fuzz.engine.NONDETERMINISTIC` when they do not)."""
-    from ..loader import load_scenarios
-    from ..runner import RunOptions, run_job
-    from .engine import NONDETERMINISTIC, check_seed, determinism_of, run_program, signature
+    swarm, backend)`` -> (seed, signature, ops, detail, probes); ``("program", program,
+    faults, determinism, backend)`` and ``("file", path, determinism, backend)`` ->
+    signature (with ``determinism``: whether two runs repeat,
+    :data:`~quicsim.fuzz.engine.NONDETERMINISTIC` when they do not); ``("repeat",
+    program, faults, backend, sig)`` -> ``sig`` when enough repeated runs fail so
+    (:func:`~quicsim.fuzz.engine.repeat_signature`); ``("rate", path, backend, sig,
+    runs)`` -> how many of ``runs`` runs of the file (seed after seed) failed so."""
+    from .engine import (NONDETERMINISTIC, check_seed, determinism_of, file_signature, repeat_signature,
+                         run_program, signature)
 
     kind = job[0]
     if kind == "seed":
         return check_seed(*job[1:])
     if kind == "program":
-        _, program, faults, determinism = job
+        _, program, faults, determinism, backend = job
         if determinism:
             return NONDETERMINISTIC if determinism_of(program, faults) is not None else None
-        return signature(run_program(program, faults))
+        return signature(run_program(program, faults, backend=backend))
+    if kind == "repeat":
+        _, program, faults, backend, sig = job
+        return repeat_signature(lambda: signature(run_program(program, faults, backend=backend)), sig)
     if kind == "file":
-        _, path, determinism = job
+        _, path, determinism, backend = job
         if determinism:
             return NONDETERMINISTIC if determinism_of(None, path=path) is not None else None  # type: ignore[arg-type]
-        spec = load_scenarios([str(path)])[0]
-        return signature(run_job(spec, spec.seed, RunOptions()))
+        return file_signature(path, backend)
+    if kind == "rate":
+        _, path, backend, sig, runs = job
+        from ..loader import load_scenarios
+
+        first = load_scenarios([str(path)])[0].seed
+        return sum(file_signature(path, backend, first + n) == sig for n in range(runs))
     raise ValueError(f"unknown job {job!r}")
 
 

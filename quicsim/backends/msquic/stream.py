@@ -57,6 +57,7 @@ class MsQuicStream:
         self.send_shutdown_indicated = False
         self.shutdown_complete = False
         self.handle_closed = False
+        self._closing = False
         #: ClientContext value -> (client_context, send_id, buffers) of sends not yet completed
         self._sends: dict[int, tuple[Any, int, b.Buffers]] = {}
         self._delivered: set[StreamEventType] = set()
@@ -147,8 +148,11 @@ class MsQuicStream:
     def close(self) -> None:
         """StreamClose: blocks until the library has shut the stream down (aborting it if
         needed, its pending sends completing canceled). No event reaches the handler after."""
-        if self.handle_closed:
+        if self.handle_closed or self._closing:
+            # A second StreamClose of one handle (even from a callback its first close
+            # raises) is undefined in MsQuic; quicsim's close of a closed handle does nothing.
             return
+        self._closing = True
         self._api.StreamClose(self.h)  # blocking: outside ORDER (see bridge)
         self.handle_closed = True
         bridge.unregister(self.key)
