@@ -148,6 +148,18 @@ def build_parser() -> argparse.ArgumentParser:
                                                                "else the system's)")
     backends.add_argument("--json", action="store_true", help="print one JSON object")
 
+    diff = sub.add_parser("diff", help="run one scenario on the simulator and on the real libmsquic and show the "
+                                       "outcomes each reached, side by side (exit 1: the sets differ)")
+    diff.add_argument("path", metavar="SCENARIO", help="a scenario file")
+    diff.add_argument("-k", dest="keyword", help="the scenario whose name contains this (for a file with several)")
+    diff.add_argument("--runs", type=_positive_int, default=20, help="runs on each backend (default 20)")
+    diff.add_argument("--seed", type=int, help="first seed (default: the scenario's own)")
+    diff.add_argument("--inject", "--fault", dest="inject", type=_fault, action="append", default=[],
+                      metavar="FAULT", help="switch a fault on on the simulator's side only")
+    diff.add_argument("--msquic-lib", metavar="PATH",
+                      help="the libmsquic (default: $QUICSIM_MSQUIC_LIB, else the system's)")
+    diff.add_argument("--json", action="store_true", help="print one JSON object")
+
     certs = sub.add_parser("certs", help="make a new test CA and localhost certificate")
     certs.add_argument("dir", nargs="?", default="certs", metavar="DIR",
                        help="folder for ca.pem, server.pem and server.key (default: certs); "
@@ -339,6 +351,32 @@ def _check_fuzz_msquic(args: argparse.Namespace) -> None:
     os.environ[MSQUIC_LIB_ENV] = found[0]
 
 
+def _diff(args: argparse.Namespace) -> int:
+    """quicsim diff: exit 0 when both backends reached the same outcome set, 1 when not."""
+    from .backends import BackendError
+    from .backends.msquic.runtime import Runtime
+    from .diff import diff_scenario, print_diff
+
+    specs = load_scenarios([args.path], args.keyword)
+    if len(specs) > 1:
+        raise UsageError(f"quicsim diff: {args.path} holds {len(specs)} scenarios; choose one with -k")
+    try:
+        Runtime.get(args.msquic_lib)
+    except BackendError as exc:
+        raise UsageError(f"quicsim diff: {exc}") from None
+    interrupt.install()
+    try:
+        result = diff_scenario(specs[0], args.runs, frozenset(args.inject), args.msquic_lib, args.seed)
+    except ValueError as exc:
+        raise UsageError(f"quicsim diff: {exc}") from None
+    if args.json:
+        print(json.dumps(result.as_dict()))
+    else:
+        out = Console(highlight=False)
+        print_diff(out if out.is_terminal else Console(highlight=False, width=200), result)
+    return 0 if result.same else 1
+
+
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
     from .ledger import Ledger
@@ -523,6 +561,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return check_main(args.trace)
         if args.command == "backends":
             return _backends(args)
+        if args.command == "diff":
+            return _diff(args)
         return _make_certs(args)
     except UsageError as exc:
         print(f"quicsim: error: {exc}" if not str(exc).startswith("quicsim") else f"{exc}", file=sys.stderr)

@@ -50,6 +50,8 @@ class RunOptions:
     #: $QUICSIM_MSQUIC_LIB, else the system's)
     backend: str = "simulator"
     msquic_lib: str | None = None
+    #: more observers for every run (in-process callers: quicsim diff's outcome recorder)
+    observers: tuple = field(default=(), compare=False)
 
 
 def seeds_for(spec: ScenarioSpec, options: RunOptions) -> list[int]:
@@ -213,6 +215,7 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
         tracer = Tracer(Path(options.trace_dir) / f"{spec.name}-seed{seed}.jsonl", clock=loop.time,
                         include_cids=transport != "memory" and not msquic)
         observers = (tracer,)
+    observers = (*observers, *options.observers)
     probes = ProbeObserver() if options.probes else None
     if probes is not None:
         observers = (*observers, probes)
