@@ -28,7 +28,7 @@ from .ledger import Ledger
 from .liveness import LIVENESS_SECONDS, VIRTUAL_LIVENESS_SECONDS, liveness_phase
 from .loader import UsageError, load_scenarios
 from .network import Network, NetworkError, NetworkProfile
-from .pair import TRANSPORTS, Pair, open_pair
+from .pair import BACKENDS, TRANSPORTS, Pair, open_pair
 from .runner import RunOptions, run_job, seeds_for
 from .scenario_spec import ScenarioSpec
 from .settings import Settings, check_faults
@@ -39,7 +39,7 @@ _JUDGED = pytest.StashKey[bool]()
 _TRACE = pytest.StashKey[Tracer]()
 _EXPECTATIONS = frozenset({"ok", "leak", "violation", "handler_error"})
 _MARKER_KEYS = {"loss", "delay_ms", "seed", "transport", "settings", "client_settings", "server_settings",
-                "faults", "expect", "network"}
+                "faults", "expect", "network", "backend"}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -47,6 +47,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--quicsim-seed", type=int, default=None, help="seed for quicsim's lossy link")
     group.addoption("--quicsim-loss", type=float, default=None, help="loss fraction for quicsim pairs and scenarios")
     group.addoption("--quicsim-transport", default=None, help=f"transport for quicsim pairs ({', '.join(TRANSPORTS)})")
+    group.addoption("--quicsim-backend", default=None, choices=BACKENDS,
+                    help="run quicsim pairs and scenario files on the simulator (default) or on the real "
+                         "libmsquic ($QUICSIM_MSQUIC_LIB); what needs the simulator is skipped, saying why")
     group.addoption("--quicsim-trace", default=None, metavar="DIR",
                     help="keep a JSON Lines trace of each failing quicsim test in DIR")
 
@@ -76,6 +79,7 @@ class QuicsimConfig:
     client_settings: Settings
     server_settings: Settings
     expect: frozenset[str]
+    backend: str = "simulator"
 
 
 def _config(request: pytest.FixtureRequest) -> QuicsimConfig:
@@ -110,7 +114,11 @@ def _config(request: pytest.FixtureRequest) -> QuicsimConfig:
     if not outcomes or not outcomes <= _EXPECTATIONS:
         raise pytest.UsageError("@pytest.mark.quicsim: expect must be ok, leak, violation or handler_error "
                                 f"(or a tuple of them), got {expect!r}")
-    return QuicsimConfig(network, seed, transport, client, server, outcomes)
+    backend = opt("--quicsim-backend") or kw.get("backend", "simulator")
+    if backend not in BACKENDS:
+        raise pytest.UsageError(f"@pytest.mark.quicsim: backend must be one of {', '.join(BACKENDS)}, "
+                                f"got {backend!r}")
+    return QuicsimConfig(network, seed, transport, client, server, outcomes, backend)
 
 
 @pytest.fixture
@@ -237,14 +245,28 @@ async def quicsim_network(quicsim_config: QuicsimConfig) -> Network:
 
 
 @_async_fixture
-async def quicsim_pair(quicsim_config: QuicsimConfig, quicsim_network: Network, quicsim_ledger: Ledger,
-                       _quicsim_observers: tuple):
+async def quicsim_pair(request: pytest.FixtureRequest, quicsim_config: QuicsimConfig, quicsim_network: Network,
+                       quicsim_ledger: Ledger, _quicsim_observers: tuple):
     """A connected client and server through the lossy link (UDP relay or in-memory),
-    sharing ``quicsim_ledger``; shut down cleanly afterwards."""
+    sharing ``quicsim_ledger``; shut down cleanly afterwards. On the msquic backend a
+    test that needs the simulator (memory transport, faults, preemption) is skipped."""
+    if quicsim_config.backend == "msquic":
+        from .backends import BackendError
+        from .backends.msquic.runtime import check_settings
+
+        reason = "the memory transport is the simulator's" if quicsim_config.transport == "memory" else None
+        try:
+            check_settings(quicsim_config.client_settings, "client")
+            check_settings(quicsim_config.server_settings, "server")
+        except BackendError as exc:
+            reason = reason or str(exc)
+        if reason is not None:
+            request.node.stash[_JUDGED] = True  # nothing ran: nothing for the ledger to judge
+            pytest.skip(f"the msquic backend: {reason}")
     pair = await open_pair(transport=quicsim_config.transport, network=quicsim_network, seed=quicsim_config.seed,
                            client_settings=quicsim_config.client_settings,
                            server_settings=quicsim_config.server_settings, ledger=quicsim_ledger,
-                           observers=_quicsim_observers)
+                           observers=_quicsim_observers, backend=quicsim_config.backend)
     try:
         yield pair
     finally:
@@ -314,7 +336,8 @@ def _run_options(config: pytest.Config) -> RunOptions:
     return RunOptions(network={"loss": loss} if loss is not None else {},
                       seed=config.getoption("--quicsim-seed"),
                       trace_dir=config.getoption("--quicsim-trace"),
-                      transport=config.getoption("--quicsim-transport"))
+                      transport=config.getoption("--quicsim-transport"),
+                      backend=config.getoption("--quicsim-backend") or "simulator")
 
 
 class ScenarioFailed(Exception):
@@ -329,6 +352,8 @@ class ScenarioItem(pytest.Item):
 
     def runtest(self) -> None:
         result = run_job(self.spec, self.seed, _run_options(self.config))
+        if result.get("skipped"):
+            pytest.skip(f"{result['backend']}: {result['skipped']}")
         if not result["passed"]:
             lines = [f"scenario {self.spec.name} (seed {self.seed}, expect {self.spec.expect}) failed"]
             if result["error"]:

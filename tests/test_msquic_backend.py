@@ -243,3 +243,50 @@ def test_the_real_library_loses_a_completion_and_the_ledger_names_it():
 def test_a_clean_scenario_passes_on_the_library():
     result = run_job(_scenario("many_streams_lossy"), 1, MSQUIC)
     assert result["passed"] and result["ok"] and result["sends"] == result["completions"] > 0, result
+
+
+# ---------------------------------------------------------------- the pytest plugin
+
+PLUGIN_TESTS = """
+    import pytest
+    from quicsim import StreamShutdownFlags
+
+    @pytest.mark.asyncio
+    async def test_clean(quicsim_pair):
+        s = quicsim_pair.client.open_stream()
+        s.start()
+        s.send(b"x" * 100, client_context="clean-send")
+        s.shutdown(StreamShutdownFlags.GRACEFUL)
+        await s.wait_shutdown_complete(timeout=5)
+        assert quicsim_pair.ledger.report()["completions"] == 1
+        assert type(quicsim_pair.client).__name__ == BACKEND_CLASS
+
+    @pytest.mark.asyncio
+    @pytest.mark.quicsim(transport="memory")
+    async def test_memory(quicsim_pair):
+        pass
+
+    @pytest.mark.asyncio
+    @pytest.mark.quicsim(faults=["drop-send-after-shutdown"], expect="leak")
+    async def test_fault(quicsim_pair):
+        pass
+"""
+
+
+def test_plugin_skips_what_needs_the_simulator_on_the_msquic_backend(pytester: pytest.Pytester):
+    pytester.makepyfile(PLUGIN_TESTS.replace("BACKEND_CLASS", "'never compared'"))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--quicsim-backend", "msquic",
+                                           "-k", "memory or fault", "-rs")
+    result.assert_outcomes(skipped=2)
+    result.stdout.fnmatch_lines(["*the memory transport is the simulator's*", "*faults are the simulator's*"])
+
+
+@needs_library
+def test_plugin_runs_pairs_and_scenario_files_on_the_library(pytester: pytest.Pytester):
+    pytester.makepyfile(PLUGIN_TESTS.replace("BACKEND_CLASS", "'MsQuicConnection'"))
+    for name in ("msquic_4307_reentrant_close", "fault_drop_send_after_shutdown"):
+        pytester.makefile(".py", **{f"scn_{name}": (REPO / "scenarios" / f"{name}.py").read_text()})
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--quicsim-backend", "msquic", "-rs")
+    # the clean pair test and the 4307 scenario (the library's own leak, expected) pass;
+    # the memory and fault tests and the fault scenario are skipped
+    result.assert_outcomes(passed=2, skipped=3)
