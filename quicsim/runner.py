@@ -175,7 +175,7 @@ def _stopped_result(spec: ScenarioSpec, seed: int, options: RunOptions, error: s
         "scenario": spec.name, "file": spec.file, "seed": seed, "expect": spec.expect, "passed": skipped is not None,
         "error": error, **Ledger().report(), "network": {**spec.network, **options.network},
         "faults": sorted(spec.client_settings.faults | options.faults), "send_buffering": None,
-        "preempt": options.preempt, "datagrams": {}, "notes": [], "transport": transport_for(spec, options),
+        "preempt": options.preempt, "link": {}, "notes": [], "transport": transport_for(spec, options),
         "connected": None, "wall_time": round(wall, 3), "trace": None, "backend": options.backend,
         **({"skipped": skipped} if skipped is not None else {}),
     }
@@ -320,7 +320,7 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
         "faults": sorted(applied_faults),
         "send_buffering": client_settings.send_buffering,
         "preempt": client_settings.preempt,
-        "datagrams": {d: dict(s) for d, s in network.stats.items()},
+        "link": {d: dict(s) for d, s in network.stats.items()},  # per direction: what the link did
         "notes": context.notes if context else [],
         "transport": transport,
         "backend": options.backend,

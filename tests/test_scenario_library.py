@@ -30,3 +30,24 @@ def test_library_has_every_race_and_fault():
 async def test_scenario_meets_expectation(spec):
     result = await run_scenario(spec, spec.seed)
     assert result["passed"], (result["error"], result["leaks"], result["violations"])
+
+
+@pytest.mark.asyncio
+async def test_result_keeps_the_ledgers_datagram_count_beside_the_links_stats(tmp_path):
+    """``datagrams`` is the ledger's count of accepted datagrams; what the link did per
+    direction is ``link`` (it used to overwrite the count)."""
+    path = tmp_path / "dg.py"
+    path.write_text(
+        "from quicsim import Settings, scenario\n"
+        "S = Settings(datagram_receive_enabled=True)\n"
+        "@scenario(transport='memory', settings={'client': S, 'server': S})\n"
+        "async def dg(ctx):\n"
+        "    await ctx.sleep(0.05)\n"
+        "    for i in range(3):\n"
+        "        ctx.client.send_datagram(b'x' * 10, client_context=i)\n"
+        "    await ctx.sleep(0.2)\n")
+    spec = load_scenarios([str(path)])[0]
+    result = await run_scenario(spec, 1)
+    assert result["passed"], result["error"]
+    assert result["datagrams"] == 3
+    assert set(result["link"]) == {"to_server", "to_client"} and result["link"]["to_server"]["forwarded"] > 0, result["link"]
