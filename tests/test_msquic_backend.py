@@ -245,6 +245,16 @@ def test_a_clean_scenario_passes_on_the_library():
     assert result["passed"] and result["ok"] and result["sends"] == result["completions"] > 0, result
 
 
+@needs_library
+def test_run_with_repeat_prints_how_often_the_library_failed():
+    """Runs on the library are not replayable: ``--repeat N`` says how often a file failed."""
+    proc = subprocess.run([sys.executable, "-m", "quicsim", "run", "scenarios/seed_story_close_in_first_cancel.py",
+                           "--backend", "msquic", "--repeat", "3"], capture_output=True, text=True, timeout=240,
+                          cwd=REPO)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "seed_story_close_in_first_cancel: failed 3 of 3 runs (100 %)" in proc.stdout, proc.stdout
+
+
 # ---------------------------------------------------------------- the pytest plugin
 
 PLUGIN_TESTS = """
