@@ -206,6 +206,8 @@ class Connection:
         self.core.owner = self
         #: Settings.preempt: the chance that the worker runs after an API call
         self.preempt = self.core.settings.preempt
+        #: Settings.preempt_window_ms, in seconds: the longest network window drawn
+        self.preempt_window = self.core.settings.preempt_window_ms / 1000.0
         # One schedule per seed and connection, whatever else the run draws.
         self._preempt_rng = random.Random(f"quicsim-preempt:{seed}:{self.core.label}")
         self.core.wrap_stream = Stream
@@ -220,15 +222,33 @@ class Connection:
     def preemption_point(self, stream: StreamCore | None, call: str) -> None:
         """After an API call on the loop thread, outside callbacks: with probability
         ``preempt`` the worker runs now, as MsQuic's worker thread may run between two of
-        the application's statements. Calls inside callbacks already are on the worker,
-        calls from other threads race for real: neither draws."""
+        the application's statements; with ``preempt_window_ms`` the network runs too
+        (:mod:`quicsim.transport.window`). Calls inside callbacks already are on the
+        worker, calls from other threads race for real: neither draws."""
         core = self.core
-        if core.callback_depth or not core.on_worker_thread() or self.driver is None:
+        driver = self.driver
+        if core.callback_depth or not core.on_worker_thread() or driver is None:
             return
-        if self._preempt_rng.random() >= self.preempt or not core.ops:
+        rng = self._preempt_rng
+        if rng.random() >= self.preempt:
+            return
+        if self.preempt_window:
+            # MsQuic's worker queue holds received packets and timers as well as calls, in
+            # the order they came: the window runs them in that order, the pass that
+            # applies the queued calls among them (scheduled when the call was queued).
+            seconds = rng.uniform(0.0, self.preempt_window)
+            core.observe_preempted(stream, call)
+            let_through = driver.let_network_in(seconds)
+            if let_through is not None:
+                core.observe_window(stream, call, seconds, let_through)
+                return
+            if core.ops:  # no window on this loop (real time, UDP): the queued calls only
+                driver.run_worker()
+            return
+        if not core.ops:
             return
         core.observe_preempted(stream, call)
-        self.driver.run_worker()
+        driver.run_worker()
 
     def _fire(self, event: ev.ConnectionEvent) -> None:
         if self._waiters:

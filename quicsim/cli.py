@@ -28,7 +28,7 @@ from .network import NetworkError, NetworkProfile
 from .outpaths import output_dir, output_file
 from .report import print_failure_rates, print_failures, print_skips, results_table
 from .runner import RunOptions, run_job, seeds_for, transport_for
-from .settings import FAULTS, check_faults
+from .settings import FAULTS, MAX_WINDOW_MS, check_faults
 
 
 class _Parser(argparse.ArgumentParser):
@@ -89,6 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--preempt", type=_number(float, lambda v: 0 <= v <= 1, "from 0 to 1"), metavar="P",
                      help="after each API call the worker runs at once with probability P (drawn from "
                           "the seed), as MsQuic's worker thread may; 0 (default): only when the loop runs it")
+    run.add_argument("--preempt-window", type=_number(float, lambda v: 0 <= v <= MAX_WINDOW_MS,
+                                                      f"from 0 to {MAX_WINDOW_MS:g}"), metavar="MS",
+                     help="at a preemption point the network moves too: virtual time jumps by up to MS ms "
+                          "and the datagrams, handlers and timers due in it run (memory transport)")
     run.add_argument("--transport", choices=("udp", "memory"),
                      help="udp: loopback sockets through the relay; memory: in-memory link on virtual time")
     run.add_argument("--check-determinism", action="store_true",
@@ -194,7 +198,8 @@ def _run(args: argparse.Namespace) -> int:
     options = RunOptions(network=overrides, faults=frozenset(args.inject), seed=args.seed, repeat=args.repeat,
                          trace_dir=trace_dir, transport=args.transport, probes=args.probes,
                          send_buffering=None if args.send_buffering is None else args.send_buffering == "on",
-                         preempt=args.preempt, backend=args.backend, msquic_lib=args.msquic_lib)
+                         preempt=args.preempt, preempt_window_ms=args.preempt_window,
+                         backend=args.backend, msquic_lib=args.msquic_lib)
     jobs = [(spec, seed) for spec in specs for seed in seeds_for(spec, options)]
     if args.check_determinism:
         for spec in specs:
@@ -258,6 +263,8 @@ def _run(args: argparse.Namespace) -> int:
             extra += ["--send-buffering", args.send_buffering]
         if args.preempt is not None:
             extra += ["--preempt", f"{args.preempt:g}"]
+        if args.preempt_window is not None:
+            extra += ["--preempt-window", f"{args.preempt_window:g}"]
         if args.check_determinism:
             extra += ["--check-determinism"]
         if args.backend != "simulator":
@@ -313,6 +320,7 @@ def _check_msquic_options(args: argparse.Namespace) -> None:
 
     for option, value in (("--transport memory", args.transport == "memory"),
                           ("--preempt", args.preempt is not None),
+                          ("--preempt-window", args.preempt_window is not None),
                           ("--check-determinism", args.check_determinism),
                           ("--probes", args.probes)):
         if value:

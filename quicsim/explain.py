@@ -162,6 +162,10 @@ def describe(r: dict) -> str:
     where = f"{r.get('conn', '')} stream {r.get('stream_id', '-')}" if "conn" in r else "network"
     if r["kind"] == "preempt":
         return f"{r['t']:9.6f}  {where:<18} {'preempt':<10} worker ran right after this {r.get('name')} call"
+    if r["kind"] == "window":
+        return (f"{r['t']:9.6f}  {where:<18} {'window':<10} the network ran {r.get('ms')} ms inside this "
+                f"{r.get('name')} call: {r.get('to_server', 0)} datagrams to the server, "
+                f"{r.get('to_client', 0)} to the client, {r.get('timers', 0)} timers")
     skip = {"kind", "name", "t", "side", "conn", "cid", "stream_id", "stream_handle"}
     fields = " ".join(f"{k}={v}" for k, v in r.items() if k not in skip)
     return f"{r['t']:9.6f}  {where:<18} {r['kind']:<10} {r.get('name', ''):<24} {fields}"
@@ -192,8 +196,10 @@ def explain_text(analysis: Analysis, send: str | None = None) -> str:
            f"{s['violations']} violations"]
     preempts = sum(1 for r in analysis.records if r["kind"] == "preempt")
     if preempts:
+        windows = sum(1 for r in analysis.records if r["kind"] == "window")
         out.append(f"the worker ran at {preempts} preemption point(s) (Settings.preempt): "
-                   f"'preempt' lines show where")
+                   f"'preempt' lines show where"
+                   + (f"; {windows} let the network in ('window' lines)" if windows else ""))
     lives = analysis.sends
     if send is not None:
         lives = [life for life in lives if life.key == send or str(life.send_id) == send]

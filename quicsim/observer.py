@@ -44,6 +44,11 @@ class Observer:
         """The worker runs now, at the preemption point after the API call ``call``
         (``Settings.preempt``); the operations it applies are reported next."""
 
+    def network_window(self, conn: Any, stream: Any, call: str, seconds: float, let_through: dict) -> None:
+        """The preemption point after ``call`` let the network in for ``seconds`` of virtual
+        time (``Settings.preempt_window_ms``); ``let_through`` counts what ran in it:
+        datagrams delivered ``to_server`` / ``to_client`` and ``timers`` fired."""
+
     #: set True to be told of the core's probes (``probe``); the core skips them otherwise
     wants_probes = False
 

@@ -41,6 +41,7 @@ class RunOptions:
     transport: str | None = None  # overrides the scenarios' own
     send_buffering: bool | None = None  # overrides both sides' Settings.send_buffering
     preempt: float | None = None  # overrides both sides' Settings.preempt
+    preempt_window_ms: float | None = None  # overrides both sides' Settings.preempt_window_ms
     wire_log: bool = False  # memory transport with trace_dir: also write <run>.wire (one line per datagram)
     virtual_budget: float | None = None  # memory transport: virtual seconds before a run is a hang
     probes: bool = False  # count state-coverage probe hits (result["probes"])
@@ -175,7 +176,7 @@ def _stopped_result(spec: ScenarioSpec, seed: int, options: RunOptions, error: s
         "scenario": spec.name, "file": spec.file, "seed": seed, "expect": spec.expect, "passed": skipped is not None,
         "error": error, **Ledger().report(), "network": {**spec.network, **options.network},
         "faults": sorted(spec.client_settings.faults | options.faults), "send_buffering": None,
-        "preempt": options.preempt, "link": {}, "notes": [], "transport": transport_for(spec, options),
+        "preempt": options.preempt, "preempt_window_ms": options.preempt_window_ms, "link": {}, "notes": [], "transport": transport_for(spec, options),
         "connected": None, "wall_time": round(wall, 3), "trace": None, "backend": options.backend,
         **({"skipped": skipped} if skipped is not None else {}),
     }
@@ -204,6 +205,9 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
     if options.preempt is not None:
         client_settings = replace(client_settings, preempt=options.preempt)
         server_settings = replace(server_settings, preempt=options.preempt)
+    if options.preempt_window_ms is not None:
+        client_settings = replace(client_settings, preempt_window_ms=options.preempt_window_ms)
+        server_settings = replace(server_settings, preempt_window_ms=options.preempt_window_ms)
     network_spec = {**spec.network, **options.network}
     ledger = Ledger()
     network = Network(NetworkProfile.from_dict(network_spec), seed, loop.time)
@@ -320,6 +324,7 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
         "faults": sorted(applied_faults),
         "send_buffering": client_settings.send_buffering,
         "preempt": client_settings.preempt,
+        "preempt_window_ms": client_settings.preempt_window_ms,
         "link": {d: dict(s) for d, s in network.stats.items()},  # per direction: what the link did
         "notes": context.notes if context else [],
         "transport": transport,

@@ -8,6 +8,10 @@ from .faults import FAULTS, check_faults
 
 __all__ = ["FAULTS", "Settings", "check_faults"]
 
+#: the longest network window a preemption point may draw (a window is time the
+#: application's thread was not scheduled; seconds of it are a stall, not a race)
+MAX_WINDOW_MS = 1000.0
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -36,6 +40,11 @@ class Settings:
     #: MsQuic's worker thread may between two of the application's statements. Drawn
     #: from the run's seed; 0 (the default): the worker runs only when the loop does.
     preempt: float = 0.0
+    #: quicsim's own: at a preemption point, the network may move too: virtual time moves
+    #: forward by a window drawn up to this many ms, and the datagrams, handlers and timers
+    #: due in it run inside the call (the in-memory link only; see
+    #: :mod:`quicsim.transport.window`). 0: a preemption point applies queued calls only.
+    preempt_window_ms: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "faults", check_faults(self.faults))
@@ -54,3 +63,6 @@ class Settings:
         preempt = self.preempt
         if isinstance(preempt, bool) or not isinstance(preempt, (int, float)) or not 0 <= preempt <= 1:
             raise ValueError(f"Settings.preempt must be a number from 0 to 1, got {preempt!r}")
+        window = self.preempt_window_ms
+        if isinstance(window, bool) or not isinstance(window, (int, float)) or not 0 <= window <= MAX_WINDOW_MS:
+            raise ValueError(f"Settings.preempt_window_ms must be a number from 0 to {MAX_WINDOW_MS}, got {window!r}")

@@ -309,6 +309,10 @@ class Tracer(Observer):
     def operation_applied(self, conn, stream, kind) -> None:
         self._named(conn, stream, "applied", kind)
 
+    def network_window(self, conn, stream, call, seconds, let_through) -> None:
+        self._write({"kind": "window", "name": call, **self._where(conn, stream), "ms": round(seconds * 1000, 3),
+                     **let_through})
+
     def _named(self, conn, stream, kind: str, name: str) -> None:
         """A record of a ``kind`` and a ``name`` only (once per call or flush, not per send)."""
         records = self._records

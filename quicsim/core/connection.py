@@ -685,6 +685,10 @@ class ConnectionCore:
         for observer in self.observers:
             observer.preempted(self, stream, call)
 
+    def observe_window(self, stream: StreamCore | None, call: str, seconds: float, let_through: dict) -> None:
+        for observer in self.observers:
+            observer.network_window(self, stream, call, seconds, let_through)
+
     def _observe_applied(self, stream: StreamCore | None, kind: str) -> None:
         for observer in self.observers:
             observer.operation_applied(self, stream, kind)

@@ -62,8 +62,8 @@ class MemoryLink:
         self.client_protocol: asyncio.DatagramProtocol | None = None
         self.server_protocol: asyncio.DatagramProtocol | None = None
         self._queues = {
-            "to_server": DeliveryQueue(loop, lambda data: self._arrive("to_server", data)),
-            "to_client": DeliveryQueue(loop, lambda data: self._arrive("to_client", data)),
+            "to_server": DeliveryQueue(loop, lambda data: self._arrive("to_server", data), "to_server"),
+            "to_client": DeliveryQueue(loop, lambda data: self._arrive("to_client", data), "to_client"),
         }
 
     def _send(self, side: str, data: bytes) -> None:

@@ -17,6 +17,8 @@ from aioquic.asyncio.server import QuicServer, serve
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 
+from .window import let_network_in
+
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 SOCKET_BUFFER = 4 << 20
 #: a timer handled twice at one instant is handled this much later the second time
@@ -99,6 +101,11 @@ class ConnectionDriver(QuicConnectionProtocol):
         self._process_events()
         if not self.core.flush_delayed:  # DELAY_SEND: the next flush, for any reason, sends it
             self.transmit()
+
+    def let_network_in(self, seconds: float) -> dict[str, Any] | None:
+        """A preemption point's network window on this driver's loop (see
+        :mod:`quicsim.transport.window`); None where the loop has none (real time)."""
+        return let_network_in(self._loop, seconds)
 
     def run_events(self) -> None:
         """Deliver aioquic's pending events now (used by a blocking close)."""

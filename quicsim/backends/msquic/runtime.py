@@ -35,7 +35,7 @@ SETTINGS_FIELDS: dict[str, str] = {
     "initial_rtt_ms": "InitialRttMs",
 }
 #: Settings fields that exist only in the simulator.
-SIMULATOR_ONLY = ("faults", "preempt")
+SIMULATOR_ONLY = ("faults", "preempt", "preempt_window_ms")
 
 
 def simulator_faults(faults: frozenset[str]) -> list[str]:
