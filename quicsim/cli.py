@@ -27,7 +27,9 @@ from .loader import UsageError, load_scenarios
 from .network import NetworkError, NetworkProfile
 from .outpaths import output_dir, output_file
 from .report import print_failure_rates, print_failures, print_skips, results_table
+from .outcomes import MSQUIC_PREEMPT, MSQUIC_WINDOW_MS
 from .runner import RunOptions, run_job, seeds_for, transport_for
+from .scenario_spec import ScenarioSpec
 from .settings import FAULTS, MAX_WINDOW_MS, check_faults
 
 
@@ -151,6 +153,26 @@ def build_parser() -> argparse.ArgumentParser:
     backends.add_argument("--msquic-lib", metavar="PATH", help="the libmsquic to load (default: $QUICSIM_MSQUIC_LIB, "
                                                                "else the system's)")
     backends.add_argument("--json", action="store_true", help="print one JSON object")
+
+    outcomes = sub.add_parser("outcomes", help="run one scenario over many seeds (with preemption that lets "
+                                               "the network in) and count its distinct outcomes")
+    outcomes.add_argument("path", metavar="SCENARIO", help="a scenario file")
+    outcomes.add_argument("-k", dest="keyword", help="the scenario whose name contains this (for a file with several)")
+    outcomes.add_argument("--seeds", type=_positive_int, default=200, help="seeds to run (default 200)")
+    outcomes.add_argument("--seed", type=int, help="first seed (default: the scenario's own)")
+    outcomes.add_argument("--preempt", type=_number(float, lambda v: 0 <= v <= 1, "from 0 to 1"), metavar="P",
+                          help=f"chance of a preemption point after each API call (default {MSQUIC_PREEMPT:g}, "
+                               "the model calibrated on the library; 0: program order)")
+    outcomes.add_argument("--preempt-window", type=_number(float, lambda v: 0 <= v <= MAX_WINDOW_MS,
+                                                           f"from 0 to {MAX_WINDOW_MS:g}"), metavar="MS",
+                          help=f"longest network window at a preemption point (default {MSQUIC_WINDOW_MS:g})")
+    outcomes.add_argument("--send-buffering", choices=("on", "off"),
+                          help="force SendBufferingEnabled on or off on both sides")
+    outcomes.add_argument("--inject", "--fault", dest="inject", type=_fault, action="append", default=[],
+                          metavar="FAULT", help="switch a fault on in the client (repeatable)")
+    outcomes.add_argument("--transport", choices=("udp", "memory"),
+                          help="default memory: deterministic, so each outcome's seed replays it")
+    outcomes.add_argument("--json", action="store_true", help="print one JSON object")
 
     diff = sub.add_parser("diff", help="run one scenario on the simulator and on the real libmsquic and show the "
                                        "outcomes each reached, side by side (exit 1: the sets differ)")
@@ -359,15 +381,26 @@ def _check_fuzz_msquic(args: argparse.Namespace) -> None:
     os.environ[MSQUIC_LIB_ENV] = found[0]
 
 
+def _one_scenario(args: argparse.Namespace, command: str) -> ScenarioSpec:
+    """The one scenario ``-k`` names in ``args.path``: the one whose name is the keyword,
+    else the only one whose name contains it."""
+    specs = load_scenarios([args.path], args.keyword)
+    exact = [s for s in specs if s.name == args.keyword]
+    if len(exact) == 1:
+        return exact[0]
+    if len(specs) > 1:
+        raise UsageError(f"quicsim {command}: {args.path} holds {len(specs)} scenarios"
+                         f"{' matching -k ' + args.keyword if args.keyword else ''}; choose one with -k")
+    return specs[0]
+
+
 def _diff(args: argparse.Namespace) -> int:
     """quicsim diff: exit 0 when both backends reached the same outcome set, 1 when not."""
     from .backends import BackendError
     from .backends.msquic.runtime import Runtime
     from .diff import diff_scenario, print_diff
 
-    specs = load_scenarios([args.path], args.keyword)
-    if len(specs) > 1:
-        raise UsageError(f"quicsim diff: {args.path} holds {len(specs)} scenarios; choose one with -k")
+    specs = [_one_scenario(args, "diff")]
     try:
         Runtime.get(args.msquic_lib)
     except BackendError as exc:
@@ -383,6 +416,26 @@ def _diff(args: argparse.Namespace) -> int:
         out = Console(highlight=False)
         print_diff(out if out.is_terminal else Console(highlight=False, width=200), result)
     return 0 if result.same else 1
+
+
+def _outcomes(args: argparse.Namespace) -> int:
+    """quicsim outcomes: exit 1 when a run reached an outcome the scenario does not allow."""
+    from .outcomes import outcome_set, print_outcome_set
+
+    spec = _one_scenario(args, "outcomes")
+    first = spec.seed if args.seed is None else args.seed
+    options = RunOptions(faults=frozenset(args.inject), transport=args.transport or "memory",
+                         send_buffering=None if args.send_buffering is None else args.send_buffering == "on",
+                         preempt=MSQUIC_PREEMPT if args.preempt is None else args.preempt,
+                         preempt_window_ms=MSQUIC_WINDOW_MS if args.preempt_window is None else args.preempt_window)
+    interrupt.install()
+    result = outcome_set(spec, list(range(first, first + args.seeds)), options)
+    if args.json:
+        print(json.dumps(result.as_dict()))
+    else:
+        out = Console(highlight=False)
+        print_outcome_set(out if out.is_terminal else Console(highlight=False, width=200), result)
+    return 1 if result.unexpected else 0
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -571,6 +624,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _backends(args)
         if args.command == "diff":
             return _diff(args)
+        if args.command == "outcomes":
+            return _outcomes(args)
         return _make_certs(args)
     except UsageError as exc:
         print(f"quicsim: error: {exc}" if not str(exc).startswith("quicsim") else f"{exc}", file=sys.stderr)

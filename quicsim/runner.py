@@ -220,6 +220,12 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
                         include_cids=transport != "memory" and not msquic)
         observers = (tracer,)
     observers = (*observers, *options.observers)
+    recorder = None
+    if spec.expect_outcomes is not None:
+        from .outcomes import OutcomeRecorder
+
+        recorder = OutcomeRecorder()
+        observers = (*observers, recorder)
     probes = ProbeObserver() if options.probes else None
     if probes is not None:
         observers = (*observers, probes)
@@ -281,6 +287,11 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
     if handler_errors and error is None:
         error = "handler raised: " + "; ".join(handler_errors[:3])
     report = ledger.report()
+    outcome = None
+    if recorder is not None and spec.expect_outcomes is not None:
+        outcome = recorder.outcome({"leaks": report["leaks"], "error": error})
+        if outcome not in spec.expect_outcomes and error is None:
+            error = f"outcome not in expect_outcomes: {outcome}"
     if tracer is not None:
         for leak in report["leaks"]:
             tracer.finding("leak", leak)
@@ -330,6 +341,7 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
         "transport": transport,
         "backend": options.backend,
         "connected": pair is not None,  # False: the handshake never completed (no body ran)
+        **({"outcome": outcome} if outcome is not None else {}),
         **({"probes": dict(probes.hits)} if probes is not None else {}),
         "wall_time": round(time.monotonic() - wall_start, 3),
         "trace": str(tracer.path) if tracer is not None else None,

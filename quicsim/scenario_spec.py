@@ -37,6 +37,8 @@ class ScenarioSpec:
     transport: str = "udp"
     #: the backends the scenario can run on (quicsim run --backend)
     backends: tuple[str, ...] = BACKENDS
+    #: the outcomes (quicsim.outcomes notation) a run may reach; None: any
+    expect_outcomes: frozenset[str] | None = None
     file: str = ""
     line: int = 0
 
@@ -73,6 +75,7 @@ def scenario(
     server: Callable[..., Any] | None = None,
     transport: str = "udp",
     backends: Any = BACKENDS,
+    expect_outcomes: Any = None,
 ) -> Any:
     """Mark ``async def fn(ctx)`` as a scenario.
 
@@ -86,7 +89,9 @@ def scenario(
     the relay) or ``"memory"`` (in-memory link on a virtual clock: deterministic);
     ``backends``: where it can run, ``("simulator",)`` for a scenario that needs the
     simulator for a reason quicsim cannot see (it skips those that inject faults the
-    library does not have, or run on the memory transport, by itself).
+    library does not have, or run on the memory transport, by itself);
+    ``expect_outcomes``: the outcomes a run may reach, in the notation of
+    ``quicsim outcomes`` (a run that reaches another fails, naming it).
     """
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -105,6 +110,12 @@ def scenario(
             raise ValueError(f"backends must name some of {', '.join(BACKENDS)}, got {backends!r}")
         if not isinstance(seed, int):
             raise ValueError(f"seed must be an int, got {seed!r}")
+        allowed = None
+        if expect_outcomes is not None:
+            allowed = frozenset([expect_outcomes] if isinstance(expect_outcomes, str) else expect_outcomes)
+            if not allowed or not all(isinstance(o, str) and o for o in allowed):
+                raise ValueError(f"expect_outcomes must be outcome strings (see quicsim outcomes), "
+                                 f"got {expect_outcomes!r}")
         NetworkProfile.from_dict(network)  # raises NetworkError naming the bad key
         client_settings, server_settings = _settings_pair(settings)
         code = func.__code__
@@ -112,6 +123,7 @@ def scenario(
             fn=func, name=func.__name__, network=dict(network or {}), timeout=float(timeout),
             seed=seed, client_settings=client_settings, server_settings=server_settings,
             repeat=repeat, expect=expect, server=server, transport=transport, backends=chosen,
+            expect_outcomes=allowed,
             file=code.co_filename,
             line=code.co_firstlineno,
         )
