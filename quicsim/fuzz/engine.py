@@ -20,7 +20,7 @@ from typing import Callable
 from ..loader import load_scenarios
 from ..runner import RunOptions, run_job
 from ..scenario_spec import ATTRIBUTE, ScenarioSpec
-from .program import PREEMPT_CHOICES, Program, generate
+from .program import PREEMPT_CHOICES, WINDOW_CHOICES, Program, generate
 from .render import HEADER, render
 from .swarm import describe
 
@@ -89,7 +89,7 @@ def for_backend(program: Program, backend: str) -> Program:
     points, and the slow reader's timers belong to the loop, not to MsQuic's threads."""
     if backend == "simulator":
         return program
-    return replace(program, preempt=0.0, slow_reader=False)
+    return replace(program, preempt=0.0, preempt_window_ms=0.0, slow_reader=False)
 
 
 def options_for(backend: str, probes: bool = False) -> RunOptions:
@@ -192,7 +192,15 @@ def shrink(program: Program, sig: str, faults: frozenset[str], max_runs: int = 3
     for lower in (0.0, *PREEMPT_CHOICES):
         if lower >= current.preempt:
             break
-        candidate = replace(current, preempt=lower)
+        candidate = replace(current, preempt=lower, preempt_window_ms=current.preempt_window_ms if lower else 0.0)
+        if still_fails(candidate):
+            current = candidate
+            break
+    # The network window off, else the shortest that still fails.
+    for shorter in (0.0, *WINDOW_CHOICES):
+        if shorter >= current.preempt_window_ms:
+            break
+        candidate = replace(current, preempt_window_ms=shorter)
         if still_fails(candidate):
             current = candidate
             break

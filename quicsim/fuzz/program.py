@@ -85,6 +85,8 @@ class Program:
     features: frozenset[str] | None = None
     #: Settings.preempt on both sides: the chance the worker runs right after each API call
     preempt: float = 0.0
+    #: Settings.preempt_window_ms on both sides: the network may run at a preemption point
+    preempt_window_ms: float = 0.0
     #: PeerBidi/UnidiStreamCount on both sides (None: the default, 100): a low limit blocks
     #: starts (FAIL_BLOCKED fails, INDICATE_PEER_ACCEPT waits for PEER_ACCEPTED)
     peer_streams: int | None = None
@@ -189,6 +191,9 @@ def generate(seed: int, max_ops: int = 12, swarm: float = 0.0) -> Program:
     program.preempt = _preempt(random.Random(f"quicsim-fuzz-preempt:{seed}"))
     if not allowed(features, "settings.preempt"):
         program.preempt = 0.0
+    if program.preempt:
+        # Drawn from its own generator so adding this knob left every program as it was.
+        program.preempt_window_ms = _window(random.Random(f"quicsim-fuzz-window:{seed}"))
     knobs = random.Random(f"quicsim-fuzz-knobs:{seed}")
     program.peer_streams = knobs.choice((1, 2, 3)) if knobs.random() < 0.15 else None
     program.stop_sending = knobs.random() < 0.1
@@ -264,6 +269,16 @@ def _preempt(rng: random.Random) -> float:
     """Half the runs keep program order (no preemption point); the others draw how often
     the worker runs between two calls, up to every time."""
     return 0.0 if rng.random() < 0.5 else rng.choice(PREEMPT_CHOICES)
+
+
+#: longest network windows a preempting run may draw, in ms (0: queued calls only)
+WINDOW_CHOICES = (0.5, 2.0, 10.0, 50.0)
+
+
+def _window(rng: random.Random) -> float:
+    """Half the preempting runs let the network in at their preemption points, with a
+    window from a sub-RTT glimpse to a long stall (the ACK delay is 1 ms, the RTT a few)."""
+    return 0.0 if rng.random() < 0.5 else rng.choice(WINDOW_CHOICES)
 
 
 def _at_most(ops: list[Op], max_ops: int) -> list[Op]:

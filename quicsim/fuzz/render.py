@@ -174,6 +174,8 @@ def render(program: Program, faults: frozenset[str] = frozenset(), doc: str = ""
             args.append("send_buffering=True")
         if program.preempt:
             args.append(f"preempt={program.preempt!r}")
+        if program.preempt and program.preempt_window_ms:
+            args.append(f"preempt_window_ms={program.preempt_window_ms!r}")
         if faults:
             args.append(f"faults={sorted(faults)!r}")
         both = f"Settings({', '.join(args)})"
