@@ -54,11 +54,20 @@ class _Waiters:
                         future.set_result(event)
 
 
-async def _wait(future: asyncio.Future, timeout: float | None, what: Callable[[], str]) -> Any:
+async def wait_or_time_out(future: asyncio.Future, timeout: float | None, what: Callable[[], str]) -> Any:
+    """``future``'s result; past ``timeout`` a TimeoutError that says what was awaited (both backends)."""
     try:
         return await asyncio.wait_for(future, timeout)
     except asyncio.TimeoutError:
         raise asyncio.TimeoutError(f"timed out after {timeout} s waiting for {what()}") from None
+
+
+async def accept_next(accepted: asyncio.Queue, timeout: float | None) -> Any:
+    """A listener's next connection whose handshake completed (both backends)."""
+    try:
+        return await asyncio.wait_for(accepted.get(), timeout)
+    except asyncio.TimeoutError:
+        raise asyncio.TimeoutError(f"no connection accepted within {timeout} s") from None
 
 
 T = TypeVar("T")
@@ -174,7 +183,7 @@ class Stream:
         """The next event of ``event_type`` (any type when None) delivered to this stream."""
         if self.core.event_hook is None:
             self.core.event_hook = self._waiters.fire
-        return await _wait(self._waiters.add(event_type), timeout,
+        return await wait_or_time_out(self._waiters.add(event_type), timeout,
                            lambda: f"{_type_name(event_type)} on {self!r}")
 
     async def wait_shutdown_complete(self, timeout: float | None = None) -> None:
@@ -233,19 +242,16 @@ class Connection:
         if rng.random() >= self.preempt:
             return
         if self.preempt_window:
-            # MsQuic's worker queue holds received packets and timers as well as calls, in
-            # the order they came: the window runs them in that order, the pass that
-            # applies the queued calls among them (scheduled when the call was queued).
             seconds = rng.uniform(0.0, self.preempt_window)
-            core.observe_preempted(stream, call)
-            let_through = driver.let_network_in(seconds)
-            if let_through is not None:
+            if driver.has_network_window:
+                # MsQuic's worker queue holds received packets and timers as well as calls,
+                # in the order they came: the window runs them in that order, the pass that
+                # applies the queued calls among them (scheduled when the call was queued).
+                core.observe_preempted(stream, call)
+                let_through = driver.let_network_in(seconds)
                 core.observe_window(stream, call, seconds, let_through)
                 return
-            if core.ops:  # no window on this loop (real time, UDP): the queued calls only
-                driver.run_worker()
-            return
-        if not core.ops:
+        if not core.ops:  # (no window on this loop, UDP: the queued calls only)
             return
         core.observe_preempted(stream, call)
         driver.run_worker()
@@ -319,7 +325,7 @@ class Connection:
     async def wait_event(self, event_type: ConnectionEventType | None = None,
                          timeout: float | None = None) -> ev.ConnectionEvent:
         """The next connection event of ``event_type`` (any type when None)."""
-        return await _wait(self._waiters.add(event_type), timeout,
+        return await wait_or_time_out(self._waiters.add(event_type), timeout,
                            lambda: f"{_type_name(event_type)} on {self!r}")
 
     async def wait_connected(self, timeout: float | None = None) -> None:
@@ -329,7 +335,7 @@ class Connection:
             raise ConnectionError(f"{self.label}: connection closed before the handshake completed")
         waiter = self._waiters.add(None)
         while not self.connected:
-            event = await _wait(waiter, timeout, lambda: f"CONNECTED on {self!r}")
+            event = await wait_or_time_out(waiter, timeout, lambda: f"CONNECTED on {self!r}")
             if event.type is ConnectionEventType.SHUTDOWN_COMPLETE:
                 raise ConnectionError(self._failure_text())
             waiter = self._waiters.add(None) if not self.connected else waiter
@@ -470,10 +476,7 @@ class Listener:
 
     async def accept(self, timeout: float | None = None) -> Connection:
         """The next connection whose handshake completed."""
-        try:
-            return await asyncio.wait_for(self._accepted.get(), timeout)
-        except asyncio.TimeoutError:
-            raise asyncio.TimeoutError(f"no connection accepted within {timeout} s") from None
+        return cast(Connection, await accept_next(self._accepted, timeout))
 
     def close(self) -> None:
         """Stop listening; connections still open are closed silently."""

@@ -381,6 +381,12 @@ def _check_fuzz_msquic(args: argparse.Namespace) -> None:
     os.environ[MSQUIC_LIB_ENV] = found[0]
 
 
+def _table_console() -> Console:
+    """Where a wide table goes: the terminal, or 200 columns when piped (no folding)."""
+    out = Console(highlight=False)
+    return out if out.is_terminal else Console(highlight=False, width=200)
+
+
 def _one_scenario(args: argparse.Namespace, command: str) -> ScenarioSpec:
     """The one scenario ``-k`` names in ``args.path``: the one whose name is the keyword,
     else the only one whose name contains it."""
@@ -400,21 +406,20 @@ def _diff(args: argparse.Namespace) -> int:
     from .backends.msquic.runtime import Runtime
     from .diff import diff_scenario, print_diff
 
-    specs = [_one_scenario(args, "diff")]
+    spec = _one_scenario(args, "diff")
     try:
         Runtime.get(args.msquic_lib)
     except BackendError as exc:
         raise UsageError(f"quicsim diff: {exc}") from None
     interrupt.install()
     try:
-        result = diff_scenario(specs[0], args.runs, frozenset(args.inject), args.msquic_lib, args.seed)
+        result = diff_scenario(spec, args.runs, frozenset(args.inject), args.msquic_lib, args.seed)
     except ValueError as exc:
         raise UsageError(f"quicsim diff: {exc}") from None
     if args.json:
         print(json.dumps(result.as_dict()))
     else:
-        out = Console(highlight=False)
-        print_diff(out if out.is_terminal else Console(highlight=False, width=200), result)
+        print_diff(_table_console(), result)
     return 0 if result.same else 1
 
 
@@ -433,8 +438,7 @@ def _outcomes(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.as_dict()))
     else:
-        out = Console(highlight=False)
-        print_outcome_set(out if out.is_terminal else Console(highlight=False, width=200), result)
+        print_outcome_set(_table_console(), result)
     return 1 if result.unexpected else 0
 
 

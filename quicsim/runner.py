@@ -176,7 +176,8 @@ def _stopped_result(spec: ScenarioSpec, seed: int, options: RunOptions, error: s
         "scenario": spec.name, "file": spec.file, "seed": seed, "expect": spec.expect, "passed": skipped is not None,
         "error": error, **Ledger().report(), "network": {**spec.network, **options.network},
         "faults": sorted(spec.client_settings.faults | options.faults), "send_buffering": None,
-        "preempt": options.preempt, "preempt_window_ms": options.preempt_window_ms, "link": {}, "notes": [], "transport": transport_for(spec, options),
+        "preempt": options.preempt, "preempt_window_ms": options.preempt_window_ms, "link": {}, "notes": [],
+        "transport": transport_for(spec, options),
         "connected": None, "wall_time": round(wall, 3), "trace": None, "backend": options.backend,
         **({"skipped": skipped} if skipped is not None else {}),
     }
@@ -224,8 +225,11 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
     if spec.expect_outcomes is not None:
         from .outcomes import OutcomeRecorder
 
-        recorder = OutcomeRecorder()
-        observers = (*observers, recorder)
+        # one recorder per run: the caller's (quicsim outcomes, diff) when it brought one
+        recorder = next((o for o in options.observers if isinstance(o, OutcomeRecorder)), None)
+        if recorder is None:
+            recorder = OutcomeRecorder()
+            observers = (*observers, recorder)
     probes = ProbeObserver() if options.probes else None
     if probes is not None:
         observers = (*observers, probes)

@@ -17,7 +17,7 @@ from aioquic.asyncio.server import QuicServer, serve
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 
-from .window import let_network_in
+from .window import has_window, let_network_in
 
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 SOCKET_BUFFER = 4 << 20
@@ -102,9 +102,13 @@ class ConnectionDriver(QuicConnectionProtocol):
         if not self.core.flush_delayed:  # DELAY_SEND: the next flush, for any reason, sends it
             self.transmit()
 
-    def let_network_in(self, seconds: float) -> dict[str, Any] | None:
-        """A preemption point's network window on this driver's loop (see
-        :mod:`quicsim.transport.window`); None where the loop has none (real time)."""
+    @property
+    def has_network_window(self) -> bool:
+        """Whether a preemption point can let the network in here (a virtual clock; see
+        :mod:`quicsim.transport.window`). Over UDP it cannot."""
+        return has_window(self._loop)
+
+    def let_network_in(self, seconds: float) -> dict[str, int]:
         return let_network_in(self._loop, seconds)
 
     def run_events(self) -> None:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import itertools
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
+from ...api import accept_next, wait_or_time_out
 from ...core.connection import StatusError
 from ...core.rules import flag_value
 from ...enums import ConnectionEventType, ConnectionShutdownFlags, MAX_VARINT, Status, StreamOpenFlags
@@ -22,7 +23,7 @@ from . import bindings as b
 from . import bridge, event_map
 from .bridge import ORDER
 from .runtime import Runtime, check_settings
-from .stream import MsQuicStream, _status, _wait, stream_id
+from .stream import MsQuicStream, _status, stream_id
 
 _C = ConnectionEventType
 _ENDING = (_C.SHUTDOWN_INITIATED_BY_TRANSPORT, _C.SHUTDOWN_INITIATED_BY_PEER, _C.SHUTDOWN_COMPLETE)
@@ -261,7 +262,8 @@ class MsQuicConnection:
         """The next connection event of ``event_type`` (any type when None)."""
         future = self._waiters.add(event_type)
         assert future is not None
-        return await _wait(future, timeout, f"{event_type.name if event_type else 'any event'} on {self!r}")
+        return await wait_or_time_out(future, timeout,
+                                      lambda: f"{event_type.name if event_type else 'any event'} on {self!r}")
 
     async def wait_connected(self, timeout: float | None = None) -> None:
         """Return once CONNECTED was delivered; ConnectionError if the connection ended first."""
@@ -273,14 +275,14 @@ class MsQuicConnection:
             future = self._waiters.add(None, lambda: bool(self._delivered))
             if future is not None:
                 left = None if deadline is None else max(0.0, deadline - loop.time())
-                await _wait(future, left, f"CONNECTED on {self!r}")
+                await wait_or_time_out(future, left, lambda: f"CONNECTED on {self!r}")
 
     async def wait_shutdown_complete(self, timeout: float | None = None) -> None:
         """Return once the connection's SHUTDOWN_COMPLETE was delivered."""
         future = self._waiters.add(_C.SHUTDOWN_COMPLETE,
                                    lambda: _C.SHUTDOWN_COMPLETE in self._delivered or self.handle_closed)
         if future is not None:
-            await _wait(future, timeout, f"SHUTDOWN_COMPLETE on {self!r}")
+            await wait_or_time_out(future, timeout, lambda: f"SHUTDOWN_COMPLETE on {self!r}")
 
     def failure_text(self) -> str:
         reason = ""
@@ -350,10 +352,7 @@ class MsQuicListener:
 
     async def accept(self, timeout: float | None = None) -> MsQuicConnection:
         """The next connection whose handshake completed."""
-        try:
-            return await asyncio.wait_for(self._accepted.get(), timeout)
-        except asyncio.TimeoutError:
-            raise asyncio.TimeoutError(f"no connection accepted within {timeout} s") from None
+        return cast(MsQuicConnection, await accept_next(self._accepted, timeout))
 
     def close(self) -> None:
         """ListenerClose (blocking), after closing the connections still open silently."""

@@ -9,10 +9,10 @@ INVALID_STATE here, where the library itself would touch freed memory.
 
 from __future__ import annotations
 
-import asyncio
 import ctypes
 from typing import TYPE_CHECKING, Any, Callable
 
+from ...api import wait_or_time_out
 from ...core.rules import flag_value
 from ...core.send_queue import normalize_buffers
 from ...enums import (MAX_SEND_LENGTH, SendFlags, Status, StreamEventType, StreamOpenFlags, StreamShutdownFlags,
@@ -227,12 +227,13 @@ class MsQuicStream:
         """The next event of ``event_type`` (any type when None) delivered to this stream."""
         future = self._waiters.add(event_type)
         assert future is not None
-        return await _wait(future, timeout, f"{event_type.name if event_type else 'any event'} on {self!r}")
+        return await wait_or_time_out(future, timeout,
+                                      lambda: f"{event_type.name if event_type else 'any event'} on {self!r}")
 
     async def _wait_once(self, event_type: StreamEventType, timeout: float | None) -> None:
         future = self._waiters.add(event_type, lambda: event_type in self._delivered or self.handle_closed)
         if future is not None:
-            await _wait(future, timeout, f"{event_type.name} on {self!r}")
+            await wait_or_time_out(future, timeout, lambda: f"{event_type.name} on {self!r}")
 
     async def wait_shutdown_complete(self, timeout: float | None = None) -> None:
         """Return once SHUTDOWN_COMPLETE was delivered (at once if it already was)."""
@@ -247,13 +248,6 @@ class MsQuicStream:
     def pending_sends(self) -> int:
         """Sends accepted by the library whose SEND_COMPLETE has not come (yet)."""
         return len(self._sends)
-
-
-async def _wait(future: asyncio.Future, timeout: float | None, what: str) -> Any:
-    try:
-        return await asyncio.wait_for(future, timeout)
-    except asyncio.TimeoutError:
-        raise asyncio.TimeoutError(f"timed out after {timeout} s waiting for {what}") from None
 
 
 def stream_id(api: Any, handle: b.HQUIC) -> int | None:
