@@ -115,11 +115,7 @@ async def open_pair(
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if backend == "msquic":
-        return await _open_msquic_pair(transport=transport, network=network, seed=seed,
-                                       client_settings=client_settings, server_settings=server_settings,
-                                       ledger=ledger, server_handler=server_handler, client_handler=client_handler,
-                                       observers=observers, accept_timeout=accept_timeout, qlog=qlog,
-                                       wire_log=wire_log, msquic_lib=msquic_lib)
+        _check_msquic(transport, qlog, wire_log)
     loop = asyncio.get_running_loop()
     if not isinstance(network, Network):
         network = Network(network, seed, loop.time)
@@ -129,21 +125,25 @@ async def open_pair(
         if hasattr(observer, "network"):
             network.listeners.append(observer.network)
     ledger = ledger if ledger is not None else Ledger()
+    if backend == "msquic":
+        from .backends.msquic import connection as msquic
+
+        listen, connect = msquic.listen, msquic.connect
+        extra: dict[str, Any] = {"msquic_lib": msquic_lib}
+    else:
+        listen, connect = api.listen, api.connect  # type: ignore[assignment]
+        extra = {"quic_logger": qlog, "seed": seed}
     link: Any = None
-    listener = None
+    listener: Any = None
     try:
         if transport == "memory":
-            link = MemoryLink(network, wire_log)
-            listener = await api.listen(handler=server_handler, settings=server_settings, ledger=ledger,
-                                        observers=observers, quic_logger=qlog, link=link, seed=seed)
-            client = await api.connect("127.0.0.1", 0, handler=client_handler, settings=client_settings,
-                                       ledger=ledger, observers=observers, quic_logger=qlog, link=link, seed=seed)
-        else:
-            listener = await api.listen(handler=server_handler, settings=server_settings, ledger=ledger,
-                                        observers=observers, quic_logger=qlog, seed=seed)
+            link = extra["link"] = MemoryLink(network, wire_log)
+        listener = await listen(handler=server_handler, settings=server_settings, ledger=ledger,
+                                observers=observers, **extra)
+        if transport == "udp":
             link = await Relay(("127.0.0.1", listener.port), network).start()
-            client = await api.connect("127.0.0.1", link.port, handler=client_handler, settings=client_settings,
-                                       ledger=ledger, observers=observers, quic_logger=qlog, seed=seed)
+        client = await connect("127.0.0.1", link.port if transport == "udp" else 0, handler=client_handler,
+                               settings=client_settings, ledger=ledger, observers=observers, **extra)
         server = await listener.accept(timeout=accept_timeout)
     except BaseException:
         if listener is not None:
@@ -151,39 +151,15 @@ async def open_pair(
         if link is not None:
             link.close()
         raise
-    return Pair(client, server, listener, network, ledger, seed, transport, link)
+    return Pair(client, server, listener, network, ledger, seed, transport, link, backend=backend)  # type: ignore[arg-type]
 
 
-async def _open_msquic_pair(*, transport: str, network: Any, seed: int, client_settings: Settings | None,
-                            server_settings: Settings | None, ledger: Ledger | None, server_handler: Any,
-                            client_handler: Any, observers: tuple[Any, ...], accept_timeout: float, qlog: Any,
-                            wire_log: Any, msquic_lib: str | None) -> Pair:
-    """Both ends on the real libmsquic, the seeded relay between them."""
+def _check_msquic(transport: str, qlog: Any, wire_log: Any) -> None:
+    """What the msquic backend cannot do (BackendError): both ends are the real library."""
     from .backends import BackendError
-    from .backends.msquic import connection as msquic
 
     if transport != "udp":
         raise BackendError("the msquic backend runs over loopback UDP only (the in-memory link and virtual "
                            "time are the simulator's)")
     if qlog is not None or wire_log is not None:
         raise BackendError("qlog and wire logs record the simulator's packets; the msquic backend has none")
-    loop = asyncio.get_running_loop()
-    if not isinstance(network, Network):
-        network = Network(network, seed, loop.time)
-    ledger = ledger if ledger is not None else Ledger()
-    listener: Any = None
-    link: Any = None
-    try:
-        listener = await msquic.listen(handler=server_handler, settings=server_settings, ledger=ledger,
-                                       observers=observers, msquic_lib=msquic_lib)
-        link = await Relay(("127.0.0.1", listener.port), network).start()
-        client = await msquic.connect("127.0.0.1", link.port, handler=client_handler, settings=client_settings,
-                                      ledger=ledger, observers=observers, msquic_lib=msquic_lib)
-        server = await listener.accept(timeout=accept_timeout)
-    except BaseException:
-        if listener is not None:
-            listener.close()
-        if link is not None:
-            link.close()
-        raise
-    return Pair(client, server, listener, network, ledger, seed, transport, link, backend="msquic")  # type: ignore[arg-type]

@@ -268,9 +268,10 @@ class Tracer(Observer):
 
     def _where(self, conn: Any, stream: Any) -> dict:
         where = {"side": "client" if conn.is_client else "server", "conn": conn.label}
-        if self.include_cids:
+        quic = getattr(conn, "quic", None)  # (the real library's connections keep their ids to themselves)
+        if self.include_cids and quic is not None:
             # The QUIC connection id is random: left out where traces must be reproducible.
-            where["cid"] = conn.quic.original_destination_connection_id.hex()
+            where["cid"] = quic.original_destination_connection_id.hex()
         if stream is not None:
             where["stream_id"] = stream.id
             where["stream_handle"] = stream.handle

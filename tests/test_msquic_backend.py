@@ -7,6 +7,7 @@ otherwise; what does not need it (settings mapping, what is refused, skips) alwa
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from quicsim.backends.msquic import bindings as b
 from quicsim.backends.msquic.runtime import SETTINGS_FIELDS, check_settings, quic_settings, simulator_faults
 from quicsim.loader import load_scenarios
 from quicsim.runner import RunOptions, needs_simulator, run_job
+from quicsim.trace import Tracer
 
 REPO = Path(__file__).resolve().parent.parent
 LIB = os.environ.get(MSQUIC_LIB_ENV, "")
@@ -115,7 +117,9 @@ def test_run_with_the_msquic_backend_refuses_bad_input_in_one_line(args, needle)
 @needs_library
 @pytest.mark.asyncio
 async def test_sends_complete_acknowledged_through_the_lossy_relay():
-    pair = await open_pair(backend="msquic", network={"loss": 0.05, "delay_ms": 2}, seed=5)
+    out = io.StringIO()
+    tracer = Tracer(out)
+    pair = await open_pair(backend="msquic", network={"loss": 0.05, "delay_ms": 2}, seed=5, observers=(tracer,))
     try:
         stream = pair.client.open_stream()
         assert stream.start() is Status.PENDING
@@ -130,7 +134,10 @@ async def test_sends_complete_acknowledged_through_the_lossy_relay():
         assert await pair.shutdown()
     finally:
         pair.close()
+        tracer.close()
     pair.ledger.assert_ok()
+    # the trace has the link's drops, as on the simulator
+    assert '"kind": "datagram", "name": "loss"' in out.getvalue()
 
 
 @needs_library
@@ -296,7 +303,9 @@ def test_plugin_runs_pairs_and_scenario_files_on_the_library(pytester: pytest.Py
     pytester.makepyfile(PLUGIN_TESTS.replace("BACKEND_CLASS", "'MsQuicConnection'"))
     for name in ("msquic_4307_reentrant_close", "fault_drop_send_after_shutdown"):
         pytester.makefile(".py", **{f"scn_{name}": (REPO / "scenarios" / f"{name}.py").read_text()})
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--quicsim-backend", "msquic", "-rs")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--quicsim-backend", "msquic", "-rs",
+                                           "--quicsim-trace", str(pytester.path / "traces"))
     # the clean pair test and the 4307 scenario (the library's own leak, expected) pass;
-    # the memory and fault tests and the fault scenario are skipped
+    # the memory and fault tests and the fault scenario are skipped; traced on the library too
     result.assert_outcomes(passed=2, skipped=3)
+    assert list((pytester.path / "traces").glob("*.jsonl"))
