@@ -244,9 +244,10 @@ class Connection:
         if self.preempt_window:
             seconds = rng.uniform(0.0, self.preempt_window)
             if driver.has_network_window:
-                # MsQuic's worker queue holds received packets and timers as well as calls,
-                # in the order they came: the window runs them in that order, the pass that
-                # applies the queued calls among them (scheduled when the call was queued).
+                # QuicConnDrainOperations: one connection's operation queue holds received
+                # packets (FLUSH_RECV) and expired timers (TIMER_EXPIRED) as well as API calls,
+                # drained in the order they came: the window runs them in that order, the
+                # pass that applies the queued calls among them (scheduled when queued).
                 core.observe_preempted(stream, call)
                 let_through = driver.let_network_in(seconds)
                 core.observe_window(stream, call, seconds, let_through)

@@ -151,7 +151,9 @@ async def open_pair(
         if link is not None:
             link.close()
         raise
-    return Pair(client, server, listener, network, ledger, seed, transport, link, backend=backend)  # type: ignore[arg-type]
+    # (on the library the handles are MsQuicConnection / MsQuicListener, the same API)
+    return Pair(client, server, listener, network, ledger, seed, transport, link,  # type: ignore[arg-type]
+                backend=backend)
 
 
 def _check_msquic(transport: str, qlog: Any, wire_log: Any) -> None:

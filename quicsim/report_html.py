@@ -177,7 +177,8 @@ def _run_section(analysis: Analysis, index: int) -> str:
                  '<span><i style="background:#fb8c00"></i>canceled</span>'
                  '<span><i style="background:#8e24aa"></i>shutdown</span>'
                  '<span><i style="background:#757575"></i>datagram dropped/delayed</span>'
-                 '<span><i style="background:#00acc1"></i>worker ran at a preemption point (and the network, in a window)</span>'
+                 '<span><i style="background:#00acc1"></i>worker ran at a preemption point '
+                 '(and the network, in a window)</span>'
                  '<span><i style="background:#e53935"></i>leak</span>'
                  '<span><i style="background:#f9a825"></i>expected leak</span></div>')
     parts.append('<div class="lanes">')

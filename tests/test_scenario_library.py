@@ -50,4 +50,5 @@ async def test_result_keeps_the_ledgers_datagram_count_beside_the_links_stats(tm
     result = await run_scenario(spec, 1)
     assert result["passed"], result["error"]
     assert result["datagrams"] == 3
-    assert set(result["link"]) == {"to_server", "to_client"} and result["link"]["to_server"]["forwarded"] > 0, result["link"]
+    link = result["link"]
+    assert set(link) == {"to_server", "to_client"} and link["to_server"]["forwarded"] > 0, link
