@@ -439,6 +439,8 @@ def _outcomes(args: argparse.Namespace) -> int:
         print(json.dumps(result.as_dict()))
     else:
         print_outcome_set(_table_console(), result)
+    if result.interrupted:
+        return interrupt.EXIT_STATUS
     return 1 if result.unexpected else 0
 
 

@@ -11,11 +11,13 @@ into indications is the network's choice, not the API's.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections import Counter
 from dataclasses import dataclass, replace
 from typing import Any
 
+from . import interrupt
 from .enums import Status, StreamEventType
 from .observer import Observer
 from .runner import RunOptions, run_job
@@ -112,22 +114,37 @@ class OutcomeSet:
     first_seed: dict[str, int]
     #: outcomes the scenario does not allow (expect_outcomes), with their counts
     unexpected: dict[str, int]
+    #: Ctrl-C stopped it: the counts are of the seeds run before it
+    interrupted: bool = False
+
+    @property
+    def runs(self) -> int:
+        return sum(self.outcomes.values())
 
     def as_dict(self) -> dict:
         return {"scenario": self.scenario, "seeds": [self.seeds[0], self.seeds[-1]] if self.seeds else [],
-                "options": self.options,
+                "runs": self.runs, "interrupted": self.interrupted, "options": self.options,
                 "outcomes": [{"outcome": o, "count": n, "seed": self.first_seed[o], "allowed": o not in self.unexpected}
                              for o, n in self.outcomes.most_common()],
                 "unexpected": self.unexpected}
 
 
 def outcome_set(spec: ScenarioSpec, seeds: list[int], options: RunOptions) -> OutcomeSet:
-    """Run ``spec`` once per seed with ``options`` and count the distinct outcomes."""
+    """Run ``spec`` once per seed with ``options`` and count the distinct outcomes; Ctrl-C
+    (with :mod:`quicsim.interrupt` installed) ends it with what was counted so far."""
     outcomes: Counter = Counter()
     first_seed: dict[str, int] = {}
+    interrupted = False
     for seed in seeds:
+        if interrupt.requested():
+            interrupted = True
+            break
         recorder = OutcomeRecorder()
-        result = run_job(spec, seed, replace(options, observers=(*options.observers, recorder)))
+        try:
+            result = run_job(spec, seed, replace(options, observers=(*options.observers, recorder)))
+        except (KeyboardInterrupt, asyncio.CancelledError):  # the running seed was torn down
+            interrupted = True
+            break
         # (the runner's own when the scenario declares its outcomes: judged before its error)
         outcome = result.get("outcome") or recorder.outcome(result)
         outcomes[outcome] += 1
@@ -137,7 +154,7 @@ def outcome_set(spec: ScenarioSpec, seeds: list[int], options: RunOptions) -> Ou
     shown = {"preempt": options.preempt, "preempt_window_ms": options.preempt_window_ms,
              "send_buffering": options.send_buffering, "faults": sorted(options.faults),
              "transport": options.transport or spec.transport}
-    return OutcomeSet(spec.name, seeds, shown, outcomes, first_seed, unexpected)
+    return OutcomeSet(spec.name, seeds, shown, outcomes, first_seed, unexpected, interrupted)
 
 
 def print_outcome_set(console: Any, result: OutcomeSet) -> None:
@@ -146,7 +163,7 @@ def print_outcome_set(console: Any, result: OutcomeSet) -> None:
     from rich.table import Table
 
     o = result.options
-    title = (f"{result.scenario}: {len(result.seeds)} seeds, preempt {o['preempt']:g}, "
+    title = (f"{result.scenario}: {result.runs} seeds, preempt {o['preempt']:g}, "
              f"window {o['preempt_window_ms']:g} ms, transport {o['transport']}"
              + (f", send buffering {'on' if o['send_buffering'] else 'off'}" if o["send_buffering"] is not None else "")
              + (f", +{', '.join(o['faults'])}" if o["faults"] else ""))
@@ -155,12 +172,14 @@ def print_outcome_set(console: Any, result: OutcomeSet) -> None:
     table.add_column("%", justify="right")
     table.add_column("outcome", overflow="fold")
     table.add_column("seed", justify="right")
-    total = max(1, len(result.seeds))
+    total = max(1, result.runs)
     for outcome, n in result.outcomes.most_common():
         bad = outcome in result.unexpected
         table.add_row(str(n), f"{100 * n / total:.1f}", outcome + ("  (not allowed)" if bad else ""),
                       str(result.first_seed[outcome]), style="bold red" if bad else "")
     console.print(table)
+    if result.interrupted:
+        console.print(f"interrupted after {result.runs} of {len(result.seeds)} seeds", markup=False)
     if result.unexpected:
         console.print(f"{sum(result.unexpected.values())} run(s) reached an outcome the scenario does not allow "
                       "(expect_outcomes)", style="bold red", markup=False)

@@ -101,3 +101,32 @@ def test_demo_stops_at_the_first_ctrl_c_with_the_ledger_so_far(tmp_path):
     assert code == 130, out + err
     assert "Traceback" not in err and err.strip() == "", err
     assert "interrupted; the ledger so far:" in out and "ledger:" in out
+
+
+STUCK_AT_SEED_3 = """
+    import asyncio
+    from pathlib import Path
+    from quicsim import scenario, StreamShutdownFlags
+
+    @scenario(timeout=100000)
+    async def stuck(ctx):
+        s = ctx.client.open_stream()
+        s.start()
+        s.send(b"x", client_context=1)
+        s.shutdown(StreamShutdownFlags.GRACEFUL)
+        await s.wait_shutdown_complete(timeout=5)
+        if ctx.seed == 3:
+            Path(MARK).write_text("stuck")
+            while True:   # only Ctrl-C ends this
+                await asyncio.sleep(0.01)
+"""
+
+
+def test_outcomes_stops_at_the_first_ctrl_c_with_the_counts_so_far(tmp_path):
+    path = tmp_path / "stuck.py"
+    mark = tmp_path / "mark"
+    path.write_text(textwrap.dedent(STUCK_AT_SEED_3).replace("MARK", repr(str(mark))))
+    code, out, err = _interrupt(["outcomes", str(path), "--seeds", "10"], lambda _: mark.exists())
+    assert code == 130, (out, err)
+    assert "Traceback" not in err and err.strip() == "", err
+    assert "interrupted after 2 of 10 seeds" in out and "s1: START 1a SSC(g=1) PEER_FIN SC" in out, out

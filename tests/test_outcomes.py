@@ -114,7 +114,8 @@ def test_outcomes_command_prints_the_set_and_its_json():
     proc = _quicsim("outcomes", str(STORY), "-k", "seed_story", "--seeds", "40", "--json")
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
-    assert data["scenario"] == "seed_story" and data["seeds"] == [1, 40]
+    assert data["scenario"] == "seed_story" and data["seeds"] == [1, 40] and data["runs"] == 40
+    assert data["interrupted"] is False
     assert data["options"]["preempt"] == MSQUIC_PREEMPT and data["options"]["transport"] == "memory"
     assert sum(o["count"] for o in data["outcomes"]) == 40 and all(o["allowed"] for o in data["outcomes"])
     table = _quicsim("outcomes", str(STORY), "-k", "seed_story", "--seeds", "40")
