@@ -6,6 +6,7 @@ seeded impairment model as the UDP relay, on whatever clock the loop has (virtua
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 from typing import Any, Callable
 
@@ -62,8 +63,8 @@ class MemoryLink:
         self.client_protocol: asyncio.DatagramProtocol | None = None
         self.server_protocol: asyncio.DatagramProtocol | None = None
         self._queues = {
-            "to_server": DeliveryQueue(loop, lambda data: self._arrive("to_server", data), "to_server"),
-            "to_client": DeliveryQueue(loop, lambda data: self._arrive("to_client", data), "to_client"),
+            "to_server": DeliveryQueue(loop, functools.partial(self._arrive, "to_server"), "to_server"),
+            "to_client": DeliveryQueue(loop, functools.partial(self._arrive, "to_client"), "to_client"),
         }
 
     def _send(self, side: str, data: bytes) -> None:

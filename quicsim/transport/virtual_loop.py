@@ -18,7 +18,6 @@ import itertools
 import selectors
 import threading
 import time
-from collections import Counter
 from asyncio import events
 from concurrent.futures import thread as _pool_thread
 from typing import Callable
@@ -111,8 +110,6 @@ class VirtualTimeEventLoop(asyncio.SelectorEventLoop):
         self._timer_seq = itertools.count()
         self._jobs_in_flight = 0  # run_in_executor jobs not finished
         self._threads_before = {t.ident for t in threading.enumerate()}
-        #: datagrams the links on this loop delivered, per direction (network windows count them)
-        self.delivered: Counter[str] = Counter()
 
     def time(self) -> float:
         return self._virtual_now
@@ -157,17 +154,17 @@ class VirtualTimeEventLoop(asyncio.SelectorEventLoop):
         timer._scheduled = True
         return timer
 
-    def run_window(self, seconds: float, network: Callable[[events.Handle], bool]) -> list[Callable]:
+    def run_window(self, seconds: float, network: Callable[[events.Handle], bool],
+                   before: Callable[[events.Handle], None]) -> None:
         """Move the clock ``seconds`` forward *now*, inside the callback that runs, and run
         what ``network`` claims of what falls due in that time, in order: callbacks ready
-        now, then timers by deadline (each run at its own instant). The rest (the
-        application's tasks, its timeouts) stays queued for the loop, as a thread that was
-        not scheduled meanwhile. Returns the callbacks run, in order.
+        now, then timers by deadline (each run at its own instant, ``before(handle)`` told
+        first). The rest (the application's tasks, its timeouts) stays queued for the loop,
+        as a thread that was not scheduled meanwhile.
 
         The loop's own pass over its ready queue is in progress: handles run here are
         cancelled in place once run, never removed, so that pass skips them."""
         until = self._virtual_now + seconds
-        ran: list[Callable] = []
         while True:
             handle = next((h for h in self._ready if not h._cancelled and network(h)), None)
             if handle is None:
@@ -176,11 +173,10 @@ class VirtualTimeEventLoop(asyncio.SelectorEventLoop):
                     break
                 handle = min(due)  # by (deadline, scheduling order)
                 self._virtual_now = max(self._virtual_now, handle._when)
-            ran.append(handle._callback)
+            before(handle)
             handle._run()
             handle.cancel()  # done: the loop skips it when it comes to it
         self._virtual_now = max(self._virtual_now, until)
-        return ran
 
     def _advance(self, seconds: float) -> None:
         self._virtual_now += seconds + STEP_PAST
