@@ -92,12 +92,15 @@ def test_fuzz_with_the_msquic_backend_refuses_bad_input_in_one_line(tmp_path, ar
 def test_the_fuzzers_judge_finds_the_librarys_own_lost_completion(tmp_path):
     """No fault injected: the library loses send 5, the ledger names it, and the judge over
     repeated runs (the one shrinking uses) calls it a leak; the clean variant passes."""
-    result = run_program(REENTRANT_CLOSE, backend="msquic")
-    runs = [result] + [run_program(REENTRANT_CLOSE, backend="msquic") for _ in range(3)]
+    # The library loses it in about half the runs, less on a loaded machine: 12 runs and
+    # three tries of the judge keep this from failing by chance (below 1 in 100).
+    runs = [run_program(REENTRANT_CLOSE, backend="msquic") for _ in range(12)]
     leaked = [r for r in runs if r["leaks"]]
     assert len(leaked) >= 2, [signature(r) for r in runs]
     assert all([leak["client_context"] for leak in r["leaks"]] == ["'s1#10'"] for r in leaked)
-    assert repeat_signature(lambda: signature(run_program(REENTRANT_CLOSE, backend="msquic")), "leak") == "leak"
+    judged = [repeat_signature(lambda: signature(run_program(REENTRANT_CLOSE, backend="msquic")), "leak")
+              for _ in range(3)]
+    assert "leak" in judged, judged
     # the same program without the close in the handler: every send completes
     clean = Program(seed=1, ops=[op for op in REENTRANT_CLOSE.ops if op[0] != "on"])
     assert repeat_signature(lambda: signature(run_program(clean, backend="msquic")), "leak") is None
