@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import fields, is_dataclass
 from pathlib import Path
-from typing import Any, Callable, TextIO
+from typing import Any, Callable, Sequence, TextIO
 
 from .enums import (ConnectionEventType, ConnectionShutdownFlags, SendFlags, StreamEventType, StreamOpenFlags,
                     StreamShutdownFlags, StreamStartFlags)
@@ -64,7 +64,9 @@ def _plain(value: Any) -> Any:
     return repr(value)
 
 
-def event_fields(event: Any) -> dict:
+def event_fields(event: Any, context: Callable[[Any], Any] = repr) -> dict:
+    """An event's fields as JSON values; its ``client_context`` written by ``context``
+    (its repr in traces, where it is compared as text)."""
     out: dict[str, Any] = {}
     if not is_dataclass(event):
         return out
@@ -75,7 +77,7 @@ def event_fields(event: Any) -> dict:
         elif f.name == "stream":
             out["stream_id"] = value.id
         elif f.name == "client_context":
-            out[f.name] = repr(value)
+            out[f.name] = context(value)
         else:
             out[f.name] = _plain(value)
     return out
@@ -378,3 +380,31 @@ class Tracer(Observer):
                 self._file.close()
             else:
                 self._file.flush()
+
+
+def record_findings(report: dict, expect: str, passed: bool, errors: Sequence[str] = (),
+                    tracer: Tracer | None = None, qlog: Any = None) -> None:
+    """At the end of a run, write the ledger's findings (``report`` is ``Ledger.report()``),
+    the run's errors and its verdict into its trace (``leak``, ``violation``, ``stalled``,
+    ``error``, ``verdict`` records, read by ``quicsim explain`` and the report) and its qlog
+    (``quicsim:<finding>`` events; the qlog files are written then)."""
+    if tracer is not None:
+        for leak in report["leaks"]:
+            tracer.finding("leak", leak)
+        for violation in report["violations"]:
+            tracer.finding("violation", {"text": violation})
+        for send in report["stalled"]:
+            tracer.finding("stalled", send)
+        for text in errors:
+            tracer.finding("error", {"text": text})
+        tracer.finding("verdict", {"expect": expect, "passed": passed})
+    if qlog is not None:  # the findings go on qvis's timeline too
+        for leak in report["leaks"]:
+            qlog.finding("leak", leak)
+        for violation in report["violations"]:
+            qlog.finding("violation", {"text": violation})
+        for send in report["stalled"]:
+            qlog.finding("stalled_send", send)
+        for text in errors:
+            qlog.finding("error", {"text": text})
+        qlog.flush()
