@@ -29,14 +29,44 @@ from .liveness import LIVENESS_SECONDS, VIRTUAL_LIVENESS_SECONDS, liveness_phase
 from .loader import UsageError, load_scenarios
 from .network import Network, NetworkError, NetworkProfile
 from .pair import BACKENDS, TRANSPORTS, Pair, open_pair
+from .qlog import QlogWriter
 from .runner import RunOptions, run_job, seeds_for
 from .scenario_spec import ScenarioSpec
 from .settings import Settings, check_faults
-from .trace import Tracer
+from .trace import Tracer, record_findings
+
+
+@dataclass
+class _Traces:
+    """What ``--quicsim-trace`` keeps of one test: its JSON Lines trace and its qlog."""
+
+    tracer: Tracer
+    path: Path
+    qlog: QlogWriter | None = None
+    recorded: bool = False  # the findings and the verdict are in
+
+    def record(self, ledger: Ledger, expect: frozenset[str], passed: bool, errors: list[str]) -> None:
+        """Write the ledger's findings and the verdict (once), as ``quicsim run --trace`` does."""
+        if self.recorded:
+            return
+        self.recorded = True
+        record_findings(ledger.report(), "+".join(sorted(expect)), passed, errors, self.tracer, self.qlog)
+
+    def files(self) -> list[Path]:
+        return [self.path, *(self.qlog.paths if self.qlog is not None else [])]
+
+    def hint(self) -> str:
+        """Where the trace is and the command that explains it (for the failure message)."""
+        text = f"quicsim trace: {self.path}\n  explain it: quicsim explain {self.path}"
+        if self.qlog is not None:  # (written with the findings, at the end of the test)
+            qlogs = self.qlog.paths or [self.path.parent / f"{self.path.stem}-*.sqlog"]
+            text += "\n  qlog (qvis): " + ", ".join(str(p) for p in qlogs)
+        return text
+
 
 _LEDGER_FAILED = pytest.StashKey[str]()
 _JUDGED = pytest.StashKey[bool]()
-_TRACE = pytest.StashKey[Tracer]()
+_TRACE = pytest.StashKey[_Traces]()
 _EXPECTATIONS = frozenset({"ok", "leak", "violation", "handler_error"})
 _MARKER_KEYS = {"loss", "delay_ms", "seed", "transport", "settings", "client_settings", "server_settings",
                 "faults", "expect", "network", "backend"}
@@ -132,10 +162,20 @@ def quicsim_ledger(request: pytest.FixtureRequest, quicsim_config: QuicsimConfig
     ledger = Ledger()
     yield ledger
     item = request.node
-    if _JUDGED in item.stash or getattr(item, "_quicsim_call_failed", False):
-        return  # judged at the end of the test body already, or the body itself failed
-    failure = _verdict(ledger, quicsim_config.expect, _handler_errors(getattr(item, "funcargs", {})))
+    traces = item.stash.get(_TRACE, None)
+    if _JUDGED in item.stash:
+        return  # judged at the end of the test body already
+    if getattr(item, "_quicsim_call_failed", False):
+        if traces is not None:  # the body failed: the trace still says what the ledger saw
+            traces.record(ledger, quicsim_config.expect, False, ["the test body failed"])
+        return
+    handler_errors = _handler_errors(getattr(item, "funcargs", {}))
+    failure = _verdict(ledger, quicsim_config.expect, handler_errors)
+    if traces is not None:
+        traces.record(ledger, quicsim_config.expect, failure is None, _error_texts(handler_errors))
     if failure:
+        if traces is not None:
+            failure += "\n" + traces.hint()
         item.stash[_LEDGER_FAILED] = failure
         pytest.fail(failure, pytrace=False)
 
@@ -160,8 +200,15 @@ def pytest_runtest_call(item: pytest.Item):
                                  VIRTUAL_LIVENESS_SECONDS if pair.transport == "memory" else LIVENESS_SECONDS)
             await pair.shutdown()
         item.stash[_JUDGED] = True
-        failure = _verdict(funcargs["quicsim_ledger"], funcargs["quicsim_config"].expect, _handler_errors(funcargs))
+        ledger, expect, handler_errors = funcargs["quicsim_ledger"], funcargs["quicsim_config"].expect, \
+            _handler_errors(funcargs)
+        failure = _verdict(ledger, expect, handler_errors)
+        traces = item.stash.get(_TRACE, None)
+        if traces is not None:
+            traces.record(ledger, expect, failure is None, _error_texts(handler_errors))
         if failure:
+            if traces is not None:
+                failure += "\n" + traces.hint()
             pytest.fail(failure, pytrace=False)
 
     item.obj = checked  # type: ignore[attr-defined]
@@ -186,6 +233,10 @@ def _handler_errors(funcargs: dict) -> list[tuple[str, BaseException]]:
         seen.add(id(conn))
         out += [(conn.label, exc) for exc in conn.handler_errors]
     return out
+
+
+def _error_texts(handler_errors: list[tuple[str, BaseException]]) -> list[str]:
+    return [f"{label}: event handler raised {type(exc).__name__}: {exc}" for label, exc in handler_errors]
 
 
 def _verdict(ledger: Ledger, expect: frozenset[str], handler_errors: list[tuple[str, BaseException]]) -> str | None:
@@ -224,8 +275,9 @@ def _quicsim_observers(request: pytest.FixtureRequest, quicsim_buffers: Buffers)
     if not trace_dir:
         return (quicsim_buffers,)
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid)
-    tracer = Tracer(Path(trace_dir) / f"{name}.jsonl")
-    request.node.stash[_TRACE] = tracer
+    path = (Path(trace_dir) / f"{name}.jsonl").resolve()
+    tracer = Tracer(path)
+    request.node.stash[_TRACE] = _Traces(tracer, path)
     return (quicsim_buffers, tracer)
 
 
@@ -263,10 +315,14 @@ async def quicsim_pair(request: pytest.FixtureRequest, quicsim_config: QuicsimCo
         if reason is not None:
             request.node.stash[_JUDGED] = True  # nothing ran: nothing for the ledger to judge
             pytest.skip(f"the msquic backend: {reason}")
+    traces = request.node.stash.get(_TRACE, None)
+    if traces is not None and quicsim_config.backend == "simulator":  # (the library's packets are its own)
+        traces.qlog = QlogWriter(traces.path.parent, traces.path.stem, clock=asyncio.get_running_loop().time)
     pair = await open_pair(transport=quicsim_config.transport, network=quicsim_network, seed=quicsim_config.seed,
                            client_settings=quicsim_config.client_settings,
                            server_settings=quicsim_config.server_settings, ledger=quicsim_ledger,
-                           observers=_quicsim_observers, backend=quicsim_config.backend)
+                           observers=_quicsim_observers, backend=quicsim_config.backend,
+                           qlog=traces.qlog if traces is not None else None)
     try:
         yield pair
     finally:
@@ -285,15 +341,20 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = outcome.get_result()
     if report.when == "teardown" and report.failed and _LEDGER_FAILED in item.stash:
         report.quicsim_ledger = True  # counted as a failed test, not an error
+    traces = item.stash.get(_TRACE, None)
     if report.when == "teardown":
-        tracer = item.stash.get(_TRACE, None)
-        if tracer is not None:
-            tracer.close()
+        if traces is not None:
+            traces.tracer.close()
             failed = report.failed or getattr(item, "_quicsim_call_failed", False)
-            if not failed and tracer.path is not None:
-                tracer.path.unlink(missing_ok=True)
+            if not failed:
+                for path in traces.files():
+                    path.unlink(missing_ok=True)
+            elif report.failed and _LEDGER_FAILED not in item.stash and not getattr(item, "_quicsim_call_failed", False):
+                report.sections.append(("quicsim trace", traces.hint()))  # (a ledger failure names it already)
     elif report.when == "call" and report.failed:
         item._quicsim_call_failed = True  # type: ignore[attr-defined]
+        if traces is not None and "quicsim explain" not in str(report.longrepr):
+            report.sections.append(("quicsim trace", traces.hint()))
 
 
 def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):
