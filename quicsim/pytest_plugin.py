@@ -64,6 +64,7 @@ class _Traces:
         return text
 
 
+_FIXTURE_LOOP = pytest.StashKey[asyncio.AbstractEventLoop]()
 _LEDGER_FAILED = pytest.StashKey[str]()
 _JUDGED = pytest.StashKey[bool]()
 _TRACE = pytest.StashKey[_Traces]()
@@ -81,7 +82,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="run quicsim pairs and scenario files on the simulator (default) or on the real "
                          "libmsquic ($QUICSIM_MSQUIC_LIB); what needs the simulator is skipped, saying why")
     group.addoption("--quicsim-trace", default=None, metavar="DIR",
-                    help="keep a JSON Lines trace of each failing quicsim test in DIR")
+                    help="keep a JSON Lines trace (with the ledger's findings: quicsim explain reads it) "
+                         "and the qlog of each failing quicsim test in DIR")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -192,6 +194,10 @@ def pytest_runtest_call(item: pytest.Item):
 
     @functools.wraps(original)
     async def checked(*args: Any, **kwargs: Any) -> None:
+        fixture_loop = item.stash.get(_FIXTURE_LOOP, None)
+        if fixture_loop is not None and fixture_loop is not asyncio.get_running_loop():
+            item.stash[_JUDGED] = True  # the body never ran: nothing for the ledger to judge
+            pytest.fail(_loop_scope_mismatch(item), pytrace=False)
         await original(*args, **kwargs)
         pair = funcargs.get("quicsim_pair")
         if pair is not None:
@@ -233,6 +239,34 @@ def _handler_errors(funcargs: dict) -> list[tuple[str, BaseException]]:
         seen.add(id(conn))
         out += [(conn.label, exc) for exc in conn.handler_errors]
     return out
+
+
+def _ini(config: pytest.Config, name: str) -> Any:
+    try:
+        return config.getini(name)
+    except ValueError:  # (a pytest-asyncio without that setting)
+        return None
+
+
+def _loop_scope_mismatch(item: pytest.Item) -> str:
+    """Why a test cannot use the quicsim fixtures: pytest-asyncio set them up on another
+    event loop than the test's, so the pair's connections never run while the test waits
+    (its streams would time out unstarted); and which setting to change."""
+    marker = item.get_closest_marker("asyncio")
+    test_scope = (marker.kwargs.get("loop_scope") or marker.kwargs.get("scope")) if marker else None
+    source = "its asyncio marker"
+    if not test_scope:
+        test_scope = _ini(item.config, "asyncio_default_test_loop_scope") or "function"
+        source = "asyncio_default_test_loop_scope"
+    fixture_scope = _ini(item.config, "asyncio_default_fixture_loop_scope") or "function"
+    return (f"quicsim: pytest-asyncio runs this test on another event loop than the quicsim fixtures "
+            f"(the test's loop scope is {test_scope!r}, from {source}; the fixtures' {fixture_scope!r}, from "
+            f"asyncio_default_fixture_loop_scope): the pair's connections would not run while the test "
+            f"waits on them, and its streams would time out unstarted.\n"
+            f"Give both the same loop scope: asyncio_default_fixture_loop_scope = \"{test_scope}\" in the "
+            f"pytest configuration (the quicsim fixtures are function-scoped: \"function\" suits them), "
+            f"or run the test on the fixtures' loop: asyncio_default_test_loop_scope = \"{fixture_scope}\" "
+            f"or @pytest.mark.asyncio(loop_scope=\"{fixture_scope}\").")
 
 
 def _error_texts(handler_errors: list[tuple[str, BaseException]]) -> list[str]:
@@ -291,8 +325,10 @@ def _async_fixture(fn):
 
 
 @_async_fixture
-async def quicsim_network(quicsim_config: QuicsimConfig) -> Network:
+async def quicsim_network(request: pytest.FixtureRequest, quicsim_config: QuicsimConfig) -> Network:
     """The live impairment controls of the pair's link (``update(...)``, ``blackhole(...)``)."""
+    # the loop every quicsim fixture runs on: the test must run on it too (checked as it starts)
+    request.node.stash[_FIXTURE_LOOP] = asyncio.get_running_loop()
     return Network(quicsim_config.network, quicsim_config.seed, asyncio.get_running_loop().time)
 
 

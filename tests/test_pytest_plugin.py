@@ -323,3 +323,33 @@ def test_preemption_through_the_marker(pytester: pytest.Pytester):
     pytester.makepyfile(PREEMPTED)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-o", "asyncio_mode=strict")
     result.assert_outcomes(passed=2)
+
+
+@pytest.mark.parametrize("options, marker, scopes", [
+    # the fixtures on a session loop, the test on its own (a common way to silence
+    # pytest-asyncio's warning about the unset fixture loop scope)
+    (["-o", "asyncio_default_fixture_loop_scope=session"], "", ("'function'", "'session'")),
+    # the reverse: the test on a module loop, the fixtures on the test's own
+    (["-o", "asyncio_default_fixture_loop_scope=function"], '(loop_scope="module")', ("'module'", "'function'")),
+])
+def test_a_loop_scope_mismatch_is_named_at_once(pytester: pytest.Pytester, options, marker, scopes):
+    """pytest-asyncio running the quicsim fixtures on another event loop than the test made
+    the test wait its whole timeout on a stream that never started; now it fails before
+    the body runs, naming the loop scopes and the setting to change."""
+    pytester.makepyfile(CLEAN.replace("@pytest.mark.asyncio", "@pytest.mark.asyncio" + marker).replace(
+        "s.start()", "s.start()\n        print('BODY RAN')"))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-s", *options)
+    result.assert_outcomes(failed=1)
+    text = result.stdout.str()
+    assert "BODY RAN" not in text and "timed out" not in text and "unstarted>" not in text
+    assert "quicsim: pytest-asyncio runs this test on another event loop than the quicsim fixtures" in text
+    assert f"the test's loop scope is {scopes[0]}" in text and f"the fixtures' {scopes[1]}" in text
+    assert "asyncio_default_fixture_loop_scope = " in text and "@pytest.mark.asyncio(loop_scope=" in text
+
+
+def test_one_loop_scope_for_both_is_fine(pytester: pytest.Pytester):
+    """The same loop (both on the session's) is no mismatch: the test runs and passes."""
+    pytester.makepyfile(CLEAN)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-o", "asyncio_default_fixture_loop_scope=session",
+                                           "-o", "asyncio_default_test_loop_scope=session")
+    result.assert_outcomes(passed=1)
