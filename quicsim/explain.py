@@ -1,6 +1,7 @@
 """Read a JSON Lines trace and tell the life of each send: accepted -> handed to the
-transport -> completed (acknowledged or canceled) or leaked, leaks first, each with what
-happened on its stream around the time it was accepted and the shutdown it raced with."""
+transport -> completed (acknowledged or canceled) or leaked, leaks first, each with its cause
+as far as the trace tells (the fault that fired, the close that left its completion nowhere to
+go), the call it raced with and what happened on its stream around the time it was accepted."""
 
 from __future__ import annotations
 

@@ -385,8 +385,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             if not failed:
                 for path in traces.files():
                     path.unlink(missing_ok=True)
-            elif report.failed and _LEDGER_FAILED not in item.stash and not getattr(item, "_quicsim_call_failed", False):
-                report.sections.append(("quicsim trace", traces.hint()))  # (a ledger failure names it already)
+            elif (report.failed and _LEDGER_FAILED not in item.stash
+                  and not getattr(item, "_quicsim_call_failed", False)):  # (a ledger failure names it already)
+                report.sections.append(("quicsim trace", traces.hint()))
     elif report.when == "call" and report.failed:
         item._quicsim_call_failed = True  # type: ignore[attr-defined]
         if traces is not None and "quicsim explain" not in str(report.longrepr):
