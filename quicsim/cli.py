@@ -28,7 +28,7 @@ from .network import NetworkError, NetworkProfile
 from .outpaths import output_dir, output_file
 from .report import print_failure_rates, print_failures, print_skips, results_table
 from .outcomes import MSQUIC_PREEMPT, MSQUIC_WINDOW_MS
-from .runner import RunOptions, run_job, seeds_for, transport_for
+from .runner import RunOptions, result_json, run_job, seeds_for, transport_for
 from .scenario_spec import ScenarioSpec
 from .settings import FAULTS, MAX_WINDOW_MS, check_faults
 
@@ -259,7 +259,7 @@ def _run(args: argparse.Namespace) -> int:
                 results.append(result)
                 progress.advance(task)
                 if args.json:
-                    print(json.dumps(result, default=str), flush=True)
+                    print(result_json(result), flush=True)
 
     interrupted = False
     interrupt.install()

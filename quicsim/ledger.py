@@ -23,6 +23,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from .contexts import context_text
 from .core.state import ONCE_EVENTS, PHASE_TEXT, event_allowed
 from .enums import ConnectionEventType, SendFlags, Status, StreamEventType, StreamShutdownFlags
 from .observer import Observer
@@ -289,7 +290,7 @@ class Ledger(Observer):
             self._conn(conn)
             self._datagrams[(id(conn), args["datagram_id"])] = {
                 "connection": conn.label, "datagram_id": args["datagram_id"],
-                "client_context": repr(args["client_context"]), "bytes": args["bytes"]}
+                "client_context": context_text(args["client_context"]), "bytes": args["bytes"]}
 
     def _stream_event(self, conn, stream, event) -> None:
         record = self._streams.get(id(stream)) or self._record(conn, stream)
@@ -498,7 +499,7 @@ class Ledger(Observer):
             "stream_handle": stream.handle,
             "send": send.seq,
             "send_id": send.send_id,
-            "client_context": repr(send.client_context),
+            "client_context": context_text(send.client_context),
             "bytes": send.length,
             "flags": SendFlags(send.flags).name or "NONE",
             "detected": when,
@@ -552,7 +553,7 @@ class Ledger(Observer):
                 "stream_handle": record.stream.handle,
                 "send": send.seq,
                 "send_id": send.send_id,
-                "client_context": repr(send.client_context),
+                "client_context": context_text(send.client_context),
                 "bytes": send.length,
             } for record in self._streams.values() for send in record.book.pending()]
 

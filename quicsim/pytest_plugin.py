@@ -29,14 +29,45 @@ from .liveness import LIVENESS_SECONDS, VIRTUAL_LIVENESS_SECONDS, liveness_phase
 from .loader import UsageError, load_scenarios
 from .network import Network, NetworkError, NetworkProfile
 from .pair import BACKENDS, TRANSPORTS, Pair, open_pair
+from .qlog import QlogWriter
 from .runner import RunOptions, run_job, seeds_for
 from .scenario_spec import ScenarioSpec
 from .settings import Settings, check_faults
-from .trace import Tracer
+from .trace import Tracer, record_findings
 
+
+@dataclass
+class _Traces:
+    """What ``--quicsim-trace`` keeps of one test: its JSON Lines trace and its qlog."""
+
+    tracer: Tracer
+    path: Path
+    qlog: QlogWriter | None = None
+    recorded: bool = False  # the findings and the verdict are in
+
+    def record(self, ledger: Ledger, expect: frozenset[str], passed: bool, errors: list[str]) -> None:
+        """Write the ledger's findings and the verdict (once), as ``quicsim run --trace`` does."""
+        if self.recorded:
+            return
+        self.recorded = True
+        record_findings(ledger.report(), "+".join(sorted(expect)), passed, errors, self.tracer, self.qlog)
+
+    def files(self) -> list[Path]:
+        return [self.path, *(self.qlog.paths if self.qlog is not None else [])]
+
+    def hint(self) -> str:
+        """Where the trace is and the command that explains it (for the failure message)."""
+        text = f"quicsim trace: {self.path}\n  explain it: quicsim explain {self.path}"
+        if self.qlog is not None:  # (written with the findings, at the end of the test)
+            qlogs = self.qlog.paths or [self.path.parent / f"{self.path.stem}-*.sqlog"]
+            text += "\n  qlog (qvis): " + ", ".join(str(p) for p in qlogs)
+        return text
+
+
+_FIXTURE_LOOP = pytest.StashKey[asyncio.AbstractEventLoop]()
 _LEDGER_FAILED = pytest.StashKey[str]()
 _JUDGED = pytest.StashKey[bool]()
-_TRACE = pytest.StashKey[Tracer]()
+_TRACE = pytest.StashKey[_Traces]()
 _EXPECTATIONS = frozenset({"ok", "leak", "violation", "handler_error"})
 _MARKER_KEYS = {"loss", "delay_ms", "seed", "transport", "settings", "client_settings", "server_settings",
                 "faults", "expect", "network", "backend"}
@@ -51,7 +82,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="run quicsim pairs and scenario files on the simulator (default) or on the real "
                          "libmsquic ($QUICSIM_MSQUIC_LIB); what needs the simulator is skipped, saying why")
     group.addoption("--quicsim-trace", default=None, metavar="DIR",
-                    help="keep a JSON Lines trace of each failing quicsim test in DIR")
+                    help="keep a JSON Lines trace (with the ledger's findings: quicsim explain reads it) "
+                         "and the qlog of each failing quicsim test in DIR")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -132,10 +164,20 @@ def quicsim_ledger(request: pytest.FixtureRequest, quicsim_config: QuicsimConfig
     ledger = Ledger()
     yield ledger
     item = request.node
-    if _JUDGED in item.stash or getattr(item, "_quicsim_call_failed", False):
-        return  # judged at the end of the test body already, or the body itself failed
-    failure = _verdict(ledger, quicsim_config.expect, _handler_errors(getattr(item, "funcargs", {})))
+    traces = item.stash.get(_TRACE, None)
+    if _JUDGED in item.stash:
+        return  # judged at the end of the test body already
+    if getattr(item, "_quicsim_call_failed", False):
+        if traces is not None:  # the body failed: the trace still says what the ledger saw
+            traces.record(ledger, quicsim_config.expect, False, ["the test body failed"])
+        return
+    handler_errors = _handler_errors(getattr(item, "funcargs", {}))
+    failure = _verdict(ledger, quicsim_config.expect, handler_errors)
+    if traces is not None:
+        traces.record(ledger, quicsim_config.expect, failure is None, _error_texts(handler_errors))
     if failure:
+        if traces is not None:
+            failure += "\n" + traces.hint()
         item.stash[_LEDGER_FAILED] = failure
         pytest.fail(failure, pytrace=False)
 
@@ -152,6 +194,10 @@ def pytest_runtest_call(item: pytest.Item):
 
     @functools.wraps(original)
     async def checked(*args: Any, **kwargs: Any) -> None:
+        fixture_loop = item.stash.get(_FIXTURE_LOOP, None)
+        if fixture_loop is not None and fixture_loop is not asyncio.get_running_loop():
+            item.stash[_JUDGED] = True  # the body never ran: nothing for the ledger to judge
+            pytest.fail(_loop_scope_mismatch(item), pytrace=False)
         await original(*args, **kwargs)
         pair = funcargs.get("quicsim_pair")
         if pair is not None:
@@ -160,8 +206,15 @@ def pytest_runtest_call(item: pytest.Item):
                                  VIRTUAL_LIVENESS_SECONDS if pair.transport == "memory" else LIVENESS_SECONDS)
             await pair.shutdown()
         item.stash[_JUDGED] = True
-        failure = _verdict(funcargs["quicsim_ledger"], funcargs["quicsim_config"].expect, _handler_errors(funcargs))
+        ledger, expect, handler_errors = funcargs["quicsim_ledger"], funcargs["quicsim_config"].expect, \
+            _handler_errors(funcargs)
+        failure = _verdict(ledger, expect, handler_errors)
+        traces = item.stash.get(_TRACE, None)
+        if traces is not None:
+            traces.record(ledger, expect, failure is None, _error_texts(handler_errors))
         if failure:
+            if traces is not None:
+                failure += "\n" + traces.hint()
             pytest.fail(failure, pytrace=False)
 
     item.obj = checked  # type: ignore[attr-defined]
@@ -186,6 +239,38 @@ def _handler_errors(funcargs: dict) -> list[tuple[str, BaseException]]:
         seen.add(id(conn))
         out += [(conn.label, exc) for exc in conn.handler_errors]
     return out
+
+
+def _ini(config: pytest.Config, name: str) -> Any:
+    try:
+        return config.getini(name)
+    except ValueError:  # (a pytest-asyncio without that setting)
+        return None
+
+
+def _loop_scope_mismatch(item: pytest.Item) -> str:
+    """Why a test cannot use the quicsim fixtures: pytest-asyncio set them up on another
+    event loop than the test's, so the pair's connections never run while the test waits
+    (its streams would time out unstarted); and which setting to change."""
+    marker = item.get_closest_marker("asyncio")
+    test_scope = (marker.kwargs.get("loop_scope") or marker.kwargs.get("scope")) if marker else None
+    source = "its asyncio marker"
+    if not test_scope:
+        test_scope = _ini(item.config, "asyncio_default_test_loop_scope") or "function"
+        source = "asyncio_default_test_loop_scope"
+    fixture_scope = _ini(item.config, "asyncio_default_fixture_loop_scope") or "function"
+    return (f"quicsim: pytest-asyncio runs this test on another event loop than the quicsim fixtures "
+            f"(the test's loop scope is {test_scope!r}, from {source}; the fixtures' {fixture_scope!r}, from "
+            f"asyncio_default_fixture_loop_scope): the pair's connections would not run while the test "
+            f"waits on them, and its streams would time out unstarted.\n"
+            f"Give both the same loop scope: asyncio_default_fixture_loop_scope = \"{test_scope}\" in the "
+            f"pytest configuration (the quicsim fixtures are function-scoped: \"function\" suits them), "
+            f"or run the test on the fixtures' loop: asyncio_default_test_loop_scope = \"{fixture_scope}\" "
+            f"or @pytest.mark.asyncio(loop_scope=\"{fixture_scope}\").")
+
+
+def _error_texts(handler_errors: list[tuple[str, BaseException]]) -> list[str]:
+    return [f"{label}: event handler raised {type(exc).__name__}: {exc}" for label, exc in handler_errors]
 
 
 def _verdict(ledger: Ledger, expect: frozenset[str], handler_errors: list[tuple[str, BaseException]]) -> str | None:
@@ -224,8 +309,9 @@ def _quicsim_observers(request: pytest.FixtureRequest, quicsim_buffers: Buffers)
     if not trace_dir:
         return (quicsim_buffers,)
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid)
-    tracer = Tracer(Path(trace_dir) / f"{name}.jsonl")
-    request.node.stash[_TRACE] = tracer
+    path = (Path(trace_dir) / f"{name}.jsonl").resolve()
+    tracer = Tracer(path)
+    request.node.stash[_TRACE] = _Traces(tracer, path)
     return (quicsim_buffers, tracer)
 
 
@@ -239,8 +325,10 @@ def _async_fixture(fn):
 
 
 @_async_fixture
-async def quicsim_network(quicsim_config: QuicsimConfig) -> Network:
+async def quicsim_network(request: pytest.FixtureRequest, quicsim_config: QuicsimConfig) -> Network:
     """The live impairment controls of the pair's link (``update(...)``, ``blackhole(...)``)."""
+    # the loop every quicsim fixture runs on: the test must run on it too (checked as it starts)
+    request.node.stash[_FIXTURE_LOOP] = asyncio.get_running_loop()
     return Network(quicsim_config.network, quicsim_config.seed, asyncio.get_running_loop().time)
 
 
@@ -263,10 +351,14 @@ async def quicsim_pair(request: pytest.FixtureRequest, quicsim_config: QuicsimCo
         if reason is not None:
             request.node.stash[_JUDGED] = True  # nothing ran: nothing for the ledger to judge
             pytest.skip(f"the msquic backend: {reason}")
+    traces = request.node.stash.get(_TRACE, None)
+    if traces is not None and quicsim_config.backend == "simulator":  # (the library's packets are its own)
+        traces.qlog = QlogWriter(traces.path.parent, traces.path.stem, clock=asyncio.get_running_loop().time)
     pair = await open_pair(transport=quicsim_config.transport, network=quicsim_network, seed=quicsim_config.seed,
                            client_settings=quicsim_config.client_settings,
                            server_settings=quicsim_config.server_settings, ledger=quicsim_ledger,
-                           observers=_quicsim_observers, backend=quicsim_config.backend)
+                           observers=_quicsim_observers, backend=quicsim_config.backend,
+                           qlog=traces.qlog if traces is not None else None)
     try:
         yield pair
     finally:
@@ -285,15 +377,21 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = outcome.get_result()
     if report.when == "teardown" and report.failed and _LEDGER_FAILED in item.stash:
         report.quicsim_ledger = True  # counted as a failed test, not an error
+    traces = item.stash.get(_TRACE, None)
     if report.when == "teardown":
-        tracer = item.stash.get(_TRACE, None)
-        if tracer is not None:
-            tracer.close()
+        if traces is not None:
+            traces.tracer.close()
             failed = report.failed or getattr(item, "_quicsim_call_failed", False)
-            if not failed and tracer.path is not None:
-                tracer.path.unlink(missing_ok=True)
+            if not failed:
+                for path in traces.files():
+                    path.unlink(missing_ok=True)
+            elif (report.failed and _LEDGER_FAILED not in item.stash
+                  and not getattr(item, "_quicsim_call_failed", False)):  # (a ledger failure names it already)
+                report.sections.append(("quicsim trace", traces.hint()))
     elif report.when == "call" and report.failed:
         item._quicsim_call_failed = True  # type: ignore[attr-defined]
+        if traces is not None and "quicsim explain" not in str(report.longrepr):
+            report.sections.append(("quicsim trace", traces.hint()))
 
 
 def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):

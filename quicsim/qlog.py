@@ -4,7 +4,8 @@ application to the transport at each send, each SEND_COMPLETE, each shutdown,
 ``simulation`` markers when the network changes, and quicsim's findings (``quicsim:fault``
 when an injected fault fires, ``quicsim:leak``, ``quicsim:violation``,
 ``quicsim:stalled_send``, ``quicsim:error``) so the bug is on qvis's timeline. Times come from the loop's clock
-(virtual on the memory transport), not the wall clock aioquic would use."""
+(virtual on the memory transport), not the wall clock aioquic would use. A ``client_context``
+is written as its value (``{"repr": ...}`` when JSON cannot hold it)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any, Callable
 
 from aioquic.quic.logger import QuicLogger, QuicLoggerTrace, hexdump
 
+from .contexts import context_value, with_context_values
 from .observer import Observer
 from .trace import event_fields
 
@@ -84,14 +86,14 @@ class QlogWriter(QuicLogger, Observer):
             self._log(conn, "quicsim:api_call", data)
 
     def stream_event(self, conn, stream, event) -> None:
-        data = {"stream_id": stream.id, **event_fields(event)}
+        data = {"stream_id": stream.id, **event_fields(event, context_value)}
         if event.type.name == "SEND_COMPLETE":
             self._log(conn, "quicsim:send_complete", data)
         elif event.type.name != "RECEIVE":
             self._log(conn, "quicsim:stream_event", {"event": event.type.name, **data})
 
     def connection_event(self, conn, event) -> None:
-        self._log(conn, "quicsim:connection_event", {"event": event.type.name, **event_fields(event)})
+        self._log(conn, "quicsim:connection_event", {"event": event.type.name, **event_fields(event, context_value)})
 
     def fault_hit(self, conn, stream, fault, what) -> None:
         data = {"fault": fault, "what": what}
@@ -104,7 +106,7 @@ class QlogWriter(QuicLogger, Observer):
         logged now as ``quicsim:<kind>`` in the trace of the connection it names, or in
         every trace when it names none."""
         trace = self._by_label.get(str(detail.get("connection", "")))
-        data = {k: v for k, v in detail.items() if v is not None}
+        data = {k: v for k, v in with_context_values(detail).items() if v is not None}
         for target in [trace] if trace is not None else list(self._traces):
             target.log_event(category="quicsim", event=kind, data=data)
 

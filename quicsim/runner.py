@@ -5,6 +5,7 @@ ledger's verdict against the expectation."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import traceback
 from dataclasses import dataclass, field, replace
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from . import interrupt
 from .backends import BackendError
+from .contexts import with_context_values
 from .ledger import Ledger
 from .liveness import LIVENESS_SECONDS, VIRTUAL_LIVENESS_SECONDS, liveness_phase
 from .network import Network, NetworkProfile
@@ -21,7 +23,7 @@ from .pair import TEARDOWN_SECONDS, VIRTUAL_TEARDOWN_SECONDS, Pair, open_pair
 from .scenario_spec import ScenarioContext, ScenarioSpec
 from .core.state import StateError
 from .settings import check_faults
-from .trace import Tracer
+from .trace import Tracer, record_findings
 from .transport.virtual_loop import VirtualTimeExceeded, run_virtual
 
 #: How long, at most, the runner lets streams left open by a scenario body finish on
@@ -53,6 +55,16 @@ class RunOptions:
     msquic_lib: str | None = None
     #: more observers for every run (in-process callers: quicsim diff's outcome recorder)
     observers: tuple = field(default=(), compare=False)
+
+
+def result_json(result: dict) -> str:
+    """One run's result as the line ``quicsim run --json`` prints: the findings'
+    ``client_context`` as its value (``{"repr": ...}`` when JSON cannot hold it)."""
+    out = dict(result)
+    for key in ("leaks", "stalled", "datagram_leaks"):
+        if out.get(key):
+            out[key] = [with_context_values(finding) for finding in out[key]]
+    return json.dumps(out, default=str)
 
 
 def seeds_for(spec: ScenarioSpec, options: RunOptions) -> list[int]:
@@ -296,34 +308,15 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
         outcome = recorder.outcome({"leaks": report["leaks"], "error": error})
         if outcome not in spec.expect_outcomes and error is None:
             error = f"outcome not in expect_outcomes: {outcome}"
-    if tracer is not None:
-        for leak in report["leaks"]:
-            tracer.finding("leak", leak)
-        for violation in report["violations"]:
-            tracer.finding("violation", {"text": violation})
-        for send in report["stalled"]:
-            tracer.finding("stalled", send)
     if spec.expect == "ok":
         passed = error is None and report["ok"]
     elif spec.expect == "leak":
         passed = error is None and bool(report["leaks"])
     else:
         passed = error is None and bool(report["violations"])
+    record_findings(report, spec.expect, passed, [error] if error else [], tracer, qlog)
     if tracer is not None:
-        if error:
-            tracer.finding("error", {"text": error})
-        tracer.finding("verdict", {"expect": spec.expect, "passed": passed})  # read by explain and the report
         tracer.close()
-    if qlog is not None:  # the findings go on qvis's timeline too
-        for leak in report["leaks"]:
-            qlog.finding("leak", leak)
-        for violation in report["violations"]:
-            qlog.finding("violation", {"text": violation})
-        for send in report["stalled"]:
-            qlog.finding("stalled_send", send)
-        if error:
-            qlog.finding("error", {"text": error})
-        qlog.flush()
     if wire is not None and options.trace_dir:
         (Path(options.trace_dir) / f"{spec.name}-seed{seed}.wire").write_text("".join(f"{w}\n" for w in wire))
     return {

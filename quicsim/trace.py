@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import fields, is_dataclass
 from pathlib import Path
-from typing import Any, Callable, TextIO
+from typing import Any, Callable, Sequence, TextIO
 
 from .enums import (ConnectionEventType, ConnectionShutdownFlags, SendFlags, StreamEventType, StreamOpenFlags,
                     StreamShutdownFlags, StreamStartFlags)
@@ -64,7 +64,9 @@ def _plain(value: Any) -> Any:
     return repr(value)
 
 
-def event_fields(event: Any) -> dict:
+def event_fields(event: Any, context: Callable[[Any], Any] = repr) -> dict:
+    """An event's fields as JSON values; its ``client_context`` written by ``context``
+    (its repr in traces, where it is compared as text)."""
     out: dict[str, Any] = {}
     if not is_dataclass(event):
         return out
@@ -75,7 +77,7 @@ def event_fields(event: Any) -> dict:
         elif f.name == "stream":
             out["stream_id"] = value.id
         elif f.name == "client_context":
-            out[f.name] = repr(value)
+            out[f.name] = context(value)
         else:
             out[f.name] = _plain(value)
     return out
@@ -141,6 +143,9 @@ class Tracer(Observer):
         self._records: list[Any] = []
         self._lock = threading.Lock()
         self._where_cache: dict[Any, tuple] = {}
+        # (connection, callback depth) -> the event last delivered at that depth: a call made
+        # inside a handler names the event whose handler made it ("in_handler")
+        self._delivering: dict[tuple[Any, int], str] = {}  # (a SEND_COMPLETE: its context's JSON)
 
     def _first_clock(self) -> float:
         """The default clock, chosen at the first record: the running loop's, else
@@ -280,6 +285,12 @@ class Tracer(Observer):
     def api_call(self, conn, stream, name, status, args) -> None:
         record = {"kind": "call", "name": name, **self._where(conn, stream),
                   "status": _plain(status) if status is not None else None}
+        depth = getattr(conn, "callback_depth", 0)
+        if depth:  # called from an event handler (MsQuic allows most calls there, inline)
+            event = self._delivering.get((conn, depth - 1), "an event handler")
+            if event.startswith('"') or event[0].isdigit():  # a SEND_COMPLETE: its client_context's JSON
+                event = f"SEND_COMPLETE client_context={json.loads(event)}"
+            record["in_handler"] = event
         for key, value in args.items():
             if key == "client_context":
                 record[key] = repr(value)
@@ -330,9 +341,12 @@ class Tracer(Observer):
             context = _QUOTED[context] if type(context) is int and 0 <= context < _SMALL else _json_str(repr(context))
             records.append((_SEND_COMPLETE_EVENT, conn, stream, stream.id, event.canceled, context, event.send_id,
                             self._clock()))
+            self._delivering[conn, getattr(conn, "callback_depth", 0)] = context  # (its JSON: read if needed)
         elif event_type is _RECEIVE:  # frozen, and holds nothing mutable: read when written
             records.append((_RECEIVE_EVENT, conn, stream, stream.id, event, self._clock()))
+            self._delivering[conn, getattr(conn, "callback_depth", 0)] = "RECEIVE"
         else:
+            self._delivering[conn, getattr(conn, "callback_depth", 0)] = event_type.name
             self._write({"kind": "event", "name": event_type.name, **self._where(conn, stream),
                          **event_fields(event)})
             return
@@ -340,6 +354,7 @@ class Tracer(Observer):
             self._drain()
 
     def connection_event(self, conn, event) -> None:
+        self._delivering[conn, getattr(conn, "callback_depth", 0)] = event.type.name
         record = {"kind": "conn_event", "name": event.type.name, **self._where(conn, None), **event_fields(event)}
         if event.type is ConnectionEventType.CONNECTED:
             # what the ledger judges by (quicsim check reads it back): rule 5 with buffering
@@ -378,3 +393,31 @@ class Tracer(Observer):
                 self._file.close()
             else:
                 self._file.flush()
+
+
+def record_findings(report: dict, expect: str, passed: bool, errors: Sequence[str] = (),
+                    tracer: Tracer | None = None, qlog: Any = None) -> None:
+    """At the end of a run, write the ledger's findings (``report`` is ``Ledger.report()``),
+    the run's errors and its verdict into its trace (``leak``, ``violation``, ``stalled``,
+    ``error``, ``verdict`` records, read by ``quicsim explain`` and the report) and its qlog
+    (``quicsim:<finding>`` events; the qlog files are written then)."""
+    if tracer is not None:
+        for leak in report["leaks"]:
+            tracer.finding("leak", leak)
+        for violation in report["violations"]:
+            tracer.finding("violation", {"text": violation})
+        for send in report["stalled"]:
+            tracer.finding("stalled", send)
+        for text in errors:
+            tracer.finding("error", {"text": text})
+        tracer.finding("verdict", {"expect": expect, "passed": passed})
+    if qlog is not None:  # the findings go on qvis's timeline too
+        for leak in report["leaks"]:
+            qlog.finding("leak", leak)
+        for violation in report["violations"]:
+            qlog.finding("violation", {"text": violation})
+        for send in report["stalled"]:
+            qlog.finding("stalled_send", send)
+        for text in errors:
+            qlog.finding("error", {"text": text})
+        qlog.flush()
