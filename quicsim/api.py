@@ -7,6 +7,7 @@ and scenarios; every MsQuic call itself is a plain (non-async) method, as in MsQ
 from __future__ import annotations
 
 import asyncio
+import collections
 import os
 import random
 from typing import Any, Callable, Generic, TypeVar, cast, overload
@@ -62,12 +63,55 @@ async def wait_or_time_out(future: asyncio.Future, timeout: float | None, what: 
         raise asyncio.TimeoutError(f"timed out after {timeout} s waiting for {what()}") from None
 
 
-async def accept_next(accepted: asyncio.Queue, timeout: float | None) -> Any:
-    """A listener's next connection whose handshake completed (both backends)."""
-    try:
-        return await asyncio.wait_for(accepted.get(), timeout)
-    except asyncio.TimeoutError:
-        raise asyncio.TimeoutError(f"no connection accepted within {timeout} s") from None
+class AcceptBacklog:
+    """A listener's connections whose handshake completed, waiting for ``accept()`` (both
+    backends). Live ones all stay; of those that finished before anyone accepted them only
+    the newest ``MAX_FINISHED``: a listener served by its handler alone, never accepting,
+    keeps bounded memory however many connections it serves."""
+
+    MAX_FINISHED = 64
+
+    def __init__(self) -> None:
+        self._ready: dict[Any, None] = {}  # insertion-ordered: the oldest first
+        self._finished: collections.deque[Any] = collections.deque()
+        self._waiters: collections.deque[asyncio.Future[Any]] = collections.deque()
+
+    def __len__(self) -> int:
+        return len(self._ready)
+
+    def put(self, conn: Any) -> None:
+        """A handshake completed (on the loop's thread)."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(conn)
+                return
+        self._ready[conn] = None
+
+    def finished(self, conn: Any) -> None:
+        """``conn`` reached SHUTDOWN_COMPLETE: forget the oldest finished ones past the bound."""
+        if conn in self._ready:
+            self._finished.append(conn)
+            while len(self._finished) > self.MAX_FINISHED:
+                self._ready.pop(self._finished.popleft(), None)
+
+    def clear(self) -> None:
+        """The listener closed: nothing waits to be accepted any more."""
+        self._ready.clear()
+        self._finished.clear()
+
+    async def get(self, timeout: float | None) -> Any:
+        """The oldest connection waiting; past ``timeout`` a TimeoutError that says so."""
+        if self._ready:
+            conn = next(iter(self._ready))
+            del self._ready[conn]
+            return conn
+        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            return await asyncio.wait_for(waiter, timeout)
+        except asyncio.TimeoutError:
+            raise asyncio.TimeoutError(f"no connection accepted within {timeout} s") from None
 
 
 T = TypeVar("T")
@@ -441,7 +485,7 @@ class Listener:
         self.connections: list[Connection] = []
         self._count = 0
         self._server: Any = None
-        self._accepted: asyncio.Queue[Connection] = asyncio.Queue()
+        self._accepted = AcceptBacklog()
         self.port = 0
         self.host = ""
 
@@ -469,20 +513,22 @@ class Listener:
 
     def _on_event(self, conn: Connection, event: ev.ConnectionEvent) -> None:
         if event.type is ConnectionEventType.CONNECTED:
-            self._accepted.put_nowait(conn)
+            self._accepted.put(conn)
         if self.handler is not None:
             self.handler(conn, event)
         if event.type is ConnectionEventType.SHUTDOWN_COMPLETE:
             self._forget(conn)  # the listener keeps live connections only
+            self._accepted.finished(conn)
 
     async def accept(self, timeout: float | None = None) -> Connection:
         """The next connection whose handshake completed."""
-        return cast(Connection, await accept_next(self._accepted, timeout))
+        return cast(Connection, await self._accepted.get(timeout))
 
     def close(self) -> None:
         """Stop listening; connections still open are closed silently."""
         for conn in list(self.connections):
             conn.close()
+        self._accepted.clear()
         if self._server is not None:
             self._server._transport.close()
             self._server = None

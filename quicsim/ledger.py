@@ -20,8 +20,10 @@ All checks are O(1) amortized per call or event.
 
 from __future__ import annotations
 
+import functools
 import threading
-from typing import Any
+import weakref
+from typing import Any, Callable
 
 from .contexts import context_text
 from .core.state import ONCE_EVENTS, PHASE_TEXT, event_allowed
@@ -58,12 +60,24 @@ def _odcid(conn: Any) -> Any:
     return getattr(quic, "original_destination_connection_id", None)
 
 
-class _ConnRecord:
-    __slots__ = ("conn", "label", "odcid", "is_client", "received", "live", "sends_called", "event_thread",
-                 "streams", "peer", "buffering", "completed")
+def _ref(obj: Any, gone: Callable[[Any], object]) -> Callable[[], Any]:
+    """A weak reference to ``obj`` calling ``gone`` when it is freed: the ledger keeps what
+    it needs to judge, never the connections and streams themselves (a long-lived
+    listener's memory stays bounded). Objects that cannot be weakly referenced (a
+    replayed history's) are held: their owner keeps them anyway."""
+    try:
+        return weakref.ref(obj, gone)
+    except TypeError:
+        return lambda: obj
 
-    def __init__(self, conn: Any) -> None:
-        self.conn = conn  # kept alive so ids stay unique
+
+class _ConnRecord:
+    __slots__ = ("ref", "key", "label", "odcid", "is_client", "received", "live", "sends_called", "event_thread",
+                 "streams", "peer", "buffering", "completed", "datagrams", "datagrams_done")
+
+    def __init__(self, conn: Any, gone: Callable[[_ConnRecord, Any], None]) -> None:
+        self.ref = _ref(conn, functools.partial(gone, self))
+        self.key = id(conn)
         self.label = conn.label
         self.odcid = _odcid(conn)
         self.is_client = getattr(conn, "is_client", None)
@@ -72,19 +86,27 @@ class _ConnRecord:
         self.sends_called = 0
         #: the thread events are delivered on (the worker's), once one was seen
         self.event_thread: int | None = None
-        self.streams: dict[int, Any] = {}  # id(stream) -> stream
+        self.streams: dict[int, _StreamRecord] = {}  # id(stream) -> its record
         self.peer: _ConnRecord | None = None  # the other end, once this ledger has seen it
         #: send buffering on (or unknown): acknowledged completions are not witnessed then,
         #: and a late run may split (send_order.SendBook._overtaken)
         self.buffering = _buffering(conn)
         self.completed = False  # the connection's SHUTDOWN_COMPLETE was delivered
+        #: accepted datagrams without a final state yet (datagram id -> fields), and those done
+        self.datagrams: dict[int, dict] = {}
+        self.datagrams_done: set[int] = set()
+
+    @property
+    def conn(self) -> Any:
+        return self.ref()
 
 
 class _StreamRecord:
     __slots__ = ("book", "started", "start_requested", "start_indicated", "peer_accepted", "shutdown_complete", "seen_once",
-                 "conn", "stream", "local", "closed", "start_calls")
+                 "conn", "ref", "key", "local", "closed", "start_calls", "last_id", "handle")
 
-    def __init__(self, conn: _ConnRecord, stream: Any, local: bool) -> None:
+    def __init__(self, conn: _ConnRecord, stream: Any, local: bool,
+                 gone: Callable[[_StreamRecord, Any], None]) -> None:
         self.book = SendBook()
         self.book.buffering = conn.buffering
         self.started = False
@@ -94,10 +116,27 @@ class _StreamRecord:
         self.shutdown_complete = False
         self.seen_once: set = set()
         self.conn = conn
-        self.stream = stream
+        self.ref = _ref(stream, functools.partial(gone, self))
+        self.key = id(stream)
         self.local = local
         self.closed = False
         self.start_calls = 0  # StreamStart calls (and START sends) that were accepted
+        #: the stream's id when last seen (for what is judged once the stream is freed)
+        self.last_id: int | None = stream.id
+        self.handle: Any = stream.handle
+
+    @property
+    def stream(self) -> Any:
+        return self.ref()
+
+    @property
+    def stream_id(self) -> int | None:
+        """The stream's id (None before it started), also once the stream was freed."""
+        stream = self.ref()
+        if stream is None:
+            return self.last_id
+        self.last_id = stream.id
+        return self.last_id
 
 
 class Ledger(Observer):
@@ -111,9 +150,12 @@ class Ledger(Observer):
         self.leaks: list[dict] = []
         self.violations: list[str] = []
         self.stalled: list[dict] = []
-        self._conns: dict[int, _ConnRecord] = {}  # id(conn) -> record
+        # Records of the connections and streams still alive, by id(): a record goes when
+        # its object is freed (_conn_gone, _stream_gone), so an id is never reused while
+        # its record is here.
+        self._conns: dict[int, _ConnRecord] = {}
         self._by_odcid: dict[Any, list[_ConnRecord]] = {}
-        self._streams: dict[int, _StreamRecord] = {}  # id(stream) -> record
+        self._streams: dict[int, _StreamRecord] = {}
         self._pending = 0
         # The stream of the last send call and its record: one stream usually makes many
         # sends in a row, so the per-send hooks skip the lookup by id.
@@ -122,8 +164,6 @@ class Ledger(Observer):
         # Datagrams: each accepted one must reach exactly one final state.
         self.datagrams = 0
         self.datagram_leaks: list[dict] = []
-        self._datagrams: dict[tuple[int, int], dict] = {}
-        self._datagrams_done: set[tuple[int, int]] = set()
         # API calls may come from any thread, events from the loop's: one lock for both.
         self._lock = threading.RLock()
 
@@ -132,7 +172,7 @@ class Ledger(Observer):
     def _conn(self, conn: Any) -> _ConnRecord:
         record = self._conns.get(id(conn))
         if record is None:
-            record = self._conns[id(conn)] = _ConnRecord(conn)
+            record = self._conns[id(conn)] = _ConnRecord(conn, self._conn_gone)
             if record.odcid is not None:
                 self._by_odcid.setdefault(record.odcid, []).append(record)
                 # Pair the two ends once, when the second is seen, for the wire witness.
@@ -146,16 +186,41 @@ class Ledger(Observer):
         record = self._streams.get(id(stream))
         if record is None:
             owner = self._conn(conn)
-            record = self._streams[id(stream)] = _StreamRecord(owner, stream, local)
-            owner.streams[id(stream)] = stream
+            record = self._streams[id(stream)] = _StreamRecord(owner, stream, local, self._stream_gone)
+            owner.streams[id(stream)] = record
         return record
 
+    def _conn_gone(self, record: _ConnRecord, _ref: Any) -> None:
+        """A connection was freed: forget its record (a watched peer keeps it, finished)."""
+        with self._lock:
+            if self._conns.get(record.key) is record:
+                del self._conns[record.key]
+            same = self._by_odcid.get(record.odcid)
+            if same is not None and record in same:
+                same.remove(record)
+                if not same:
+                    del self._by_odcid[record.odcid]
+
+    def _stream_gone(self, record: _StreamRecord, _ref: Any) -> None:
+        """A stream was freed: forget its record. Its pending sends can complete no more:
+        judged as the end of the run would have judged them (judge_unclosed)."""
+        with self._lock:
+            if self._streams.get(record.key) is record:
+                del self._streams[record.key]
+            owner = record.conn
+            if owner.streams.get(record.key) is record:
+                del owner.streams[record.key]
+            self._judge_unclosed(record)
+            # Freed while the core still owed it a SEND_COMPLETE: it can never come now.
+            self._leak_check(record, "when its stream was freed, never completed")
+
     def _where(self, record: _StreamRecord) -> str:
-        return f"{record.conn.label} stream {self._name(record.stream)}"
+        return f"{record.conn.label} stream {self._name(record)}"
 
     @staticmethod
-    def _name(stream) -> str:
-        return f"id={stream.id}" if stream.id is not None else f"handle={stream.handle}"
+    def _name(record: _StreamRecord) -> str:
+        stream_id = record.stream_id
+        return f"id={stream_id}" if stream_id is not None else f"handle={record.handle}"
 
     # ------------------------------------------------------------ observer hooks
 
@@ -287,13 +352,13 @@ class Ledger(Observer):
             self._conn(conn).live = False
         elif name == "send_datagram" and status is Status.PENDING:
             self.datagrams += 1
-            self._conn(conn)
-            self._datagrams[(id(conn), args["datagram_id"])] = {
+            self._conn(conn).datagrams[args["datagram_id"]] = {
                 "connection": conn.label, "datagram_id": args["datagram_id"],
                 "client_context": context_text(args["client_context"]), "bytes": args["bytes"]}
 
     def _stream_event(self, conn, stream, event) -> None:
         record = self._streams.get(id(stream)) or self._record(conn, stream)
+        record.last_id = stream.id  # what is judged once the stream is freed names it
         if record.conn.event_thread is None:
             record.conn.event_thread = threading.get_ident()
         etype = event.type
@@ -323,16 +388,17 @@ class Ledger(Observer):
             record.shutdown_complete = True
 
     def _datagram_state(self, conn, event) -> None:
-        key = (id(conn), event.datagram_id)
+        owner = self._conn(conn)
+        key = event.datagram_id
         final = event.state.name in ("ACKNOWLEDGED", "ACKNOWLEDGED_SPURIOUS", "LOST_DISCARDED", "CANCELED")
-        if key in self._datagrams_done:
+        if key in owner.datagrams_done:
             self.violations.append(f"{conn.label}: datagram {event.datagram_id} got {event.state.name} "
                                    f"after its final state")
-        elif key not in self._datagrams:
+        elif key not in owner.datagrams:
             self.violations.append(f"{conn.label}: {event.state.name} for unknown datagram {event.datagram_id}")
         elif final:
-            del self._datagrams[key]
-            self._datagrams_done.add(key)
+            del owner.datagrams[key]
+            owner.datagrams_done.add(key)
 
     def _violation(self, record: _StreamRecord, text: str) -> None:
         self.violations.append(f"{self._where(record)}: {text}")
@@ -355,8 +421,7 @@ class Ledger(Observer):
             record.started = True
         elif etype is ConnectionEventType.SHUTDOWN_COMPLETE:
             owner.completed = True
-            for stream in list(owner.streams.values()):
-                record = self._streams[id(stream)]
+            for record in list(owner.streams.values()):
                 if record.started and not record.shutdown_complete and not record.closed:
                     if getattr(event, "app_close_in_progress", False):
                         # ConnectionClose from a stream's callback during the connection's
@@ -365,13 +430,13 @@ class Ledger(Observer):
                         continue
                     self.violations.append(
                         f"{conn.label}: connection SHUTDOWN_COMPLETE before stream "
-                        f"{self._name(stream)}'s SHUTDOWN_COMPLETE")
+                        f"{self._name(record)}'s SHUTDOWN_COMPLETE")
                 if self._never_started(record) and not record.closed:
                     continue  # MsQuic cancels its sends at StreamClose, not before
                 self._leak_check(record, "at its connection's SHUTDOWN_COMPLETE")
-            for key in [k for k in self._datagrams if k[0] == id(conn)]:
-                self.datagram_leaks.append({**self._datagrams.pop(key), "detected": "at its connection's "
-                                                                               "SHUTDOWN_COMPLETE"})
+            for fields in owner.datagrams.values():
+                self.datagram_leaks.append({**fields, "detected": "at its connection's SHUTDOWN_COMPLETE"})
+            owner.datagrams.clear()
 
     # ------------------------------------------------------------ checks
 
@@ -424,7 +489,7 @@ class Ledger(Observer):
         peer = owner.peer  # None: the peer is not watched by this ledger, nothing to compare with
         if owner.buffering or peer is None:
             return
-        stream_id = record.stream.id
+        stream_id = record.stream_id
         if stream_id is None:
             return
         received = peer.received.get(stream_id) or (0, False)
@@ -461,7 +526,7 @@ class Ledger(Observer):
         # A failed start (START_COMPLETE with an error) leaves it out of MsQuic's stream
         # table as well: its sends still wait for StreamClose. A second StreamStart beside
         # a failed one may start it with no START_COMPLETE: then it has its stream id.
-        return record.local and not record.started and getattr(record.stream, "id", None) is None
+        return record.local and not record.started and record.stream_id is None
 
     def teardown(self) -> None:
         self.judge_unclosed()
@@ -473,11 +538,14 @@ class Ledger(Observer):
         sends still pending on a started stream of a finished connection."""
         with self._lock:
             for record in list(self._streams.values()):
-                if self._never_started(record):
-                    if not record.closed:
-                        self._leak_check(record, "on a never-started stream whose handle was never closed")
-                elif record.conn.completed:
-                    self._leak_check(record, "after its connection's SHUTDOWN_COMPLETE, never completed")
+                self._judge_unclosed(record)
+
+    def _judge_unclosed(self, record: _StreamRecord) -> None:
+        if self._never_started(record):
+            if not record.closed:
+                self._leak_check(record, "on a never-started stream whose handle was never closed")
+        elif record.conn.completed:
+            self._leak_check(record, "after its connection's SHUTDOWN_COMPLETE, never completed")
 
     def _peer(self, owner: _ConnRecord) -> _ConnRecord | None:
         """The other end of ``owner`` when this ledger watches it too."""
@@ -492,11 +560,10 @@ class Ledger(Observer):
             self.leaks.append(self._send_fields(record, send, when))
 
     def _send_fields(self, record: _StreamRecord, send: Send, when: str) -> dict:
-        stream = record.stream
         return {
             "connection": record.conn.label,
-            "stream_id": stream.id,
-            "stream_handle": stream.handle,
+            "stream_id": record.stream_id,
+            "stream_handle": record.handle,
             "send": send.seq,
             "send_id": send.send_id,
             "client_context": context_text(send.client_context),
@@ -514,9 +581,10 @@ class Ledger(Observer):
         by DELAY_SEND."""
         with self._lock:
             out = []
-            for record in self._streams.values():
-                if self._stalled_sends(record):
-                    out.append((record.conn.conn, record.stream))
+            for record in list(self._streams.values()):
+                conn, stream = record.conn.conn, record.stream
+                if conn is not None and stream is not None and self._stalled_sends(record):
+                    out.append((conn, stream))
             return out
 
     def _stalled_sends(self, record: _StreamRecord) -> list[Send]:
@@ -538,7 +606,7 @@ class Ledger(Observer):
         after healing the network and waiting a deadline). Returns the new findings."""
         with self._lock:
             found = [self._send_fields(record, send, when)
-                     for record in self._streams.values() for send in self._stalled_sends(record)]
+                     for record in list(self._streams.values()) for send in self._stalled_sends(record)]
             self.stalled.extend(found)
             return found
 
@@ -549,13 +617,13 @@ class Ledger(Observer):
         with self._lock:
             return [{
                 "connection": record.conn.label,
-                "stream_id": record.stream.id,
-                "stream_handle": record.stream.handle,
+                "stream_id": record.stream_id,
+                "stream_handle": record.handle,
                 "send": send.seq,
                 "send_id": send.send_id,
                 "client_context": context_text(send.client_context),
                 "bytes": send.length,
-            } for record in self._streams.values() for send in record.book.pending()]
+            } for record in list(self._streams.values()) for send in record.book.pending()]
 
     @property
     def pending(self) -> int:

@@ -15,6 +15,7 @@ from . import interrupt
 from .backends import BackendError
 from .contexts import with_context_values
 from .ledger import Ledger
+from .loop_watchdog import BodyBlocked, LoopWatchdog
 from .liveness import LIVENESS_SECONDS, VIRTUAL_LIVENESS_SECONDS, liveness_phase
 from .network import Network, NetworkProfile
 from .probes import ProbeObserver
@@ -262,13 +263,22 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
         context = ScenarioContext(client=pair.client, server=pair.server, listener=pair.listener, seed=seed,
                                   network=network, ledger=ledger, spec=spec, backend=options.backend)
         conns = [pair.client, pair.server]
-        try:
-            await asyncio.wait_for(spec.fn(context), max(0.01, deadline - loop.time()))
-        except asyncio.TimeoutError:
-            pending = _pending_text(ledger, conns)
-            error = f"timed out after {spec.timeout:g} s in the scenario body" + (f"; {pending}" if pending else "")
-        except Exception as exc:
-            error = _error_text(exc, spec)
+        with LoopWatchdog(loop, spec.timeout) as watchdog, interrupt.watching(watchdog):
+            try:
+                await asyncio.wait_for(spec.fn(context), max(0.01, deadline - loop.time()))
+            except asyncio.TimeoutError:
+                pending = _pending_text(ledger, conns)
+                error = (f"timed out after {spec.timeout:g} s in the scenario body"
+                         + (f"; {pending}" if pending else ""))
+            except BodyBlocked:
+                if watchdog.blocked is None:  # stopped by Ctrl-C: the cancellation it could not see
+                    raise asyncio.CancelledError() from None
+            except Exception as exc:
+                error = _error_text(exc, spec)
+        if watchdog.blocked is not None:
+            # Its timeout could not fire while the loop stood still: not a pass, whatever it returned.
+            error = (f"hang: the scenario body kept the event loop from turning for longer than its "
+                     f"timeout ({spec.timeout:g} s){watchdog.blocked}")
         if error is None:  # a body that failed is judged at once: nothing to wait for
             # Liveness first (heal the network, give every send a deadline, report what is
             # still pending as stalled), then a bounded settle before the teardown.

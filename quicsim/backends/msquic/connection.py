@@ -13,7 +13,7 @@ import ctypes
 import itertools
 from typing import Any, Callable, cast
 
-from ...api import accept_next, wait_or_time_out
+from ...api import AcceptBacklog, wait_or_time_out
 from ...core.connection import StatusError
 from ...core.rules import flag_value
 from ...enums import ConnectionEventType, ConnectionShutdownFlags, MAX_VARINT, Status, StreamOpenFlags
@@ -312,8 +312,10 @@ class MsQuicListener:
         self.observers = observers
         self.configuration = configuration
         self.loop = loop
+        #: connections whose handle is still open (the listener closes them at its close)
         self.connections: list[MsQuicConnection] = []
-        self._accepted: asyncio.Queue[MsQuicConnection] = asyncio.Queue()
+        self._pruned_at = 0
+        self._accepted = AcceptBacklog()
         self._count = 0
         self.h = b.HQUIC()
         self.host = ""
@@ -336,12 +338,22 @@ class MsQuicListener:
             bridge.unregister(conn.key)
             return int(status)  # the library refuses and closes the connection itself
         self.connections.append(conn)
+        if len(self.connections) >= 2 * self._pruned_at + 64:
+            # Forget the handles the application closed (amortized O(1) per connection):
+            # a long-lived listener keeps what is open only.
+            self.connections = [c for c in self.connections if not c.handle_closed]
+            self._pruned_at = len(self.connections)
         return 0
 
     def _on_connection_event(self, conn: MsQuicConnection, event: Any) -> None:
         if event.type is _C.CONNECTED:
             try:
-                self.loop.call_soon_threadsafe(self._accepted.put_nowait, conn)
+                self.loop.call_soon_threadsafe(self._accepted.put, conn)
+            except RuntimeError:
+                pass
+        elif event.type is _C.SHUTDOWN_COMPLETE:
+            try:
+                self.loop.call_soon_threadsafe(self._accepted.finished, conn)
             except RuntimeError:
                 pass
         if self.handler is not None:
@@ -352,7 +364,7 @@ class MsQuicListener:
 
     async def accept(self, timeout: float | None = None) -> MsQuicConnection:
         """The next connection whose handshake completed."""
-        return cast(MsQuicConnection, await accept_next(self._accepted, timeout))
+        return cast(MsQuicConnection, await self._accepted.get(timeout))
 
     def close(self) -> None:
         """ListenerClose (blocking), after closing the connections still open silently."""
@@ -360,6 +372,7 @@ class MsQuicListener:
             for stream in conn.leftover_streams():
                 stream.close()
             conn.close()
+        self._accepted.clear()
         if self.h:
             self.runtime.api.ListenerClose(self.h)
             self.h = b.HQUIC()
