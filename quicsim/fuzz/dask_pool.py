@@ -86,7 +86,7 @@ class DaskPool:
         self.client: Client | None = None
         self._threads = 1
         self._threads_checked = 0.0
-        self._pending: dict[Future, list[tuple[int, tuple[Any, ...]]]] = {}  # shard tasks not back yet
+        self._pending: dict[Future[Any], list[tuple[int, tuple[Any, ...]]]] = {}  # shard tasks not back yet
         self._stopped = False
 
     def __enter__(self) -> "DaskPool":
@@ -216,7 +216,7 @@ class DaskPool:
         finally:
             self._cancel()
 
-    def _settle(self, future: Future, shard: list[tuple[int, tuple[Any, ...]]],
+    def _settle(self, future: Future[Any], shard: list[tuple[int, tuple[Any, ...]]],
                 resolved: dict[int, Outcome | None]) -> list[tuple[int, tuple[Any, ...]]]:
         """Record a finished shard's outcomes; return the jobs to run again, one per task."""
         from distributed import KilledWorker
