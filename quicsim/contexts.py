@@ -20,7 +20,7 @@ class ContextText(str):
         self.value = value
         return self
 
-    def __reduce__(self) -> tuple:
+    def __reduce__(self) -> tuple[Any, ...]:
         # across processes (the fuzzer's workers) the value travels as JSON would hold it
         return ContextText, (str(self), context_value(self))
 
@@ -52,7 +52,7 @@ def context_value(context: Any) -> Any:
     return {"repr": repr(value)}
 
 
-def with_context_values(finding: dict) -> dict:
+def with_context_values(finding: dict[str, Any]) -> dict[str, Any]:
     """A copy of a finding (leak, stalled send, pending send) with its context as a value."""
     if "client_context" not in finding:
         return finding

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .loader import UsageError
 from .trace import BadTraceLine, json_records
@@ -26,17 +27,17 @@ class SendLife:
     accepted_t: float
     accepted_index: int
     queued_t: float | None = None
-    range: list | None = None
+    range: list[Any] | None = None
     complete_t: float | None = None
     canceled: bool | None = None
-    leak: dict | None = None
-    raced_with: dict | None = None
+    leak: dict[str, Any] | None = None
+    raced_with: dict[str, Any] | None = None
     #: why it leaked, as far as the trace tells: the injected fault that fired on its stream,
     #: the StreamClose that detached the handler, its discarded SEND_COMPLETE
-    fault: dict | None = None
-    closed_by: dict | None = None
-    discarded: dict | None = None
-    context: list[dict] = field(default_factory=list)
+    fault: dict[str, Any] | None = None
+    closed_by: dict[str, Any] | None = None
+    discarded: dict[str, Any] | None = None
+    context: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def cause(self) -> str | None:
@@ -63,7 +64,7 @@ class SendLife:
 @dataclass
 class Analysis:
     path: str
-    records: list[dict]
+    records: list[dict[str, Any]]
     sends: list[SendLife]
     leaks: list[SendLife]
     violations: list[str]
@@ -82,7 +83,7 @@ class Analysis:
             return "FAILED"
         return "pass" if self.expect == "ok" else f"expected {self.expect} caught"
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         accepted = [s for s in self.sends if s.status == "PENDING"]
         done = [s for s in accepted if s.complete_t is not None]
         return {
@@ -96,7 +97,7 @@ class Analysis:
         }
 
 
-def load_trace(path: str | Path) -> list[dict]:
+def load_trace(path: str | Path) -> list[dict[str, Any]]:
     records = []
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
@@ -115,13 +116,13 @@ def load_trace(path: str | Path) -> list[dict]:
     return records
 
 
-def _is_shutdown_like(r: dict) -> bool:
+def _is_shutdown_like(r: dict[str, Any]) -> bool:
     if r["kind"] == "call" and r["name"] in ("shutdown", "close", "connection_shutdown"):
         return True
     return r["kind"] == "call" and r["name"] == "send" and "FIN" in str(r.get("flags", ""))
 
 
-def call_text(r: dict) -> str:
+def call_text(r: dict[str, Any]) -> str:
     """A call record as the application wrote it: ``close()``, ``shutdown(GRACEFUL)``, and
     the handler it was made from."""
     flags = r.get("flags")
@@ -131,7 +132,7 @@ def call_text(r: dict) -> str:
     return text
 
 
-def _find_cause(life: SendLife, records: list[dict], indices: list[int]) -> None:
+def _find_cause(life: SendLife, records: list[dict[str, Any]], indices: list[int]) -> None:
     """Fill ``life``'s cause from its stream's records: the fault that fired (the one that
     names the send, else the stream's first), its discarded SEND_COMPLETE and the last
     StreamClose before that discard."""
@@ -151,10 +152,10 @@ def _find_cause(life: SendLife, records: list[dict], indices: list[int]) -> None
             break
 
 
-def analyze(records: list[dict], path: str = "") -> Analysis:
+def analyze(records: list[dict[str, Any]], path: str = "") -> Analysis:
     sends: dict[str, SendLife] = {}
-    by_stream: dict[tuple, list[int]] = {}
-    stream_ids: dict[tuple, int] = {}
+    by_stream: dict[tuple[Any, ...], list[int]] = {}
+    stream_ids: dict[tuple[Any, ...], int] = {}
     for index, r in enumerate(records):
         if "stream_handle" in r and "conn" in r:
             by_stream.setdefault((r["conn"], r["stream_handle"]), []).append(index)
@@ -210,7 +211,7 @@ def analyze(records: list[dict], path: str = "") -> Analysis:
                     passed=verdict.get("passed") if verdict else None)
 
 
-def describe(r: dict) -> str:
+def describe(r: dict[str, Any]) -> str:
     """One trace record as a short line."""
     where = f"{r.get('conn', '')} stream {r.get('stream_id', '-')}" if "conn" in r else "network"
     if r["kind"] == "preempt":

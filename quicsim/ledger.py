@@ -23,13 +23,16 @@ from __future__ import annotations
 import functools
 import threading
 import weakref
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from .contexts import context_text
 from .core.state import ONCE_EVENTS, PHASE_TEXT, event_allowed
 from .enums import ConnectionEventType, SendFlags, Status, StreamEventType, StreamShutdownFlags
 from .observer import Observer
 from .send_order import Entry, Send, SendBook, context_key, send_of
+
+if TYPE_CHECKING:
+    from .events import DatagramSendStateChanged, SendComplete
 
 _SEND_COMPLETE = StreamEventType.SEND_COMPLETE
 _RECEIVE = StreamEventType.RECEIVE
@@ -81,7 +84,7 @@ class _ConnRecord:
         self.label = conn.label
         self.odcid = _odcid(conn)
         self.is_client = getattr(conn, "is_client", None)
-        self.received: dict[int, list] = {}  # stream id -> [bytes delivered by the stack, FIN]
+        self.received: dict[int, list[Any]] = {}  # stream id -> [bytes delivered by the stack, FIN]
         self.live = True  # no ConnectionShutdown call, no shutdown initiated or completed
         self.sends_called = 0
         #: the thread events are delivered on (the worker's), once one was seen
@@ -93,7 +96,7 @@ class _ConnRecord:
         self.buffering = _buffering(conn)
         self.completed = False  # the connection's SHUTDOWN_COMPLETE was delivered
         #: accepted datagrams without a final state yet (datagram id -> fields), and those done
-        self.datagrams: dict[int, dict] = {}
+        self.datagrams: dict[int, dict[str, Any]] = {}
         self.datagrams_done: set[int] = set()
 
     @property
@@ -114,7 +117,7 @@ class _StreamRecord:
         self.start_indicated = False  # START_COMPLETE delivered, even with a failure
         self.peer_accepted = True
         self.shutdown_complete = False
-        self.seen_once: set = set()
+        self.seen_once: set[Any] = set()
         self.conn = conn
         self.ref = _ref(stream, functools.partial(gone, self))
         self.key = id(stream)
@@ -147,9 +150,9 @@ class Ledger(Observer):
         self.rejected = 0
         self.completions = 0
         self.canceled = 0
-        self.leaks: list[dict] = []
+        self.leaks: list[dict[str, Any]] = []
         self.violations: list[str] = []
-        self.stalled: list[dict] = []
+        self.stalled: list[dict[str, Any]] = []
         # Records of the connections and streams still alive, by id(): a record goes when
         # its object is freed (_conn_gone, _stream_gone), so an id is never reused while
         # its record is here.
@@ -163,7 +166,7 @@ class Ledger(Observer):
         self._hot_record: _StreamRecord | None = None
         # Datagrams: each accepted one must reach exactly one final state.
         self.datagrams = 0
-        self.datagram_leaks: list[dict] = []
+        self.datagram_leaks: list[dict[str, Any]] = []
         # API calls may come from any thread, events from the loop's: one lock for both.
         self._lock = threading.RLock()
 
@@ -224,7 +227,8 @@ class Ledger(Observer):
 
     # ------------------------------------------------------------ observer hooks
 
-    def send_call(self, conn, stream, send_id, status, length, flags, client_context) -> None:
+    def send_call(self, conn: Any, stream: Any, send_id: int, status: Any, length: int, flags: int,
+                  client_context: Any) -> None:
         # acquire/release rather than `with`: half the cost, on a path taken per send
         self._lock.acquire()
         try:
@@ -251,14 +255,14 @@ class Ledger(Observer):
         finally:
             self._lock.release()
 
-    def api_call(self, conn, stream, name, status, args) -> None:
+    def api_call(self, conn: Any, stream: Any, name: str, status: Any, args: dict[str, Any]) -> None:
         with self._lock:
             self._api_call(conn, stream, name, status, args)
 
-    def send_queued(self, conn, stream, send_id, offset, end, fin) -> None:
+    def send_queued(self, conn: Any, stream: Any, send_id: int, offset: int, end: int, fin: bool) -> None:
         self.sends_queued(conn, stream, [(send_id, offset, end, fin)])
 
-    def sends_queued(self, conn, stream, queued) -> None:
+    def sends_queued(self, conn: Any, stream: Any, queued: list[tuple[int, int, int, bool]]) -> None:
         self._lock.acquire()
         try:
             record = self._hot_record if stream is self._hot_stream else self._streams.get(id(stream))
@@ -278,7 +282,7 @@ class Ledger(Observer):
         finally:
             self._lock.release()
 
-    def stream_data_received(self, conn, stream, stream_id, length, fin) -> None:
+    def stream_data_received(self, conn: Any, stream: Any, stream_id: int, length: int, fin: bool) -> None:
         # Per packet, and without the lock once the connection is known: only this
         # connection's worker writes its counts, and the peer's wire witness reads whole
         # values (the ACK it judges left this side after the count was added).
@@ -294,7 +298,7 @@ class Ledger(Observer):
             if fin:
                 received[1] = True
 
-    def stream_event(self, conn, stream, event) -> None:
+    def stream_event(self, conn: Any, stream: Any, event: Any) -> None:
         if event.type is _RECEIVE:
             # Per packet, nothing to record on a live, started stream: decided without the
             # lock, from fields only this connection's worker writes (records are never removed).
@@ -324,11 +328,11 @@ class Ledger(Observer):
         finally:
             self._lock.release()
 
-    def connection_event(self, conn, event) -> None:
+    def connection_event(self, conn: Any, event: Any) -> None:
         with self._lock:
             self._connection_event(conn, event)
 
-    def _api_call(self, conn, stream, name, status, args) -> None:
+    def _api_call(self, conn: Any, stream: Any, name: str, status: Any, args: dict[str, Any]) -> None:
         if name == "send":  # a replayed history (quicsim check); the lock is re-entrant
             self.send_call(conn, stream, args["send_id"], status, args["bytes"], args["flags"],
                            args["client_context"])
@@ -356,7 +360,7 @@ class Ledger(Observer):
                 "connection": conn.label, "datagram_id": args["datagram_id"],
                 "client_context": context_text(args["client_context"]), "bytes": args["bytes"]}
 
-    def _stream_event(self, conn, stream, event) -> None:
+    def _stream_event(self, conn: Any, stream: Any, event: Any) -> None:
         record = self._streams.get(id(stream)) or self._record(conn, stream)
         record.last_id = stream.id  # what is judged once the stream is freed names it
         if record.conn.event_thread is None:
@@ -387,7 +391,7 @@ class Ledger(Observer):
             self._leak_check(record, "at its SHUTDOWN_COMPLETE")
             record.shutdown_complete = True
 
-    def _datagram_state(self, conn, event) -> None:
+    def _datagram_state(self, conn: Any, event: DatagramSendStateChanged) -> None:
         owner = self._conn(conn)
         key = event.datagram_id
         final = event.state.name in ("ACKNOWLEDGED", "ACKNOWLEDGED_SPURIOUS", "LOST_DISCARDED", "CANCELED")
@@ -403,7 +407,7 @@ class Ledger(Observer):
     def _violation(self, record: _StreamRecord, text: str) -> None:
         self.violations.append(f"{self._where(record)}: {text}")
 
-    def _connection_event(self, conn, event) -> None:
+    def _connection_event(self, conn: Any, event: Any) -> None:
         owner = self._conn(conn)
         if owner.event_thread is None:
             owner.event_thread = threading.get_ident()
@@ -440,7 +444,7 @@ class Ledger(Observer):
 
     # ------------------------------------------------------------ checks
 
-    def _on_send_complete(self, record: _StreamRecord, event) -> None:
+    def _on_send_complete(self, record: _StreamRecord, event: SendComplete) -> None:
         self.completions += 1
         canceled = event.canceled
         if canceled:
@@ -559,7 +563,7 @@ class Ledger(Observer):
             self._pending -= 1
             self.leaks.append(self._send_fields(record, send, when))
 
-    def _send_fields(self, record: _StreamRecord, send: Send, when: str) -> dict:
+    def _send_fields(self, record: _StreamRecord, send: Send, when: str) -> dict[str, Any]:
         return {
             "connection": record.conn.label,
             "stream_id": record.stream_id,
@@ -601,7 +605,7 @@ class Ledger(Observer):
         flushed = record.book.flushed_seq
         return [send for send in pending if not (send.flags & _DELAY_SEND and send.seq > flushed)]
 
-    def mark_stalled(self, when: str = "still pending after the liveness deadline") -> list[dict]:
+    def mark_stalled(self, when: str = "still pending after the liveness deadline") -> list[dict[str, Any]]:
         """Report every send that should have completed by now as **stalled** (call it
         after healing the network and waiting a deadline). Returns the new findings."""
         with self._lock:
@@ -612,7 +616,7 @@ class Ledger(Observer):
 
     # ------------------------------------------------------------ results
 
-    def pending_sends(self) -> list[dict]:
+    def pending_sends(self) -> list[dict[str, Any]]:
         """Accepted sends still waiting for their SEND_COMPLETE, oldest first per stream."""
         with self._lock:
             return [{
@@ -634,7 +638,7 @@ class Ledger(Observer):
     def ok(self) -> bool:
         return not self.leaks and not self.violations and not self.datagram_leaks and not self.stalled
 
-    def report(self) -> dict:
+    def report(self) -> dict[str, Any]:
         """Counts, leaks, stalled sends and violations as a plain dict (JSON-ready)."""
         return {
             "ok": self.ok,

@@ -13,7 +13,7 @@ import re
 import traceback
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Generator, Iterator, NoReturn, TypeVar, cast
 
 import pytest
 
@@ -34,6 +34,9 @@ from .runner import RunOptions, run_job, seeds_for
 from .scenario_spec import ScenarioSpec
 from .settings import Settings, check_faults
 from .trace import Tracer, record_findings
+
+if TYPE_CHECKING:
+    from .api import Listener
 
 
 @dataclass
@@ -105,7 +108,7 @@ def pytest_configure(config: pytest.Config) -> None:
 class QuicsimConfig:
     """What the marker and the command line ask for one test."""
 
-    network: dict
+    network: dict[str, Any]
     seed: int
     transport: str
     client_settings: Settings
@@ -159,7 +162,7 @@ def quicsim_config(request: pytest.FixtureRequest) -> QuicsimConfig:
 
 
 @pytest.fixture
-def quicsim_ledger(request: pytest.FixtureRequest, quicsim_config: QuicsimConfig):
+def quicsim_ledger(request: pytest.FixtureRequest, quicsim_config: QuicsimConfig) -> Iterator[Ledger]:
     """The ledger shared by both sides; checked when the test ends."""
     ledger = Ledger()
     yield ledger
@@ -183,7 +186,7 @@ def quicsim_ledger(request: pytest.FixtureRequest, quicsim_config: QuicsimConfig
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_call(item: pytest.Item):
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     """Judge the ledger as part of the test itself: once an async test body using the
     quicsim fixtures returns, shut its pair down and fail the test on a leak."""
     funcargs = getattr(item, "funcargs", {})
@@ -224,7 +227,7 @@ def pytest_runtest_call(item: pytest.Item):
         item.obj = original  # type: ignore[attr-defined]
 
 
-def _handler_errors(funcargs: dict) -> list[tuple[str, BaseException]]:
+def _handler_errors(funcargs: dict[str, Any]) -> list[tuple[str, BaseException]]:
     """Exceptions raised by event handlers of the test's pair: quicsim keeps running (as
     MsQuic's worker must), so the test is where they surface."""
     pair = funcargs.get("quicsim_pair")
@@ -304,7 +307,7 @@ def quicsim_buffers() -> Buffers:
 
 
 @pytest.fixture
-def _quicsim_observers(request: pytest.FixtureRequest, quicsim_buffers: Buffers) -> tuple:
+def _quicsim_observers(request: pytest.FixtureRequest, quicsim_buffers: Buffers) -> tuple[Any, ...]:
     trace_dir = request.config.getoption("--quicsim-trace")
     if not trace_dir:
         return (quicsim_buffers,)
@@ -315,13 +318,16 @@ def _quicsim_observers(request: pytest.FixtureRequest, quicsim_buffers: Buffers)
     return (quicsim_buffers, tracer)
 
 
-def _async_fixture(fn):
+_Fixture = TypeVar("_Fixture", bound=Callable[..., Any])
+
+
+def _async_fixture(fn: _Fixture) -> _Fixture:
     if pytest_asyncio is None:
-        def missing():
+        def missing() -> NoReturn:
             raise pytest.UsageError("quicsim's async fixtures need pytest-asyncio: pip install pytest-asyncio")
         missing.__name__ = fn.__name__
-        return pytest.fixture(missing)
-    return pytest_asyncio.fixture(fn)
+        return cast(_Fixture, pytest.fixture(missing))
+    return cast(_Fixture, pytest_asyncio.fixture(fn))
 
 
 @_async_fixture
@@ -334,7 +340,7 @@ async def quicsim_network(request: pytest.FixtureRequest, quicsim_config: Quicsi
 
 @_async_fixture
 async def quicsim_pair(request: pytest.FixtureRequest, quicsim_config: QuicsimConfig, quicsim_network: Network,
-                       quicsim_ledger: Ledger, _quicsim_observers: tuple):
+                       quicsim_ledger: Ledger, _quicsim_observers: tuple[Any, ...]) -> AsyncIterator[Pair]:
     """A connected client and server through the lossy link (UDP relay or in-memory),
     sharing ``quicsim_ledger``; shut down cleanly afterwards. On the msquic backend a
     test that needs the simulator (memory transport, faults, preemption) is skipped."""
@@ -366,13 +372,13 @@ async def quicsim_pair(request: pytest.FixtureRequest, quicsim_config: QuicsimCo
 
 
 @_async_fixture
-async def quicsim_listener(quicsim_pair: Pair):
+async def quicsim_listener(quicsim_pair: Pair) -> Listener:
     """The pair's listener (its ``connections``, ``ledger``, ``port`` on UDP)."""
     return quicsim_pair.listener
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
     outcome = yield
     report = outcome.get_result()
     if report.when == "teardown" and report.failed and _LEDGER_FAILED in item.stash:
@@ -394,7 +400,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             report.sections.append(("quicsim trace", traces.hint()))
 
 
-def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> tuple[str, str, str] | None:
     if getattr(report, "quicsim_ledger", False):
         return "failed", "F", "FAILED"
     return None
@@ -402,7 +408,7 @@ def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):
 
 # -- scenario files as tests -------------------------------------------------------
 
-def pytest_collect_file(file_path: Path, parent: pytest.Collector):
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> ScenarioFile | None:
     if file_path.suffix != ".py" or file_path.name == "conftest.py":
         return None
     patterns = parent.config.getini("python_files")
@@ -418,7 +424,7 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector):
 
 
 class ScenarioFile(pytest.File):
-    def collect(self):
+    def collect(self) -> Iterator[ScenarioItem]:
         try:
             specs = load_scenarios([str(self.path)])
         except UsageError as exc:
@@ -467,5 +473,5 @@ class ScenarioItem(pytest.Item):
             return str(excinfo.value)
         return super().repr_failure(excinfo)
 
-    def reportinfo(self):
+    def reportinfo(self) -> tuple[Path, int, str]:
         return self.path, self.spec.line - 1, f"scenario {self.name}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 import json
 from pathlib import Path
+from typing import Any
 
 from .explain import Analysis, call_text, describe
 
@@ -68,7 +69,7 @@ JS = """
 MAX_MARKERS = 20000
 
 
-def _marker_class(r: dict) -> str | None:
+def _marker_class(r: dict[str, Any]) -> str | None:
     kind, name = r["kind"], r.get("name", "")
     if kind == "call":
         return "shutdown" if name in ("shutdown", "close", "connection_shutdown") else "call"
@@ -91,7 +92,7 @@ def _marker_class(r: dict) -> str | None:
     return None
 
 
-def _lane_key(r: dict) -> str | None:
+def _lane_key(r: dict[str, Any]) -> str | None:
     if r["kind"] in ("datagram", "network"):
         return f"network {r.get('direction', '')}".strip()
     if "conn" not in r:

@@ -10,6 +10,7 @@ import time
 import traceback
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from . import interrupt
 from .backends import BackendError
@@ -36,7 +37,7 @@ SETTLE_SECONDS = 2.0
 class RunOptions:
     """Command-line overrides applied to every scenario."""
 
-    network: dict = field(default_factory=dict)  # merged over the scenario's own
+    network: dict[str, Any] = field(default_factory=dict)  # merged over the scenario's own
     faults: frozenset[str] = frozenset()
     seed: int | None = None
     repeat: int | None = None
@@ -55,10 +56,10 @@ class RunOptions:
     backend: str = "simulator"
     msquic_lib: str | None = None
     #: more observers for every run (in-process callers: quicsim diff's outcome recorder)
-    observers: tuple = field(default=(), compare=False)
+    observers: tuple[Any, ...] = field(default=(), compare=False)
 
 
-def result_json(result: dict) -> str:
+def result_json(result: dict[str, Any]) -> str:
     """One run's result as the line ``quicsim run --json`` prints: the findings'
     ``client_context`` as its value (``{"repr": ...}`` when JSON cannot hold it)."""
     out = dict(result)
@@ -84,7 +85,7 @@ def _error_text(exc: BaseException, spec: ScenarioSpec) -> str:
     return f"{type(exc).__name__}: {message}{where}"
 
 
-def _pending_text(ledger: Ledger, conns: list) -> str:
+def _pending_text(ledger: Ledger, conns: list[Any]) -> str:
     pending = ledger.pending_sends()
     parts = []
     if pending:
@@ -98,7 +99,7 @@ def _pending_text(ledger: Ledger, conns: list) -> str:
     return "; ".join(parts)
 
 
-async def _settle(conns: list, deadline: float) -> None:
+async def _settle(conns: list[Any], deadline: float) -> None:
     """Let started streams on both sides reach SHUTDOWN_COMPLETE, until the deadline
     (event-driven: it wakes when a stream or connection finishes, never polls)."""
     loop = asyncio.get_running_loop()
@@ -123,7 +124,7 @@ def _watch_core_errors(loop: asyncio.AbstractEventLoop) -> list[str]:
     found: list[str] = []
     previous = loop.get_exception_handler()
 
-    def on_exception(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+    def on_exception(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         exc = context.get("exception")
         if isinstance(exc, StateError):
             found.append(str(exc))
@@ -156,7 +157,7 @@ def needs_simulator(spec: ScenarioSpec, options: RunOptions) -> str | None:
     return None
 
 
-def run_job(spec: ScenarioSpec, seed: int, options: RunOptions | None = None) -> dict:
+def run_job(spec: ScenarioSpec, seed: int, options: RunOptions | None = None) -> dict[str, Any]:
     """Run one scenario run on a fresh event loop: a virtual-time one for the memory
     transport, so the run is deterministic and idle time is free."""
     options = options or RunOptions()
@@ -182,7 +183,7 @@ def virtual_budget(spec: ScenarioSpec) -> float:
 
 
 def _stopped_result(spec: ScenarioSpec, seed: int, options: RunOptions, error: str | None, wall: float,
-                    skipped: str | None = None) -> dict:
+                    skipped: str | None = None) -> dict[str, Any]:
     """The result of a run stopped from outside (nothing of its ledger survives), or of
     one skipped because its backend cannot run it (``skipped``: why)."""
     return {
@@ -196,7 +197,7 @@ def _stopped_result(spec: ScenarioSpec, seed: int, options: RunOptions, error: s
     }
 
 
-async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None = None) -> dict:
+async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None = None) -> dict[str, Any]:
     """Run ``spec`` once with ``seed``; returns the result as a JSON-ready dict."""
     options = options or RunOptions()
     msquic = options.backend == "msquic"
@@ -226,7 +227,7 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
     ledger = Ledger()
     network = Network(NetworkProfile.from_dict(network_spec), seed, loop.time)
     tracer = qlog = None
-    observers: tuple = ()
+    observers: tuple[Any, ...] = ()
     if options.trace_dir:
         if not msquic:  # (the library's packets are its own: no qlog of them here)
             qlog = QlogWriter(options.trace_dir, f"{spec.name}-seed{seed}", clock=loop.time)

@@ -75,7 +75,7 @@ class ConnectionCore:
         settings: Settings | None = None,
         handler: ConnectionHandler | None = None,
         context: Any = None,
-        observers: list | tuple = (),
+        observers: list[Any] | tuple[Any, ...] = (),
         label: str = "",
     ) -> None:
         self.quic = quic
@@ -170,7 +170,7 @@ class ConnectionCore:
     def open_stream(
         self,
         flags: StreamOpenFlags = StreamOpenFlags.NONE,
-        handler: Callable | None = None,
+        handler: Callable[..., Any] | None = None,
         context: Any = None,
     ) -> StreamCore:
         """StreamOpen. Raises :class:`StatusError` where MsQuic returns a failure."""
@@ -569,12 +569,12 @@ class ConnectionCore:
         assert stream.id is not None  # registered once it has its id: started, or the peer's
         self.streams[stream.id] = stream
 
-        def on_data(lost: bool, _s=stream) -> None:
+        def on_data(lost: bool, _s: StreamCore = stream) -> None:
             if lost:
                 _s.data_lost = True  # for CANCEL_ON_LOSS
             self._dirty[_s] = None  # poll swaps the dict: look it up each time
 
-        def on_reset(_s=stream) -> None:
+        def on_reset(_s: StreamCore = stream) -> None:
             self._dirty[_s] = None
 
         aq.watch_deliveries(quic_stream.sender, on_data, on_reset)
@@ -601,7 +601,7 @@ class ConnectionCore:
         self.indicate(ev.PeerStreamStarted(stream=stream.owner, flags=stream.open_flags))
         return stream
 
-    def _new_stream(self, flags: StreamOpenFlags, handler: Callable | None = None, context: Any = None,
+    def _new_stream(self, flags: StreamOpenFlags, handler: Callable[..., Any] | None = None, context: Any = None,
                     *, peer_stream_id: int | None = None) -> StreamCore:
         stream = StreamCore(self, flags, handler, context, peer_stream_id=peer_stream_id)
         if self.wrap_stream is not None:
@@ -653,7 +653,7 @@ class ConnectionCore:
         if self.event_hook is not None:
             self.event_hook(event)
 
-    def call_handler(self, handler: Callable, target: Any, event: Any) -> None:
+    def call_handler(self, handler: Callable[..., Any], target: Any, event: Any) -> None:
         """Run one callback. Callbacks of a connection never overlap; an exception is
         recorded and logged, never allowed to break the worker."""
         self.callback_depth += 1
@@ -685,7 +685,7 @@ class ConnectionCore:
         for observer in self.observers:
             observer.preempted(self, stream, call)
 
-    def observe_window(self, stream: StreamCore | None, call: str, seconds: float, let_through: dict) -> None:
+    def observe_window(self, stream: StreamCore | None, call: str, seconds: float, let_through: dict[str, Any]) -> None:
         for observer in self.observers:
             observer.network_window(self, stream, call, seconds, let_through)
 

@@ -38,8 +38,8 @@ class MsQuicConnection:
     #: the simulator's core-rule errors; the library has none to report
     state_errors: tuple[str, ...] = ()
 
-    def __init__(self, runtime: Runtime, *, settings: Settings, handler: Callable | None, context: Any,
-                 ledger: Ledger | None, label: str, observers: tuple, is_client: bool,
+    def __init__(self, runtime: Runtime, *, settings: Settings, handler: Callable[..., Any] | None, context: Any,
+                 ledger: Ledger | None, label: str, observers: tuple[Any, ...], is_client: bool,
                  loop: asyncio.AbstractEventLoop) -> None:
         self.runtime = runtime
         self.api = runtime.api
@@ -93,7 +93,7 @@ class MsQuicConnection:
 
     # ------------------------------------------------------------------ observers
 
-    def observe_call(self, stream: MsQuicStream | None, name: str, status: Any, args: dict) -> None:
+    def observe_call(self, stream: MsQuicStream | None, name: str, status: Any, args: dict[str, Any]) -> None:
         with ORDER:
             for observer in self.observers:
                 observer.api_call(self, stream, name, status, args)
@@ -126,7 +126,7 @@ class MsQuicConnection:
 
     # ------------------------------------------------------------------ MsQuic's calls
 
-    def open_stream(self, flags: StreamOpenFlags = StreamOpenFlags.NONE, handler: Callable | None = None,
+    def open_stream(self, flags: StreamOpenFlags = StreamOpenFlags.NONE, handler: Callable[..., Any] | None = None,
                     context: Any = None) -> MsQuicStream:
         """StreamOpen. Raises :class:`~quicsim.StatusError` where the library fails it."""
         iflags = flag_value(flags, StreamOpenFlags)
@@ -188,7 +188,7 @@ class MsQuicConnection:
                                    "bytes": len(payload), "client_context": client_context})
         return status
 
-    def set_handler(self, handler: Callable | None, context: Any = None) -> None:
+    def set_handler(self, handler: Callable[..., Any] | None, context: Any = None) -> None:
         """SetCallbackHandler for the connection: ``handler(conn, event)``."""
         self.handler = handler
         self.context = context
@@ -302,8 +302,9 @@ class MsQuicConnection:
 class MsQuicListener:
     """A listener on loopback; each accepted connection is an :class:`MsQuicConnection`."""
 
-    def __init__(self, runtime: Runtime, handler: Callable | None, settings: Settings, ledger: Ledger, label: str,
-                 observers: tuple, configuration: b.HQUIC, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, runtime: Runtime, handler: Callable[..., Any] | None, settings: Settings, ledger: Ledger,
+                 label: str, observers: tuple[Any, ...], configuration: b.HQUIC,
+                 loop: asyncio.AbstractEventLoop) -> None:
         self.runtime = runtime
         self.handler = handler
         self.settings = settings
@@ -385,10 +386,10 @@ class MsQuicListener:
         self.close()
 
 
-async def listen(host: str = "127.0.0.1", port: int = 0, *, handler: Callable | None = None,
+async def listen(host: str = "127.0.0.1", port: int = 0, *, handler: Callable[..., Any] | None = None,
                  settings: Settings | None = None, ledger: Ledger | None = None, cert_file: str | None = None,
-                 key_file: str | None = None, alpn: str = "quicsim", label: str = "server", observers: tuple = (),
-                 msquic_lib: str | None = None) -> MsQuicListener:
+                 key_file: str | None = None, alpn: str = "quicsim", label: str = "server",
+                 observers: tuple[Any, ...] = (), msquic_lib: str | None = None) -> MsQuicListener:
     """ListenerOpen + ListenerStart on loopback with the real library."""
     settings = settings or Settings()
     check_settings(settings, "server")
@@ -415,10 +416,10 @@ async def listen(host: str = "127.0.0.1", port: int = 0, *, handler: Callable | 
     return listener
 
 
-async def connect(host: str, port: int, *, handler: Callable | None = None, settings: Settings | None = None,
+async def connect(host: str, port: int, *, handler: Callable[..., Any] | None = None, settings: Settings | None = None,
                   ledger: Ledger | None = None, context: Any = None, ca_file: str | None = None,
                   server_name: str = "localhost", alpn: str = "quicsim", label: str = "client",
-                  observers: tuple = (), msquic_lib: str | None = None) -> MsQuicConnection:
+                  observers: tuple[Any, ...] = (), msquic_lib: str | None = None) -> MsQuicConnection:
     """ConnectionOpen + ConnectionStart with the real library; returns once CONNECTED.
     The server's certificate is checked against quicsim's test CA unless ``ca_file``
     names another. Raises ConnectionError if the handshake fails or times out."""
