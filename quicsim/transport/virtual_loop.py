@@ -84,6 +84,11 @@ class _VirtualSelector(selectors.DefaultSelector):
                 return []
 
 
+#: set (True) on a thread that only watches the loop (loop_watchdog): it never hands the
+#: loop work, so virtual time keeps jumping while it lives
+WATCHES_ONLY = "quicsim_watches_only"
+
+
 class _OrderedTimer(events.TimerHandle):
     """A timer that, due at the same instant as another, runs in the order it was
     scheduled (asyncio's own heap breaks such ties by heap shape)."""
@@ -141,6 +146,8 @@ class VirtualTimeEventLoop(asyncio.SelectorEventLoop):
                 continue
             if getattr(t, "_target", None) is _pool_thread._worker:
                 continue
+            if getattr(t, WATCHES_ONLY, False):
+                continue  # a watchdog that only beats through the loop does no work for it
             return True
         return False
 
