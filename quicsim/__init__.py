@@ -11,6 +11,18 @@ if TYPE_CHECKING:  # what the names below resolve to, for type checkers
     from . import events
     from .api import Connection, Listener, Stream, connect, listen
     from .core import StatusError
+    from .errors import (
+        BackendError,
+        BadHistory,
+        BadTraceLine,
+        LibraryLoadError,
+        MsQuicError,
+        NetworkError,
+        QuicsimError,
+        SchedulerError,
+        UsageError,
+        VirtualTimeExceeded,
+    )
     from .enums import (
         ConnectionEventType,
         ConnectionShutdownFlags,
@@ -37,6 +49,8 @@ if TYPE_CHECKING:  # what the names below resolve to, for type checkers
 _HOMES = {
     "Connection": "api", "Listener": "api", "Stream": "api", "connect": "api", "listen": "api",
     "StatusError": "core",
+    **dict.fromkeys(("BackendError", "BadHistory", "BadTraceLine", "LibraryLoadError", "MsQuicError", "NetworkError",
+                     "QuicsimError", "SchedulerError", "UsageError", "VirtualTimeExceeded"), "errors"),
     "ConnectionEventType": "enums", "ConnectionShutdownFlags": "enums", "DatagramSendState": "enums",
     "ReceiveFlags": "enums", "SendFlags": "enums", "Status": "enums", "StreamEventType": "enums",
     "StreamOpenFlags": "enums", "StreamShutdownFlags": "enums", "StreamStartFlags": "enums",
@@ -74,19 +88,27 @@ def trace(path: Any) -> "Tracer":
 __version__ = "0.1.0"
 
 __all__ = [
+    "BackendError",
+    "BadHistory",
+    "BadTraceLine",
     "Connection",
     "ConnectionEventType",
     "ConnectionShutdownFlags",
     "DatagramSendState",
     "FAULTS",
     "Ledger",
+    "LibraryLoadError",
     "Listener",
+    "MsQuicError",
     "Network",
+    "NetworkError",
     "NetworkProfile",
     "Observer",
     "Pair",
+    "QuicsimError",
     "ReceiveFlags",
     "ScenarioContext",
+    "SchedulerError",
     "SendFlags",
     "Settings",
     "Status",
@@ -97,6 +119,8 @@ __all__ = [
     "StreamShutdownFlags",
     "StreamStartFlags",
     "Tracer",
+    "UsageError",
+    "VirtualTimeExceeded",
     "connect",
     "events",
     "listen",

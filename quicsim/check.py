@@ -25,6 +25,7 @@ from .enums import (
 )
 from .ledger import Ledger
 from .trace import BadTraceLine, json_records
+from .errors import BadHistory
 
 _FLAGS = {"send": SendFlags, "shutdown": StreamShutdownFlags, "start": StreamStartFlags,
           "open_stream": StreamOpenFlags}
@@ -36,10 +37,6 @@ def _stream(stream_id: int | None, handle: int | None) -> SimpleNamespace:
     stream = SimpleNamespace(id=stream_id, handle=handle)
     stream.core = stream
     return stream
-
-
-class BadHistory(ValueError):
-    """A line the checker cannot read; the message says what is wrong."""
 
 
 class _Context(str):

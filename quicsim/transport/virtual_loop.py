@@ -21,6 +21,7 @@ import time
 from asyncio import events
 from concurrent.futures import thread as _pool_thread
 from typing import Callable
+from ..errors import VirtualTimeExceeded
 
 #: Each jump lands this far past the timer it wakes for: aioquic's loss detection can
 #: re-arm the same deadline forever when called exactly at it (float rounding).
@@ -29,10 +30,6 @@ STEP_PAST = 1e-6
 HOLD_SLICE = 0.005
 #: After the budget ran out, virtual time the cleanup (task cancellation) may still use.
 CLEANUP_SECONDS = 60.0
-
-
-class VirtualTimeExceeded(Exception):
-    """The run's virtual clock passed its budget: the run is stuck (a hang)."""
 
 
 class _VirtualSelector(selectors.DefaultSelector):
