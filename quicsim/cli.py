@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import difflib
 import json
 import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import NoReturn, Sequence
+from typing import Mapping, NoReturn, Sequence
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -34,8 +35,48 @@ from .settings import FAULTS, MAX_WINDOW_MS, check_faults
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs) -> None:
+        self.options: dict[str, argparse.Action] = {}  # option string -> its action (for suggestions)
+        self.commands: Mapping[str, _Parser] = {}  # subcommand -> its parser
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args, **kwargs) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        self.options.update(dict.fromkeys(action.option_strings, action))
+        return action
+
     def error(self, message: str) -> NoReturn:  # one line, exit 2
         raise UsageError(f"{self.prog}: {message}")
+
+
+#: Options other tools spell differently: (command, what a user may type) -> quicsim's option.
+_OTHER_NAMES = {
+    ("run", "--html"): "--report",
+    ("run", "--qlog"): "--trace",
+    ("run", "--jsonl"): "--trace",
+    ("run", "--fault"): "--inject",
+    ("run", "--seeds"): "--repeat",
+    ("explain", "--report"): "--html",
+}
+
+
+def _unrecognized(parser: _Parser, command: str | None, extras: list[str]) -> str:
+    """One line for arguments no option takes, naming the option meant when one is near."""
+    prog = f"quicsim {command}" if command else "quicsim"
+    options = parser.commands[command].options if command else parser.options
+    for extra in extras:
+        if not extra.startswith("-"):
+            continue
+        name = extra.split("=", 1)[0]
+        meant = _OTHER_NAMES.get((command or "", name))
+        if meant is None:
+            close = difflib.get_close_matches(name, [o for o in options if o.startswith("--")], n=1, cutoff=0.75)
+            meant = close[0] if close else None
+        if meant in options:
+            action = options[meant]
+            metavar = f" {action.metavar or action.dest.upper()}" if action.nargs != 0 else ""
+            return f"{prog}: no option {name}; did you mean {meant}{metavar} ({action.help})?"
+    return f"{prog}: unrecognized arguments: {' '.join(extras)}"
 
 
 def _number(kind: type, ok, need: str):
@@ -67,11 +108,12 @@ def _fault(text: str) -> str:
     return text
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> _Parser:
     parser = _Parser(prog="quicsim", description="MsQuic's stream API and SEND_COMPLETE contract, simulated on aioquic.")
     parser.add_argument("--version", action="version", version=f"quicsim {__version__}",
                         help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    parser.commands = sub.choices
 
     run = sub.add_parser("run", help="run scenario files over a lossy loopback link")
     run.add_argument("paths", nargs="+", metavar="PATH", help="scenario files or folders")
@@ -611,7 +653,9 @@ def _backends(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = build_parser()
-        args = parser.parse_args(argv)
+        args, extras = parser.parse_known_args(argv)
+        if extras:
+            raise UsageError(_unrecognized(parser, args.command, extras))
         if args.command is None:  # bare `quicsim`: what it can do
             parser.print_help()
             return 0
