@@ -516,7 +516,7 @@ def _demo(args: argparse.Namespace) -> int:
 def _fuzz(args: argparse.Namespace) -> int:
     from .fuzz.campaign import run_campaign
 
-    output_dir(args.out, "--out")
+    output_dir(args.out, "--out", create=False)  # made by the first finding written
     if args.backend == "msquic":
         _check_fuzz_msquic(args)
     out = Console(highlight=False)
@@ -571,6 +571,7 @@ def _fuzz(args: argparse.Namespace) -> int:
               f"({', '.join(f'{sig} x{n}' for sig, n in result.failures.most_common())})")
     for finding in result.findings:
         where = str(finding.path) if finding.path else "(did not repeat when run again)"
+
         out.print(f"  {finding.signature}: seed {finding.seed}, shrunk {finding.original_ops} -> "
                   f"{finding.program.api_op_count()} API operations: {where}"
                   + ("" if finding.reproduced or not finding.path else "  [WARNING: the file did not reproduce it]"),
@@ -584,7 +585,29 @@ def _fuzz(args: argparse.Namespace) -> int:
             # a command to copy: never wrapped, whatever the width
             how = "--transport memory" if args.backend == "simulator" else f"--backend {args.backend} --repeat 50"
             out.print(f"    reproduce: quicsim run {finding.path} {how}", markup=False, soft_wrap=True)
+        seeds = sorted(result.failing_seeds.get(finding.signature, [finding.seed]))
+        if len(seeds) > 1:
+            more = len(seeds) - FAILING_SEEDS_SHOWN
+            out.print(f"    every {finding.signature} seed ({len(seeds)}): "
+                      f"{', '.join(map(str, seeds[:FAILING_SEEDS_SHOWN]))}"
+                      + (f" and {more} more (--json lists them all)" if more > 0 else ""), markup=False)
+            out.print(f"    rerun one: {_fuzz_one_seed(args)}", markup=False, soft_wrap=True)
     return status
+
+
+def _fuzz_one_seed(args: argparse.Namespace) -> str:
+    """The fuzz command that runs one seed's program again (what draws it: seed, max ops, swarm)."""
+    parser = build_parser().commands["fuzz"]
+    command = ["quicsim fuzz --runs 1 --seed SEED"]
+    for option, value in (("--max-ops", args.max_ops), ("--swarm", args.swarm), ("--backend", args.backend)):
+        if value != parser.get_default(option.lstrip("-").replace("-", "_")):
+            command.append(f"{option} {value:g}" if isinstance(value, float) else f"{option} {value}")
+    command += [f"--inject {fault}" for fault in args.inject]
+    return " ".join(command)
+
+
+#: failing seeds listed per kind of failure in fuzz's text output (--json has them all)
+FAILING_SEEDS_SHOWN = 20
 
 
 def _campaign_json(result, faults: frozenset[str]) -> dict:
@@ -595,6 +618,7 @@ def _campaign_json(result, faults: frozenset[str]) -> dict:
         "runs_per_second": round(result.runs / max(result.elapsed, 1e-9), 2), "api_operations": result.ops,
         "faults": sorted(faults), "stopped_early": result.stopped_early, "unfinished": result.unfinished,
         "no_handshake": result.no_handshake, "failures": dict(result.failures),
+        "failing_seeds": {sig: sorted(seeds) for sig, seeds in result.failing_seeds.items()},
         "findings": [{"signature": f.signature, "seed": f.seed, "original_ops": f.original_ops,
                       "shrunk_ops": f.program.api_op_count(), "path": str(f.path) if f.path else None,
                       "reproduced": f.reproduced, "detail": f.detail,

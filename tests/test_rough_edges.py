@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from quicsim.cli import main
@@ -30,3 +32,32 @@ def test_an_option_by_another_name_points_at_quicsims_own(capsys, args, typed, m
 def test_an_option_near_no_other_is_named_as_it_was(capsys):
     assert main(["run", "scenarios", "--zzzz"]) == 2
     assert _one_line(capsys) == "quicsim run: unrecognized arguments: --zzzz"
+
+
+def test_a_clean_fuzz_run_leaves_no_folder_and_a_failing_one_makes_it(tmp_path, capsys):
+    out = tmp_path / "nested" / "fuzz-failures"
+    assert main(["fuzz", "--runs", "3", "--out", str(out)]) == 0
+    assert "failures: none" in capsys.readouterr().out
+    assert not out.parent.exists()
+    assert main(["fuzz", "--runs", "30", "--inject", "drop-send-after-shutdown", "--out", str(out)]) == 1
+    assert sorted(p.suffix for p in out.iterdir()) == [".py"]
+
+
+def test_fuzz_reports_every_failing_seed_of_each_kind(tmp_path, capsys):
+    args = ["fuzz", "--runs", "40", "--inject", "drop-send-after-shutdown", "--out", str(tmp_path)]
+    assert main([*args, "--json"]) == 1
+    summary = json.loads(capsys.readouterr().out)
+    by_kind = summary["failing_seeds"]
+    assert by_kind and {kind: len(seeds) for kind, seeds in by_kind.items()} == summary["failures"]
+    assert max(map(len, by_kind.values())) > 1, "needs a kind that failed on more than one seed"
+    assert main(args) == 1
+    text = capsys.readouterr().out
+    for kind, seeds in by_kind.items():
+        if len(seeds) > 1:
+            assert f"every {kind} seed ({len(seeds)}): {', '.join(map(str, seeds))}" in text, text
+    # each seed listed fails again on its own, with the command the output gives
+    command = next(line for line in text.splitlines() if "rerun one:" in line).split("rerun one: quicsim ")[1]
+    kind, seeds = next((k, s) for k, s in by_kind.items() if len(s) > 1)
+    again = command.replace("SEED", str(seeds[-1])).split() + ["--json", "--out", str(tmp_path / "again")]
+    assert main(again) == 1
+    assert json.loads(capsys.readouterr().out)["failing_seeds"] == {kind: [seeds[-1]]}
