@@ -683,6 +683,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:  # bare `quicsim`: what it can do
             parser.print_help()
             return 0
+        if args.command in ("run", "demo", "fuzz", "outcomes", "diff"):
+            _certs.default_paths()  # a $QUICSIM_CERTS without the files: one line now, not per run
         if args.command == "run":
             return _run(args)
         if args.command == "demo":

@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -61,3 +64,23 @@ def test_fuzz_reports_every_failing_seed_of_each_kind(tmp_path, capsys):
     again = command.replace("SEED", str(seeds[-1])).split() + ["--json", "--out", str(tmp_path / "again")]
     assert main(again) == 1
     assert json.loads(capsys.readouterr().out)["failing_seeds"] == {kind: [seeds[-1]]}
+
+
+@pytest.mark.parametrize("present", [[], ["ca.pem"], None])
+def test_a_quicsim_certs_folder_without_the_files_is_one_line(tmp_path, present):
+    folder = tmp_path / "certs"
+    if present is not None:
+        folder.mkdir()
+        for name in present:
+            (folder / name).write_text("")
+    proc = subprocess.run([sys.executable, "-m", "quicsim", "demo"], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "QUICSIM_CERTS": str(folder)})
+    assert proc.returncode == 2 and proc.stdout == "", proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"QUICSIM_CERTS={folder}" in lines[0]
+    if present is None:
+        assert "no such folder" in lines[0]
+    else:
+        missing = [n for n in ("ca.pem", "server.pem", "server.key") if n not in present]
+        assert f"no {', '.join(missing)} in it" in lines[0]
