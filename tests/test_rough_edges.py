@@ -7,10 +7,13 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from quicsim.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def _one_line(capsys) -> str:
@@ -84,3 +87,13 @@ def test_a_quicsim_certs_folder_without_the_files_is_one_line(tmp_path, present)
     else:
         missing = [n for n in ("ca.pem", "server.pem", "server.key") if n not in present]
         assert f"no {', '.join(missing)} in it" in lines[0]
+
+
+def test_a_quick_bench_run_does_not_judge_the_targets():
+    proc = subprocess.run([sys.executable, "-m", "bench", "--quick"], capture_output=True, text=True, timeout=600,
+                          cwd=REPO, env={**os.environ, "COLUMNS": "250"})
+    assert proc.returncode == 0, proc.stderr
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("│")]
+    assert len(rows) == 7, proc.stdout
+    assert all("not judged" in row for row in rows) and "MISSED" not in proc.stdout, proc.stdout
+    assert "the targets are not judged" in proc.stdout
