@@ -97,3 +97,21 @@ def test_a_quick_bench_run_does_not_judge_the_targets():
     assert len(rows) == 7, proc.stdout
     assert all("not judged" in row for row in rows) and "MISSED" not in proc.stdout, proc.stdout
     assert "the targets are not judged" in proc.stdout
+
+
+def test_the_demo_explains_its_columns_above_them():
+    proc = subprocess.run([sys.executable, "-m", "quicsim", "demo"], capture_output=True, text=True, timeout=120,
+                          cwd=REPO, env={**os.environ, "COLUMNS": "200"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.split()[:5] == ["time", "side", "stream", "what", "fields"])
+    legend = " ".join(lines[:header])
+    for term in ("time:", "side:", "stream:", "what:", "call NAME", "conn NAME", "FAULT", "SEND_COMPLETE in green"):
+        assert term in legend, legend
+    rows = [line for line in lines[header + 1:] if line[:8].strip().replace(".", "").isdigit()]
+    assert len(rows) > 10
+    what, fields = lines[header].index("what"), lines[header].index("fields")
+    for row in rows:  # each row's "what" and fields start under their headings
+        assert row[what - 1] == " " and row[what] != " ", row
+        assert row[fields - 1] == " ", row
+    assert any(row[what:].startswith("call send") for row in rows)
