@@ -106,7 +106,8 @@ async def _settle(conns: list, deadline: float) -> None:
 
 def _watch_core_errors(loop: asyncio.AbstractEventLoop) -> list[str]:
     """Collect StateErrors raised in the loop's callbacks (the worker, datagrams, timers):
-    the loop only logs those, and a run must not pass over a broken core rule."""
+    the loop only logs those, and a run must not pass over a broken core rule. Cancelled
+    futures nobody awaited are dropped, not logged."""
     found: list[str] = []
     previous = loop.get_exception_handler()
 
@@ -114,6 +115,10 @@ def _watch_core_errors(loop: asyncio.AbstractEventLoop) -> list[str]:
         exc = context.get("exception")
         if isinstance(exc, StateError):
             found.append(str(exc))
+        if isinstance(exc, asyncio.CancelledError):
+            # a future a cancelled wait left behind (wait_for around a gather, on Ctrl-C or
+            # a body's timeout): it holds nothing to report, the loop would print a traceback
+            return
         if previous is not None:
             previous(loop, context)
         else:
