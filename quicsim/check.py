@@ -26,6 +26,7 @@ from .enums import (
 from .ledger import Ledger
 from .trace import BadTraceLine, json_records
 from .errors import BadHistory
+from .send_order import send_name
 
 _FLAGS = {"send": SendFlags, "shutdown": StreamShutdownFlags, "start": StreamStartFlags,
           "open_stream": StreamOpenFlags}
@@ -223,7 +224,8 @@ def findings(ledger: Ledger, where: str) -> list[str]:
     out = []
     for leak in ledger.leaks:
         stream = leak["stream_id"] if leak["stream_id"] is not None else f"handle={leak['stream_handle']}"
-        out.append(f"{where}: LEAK send #{leak['send']} client_context={leak['client_context']} "
+        out.append(f"{where}: LEAK send {send_name(leak['connection'], leak['send_id'])} "
+                   f"client_context={leak['client_context']} "
                    f"stream {stream} connection {leak['connection']} ({leak['detected']})")
     for leak in ledger.datagram_leaks:
         out.append(f"{where}: LEAK datagram {leak['datagram_id']} client_context={leak['client_context']} "

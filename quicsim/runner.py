@@ -19,6 +19,7 @@ from .probes import ProbeObserver
 from .qlog import QlogWriter
 from .pair import TEARDOWN_SECONDS, VIRTUAL_TEARDOWN_SECONDS, Pair, open_pair
 from .scenario_spec import ScenarioContext, ScenarioSpec
+from .send_order import send_name
 from .core.state import StateError
 from .settings import check_faults
 from .trace import Tracer
@@ -75,7 +76,8 @@ def _pending_text(ledger: Ledger, conns: list) -> str:
     pending = ledger.pending_sends()
     parts = []
     if pending:
-        shown = ", ".join(f"send {p['send_id']} ({p['client_context']}) on {p['connection']} stream "
+        shown = ", ".join(f"send {send_name(p['connection'], p['send_id'])} ({p['client_context']}) on "
+                          f"{p['connection']} stream "
                           + (f"{p['stream_id']}" if p['stream_id'] is not None
                              else f"handle={p['stream_handle']} (unstarted)") for p in pending[:5])
         parts.append(f"{len(pending)} sends pending: {shown}{' ...' if len(pending) > 5 else ''}")
