@@ -14,6 +14,7 @@ import json
 import os
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Mapping, NoReturn, Sequence
 
@@ -29,9 +30,10 @@ from .network import NetworkError, NetworkProfile
 from .outpaths import output_dir, output_file
 from .report import print_failure_rates, print_failures, print_skips, results_table
 from .outcomes import MSQUIC_PREEMPT, MSQUIC_WINDOW_MS
-from .runner import RunOptions, run_job, seeds_for, transport_for
+from .run_options import RunOptions, add_run_options, fault, fraction, non_negative, number, positive_int
+from .runner import run_job, seeds_for, transport_for
 from .scenario_spec import ScenarioSpec
-from .settings import FAULTS, MAX_WINDOW_MS, check_faults
+from .settings import FAULTS, MAX_WINDOW_MS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -79,33 +81,12 @@ def _unrecognized(parser: _Parser, command: str | None, extras: list[str]) -> st
     return f"{prog}: unrecognized arguments: {' '.join(extras)}"
 
 
-def _number(kind: type, ok, need: str):
-    """An argparse type: parse ``text`` as ``kind``, then require ``ok(value)``."""
-
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not {'an integer' if kind is int else 'a number'}: {text!r}") from None
-        if not ok(value):
-            raise argparse.ArgumentTypeError(f"must be {need}, got {text}")
-        return value
-
-    return parse
-
-
-_fraction = _number(float, lambda v: 0.0 <= v <= 1.0, "a fraction in [0, 1]")
-_non_negative = _number(float, lambda v: v >= 0, ">= 0")
-_positive_int = _number(int, lambda v: v >= 1, ">= 1")
+_number = number
+_fraction = fraction
+_non_negative = non_negative
+_positive_int = positive_int
 _seed = _number(int, lambda v: v >= 0, ">= 0")
-
-
-def _fault(text: str) -> str:
-    try:
-        check_faults([text])
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
+_fault = fault
 
 
 def build_parser() -> _Parser:
@@ -118,36 +99,9 @@ def build_parser() -> _Parser:
     run = sub.add_parser("run", help="run scenario files over a lossy loopback link")
     run.add_argument("paths", nargs="+", metavar="PATH", help="scenario files or folders")
     run.add_argument("-k", dest="keyword", help="only scenarios whose name contains this")
-    run.add_argument("--seed", type=int, help="first seed (overrides the scenarios' own)")
-    run.add_argument("--repeat", type=_positive_int, help="seeds per scenario (overrides repeat=)")
-    run.add_argument("--loss", type=_fraction, help="loss fraction for both directions, overriding the files'")
-    run.add_argument("--delay-ms", type=_non_negative, help="one-way delay, overriding the files'")
-    run.add_argument("--inject", type=_fault, action="append", default=[], metavar="FAULT",
-                     help=f"switch a fault on in every client ({', '.join(FAULTS)})")
     run.add_argument("--json", action="store_true", help="one JSON object per run on stdout, nothing else")
-    run.add_argument("--trace", metavar="DIR",
-                     help="write a JSON Lines trace and two qlog files of every run into DIR")
     run.add_argument("--report", metavar="FILE", help="write a self-contained HTML timeline report to FILE")
-    run.add_argument("--send-buffering", choices=("on", "off"),
-                     help="force MsQuic's SendBufferingEnabled on or off on both sides of every scenario")
-    run.add_argument("--preempt", type=_number(float, lambda v: 0 <= v <= 1, "from 0 to 1"), metavar="P",
-                     help="after each API call the worker runs at once with probability P (drawn from "
-                          "the seed), as MsQuic's worker thread may; 0 (default): only when the loop runs it")
-    run.add_argument("--preempt-window", type=_number(float, lambda v: 0 <= v <= MAX_WINDOW_MS,
-                                                      f"from 0 to {MAX_WINDOW_MS:g}"), metavar="MS",
-                     help="at a preemption point the network moves too: virtual time jumps by up to MS ms "
-                          "and the datagrams, handlers and timers due in it run (memory transport)")
-    run.add_argument("--transport", choices=("udp", "memory"),
-                     help="udp: loopback sockets through the relay; memory: in-memory link on virtual time")
-    run.add_argument("--check-determinism", action="store_true",
-                     help="run each seed twice (memory transport) and compare trace, qlog and datagrams")
-    run.add_argument("--probes", action="store_true",
-                     help="count state-coverage probe hits and list the probes no run reached")
-    run.add_argument("--backend", choices=("simulator", "msquic"), default="simulator",
-                     help="simulator (default): quicsim's core on aioquic; msquic: the real libmsquic on both "
-                          "ends (scenarios that need the simulator are skipped, saying why)")
-    run.add_argument("--msquic-lib", metavar="PATH",
-                     help="the libmsquic for --backend msquic (default: $QUICSIM_MSQUIC_LIB, else the system's)")
+    add_run_options(run)  # the options that make a run: declared once, with the reproduce line
 
     demo = sub.add_parser("demo", help="a live loopback demo of the send-after-shutdown race")
     demo.add_argument("--inject", type=_fault, action="append", default=[], metavar="FAULT",
@@ -237,15 +191,11 @@ def build_parser() -> _Parser:
 
 
 def _run(args: argparse.Namespace) -> int:
-    overrides = {}
-    if args.loss is not None:
-        overrides["loss"] = args.loss
-    if args.delay_ms is not None:
-        overrides["delay_ms"] = args.delay_ms
+    options = RunOptions.from_args(args)
     specs = load_scenarios(args.paths, args.keyword)
     for spec in specs:
         try:
-            NetworkProfile.from_dict({**spec.network, **overrides})
+            NetworkProfile.from_dict({**spec.network, **options.network})
         except NetworkError as exc:
             raise UsageError(f"{spec.file}:{spec.line}: {exc}") from None
     if args.trace:
@@ -257,13 +207,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.report and not trace_dir:
         scratch = tempfile.TemporaryDirectory(prefix="quicsim-trace-")
         trace_dir = scratch.name
-    if args.backend == "msquic":
+    if options.backend == "msquic":
         _check_msquic_options(args)
-    options = RunOptions(network=overrides, faults=frozenset(args.inject), seed=args.seed, repeat=args.repeat,
-                         trace_dir=trace_dir, transport=args.transport, probes=args.probes,
-                         send_buffering=None if args.send_buffering is None else args.send_buffering == "on",
-                         preempt=args.preempt, preempt_window_ms=args.preempt_window,
-                         backend=args.backend, msquic_lib=args.msquic_lib)
+    options = replace(options, trace_dir=trace_dir)
     jobs = [(spec, seed) for spec in specs for seed in seeds_for(spec, options)]
     if args.check_determinism:
         for spec in specs:
@@ -314,30 +260,9 @@ def _run(args: argparse.Namespace) -> int:
     if not args.json:
         if results:
             out.print(results_table(results, out.width))
-        extra: list[str] = []
-        if args.loss is not None:
-            extra += ["--loss", str(args.loss)]
-        if args.delay_ms is not None:
-            extra += ["--delay-ms", str(args.delay_ms)]
-        for fault in args.inject:
-            extra += ["--inject", fault]
-        if args.transport:
-            extra += ["--transport", args.transport]
-        if args.send_buffering:
-            extra += ["--send-buffering", args.send_buffering]
-        if args.preempt is not None:
-            extra += ["--preempt", f"{args.preempt:g}"]
-        if args.preempt_window is not None:
-            extra += ["--preempt-window", f"{args.preempt_window:g}"]
-        if args.check_determinism:
-            extra += ["--check-determinism"]
-        if args.backend != "simulator":
-            extra += ["--backend", args.backend]
-        if args.msquic_lib:
-            extra += ["--msquic-lib", args.msquic_lib]
         print_skips(out, results)
-        print_failures(out, results, extra)
-        if args.backend == "msquic":
+        print_failures(out, results, options.command_args())
+        if options.backend == "msquic":
             print_failure_rates(out, results)
         skipped = sum(bool(r.get("skipped")) for r in results)
         passed = sum(r["passed"] for r in results) - skipped

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 import traceback
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 from . import interrupt
@@ -18,6 +18,7 @@ from .network import Network, NetworkProfile
 from .probes import ProbeObserver
 from .qlog import QlogWriter
 from .pair import TEARDOWN_SECONDS, VIRTUAL_TEARDOWN_SECONDS, Pair, open_pair
+from .run_options import RunOptions as RunOptions  # (its home before run_options: still importable here)
 from .scenario_spec import ScenarioContext, ScenarioSpec
 from .send_order import send_name
 from .core.state import StateError
@@ -28,32 +29,6 @@ from .transport.virtual_loop import VirtualTimeExceeded, run_virtual
 #: How long, at most, the runner lets streams left open by a scenario body finish on
 #: their own before it shuts the connections down (what was still open goes in the row).
 SETTLE_SECONDS = 2.0
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """Command-line overrides applied to every scenario."""
-
-    network: dict = field(default_factory=dict)  # merged over the scenario's own
-    faults: frozenset[str] = frozenset()
-    seed: int | None = None
-    repeat: int | None = None
-    trace_dir: str | None = None  # one JSON Lines trace per run when set
-    transport: str | None = None  # overrides the scenarios' own
-    send_buffering: bool | None = None  # overrides both sides' Settings.send_buffering
-    preempt: float | None = None  # overrides both sides' Settings.preempt
-    preempt_window_ms: float | None = None  # overrides both sides' Settings.preempt_window_ms
-    wire_log: bool = False  # memory transport with trace_dir: also write <run>.wire (one line per datagram)
-    virtual_budget: float | None = None  # memory transport: virtual seconds before a run is a hang
-    probes: bool = False  # count state-coverage probe hits (result["probes"])
-    #: check the core's exactly-once bookkeeping after every operation (the fuzzer does)
-    check_invariants: bool = False
-    #: "simulator", or "msquic": the real libmsquic on both ends (msquic_lib, else
-    #: $QUICSIM_MSQUIC_LIB, else the system's)
-    backend: str = "simulator"
-    msquic_lib: str | None = None
-    #: more observers for every run (in-process callers: quicsim diff's outcome recorder)
-    observers: tuple = field(default=(), compare=False)
 
 
 def seeds_for(spec: ScenarioSpec, options: RunOptions) -> list[int]:
@@ -199,23 +174,12 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
     deadline = loop.time() + spec.timeout
     transport = transport_for(spec, options)
     faults = check_faults(options.faults)
-    client_settings = spec.client_settings
-    server_settings = spec.server_settings
-    if faults:
-        client_settings = replace(client_settings, faults=client_settings.faults | faults)
+    client_settings, server_settings = replace(options, faults=faults).settings_for(spec.client_settings,
+                                                                                   spec.server_settings)
     applied_faults = client_settings.faults
     if msquic:  # what is left (needs_simulator let it through) the library does by itself
         client_settings = replace(client_settings, faults=frozenset())
         server_settings = replace(server_settings, faults=frozenset())
-    if options.send_buffering is not None:
-        client_settings = replace(client_settings, send_buffering=options.send_buffering)
-        server_settings = replace(server_settings, send_buffering=options.send_buffering)
-    if options.preempt is not None:
-        client_settings = replace(client_settings, preempt=options.preempt)
-        server_settings = replace(server_settings, preempt=options.preempt)
-    if options.preempt_window_ms is not None:
-        client_settings = replace(client_settings, preempt_window_ms=options.preempt_window_ms)
-        server_settings = replace(server_settings, preempt_window_ms=options.preempt_window_ms)
     network_spec = {**spec.network, **options.network}
     ledger = Ledger()
     network = Network(NetworkProfile.from_dict(network_spec), seed, loop.time)
