@@ -30,10 +30,11 @@ from .network import NetworkError, NetworkProfile
 from .outpaths import output_dir, output_file
 from .report import print_failure_rates, print_failures, print_skips, results_table
 from .outcomes import MSQUIC_PREEMPT, MSQUIC_WINDOW_MS
-from .run_options import RunOptions, add_run_options, fault, fraction, non_negative, number, positive_int
+from .run_options import (RunOptions, add_run_options, chance, fault, fraction, non_negative, number, positive_int,
+                          window_ms)
 from .runner import run_job, seeds_for, transport_for
 from .scenario_spec import ScenarioSpec
-from .settings import FAULTS, MAX_WINDOW_MS
+from .settings import FAULTS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -81,12 +82,7 @@ def _unrecognized(parser: _Parser, command: str | None, extras: list[str]) -> st
     return f"{prog}: unrecognized arguments: {' '.join(extras)}"
 
 
-_number = number
-_fraction = fraction
-_non_negative = non_negative
-_positive_int = positive_int
-_seed = _number(int, lambda v: v >= 0, ">= 0")
-_fault = fault
+_seed = number(int, lambda v: v >= 0, ">= 0")
 
 
 def build_parser() -> _Parser:
@@ -104,35 +100,35 @@ def build_parser() -> _Parser:
     add_run_options(run)  # the options that make a run: declared once, with the reproduce line
 
     demo = sub.add_parser("demo", help="a live loopback demo of the send-after-shutdown race")
-    demo.add_argument("--inject", type=_fault, action="append", default=[], metavar="FAULT",
+    demo.add_argument("--inject", type=fault, action="append", default=[], metavar="FAULT",
                       help=f"switch a fault on in the client and watch the ledger catch it ({', '.join(FAULTS)})")
-    demo.add_argument("--loss", type=_fraction, default=0.05, help="loss fraction of the link (default 0.05)")
+    demo.add_argument("--loss", type=fraction, default=0.05, help="loss fraction of the link (default 0.05)")
     demo.add_argument("--seed", type=int, default=1, help="seed of the link's loss decisions (default 1)")
 
     fuzz = sub.add_parser("fuzz", help="random API programs on the in-memory link, failures shrunk to scenario files")
-    fuzz.add_argument("--runs", type=_positive_int, default=200, help="programs to run (seeds SEED..SEED+RUNS-1)")
+    fuzz.add_argument("--runs", type=positive_int, default=200, help="programs to run (seeds SEED..SEED+RUNS-1)")
     fuzz.add_argument("--seed", type=_seed, default=0, help="first seed, >= 0 (default 0)")
-    fuzz.add_argument("--jobs", type=_positive_int, default=1, help="worker processes")
-    fuzz.add_argument("--max-ops", type=_positive_int, default=12, help="API operations per program, at most")
-    fuzz.add_argument("--inject", type=_fault, action="append", default=[], metavar="FAULT",
+    fuzz.add_argument("--jobs", type=positive_int, default=1, help="worker processes")
+    fuzz.add_argument("--max-ops", type=positive_int, default=12, help="API operations per program, at most")
+    fuzz.add_argument("--inject", type=fault, action="append", default=[], metavar="FAULT",
                       help=f"switch a fault on in every program's client ({', '.join(FAULTS)})")
     fuzz.add_argument("--out", default="fuzz-failures", metavar="DIR", help="where repro scenario files go")
-    fuzz.add_argument("--time-budget", type=_non_negative, metavar="SECONDS",
+    fuzz.add_argument("--time-budget", type=non_negative, metavar="SECONDS",
                       help="end the campaign after this (runs in flight get a few more seconds, then are stopped)")
-    fuzz.add_argument("--run-budget", type=_number(float, lambda v: v > 0, "> 0"), default=30.0, metavar="SECONDS",
+    fuzz.add_argument("--run-budget", type=number(float, lambda v: v > 0, "> 0"), default=30.0, metavar="SECONDS",
                       help="wall-clock seconds one run may take before it is stopped and reported as a hang")
     fuzz.add_argument("--scheduler", metavar="ADDRESS",
                       help="run on the Dask cluster of this scheduler (tcp://HOST:8786) instead of --jobs local "
                            "processes; needs quicsim[dask]")
     fuzz.add_argument("--json", action="store_true", help="print one JSON object (summary, findings, probes)")
-    fuzz.add_argument("--check-determinism", type=_number(int, lambda v: v >= 0, ">= 0"), default=100, metavar="N",
+    fuzz.add_argument("--check-determinism", type=number(int, lambda v: v >= 0, ">= 0"), default=100, metavar="N",
                       help="run each seed divisible by N twice and compare trace, qlog and datagrams (0: never)")
     fuzz.add_argument("--backend", choices=("simulator", "msquic"), default="simulator",
                       help="simulator (default): programs on the in-memory link; msquic: on the real libmsquic "
                            "over loopback UDP (no fault needed: it finds what the library does)")
     fuzz.add_argument("--msquic-lib", metavar="PATH",
                       help="the libmsquic for --backend msquic (default: $QUICSIM_MSQUIC_LIB, else the system's)")
-    fuzz.add_argument("--swarm", type=_fraction, default=DEFAULT_SWARM, metavar="RATIO",
+    fuzz.add_argument("--swarm", type=fraction, default=DEFAULT_SWARM, metavar="RATIO",
                       help="fraction of runs that are swarm runs, generated from a random subset of operation "
                            f"kinds, flags and network features (default {DEFAULT_SWARM:g})")
 
@@ -154,17 +150,16 @@ def build_parser() -> _Parser:
                                                "the network in) and count its distinct outcomes")
     outcomes.add_argument("path", metavar="SCENARIO", help="a scenario file")
     outcomes.add_argument("-k", dest="keyword", help="the scenario whose name contains this (for a file with several)")
-    outcomes.add_argument("--seeds", type=_positive_int, default=200, help="seeds to run (default 200)")
+    outcomes.add_argument("--seeds", type=positive_int, default=200, help="seeds to run (default 200)")
     outcomes.add_argument("--seed", type=int, help="first seed (default: the scenario's own)")
-    outcomes.add_argument("--preempt", type=_number(float, lambda v: 0 <= v <= 1, "from 0 to 1"), metavar="P",
+    outcomes.add_argument("--preempt", type=chance, metavar="P",
                           help=f"chance of a preemption point after each API call (default {MSQUIC_PREEMPT:g}, "
                                "the model calibrated on the library; 0: program order)")
-    outcomes.add_argument("--preempt-window", type=_number(float, lambda v: 0 <= v <= MAX_WINDOW_MS,
-                                                           f"from 0 to {MAX_WINDOW_MS:g}"), metavar="MS",
+    outcomes.add_argument("--preempt-window", type=window_ms, metavar="MS",
                           help=f"longest network window at a preemption point (default {MSQUIC_WINDOW_MS:g})")
     outcomes.add_argument("--send-buffering", choices=("on", "off"),
                           help="force SendBufferingEnabled on or off on both sides")
-    outcomes.add_argument("--inject", "--fault", dest="inject", type=_fault, action="append", default=[],
+    outcomes.add_argument("--inject", "--fault", dest="inject", type=fault, action="append", default=[],
                           metavar="FAULT", help="switch a fault on in the client (repeatable)")
     outcomes.add_argument("--transport", choices=("udp", "memory"),
                           help="default memory: deterministic, so each outcome's seed replays it")
@@ -174,9 +169,9 @@ def build_parser() -> _Parser:
                                        "outcomes each reached, side by side (exit 1: the sets differ)")
     diff.add_argument("path", metavar="SCENARIO", help="a scenario file")
     diff.add_argument("-k", dest="keyword", help="the scenario whose name contains this (for a file with several)")
-    diff.add_argument("--runs", type=_positive_int, default=20, help="runs on each backend (default 20)")
+    diff.add_argument("--runs", type=positive_int, default=20, help="runs on each backend (default 20)")
     diff.add_argument("--seed", type=int, help="first seed (default: the scenario's own)")
-    diff.add_argument("--inject", "--fault", dest="inject", type=_fault, action="append", default=[],
+    diff.add_argument("--inject", "--fault", dest="inject", type=fault, action="append", default=[],
                       metavar="FAULT", help="switch a fault on on the simulator's side only")
     diff.add_argument("--msquic-lib", metavar="PATH",
                       help="the libmsquic (default: $QUICSIM_MSQUIC_LIB, else the system's)")
