@@ -133,13 +133,3 @@ async def mem():
     yield p
     await p.shutdown()
     judge(p.ledger)
-
-
-async def round_trip(conn: quicsim.Connection, timeout: float = 5) -> None:
-    """One send on a new stream of ``conn``, acknowledged by the peer: the worker has run
-    and the peer has answered, so what a test expects not to happen had its chance to."""
-    stream = conn.open_stream()
-    stream.start()
-    assert stream.send(b"ping", quicsim.SendFlags.FIN, client_context="round-trip") is quicsim.Status.PENDING
-    done = await stream.wait_event(quicsim.StreamEventType.SEND_COMPLETE, timeout)
-    assert not done.canceled, "the round trip's send was canceled"

@@ -278,7 +278,7 @@ async def test_abort_immediate_on_a_never_started_stream_completes_it(pair):
     assert rec.events[0].status is Status.ABORTED and rec.events[1].canceled
     assert rec.events[3].app_close_in_progress is False
     assert stream.start() is Status.PENDING
-    await round_trip(pair.client)  # a start that was going to be applied would have been by now
+    await round_trip(pair.client)  # a whole exchange with the peer: a start to apply would have been
     assert len(rec.events) == 4, "a shut-down stream never starts"
     stream.close()
     assert pair.client.ledger.ok, pair.client.ledger.summary()
