@@ -24,7 +24,10 @@ from .enums import (
     StreamStartFlags,
 )
 from .ledger import Ledger
-from .trace import BadTraceLine, json_records
+from .errors import BadTraceLine
+from .trace import json_records
+from .errors import BadHistory
+from .send_order import send_name
 
 _FLAGS = {"send": SendFlags, "shutdown": StreamShutdownFlags, "start": StreamStartFlags,
           "open_stream": StreamOpenFlags}
@@ -36,10 +39,6 @@ def _stream(stream_id: int | None, handle: int | None) -> SimpleNamespace:
     stream = SimpleNamespace(id=stream_id, handle=handle)
     stream.core = stream
     return stream
-
-
-class BadHistory(ValueError):
-    """A line the checker cannot read; the message says what is wrong."""
 
 
 class _Context(str):
@@ -226,7 +225,8 @@ def findings(ledger: Ledger, where: str) -> list[str]:
     out = []
     for leak in ledger.leaks:
         stream = leak["stream_id"] if leak["stream_id"] is not None else f"handle={leak['stream_handle']}"
-        out.append(f"{where}: LEAK send #{leak['send']} client_context={leak['client_context']} "
+        out.append(f"{where}: LEAK send {send_name(leak['connection'], leak['send_id'])} "
+                   f"client_context={leak['client_context']} "
                    f"stream {stream} connection {leak['connection']} ({leak['detected']})")
     for leak in ledger.datagram_leaks:
         out.append(f"{where}: LEAK datagram {leak['datagram_id']} client_context={leak['client_context']} "

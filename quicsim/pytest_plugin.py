@@ -26,7 +26,8 @@ except ImportError:  # pragma: no cover - the fixtures need it; scenario files d
 from .held import Buffers
 from .ledger import Ledger
 from .liveness import LIVENESS_SECONDS, VIRTUAL_LIVENESS_SECONDS, liveness_phase
-from .loader import UsageError, load_scenarios
+from .errors import UsageError
+from .loader import load_scenarios
 from .network import Network, NetworkError, NetworkProfile
 from .pair import BACKENDS, TRANSPORTS, Pair, open_pair
 from .qlog import QlogWriter
@@ -345,7 +346,7 @@ async def quicsim_pair(request: pytest.FixtureRequest, quicsim_config: QuicsimCo
     sharing ``quicsim_ledger``; shut down cleanly afterwards. On the msquic backend a
     test that needs the simulator (memory transport, faults, preemption) is skipped."""
     if quicsim_config.backend == "msquic":
-        from .backends import BackendError
+        from .errors import BackendError
         from .backends.msquic.runtime import check_settings
 
         reason = "the memory transport is the simulator's" if quicsim_config.transport == "memory" else None

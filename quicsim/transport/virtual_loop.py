@@ -23,6 +23,7 @@ import time
 from asyncio import events
 from concurrent.futures import thread as _pool_thread
 from typing import Any, Callable, Coroutine, TypeVar, TypeVarTuple, Unpack
+from ..errors import VirtualTimeExceeded
 
 #: Each jump lands this far past the timer it wakes for: aioquic's loss detection can
 #: re-arm the same deadline forever when called exactly at it (float rounding).
@@ -33,10 +34,6 @@ HOLD_SLICE = 0.005
 CLEANUP_SECONDS = 60.0
 _T = TypeVar("_T")
 _Ts = TypeVarTuple("_Ts")
-
-
-class VirtualTimeExceeded(Exception):
-    """The run's virtual clock passed its budget: the run is stuck (a hang)."""
 
 
 class _VirtualSelector(selectors.DefaultSelector):
