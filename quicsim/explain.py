@@ -138,7 +138,7 @@ def _find_cause(life: SendLife, records: list[dict[str, Any]], indices: list[int
     """Fill ``life``'s cause from its stream's records: the fault that fired (the one that
     names the send, else the stream's first), its discarded SEND_COMPLETE and the last
     StreamClose before that discard."""
-    named = re.compile(rf"\bsends? {life.send_id}\b")
+    named = re.compile(rf"\bsends? (?:{re.escape(life.conn)}:)?{life.send_id}\b")
     faults = [records[i] for i in indices if records[i]["kind"] == "fault"]
     if not faults:  # a fault of the connection (no stream named)
         faults = [r for r in records if r["kind"] == "fault" and r.get("conn") == life.conn

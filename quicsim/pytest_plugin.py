@@ -33,6 +33,7 @@ from .pair import BACKENDS, TRANSPORTS, Pair, open_pair
 from .qlog import QlogWriter
 from .runner import RunOptions, run_job, seeds_for
 from .scenario_spec import ScenarioSpec
+from .send_order import send_name
 from .settings import Settings, check_faults
 from .trace import Tracer, record_findings
 
@@ -464,7 +465,7 @@ class ScenarioItem(pytest.Item):
             if result["error"]:
                 lines.append(f"error: {result['error']}")
             for leak in result["leaks"]:
-                lines.append(f"LEAK send {leak['send_id']} client_context={leak['client_context']} "
+                lines.append(f"LEAK send {send_name(leak['connection'], leak['send_id'])} client_context={leak['client_context']} "
                              f"on {leak['connection']} stream {leak['stream_id']} {leak['detected']}")
             lines += [f"VIOLATION {v}" for v in result["violations"]]
             raise ScenarioFailed("\n".join(lines))

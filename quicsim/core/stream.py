@@ -566,7 +566,7 @@ class StreamCore:
             if action is LateSend.DROP:
                 assert fault is not None  # only a fault turns CANCEL into anything else
                 conn.sends_dropped += 1
-                conn.fault_hit(fault.name, self, f"send {request.send_id} dropped")
+                conn.fault_hit(fault.name, self, f"send {conn.label}:{request.send_id} dropped")
                 return
             if action is LateSend.DEFER:
                 # Raised only after SHUTDOWN_COMPLETE, when the handler is gone.
