@@ -8,6 +8,7 @@ import asyncio
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from aioquic import tls
@@ -113,3 +114,17 @@ def test_a_real_connections_timer_that_never_makes_progress_is_a_hang_naming_it(
     assert signature(result) == "hang"
     assert "the virtual clock stopped moving" in result["error"]
     assert f"the client's ACK timer (1-RTT) (aioquic) fired {udp.STUCK_TIMER_FIRINGS} times" in result["error"]
+
+
+def test_the_seed_7015094_program_ends_on_the_in_memory_link():
+    """The clean fuzz program of seed 7015094 (80 operations), reported to stop the
+    in-memory link's clock at t = 0.602 s, as a fixture scenario: it ends, and passes."""
+    fixture = Path(__file__).parent / "fixtures" / "fuzz_seed_7015094.py"
+    try:
+        done = subprocess.run([sys.executable, "-m", "quicsim", "run", str(fixture), "--transport", "memory",
+                               "--json"], capture_output=True, text=True, timeout=WALL_BOUND)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"the run did not end within {WALL_BOUND} s of wall-clock time")
+    result = json.loads(done.stdout.splitlines()[0])
+    assert done.returncode == 0 and result["passed"] and result["error"] is None, done.stdout[-2000:]
+    assert result["sends"] == result["completions"]
