@@ -80,30 +80,35 @@ def test_a_timer_firing_at_its_own_instant_forever_stops_the_run_naming_it():
 
 
 STUCK_ACK = """
+import asyncio
+
 from aioquic import tls
-from quicsim import scenario, StreamEventType
+from quicsim import Settings, scenario
 
 
-@scenario(transport="memory", seed=5, timeout=30)
+@scenario(transport="memory", seed=5, timeout=30, settings=Settings(preempt={preempt}, preempt_window_ms={window}))
 async def ack_that_can_never_be_sent(ctx):
     s = ctx.client.open_stream()
     s.start()
     s.send(b"x" * 100)
-    await s.wait_event(StreamEventType.SEND_COMPLETE, timeout=10)
+    await asyncio.sleep(0.1)
     quic = ctx.client.driver._quic
     # An ACK due now that can never be written: the 1-RTT keys it would go under are gone.
     quic._cryptos[tls.Epoch.ONE_RTT].send.teardown()
-    quic._spaces[tls.Epoch.ONE_RTT].ack_at = ctx.client.driver._loop.time()
+    quic._spaces[tls.Epoch.ONE_RTT].ack_at = asyncio.get_running_loop().time()
     ctx.client.driver.transmit()
+    s.send(b"more")  # with a network window, the timer spins inside this call
     await s.wait_shutdown_complete(timeout=20)
 """
 
 
-def test_a_real_connections_timer_that_never_makes_progress_is_a_hang_naming_it(tmp_path):
+@pytest.mark.parametrize("preempt, window", [(0.0, 0.0), (1.0, 50.0)], ids=["loop", "network-window"])
+def test_a_real_connections_timer_that_never_makes_progress_is_a_hang_naming_it(tmp_path, preempt, window):
     """A real aioquic connection whose 1-RTT ACK is due but can never be written: its ACK
     timer fires and re-arms in the past forever (on a real clock, a spin at 100 % CPU).
-    ``quicsim run`` ends with a ``hang`` naming the side and aioquic's timer."""
-    (tmp_path / "stuck.py").write_text(STUCK_ACK)
+    ``quicsim run`` ends with a ``hang`` naming the side and aioquic's timer, also when
+    the timer spins inside a network window (an API call's preemption point)."""
+    (tmp_path / "stuck.py").write_text(STUCK_ACK.format(preempt=preempt, window=window))
     try:
         done = subprocess.run([sys.executable, "-m", "quicsim", "run", str(tmp_path / "stuck.py"), "--json"],
                               capture_output=True, text=True, timeout=WALL_BOUND)
@@ -112,7 +117,7 @@ def test_a_real_connections_timer_that_never_makes_progress_is_a_hang_naming_it(
     assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-2000:]
     result = json.loads(done.stdout.splitlines()[0])
     assert signature(result) == "hang"
-    assert "the virtual clock stopped moving" in result["error"]
+    assert "the virtual clock stopped moving at t = 0.1" in result["error"]
     assert f"the client's ACK timer (1-RTT) (aioquic) fired {udp.STUCK_TIMER_FIRINGS} times" in result["error"]
 
 

@@ -207,7 +207,7 @@ class VirtualTimeEventLoop(asyncio.SelectorEventLoop):
         """``what`` (a timer, named) fired again and again without the clock moving: the
         run is stuck. It stops at the loop's next turn with :class:`VirtualClockStopped`."""
         if self._stopped_by is None:
-            self._stopped_by = what
+            self._stopped_by = f"the virtual clock stopped moving at t = {self._virtual_now:.6f} s: {what}"
 
     def _run_once(self) -> None:
         super()._run_once()  # type: ignore[misc]
@@ -215,8 +215,7 @@ class VirtualTimeEventLoop(asyncio.SelectorEventLoop):
             self.exceeded = True
             self.budget = self._virtual_now + CLEANUP_SECONDS  # the cleanup's time, as after a budget
             # Out of run_forever: the run stops here, a hang that names the timer.
-            self._hang = VirtualClockStopped(f"the virtual clock stopped moving at t = {self._virtual_now:.6f} s: "
-                                             f"{self._stopped_by}")
+            self._hang = VirtualClockStopped(self._stopped_by)
             raise self._hang
 
     def _advance(self, seconds: float) -> None:
