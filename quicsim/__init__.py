@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # what the names below resolve to, for type checkers
         QuicsimError,
         SchedulerError,
         UsageError,
+        VirtualClockStopped,
         VirtualTimeExceeded,
     )
     from .enums import (
@@ -54,7 +55,8 @@ _HOMES = {
     "AnyStreamEvent": "events", "AnyConnectionEvent": "events",
     "StatusError": "core",
     **dict.fromkeys(("BackendError", "BadHistory", "BadTraceLine", "LibraryLoadError", "MsQuicError", "NetworkError",
-                     "QuicsimError", "SchedulerError", "UsageError", "VirtualTimeExceeded"), "errors"),
+                     "QuicsimError", "SchedulerError", "UsageError", "VirtualClockStopped", "VirtualTimeExceeded"),
+                    "errors"),
     "ConnectionEventType": "enums", "ConnectionShutdownFlags": "enums", "DatagramSendState": "enums",
     "ReceiveFlags": "enums", "SendFlags": "enums", "Status": "enums", "StreamEventType": "enums",
     "StreamOpenFlags": "enums", "StreamShutdownFlags": "enums", "StreamStartFlags": "enums",
@@ -133,6 +135,7 @@ __all__ = [
     "Tracer",
     "Transport",
     "UsageError",
+    "VirtualClockStopped",
     "VirtualTimeExceeded",
     "connect",
     "events",

@@ -143,7 +143,8 @@ def build_parser() -> _Parser:
     explain.add_argument("--send", metavar="ID", help="only this send (send_id, or CONN:send_id)")
     explain.add_argument("--html", metavar="FILE", help="also write a self-contained HTML timeline")
 
-    check = sub.add_parser("check", help="re-judge recorded traces offline with the ledger (exit 1: leak or violation)")
+    check = sub.add_parser("check", help="re-judge recorded traces offline with the ledger (exit 1: leak, violation or "
+                                         "a history that ends early)")
     check.add_argument("trace", nargs="+", metavar="TRACE", help="JSON Lines histories (quicsim run --trace DIR)")
 
     backends = sub.add_parser("backends", help="what can run the MsQuic-style API here: the simulator, the real "

@@ -17,6 +17,7 @@ __all__ = [
     "QuicsimError",
     "SchedulerError",
     "UsageError",
+    "VirtualClockStopped",
     "VirtualTimeExceeded",
 ]
 
@@ -53,6 +54,11 @@ class BadHistory(QuicsimError, ValueError):
 
 class VirtualTimeExceeded(QuicsimError):
     """The run's virtual clock passed its budget: the run is stuck (a hang)."""
+
+
+class VirtualClockStopped(VirtualTimeExceeded):
+    """The run's virtual clock stopped moving (a timer that fires and re-arms without any
+    progress): the run is stuck (a hang); the message names the timer."""
 
 
 class BackendError(QuicsimError):

@@ -171,6 +171,7 @@ PRIVATE_NAMES = {
     "_quic_logger", "_packet", "_datagrams_pending",
     "_close_begin", "_close_at", "_close_pending", "_spaces",
     "_pending", "_pending_eof", "_get_or_create_stream",
+    "_loss_at", "_pacing_at",
 }
 
 

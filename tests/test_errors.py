@@ -18,6 +18,7 @@ HOMES = [
     ("BadTraceLine", "quicsim.trace", ValueError),
     ("BadHistory", "quicsim.check", ValueError),
     ("VirtualTimeExceeded", "quicsim.transport.virtual_loop", Exception),
+    ("VirtualClockStopped", "quicsim.transport.virtual_loop", Exception),
     ("BackendError", "quicsim.backends", Exception),
     ("MsQuicError", "quicsim.backends.msquic.structs", RuntimeError),
     ("LibraryLoadError", "quicsim.backends.msquic.library", OSError),

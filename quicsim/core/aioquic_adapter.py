@@ -312,3 +312,25 @@ def recovery(quic: QuicConnection) -> Any:
 def drop_pending_datagrams(quic: QuicConnection) -> None:
     """Nothing queued may be written any more."""
     quic._datagrams_pending.clear()
+
+
+# ---------------------------------------------------------------- timers
+
+
+_EPOCH_NAMES = {tls.Epoch.INITIAL: "Initial", tls.Epoch.HANDSHAKE: "Handshake", tls.Epoch.ONE_RTT: "1-RTT"}
+
+
+def timer_name(quic: QuicConnection, at: float) -> str:
+    """Which of aioquic's timers is due at ``at`` (its ``get_timer()``): the name a hang
+    report gives the timer that stopped the clock."""
+    names = []
+    if quic._close_at == at:
+        names.append("idle timeout" if quic._state not in (QuicConnectionState.CLOSING, QuicConnectionState.DRAINING)
+                     else "closing period")
+    names += [f"ACK timer ({_EPOCH_NAMES.get(epoch, epoch)})" for epoch, space in quic._spaces.items()
+              if space.ack_at == at]
+    if quic._loss_at == at:
+        names.append("loss detection timer")
+    if quic._pacing_at == at:
+        names.append("pacing timer")
+    return " and ".join(names) or "path validation timer"
