@@ -34,6 +34,8 @@ class CampaignResult:
     failing_seeds: dict[str, list[int]] = field(default_factory=dict)
     elapsed: float = 0.0
     stopped_early: bool = False
+    #: why it stopped early when neither the time budget nor Ctrl-C did (the scheduler was lost)
+    stopped_why: str = ""
     #: Ctrl-C stopped it: what finished is kept and reported
     interrupted: bool = False
     #: seeds whose run was in flight when the time budget ran out (killed, not counted)
@@ -130,7 +132,7 @@ def run_campaign(
         except KeyboardInterrupt:  # Ctrl-C without the CLI's handler: keep what finished
             result.interrupted = True
     if isinstance(pool, DaskPool):
-        result.rerun = dict(pool.reruns)
+        result.rerun, result.stopped_why = dict(pool.reruns), pool.stopped_why
     result.stopped_early = result.runs < runs
     result.elapsed = time.monotonic() - started
     return result

@@ -115,6 +115,8 @@ class DaskPool:
         self.client: Client | None = None
         #: seeds whose run process died and that were run again, with the workers it died on
         self.reruns: dict[int, list[str]] = {}
+        #: why the campaign stopped before its last job ("" when it did not)
+        self.stopped_why = ""
         self._threads = 1
         self._threads_checked = 0.0
         self._workers: list[str] = []
@@ -207,7 +209,7 @@ class DaskPool:
         size = MAX_SHARD if self.expected_jobs is None else max(1, min(MAX_SHARD, self.expected_jobs // (4 * threads)))
         campaign = uuid.uuid4().hex[:8]
         numbered = enumerate(jobs)
-        self._pending, self._deaths, self.reruns, self._stopped = {}, {}, {}, False
+        self._pending, self._deaths, self.reruns, self._stopped, self.stopped_why = {}, {}, {}, False, ""
         resolved: dict[int, Outcome | None] = {}  # job number -> its outcome (None: never ran)
         emitted = 0
         exhausted = False
@@ -316,13 +318,14 @@ class DaskPool:
         return []
 
     def _lost_line(self) -> str:
-        return "lost the connection to the scheduler; what finished is reported"
+        return "lost the connection to the scheduler"
 
     def _stop(self, why: str) -> None:
         """End the campaign early, saying why on stderr; what finished is still reported."""
         if not self._stopped:
-            self._stopped = True
-            print(f"quicsim: fuzz --scheduler {self.address}: stopping early: {why}", file=sys.stderr)
+            self._stopped, self.stopped_why = True, why
+            print(f"quicsim: fuzz --scheduler {self.address}: stopping early: {why}; what finished is reported",
+                  file=sys.stderr)
 
     def _cancel(self) -> None:
         pending = list(self._pending)
