@@ -477,11 +477,16 @@ def _fuzz(args: argparse.Namespace) -> int:
               f"{result.runs / max(result.elapsed, 1e-9):.1f} runs/s; API operations: {result.ops}"
               + (f"; swarm runs: {args.swarm:.0%}" if args.swarm else "")
               + (f"; faults: {', '.join(sorted(faults))}" if faults else "")
-              + (("; stopped by --time-budget" if args.time_budget is not None else "; stopped early")
+              + (f"; stopped early: {result.stopped_why}" if result.stopped_why and not result.interrupted
+                 else ("; stopped by --time-budget" if args.time_budget is not None else "; stopped early")
                  if result.stopped_early and not result.interrupted else "")
               + (f"; stopped in flight: seeds {', '.join(map(str, result.unfinished))}" if result.unfinished else "")
               + (f"; interrupted after {result.runs} of {args.runs} runs" if result.interrupted else ""))
     status = interrupt.EXIT_STATUS if result.interrupted else 1
+    if result.rerun:
+        rerun = sorted(result.rerun.items())
+        out.print("run again after their run process died (counted once, as the run that finished): "
+                  + "; ".join(f"seed {seed} (died on {', '.join(workers)})" for seed, workers in rerun), markup=False)
     if result.no_handshake:
         shown = ", ".join(map(str, result.no_handshake[:10])) + (" ..." if len(result.no_handshake) > 10 else "")
         out.print(f"no handshake (the drawn network prevented it; not failures): {len(result.no_handshake)} "
@@ -543,8 +548,10 @@ def _campaign_json(result: CampaignResult, faults: frozenset[str]) -> dict[str, 
     return {
         "runs": result.runs, "seeds": result.seeds, "elapsed": round(result.elapsed, 3),
         "runs_per_second": round(result.runs / max(result.elapsed, 1e-9), 2), "api_operations": result.ops,
-        "faults": sorted(faults), "stopped_early": result.stopped_early, "unfinished": result.unfinished,
+        "faults": sorted(faults), "stopped_early": result.stopped_early, "stopped_why": result.stopped_why,
+        "unfinished": result.unfinished,
         "no_handshake": result.no_handshake, "failures": dict(result.failures),
+        "rerun": [{"seed": seed, "died_on": workers} for seed, workers in sorted(result.rerun.items())],
         "failing_seeds": {sig: sorted(seeds) for sig, seeds in result.failing_seeds.items()},
         "findings": [{"signature": f.signature, "seed": f.seed, "original_ops": f.original_ops,
                       "shrunk_ops": f.program.api_op_count(), "path": str(f.path) if f.path else None,

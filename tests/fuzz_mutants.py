@@ -1,6 +1,7 @@
 """Known-bad behaviours for the fuzzer's watchdog, switched on inside its worker processes
 (``run_campaign(worker_init="tests.fuzz_mutants:NAME")``): a StreamShutdown with
-ABORT_RECEIVE spins forever, kills the process, or makes the run's teardown never end."""
+ABORT_RECEIVE spins forever, kills the process (every time, or once in a campaign), or
+makes the run's teardown never end."""
 
 from __future__ import annotations
 
@@ -70,3 +71,25 @@ def slow_start() -> None:
     import time
 
     time.sleep(1.5)
+
+
+#: the file whose creation marks :func:`killed_once`'s one death (set in the test's workers)
+KILLED_ONCE_FILE = "QUICSIM_TEST_KILLED_ONCE_FILE"
+
+
+def killed_once() -> None:
+    """The first run, of every process that sees the same file, to call StreamShutdown with
+    ABORT_RECEIVE has its process killed (SIGKILL, as an out-of-memory kill would); every
+    other run goes on untouched: a death that does not repeat."""
+    import signal
+
+    path = os.environ[KILLED_ONCE_FILE]
+
+    def kill_first() -> None:
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    _on_abort_receive(kill_first)

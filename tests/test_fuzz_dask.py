@@ -6,6 +6,7 @@ exit status 2."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -15,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from quicsim.fuzz.campaign import GRACE_SECONDS, run_campaign
-from quicsim.fuzz.dask_pool import CONNECT_SECONDS, RETURN_SLACK
+from quicsim.fuzz.dask_pool import CONNECT_SECONDS, MAX_RERUNS, RETURN_SLACK
 
+from .fuzz_mutants import KILLED_ONCE_FILE
 from .test_fuzz_watchdog import _hits
 
 REPO = Path(__file__).resolve().parent.parent
@@ -81,14 +83,47 @@ def test_a_run_that_spins_forever_on_a_worker_is_a_hang_with_its_seed(scheduler,
     assert elapsed < 5 + GRACE_SECONDS + RETURN_SLACK + 5, elapsed
 
 
-def test_a_run_process_that_dies_on_a_worker_is_a_crash_with_its_seed(scheduler, tmp_path):
+def _workers(address: str) -> list[str]:
+    from distributed import Client
+
+    with Client(address, set_as_default=False) as client:
+        return sorted(client.nthreads())
+
+
+def test_a_run_process_that_dies_every_time_is_a_crash_after_its_reruns(scheduler, tmp_path):
     seeds = range(5, 11)  # 7..10 call StreamShutdown with ABORT_RECEIVE, 5 and 6 do not
-    result = run_campaign(runs=len(seeds), seed=seeds[0], out_dir=tmp_path, time_budget=60,
+    local = run_campaign(runs=len(seeds), seed=seeds[0], out_dir=tmp_path / "local", time_budget=60,
+                         worker_init="tests.fuzz_mutants:exit_process")
+    result = run_campaign(runs=len(seeds), seed=seeds[0], out_dir=tmp_path / "dask", time_budget=60,
                           worker_init="tests.fuzz_mutants:exit_process", scheduler=scheduler)
     assert result.runs == len(seeds)  # every seed still ran: the worker replaced its run process
-    crash = next(f for f in result.findings if f.signature == "crash")
-    assert "died (exit code 3)" in crash.detail and _hits(crash.seed)
     assert 1 <= result.failures["crash"] <= sum(_hits(s) for s in seeds) < len(seeds)
+    # the same seeds as where each death is final at once (the local pool): a death that
+    # repeats is a crash whatever the reruns, and nothing counts twice
+    assert result.failing_seeds["crash"] == local.failing_seeds["crash"] and not result.rerun
+    crash = next(f for f in result.findings if f.signature == "crash")
+    assert _hits(crash.seed) and crash.seed == local.findings[0].seed
+    # run 1 + MAX_RERUNS times, the first rerun on the other worker
+    assert f"died (exit code 3) {1 + MAX_RERUNS} times, on Dask workers {', '.join(_workers(scheduler))}" \
+        in crash.detail, crash.detail
+
+
+def test_a_run_process_killed_once_is_run_again_and_counted_once(scheduler, tmp_path):
+    from distributed import Client
+
+    marker = str(tmp_path / "killed")  # made by the run that is killed: at most one, ever
+    with Client(scheduler, set_as_default=False) as client:
+        client.run(lambda: os.environ.__setitem__(KILLED_ONCE_FILE, marker))
+    seeds = range(5, 17)
+    assert sum(_hits(s) for s in seeds) >= 2
+    remote = run_campaign(runs=len(seeds), seed=seeds[0], out_dir=tmp_path / "dask", time_budget=60,
+                          worker_init="tests.fuzz_mutants:killed_once", scheduler=scheduler)
+    assert os.path.exists(marker)  # a run process was killed
+    local = run_campaign(runs=len(seeds), seed=seeds[0], out_dir=tmp_path / "local")
+    assert "crash" not in remote.failures and not remote.unfinished
+    _same_campaign(local, remote)  # every seed counted once, as the run that finished
+    [(seed, died_on)] = remote.rerun.items()
+    assert _hits(seed) and len(died_on) == 1 and died_on[0] in _workers(scheduler)
 
 
 def test_the_time_budget_ends_a_cluster_campaign_while_a_run_spins(scheduler, tmp_path):

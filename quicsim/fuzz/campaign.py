@@ -34,10 +34,15 @@ class CampaignResult:
     failing_seeds: dict[str, list[int]] = field(default_factory=dict)
     elapsed: float = 0.0
     stopped_early: bool = False
+    #: why it stopped early when neither the time budget nor Ctrl-C did (the scheduler was lost)
+    stopped_why: str = ""
     #: Ctrl-C stopped it: what finished is kept and reported
     interrupted: bool = False
     #: seeds whose run was in flight when the time budget ran out (killed, not counted)
     unfinished: list[int] = field(default_factory=list)
+    #: on a Dask cluster: seeds whose run process died and that were run again, with the
+    #: workers it died on (their outcome is that of the run that finished)
+    rerun: dict[int, list[str]] = field(default_factory=dict)
     #: seeds whose drawn network kept the handshake from completing (not failures)
     no_handshake: list[int] = field(default_factory=list)
     #: state-coverage probes: hits, and runs that hit each
@@ -126,6 +131,8 @@ def run_campaign(
                     progress(result)
         except KeyboardInterrupt:  # Ctrl-C without the CLI's handler: keep what finished
             result.interrupted = True
+    if isinstance(pool, DaskPool):
+        result.rerun, result.stopped_why = dict(pool.reruns), pool.stopped_why
     result.stopped_early = result.runs < runs
     result.elapsed = time.monotonic() - started
     return result
