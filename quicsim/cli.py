@@ -125,7 +125,7 @@ def build_parser() -> _Parser:
                       help="wall-clock seconds one run may take before it is stopped and reported as a hang")
     fuzz.add_argument("--scheduler", metavar="ADDRESS",
                       help="run on the Dask cluster of this scheduler (tcp://HOST:8786) instead of --jobs local "
-                           "processes; needs quicsim[dask]")
+                           "processes; needs the dask extra: pip install '.[dask]'")
     fuzz.add_argument("--json", action="store_true", help="print one JSON object (summary, findings, probes)")
     fuzz.add_argument("--check-determinism", type=number(int, lambda v: v >= 0, ">= 0"), default=100, metavar="N",
                       help="run each seed divisible by N twice and compare trace, qlog and datagrams (0: never)")

@@ -173,4 +173,4 @@ def test_without_the_dask_extra_scheduler_is_one_line_and_exit_2(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert proc.stderr == "quicsim: error: --scheduler needs dask.distributed, which is not installed: " \
-                          "pip install 'quicsim[dask]'\n"
+                          "pip install \".[dask]\" (from the quicsim clone)\n"

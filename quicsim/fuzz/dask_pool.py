@@ -38,7 +38,7 @@ _POLL_SECONDS = 0.5
 MAX_RERUNS = 2
 #: a run's failure, on its way back from a worker, when its process died under a live worker
 DIED = "died"
-_INSTALL = "pip install 'quicsim[dask]'"
+_INSTALL = 'pip install ".[dask]" (from the quicsim clone)'
 
 
 # --- on the workers ------------------------------------------------------------------
