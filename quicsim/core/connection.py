@@ -22,7 +22,7 @@ from aioquic.quic.stream import QuicStream
 
 from .. import events as ev
 from ..enums import ConnectionShutdownFlags, MAX_VARINT, Status, StreamOpenFlags
-from ..faults import FaultSet
+from ..faults import seams_for
 from ..settings import Settings
 from . import aioquic_adapter as aq
 from . import rules, state
@@ -81,7 +81,8 @@ class ConnectionCore:
         self.quic = quic
         self.is_client = aq.is_client(quic)
         self.settings = settings or Settings()
-        self.faults = FaultSet(self.settings.faults)
+        #: the seams where MsQuic could lose a completion, with this connection's faults
+        self.seams = seams_for(self.settings.faults)
         self.handler = handler
         self.context = context
         self.observers = list(observers)

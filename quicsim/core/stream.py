@@ -23,10 +23,10 @@ one of these places until its SEND_COMPLETE, and leaves each only as said:
 
 ``_complete`` raises the one SEND_COMPLETE (delivered, or discarded if the handler is
 already detached, which only a fault allows while a send is pending). Only faults take
-another exit (``drop-send-after-shutdown``, ``unstarted-stream-leak``), each counted as
-dropped, and one more place (``_deferred``: ``discard-after-shutdown-complete`` parks late
-sends there until SHUTDOWN_COMPLETE). So per connection, at every moment the worker is idle: accepted = completed +
-dropped + pending in those places. :meth:`ConnectionCore.check_exactly_once` checks it
+another exit (through the stream's ``drop_send`` / ``forget_sends``, see quicsim.faults),
+each counted as dropped, and one more place (``_deferred``: ``park_send`` holds a send
+there until SHUTDOWN_COMPLETE). So per connection, at every moment the worker is idle:
+accepted = completed + dropped + pending in those places. :meth:`ConnectionCore.check_exactly_once` checks it
 after every operation, poll and close when ``QUICSIM_CHECK_INVARIANTS`` is set (the tests
 and the fuzzer set it).
 """
@@ -46,7 +46,7 @@ from ..enums import (
     StreamShutdownFlags,
     StreamStartFlags,
 )
-from ..faults import LateSend
+from .. import faults as fl
 from . import aioquic_adapter as aq
 from . import operations as ops
 from . import rules, state
@@ -260,8 +260,7 @@ class StreamCore:
             conn.process_operations()
         if conn.probing and self.sends.taken and conn.callback_depth:
             conn.probe(self, "close-inside-detached-batch")
-        if conn.faults:
-            self._close_faults()
+        self._close_seams()
         if not self.state.shutdown_complete:
             # QuicStreamClose: QuicStreamShutdown(ABORT | IMMEDIATE), started or not.
             self.apply_shutdown(StreamShutdownFlags.ABORT | _IMMEDIATE, 0, app_close_in_progress=True)
@@ -276,29 +275,43 @@ class StreamCore:
         """Accepted sends of this stream still waiting for their SEND_COMPLETE."""
         return self.sends.pending_count() + len(self._deferred)
 
-    def _close_faults(self) -> None:
-        """The seams StreamClose passes (see quicsim.faults)."""
+    def _close_seams(self) -> None:
+        """The seams StreamClose passes (see quicsim.faults): correct, they do nothing."""
         conn = self.connection
+        seams = conn.seams
+        if seams is fl.CORRECT:
+            return
         if self.sends.pending_count():
-            fault = conn.faults.stream_close()
-            if fault is not None:
-                # The handler is detached before the canceled completions are raised.
-                conn.fault_hit(fault.name, self, "handler detached before close's completions")
-                self.state.move("close_handle")
+            seams.stream_close(self)
         if self.sends.taken and conn.callback_depth:
-            fault = conn.faults.close_inside_batch()
-            if fault is not None:
-                # MsQuic's QuicStreamClose cannot see the list QuicStreamSendShutdown (or
-                # QuicStreamSendFlush) detached: the loop that owns it completes the rest
-                # after this close detached the handler, and those completions go nowhere.
-                stranded = self.sends.strand_taken()
-                conn.fault_hit(fault.name, self, f"{stranded} send(s) of a detached batch left "
-                                                  f"to a closed handle")
+            seams.close_inside_batch(self)
         if not self.state.started and self.sends.pending_count() and conn.state.shutdown_by_app:
-            fault = conn.faults.unstarted_close()
-            if fault is not None:
-                conn.fault_hit(fault.name, self, "sends on a never-started stream left pending at close")
-                conn.sends_dropped += self.sends.forget_all()
+            seams.unstarted_close(self)
+
+    # ---------------------------------------------------------- what a fault may do (faults.FaultTarget)
+
+    def complete_send(self, request: SendRequest, canceled: bool) -> None:
+        self._complete(request, canceled)
+
+    def drop_send(self, request: SendRequest) -> None:
+        self.connection.sends_dropped += 1
+
+    def park_send(self, request: SendRequest) -> None:
+        self._deferred.append(request)
+
+    def detach_handler(self) -> None:
+        self.state.move("close_handle")
+
+    def strand_taken(self) -> int:
+        return self.sends.strand_taken()
+
+    def forget_sends(self) -> int:
+        dropped = self.sends.forget_all()
+        self.connection.sends_dropped += dropped
+        return dropped
+
+    def fault_hit(self, fault: str, what: str) -> None:
+        self.connection.fault_hit(fault, self, what)
 
     # ---------------------------------------------------------- worker operations
 
@@ -508,10 +521,17 @@ class StreamCore:
                 self.connection.abort_frames_queued(self)
         self._release_buffered()
         requests = self.sends.requests
-        while requests:
-            self._complete(requests.popleft(), canceled=True)
-        while api_requests:
-            self._complete(api_requests.popleft(), canceled=True)
+        seams = self.connection.seams
+        if seams is fl.CORRECT:
+            while requests:
+                self._complete(requests.popleft(), canceled=True)
+            while api_requests:
+                self._complete(api_requests.popleft(), canceled=True)
+        else:
+            while requests:
+                seams.cancel_send(self, requests.popleft(), fl.ABORT)
+            while api_requests:
+                seams.cancel_send(self, api_requests.popleft(), fl.ABORT_UNFLUSHED)
         if silent and self.state.started:
             self._indicate_send_shutdown_complete(graceful=False, silent=True)
 
@@ -560,19 +580,8 @@ class StreamCore:
         self.indicate(ev.send_complete(canceled, request.client_context, request.send_id))
 
     def _cancel_late(self, request: SendRequest) -> None:
-        conn = self.connection
-        if conn.faults:
-            fault, action = conn.faults.late_send()
-            if action is LateSend.DROP:
-                assert fault is not None  # only a fault turns CANCEL into anything else
-                conn.sends_dropped += 1
-                conn.fault_hit(fault.name, self, f"send {request.send_id} dropped")
-                return
-            if action is LateSend.DEFER:
-                # Raised only after SHUTDOWN_COMPLETE, when the handler is gone.
-                self._deferred.append(request)
-                return
-        self._complete(request, canceled=True)
+        """Accepted before the send side's shutdown, applied after: canceled (a seam)."""
+        self.connection.seams.cancel_send(self, request, fl.LATE)
 
     def on_acks(self) -> None:
         """The ACK path: complete acknowledged sends (head of the queue only), then
