@@ -29,6 +29,7 @@ from . import rules, state
 from .state import ConnectionState
 from . import operations as ops
 from .datagram import DatagramSender
+from .delivery import EventDelivery
 from .operations import OperationQueue
 from .send_buffer import SendBuffer
 from .stream import StreamCore
@@ -85,9 +86,11 @@ class ConnectionCore:
         self.seams = seams_for(self.settings.faults)
         self.handler = handler
         self.context = context
-        self.observers = list(observers)
-        #: some observer counts the core's probes (rare branches): only then are they reported
-        self.probing = any(getattr(o, "wants_probes", False) for o in self.observers)
+        #: event delivery: the indicate rules, the observers, the handler call (core/delivery.py)
+        self.delivery = EventDelivery(self, observers)
+        #: the observers (read-only: they are the delivery's)
+        self.observers = self.delivery.observers
+        self.probing = self.delivery.probing
         self.label = label or ("client" if self.is_client else "server")
         #: what handlers receive as the connection: the API handle wrapping this core
         #: (the core itself when used bare)
@@ -109,7 +112,6 @@ class ConnectionCore:
         #: the last worker pass applied only DELAY_SEND flushes: the driver need not send now
         self.flush_delayed = False
         self._peer_streams_seen: set[int] = set()  # a peer stream is indicated once, ever
-        self.callback_depth = 0
         self.streams: dict[int, StreamCore] = {}  # started and peer streams, by stream id
         self.unstarted: dict[StreamCore, None] = {}  # opened, not (yet) started
         self._dirty: dict[StreamCore, None] = {}  # streams that saw ACKs or losses
@@ -127,8 +129,9 @@ class ConnectionCore:
         self.state = ConnectionState()
         self.close_error_code = 0
         self.close_status = Status.SUCCESS
-        self.handler_errors: list[BaseException] = []
-        self.fault_hits: list[tuple[str, str]] = []
+        #: what handlers raised, and the faults that changed what happened (the delivery's)
+        self.handler_errors = self.delivery.handler_errors
+        self.fault_hits = self.delivery.fault_hits
         self.send_buffer = SendBuffer()
         self._peer_limits: tuple[int, int] | None = None
         #: the peer's stream limits may have moved since the last look (transport
@@ -180,11 +183,11 @@ class ConnectionCore:
         if status is None and not rules.flags_ok(iflags, sum(StreamOpenFlags)):
             status = Status.INVALID_PARAMETER
         if status is not None:
-            self.observe_call(None, "open_stream", status, flags=int(flags) if isinstance(flags, int) else flags)
+            self.delivery.api_call(None, "open_stream", status, flags=int(flags) if isinstance(flags, int) else flags)
             raise StatusError(status, f"StreamOpen failed: {status.name}")
         stream = self._new_stream(StreamOpenFlags(flags), handler, context)
         self.unstarted[stream] = None
-        self.observe_call(stream, "open_stream", Status.SUCCESS, flags=int(flags))
+        self.delivery.api_call(stream, "open_stream", Status.SUCCESS, flags=int(flags))
         return stream
 
     def shutdown(self, flags: ConnectionShutdownFlags = ConnectionShutdownFlags.NONE,
@@ -197,7 +200,7 @@ class ConnectionCore:
         else:
             self.queue_operation(ops.ConnectionShutdown(self, ConnectionShutdownFlags(iflags), error_code))
             status = Status.PENDING
-        self.observe_call(None, "connection_shutdown", status, flags=flags, error_code=error_code)
+        self.delivery.api_call(None, "connection_shutdown", status, flags=flags, error_code=error_code)
         return status
 
     def send_datagram(self, data: Any, client_context: Any = None) -> Status:
@@ -208,12 +211,12 @@ class ConnectionCore:
         with self.lock:
             status, payload = self.datagrams.check(data)
             if status is not None:
-                self.observe_call(None, "send_datagram", status, datagram_id=None, bytes=len(payload),
+                self.delivery.api_call(None, "send_datagram", status, datagram_id=None, bytes=len(payload),
                                    client_context=client_context)
                 return status
             request = self.datagrams.new_request(payload, client_context)
             # Observed before aioquic can send it, so its states never precede its call.
-            self.observe_call(None, "send_datagram", Status.PENDING, datagram_id=request.datagram_id,
+            self.delivery.api_call(None, "send_datagram", Status.PENDING, datagram_id=request.datagram_id,
                                bytes=len(payload), client_context=client_context)
             self.datagrams.enqueue(request)
         if self.wakeup is not None:
@@ -228,7 +231,7 @@ class ConnectionCore:
     def inline(self) -> bool:
         """Called from inside one of this connection's callbacks, on its worker thread:
         where MsQuic runs StreamSend (and INLINE shutdowns) inline."""
-        return bool(self.callback_depth) and self.on_worker_thread()
+        return bool(self.delivery.depth) and self.on_worker_thread()
 
     def run_on_worker(self, fn: Callable[[], Any]) -> None:
         """Run ``fn`` on the worker and wait for it (MsQuic's blocking calls)."""
@@ -240,8 +243,8 @@ class ConnectionCore:
     def queue_operation(self, op: ops.Operation, priority: bool = False) -> None:
         """QuicConnQueueOper: hand ``op`` to the worker and wake it."""
         with self.lock:
-            if self.probing and self.ops and (priority or op.kind == "conn_shutdown"):
-                self.probe(op.stream, "queued-ahead-of-work")
+            if self.delivery.probing and self.ops and (priority or op.kind == "conn_shutdown"):
+                self.delivery.probe(op.stream, "queued-ahead-of-work")
             self.ops.push(op, priority)
         if self.wakeup is not None:
             self.wakeup()
@@ -262,9 +265,9 @@ class ConnectionCore:
             op.apply()
             if delayed_only is not False:
                 delayed_only = op.kind == "send" and stream is not None and stream.flush_delayed
-            self._observe_applied(stream, op.kind)
+            self.delivery.applied(stream, op.kind)
         self.flush_delayed = bool(delayed_only)
-        if self.check_invariants and not self.callback_depth:  # (a loop outside may hold sends)
+        if self.check_invariants and not self.delivery.depth:  # (a loop outside may hold sends)
             self.check_exactly_once()
 
     def check_exactly_once(self) -> None:
@@ -309,7 +312,7 @@ class ConnectionCore:
         if not self.on_worker_thread():
             self.run_on_worker(self.close)  # ConnectionClose blocks until the worker ran it
             return
-        if not self.callback_depth:
+        if not self.delivery.depth:
             self.process_operations()
         self.state.move("close_handle")
         self.apply_shutdown(ConnectionShutdownFlags.SILENT, 0, by_app=False)
@@ -354,7 +357,7 @@ class ConnectionCore:
         if t is qe.StreamDataReceived:
             data_event = cast(qe.StreamDataReceived, event)
             stream = self._stream_for(data_event.stream_id)
-            for observer in self.observers:
+            for observer in self.delivery.observers:
                 observer.stream_data_received(self, stream, data_event.stream_id, len(data_event.data),
                                               data_event.end_stream)
             if stream is not None:
@@ -378,10 +381,10 @@ class ConnectionCore:
             self._on_peer_transport_parameters()
             self.state.move("connect")
             self.negotiated_alpn = handshake.alpn_protocol
-            self.indicate(ev.Connected(session_resumed=handshake.session_resumed,
+            self.delivery.connection_event(ev.Connected(session_resumed=handshake.session_resumed,
                                         negotiated_alpn=handshake.alpn_protocol))
         elif t is qe.DatagramFrameReceived:
-            self.indicate(ev.DatagramReceived(buffer=cast(qe.DatagramFrameReceived, event).data))
+            self.delivery.connection_event(ev.DatagramReceived(buffer=cast(qe.DatagramFrameReceived, event).data))
         elif t is qe.ConnectionTerminated:
             self._on_terminated(cast(qe.ConnectionTerminated, event))
 
@@ -407,7 +410,7 @@ class ConnectionCore:
                 close = aq.close_event(self.quic)
                 if close is not None:
                     self._initiate_remote_shutdown(close)
-        if self.check_invariants and not self.callback_depth:
+        if self.check_invariants and not self.delivery.depth:
             self.check_exactly_once()
 
     def _open_peer_streams(self) -> None:
@@ -444,11 +447,11 @@ class ConnectionCore:
         self._limits_moved = False
         if not self.is_client:
             return
-        self.indicate(ev.StreamsAvailable(
+        self.delivery.connection_event(ev.StreamsAvailable(
             bidirectional_count=max(0, limits[0] - quic.get_next_available_stream_id(False) // 4),
             unidirectional_count=max(0, limits[1] - quic.get_next_available_stream_id(True) // 4)))
         send_enabled, max_send_length = self.datagrams.state()
-        self.indicate(ev.DatagramStateChanged(send_enabled=send_enabled, max_send_length=max_send_length))
+        self.delivery.connection_event(ev.DatagramStateChanged(send_enabled=send_enabled, max_send_length=max_send_length))
 
     def _check_stream_limits(self) -> None:
         """PEER_ACCEPTED for streams the peer's MAX_STREAMS let through (when they asked
@@ -458,7 +461,7 @@ class ConnectionCore:
         limits = aq.peer_stream_limits(quic)
         if limits != self._peer_limits:
             self._peer_limits = limits
-            self.indicate(ev.StreamsAvailable(
+            self.delivery.connection_event(ev.StreamsAvailable(
                 bidirectional_count=max(0, limits[0] - quic.get_next_available_stream_id(False) // 4),
                 unidirectional_count=max(0, limits[1] - quic.get_next_available_stream_id(True) // 4)))
         if self._held_aborts:
@@ -497,9 +500,9 @@ class ConnectionCore:
             else:
                 self.close_error_code, self.close_status = close.error_code, error_code_to_status(close.error_code)
         if by_peer and self.state.app_closed:
-            self.indicate(ev.ShutdownInitiatedByPeer(error_code=close.error_code))
+            self.delivery.connection_event(ev.ShutdownInitiatedByPeer(error_code=close.error_code))
         else:
-            self.indicate(ev.ShutdownInitiatedByTransport(status=self.close_status, error_code=self.close_error_code))
+            self.delivery.connection_event(ev.ShutdownInitiatedByTransport(status=self.close_status, error_code=self.close_error_code))
         self._abort_streams()
         self._shutdown_complete_if_due()  # an idle timeout ends at once (a silent close)
 
@@ -539,7 +542,7 @@ class ConnectionCore:
         pending until StreamClose."""
         self.datagrams.cancel_all()
         self.state.move("complete_shutdown")
-        self._dispatch(ev.ConnectionShutdownComplete(
+        self.delivery.dispatch_connection(ev.ConnectionShutdownComplete(
             handshake_completed=self.state.connected,
             peer_acknowledged_shutdown=not self.state.shutdown_timed_out,
             app_close_in_progress=self.state.handle_closed,
@@ -599,7 +602,7 @@ class ConnectionCore:
         stream = self._new_stream(
             StreamOpenFlags.UNIDIRECTIONAL if stream_id & 2 else StreamOpenFlags.NONE, peer_stream_id=stream_id)
         self._register(stream, quic_stream)
-        self.indicate(ev.PeerStreamStarted(stream=stream.owner, flags=stream.open_flags))
+        self.delivery.connection_event(ev.PeerStreamStarted(stream=stream.owner, flags=stream.open_flags))
         return stream
 
     def _new_stream(self, flags: StreamOpenFlags, handler: Callable | None = None, context: Any = None,
@@ -638,71 +641,26 @@ class ConnectionCore:
         if self.wakeup is not None:
             self.wakeup()
 
-    # ------------------------------------------------------------ delivery
+    # ------------------------------------------------------------ delivery (core/delivery.py)
+
+    @property
+    def callback_depth(self) -> int:
+        """Callbacks of this connection running now (the delivery counts them)."""
+        return self.delivery.depth
 
     def indicate(self, event: ev.ConnectionEvent) -> None:
-        """QuicConnIndicateEvent: the handler is detached after SHUTDOWN_COMPLETE."""
-        if self.state.shutdown_complete:
-            return
-        self._dispatch(event)
-
-    def _dispatch(self, event: ev.ConnectionEvent) -> None:
-        for observer in self.observers:
-            observer.connection_event(self, event)
-        if self.handler is not None:
-            self.call_handler(self.handler, self.owner, event)
-        if self.event_hook is not None:
-            self.event_hook(event)
+        """QuicConnIndicateEvent (see EventDelivery.connection_event)."""
+        self.delivery.connection_event(event)
 
     def call_handler(self, handler: Callable, target: Any, event: Any) -> None:
-        """Run one callback. Callbacks of a connection never overlap; an exception is
-        recorded and logged, never allowed to break the worker."""
-        self.callback_depth += 1
-        try:
-            handler(target, event)
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except BaseException as exc:  # a handler bug (even CancelledError) must not stall the worker
-            self.handler_raised(exc, event)
-        finally:
-            self.callback_depth -= 1
-
-    def handler_raised(self, exc: BaseException, event: Any) -> None:
-        """A callback raised: recorded and logged, and the worker goes on."""
-        self.handler_errors.append(exc)
-        logger.error("%s: handler raised on %s:\n%s", self.label, type(event).__name__,
-                     "".join(traceback.format_exception(exc)))
-
-    def observe_call(self, stream: StreamCore | None, name: str, status: Status | None, **args: Any) -> None:
-        for observer in self.observers:
-            observer.api_call(self, stream, name, status, args)
-
-    def probe(self, stream: StreamCore | None, name: str) -> None:
-        """A state-coverage probe at a rare branch; callers test ``self.probing`` first."""
-        for observer in self.observers:
-            observer.probe(self, stream, name)
+        """Run one callback as the delivery runs handlers (a driver's or a test's own)."""
+        self.delivery.call_handler(handler, target, event)
 
     def observe_preempted(self, stream: StreamCore | None, call: str) -> None:
-        for observer in self.observers:
-            observer.preempted(self, stream, call)
+        self.delivery.preempted(stream, call)
 
     def observe_window(self, stream: StreamCore | None, call: str, seconds: float, let_through: dict) -> None:
-        for observer in self.observers:
-            observer.network_window(self, stream, call, seconds, let_through)
-
-    def _observe_applied(self, stream: StreamCore | None, kind: str) -> None:
-        for observer in self.observers:
-            observer.operation_applied(self, stream, kind)
-
-    def event_discarded(self, stream: StreamCore, event: ev.StreamEvent) -> None:
-        for observer in self.observers:
-            observer.event_discarded(self, stream, event)
+        self.delivery.network_window(stream, call, seconds, let_through)
 
     def observe_teardown(self) -> None:
-        for observer in self.observers:
-            observer.teardown()
-
-    def fault_hit(self, fault: str, stream: StreamCore, what: str) -> None:
-        self.fault_hits.append((fault, what))
-        for observer in self.observers:
-            observer.fault_hit(self, stream, fault, what)
+        self.delivery.teardown()

@@ -210,5 +210,5 @@ class DatagramSender:
         if state in FINAL_STATES:
             request.done = True
             request.packet = None
-        self.conn.indicate(ev.DatagramSendStateChanged(client_context=request.client_context, state=state,
+        self.conn.delivery.connection_event(ev.DatagramSendStateChanged(client_context=request.client_context, state=state,
                                                         datagram_id=request.datagram_id))

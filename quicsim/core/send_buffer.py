@@ -80,8 +80,8 @@ class SendBuffer:
             stream = next(iter(waiting))
             if not stream.buffer_next_send():
                 del waiting[stream]
-        if waiting and self._conn is not None and self._conn.probing:
-            self._conn.probe(None, "send-buffer-full")
+        if waiting and self._conn is not None and self._conn.delivery.probing:
+            self._conn.delivery.probe(None, "send-buffer-full")
 
     def release(self, length: int) -> None:
         self.buffered_bytes -= length

@@ -87,6 +87,8 @@ class StreamCore:
         peer_stream_id: int | None = None,
     ) -> None:
         self.connection = connection
+        #: the connection's event delivery (indicate rules, observers, handler call)
+        self.delivery = connection.delivery
         self.open_flags = StreamOpenFlags(flags)
         self.handler = handler
         self.context = context
@@ -167,7 +169,7 @@ class StreamCore:
                 conn.queue_operation(ops.StreamStart(self, StreamStartFlags(iflags)),
                                      priority=bool(iflags & StreamStartFlags.PRIORITY_WORK))
                 status = Status.PENDING
-        conn.observe_call(self, "start", status, flags=iflags)
+        self.delivery.api_call(self, "start", status, flags=iflags)
         return status
 
     def send(self, buffers: Any, flags: SendFlags = SendFlags.NONE, client_context: Any = None) -> Status:
@@ -201,10 +203,10 @@ class StreamCore:
                     api_requests = self.sends.api_requests
                     queue_oper = not api_requests  # one STRM_SEND operation flushes all queued sends
                     api_requests.append(request)
-                    for observer in conn.observers:
+                    for observer in self.delivery.observers:
                         observer.send_call(conn, self, send_id, _PENDING, length, iflags, client_context)
-                    # (callback_depth first: outside callbacks, the usual case, that is all)
-                    inline = bool(conn.callback_depth) and conn.inline() and not conn.settings.send_buffering
+                    # (the depth first: outside callbacks, the usual case, that is all)
+                    inline = bool(self.delivery.depth) and conn.inline() and not conn.settings.send_buffering
                     if queue_oper and not inline:
                         conn.queue_operation(ops.StreamSendFlush(self), priority=bool(iflags & _PRIORITY_WORK))
             finally:
@@ -214,7 +216,7 @@ class StreamCore:
                     # MsQuicStreamSend runs QuicStreamSendFlush inline on the worker thread.
                     self.apply_send_flush()
                 return _PENDING
-        for observer in conn.observers:
+        for observer in self.delivery.observers:
             observer.send_call(conn, self, send_id, status, length, iflags, client_context)
         return status
 
@@ -230,12 +232,12 @@ class StreamCore:
             status = state.status(state.SHUTDOWN_STATUS, conn.state, self.state)
         if status is None:
             if iflags & _INLINE and conn.inline():
-                conn.observe_call(self, "shutdown", Status.SUCCESS, flags=iflags, error_code=error_code)
+                self.delivery.api_call(self, "shutdown", Status.SUCCESS, flags=iflags, error_code=error_code)
                 self.apply_shutdown(StreamShutdownFlags(iflags), error_code)
                 return Status.SUCCESS
             conn.queue_operation(ops.StreamShutdown(self, StreamShutdownFlags(iflags), error_code))
             status = Status.PENDING
-        conn.observe_call(self, "shutdown", status, flags=iflags, error_code=error_code, reason=reason)
+        self.delivery.api_call(self, "shutdown", status, flags=iflags, error_code=error_code, reason=reason)
         return status
 
     def receive_complete(self, length: int) -> Status:
@@ -255,20 +257,20 @@ class StreamCore:
         if not conn.on_worker_thread():
             conn.run_on_worker(self.close)  # StreamClose blocks until the worker ran it
             return
-        if not conn.callback_depth:
+        if not self.delivery.depth:
             # The blocking close is processed after the operations queued before it.
             conn.process_operations()
-        if conn.probing and self.sends.taken and conn.callback_depth:
-            conn.probe(self, "close-inside-detached-batch")
+        if self.delivery.probing and self.sends.taken and self.delivery.depth:
+            self.delivery.probe(self, "close-inside-detached-batch")
         self._close_seams()
         if not self.state.shutdown_complete:
             # QuicStreamClose: QuicStreamShutdown(ABORT | IMMEDIATE), started or not.
             self.apply_shutdown(StreamShutdownFlags.ABORT | _IMMEDIATE, 0, app_close_in_progress=True)
         if not self.state.handle_closed:  # (a fault may have detached the handler already)
             self.state.move("close_handle")
-        conn.observe_call(self, "close", None)
+        self.delivery.api_call(self, "close", None)
         conn.stream_closed(self)
-        if conn.check_invariants and not conn.callback_depth:  # (a loop outside may hold sends)
+        if conn.check_invariants and not self.delivery.depth:  # (a loop outside may hold sends)
             conn.check_exactly_once()
 
     def pending_sends(self) -> int:
@@ -283,7 +285,7 @@ class StreamCore:
             return
         if self.sends.pending_count():
             seams.stream_close(self)
-        if self.sends.taken and conn.callback_depth:
+        if self.sends.taken and self.delivery.depth:
             seams.close_inside_batch(self)
         if not self.state.started and self.sends.pending_count() and conn.state.shutdown_by_app:
             seams.unstarted_close(self)
@@ -311,7 +313,7 @@ class StreamCore:
         return dropped
 
     def fault_hit(self, fault: str, what: str) -> None:
-        self.connection.fault_hit(fault, self, what)
+        self.delivery.fault_hit(fault, self, what)
 
     # ---------------------------------------------------------- worker operations
 
@@ -386,8 +388,8 @@ class StreamCore:
             # (another send, an ACK, a timer) writes it.
             if not flags & _DELAY_SEND or request.fin:
                 delayed = False
-            elif conn.probing:
-                conn.probe(self, "delay-send-held")
+            elif self.delivery.probing:
+                self.delivery.probe(self, "delay-send-held")
             if not state.started and flags & _START:
                 start = True  # SendFlags.START starts the stream after the flush
             if request.fin:
@@ -443,9 +445,9 @@ class StreamCore:
     def _queued(self, batch: list[SendRequest]) -> None:
         """Tell observers of a flush's newly queued requests, then write them if started."""
         conn = self.connection
-        if conn.observers:
+        if self.delivery.observers:
             queued = [(r.send_id, r.offset, r.end, r.fin) for r in batch]
-            for observer in conn.observers:
+            for observer in self.delivery.observers:
                 observer.sends_queued(conn, self, queued)
         if self.state.started:
             self._write(batch)
@@ -491,8 +493,8 @@ class StreamCore:
         with self.connection.lock:
             self.state.move_send("disable")  # SendEnabled = FALSE, under ApiSendRequestLock
             late = self.sends.detach_api_requests(self.connection.lock)
-        if late and self.connection.probing:
-            self.connection.probe(self, "graceful-shutdown-cancels-batch")
+        if late and self.delivery.probing:
+            self.delivery.probe(self, "graceful-shutdown-cancels-batch")
         taken = self.sends.taken
         while late and taken:
             # "These sends were queued by the app after queueing a graceful shutdown."
@@ -566,8 +568,8 @@ class StreamCore:
         """QuicStreamCompleteSendRequest: the one SEND_COMPLETE of ``request``."""
         if canceled and request.flags & _START and not self.state.start_indicated and self.is_local:
             # A canceled send that was to start the stream first tells the start failed.
-            if self.connection.probing:
-                self.connection.probe(self, "start-send-start-complete-aborted")
+            if self.delivery.probing:
+                self.delivery.probe(self, "start-send-start-complete-aborted")
             # Until its own SEND_COMPLETE the request is still pending: a StreamClose from
             # the START_COMPLETE handler must find it (and complete it) like any other.
             taken = self.sends.taken
@@ -577,7 +579,7 @@ class StreamCore:
                 return  # that close completed it
             taken.popleft()
         self.connection.sends_completed += 1
-        self.indicate(ev.send_complete(canceled, request.client_context, request.send_id))
+        self.delivery.stream_event(self, ev.send_complete(canceled, request.client_context, request.send_id))
 
     def _cancel_late(self, request: SendRequest) -> None:
         """Accepted before the send side's shutdown, applied after: canceled (a seam)."""
@@ -679,9 +681,9 @@ class StreamCore:
         # QuicStreamIndicateShutdownComplete reads the connection's close state now.
         event = ev.ShutdownComplete(**self.connection.shutdown_fields(), **fields)
         if gone:
-            self.connection.event_discarded(self, event)
+            self.delivery.discarded(self, event)
         else:
-            self._dispatch(event)
+            self.delivery.dispatch_stream(self, event)
         deferred, self._deferred = self._deferred, []
         for request in deferred:
             self._complete(request, canceled=True)  # fault: arrives after SHUTDOWN_COMPLETE
@@ -691,62 +693,21 @@ class StreamCore:
         (judged by the phase the stream was in when it started or failed to)."""
         phase = self.state.phase()
         self.state.move("indicate_start")
-        self._indicate_in(phase, ev.StartComplete(status=status, id=self.id if status is Status.SUCCESS else None,
+        self.delivery.stream_event_in(self, phase, ev.StartComplete(status=status, id=self.id if status is Status.SUCCESS else None,
                                                   peer_accepted=peer_accepted))
 
     def indicate(self, event: ev.StreamEvent) -> Any:
-        """QuicStreamIndicateEvent: deliver ``event`` if the stream's phase allows it
-        (state.STREAM_EVENTS); an event the phase does not allow is a core bug. Returns
-        what the handler returned."""
-        st = self.state
-        if st.started and not (st.shutdown_complete or st.handle_closed):
-            return self._dispatch(event)  # the usual case: a started stream may raise every event
-        return self._indicate_in(st.phase(), event)
+        """QuicStreamIndicateEvent (see EventDelivery.stream_event); returns what the
+        handler returned."""
+        return self.delivery.stream_event(self, event)
 
-    def _indicate_in(self, phase: str, event: ev.StreamEvent) -> Any:
-        # Only the stream's own handler decides (QuicStreamIndicateEvent): ConnectionClose
-        # detaches the connection's handler, not its streams'.
-        if phase == "done":
-            # The handler is detached at SHUTDOWN_COMPLETE and at StreamClose.
-            self.connection.event_discarded(self, event)
-            return None
-        if state.event_allowed(phase, event.type):
-            return self._dispatch(event)
-        raise state.StateError(f"{event.type.name} raised on a stream in phase {phase!r} ({self.state!r})")
-
-    def _dispatch(self, event: ev.StreamEvent) -> Any:
-        """Deliver ``event`` to observers, then the handler, then the event hook; returns
-        what the handler returned (None when it raised)."""
-        conn = self.connection
-        if conn.observers:
-            for observer in conn.observers:
-                observer.stream_event(conn, self, event)
-        handler = self.handler
-        result = None
-        if handler is not None:
-            # ConnectionCore.call_handler, inline: this is every SEND_COMPLETE's path.
-            conn.callback_depth += 1
-            try:
-                result = handler(self.owner, event)
-            except (KeyboardInterrupt, SystemExit):
-                raise
-            except BaseException as exc:  # a handler bug (even CancelledError) must not stall the worker
-                conn.handler_raised(exc, event)
-            finally:
-                conn.callback_depth -= 1
-        elif not self.is_local:
-            self._default_peer_handler(event)
-        if self.event_hook is not None:
-            self.event_hook(event)
-        return result
-
-    def _default_peer_handler(self, event: ev.StreamEvent) -> None:
+    def default_peer_handler(self, event: ev.StreamEvent) -> None:
         """A peer stream nobody handles: consume everything, and once the peer is done
         sending (FIN or reset) finish our side gracefully so both directions can close.
         A peer STOP_SENDING still aborts our side, as MsQuic does on its own."""
         t = event.type
         if t is StreamEventType.PEER_SEND_SHUTDOWN or t is StreamEventType.PEER_SEND_ABORTED:
-            self.connection.call_handler(_graceful_inline, self, event)
+            self.delivery.call_handler(_graceful_inline, self, event)
 
 
 def _graceful_inline(stream: StreamCore, event: ev.StreamEvent) -> None:
