@@ -31,6 +31,7 @@ from . import operations as ops
 from .datagram import DatagramSender
 from .delivery import EventDelivery
 from .operations import OperationQueue
+from .seams import SendCounts
 from .send_buffer import SendBuffer
 from .stream import StreamCore
 
@@ -119,7 +120,7 @@ class ConnectionCore:
         self.send_ids = itertools.count(1)
         #: the exactly-once bookkeeping (see core/stream.py): accepted = completed +
         #: dropped (by faults) + pending, checked after every operation when asked
-        self.sends_accepted = self.sends_completed = self.sends_dropped = 0
+        self.send_counts = SendCounts()
         self.check_invariants = bool(os.environ.get("QUICSIM_CHECK_INVARIANTS"))
         #: broken core rules found by :meth:`check_exactly_once` (a quicsim bug if any)
         self.state_errors: list[str] = []
@@ -225,6 +226,14 @@ class ConnectionCore:
 
     # ------------------------------------------------------------------ the worker
 
+    def attach_worker(self, wakeup: Callable[[], None], worker_thread: int,
+                      call_on_worker: Callable[[Callable[[], Any]], None]) -> None:
+        """A driver runs the worker: ``wakeup()`` when operations are queued, on the thread
+        ``worker_thread``; ``call_on_worker(fn)`` runs fn there and waits."""
+        self.wakeup = wakeup
+        self.worker_thread = worker_thread
+        self.call_on_worker = call_on_worker
+
     def on_worker_thread(self) -> bool:
         return self.worker_thread is None or threading.get_ident() == self.worker_thread
 
@@ -275,10 +284,11 @@ class ConnectionCore:
         dropped by a fault nor pending in one of the places core/stream.py lists (a core
         bug: recorded, never raised into the application's call)."""
         pending = sum(stream.pending_sends() for stream in (*self.streams.values(), *self.unstarted))
-        if self.sends_accepted != self.sends_completed + self.sends_dropped + pending:
+        counts = self.send_counts
+        if counts.accepted != counts.completed + counts.dropped + pending:
             self.state_errors.append(
-                f"{self.label}: exactly-once bookkeeping broken: {self.sends_accepted} sends accepted, "
-                f"{self.sends_completed} completed, {self.sends_dropped} dropped by faults, {pending} pending")
+                f"{self.label}: exactly-once bookkeeping broken: {counts.accepted} sends accepted, "
+                f"{counts.completed} completed, {counts.dropped} dropped by faults, {pending} pending")
             self.check_invariants = False  # the first break is the finding; the rest follow from it
 
     def apply_shutdown(self, flags: ConnectionShutdownFlags, error_code: int, *, by_app: bool = True) -> None:

@@ -50,6 +50,7 @@ from .. import faults as fl
 from . import aioquic_adapter as aq
 from . import operations as ops
 from . import rules, state
+from .seams import StreamConnection
 from .state import StreamState
 from .send_queue import Buffer, SendQueue, SendRequest, normalize_buffers
 from .stream_recv import StreamReceive
@@ -57,7 +58,6 @@ from .stream_recv import StreamReceive
 if TYPE_CHECKING:  # pragma: no cover
     from aioquic.quic.stream import QuicStream
 
-    from .connection import ConnectionCore
 
 StreamHandler = Callable[["StreamCore", ev.StreamEvent], Any]
 
@@ -79,7 +79,7 @@ class StreamCore:
 
     def __init__(
         self,
-        connection: "ConnectionCore",
+        connection: StreamConnection,
         flags: StreamOpenFlags = StreamOpenFlags.NONE,
         handler: StreamHandler | None = None,
         context: Any = None,
@@ -89,6 +89,8 @@ class StreamCore:
         self.connection = connection
         #: the connection's event delivery (indicate rules, observers, handler call)
         self.delivery = connection.delivery
+        #: the connection's exactly-once book, counted into per send
+        self.counts = connection.send_counts
         self.open_flags = StreamOpenFlags(flags)
         self.handler = handler
         self.context = context
@@ -199,7 +201,7 @@ class StreamCore:
                 status = state.send_status(conn.state, self.state)
                 if status is None:
                     request = SendRequest(send_id, bufs, length, iflags, client_context)
-                    conn.sends_accepted += 1
+                    self.counts.accepted += 1
                     api_requests = self.sends.api_requests
                     queue_oper = not api_requests  # one STRM_SEND operation flushes all queued sends
                     api_requests.append(request)
@@ -296,7 +298,7 @@ class StreamCore:
         self._complete(request, canceled)
 
     def drop_send(self, request: SendRequest) -> None:
-        self.connection.sends_dropped += 1
+        self.counts.dropped += 1
 
     def park_send(self, request: SendRequest) -> None:
         self._deferred.append(request)
@@ -309,7 +311,7 @@ class StreamCore:
 
     def forget_sends(self) -> int:
         dropped = self.sends.forget_all()
-        self.connection.sends_dropped += dropped
+        self.counts.dropped += dropped
         return dropped
 
     def fault_hit(self, fault: str, what: str) -> None:
@@ -578,7 +580,7 @@ class StreamCore:
             if not taken or taken[0] is not request:
                 return  # that close completed it
             taken.popleft()
-        self.connection.sends_completed += 1
+        self.counts.completed += 1
         self.delivery.stream_event(self, ev.send_complete(canceled, request.client_context, request.send_id))
 
     def _cancel_late(self, request: SendRequest) -> None:

@@ -18,6 +18,7 @@ from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 
 from ..core import aioquic_adapter as aq
+from ..core.seams import TransportCore
 from .seeded import serve_streams_by_id
 from .window import has_window, let_network_in
 
@@ -47,7 +48,7 @@ class ConnectionDriver(QuicConnectionProtocol):
     def __init__(self, quic: QuicConnection, stream_handler: Any = None) -> None:
         super().__init__(quic)
         self.quic = quic
-        self.core: Any = None
+        self.core: TransportCore | None = None
         self.loop: asyncio.AbstractEventLoop = aq.protocol_loop(self)
         #: the datagram transport, once connected
         self.transport: Any = None
@@ -63,19 +64,19 @@ class ConnectionDriver(QuicConnectionProtocol):
         super().connection_made(transport)
         self.transport = transport
 
-    def attach(self, core: Any) -> None:
+    def attach(self, core: TransportCore) -> None:
         self.core = core
         # aioquic's event loop calls this per event: straight to the core, one call less.
         aq.route_quic_events(self, core.handle_quic_event)
-        core.wakeup = self._wakeup
-        core.worker_thread = threading.get_ident()  # the loop's thread is the worker
-        core.call_on_worker = self._call_on_worker
+        # the loop's thread is the worker
+        core.attach_worker(self._wakeup, threading.get_ident(), self._call_on_worker)
 
     # -- the worker: apply queued operations soon, on the loop, in one batch
     def _wakeup(self) -> None:
         if self._worker_scheduled:
             return
         self._worker_scheduled = True
+        assert self.core is not None  # only an attached core asks for the worker
         try:
             if threading.get_ident() == self.core.worker_thread:
                 self.loop.call_soon(self.run_worker)
@@ -111,9 +112,11 @@ class ConnectionDriver(QuicConnectionProtocol):
     def run_worker(self) -> None:
         """One worker pass: apply queued operations, deliver events, send."""
         self._worker_scheduled = False
-        self.core.process_operations()
+        core = self.core
+        assert core is not None  # scheduled by the attached core's wakeup
+        core.process_operations()
         self.process_events()
-        if not self.core.flush_delayed:  # DELAY_SEND: the next flush, for any reason, sends it
+        if not core.flush_delayed:  # DELAY_SEND: the next flush, for any reason, sends it
             self.transmit()
 
     @property
@@ -154,13 +157,15 @@ class ConnectionDriver(QuicConnectionProtocol):
         self.transmit()
 
     def transmit(self) -> None:
-        self.core.poll()  # ACKs were processed by receive_datagram/handle_timer
+        core = self.core
+        assert core is not None  # attached when made, before anything is sent
+        core.poll()  # ACKs were processed by receive_datagram/handle_timer
         transport = self.transport
         if transport is None or transport.is_closing():
             aq.forget_transmit(self)
             return
         super().transmit()
-        datagrams = self.core.datagrams
+        datagrams = core.datagrams
         if datagrams.changes:
             datagrams.deliver()  # SENT states seen while the packets were built
 
