@@ -9,11 +9,9 @@ sends whatever aioquic then has to send.
 
 from __future__ import annotations
 
-import logging
 import itertools
 import os
 import threading
-import traceback
 from typing import Any, Callable, cast
 
 from aioquic.quic import events as qe
@@ -26,6 +24,7 @@ from ..faults import seams_for
 from ..settings import Settings
 from . import aioquic_adapter as aq
 from . import rules, state
+from .rules import QUIC_ERROR_INTERNAL_ERROR, error_code_to_status
 from .state import ConnectionState
 from . import operations as ops
 from .datagram import DatagramSender
@@ -33,30 +32,10 @@ from .delivery import EventDelivery
 from .operations import OperationQueue
 from .seams import SendCounts
 from .send_buffer import SendBuffer
+from .stream_limits import StreamLimits
 from .stream import StreamCore
 
-logger = logging.getLogger("quicsim")
-
 ConnectionHandler = Callable[["ConnectionCore", ev.ConnectionEvent], Any]
-
-
-#: QUIC_ERROR_INTERNAL_ERROR: the error code of a close made with a QUIC_STATUS
-QUIC_ERROR_INTERNAL_ERROR = 1
-
-#: QuicErrorCodeToStatus (src/core/connection.c); anything else is INTERNAL_ERROR
-_ERROR_STATUS = {
-    0x0: Status.SUCCESS,
-    0x2: Status.CONNECTION_REFUSED,
-    0xA: Status.PROTOCOL_ERROR,
-    0x15A: Status.USER_CANCELED,  # CRYPTO_USER_CANCELED
-    0x128: Status.HANDSHAKE_FAILURE,  # CRYPTO_HANDSHAKE_FAILURE
-    0x178: Status.ALPN_NEG_FAILURE,  # CRYPTO_NO_APPLICATION_PROTOCOL
-}
-
-
-def error_code_to_status(error_code: int) -> Status:
-    """QuicErrorCodeToStatus: the QUIC_STATUS a close with ``error_code`` reports."""
-    return _ERROR_STATUS.get(error_code, Status.INTERNAL_ERROR)
 
 
 class StatusError(Exception):
@@ -134,17 +113,8 @@ class ConnectionCore:
         self.handler_errors = self.delivery.handler_errors
         self.fault_hits = self.delivery.fault_hits
         self.send_buffer = SendBuffer()
-        self._peer_limits: tuple[int, int] | None = None
-        #: the peer's stream limits may have moved since the last look (transport
-        #: parameters at first, then each MAX_STREAMS frame): poll looks only then
-        self._limits_moved = True
-        #: started streams blocked by the peer's stream limit whose RESET_STREAM or
-        #: STOP_SENDING waits until the peer allows the stream (aioquic_adapter.hold_abort_frames)
-        self._held_aborts: dict[StreamCore, None] = {}
-        #: started streams blocked by the peer's stream limit that asked for PEER_ACCEPTED
-        self._awaiting_accept: dict[StreamCore, None] = {}
-        self._apply_limits()
-        aq.watch_stream_limits(quic, self._on_limits_moved)
+        #: both sides' stream limits (core/stream_limits.py)
+        self.limits = StreamLimits(self)
         aq.close_as_msquic(quic)
         #: ids of streams the peer's frames opened since the last look (see receive_datagram)
         self._opened_by_peer: list[int] = []
@@ -388,7 +358,7 @@ class ConnectionCore:
                 stream.on_stop_sending(stop_event.error_code)
         elif t is qe.HandshakeCompleted:
             handshake = cast(qe.HandshakeCompleted, event)
-            self._on_peer_transport_parameters()
+            self.limits.on_peer_transport_parameters()
             self.state.move("connect")
             self.negotiated_alpn = handshake.alpn_protocol
             self.delivery.connection_event(ev.Connected(session_resumed=handshake.session_resumed,
@@ -413,9 +383,10 @@ class ConnectionCore:
             # buffering is on (core/send_buffer.py)
             self.send_buffer.adjust(self)
             # (each step raises events whose handlers may shut the connection down)
-            if ((self._limits_moved or self._held_aborts or self._awaiting_accept) and state.connected
+            limits = self.limits
+            if ((limits.moved or limits.held_aborts or limits.awaiting_accept) and state.connected
                     and not (state.closed_locally or state.closed_remotely)):
-                self._check_stream_limits()
+                limits.check()
             if not (state.closed_locally or state.closed_remotely):
                 close = aq.close_event(self.quic)
                 if close is not None:
@@ -445,49 +416,6 @@ class ConnectionCore:
             for stream in dirty:
                 if stream.quic_stream is not None:
                     stream.on_acks()
-
-    def _on_peer_transport_parameters(self) -> None:
-        """QuicConnProcessPeerTransportParameters, before CONNECTED: STREAMS_AVAILABLE with
-        the peer's stream limits, then DATAGRAM_STATE_CHANGED. A client's application is
-        told; a server's has no handler yet when the client's parameters arrive (they come
-        with its first flight), so nothing reaches it."""
-        quic = self.quic
-        limits = aq.peer_stream_limits(quic)
-        self._peer_limits = limits  # the limits told now: later MAX_STREAMS frames move them
-        self._limits_moved = False
-        if not self.is_client:
-            return
-        self.delivery.connection_event(ev.StreamsAvailable(
-            bidirectional_count=max(0, limits[0] - quic.get_next_available_stream_id(False) // 4),
-            unidirectional_count=max(0, limits[1] - quic.get_next_available_stream_id(True) // 4)))
-        send_enabled, max_send_length = self.datagrams.state()
-        self.delivery.connection_event(ev.DatagramStateChanged(send_enabled=send_enabled, max_send_length=max_send_length))
-
-    def _check_stream_limits(self) -> None:
-        """PEER_ACCEPTED for streams the peer's MAX_STREAMS let through (when they asked
-        with INDICATE_PEER_ACCEPT), STREAMS_AVAILABLE when the peer's limits grow."""
-        quic = self.quic
-        self._limits_moved = False
-        limits = aq.peer_stream_limits(quic)
-        if limits != self._peer_limits:
-            self._peer_limits = limits
-            self.delivery.connection_event(ev.StreamsAvailable(
-                bidirectional_count=max(0, limits[0] - quic.get_next_available_stream_id(False) // 4),
-                unidirectional_count=max(0, limits[1] - quic.get_next_available_stream_id(True) // 4)))
-        if self._held_aborts:
-            for stream in list(self._held_aborts):
-                assert stream.quic_stream is not None  # only a started stream holds frames
-                if aq.release_abort_frames(stream.quic_stream):
-                    del self._held_aborts[stream]
-        if self._awaiting_accept:
-            for stream in list(self._awaiting_accept):
-                assert stream.quic_stream is not None  # only a started stream awaits PEER_ACCEPTED
-                if not stream.quic_stream.is_blocked:
-                    del self._awaiting_accept[stream]
-                    stream.indicate(ev.PeerAccepted())
-
-    def _on_limits_moved(self) -> None:
-        self._limits_moved = True
 
     def _initiate_remote_shutdown(self, close: qe.ConnectionTerminated) -> None:
         """A close this application did not ask for: SHUTDOWN_INITIATED_BY_PEER /
@@ -564,12 +492,14 @@ class ConnectionCore:
         self._handles += 1
         return self._handles
 
-    def _apply_limits(self) -> None:
-        aq.set_local_stream_limits(self.quic, self.settings.peer_bidi_stream_count,
-                                   self.settings.peer_unidi_stream_count)
-
     def stream_would_block(self, unidirectional: bool) -> bool:
-        return aq.stream_would_block(self.quic, unidirectional)
+        return self.limits.would_block(unidirectional)
+
+    def abort_frames_queued(self, stream: StreamCore) -> None:
+        self.limits.hold_abort_frames(stream)
+
+    def await_peer_accept(self, stream: StreamCore) -> None:
+        self.limits.await_peer_accept(stream)
 
     def create_quic_stream(self, stream: StreamCore) -> QuicStream:
         """Allocate the next stream id in aioquic and keep our own reference to it."""
@@ -621,18 +551,6 @@ class ConnectionCore:
         if self.wrap_stream is not None:
             stream.owner = self.wrap_stream(stream)
         return stream
-
-    def abort_frames_queued(self, stream: StreamCore) -> None:
-        """A started stream asked aioquic for RESET_STREAM or STOP_SENDING: held while the
-        peer's stream limit blocks it (the peer may not see frames of a stream it has not
-        allowed), sent once the limit lets it through."""
-        assert stream.quic_stream is not None
-        if aq.hold_abort_frames(stream.quic_stream):
-            self._held_aborts[stream] = None
-
-    def await_peer_accept(self, stream: StreamCore) -> None:
-        """A started stream blocked by the peer's stream limit asked for PEER_ACCEPTED."""
-        self._awaiting_accept[stream] = None
 
     def mark_dirty(self, stream: StreamCore) -> None:
         self._dirty[stream] = None
