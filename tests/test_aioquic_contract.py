@@ -1,5 +1,7 @@
-"""The aioquic internals the core relies on. If a new aioquic release moves any of them,
-this fails first, with a message naming what changed (pin aioquic or adapt the core)."""
+"""The aioquic internals quicsim relies on, all touched in quicsim/core/aioquic_adapter.py.
+If a new aioquic release moves any of them, this fails first, with a message naming what
+changed (pin aioquic or adapt the adapter); and it fails when any other module of quicsim
+touches aioquic's insides (read from each module's syntax tree)."""
 
 from __future__ import annotations
 

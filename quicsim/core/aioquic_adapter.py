@@ -2,10 +2,13 @@
 
 aioquic raises no event when stream data is acknowledged, keeps no per-datagram delivery
 state and has no setting for the peer's stream limits, so quicsim reads and wraps a few
-private fields. They all live here, each behind a function named for what the core needs,
-and every private name used below is listed in ``tests/test_aioquic_contract.py``
-(``PRIVATE_NAMES``), which fails first, naming the field, when an aioquic release moves one.
-Patches are per instance: no aioquic class is changed.
+private fields. They all live here, each behind a function named for what the core needs:
+the core's, the driver's (its asyncio protocol's loop, transport and timer) and seeded
+runs' (streams hashed by id, aioquic's randomness swapped while seeded). Every private
+name used below is listed in ``tests/test_aioquic_contract.py`` (``PRIVATE_NAMES``), which
+fails first, naming the field, when an aioquic release moves one; the same test reads the
+syntax tree of every other module of quicsim and fails on any touch of aioquic's insides
+there. Patches are per instance: no aioquic class is changed.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ from . import operations as ops
 from .datagram import DatagramSender
 from .delivery import EventDelivery
 from .operations import OperationQueue
-from .seams import SendCounts
+from .protocols import SendCounts
 from .send_buffer import SendBuffer
 from .stream_limits import StreamLimits
 from .stream import StreamCore

@@ -48,7 +48,7 @@ from ..enums import (
 from .. import faults as fl
 from . import aioquic_adapter as aq
 from . import state
-from .seams import StreamConnection
+from .protocols import StreamConnection
 from .state import StreamState
 from .send_queue import Buffer, SendQueue, SendRequest
 from .stream_api import StreamApi

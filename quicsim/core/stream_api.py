@@ -18,7 +18,7 @@ from .send_queue import Buffer, SendRequest, normalize_buffers
 
 if TYPE_CHECKING:  # pragma: no cover
     from .delivery import EventDelivery
-    from .seams import SendCounts, StreamConnection
+    from .protocols import SendCounts, StreamConnection
     from .send_queue import SendQueue
     from .state import StreamState
     from .stream import StreamCore

@@ -18,7 +18,7 @@ from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 
 from ..core import aioquic_adapter as aq
-from ..core.seams import TransportCore
+from ..core.protocols import TransportCore
 from .seeded import serve_streams_by_id
 from .window import has_window, let_network_in
 
