@@ -408,7 +408,7 @@ class StreamCore(StreamApi):
         the send buffer (MsQuic: the stream is in the connection's SendStreams, which
         QuicSendBufferFill walks); the next fill, for whatever reason, buffers them."""
         if self.sends.requests and not self.state.local_close_reset:
-            self.connection.send_buffer.waiting[self] = None
+            self.connection.send_buffer.wait(self)
 
     def buffer_next_send(self) -> bool:
         """QuicStreamSendBufferRequest: copy the oldest unbuffered send into the buffer and
@@ -418,7 +418,7 @@ class StreamCore(StreamApi):
             return False
         request = requests.popleft()
         self._buffered.append((request.end, request.length))
-        self.connection.send_buffer.buffered_bytes += request.length
+        self.connection.send_buffer.hold(request.length)
         self._complete(request, canceled=False)
         return True
 
