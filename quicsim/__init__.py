@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # what the names below resolve to, for type checkers
     from . import events
-    from .api import Connection, Listener, Stream, connect, listen
+    from .api import (Connection, ConnectionHandler, Listener, SendBuffers, Stream, StreamHandler, connect,
+                      listen)
     from .core import StatusError
     from .enums import (
         ConnectionEventType,
@@ -23,11 +24,12 @@ if TYPE_CHECKING:  # what the names below resolve to, for type checkers
         StreamShutdownFlags,
         StreamStartFlags,
     )
+    from .events import AnyConnectionEvent, AnyStreamEvent
     from .ledger import Ledger
     from .network import Network, NetworkProfile
     from .observer import Observer
     from .pair import Pair, open_pair
-    from .scenario_spec import ScenarioContext, scenario
+    from .scenario_spec import Backend, ScenarioContext, ScenarioFunction, Transport, scenario
     from .settings import FAULTS, Settings
     from .trace import Tracer
 
@@ -36,12 +38,15 @@ if TYPE_CHECKING:  # what the names below resolve to, for type checkers
 #: does not pay for aioquic and cryptography until they are needed.
 _HOMES = {
     "Connection": "api", "Listener": "api", "Stream": "api", "connect": "api", "listen": "api",
+    "StreamHandler": "api", "ConnectionHandler": "api", "SendBuffers": "api",
+    "AnyStreamEvent": "events", "AnyConnectionEvent": "events",
     "StatusError": "core",
     "ConnectionEventType": "enums", "ConnectionShutdownFlags": "enums", "DatagramSendState": "enums",
     "ReceiveFlags": "enums", "SendFlags": "enums", "Status": "enums", "StreamEventType": "enums",
     "StreamOpenFlags": "enums", "StreamShutdownFlags": "enums", "StreamStartFlags": "enums",
     "Ledger": "ledger", "Network": "network", "NetworkProfile": "network", "Observer": "observer",
     "Pair": "pair", "open_pair": "pair", "ScenarioContext": "scenario_spec", "scenario": "scenario_spec",
+    "ScenarioFunction": "scenario_spec", "Transport": "scenario_spec", "Backend": "scenario_spec",
     "FAULTS": "settings", "Settings": "settings", "Tracer": "trace",
 }
 
@@ -74,7 +79,11 @@ def trace(path: Any) -> "Tracer":
 __version__ = "0.1.0"
 
 __all__ = [
+    "AnyConnectionEvent",
+    "AnyStreamEvent",
+    "Backend",
     "Connection",
+    "ConnectionHandler",
     "ConnectionEventType",
     "ConnectionShutdownFlags",
     "DatagramSendState",
@@ -87,16 +96,20 @@ __all__ = [
     "Pair",
     "ReceiveFlags",
     "ScenarioContext",
+    "ScenarioFunction",
+    "SendBuffers",
     "SendFlags",
     "Settings",
     "Status",
     "StatusError",
     "Stream",
     "StreamEventType",
+    "StreamHandler",
     "StreamOpenFlags",
     "StreamShutdownFlags",
     "StreamStartFlags",
     "Tracer",
+    "Transport",
     "connect",
     "events",
     "listen",

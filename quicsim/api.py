@@ -7,18 +7,22 @@ and scenarios; every MsQuic call itself is a plain (non-async) method, as in MsQ
 from __future__ import annotations
 
 import asyncio
+import collections
 import os
 import random
-from typing import Any, Callable, Generic, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Callable, Generic, Sequence, TypeVar, cast, overload
 
 from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.logger import QuicLogger
 
 from . import certs as _certs
 from . import events as ev
 from .core import ConnectionCore, StreamCore, aioquic_adapter
+from .core.send_queue import Buffer
 from .enums import (ConnectionEventType, ConnectionShutdownFlags, SendFlags, Status, StreamEventType,
                     StreamOpenFlags, StreamShutdownFlags, StreamStartFlags)
 from .ledger import Ledger
+from .observer import Observer
 from .settings import Settings
 from .tls_hints import tls_hint
 from .transport import memory as _memory
@@ -28,6 +32,18 @@ DEFAULT_ALPN = "quicsim"
 #: handshakes a listener keeps in progress at once; the oldest is dropped beyond this
 MAX_HALF_OPEN = 64
 
+#: What StreamSend takes: one bytes-like buffer, or a list (or tuple) of them (QUIC_BUFFER[]).
+SendBuffers = Buffer | Sequence[Buffer]
+#: ``handler(stream, event)``: a stream's callback (StreamOpen, SetCallbackHandler).
+#: Returning ``Status.PENDING`` from a RECEIVE holds the data; other results are ignored.
+StreamHandler = Callable[["Stream", ev.AnyStreamEvent], object]
+#: ``handler(connection, event)``: a connection's (or a listener's) callback.
+ConnectionHandler = Callable[["Connection", ev.AnyConnectionEvent], object]
+
+if TYPE_CHECKING:
+    from .core.connection import ConnectionHandler as _CoreConnectionHandler
+    from .core.stream import StreamHandler as _CoreStreamHandler
+
 
 class _Waiters:
     """Futures waiting for the next event of a type; empty (and free) when nobody waits."""
@@ -35,12 +51,12 @@ class _Waiters:
     __slots__ = ("_by_type",)
 
     def __init__(self) -> None:
-        self._by_type: dict[Any, list[asyncio.Future]] = {}
+        self._by_type: dict[Any, list[asyncio.Future[Any]]] = {}
 
     def __bool__(self) -> bool:
         return bool(self._by_type)
 
-    def add(self, event_type: Any) -> asyncio.Future:
+    def add(self, event_type: Any) -> asyncio.Future[Any]:
         future = asyncio.get_running_loop().create_future()
         self._by_type.setdefault(event_type, []).append(future)
         return future
@@ -54,7 +70,7 @@ class _Waiters:
                         future.set_result(event)
 
 
-async def wait_or_time_out(future: asyncio.Future, timeout: float | None, what: Callable[[], str]) -> Any:
+async def wait_or_time_out(future: asyncio.Future[Any], timeout: float | None, what: Callable[[], str]) -> Any:
     """``future``'s result; past ``timeout`` a TimeoutError that says what was awaited (both backends)."""
     try:
         return await asyncio.wait_for(future, timeout)
@@ -62,12 +78,55 @@ async def wait_or_time_out(future: asyncio.Future, timeout: float | None, what: 
         raise asyncio.TimeoutError(f"timed out after {timeout} s waiting for {what()}") from None
 
 
-async def accept_next(accepted: asyncio.Queue, timeout: float | None) -> Any:
-    """A listener's next connection whose handshake completed (both backends)."""
-    try:
-        return await asyncio.wait_for(accepted.get(), timeout)
-    except asyncio.TimeoutError:
-        raise asyncio.TimeoutError(f"no connection accepted within {timeout} s") from None
+class AcceptBacklog:
+    """A listener's connections whose handshake completed, waiting for ``accept()`` (both
+    backends). Live ones all stay; of those that finished before anyone accepted them only
+    the newest ``MAX_FINISHED``: a listener served by its handler alone, never accepting,
+    keeps bounded memory however many connections it serves."""
+
+    MAX_FINISHED = 64
+
+    def __init__(self) -> None:
+        self._ready: dict[Any, None] = {}  # insertion-ordered: the oldest first
+        self._finished: collections.deque[Any] = collections.deque()
+        self._waiters: collections.deque[asyncio.Future[Any]] = collections.deque()
+
+    def __len__(self) -> int:
+        return len(self._ready)
+
+    def put(self, conn: Any) -> None:
+        """A handshake completed (on the loop's thread)."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(conn)
+                return
+        self._ready[conn] = None
+
+    def finished(self, conn: Any) -> None:
+        """``conn`` reached SHUTDOWN_COMPLETE: forget the oldest finished ones past the bound."""
+        if conn in self._ready:
+            self._finished.append(conn)
+            while len(self._finished) > self.MAX_FINISHED:
+                self._ready.pop(self._finished.popleft(), None)
+
+    def clear(self) -> None:
+        """The listener closed: nothing waits to be accepted any more."""
+        self._ready.clear()
+        self._finished.clear()
+
+    async def get(self, timeout: float | None) -> Any:
+        """The oldest connection waiting; past ``timeout`` a TimeoutError that says so."""
+        if self._ready:
+            conn = next(iter(self._ready))
+            del self._ready[conn]
+            return conn
+        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            return await asyncio.wait_for(waiter, timeout)
+        except asyncio.TimeoutError:
+            raise asyncio.TimeoutError(f"no connection accepted within {timeout} s") from None
 
 
 T = TypeVar("T")
@@ -127,7 +186,7 @@ class Stream:
             self._conn.preemption_point(self.core, "start")
         return status
 
-    def send(self, buffers: Any, flags: SendFlags = SendFlags.NONE, client_context: Any = None) -> Status:
+    def send(self, buffers: SendBuffers, flags: SendFlags = SendFlags.NONE, client_context: Any = None) -> Status:
         """StreamSend: PENDING when accepted (then exactly one SEND_COMPLETE follows)."""
         status = self.core.send(buffers, flags, client_context)
         if self._conn.preempt:
@@ -146,9 +205,10 @@ class Stream:
         reaches the handler afterwards."""
         self.core.close()
 
-    def set_handler(self, handler: Callable | None, context: Any = None) -> None:
+    def set_handler(self, handler: StreamHandler | None, context: Any = None) -> None:
         """SetCallbackHandler: route this stream's events to ``handler(stream, event)``."""
-        self.core.set_handler(handler, context)
+        # the core calls it with its owner (this handle) and its concrete events
+        self.core.set_handler(cast("_CoreStreamHandler | None", handler), context)
 
     def receive_complete(self, length: int) -> Status:
         """StreamReceiveComplete: ``length`` bytes of the RECEIVE the handler held (returned
@@ -179,12 +239,13 @@ class Stream:
     handle_closed = _Read[bool]('handle_closed', state=True)
 
     # Awaitables for tests and scenarios.
-    async def wait_event(self, event_type: StreamEventType | None = None, timeout: float | None = None) -> ev.StreamEvent:
+    async def wait_event(self, event_type: StreamEventType | None = None,
+                         timeout: float | None = None) -> ev.AnyStreamEvent:
         """The next event of ``event_type`` (any type when None) delivered to this stream."""
         if self.core.event_hook is None:
             self.core.event_hook = self._waiters.fire
-        return await wait_or_time_out(self._waiters.add(event_type), timeout,
-                           lambda: f"{_type_name(event_type)} on {self!r}")
+        return cast(ev.AnyStreamEvent, await wait_or_time_out(self._waiters.add(event_type), timeout,
+                           lambda: f"{_type_name(event_type)} on {self!r}"))
 
     async def wait_shutdown_complete(self, timeout: float | None = None) -> None:
         """Return once SHUTDOWN_COMPLETE was delivered (at once if it already was)."""
@@ -206,11 +267,12 @@ class Connection:
     transport's driver, and adds the ``wait_*`` coroutines.
     """
 
-    def __init__(self, quic: Any, *, settings: Settings | None = None, handler: Callable | None = None,
+    def __init__(self, quic: Any, *, settings: Settings | None = None, handler: ConnectionHandler | None = None,
                  context: Any = None, ledger: Ledger | None = None, label: str = "",
-                 observers: tuple = (), seed: int = 0) -> None:
+                 observers: tuple[Observer, ...] = (), seed: int = 0) -> None:
         self.ledger = ledger if ledger is not None else Ledger()
-        self.core = ConnectionCore(quic, settings=settings, handler=handler, context=context,
+        self.core = ConnectionCore(quic, settings=settings, handler=cast("_CoreConnectionHandler | None", handler),
+                                   context=context,
                                    observers=[self.ledger, *observers], label=label)
         self.core.owner = self
         #: Settings.preempt: the chance that the worker runs after an API call
@@ -262,10 +324,10 @@ class Connection:
             self._waiters.fire(event)
 
     # MsQuic's calls.
-    def open_stream(self, flags: StreamOpenFlags = StreamOpenFlags.NONE, handler: Callable | None = None,
+    def open_stream(self, flags: StreamOpenFlags = StreamOpenFlags.NONE, handler: StreamHandler | None = None,
                     context: Any = None) -> Stream:
         """StreamOpen. Raises :class:`~quicsim.StatusError` where MsQuic returns a failure."""
-        return cast(Stream, self.core.open_stream(flags, handler, context).owner)
+        return cast(Stream, self.core.open_stream(flags, cast("_CoreStreamHandler | None", handler), context).owner)
 
     def shutdown(self, flags: ConnectionShutdownFlags = ConnectionShutdownFlags.NONE,
                  error_code: int = 0) -> Status:
@@ -275,14 +337,14 @@ class Connection:
             self.preemption_point(None, "connection_shutdown")
         return status
 
-    def send_datagram(self, data: Any, client_context: Any = None) -> Status:
+    def send_datagram(self, data: Buffer, client_context: Any = None) -> Status:
         """ConnectionSendDatagram: PENDING, then DATAGRAM_SEND_STATE_CHANGED events ending
         in exactly one final state."""
         return self.core.send_datagram(data, client_context)
 
-    def set_handler(self, handler: Callable | None, context: Any = None) -> None:
+    def set_handler(self, handler: ConnectionHandler | None, context: Any = None) -> None:
         """SetCallbackHandler for the connection: ``handler(conn, event)``."""
-        self.core.set_handler(handler, context)
+        self.core.set_handler(cast("_CoreConnectionHandler | None", handler), context)
 
     def close(self) -> None:
         """ConnectionClose: shut down silently if still up, with the connection's
@@ -324,10 +386,10 @@ class Connection:
 
     # Awaitables.
     async def wait_event(self, event_type: ConnectionEventType | None = None,
-                         timeout: float | None = None) -> ev.ConnectionEvent:
+                         timeout: float | None = None) -> ev.AnyConnectionEvent:
         """The next connection event of ``event_type`` (any type when None)."""
-        return await wait_or_time_out(self._waiters.add(event_type), timeout,
-                           lambda: f"{_type_name(event_type)} on {self!r}")
+        return cast(ev.AnyConnectionEvent, await wait_or_time_out(self._waiters.add(event_type), timeout,
+                           lambda: f"{_type_name(event_type)} on {self!r}"))
 
     async def wait_connected(self, timeout: float | None = None) -> None:
         if self.connected:
@@ -372,7 +434,7 @@ async def connect(
     host: str,
     port: int,
     *,
-    handler: Callable | None = None,
+    handler: ConnectionHandler | None = None,
     settings: Settings | None = None,
     ledger: Ledger | None = None,
     context: Any = None,
@@ -380,9 +442,9 @@ async def connect(
     server_name: str = "localhost",
     alpn: str = DEFAULT_ALPN,
     label: str = "client",
-    observers: tuple = (),
+    observers: tuple[Observer, ...] = (),
     link: "_memory.MemoryLink | None" = None,
-    quic_logger: Any = None,
+    quic_logger: QuicLogger | None = None,
     seed: int = 0,
 ) -> Connection:
     """ConnectionOpen + ConnectionStart over loopback UDP (or ``link``, an in-memory
@@ -429,8 +491,8 @@ async def connect(
 class Listener:
     """A listening UDP socket on loopback; each accepted connection is a ``Connection``."""
 
-    def __init__(self, handler: Callable | None, settings: Settings, ledger: Ledger, label: str,
-                 observers: tuple, seed: int = 0) -> None:
+    def __init__(self, handler: ConnectionHandler | None, settings: Settings, ledger: Ledger, label: str,
+                 observers: tuple[Observer, ...], seed: int = 0) -> None:
         self.handler = handler
         self.seed = seed
         self.settings = settings
@@ -441,7 +503,7 @@ class Listener:
         self.connections: list[Connection] = []
         self._count = 0
         self._server: Any = None
-        self._accepted: asyncio.Queue[Connection] = asyncio.Queue()
+        self._accepted = AcceptBacklog()
         self.port = 0
         self.host = ""
 
@@ -467,22 +529,24 @@ class Listener:
         except ValueError:
             pass
 
-    def _on_event(self, conn: Connection, event: ev.ConnectionEvent) -> None:
+    def _on_event(self, conn: Connection, event: ev.AnyConnectionEvent) -> None:
         if event.type is ConnectionEventType.CONNECTED:
-            self._accepted.put_nowait(conn)
+            self._accepted.put(conn)
         if self.handler is not None:
             self.handler(conn, event)
         if event.type is ConnectionEventType.SHUTDOWN_COMPLETE:
             self._forget(conn)  # the listener keeps live connections only
+            self._accepted.finished(conn)
 
     async def accept(self, timeout: float | None = None) -> Connection:
         """The next connection whose handshake completed."""
-        return cast(Connection, await accept_next(self._accepted, timeout))
+        return cast(Connection, await self._accepted.get(timeout))
 
     def close(self) -> None:
         """Stop listening; connections still open are closed silently."""
         for conn in list(self.connections):
             conn.close()
+        self._accepted.clear()
         if self._server is not None:
             aioquic_adapter.server_transport(self._server).close()
             self._server = None
@@ -498,16 +562,16 @@ async def listen(
     host: str = "127.0.0.1",
     port: int = 0,
     *,
-    handler: Callable | None = None,
+    handler: ConnectionHandler | None = None,
     settings: Settings | None = None,
     ledger: Ledger | None = None,
     cert_file: str | None = None,
     key_file: str | None = None,
     alpn: str = DEFAULT_ALPN,
     label: str = "server",
-    observers: tuple = (),
+    observers: tuple[Observer, ...] = (),
     link: "_memory.MemoryLink | None" = None,
-    quic_logger: Any = None,
+    quic_logger: QuicLogger | None = None,
     seed: int = 0,
 ) -> Listener:
     """ListenerOpen + ListenerStart on loopback; ``handler(conn, event)`` gets every

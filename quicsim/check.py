@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Iterable, TextIO
+from typing import Any, Iterable, TextIO, cast
 
 from .enums import (
     ConnectionEventType,
@@ -51,7 +51,7 @@ class _Context(str):
         return str(self)
 
 
-def _field(record: dict, name: str, types: type | tuple, optional: bool = False) -> Any:
+def _field(record: dict[str, Any], name: str, types: type | tuple[Any, ...], optional: bool = False) -> Any:
     if name not in record:
         if optional:
             return None
@@ -93,11 +93,11 @@ class Replay:
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
-        self._conns: dict[tuple, SimpleNamespace] = {}
-        self._by_handle: dict[tuple, SimpleNamespace] = {}
-        self._by_id: dict[tuple, SimpleNamespace] = {}
+        self._conns: dict[tuple[Any, ...], SimpleNamespace] = {}
+        self._by_handle: dict[tuple[Any, ...], SimpleNamespace] = {}
+        self._by_id: dict[tuple[Any, ...], SimpleNamespace] = {}
 
-    def _conn(self, record: dict) -> SimpleNamespace:
+    def _conn(self, record: dict[str, Any]) -> SimpleNamespace:
         label = _field(record, "conn", str)
         key = (label, record.get("cid"))
         conn = self._conns.get(key)
@@ -105,7 +105,7 @@ class Replay:
             conn = self._conns[key] = SimpleNamespace(label=label, is_client=record.get("side") == "client")
         return conn
 
-    def _stream(self, conn: SimpleNamespace, record: dict, required: bool = True) -> SimpleNamespace | None:
+    def _stream(self, conn: SimpleNamespace, record: dict[str, Any], required: bool = True) -> SimpleNamespace | None:
         handle = _field(record, "stream_handle", int, optional=True)
         stream_id = _field(record, "stream_id", int, optional=True)
         stream = self._by_handle.get((id(conn), handle)) if handle is not None else None
@@ -125,7 +125,7 @@ class Replay:
             self._by_id[(id(conn), stream_id)] = stream
         return stream
 
-    def feed(self, record: dict) -> None:
+    def feed(self, record: dict[str, Any]) -> None:
         kind = record.get("kind")
         if kind == "call":
             self._call(record)
@@ -140,14 +140,14 @@ class Replay:
             span = _field(record, "range", list)
             if len(span) != 2 or not all(isinstance(v, int) for v in span):
                 raise BadHistory(f"field 'range' must be [start, end], got {span!r}")
-            self.ledger.send_queued(conn, self._stream(conn, record), record.get("send_id"), span[0], span[1],
-                                    bool(record.get("fin")))
+            self.ledger.send_queued(conn, self._stream(conn, record), cast(int, record.get("send_id")), span[0],
+                                    span[1], bool(record.get("fin")))
         elif not isinstance(kind, str):
             raise BadHistory("missing field 'kind'")
         # other kinds (applied operations, faults, network decisions, findings) are not
         # part of what the application saw: the checker ignores them
 
-    def _call(self, record: dict) -> None:
+    def _call(self, record: dict[str, Any]) -> None:
         name = _field(record, "name", str)
         if name not in _CALLS:
             return
@@ -160,8 +160,8 @@ class Replay:
         if name == "send":
             if status is None:
                 raise BadHistory("a send without a status")
-            self.ledger.send_call(conn, stream, record.get("send_id"), status, _field(record, "bytes", int), flags,
-                                  _Context(_field(record, "client_context", str)))
+            self.ledger.send_call(conn, stream, cast(int, record.get("send_id")), status, _field(record, "bytes", int),
+                                  flags, _Context(_field(record, "client_context", str)))
         elif name == "send_datagram":
             self.ledger.api_call(conn, None, name, status, {
                 "datagram_id": record.get("datagram_id"), "bytes": record.get("bytes", 0),
@@ -169,7 +169,7 @@ class Replay:
         else:
             self.ledger.api_call(conn, stream, name, status, {"flags": flags})
 
-    def _event(self, record: dict) -> None:
+    def _event(self, record: dict[str, Any]) -> None:
         conn = self._conn(record)
         stream = self._stream(conn, record)
         etype = _enum(StreamEventType, _field(record, "name", str), "stream event")
@@ -183,7 +183,7 @@ class Replay:
             event.peer_accepted = bool(record.get("peer_accepted", True))
         self.ledger.stream_event(conn, stream, event)
 
-    def _conn_event(self, record: dict) -> None:
+    def _conn_event(self, record: dict[str, Any]) -> None:
         conn = self._conn(record)
         etype = _enum(ConnectionEventType, _field(record, "name", str), "connection event")
         event = SimpleNamespace(type=etype)

@@ -14,7 +14,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import NoReturn, Sequence
+from typing import TYPE_CHECKING, Any, Callable, NoReturn, Sequence, TypeVar
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -28,9 +28,14 @@ from .network import NetworkError, NetworkProfile
 from .outpaths import output_dir, output_file
 from .report import print_failure_rates, print_failures, print_skips, results_table
 from .outcomes import MSQUIC_PREEMPT, MSQUIC_WINDOW_MS
-from .runner import RunOptions, run_job, seeds_for, transport_for
+from .runner import RunOptions, result_json, run_job, seeds_for, transport_for
 from .scenario_spec import ScenarioSpec
 from .settings import FAULTS, MAX_WINDOW_MS, check_faults
+
+if TYPE_CHECKING:
+    from .fuzz.campaign import CampaignResult
+
+_N = TypeVar("_N", int, float)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -38,10 +43,10 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
-def _number(kind: type, ok, need: str):
+def _number(kind: Callable[[str], _N], ok: Callable[[_N], bool], need: str) -> Callable[[str], _N]:
     """An argparse type: parse ``text`` as ``kind``, then require ``ok(value)``."""
 
-    def parse(text: str):
+    def parse(text: str) -> _N:
         try:
             value = kind(text)
         except ValueError:
@@ -232,10 +237,10 @@ def _run(args: argparse.Namespace) -> int:
     if not out.is_terminal:
         out = Console(highlight=False, width=160)
     err = Console(stderr=True, highlight=False)
-    results: list[dict] = []
+    results: list[dict[str, Any]] = []
     show_progress = not args.json and out.is_terminal
 
-    def run_one(spec, seed) -> dict:
+    def run_one(spec: ScenarioSpec, seed: int) -> dict[str, Any]:
         if not args.check_determinism:
             return run_job(spec, seed, options)
         from .determinism import check_run
@@ -259,7 +264,7 @@ def _run(args: argparse.Namespace) -> int:
                 results.append(result)
                 progress.advance(task)
                 if args.json:
-                    print(json.dumps(result, default=str), flush=True)
+                    print(result_json(result), flush=True)
 
     interrupted = False
     interrupt.install()
@@ -304,8 +309,8 @@ def _run(args: argparse.Namespace) -> int:
 
             from .probes import report_lines
 
-            hits: Counter = Counter()
-            runs_hit: Counter = Counter()
+            hits: Counter[str] = Counter()
+            runs_hit: Counter[str] = Counter()
             for r in results:
                 hits.update(r.get("probes", {}))
                 runs_hit.update(r.get("probes", {}).keys())
@@ -489,7 +494,7 @@ def _fuzz(args: argparse.Namespace) -> int:
     with progress_bar:
         task = progress_bar.add_task("fuzz", total=args.runs, rate=0.0, failures=0)
 
-        def on_progress(result) -> None:
+        def on_progress(result: CampaignResult) -> None:
             progress_bar.update(task, completed=result.runs, rate=result.runs / max(result.elapsed, 1e-9),
                                 failures=sum(result.failures.values()))
 
@@ -545,7 +550,7 @@ def _fuzz(args: argparse.Namespace) -> int:
     return status
 
 
-def _campaign_json(result, faults: frozenset[str]) -> dict:
+def _campaign_json(result: CampaignResult, faults: frozenset[str]) -> dict[str, Any]:
     from .probes import PROBES
 
     return {

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.text import Text
 
 from . import api
+from . import events as ev
 from .enums import SendFlags, Status, StreamEventType, StreamShutdownFlags
 from .ledger import Ledger
 from .network import Network
@@ -45,7 +46,7 @@ class EventPrinter(Observer):
         self.console = console
         self.start = time.monotonic()
 
-    def _line(self, conn, stream, what: str, detail: str, style: str = "") -> None:
+    def _line(self, conn: Any, stream: Any, what: str, detail: str, style: str = "") -> None:
         side = conn.label.split("#")[0]
         t = Text(f"{time.monotonic() - self.start:8.3f} ", style="dim")
         t.append(f"{conn.label:<7}", style=_SIDE_STYLE.get(side, ""))
@@ -55,7 +56,7 @@ class EventPrinter(Observer):
         t.append(detail)
         self.console.print(t)
 
-    def api_call(self, conn, stream, name, status, args) -> None:
+    def api_call(self, conn: Any, stream: Any, name: str, status: Any, args: dict[str, Any]) -> None:
         shown: dict[str, Any] = {k: (v.name if isinstance(v, enum.Flag) else v) for k, v in args.items()
                                  if v is not None and k != "reason"}
         if "flags" in shown and name == "send":
@@ -66,16 +67,16 @@ class EventPrinter(Observer):
         detail = " ".join(f"{k}={v!r}" for k, v in shown.items()) + status_text
         self._line(conn, stream, f"call {name}", detail, "dim" if status is None or not status.failed else "yellow")
 
-    def stream_event(self, conn, stream, event) -> None:
+    def stream_event(self, conn: Any, stream: Any, event: Any) -> None:
         style = "bold"
         if event.type.name == "SEND_COMPLETE":
             style = "yellow" if event.canceled else "green"
         self._line(conn, stream, event.type.name, _fields(event), style)
 
-    def connection_event(self, conn, event) -> None:
+    def connection_event(self, conn: Any, event: Any) -> None:
         self._line(conn, None, f"conn {event.type.name}", _fields(event), "bold blue")
 
-    def fault_hit(self, conn, stream, fault, what) -> None:
+    def fault_hit(self, conn: Any, stream: Any, fault: str, what: str) -> None:
         self._line(conn, stream, f"FAULT {fault}", what, "bold red")
 
 
@@ -100,7 +101,7 @@ async def run_demo(console: Console, *, faults: tuple[str, ...] = (), loss: floa
         acked = asyncio.Event()
         completed: list[str] = []
 
-        def close_on_cancel(stream, event) -> None:
+        def close_on_cancel(stream: api.Stream, event: ev.AnyStreamEvent) -> None:
             # A common MsQuic pattern: give up on the stream at its first canceled send.
             # Closing from inside the worker's cancel loop is where MsQuic itself loses the
             # rest of the loop's completions (--inject reentrant-close shows it).

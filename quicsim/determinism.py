@@ -8,7 +8,7 @@ import hashlib
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from .runner import RunOptions, run_job, transport_for
 from .scenario_spec import ScenarioSpec
@@ -25,7 +25,7 @@ class DeterminismCheck:
     digests: dict[str, str] = field(default_factory=dict)  # "trace", "qlog-client", "wire", ... -> sha256
     difference: str | None = None
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"identical": self.identical, "digests": self.digests, "difference": self.difference}
 
 
@@ -78,7 +78,7 @@ def compare_runs(first: Path, second: Path, spec: ScenarioSpec, seed: int) -> De
 
 
 def check_run(spec: ScenarioSpec, seed: int, options: RunOptions | None = None,
-              run: Callable[..., dict] = run_job) -> tuple[dict, DeterminismCheck]:
+              run: Callable[..., dict[str, Any]] = run_job) -> tuple[dict[str, Any], DeterminismCheck]:
     """Run ``spec`` with ``seed`` twice and compare. The first run's files go to
     ``options.trace_dir`` when set. Returns the first run's result and the verdict."""
     options = options or RunOptions()

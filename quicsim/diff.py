@@ -22,7 +22,7 @@ class Diff:
     scenario: str
     runs: int
     faults: dict[str, list[str]]
-    outcomes: dict[str, Counter]
+    outcomes: dict[str, Counter[str]]
 
     @property
     def only(self) -> dict[str, list[str]]:
@@ -34,7 +34,7 @@ class Diff:
     def same(self) -> bool:
         return set(self.outcomes["simulator"]) == set(self.outcomes["msquic"])
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"scenario": self.scenario, "runs": self.runs, "faults": self.faults, "same": self.same,
                 "outcomes": {b: dict(self.outcomes[b].most_common()) for b in BACKENDS},
                 "only": self.only}
@@ -45,7 +45,7 @@ def diff_scenario(spec: ScenarioSpec, runs: int, faults: frozenset[str] = frozen
     """Run ``spec`` ``runs`` times on each backend (seeds from its own, or ``seed``);
     ``faults`` are injected on the simulator's side only."""
     first = spec.seed if seed is None else seed
-    outcomes: dict[str, Counter] = {b: Counter() for b in BACKENDS}
+    outcomes: dict[str, Counter[str]] = {b: Counter() for b in BACKENDS}
     for backend in BACKENDS:
         base = RunOptions(backend=backend, msquic_lib=msquic_lib, repeat=1,
                           faults=faults if backend == "simulator" else frozenset())

@@ -7,9 +7,12 @@ so handlers can switch on it the way MsQuic callbacks switch on ``Event->Type``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Union
 
 from .enums import ConnectionEventType, DatagramSendState, ReceiveFlags, Status, StreamEventType
+
+if TYPE_CHECKING:  # the handle type only; this module stays free of the API layer at run time
+    from .api import Stream
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,7 +22,7 @@ class StreamEvent:
 
 @dataclass(frozen=True, slots=True)
 class StartComplete(StreamEvent):
-    type: ClassVar = StreamEventType.START_COMPLETE
+    type: ClassVar[Literal[StreamEventType.START_COMPLETE]] = StreamEventType.START_COMPLETE
     status: Status
     id: int | None
     peer_accepted: bool
@@ -27,7 +30,7 @@ class StartComplete(StreamEvent):
 
 @dataclass(frozen=True, slots=True)
 class Receive(StreamEvent):
-    type: ClassVar = StreamEventType.RECEIVE
+    type: ClassVar[Literal[StreamEventType.RECEIVE]] = StreamEventType.RECEIVE
     absolute_offset: int
     total_buffer_length: int
     buffers: tuple[bytes, ...]
@@ -41,7 +44,7 @@ class Receive(StreamEvent):
 
 @dataclass(frozen=True, slots=True)
 class SendComplete(StreamEvent):
-    type: ClassVar = StreamEventType.SEND_COMPLETE
+    type: ClassVar[Literal[StreamEventType.SEND_COMPLETE]] = StreamEventType.SEND_COMPLETE
     canceled: bool
     client_context: Any
     #: quicsim's own id for the send (1-based per connection), for correlating traces.
@@ -92,30 +95,30 @@ def receive_buffers(absolute_offset: int, buffers: tuple[bytes, ...], total: int
 
 @dataclass(frozen=True, slots=True)
 class PeerSendShutdown(StreamEvent):
-    type: ClassVar = StreamEventType.PEER_SEND_SHUTDOWN
+    type: ClassVar[Literal[StreamEventType.PEER_SEND_SHUTDOWN]] = StreamEventType.PEER_SEND_SHUTDOWN
 
 
 @dataclass(frozen=True, slots=True)
 class PeerSendAborted(StreamEvent):
-    type: ClassVar = StreamEventType.PEER_SEND_ABORTED
+    type: ClassVar[Literal[StreamEventType.PEER_SEND_ABORTED]] = StreamEventType.PEER_SEND_ABORTED
     error_code: int
 
 
 @dataclass(frozen=True, slots=True)
 class PeerReceiveAborted(StreamEvent):
-    type: ClassVar = StreamEventType.PEER_RECEIVE_ABORTED
+    type: ClassVar[Literal[StreamEventType.PEER_RECEIVE_ABORTED]] = StreamEventType.PEER_RECEIVE_ABORTED
     error_code: int
 
 
 @dataclass(frozen=True, slots=True)
 class SendShutdownComplete(StreamEvent):
-    type: ClassVar = StreamEventType.SEND_SHUTDOWN_COMPLETE
+    type: ClassVar[Literal[StreamEventType.SEND_SHUTDOWN_COMPLETE]] = StreamEventType.SEND_SHUTDOWN_COMPLETE
     graceful: bool
 
 
 @dataclass(frozen=True, slots=True)
 class ShutdownComplete(StreamEvent):
-    type: ClassVar = StreamEventType.SHUTDOWN_COMPLETE
+    type: ClassVar[Literal[StreamEventType.SHUTDOWN_COMPLETE]] = StreamEventType.SHUTDOWN_COMPLETE
     connection_shutdown: bool = False
     app_close_in_progress: bool = False
     connection_shutdown_by_app: bool = False
@@ -126,13 +129,13 @@ class ShutdownComplete(StreamEvent):
 
 @dataclass(frozen=True, slots=True)
 class IdealSendBufferSize(StreamEvent):
-    type: ClassVar = StreamEventType.IDEAL_SEND_BUFFER_SIZE
+    type: ClassVar[Literal[StreamEventType.IDEAL_SEND_BUFFER_SIZE]] = StreamEventType.IDEAL_SEND_BUFFER_SIZE
     byte_count: int
 
 
 @dataclass(frozen=True, slots=True)
 class PeerAccepted(StreamEvent):
-    type: ClassVar = StreamEventType.PEER_ACCEPTED
+    type: ClassVar[Literal[StreamEventType.PEER_ACCEPTED]] = StreamEventType.PEER_ACCEPTED
 
 
 @dataclass(slots=True)
@@ -140,7 +143,7 @@ class CancelOnLoss:  # not a (frozen) StreamEvent subclass: its handler writes e
     """Data of a CANCEL_ON_LOSS stream was lost. The one mutable event: as in MsQuic, the
     handler may set ``error_code``, which the stream is then aborted with."""
 
-    type: ClassVar = StreamEventType.CANCEL_ON_LOSS
+    type: ClassVar[Literal[StreamEventType.CANCEL_ON_LOSS]] = StreamEventType.CANCEL_ON_LOSS
     error_code: int = 0
 
 
@@ -151,27 +154,29 @@ class ConnectionEvent:
 
 @dataclass(frozen=True, slots=True)
 class Connected(ConnectionEvent):
-    type: ClassVar = ConnectionEventType.CONNECTED
+    type: ClassVar[Literal[ConnectionEventType.CONNECTED]] = ConnectionEventType.CONNECTED
     session_resumed: bool
     negotiated_alpn: str | None
 
 
 @dataclass(frozen=True, slots=True)
 class ShutdownInitiatedByTransport(ConnectionEvent):
-    type: ClassVar = ConnectionEventType.SHUTDOWN_INITIATED_BY_TRANSPORT
+    type: ClassVar[Literal[ConnectionEventType.SHUTDOWN_INITIATED_BY_TRANSPORT]] = (
+        ConnectionEventType.SHUTDOWN_INITIATED_BY_TRANSPORT)
     status: Status
     error_code: int
 
 
 @dataclass(frozen=True, slots=True)
 class ShutdownInitiatedByPeer(ConnectionEvent):
-    type: ClassVar = ConnectionEventType.SHUTDOWN_INITIATED_BY_PEER
+    type: ClassVar[Literal[ConnectionEventType.SHUTDOWN_INITIATED_BY_PEER]] = (
+        ConnectionEventType.SHUTDOWN_INITIATED_BY_PEER)
     error_code: int
 
 
 @dataclass(frozen=True, slots=True)
 class ConnectionShutdownComplete(ConnectionEvent):
-    type: ClassVar = ConnectionEventType.SHUTDOWN_COMPLETE
+    type: ClassVar[Literal[ConnectionEventType.SHUTDOWN_COMPLETE]] = ConnectionEventType.SHUTDOWN_COMPLETE
     handshake_completed: bool
     peer_acknowledged_shutdown: bool
     app_close_in_progress: bool
@@ -179,14 +184,14 @@ class ConnectionShutdownComplete(ConnectionEvent):
 
 @dataclass(frozen=True, slots=True)
 class PeerStreamStarted(ConnectionEvent):
-    type: ClassVar = ConnectionEventType.PEER_STREAM_STARTED
-    stream: Any  # quicsim.Stream; Any to keep this module free of the API layer
+    type: ClassVar[Literal[ConnectionEventType.PEER_STREAM_STARTED]] = ConnectionEventType.PEER_STREAM_STARTED
+    stream: Stream
     flags: int
 
 
 @dataclass(frozen=True, slots=True)
 class StreamsAvailable(ConnectionEvent):
-    type: ClassVar = ConnectionEventType.STREAMS_AVAILABLE
+    type: ClassVar[Literal[ConnectionEventType.STREAMS_AVAILABLE]] = ConnectionEventType.STREAMS_AVAILABLE
     bidirectional_count: int
     unidirectional_count: int
 
@@ -195,14 +200,15 @@ class StreamsAvailable(ConnectionEvent):
 class DatagramStateChanged(ConnectionEvent):
     """Whether datagrams can be sent, and how long one may be (QuicDatagramOnSendStateChanged):
     raised when the peer's transport parameters arrive."""
-    type: ClassVar = ConnectionEventType.DATAGRAM_STATE_CHANGED
+    type: ClassVar[Literal[ConnectionEventType.DATAGRAM_STATE_CHANGED]] = ConnectionEventType.DATAGRAM_STATE_CHANGED
     send_enabled: bool
     max_send_length: int
 
 
 @dataclass(frozen=True, slots=True)
 class DatagramSendStateChanged(ConnectionEvent):
-    type: ClassVar = ConnectionEventType.DATAGRAM_SEND_STATE_CHANGED
+    type: ClassVar[Literal[ConnectionEventType.DATAGRAM_SEND_STATE_CHANGED]] = (
+        ConnectionEventType.DATAGRAM_SEND_STATE_CHANGED)
     client_context: Any
     state: DatagramSendState
     #: quicsim's own id for the datagram (1-based per connection), for correlating traces.
@@ -211,6 +217,18 @@ class DatagramSendStateChanged(ConnectionEvent):
 
 @dataclass(frozen=True, slots=True)
 class DatagramReceived(ConnectionEvent):
-    type: ClassVar = ConnectionEventType.DATAGRAM_RECEIVED
+    type: ClassVar[Literal[ConnectionEventType.DATAGRAM_RECEIVED]] = ConnectionEventType.DATAGRAM_RECEIVED
     buffer: bytes
     flags: ReceiveFlags = ReceiveFlags.NONE
+
+
+#: Every stream event a handler can receive: ``event.type`` tells which, and type checkers
+#: narrow on it (``if event.type is StreamEventType.SEND_COMPLETE: event.canceled``).
+AnyStreamEvent = Union[StartComplete, Receive, SendComplete, PeerSendShutdown, PeerSendAborted,
+                       PeerReceiveAborted, SendShutdownComplete, ShutdownComplete, IdealSendBufferSize,
+                       PeerAccepted, CancelOnLoss]
+
+#: Every connection event a handler can receive, narrowed on ``event.type`` the same way.
+AnyConnectionEvent = Union[Connected, ShutdownInitiatedByTransport, ShutdownInitiatedByPeer,
+                           ConnectionShutdownComplete, PeerStreamStarted, StreamsAvailable,
+                           DatagramStateChanged, DatagramSendStateChanged, DatagramReceived]

@@ -1,11 +1,14 @@
 """Read a JSON Lines trace and tell the life of each send: accepted -> handed to the
-transport -> completed (acknowledged or canceled) or leaked, leaks first, each with what
-happened on its stream around the time it was accepted and the shutdown it raced with."""
+transport -> completed (acknowledged or canceled) or leaked, leaks first, each with its cause
+as far as the trace tells (the fault that fired, the close that left its completion nowhere to
+go), the call it raced with and what happened on its stream around the time it was accepted."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .loader import UsageError
 from .trace import BadTraceLine, json_records
@@ -24,12 +27,30 @@ class SendLife:
     accepted_t: float
     accepted_index: int
     queued_t: float | None = None
-    range: list | None = None
+    range: list[Any] | None = None
     complete_t: float | None = None
     canceled: bool | None = None
-    leak: dict | None = None
-    raced_with: dict | None = None
-    context: list[dict] = field(default_factory=list)
+    leak: dict[str, Any] | None = None
+    raced_with: dict[str, Any] | None = None
+    #: why it leaked, as far as the trace tells: the injected fault that fired on its stream,
+    #: the StreamClose that detached the handler, its discarded SEND_COMPLETE
+    fault: dict[str, Any] | None = None
+    closed_by: dict[str, Any] | None = None
+    discarded: dict[str, Any] | None = None
+    context: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def cause(self) -> str | None:
+        """The leak's cause in one line, or None when the trace shows none."""
+        parts = []
+        if self.fault is not None:
+            parts.append(f"injected fault {self.fault.get('name')}: {self.fault.get('what', '')}".rstrip(": "))
+        if self.closed_by is not None:
+            parts.append(f"{call_text(self.closed_by)} at t={self.closed_by['t']:.6f} detached the stream's handler")
+        if self.discarded is not None:
+            parts.append(f"its SEND_COMPLETE (canceled={self.discarded.get('canceled')}) was discarded "
+                         f"at t={self.discarded['t']:.6f}: no handler was left to deliver it to")
+        return "; ".join(parts) or None
 
     @property
     def key(self) -> str:
@@ -43,7 +64,7 @@ class SendLife:
 @dataclass
 class Analysis:
     path: str
-    records: list[dict]
+    records: list[dict[str, Any]]
     sends: list[SendLife]
     leaks: list[SendLife]
     violations: list[str]
@@ -62,7 +83,7 @@ class Analysis:
             return "FAILED"
         return "pass" if self.expect == "ok" else f"expected {self.expect} caught"
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         accepted = [s for s in self.sends if s.status == "PENDING"]
         done = [s for s in accepted if s.complete_t is not None]
         return {
@@ -76,7 +97,7 @@ class Analysis:
         }
 
 
-def load_trace(path: str | Path) -> list[dict]:
+def load_trace(path: str | Path) -> list[dict[str, Any]]:
     records = []
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
@@ -95,16 +116,46 @@ def load_trace(path: str | Path) -> list[dict]:
     return records
 
 
-def _is_shutdown_like(r: dict) -> bool:
+def _is_shutdown_like(r: dict[str, Any]) -> bool:
     if r["kind"] == "call" and r["name"] in ("shutdown", "close", "connection_shutdown"):
         return True
     return r["kind"] == "call" and r["name"] == "send" and "FIN" in str(r.get("flags", ""))
 
 
-def analyze(records: list[dict], path: str = "") -> Analysis:
+def call_text(r: dict[str, Any]) -> str:
+    """A call record as the application wrote it: ``close()``, ``shutdown(GRACEFUL)``, and
+    the handler it was made from."""
+    flags = r.get("flags")
+    text = f"{r.get('name')}({flags if flags not in (None, 'NONE') else ''})"
+    if r.get("in_handler"):
+        text += f" from the handler of {r['in_handler']}"
+    return text
+
+
+def _find_cause(life: SendLife, records: list[dict[str, Any]], indices: list[int]) -> None:
+    """Fill ``life``'s cause from its stream's records: the fault that fired (the one that
+    names the send, else the stream's first), its discarded SEND_COMPLETE and the last
+    StreamClose before that discard."""
+    named = re.compile(rf"\bsends? {life.send_id}\b")
+    faults = [records[i] for i in indices if records[i]["kind"] == "fault"]
+    if not faults:  # a fault of the connection (no stream named)
+        faults = [r for r in records if r["kind"] == "fault" and r.get("conn") == life.conn
+                  and r.get("stream_handle") is None]
+    life.fault = next((r for r in faults if named.search(str(r.get("what", "")))), faults[0] if faults else None)
+    for i in indices:
+        r = records[i]
+        if r["kind"] == "discarded" and r.get("name") == "SEND_COMPLETE" and r.get("send_id") == life.send_id:
+            life.discarded = r
+            closes = [records[j] for j in indices if j < i and records[j]["kind"] == "call"
+                      and records[j].get("name") == "close"]
+            life.closed_by = closes[-1] if closes else None
+            break
+
+
+def analyze(records: list[dict[str, Any]], path: str = "") -> Analysis:
     sends: dict[str, SendLife] = {}
-    by_stream: dict[tuple, list[int]] = {}
-    stream_ids: dict[tuple, int] = {}
+    by_stream: dict[tuple[Any, ...], list[int]] = {}
+    stream_ids: dict[tuple[Any, ...], int] = {}
     for index, r in enumerate(records):
         if "stream_handle" in r and "conn" in r:
             by_stream.setdefault((r["conn"], r["stream_handle"]), []).append(index)
@@ -137,12 +188,15 @@ def analyze(records: list[dict], path: str = "") -> Analysis:
                 leaks.append(leaked)
     for life in leaks:
         indices = by_stream.get((life.conn, life.stream_handle), [])
+        _find_cause(life, records, indices)
         nearby = [records[i] for i in indices if i != life.accepted_index]
         shutdowns = [r for r in nearby if _is_shutdown_like(r)]
         conn_shutdowns = [r for r in records if r["kind"] == "call" and r.get("name") == "connection_shutdown"
                           and r.get("conn") == life.conn]
         candidates = shutdowns or conn_shutdowns
-        if candidates:
+        if life.closed_by is not None:
+            life.raced_with = life.closed_by  # the close that left its completion nowhere to go
+        elif candidates:
             life.raced_with = min(candidates, key=lambda r: abs(r["t"] - life.accepted_t))
         before = [records[i] for i in indices if i < life.accepted_index][-6:]
         after = [records[i] for i in indices if i > life.accepted_index][:8]
@@ -157,7 +211,7 @@ def analyze(records: list[dict], path: str = "") -> Analysis:
                     passed=verdict.get("passed") if verdict else None)
 
 
-def describe(r: dict) -> str:
+def describe(r: dict[str, Any]) -> str:
     """One trace record as a short line."""
     where = f"{r.get('conn', '')} stream {r.get('stream_id', '-')}" if "conn" in r else "network"
     if r["kind"] == "preempt":
@@ -184,6 +238,8 @@ def _life_lines(life: SendLife) -> list[str]:
         lines.append(f"  complete  t={life.complete_t:.6f} SEND_COMPLETE canceled={life.canceled}")
     elif life.leak is not None:
         lines.append(f"  LEAKED    no SEND_COMPLETE; detected {life.leak.get('detected', '')}")
+        if life.cause is not None:
+            lines.append(f"  cause     {life.cause}")
     else:
         lines.append("  pending   no SEND_COMPLETE yet when the trace ends")
     return lines
@@ -212,8 +268,7 @@ def explain_text(analysis: Analysis, send: str | None = None) -> str:
         out += _life_lines(life)[1:]
         if life.raced_with is not None:
             r = life.raced_with
-            out.append(f"  raced with: {r['name']}({r.get('flags', '')}) on {r['conn']} at t={r['t']:.6f} "
-                       f"-> {r.get('status')}")
+            out.append(f"  raced with: {call_text(r)} on {r['conn']} at t={r['t']:.6f} -> {r.get('status')}")
         out.append("  around it on that stream:")
         out += ["    " + describe(r) for r in life.context]
     for text in analysis.violations:

@@ -9,10 +9,11 @@ through the loop cannot.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from types import FrameType
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterator, TypeVar
 
 if TYPE_CHECKING:  # asyncio is imported when needed: this module must load fast (see exit_quietly)
     import asyncio
@@ -32,6 +33,8 @@ class _State:
         self.loop: "asyncio.AbstractEventLoop | None" = None
         self.previous: Any = None
         self.on_first: Callable[[], None] | None = None
+        #: the watchdog of the scenario body running now (loop_watchdog), if any
+        self.watchdog: Any = None
 
 
 _state = _State()
@@ -47,6 +50,9 @@ def _on_sigint(signum: int, frame: FrameType | None) -> None:
     task, loop = _state.task, _state.loop
     if task is not None and loop is not None and not task.done() and not loop.is_closed():
         loop.call_soon_threadsafe(_keep_cancelling, task, loop)
+    if _state.watchdog is not None:
+        # A body that does not yield would never see the cancellation: stopped in place.
+        _state.watchdog.request_stop()
 
 
 def _keep_cancelling(task: "asyncio.Task[Any]", loop: "asyncio.AbstractEventLoop") -> None:
@@ -81,6 +87,16 @@ def uninstall() -> None:
         signal.signal(signal.SIGINT, _state.previous)
         _state.installed = False
     _state.on_first = None
+
+
+@contextlib.contextmanager
+def watching(watchdog: Any) -> Iterator[None]:
+    """While a scenario body runs: Ctrl-C stops a body that keeps the loop from turning."""
+    _state.watchdog = watchdog
+    try:
+        yield
+    finally:
+        _state.watchdog = None
 
 
 def requested() -> bool:

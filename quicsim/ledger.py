@@ -20,13 +20,19 @@ All checks are O(1) amortized per call or event.
 
 from __future__ import annotations
 
+import functools
 import threading
-from typing import Any
+import weakref
+from typing import TYPE_CHECKING, Any, Callable
 
+from .contexts import context_text
 from .core.state import ONCE_EVENTS, PHASE_TEXT, event_allowed
 from .enums import ConnectionEventType, SendFlags, Status, StreamEventType, StreamShutdownFlags
 from .observer import Observer
 from .send_order import Entry, Send, SendBook, context_key, send_of
+
+if TYPE_CHECKING:
+    from .events import DatagramSendStateChanged, SendComplete
 
 _SEND_COMPLETE = StreamEventType.SEND_COMPLETE
 _RECEIVE = StreamEventType.RECEIVE
@@ -57,33 +63,53 @@ def _odcid(conn: Any) -> Any:
     return getattr(quic, "original_destination_connection_id", None)
 
 
-class _ConnRecord:
-    __slots__ = ("conn", "label", "odcid", "is_client", "received", "live", "sends_called", "event_thread",
-                 "streams", "peer", "buffering", "completed")
+def _ref(obj: Any, gone: Callable[[Any], object]) -> Callable[[], Any]:
+    """A weak reference to ``obj`` calling ``gone`` when it is freed: the ledger keeps what
+    it needs to judge, never the connections and streams themselves (a long-lived
+    listener's memory stays bounded). Objects that cannot be weakly referenced (a
+    replayed history's) are held: their owner keeps them anyway."""
+    try:
+        return weakref.ref(obj, gone)
+    except TypeError:
+        return lambda: obj
 
-    def __init__(self, conn: Any) -> None:
-        self.conn = conn  # kept alive so ids stay unique
+
+class _ConnRecord:
+    __slots__ = ("ref", "key", "label", "odcid", "is_client", "received", "live", "sends_called", "event_thread",
+                 "streams", "peer", "buffering", "completed", "datagrams", "datagrams_done")
+
+    def __init__(self, conn: Any, gone: Callable[[_ConnRecord, Any], None]) -> None:
+        self.ref = _ref(conn, functools.partial(gone, self))
+        self.key = id(conn)
         self.label = conn.label
         self.odcid = _odcid(conn)
         self.is_client = getattr(conn, "is_client", None)
-        self.received: dict[int, list] = {}  # stream id -> [bytes delivered by the stack, FIN]
+        self.received: dict[int, list[Any]] = {}  # stream id -> [bytes delivered by the stack, FIN]
         self.live = True  # no ConnectionShutdown call, no shutdown initiated or completed
         self.sends_called = 0
         #: the thread events are delivered on (the worker's), once one was seen
         self.event_thread: int | None = None
-        self.streams: dict[int, Any] = {}  # id(stream) -> stream
+        self.streams: dict[int, _StreamRecord] = {}  # id(stream) -> its record
         self.peer: _ConnRecord | None = None  # the other end, once this ledger has seen it
         #: send buffering on (or unknown): acknowledged completions are not witnessed then,
         #: and a late run may split (send_order.SendBook._overtaken)
         self.buffering = _buffering(conn)
         self.completed = False  # the connection's SHUTDOWN_COMPLETE was delivered
+        #: accepted datagrams without a final state yet (datagram id -> fields), and those done
+        self.datagrams: dict[int, dict[str, Any]] = {}
+        self.datagrams_done: set[int] = set()
+
+    @property
+    def conn(self) -> Any:
+        return self.ref()
 
 
 class _StreamRecord:
     __slots__ = ("book", "started", "start_requested", "start_indicated", "peer_accepted", "shutdown_complete", "seen_once",
-                 "conn", "stream", "local", "closed", "start_calls")
+                 "conn", "ref", "key", "local", "closed", "start_calls", "last_id", "handle")
 
-    def __init__(self, conn: _ConnRecord, stream: Any, local: bool) -> None:
+    def __init__(self, conn: _ConnRecord, stream: Any, local: bool,
+                 gone: Callable[[_StreamRecord, Any], None]) -> None:
         self.book = SendBook()
         self.book.buffering = conn.buffering
         self.started = False
@@ -91,12 +117,29 @@ class _StreamRecord:
         self.start_indicated = False  # START_COMPLETE delivered, even with a failure
         self.peer_accepted = True
         self.shutdown_complete = False
-        self.seen_once: set = set()
+        self.seen_once: set[Any] = set()
         self.conn = conn
-        self.stream = stream
+        self.ref = _ref(stream, functools.partial(gone, self))
+        self.key = id(stream)
         self.local = local
         self.closed = False
         self.start_calls = 0  # StreamStart calls (and START sends) that were accepted
+        #: the stream's id when last seen (for what is judged once the stream is freed)
+        self.last_id: int | None = stream.id
+        self.handle: Any = stream.handle
+
+    @property
+    def stream(self) -> Any:
+        return self.ref()
+
+    @property
+    def stream_id(self) -> int | None:
+        """The stream's id (None before it started), also once the stream was freed."""
+        stream = self.ref()
+        if stream is None:
+            return self.last_id
+        self.last_id = stream.id
+        return self.last_id
 
 
 class Ledger(Observer):
@@ -107,12 +150,15 @@ class Ledger(Observer):
         self.rejected = 0
         self.completions = 0
         self.canceled = 0
-        self.leaks: list[dict] = []
+        self.leaks: list[dict[str, Any]] = []
         self.violations: list[str] = []
-        self.stalled: list[dict] = []
-        self._conns: dict[int, _ConnRecord] = {}  # id(conn) -> record
+        self.stalled: list[dict[str, Any]] = []
+        # Records of the connections and streams still alive, by id(): a record goes when
+        # its object is freed (_conn_gone, _stream_gone), so an id is never reused while
+        # its record is here.
+        self._conns: dict[int, _ConnRecord] = {}
         self._by_odcid: dict[Any, list[_ConnRecord]] = {}
-        self._streams: dict[int, _StreamRecord] = {}  # id(stream) -> record
+        self._streams: dict[int, _StreamRecord] = {}
         self._pending = 0
         # The stream of the last send call and its record: one stream usually makes many
         # sends in a row, so the per-send hooks skip the lookup by id.
@@ -120,9 +166,7 @@ class Ledger(Observer):
         self._hot_record: _StreamRecord | None = None
         # Datagrams: each accepted one must reach exactly one final state.
         self.datagrams = 0
-        self.datagram_leaks: list[dict] = []
-        self._datagrams: dict[tuple[int, int], dict] = {}
-        self._datagrams_done: set[tuple[int, int]] = set()
+        self.datagram_leaks: list[dict[str, Any]] = []
         # API calls may come from any thread, events from the loop's: one lock for both.
         self._lock = threading.RLock()
 
@@ -131,7 +175,7 @@ class Ledger(Observer):
     def _conn(self, conn: Any) -> _ConnRecord:
         record = self._conns.get(id(conn))
         if record is None:
-            record = self._conns[id(conn)] = _ConnRecord(conn)
+            record = self._conns[id(conn)] = _ConnRecord(conn, self._conn_gone)
             if record.odcid is not None:
                 self._by_odcid.setdefault(record.odcid, []).append(record)
                 # Pair the two ends once, when the second is seen, for the wire witness.
@@ -145,20 +189,46 @@ class Ledger(Observer):
         record = self._streams.get(id(stream))
         if record is None:
             owner = self._conn(conn)
-            record = self._streams[id(stream)] = _StreamRecord(owner, stream, local)
-            owner.streams[id(stream)] = stream
+            record = self._streams[id(stream)] = _StreamRecord(owner, stream, local, self._stream_gone)
+            owner.streams[id(stream)] = record
         return record
 
+    def _conn_gone(self, record: _ConnRecord, _ref: Any) -> None:
+        """A connection was freed: forget its record (a watched peer keeps it, finished)."""
+        with self._lock:
+            if self._conns.get(record.key) is record:
+                del self._conns[record.key]
+            same = self._by_odcid.get(record.odcid)
+            if same is not None and record in same:
+                same.remove(record)
+                if not same:
+                    del self._by_odcid[record.odcid]
+
+    def _stream_gone(self, record: _StreamRecord, _ref: Any) -> None:
+        """A stream was freed: forget its record. Its pending sends can complete no more:
+        judged as the end of the run would have judged them (judge_unclosed)."""
+        with self._lock:
+            if self._streams.get(record.key) is record:
+                del self._streams[record.key]
+            owner = record.conn
+            if owner.streams.get(record.key) is record:
+                del owner.streams[record.key]
+            self._judge_unclosed(record)
+            # Freed while the core still owed it a SEND_COMPLETE: it can never come now.
+            self._leak_check(record, "when its stream was freed, never completed")
+
     def _where(self, record: _StreamRecord) -> str:
-        return f"{record.conn.label} stream {self._name(record.stream)}"
+        return f"{record.conn.label} stream {self._name(record)}"
 
     @staticmethod
-    def _name(stream) -> str:
-        return f"id={stream.id}" if stream.id is not None else f"handle={stream.handle}"
+    def _name(record: _StreamRecord) -> str:
+        stream_id = record.stream_id
+        return f"id={stream_id}" if stream_id is not None else f"handle={record.handle}"
 
     # ------------------------------------------------------------ observer hooks
 
-    def send_call(self, conn, stream, send_id, status, length, flags, client_context) -> None:
+    def send_call(self, conn: Any, stream: Any, send_id: int, status: Any, length: int, flags: int,
+                  client_context: Any) -> None:
         # acquire/release rather than `with`: half the cost, on a path taken per send
         self._lock.acquire()
         try:
@@ -185,14 +255,14 @@ class Ledger(Observer):
         finally:
             self._lock.release()
 
-    def api_call(self, conn, stream, name, status, args) -> None:
+    def api_call(self, conn: Any, stream: Any, name: str, status: Any, args: dict[str, Any]) -> None:
         with self._lock:
             self._api_call(conn, stream, name, status, args)
 
-    def send_queued(self, conn, stream, send_id, offset, end, fin) -> None:
+    def send_queued(self, conn: Any, stream: Any, send_id: int, offset: int, end: int, fin: bool) -> None:
         self.sends_queued(conn, stream, [(send_id, offset, end, fin)])
 
-    def sends_queued(self, conn, stream, queued) -> None:
+    def sends_queued(self, conn: Any, stream: Any, queued: list[tuple[int, int, int, bool]]) -> None:
         self._lock.acquire()
         try:
             record = self._hot_record if stream is self._hot_stream else self._streams.get(id(stream))
@@ -212,7 +282,7 @@ class Ledger(Observer):
         finally:
             self._lock.release()
 
-    def stream_data_received(self, conn, stream, stream_id, length, fin) -> None:
+    def stream_data_received(self, conn: Any, stream: Any, stream_id: int, length: int, fin: bool) -> None:
         # Per packet, and without the lock once the connection is known: only this
         # connection's worker writes its counts, and the peer's wire witness reads whole
         # values (the ACK it judges left this side after the count was added).
@@ -228,7 +298,7 @@ class Ledger(Observer):
             if fin:
                 received[1] = True
 
-    def stream_event(self, conn, stream, event) -> None:
+    def stream_event(self, conn: Any, stream: Any, event: Any) -> None:
         if event.type is _RECEIVE:
             # Per packet, nothing to record on a live, started stream: decided without the
             # lock, from fields only this connection's worker writes (records are never removed).
@@ -258,11 +328,11 @@ class Ledger(Observer):
         finally:
             self._lock.release()
 
-    def connection_event(self, conn, event) -> None:
+    def connection_event(self, conn: Any, event: Any) -> None:
         with self._lock:
             self._connection_event(conn, event)
 
-    def _api_call(self, conn, stream, name, status, args) -> None:
+    def _api_call(self, conn: Any, stream: Any, name: str, status: Any, args: dict[str, Any]) -> None:
         if name == "send":  # a replayed history (quicsim check); the lock is re-entrant
             self.send_call(conn, stream, args["send_id"], status, args["bytes"], args["flags"],
                            args["client_context"])
@@ -286,13 +356,13 @@ class Ledger(Observer):
             self._conn(conn).live = False
         elif name == "send_datagram" and status is Status.PENDING:
             self.datagrams += 1
-            self._conn(conn)
-            self._datagrams[(id(conn), args["datagram_id"])] = {
+            self._conn(conn).datagrams[args["datagram_id"]] = {
                 "connection": conn.label, "datagram_id": args["datagram_id"],
-                "client_context": repr(args["client_context"]), "bytes": args["bytes"]}
+                "client_context": context_text(args["client_context"]), "bytes": args["bytes"]}
 
-    def _stream_event(self, conn, stream, event) -> None:
+    def _stream_event(self, conn: Any, stream: Any, event: Any) -> None:
         record = self._streams.get(id(stream)) or self._record(conn, stream)
+        record.last_id = stream.id  # what is judged once the stream is freed names it
         if record.conn.event_thread is None:
             record.conn.event_thread = threading.get_ident()
         etype = event.type
@@ -321,22 +391,23 @@ class Ledger(Observer):
             self._leak_check(record, "at its SHUTDOWN_COMPLETE")
             record.shutdown_complete = True
 
-    def _datagram_state(self, conn, event) -> None:
-        key = (id(conn), event.datagram_id)
+    def _datagram_state(self, conn: Any, event: DatagramSendStateChanged) -> None:
+        owner = self._conn(conn)
+        key = event.datagram_id
         final = event.state.name in ("ACKNOWLEDGED", "ACKNOWLEDGED_SPURIOUS", "LOST_DISCARDED", "CANCELED")
-        if key in self._datagrams_done:
+        if key in owner.datagrams_done:
             self.violations.append(f"{conn.label}: datagram {event.datagram_id} got {event.state.name} "
                                    f"after its final state")
-        elif key not in self._datagrams:
+        elif key not in owner.datagrams:
             self.violations.append(f"{conn.label}: {event.state.name} for unknown datagram {event.datagram_id}")
         elif final:
-            del self._datagrams[key]
-            self._datagrams_done.add(key)
+            del owner.datagrams[key]
+            owner.datagrams_done.add(key)
 
     def _violation(self, record: _StreamRecord, text: str) -> None:
         self.violations.append(f"{self._where(record)}: {text}")
 
-    def _connection_event(self, conn, event) -> None:
+    def _connection_event(self, conn: Any, event: Any) -> None:
         owner = self._conn(conn)
         if owner.event_thread is None:
             owner.event_thread = threading.get_ident()
@@ -354,8 +425,7 @@ class Ledger(Observer):
             record.started = True
         elif etype is ConnectionEventType.SHUTDOWN_COMPLETE:
             owner.completed = True
-            for stream in list(owner.streams.values()):
-                record = self._streams[id(stream)]
+            for record in list(owner.streams.values()):
                 if record.started and not record.shutdown_complete and not record.closed:
                     if getattr(event, "app_close_in_progress", False):
                         # ConnectionClose from a stream's callback during the connection's
@@ -364,17 +434,17 @@ class Ledger(Observer):
                         continue
                     self.violations.append(
                         f"{conn.label}: connection SHUTDOWN_COMPLETE before stream "
-                        f"{self._name(stream)}'s SHUTDOWN_COMPLETE")
+                        f"{self._name(record)}'s SHUTDOWN_COMPLETE")
                 if self._never_started(record) and not record.closed:
                     continue  # MsQuic cancels its sends at StreamClose, not before
                 self._leak_check(record, "at its connection's SHUTDOWN_COMPLETE")
-            for key in [k for k in self._datagrams if k[0] == id(conn)]:
-                self.datagram_leaks.append({**self._datagrams.pop(key), "detected": "at its connection's "
-                                                                               "SHUTDOWN_COMPLETE"})
+            for fields in owner.datagrams.values():
+                self.datagram_leaks.append({**fields, "detected": "at its connection's SHUTDOWN_COMPLETE"})
+            owner.datagrams.clear()
 
     # ------------------------------------------------------------ checks
 
-    def _on_send_complete(self, record: _StreamRecord, event) -> None:
+    def _on_send_complete(self, record: _StreamRecord, event: SendComplete) -> None:
         self.completions += 1
         canceled = event.canceled
         if canceled:
@@ -423,7 +493,7 @@ class Ledger(Observer):
         peer = owner.peer  # None: the peer is not watched by this ledger, nothing to compare with
         if owner.buffering or peer is None:
             return
-        stream_id = record.stream.id
+        stream_id = record.stream_id
         if stream_id is None:
             return
         received = peer.received.get(stream_id) or (0, False)
@@ -460,7 +530,7 @@ class Ledger(Observer):
         # A failed start (START_COMPLETE with an error) leaves it out of MsQuic's stream
         # table as well: its sends still wait for StreamClose. A second StreamStart beside
         # a failed one may start it with no START_COMPLETE: then it has its stream id.
-        return record.local and not record.started and getattr(record.stream, "id", None) is None
+        return record.local and not record.started and record.stream_id is None
 
     def teardown(self) -> None:
         self.judge_unclosed()
@@ -472,11 +542,14 @@ class Ledger(Observer):
         sends still pending on a started stream of a finished connection."""
         with self._lock:
             for record in list(self._streams.values()):
-                if self._never_started(record):
-                    if not record.closed:
-                        self._leak_check(record, "on a never-started stream whose handle was never closed")
-                elif record.conn.completed:
-                    self._leak_check(record, "after its connection's SHUTDOWN_COMPLETE, never completed")
+                self._judge_unclosed(record)
+
+    def _judge_unclosed(self, record: _StreamRecord) -> None:
+        if self._never_started(record):
+            if not record.closed:
+                self._leak_check(record, "on a never-started stream whose handle was never closed")
+        elif record.conn.completed:
+            self._leak_check(record, "after its connection's SHUTDOWN_COMPLETE, never completed")
 
     def _peer(self, owner: _ConnRecord) -> _ConnRecord | None:
         """The other end of ``owner`` when this ledger watches it too."""
@@ -490,15 +563,14 @@ class Ledger(Observer):
             self._pending -= 1
             self.leaks.append(self._send_fields(record, send, when))
 
-    def _send_fields(self, record: _StreamRecord, send: Send, when: str) -> dict:
-        stream = record.stream
+    def _send_fields(self, record: _StreamRecord, send: Send, when: str) -> dict[str, Any]:
         return {
             "connection": record.conn.label,
-            "stream_id": stream.id,
-            "stream_handle": stream.handle,
+            "stream_id": record.stream_id,
+            "stream_handle": record.handle,
             "send": send.seq,
             "send_id": send.send_id,
-            "client_context": repr(send.client_context),
+            "client_context": context_text(send.client_context),
             "bytes": send.length,
             "flags": SendFlags(send.flags).name or "NONE",
             "detected": when,
@@ -513,9 +585,10 @@ class Ledger(Observer):
         by DELAY_SEND."""
         with self._lock:
             out = []
-            for record in self._streams.values():
-                if self._stalled_sends(record):
-                    out.append((record.conn.conn, record.stream))
+            for record in list(self._streams.values()):
+                conn, stream = record.conn.conn, record.stream
+                if conn is not None and stream is not None and self._stalled_sends(record):
+                    out.append((conn, stream))
             return out
 
     def _stalled_sends(self, record: _StreamRecord) -> list[Send]:
@@ -532,29 +605,29 @@ class Ledger(Observer):
         flushed = record.book.flushed_seq
         return [send for send in pending if not (send.flags & _DELAY_SEND and send.seq > flushed)]
 
-    def mark_stalled(self, when: str = "still pending after the liveness deadline") -> list[dict]:
+    def mark_stalled(self, when: str = "still pending after the liveness deadline") -> list[dict[str, Any]]:
         """Report every send that should have completed by now as **stalled** (call it
         after healing the network and waiting a deadline). Returns the new findings."""
         with self._lock:
             found = [self._send_fields(record, send, when)
-                     for record in self._streams.values() for send in self._stalled_sends(record)]
+                     for record in list(self._streams.values()) for send in self._stalled_sends(record)]
             self.stalled.extend(found)
             return found
 
     # ------------------------------------------------------------ results
 
-    def pending_sends(self) -> list[dict]:
+    def pending_sends(self) -> list[dict[str, Any]]:
         """Accepted sends still waiting for their SEND_COMPLETE, oldest first per stream."""
         with self._lock:
             return [{
                 "connection": record.conn.label,
-                "stream_id": record.stream.id,
-                "stream_handle": record.stream.handle,
+                "stream_id": record.stream_id,
+                "stream_handle": record.handle,
                 "send": send.seq,
                 "send_id": send.send_id,
-                "client_context": repr(send.client_context),
+                "client_context": context_text(send.client_context),
                 "bytes": send.length,
-            } for record in self._streams.values() for send in record.book.pending()]
+            } for record in list(self._streams.values()) for send in record.book.pending()]
 
     @property
     def pending(self) -> int:
@@ -565,7 +638,7 @@ class Ledger(Observer):
     def ok(self) -> bool:
         return not self.leaks and not self.violations and not self.datagram_leaks and not self.stalled
 
-    def report(self) -> dict:
+    def report(self) -> dict[str, Any]:
         """Counts, leaks, stalled sends and violations as a plain dict (JSON-ready)."""
         return {
             "ok": self.ok,

@@ -5,6 +5,7 @@ reported by the ledger as **stalled** (a finding of its own, separate from leaks
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from .enums import StreamEventType
 from .ledger import Ledger
@@ -26,7 +27,7 @@ def heal(network: Network) -> None:
     network._record("heal", {})
 
 
-async def liveness_phase(ledger: Ledger, network: Network, seconds: float) -> list[dict]:
+async def liveness_phase(ledger: Ledger, network: Network, seconds: float) -> list[dict[str, Any]]:
     """Heal, wait (event-driven, at most ``seconds``) until no send that should complete
     is pending, then mark the rest stalled. Returns the stalled findings."""
     loop = asyncio.get_running_loop()

@@ -14,7 +14,7 @@ from typing import Any
 class Observer:
     """Base class with a no-op for every notification; override what you need."""
 
-    def api_call(self, conn: Any, stream: Any, name: str, status: Any, args: dict) -> None:
+    def api_call(self, conn: Any, stream: Any, name: str, status: Any, args: dict[str, Any]) -> None:
         """An API call returned ``status`` (None for calls that return nothing)."""
 
     def send_call(self, conn: Any, stream: Any, send_id: int, status: Any, length: int, flags: int,
@@ -44,7 +44,7 @@ class Observer:
         """The worker runs now, at the preemption point after the API call ``call``
         (``Settings.preempt``); the operations it applies are reported next."""
 
-    def network_window(self, conn: Any, stream: Any, call: str, seconds: float, let_through: dict) -> None:
+    def network_window(self, conn: Any, stream: Any, call: str, seconds: float, let_through: dict[str, int]) -> None:
         """The preemption point after ``call`` let the network in for ``seconds`` of virtual
         time (``Settings.preempt_window_ms``); ``let_through`` counts what ran in it:
         datagrams delivered ``to_server`` / ``to_client`` and ``timers`` fired."""

@@ -28,7 +28,7 @@ _SKIPPED = (_S.RECEIVE, _S.IDEAL_SEND_BUFFER_SIZE)
 
 
 def _token(event: Any) -> str:
-    t = event.type
+    t: StreamEventType = event.type
     if t is _S.SEND_COMPLETE:
         return f"{event.client_context}{'c' if event.canceled else 'a'}"
     if t is _S.START_COMPLETE:
@@ -62,18 +62,19 @@ class OutcomeRecorder(Observer):
             self._refused[name], self._events[name] = [], []
         return name
 
-    def send_call(self, conn, stream, send_id, status, length, flags, client_context) -> None:
+    def send_call(self, conn: Any, stream: Any, send_id: int, status: Any, length: int, flags: int,
+                  client_context: Any) -> None:
         with self._lock:
             name = self._name(conn, stream)
             if name is not None and status is not Status.PENDING:
                 self._refused[name].append(f"{client_context}={getattr(status, 'name', status)}")
 
-    def api_call(self, conn, stream, name, status, args) -> None:
+    def api_call(self, conn: Any, stream: Any, name: str, status: Any, args: dict[str, Any]) -> None:
         if name == "open_stream" and status is Status.SUCCESS:
             with self._lock:
                 self._name(conn, stream)
 
-    def stream_event(self, conn, stream, event) -> None:
+    def stream_event(self, conn: Any, stream: Any, event: Any) -> None:
         if event.type in _SKIPPED:
             return
         with self._lock:
@@ -81,7 +82,7 @@ class OutcomeRecorder(Observer):
             if name is not None:
                 self._events[name].append(_token(event))
 
-    def outcome(self, result: dict) -> str:
+    def outcome(self, result: dict[str, Any]) -> str:
         """The run's outcome: each client stream's line, then the lost sends."""
         parts = []
         for name in self._events:
@@ -109,7 +110,7 @@ class OutcomeSet:
     scenario: str
     seeds: list[int]
     options: dict[str, Any]
-    outcomes: Counter
+    outcomes: Counter[str]
     #: for each outcome, the first seed that reached it (to replay it)
     first_seed: dict[str, int]
     #: outcomes the scenario does not allow (expect_outcomes), with their counts
@@ -121,7 +122,7 @@ class OutcomeSet:
     def runs(self) -> int:
         return sum(self.outcomes.values())
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"scenario": self.scenario, "seeds": [self.seeds[0], self.seeds[-1]] if self.seeds else [],
                 "runs": self.runs, "interrupted": self.interrupted, "options": self.options,
                 "outcomes": [{"outcome": o, "count": n, "seed": self.first_seed[o], "allowed": o not in self.unexpected}
@@ -132,7 +133,7 @@ class OutcomeSet:
 def outcome_set(spec: ScenarioSpec, seeds: list[int], options: RunOptions) -> OutcomeSet:
     """Run ``spec`` once per seed with ``options`` and count the distinct outcomes; Ctrl-C
     (with :mod:`quicsim.interrupt` installed) ends it with what was counted so far."""
-    outcomes: Counter = Counter()
+    outcomes: Counter[str] = Counter()
     first_seed: dict[str, int] = {}
     interrupted = False
     for seed in seeds:

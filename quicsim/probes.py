@@ -84,7 +84,7 @@ class ProbeObserver(Observer):
         self._hit("worker-preempted")
 
     def __init__(self) -> None:
-        self.hits: Counter = Counter()
+        self.hits: Counter[str] = Counter()
         self._pending: dict[tuple[int, int], _Send] = {}  # (id(conn), send_id) -> send
         self._per_stream: dict[int, dict[int, _Send]] = {}  # id(stream) -> pending sends
         self._shut: set[int] = set()  # id(stream): FIN or graceful shutdown called
@@ -104,7 +104,8 @@ class ProbeObserver(Observer):
         return [s for (c, _), s in self._pending.items() if c == key]
 
     # -- calls
-    def send_call(self, conn, stream, send_id, status, length, flags, client_context) -> None:
+    def send_call(self, conn: Any, stream: Any, send_id: int, status: Any, length: int, flags: int,
+                  client_context: Any) -> None:
         if id(stream) in self._send_shutdown_done:
             self._hit("send-after-send-shutdown-complete")
         if status not in _ACCEPTED:
@@ -120,7 +121,7 @@ class ProbeObserver(Observer):
         if flags & _FIN:
             self._shut.add(id(stream))
 
-    def api_call(self, conn, stream, name, status, args) -> None:
+    def api_call(self, conn: Any, stream: Any, name: str, status: Any, args: dict[str, Any]) -> None:
         flags = args.get("flags")
         flags = int(flags) if flags is not None else 0
         if name == "shutdown" and status in _ACCEPTED:
@@ -145,7 +146,7 @@ class ProbeObserver(Observer):
             self._hit("duplicate-start-rejected")
 
     # -- events
-    def stream_event(self, conn, stream, event) -> None:
+    def stream_event(self, conn: Any, stream: Any, event: Any) -> None:
         self._delivered[(id(conn), conn.callback_depth)] = (id(stream), event)
         etype = event.type
         if etype is StreamEventType.SEND_COMPLETE:
@@ -172,7 +173,7 @@ class ProbeObserver(Observer):
         elif etype is StreamEventType.START_COMPLETE and event.status is Status.STREAM_LIMIT_REACHED:
             self._hit("start-failed-stream-limit")
 
-    def connection_event(self, conn, event) -> None:
+    def connection_event(self, conn: Any, event: Any) -> None:
         etype = event.type
         if etype is ConnectionEventType.SHUTDOWN_INITIATED_BY_PEER and self._conn_pending(conn):
             self._hit("peer-shutdown-with-sends-pending")
@@ -180,12 +181,12 @@ class ProbeObserver(Observer):
             self._hit("transport-shutdown-with-sends-pending")
 
 
-def summary(hits: Counter, runs_hit: Counter | None = None) -> list[tuple[str, int, int | None]]:
+def summary(hits: Counter[str], runs_hit: Counter[str] | None = None) -> list[tuple[str, int, int | None]]:
     """(probe, hits, runs that hit it) for every probe, in :data:`PROBES` order."""
     return [(name, hits.get(name, 0), None if runs_hit is None else runs_hit.get(name, 0)) for name in PROBES]
 
 
-def report_lines(hits: Counter, runs_hit: Counter, runs: int) -> list[str]:
+def report_lines(hits: Counter[str], runs_hit: Counter[str], runs: int) -> list[str]:
     """The probe coverage of ``runs`` runs: one line per probe (hits, runs that reached it,
     never-hit probes marked), then the list of probes never hit."""
     lines = [f"probes: {sum(1 for n in PROBES if hits.get(n))} of {len(PROBES)} hit in {runs} runs"]

@@ -13,7 +13,7 @@ import re
 import traceback
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Generator, Iterator, NoReturn, TypeVar, cast
 
 import pytest
 
@@ -29,14 +29,48 @@ from .liveness import LIVENESS_SECONDS, VIRTUAL_LIVENESS_SECONDS, liveness_phase
 from .loader import UsageError, load_scenarios
 from .network import Network, NetworkError, NetworkProfile
 from .pair import BACKENDS, TRANSPORTS, Pair, open_pair
+from .qlog import QlogWriter
 from .runner import RunOptions, run_job, seeds_for
 from .scenario_spec import ScenarioSpec
 from .settings import Settings, check_faults
-from .trace import Tracer
+from .trace import Tracer, record_findings
 
+if TYPE_CHECKING:
+    from .api import Listener
+
+
+@dataclass
+class _Traces:
+    """What ``--quicsim-trace`` keeps of one test: its JSON Lines trace and its qlog."""
+
+    tracer: Tracer
+    path: Path
+    qlog: QlogWriter | None = None
+    recorded: bool = False  # the findings and the verdict are in
+
+    def record(self, ledger: Ledger, expect: frozenset[str], passed: bool, errors: list[str]) -> None:
+        """Write the ledger's findings and the verdict (once), as ``quicsim run --trace`` does."""
+        if self.recorded:
+            return
+        self.recorded = True
+        record_findings(ledger.report(), "+".join(sorted(expect)), passed, errors, self.tracer, self.qlog)
+
+    def files(self) -> list[Path]:
+        return [self.path, *(self.qlog.paths if self.qlog is not None else [])]
+
+    def hint(self) -> str:
+        """Where the trace is and the command that explains it (for the failure message)."""
+        text = f"quicsim trace: {self.path}\n  explain it: quicsim explain {self.path}"
+        if self.qlog is not None:  # (written with the findings, at the end of the test)
+            qlogs = self.qlog.paths or [self.path.parent / f"{self.path.stem}-*.sqlog"]
+            text += "\n  qlog (qvis): " + ", ".join(str(p) for p in qlogs)
+        return text
+
+
+_FIXTURE_LOOP = pytest.StashKey[asyncio.AbstractEventLoop]()
 _LEDGER_FAILED = pytest.StashKey[str]()
 _JUDGED = pytest.StashKey[bool]()
-_TRACE = pytest.StashKey[Tracer]()
+_TRACE = pytest.StashKey[_Traces]()
 _EXPECTATIONS = frozenset({"ok", "leak", "violation", "handler_error"})
 _MARKER_KEYS = {"loss", "delay_ms", "seed", "transport", "settings", "client_settings", "server_settings",
                 "faults", "expect", "network", "backend"}
@@ -51,7 +85,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="run quicsim pairs and scenario files on the simulator (default) or on the real "
                          "libmsquic ($QUICSIM_MSQUIC_LIB); what needs the simulator is skipped, saying why")
     group.addoption("--quicsim-trace", default=None, metavar="DIR",
-                    help="keep a JSON Lines trace of each failing quicsim test in DIR")
+                    help="keep a JSON Lines trace (with the ledger's findings: quicsim explain reads it) "
+                         "and the qlog of each failing quicsim test in DIR")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -73,7 +108,7 @@ def pytest_configure(config: pytest.Config) -> None:
 class QuicsimConfig:
     """What the marker and the command line ask for one test."""
 
-    network: dict
+    network: dict[str, Any]
     seed: int
     transport: str
     client_settings: Settings
@@ -127,21 +162,31 @@ def quicsim_config(request: pytest.FixtureRequest) -> QuicsimConfig:
 
 
 @pytest.fixture
-def quicsim_ledger(request: pytest.FixtureRequest, quicsim_config: QuicsimConfig):
+def quicsim_ledger(request: pytest.FixtureRequest, quicsim_config: QuicsimConfig) -> Iterator[Ledger]:
     """The ledger shared by both sides; checked when the test ends."""
     ledger = Ledger()
     yield ledger
     item = request.node
-    if _JUDGED in item.stash or getattr(item, "_quicsim_call_failed", False):
-        return  # judged at the end of the test body already, or the body itself failed
-    failure = _verdict(ledger, quicsim_config.expect, _handler_errors(getattr(item, "funcargs", {})))
+    traces = item.stash.get(_TRACE, None)
+    if _JUDGED in item.stash:
+        return  # judged at the end of the test body already
+    if getattr(item, "_quicsim_call_failed", False):
+        if traces is not None:  # the body failed: the trace still says what the ledger saw
+            traces.record(ledger, quicsim_config.expect, False, ["the test body failed"])
+        return
+    handler_errors = _handler_errors(getattr(item, "funcargs", {}))
+    failure = _verdict(ledger, quicsim_config.expect, handler_errors)
+    if traces is not None:
+        traces.record(ledger, quicsim_config.expect, failure is None, _error_texts(handler_errors))
     if failure:
+        if traces is not None:
+            failure += "\n" + traces.hint()
         item.stash[_LEDGER_FAILED] = failure
         pytest.fail(failure, pytrace=False)
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_call(item: pytest.Item):
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     """Judge the ledger as part of the test itself: once an async test body using the
     quicsim fixtures returns, shut its pair down and fail the test on a leak."""
     funcargs = getattr(item, "funcargs", {})
@@ -152,6 +197,10 @@ def pytest_runtest_call(item: pytest.Item):
 
     @functools.wraps(original)
     async def checked(*args: Any, **kwargs: Any) -> None:
+        fixture_loop = item.stash.get(_FIXTURE_LOOP, None)
+        if fixture_loop is not None and fixture_loop is not asyncio.get_running_loop():
+            item.stash[_JUDGED] = True  # the body never ran: nothing for the ledger to judge
+            pytest.fail(_loop_scope_mismatch(item), pytrace=False)
         await original(*args, **kwargs)
         pair = funcargs.get("quicsim_pair")
         if pair is not None:
@@ -160,8 +209,15 @@ def pytest_runtest_call(item: pytest.Item):
                                  VIRTUAL_LIVENESS_SECONDS if pair.transport == "memory" else LIVENESS_SECONDS)
             await pair.shutdown()
         item.stash[_JUDGED] = True
-        failure = _verdict(funcargs["quicsim_ledger"], funcargs["quicsim_config"].expect, _handler_errors(funcargs))
+        ledger, expect, handler_errors = funcargs["quicsim_ledger"], funcargs["quicsim_config"].expect, \
+            _handler_errors(funcargs)
+        failure = _verdict(ledger, expect, handler_errors)
+        traces = item.stash.get(_TRACE, None)
+        if traces is not None:
+            traces.record(ledger, expect, failure is None, _error_texts(handler_errors))
         if failure:
+            if traces is not None:
+                failure += "\n" + traces.hint()
             pytest.fail(failure, pytrace=False)
 
     item.obj = checked  # type: ignore[attr-defined]
@@ -171,7 +227,7 @@ def pytest_runtest_call(item: pytest.Item):
         item.obj = original  # type: ignore[attr-defined]
 
 
-def _handler_errors(funcargs: dict) -> list[tuple[str, BaseException]]:
+def _handler_errors(funcargs: dict[str, Any]) -> list[tuple[str, BaseException]]:
     """Exceptions raised by event handlers of the test's pair: quicsim keeps running (as
     MsQuic's worker must), so the test is where they surface."""
     pair = funcargs.get("quicsim_pair")
@@ -186,6 +242,38 @@ def _handler_errors(funcargs: dict) -> list[tuple[str, BaseException]]:
         seen.add(id(conn))
         out += [(conn.label, exc) for exc in conn.handler_errors]
     return out
+
+
+def _ini(config: pytest.Config, name: str) -> Any:
+    try:
+        return config.getini(name)
+    except ValueError:  # (a pytest-asyncio without that setting)
+        return None
+
+
+def _loop_scope_mismatch(item: pytest.Item) -> str:
+    """Why a test cannot use the quicsim fixtures: pytest-asyncio set them up on another
+    event loop than the test's, so the pair's connections never run while the test waits
+    (its streams would time out unstarted); and which setting to change."""
+    marker = item.get_closest_marker("asyncio")
+    test_scope = (marker.kwargs.get("loop_scope") or marker.kwargs.get("scope")) if marker else None
+    source = "its asyncio marker"
+    if not test_scope:
+        test_scope = _ini(item.config, "asyncio_default_test_loop_scope") or "function"
+        source = "asyncio_default_test_loop_scope"
+    fixture_scope = _ini(item.config, "asyncio_default_fixture_loop_scope") or "function"
+    return (f"quicsim: pytest-asyncio runs this test on another event loop than the quicsim fixtures "
+            f"(the test's loop scope is {test_scope!r}, from {source}; the fixtures' {fixture_scope!r}, from "
+            f"asyncio_default_fixture_loop_scope): the pair's connections would not run while the test "
+            f"waits on them, and its streams would time out unstarted.\n"
+            f"Give both the same loop scope: asyncio_default_fixture_loop_scope = \"{test_scope}\" in the "
+            f"pytest configuration (the quicsim fixtures are function-scoped: \"function\" suits them), "
+            f"or run the test on the fixtures' loop: asyncio_default_test_loop_scope = \"{fixture_scope}\" "
+            f"or @pytest.mark.asyncio(loop_scope=\"{fixture_scope}\").")
+
+
+def _error_texts(handler_errors: list[tuple[str, BaseException]]) -> list[str]:
+    return [f"{label}: event handler raised {type(exc).__name__}: {exc}" for label, exc in handler_errors]
 
 
 def _verdict(ledger: Ledger, expect: frozenset[str], handler_errors: list[tuple[str, BaseException]]) -> str | None:
@@ -219,34 +307,40 @@ def quicsim_buffers() -> Buffers:
 
 
 @pytest.fixture
-def _quicsim_observers(request: pytest.FixtureRequest, quicsim_buffers: Buffers) -> tuple:
+def _quicsim_observers(request: pytest.FixtureRequest, quicsim_buffers: Buffers) -> tuple[Any, ...]:
     trace_dir = request.config.getoption("--quicsim-trace")
     if not trace_dir:
         return (quicsim_buffers,)
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid)
-    tracer = Tracer(Path(trace_dir) / f"{name}.jsonl")
-    request.node.stash[_TRACE] = tracer
+    path = (Path(trace_dir) / f"{name}.jsonl").resolve()
+    tracer = Tracer(path)
+    request.node.stash[_TRACE] = _Traces(tracer, path)
     return (quicsim_buffers, tracer)
 
 
-def _async_fixture(fn):
+_Fixture = TypeVar("_Fixture", bound=Callable[..., Any])
+
+
+def _async_fixture(fn: _Fixture) -> _Fixture:
     if pytest_asyncio is None:
-        def missing():
+        def missing() -> NoReturn:
             raise pytest.UsageError("quicsim's async fixtures need pytest-asyncio: pip install pytest-asyncio")
         missing.__name__ = fn.__name__
-        return pytest.fixture(missing)
-    return pytest_asyncio.fixture(fn)
+        return cast(_Fixture, pytest.fixture(missing))
+    return cast(_Fixture, pytest_asyncio.fixture(fn))
 
 
 @_async_fixture
-async def quicsim_network(quicsim_config: QuicsimConfig) -> Network:
+async def quicsim_network(request: pytest.FixtureRequest, quicsim_config: QuicsimConfig) -> Network:
     """The live impairment controls of the pair's link (``update(...)``, ``blackhole(...)``)."""
+    # the loop every quicsim fixture runs on: the test must run on it too (checked as it starts)
+    request.node.stash[_FIXTURE_LOOP] = asyncio.get_running_loop()
     return Network(quicsim_config.network, quicsim_config.seed, asyncio.get_running_loop().time)
 
 
 @_async_fixture
 async def quicsim_pair(request: pytest.FixtureRequest, quicsim_config: QuicsimConfig, quicsim_network: Network,
-                       quicsim_ledger: Ledger, _quicsim_observers: tuple):
+                       quicsim_ledger: Ledger, _quicsim_observers: tuple[Any, ...]) -> AsyncIterator[Pair]:
     """A connected client and server through the lossy link (UDP relay or in-memory),
     sharing ``quicsim_ledger``; shut down cleanly afterwards. On the msquic backend a
     test that needs the simulator (memory transport, faults, preemption) is skipped."""
@@ -263,10 +357,14 @@ async def quicsim_pair(request: pytest.FixtureRequest, quicsim_config: QuicsimCo
         if reason is not None:
             request.node.stash[_JUDGED] = True  # nothing ran: nothing for the ledger to judge
             pytest.skip(f"the msquic backend: {reason}")
+    traces = request.node.stash.get(_TRACE, None)
+    if traces is not None and quicsim_config.backend == "simulator":  # (the library's packets are its own)
+        traces.qlog = QlogWriter(traces.path.parent, traces.path.stem, clock=asyncio.get_running_loop().time)
     pair = await open_pair(transport=quicsim_config.transport, network=quicsim_network, seed=quicsim_config.seed,
                            client_settings=quicsim_config.client_settings,
                            server_settings=quicsim_config.server_settings, ledger=quicsim_ledger,
-                           observers=_quicsim_observers, backend=quicsim_config.backend)
+                           observers=_quicsim_observers, backend=quicsim_config.backend,
+                           qlog=traces.qlog if traces is not None else None)
     try:
         yield pair
     finally:
@@ -274,29 +372,35 @@ async def quicsim_pair(request: pytest.FixtureRequest, quicsim_config: QuicsimCo
 
 
 @_async_fixture
-async def quicsim_listener(quicsim_pair: Pair):
+async def quicsim_listener(quicsim_pair: Pair) -> Listener:
     """The pair's listener (its ``connections``, ``ledger``, ``port`` on UDP)."""
     return quicsim_pair.listener
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
     outcome = yield
     report = outcome.get_result()
     if report.when == "teardown" and report.failed and _LEDGER_FAILED in item.stash:
         report.quicsim_ledger = True  # counted as a failed test, not an error
+    traces = item.stash.get(_TRACE, None)
     if report.when == "teardown":
-        tracer = item.stash.get(_TRACE, None)
-        if tracer is not None:
-            tracer.close()
+        if traces is not None:
+            traces.tracer.close()
             failed = report.failed or getattr(item, "_quicsim_call_failed", False)
-            if not failed and tracer.path is not None:
-                tracer.path.unlink(missing_ok=True)
+            if not failed:
+                for path in traces.files():
+                    path.unlink(missing_ok=True)
+            elif (report.failed and _LEDGER_FAILED not in item.stash
+                  and not getattr(item, "_quicsim_call_failed", False)):  # (a ledger failure names it already)
+                report.sections.append(("quicsim trace", traces.hint()))
     elif report.when == "call" and report.failed:
         item._quicsim_call_failed = True  # type: ignore[attr-defined]
+        if traces is not None and "quicsim explain" not in str(report.longrepr):
+            report.sections.append(("quicsim trace", traces.hint()))
 
 
-def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> tuple[str, str, str] | None:
     if getattr(report, "quicsim_ledger", False):
         return "failed", "F", "FAILED"
     return None
@@ -304,7 +408,7 @@ def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):
 
 # -- scenario files as tests -------------------------------------------------------
 
-def pytest_collect_file(file_path: Path, parent: pytest.Collector):
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> ScenarioFile | None:
     if file_path.suffix != ".py" or file_path.name == "conftest.py":
         return None
     patterns = parent.config.getini("python_files")
@@ -320,7 +424,7 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector):
 
 
 class ScenarioFile(pytest.File):
-    def collect(self):
+    def collect(self) -> Iterator[ScenarioItem]:
         try:
             specs = load_scenarios([str(self.path)])
         except UsageError as exc:
@@ -369,5 +473,5 @@ class ScenarioItem(pytest.Item):
             return str(excinfo.value)
         return super().repr_failure(excinfo)
 
-    def reportinfo(self):
+    def reportinfo(self) -> tuple[Path, int, str]:
         return self.path, self.spec.line - 1, f"scenario {self.name}"

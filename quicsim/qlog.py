@@ -4,7 +4,8 @@ application to the transport at each send, each SEND_COMPLETE, each shutdown,
 ``simulation`` markers when the network changes, and quicsim's findings (``quicsim:fault``
 when an injected fault fires, ``quicsim:leak``, ``quicsim:violation``,
 ``quicsim:stalled_send``, ``quicsim:error``) so the bug is on qvis's timeline. Times come from the loop's clock
-(virtual on the memory transport), not the wall clock aioquic would use."""
+(virtual on the memory transport), not the wall clock aioquic would use. A ``client_context``
+is written as its value (``{"repr": ...}`` when JSON cannot hold it)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any, Callable
 
 from aioquic.quic.logger import QuicLogger, QuicLoggerTrace, hexdump
 
+from .contexts import context_value, with_context_values
 from .observer import Observer
 from .trace import event_fields
 
@@ -30,9 +32,9 @@ class _Trace(QuicLoggerTrace):
         self.odcid = odcid
         self.clock = clock
         self.start = start
-        self.events: list[dict] = []
+        self.events: list[dict[str, Any]] = []
 
-    def log_event(self, *, category: str, event: str, data: dict) -> None:
+    def log_event(self, *, category: str, event: str, data: dict[str, Any]) -> None:
         self.events.append({"time": round((self.clock() - self.start) * 1000, 3),
                             "name": f"{category}:{event}", "data": data})
 
@@ -70,18 +72,18 @@ class QlogWriter(QuicLogger, Observer):
             self._by_label.setdefault(conn.label, trace)
         return trace
 
-    def _log(self, conn: Any, name: str, data: dict) -> None:
+    def _log(self, conn: Any, name: str, data: dict[str, Any]) -> None:
         trace = self._trace(conn)
         if trace is not None:
             category, event = name.split(":", 1)
             trace.log_event(category=category, event=event, data=data)
 
-    def send_queued(self, conn, stream, send_id, offset, end, fin) -> None:
+    def send_queued(self, conn: Any, stream: Any, send_id: int, offset: int, end: int, fin: bool) -> None:
         self._log(conn, "transport:stream_data_moved", {"stream_id": stream.id, "offset": offset,
                                                         "length": end - offset, "from": "application",
                                                         "to": "transport", "send_id": send_id})
 
-    def api_call(self, conn, stream, name, status, args) -> None:
+    def api_call(self, conn: Any, stream: Any, name: str, status: Any, args: dict[str, Any]) -> None:
         if name in ("shutdown", "close", "connection_shutdown", "start"):
             data = {"call": name, "status": getattr(status, "name", None)}
             if stream is not None:
@@ -89,32 +91,32 @@ class QlogWriter(QuicLogger, Observer):
             data.update({k: (int(v) if isinstance(v, int) else v) for k, v in args.items() if v is not None})
             self._log(conn, "quicsim:api_call", data)
 
-    def stream_event(self, conn, stream, event) -> None:
-        data = {"stream_id": stream.id, **event_fields(event)}
+    def stream_event(self, conn: Any, stream: Any, event: Any) -> None:
+        data = {"stream_id": stream.id, **event_fields(event, context_value)}
         if event.type.name == "SEND_COMPLETE":
             self._log(conn, "quicsim:send_complete", data)
         elif event.type.name != "RECEIVE":
             self._log(conn, "quicsim:stream_event", {"event": event.type.name, **data})
 
-    def connection_event(self, conn, event) -> None:
-        self._log(conn, "quicsim:connection_event", {"event": event.type.name, **event_fields(event)})
+    def connection_event(self, conn: Any, event: Any) -> None:
+        self._log(conn, "quicsim:connection_event", {"event": event.type.name, **event_fields(event, context_value)})
 
-    def fault_hit(self, conn, stream, fault, what) -> None:
+    def fault_hit(self, conn: Any, stream: Any, fault: str, what: str) -> None:
         data = {"fault": fault, "what": what}
         if stream is not None:
             data["stream_id"] = stream.id
         self._log(conn, "quicsim:fault", data)
 
-    def finding(self, kind: str, detail: dict) -> None:
+    def finding(self, kind: str, detail: dict[str, Any]) -> None:
         """A finding at the end of a run (``leak``, ``violation``, ``stalled_send``, ``error``):
         logged now as ``quicsim:<kind>`` in the trace of the connection it names, or in
         every trace when it names none."""
         trace = self._by_label.get(str(detail.get("connection", "")))
-        data = {k: v for k, v in detail.items() if v is not None}
+        data = {k: v for k, v in with_context_values(detail).items() if v is not None}
         for target in [trace] if trace is not None else list(self.traces):
             target.log_event(category="quicsim", event=kind, data=data)
 
-    def network(self, kind: str, data: dict) -> None:
+    def network(self, kind: str, data: dict[str, Any]) -> None:
         """A ``Network`` listener: changes become ``simulation:marker`` in every trace."""
         if kind != "network_change":
             return

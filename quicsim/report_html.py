@@ -1,5 +1,6 @@
 """A self-contained HTML report: per run, the ledger summary, the leaked sends (red) with
-the shutdown each raced with, and a swimlane timeline per connection and stream (calls,
+their cause (the fault that fired, the close that left a completion nowhere to go) and the
+call each raced with, and a swimlane timeline per connection and stream (calls,
 completions, shutdown events, datagram drops). No network fetches: CSS and JS are inline."""
 
 from __future__ import annotations
@@ -7,8 +8,9 @@ from __future__ import annotations
 import html
 import json
 from pathlib import Path
+from typing import Any
 
-from .explain import Analysis, describe
+from .explain import Analysis, call_text, describe
 
 CSS = """
 body{font:13px/1.4 system-ui,sans-serif;margin:16px;color:#222;background:#fafafa}
@@ -35,6 +37,8 @@ h1{font-size:20px;margin:0 0 8px} h2{font-size:16px;margin:24px 0 6px}
 .m.shutdown{background:#8e24aa;width:4px;height:18px;top:2px}
 .m.drop{background:#757575;width:2px}
 .m.fault{background:#000;width:6px}
+.m.discard{background:#fff;border:2px solid #b71c1c;width:6px;height:8px;border-radius:0}
+.leak .cause{margin-top:3px;font-family:system-ui,sans-serif;color:#333}
 .m.preempt{background:#00acc1;width:3px;height:18px;top:2px}
 .lane.tall{height:40px}
 .m.leakmark{background:#e53935;width:auto;height:14px;top:21px;margin-left:0;padding:0 4px;color:#fff;
@@ -65,7 +69,7 @@ JS = """
 MAX_MARKERS = 20000
 
 
-def _marker_class(r: dict) -> str | None:
+def _marker_class(r: dict[str, Any]) -> str | None:
     kind, name = r["kind"], r.get("name", "")
     if kind == "call":
         return "shutdown" if name in ("shutdown", "close", "connection_shutdown") else "call"
@@ -83,10 +87,12 @@ def _marker_class(r: dict) -> str | None:
         return "drop"
     if kind in ("fault", "network"):
         return "fault"
+    if kind == "discarded":
+        return "discard"
     return None
 
 
-def _lane_key(r: dict) -> str | None:
+def _lane_key(r: dict[str, Any]) -> str | None:
     if r["kind"] in ("datagram", "network"):
         return f"network {r.get('direction', '')}".strip()
     if "conn" not in r:
@@ -128,13 +134,13 @@ def _run_section(analysis: Analysis, index: int) -> str:
         raced = ""
         if life.raced_with is not None:
             r = life.raced_with
-            raced = (f"; raced with {html.escape(r['name'])}({html.escape(str(r.get('flags', '')))}) "
-                     f"at t={r['t']:.6f}")
+            raced = f"; raced with {html.escape(call_text(r))} at t={r['t']:.6f}"
+        cause = (f'<div class="cause">cause: {html.escape(life.cause)}</div>' if life.cause is not None else "")
         parts.append(f'<div class="{leak_class}" data-client-context="{html.escape(life.client_context)}">'
                      f"<b>{leak_word}</b> send {life.send_id} client_context=<b>{html.escape(life.client_context)}</b> "
                      f"on {html.escape(life.conn)} stream {html.escape(life.stream_name)} "
                      f"({life.bytes} bytes) accepted at t={life.accepted_t:.6f}, never completed "
-                     f"({html.escape(str((life.leak or {}).get('detected', '')))}){raced}</div>")
+                     f"({html.escape(str((life.leak or {}).get('detected', '')))}){raced}{cause}</div>")
     for text in analysis.violations:
         parts.append(f'<div class="violation">VIOLATION {html.escape(text)}</div>')
     records = [r for r in analysis.records if "t" in r]
@@ -172,11 +178,15 @@ def _run_section(analysis: Analysis, index: int) -> str:
         if r.get("stream_handle") is not None and r.get("stream_id") is not None and "conn" in r:
             stream_names[f"{r['conn']} stream {r['stream_handle']}"] = f"{r['conn']} stream {r['stream_id']}"
     parts.append('<div class="legend"><span><i style="background:#1e88e5"></i>call</span>'
+                 '<span><i style="background:#90caf9"></i>send queued (handed to the transport)</span>'
                  '<span><i style="background:#43a047"></i>event</span>'
                  '<span><i style="background:#2e7d32"></i>SEND_COMPLETE acked</span>'
                  '<span><i style="background:#fb8c00"></i>canceled</span>'
                  '<span><i style="background:#8e24aa"></i>shutdown</span>'
                  '<span><i style="background:#757575"></i>datagram dropped/delayed</span>'
+                 '<span><i style="background:#000"></i>injected fault fired / network change</span>'
+                 '<span><i style="background:#fff;border:2px solid #b71c1c;width:6px;height:6px"></i>'
+                 'event discarded (no handler)</span>'
                  '<span><i style="background:#00acc1"></i>worker ran at a preemption point '
                  '(and the network, in a window)</span>'
                  '<span><i style="background:#e53935"></i>leak</span>'

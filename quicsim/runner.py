@@ -5,14 +5,18 @@ ledger's verdict against the expectation."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import traceback
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from . import interrupt
 from .backends import BackendError
+from .contexts import with_context_values
 from .ledger import Ledger
+from .loop_watchdog import BodyBlocked, LoopWatchdog
 from .liveness import LIVENESS_SECONDS, VIRTUAL_LIVENESS_SECONDS, liveness_phase
 from .network import Network, NetworkProfile
 from .probes import ProbeObserver
@@ -21,7 +25,7 @@ from .pair import TEARDOWN_SECONDS, VIRTUAL_TEARDOWN_SECONDS, Pair, open_pair
 from .scenario_spec import ScenarioContext, ScenarioSpec
 from .core.state import StateError
 from .settings import check_faults
-from .trace import Tracer
+from .trace import Tracer, record_findings
 from .transport.virtual_loop import VirtualTimeExceeded, run_virtual
 
 #: How long, at most, the runner lets streams left open by a scenario body finish on
@@ -33,7 +37,7 @@ SETTLE_SECONDS = 2.0
 class RunOptions:
     """Command-line overrides applied to every scenario."""
 
-    network: dict = field(default_factory=dict)  # merged over the scenario's own
+    network: dict[str, Any] = field(default_factory=dict)  # merged over the scenario's own
     faults: frozenset[str] = frozenset()
     seed: int | None = None
     repeat: int | None = None
@@ -52,7 +56,17 @@ class RunOptions:
     backend: str = "simulator"
     msquic_lib: str | None = None
     #: more observers for every run (in-process callers: quicsim diff's outcome recorder)
-    observers: tuple = field(default=(), compare=False)
+    observers: tuple[Any, ...] = field(default=(), compare=False)
+
+
+def result_json(result: dict[str, Any]) -> str:
+    """One run's result as the line ``quicsim run --json`` prints: the findings'
+    ``client_context`` as its value (``{"repr": ...}`` when JSON cannot hold it)."""
+    out = dict(result)
+    for key in ("leaks", "stalled", "datagram_leaks"):
+        if out.get(key):
+            out[key] = [with_context_values(finding) for finding in out[key]]
+    return json.dumps(out, default=str)
 
 
 def seeds_for(spec: ScenarioSpec, options: RunOptions) -> list[int]:
@@ -71,7 +85,7 @@ def _error_text(exc: BaseException, spec: ScenarioSpec) -> str:
     return f"{type(exc).__name__}: {message}{where}"
 
 
-def _pending_text(ledger: Ledger, conns: list) -> str:
+def _pending_text(ledger: Ledger, conns: list[Any]) -> str:
     pending = ledger.pending_sends()
     parts = []
     if pending:
@@ -85,7 +99,7 @@ def _pending_text(ledger: Ledger, conns: list) -> str:
     return "; ".join(parts)
 
 
-async def _settle(conns: list, deadline: float) -> None:
+async def _settle(conns: list[Any], deadline: float) -> None:
     """Let started streams on both sides reach SHUTDOWN_COMPLETE, until the deadline
     (event-driven: it wakes when a stream or connection finishes, never polls)."""
     loop = asyncio.get_running_loop()
@@ -110,7 +124,7 @@ def _watch_core_errors(loop: asyncio.AbstractEventLoop) -> list[str]:
     found: list[str] = []
     previous = loop.get_exception_handler()
 
-    def on_exception(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+    def on_exception(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         exc = context.get("exception")
         if isinstance(exc, StateError):
             found.append(str(exc))
@@ -143,7 +157,7 @@ def needs_simulator(spec: ScenarioSpec, options: RunOptions) -> str | None:
     return None
 
 
-def run_job(spec: ScenarioSpec, seed: int, options: RunOptions | None = None) -> dict:
+def run_job(spec: ScenarioSpec, seed: int, options: RunOptions | None = None) -> dict[str, Any]:
     """Run one scenario run on a fresh event loop: a virtual-time one for the memory
     transport, so the run is deterministic and idle time is free."""
     options = options or RunOptions()
@@ -169,7 +183,7 @@ def virtual_budget(spec: ScenarioSpec) -> float:
 
 
 def _stopped_result(spec: ScenarioSpec, seed: int, options: RunOptions, error: str | None, wall: float,
-                    skipped: str | None = None) -> dict:
+                    skipped: str | None = None) -> dict[str, Any]:
     """The result of a run stopped from outside (nothing of its ledger survives), or of
     one skipped because its backend cannot run it (``skipped``: why)."""
     return {
@@ -183,7 +197,7 @@ def _stopped_result(spec: ScenarioSpec, seed: int, options: RunOptions, error: s
     }
 
 
-async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None = None) -> dict:
+async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None = None) -> dict[str, Any]:
     """Run ``spec`` once with ``seed``; returns the result as a JSON-ready dict."""
     options = options or RunOptions()
     msquic = options.backend == "msquic"
@@ -213,7 +227,7 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
     ledger = Ledger()
     network = Network(NetworkProfile.from_dict(network_spec), seed, loop.time)
     tracer = qlog = None
-    observers: tuple = ()
+    observers: tuple[Any, ...] = ()
     if options.trace_dir:
         if not msquic:  # (the library's packets are its own: no qlog of them here)
             qlog = QlogWriter(options.trace_dir, f"{spec.name}-seed{seed}", clock=loop.time)
@@ -250,13 +264,22 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
         context = ScenarioContext(client=pair.client, server=pair.server, listener=pair.listener, seed=seed,
                                   network=network, ledger=ledger, spec=spec, backend=options.backend)
         conns = [pair.client, pair.server]
-        try:
-            await asyncio.wait_for(spec.fn(context), max(0.01, deadline - loop.time()))
-        except asyncio.TimeoutError:
-            pending = _pending_text(ledger, conns)
-            error = f"timed out after {spec.timeout:g} s in the scenario body" + (f"; {pending}" if pending else "")
-        except Exception as exc:
-            error = _error_text(exc, spec)
+        with LoopWatchdog(loop, spec.timeout) as watchdog, interrupt.watching(watchdog):
+            try:
+                await asyncio.wait_for(spec.fn(context), max(0.01, deadline - loop.time()))
+            except asyncio.TimeoutError:
+                pending = _pending_text(ledger, conns)
+                error = (f"timed out after {spec.timeout:g} s in the scenario body"
+                         + (f"; {pending}" if pending else ""))
+            except BodyBlocked:
+                if watchdog.blocked is None:  # stopped by Ctrl-C: the cancellation it could not see
+                    raise asyncio.CancelledError() from None
+            except Exception as exc:
+                error = _error_text(exc, spec)
+        if watchdog.blocked is not None:
+            # Its timeout could not fire while the loop stood still: not a pass, whatever it returned.
+            error = (f"hang: the scenario body kept the event loop from turning for longer than its "
+                     f"timeout ({spec.timeout:g} s){watchdog.blocked}")
         if error is None:  # a body that failed is judged at once: nothing to wait for
             # Liveness first (heal the network, give every send a deadline, report what is
             # still pending as stalled), then a bounded settle before the teardown.
@@ -296,34 +319,15 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
         outcome = recorder.outcome({"leaks": report["leaks"], "error": error})
         if outcome not in spec.expect_outcomes and error is None:
             error = f"outcome not in expect_outcomes: {outcome}"
-    if tracer is not None:
-        for leak in report["leaks"]:
-            tracer.finding("leak", leak)
-        for violation in report["violations"]:
-            tracer.finding("violation", {"text": violation})
-        for send in report["stalled"]:
-            tracer.finding("stalled", send)
     if spec.expect == "ok":
         passed = error is None and report["ok"]
     elif spec.expect == "leak":
         passed = error is None and bool(report["leaks"])
     else:
         passed = error is None and bool(report["violations"])
+    record_findings(report, spec.expect, passed, [error] if error else [], tracer, qlog)
     if tracer is not None:
-        if error:
-            tracer.finding("error", {"text": error})
-        tracer.finding("verdict", {"expect": spec.expect, "passed": passed})  # read by explain and the report
         tracer.close()
-    if qlog is not None:  # the findings go on qvis's timeline too
-        for leak in report["leaks"]:
-            qlog.finding("leak", leak)
-        for violation in report["violations"]:
-            qlog.finding("violation", {"text": violation})
-        for send in report["stalled"]:
-            qlog.finding("stalled_send", send)
-        if error:
-            qlog.finding("error", {"text": error})
-        qlog.flush()
     if wire is not None and options.trace_dir:
         (Path(options.trace_dir) / f"{spec.name}-seed{seed}.wire").write_text("".join(f"{w}\n" for w in wire))
     return {

@@ -10,21 +10,36 @@ import asyncio
 import inspect
 import random
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Literal, Mapping, TypeVar, overload
 
 from .network import NetworkProfile
 from .settings import Settings
 
+if TYPE_CHECKING:  # the context's real classes, for type checkers (imported lazily at run time)
+    from .api import Connection, ConnectionHandler, Listener, Stream
+    from .ledger import Ledger
+    from .network import Network
+
 EXPECTATIONS = ("ok", "leak", "violation")
-BACKENDS = ("simulator", "msquic")
+BACKENDS: tuple[Literal["simulator", "msquic"], ...] = ("simulator", "msquic")
 ATTRIBUTE = "__quicsim_scenario__"
+
+#: ``@scenario(transport=...)``: loopback UDP through the relay, or the in-memory link
+Transport = Literal["udp", "memory"]
+#: ``@scenario(backends=...)``: where a scenario can run
+Backend = Literal["simulator", "msquic"]
+#: ``@scenario(expect=...)``
+Expectation = Literal["ok", "leak", "violation"]
+#: What ``@scenario`` decorates: ``async def name(ctx: ScenarioContext) -> None``
+ScenarioFunction = Callable[["ScenarioContext"], Awaitable[None]]
+_F = TypeVar("_F", bound=ScenarioFunction)
 
 
 @dataclass(frozen=True)
 class ScenarioSpec:
     """One decorated scenario function and its options."""
 
-    fn: Callable[["ScenarioContext"], Awaitable[Any]]
+    fn: ScenarioFunction
     name: str
     network: dict[str, Any] = field(default_factory=dict)
     timeout: float = 20.0
@@ -33,7 +48,7 @@ class ScenarioSpec:
     server_settings: Settings = field(default_factory=Settings)
     repeat: int = 1
     expect: str = "ok"
-    server: Callable[..., Any] | None = None
+    server: ConnectionHandler | None = None
     transport: str = "udp"
     #: the backends the scenario can run on (quicsim run --backend)
     backends: tuple[str, ...] = BACKENDS
@@ -47,7 +62,7 @@ class ScenarioSpec:
         return inspect.getdoc(self.fn) or ""
 
 
-def _settings_pair(settings: Any) -> tuple[Settings, Settings]:
+def _settings_pair(settings: object) -> tuple[Settings, Settings]:
     if settings is None:
         return Settings(), Settings()
     if isinstance(settings, Settings):
@@ -63,20 +78,45 @@ def _settings_pair(settings: Any) -> tuple[Settings, Settings]:
     raise ValueError("settings must be a Settings or {'client': Settings, 'server': Settings}")
 
 
+#: ``@scenario(settings=...)``: one Settings for both sides, or ``{"client": .., "server": ..}``
+#: (each a Settings or the keyword arguments of one)
+ScenarioSettings = Settings | Mapping[str, "Settings | Mapping[str, Any]"]
+
+
+@overload
+def scenario(fn: _F, /) -> _F: ...
+
+
+@overload
 def scenario(
-    fn: Callable[..., Any] | None = None,
     *,
     network: dict[str, Any] | None = None,
     timeout: float = 20.0,
     seed: int = 1,
-    settings: Any = None,
+    settings: ScenarioSettings | None = None,
     repeat: int = 1,
-    expect: str = "ok",
-    server: Callable[..., Any] | None = None,
-    transport: str = "udp",
-    backends: Any = BACKENDS,
-    expect_outcomes: Any = None,
-) -> Any:
+    expect: Expectation = "ok",
+    server: ConnectionHandler | None = None,
+    transport: Transport = "udp",
+    backends: Backend | Iterable[Backend] = BACKENDS,
+    expect_outcomes: str | Iterable[str] | None = None,
+) -> Callable[[_F], _F]: ...
+
+
+def scenario(
+    fn: ScenarioFunction | None = None,
+    *,
+    network: dict[str, Any] | None = None,
+    timeout: float = 20.0,
+    seed: int = 1,
+    settings: ScenarioSettings | None = None,
+    repeat: int = 1,
+    expect: Expectation = "ok",
+    server: ConnectionHandler | None = None,
+    transport: Transport = "udp",
+    backends: Backend | Iterable[Backend] = BACKENDS,
+    expect_outcomes: str | Iterable[str] | None = None,
+) -> ScenarioFunction | Callable[[ScenarioFunction], ScenarioFunction]:
     """Mark ``async def fn(ctx)`` as a scenario.
 
     ``network``: impairments (see ``quicsim.network``); ``timeout``: seconds for the
@@ -94,7 +134,7 @@ def scenario(
     ``quicsim outcomes`` (a run that reaches another fails, naming it).
     """
 
-    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+    def decorate(func: ScenarioFunction) -> ScenarioFunction:
         if not inspect.iscoroutinefunction(func):
             raise TypeError(f"@scenario needs an async function, got {func!r}")
         if expect not in EXPECTATIONS:
@@ -138,8 +178,8 @@ def scenario(
 class ScenarioContext:
     """What a scenario function gets: the connected pair, the live network, the ledger."""
 
-    def __init__(self, *, client: Any, server: Any, listener: Any, seed: int, network: Any,
-                 ledger: Any, spec: ScenarioSpec, backend: str = "simulator") -> None:
+    def __init__(self, *, client: Connection, server: Connection, listener: Listener, seed: int,
+                 network: Network, ledger: Ledger, spec: ScenarioSpec, backend: str = "simulator") -> None:
         #: "simulator", or "msquic" when both ends are the real library
         self.backend = backend
         self.client = client
@@ -156,7 +196,7 @@ class ScenarioContext:
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
 
-    async def wait_until(self, predicate: Callable[[], bool], timeout: float = 10.0,
+    async def wait_until(self, predicate: Callable[[], object], timeout: float = 10.0,
                          what: str = "condition") -> None:
         """Poll ``predicate`` until it is true (every 5 ms), or raise TimeoutError."""
         loop = asyncio.get_running_loop()
@@ -166,7 +206,7 @@ class ScenarioContext:
                 raise asyncio.TimeoutError(f"timed out after {timeout} s waiting for {what}")
             await asyncio.sleep(0.005)
 
-    async def wait_all_shutdown_complete(self, streams: list[Any], timeout: float = 10.0) -> None:
+    async def wait_all_shutdown_complete(self, streams: list[Stream], timeout: float = 10.0) -> None:
         """Wait until every stream in ``streams`` delivered SHUTDOWN_COMPLETE."""
         await asyncio.wait_for(asyncio.gather(*(s.wait_shutdown_complete() for s in streams)), timeout)
 

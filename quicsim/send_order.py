@@ -67,7 +67,7 @@ class Send:
         return f"#{self.seq} (client_context={self.client_context!r})"
 
 
-class Run(deque):
+class Run(deque[Send]):
     """Sends that complete in order among themselves (a deque of :class:`Send`)."""
 
     #: a split made this run (its head part or its canceled tail): with send buffering a
@@ -227,7 +227,7 @@ class SendBook:
         self._leave_lane()
         unqueued = self.unqueued
         while unqueued:
-            send = unqueued.popleft()
+            send: Send = unqueued.popleft()  # Send objects once out of the lane
             if not send.done:
                 return send
         return None

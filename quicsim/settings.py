@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Iterable
 
 from .faults import FAULTS, check_faults
 
@@ -45,6 +46,14 @@ class Settings:
     #: due in it run inside the call (the in-memory link only; see
     #: :mod:`quicsim.transport.window`). 0: a preemption point applies queued calls only.
     preempt_window_ms: float = 0.0
+
+    if TYPE_CHECKING:  # the generated __init__, as type checkers should see it: faults as any iterable of names
+        def __init__(self, idle_timeout_ms: int = 30_000, handshake_idle_timeout_ms: int = 10_000,
+                     send_buffering: bool = False, peer_bidi_stream_count: int = 100,
+                     peer_unidi_stream_count: int = 100, stream_recv_window_default: int = 1 << 20,
+                     conn_flow_control_window: int = 16 << 20, datagram_receive_enabled: bool = False,
+                     initial_rtt_ms: int = 100, faults: Iterable[str] = frozenset(), preempt: float = 0.0,
+                     preempt_window_ms: float = 0.0) -> None: ...
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "faults", check_faults(self.faults))

@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import fields, is_dataclass
 from pathlib import Path
-from typing import Any, Callable, TextIO
+from typing import Any, Callable, Sequence, TextIO
 
 from .enums import (ConnectionEventType, ConnectionShutdownFlags, SendFlags, StreamEventType, StreamOpenFlags,
                     StreamShutdownFlags, StreamStartFlags)
@@ -64,7 +64,9 @@ def _plain(value: Any) -> Any:
     return repr(value)
 
 
-def event_fields(event: Any) -> dict:
+def event_fields(event: Any, context: Callable[[Any], Any] = repr) -> dict[str, Any]:
+    """An event's fields as JSON values; its ``client_context`` written by ``context``
+    (its repr in traces, where it is compared as text)."""
     out: dict[str, Any] = {}
     if not is_dataclass(event):
         return out
@@ -75,7 +77,7 @@ def event_fields(event: Any) -> dict:
         elif f.name == "stream":
             out["stream_id"] = value.id
         elif f.name == "client_context":
-            out[f.name] = repr(value)
+            out[f.name] = context(value)
         else:
             out[f.name] = _plain(value)
     return out
@@ -140,7 +142,10 @@ class Tracer(Observer):
         # batches taken by two threads are written in order.
         self._records: list[Any] = []
         self._lock = threading.Lock()
-        self._where_cache: dict[Any, tuple] = {}
+        self._where_cache: dict[Any, tuple[int | None, str]] = {}
+        # (connection, callback depth) -> the event last delivered at that depth: a call made
+        # inside a handler names the event whose handler made it ("in_handler")
+        self._delivering: dict[tuple[Any, int], str] = {}  # (a SEND_COMPLETE: its context's JSON)
 
     def _first_clock(self) -> float:
         """The default clock, chosen at the first record: the running loop's, else
@@ -158,7 +163,7 @@ class Tracer(Observer):
         """Records traced so far (written or waiting for the next write)."""
         return self._written + len(self._records)
 
-    def _write(self, record: dict) -> None:
+    def _write(self, record: dict[str, Any]) -> None:
         if self._file.closed:
             return
         record["t"] = round(self._clock() - self._start, 6)
@@ -184,7 +189,7 @@ class Tracer(Observer):
         self._file.write("\n".join(lines))
         self._file.flush()
 
-    def _format(self, batch: list) -> list[str]:
+    def _format(self, batch: list[Any]) -> list[str]:
         """The JSON lines of a batch of records (tuples are ``(kind, conn, stream,
         stream id, ..., clock)``; strings are lines already)."""
         start = self._start
@@ -266,7 +271,7 @@ class Tracer(Observer):
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def _where(self, conn: Any, stream: Any) -> dict:
+    def _where(self, conn: Any, stream: Any) -> dict[str, Any]:
         where = {"side": "client" if conn.is_client else "server", "conn": conn.label}
         quic = getattr(conn, "quic", None)  # (the real library's connections keep their ids to themselves)
         if self.include_cids and quic is not None:
@@ -277,9 +282,15 @@ class Tracer(Observer):
             where["stream_handle"] = stream.handle
         return where
 
-    def api_call(self, conn, stream, name, status, args) -> None:
+    def api_call(self, conn: Any, stream: Any, name: str, status: Any, args: dict[str, Any]) -> None:
         record = {"kind": "call", "name": name, **self._where(conn, stream),
                   "status": _plain(status) if status is not None else None}
+        depth = getattr(conn, "callback_depth", 0)
+        if depth:  # called from an event handler (MsQuic allows most calls there, inline)
+            event = self._delivering.get((conn, depth - 1), "an event handler")
+            if event.startswith('"') or event[0].isdigit():  # a SEND_COMPLETE: its client_context's JSON
+                event = f"SEND_COMPLETE client_context={json.loads(event)}"
+            record["in_handler"] = event
         for key, value in args.items():
             if key == "client_context":
                 record[key] = repr(value)
@@ -290,7 +301,8 @@ class Tracer(Observer):
         self._write(record)
 
     # The frequent records: one tuple each, formatted by _format.
-    def send_call(self, conn, stream, send_id, status, length, flags, client_context) -> None:
+    def send_call(self, conn: Any, stream: Any, send_id: int, status: Any, length: int, flags: int,
+                  client_context: Any) -> None:
         records = self._records
         context = (_QUOTED[client_context] if type(client_context) is int and 0 <= client_context < _SMALL
                    else _json_str(repr(client_context)))  # its repr now: the object may change later
@@ -298,23 +310,24 @@ class Tracer(Observer):
         if len(records) >= FLUSH_EVERY:
             self._drain()
 
-    def send_queued(self, conn, stream, send_id, offset, end, fin) -> None:
+    def send_queued(self, conn: Any, stream: Any, send_id: int, offset: int, end: int, fin: bool) -> None:
         records = self._records
         records.append((_QUEUED, conn, stream, stream.id, send_id, offset, end, fin, self._clock()))
         if len(records) >= FLUSH_EVERY:
             self._drain()
 
-    def preempted(self, conn, stream, call) -> None:
+    def preempted(self, conn: Any, stream: Any, call: str) -> None:
         self._named(conn, stream, "preempt", call)
 
-    def operation_applied(self, conn, stream, kind) -> None:
+    def operation_applied(self, conn: Any, stream: Any, kind: str) -> None:
         self._named(conn, stream, "applied", kind)
 
-    def network_window(self, conn, stream, call, seconds, let_through) -> None:
+    def network_window(self, conn: Any, stream: Any, call: str, seconds: float,
+                       let_through: dict[str, int]) -> None:
         self._write({"kind": "window", "name": call, **self._where(conn, stream), "ms": round(seconds * 1000, 3),
                      **let_through})
 
-    def _named(self, conn, stream, kind: str, name: str) -> None:
+    def _named(self, conn: Any, stream: Any, kind: str, name: str) -> None:
         """A record of a ``kind`` and a ``name`` only (once per call or flush, not per send)."""
         records = self._records
         records.append((_NAMED, conn, stream, stream.id if stream is not None else None, kind, name,
@@ -322,7 +335,7 @@ class Tracer(Observer):
         if len(records) >= FLUSH_EVERY:
             self._drain()
 
-    def stream_event(self, conn, stream, event) -> None:
+    def stream_event(self, conn: Any, stream: Any, event: Any) -> None:
         records = self._records
         event_type = event.type
         if event_type is _SEND_COMPLETE:
@@ -330,30 +343,34 @@ class Tracer(Observer):
             context = _QUOTED[context] if type(context) is int and 0 <= context < _SMALL else _json_str(repr(context))
             records.append((_SEND_COMPLETE_EVENT, conn, stream, stream.id, event.canceled, context, event.send_id,
                             self._clock()))
+            self._delivering[conn, getattr(conn, "callback_depth", 0)] = context  # (its JSON: read if needed)
         elif event_type is _RECEIVE:  # frozen, and holds nothing mutable: read when written
             records.append((_RECEIVE_EVENT, conn, stream, stream.id, event, self._clock()))
+            self._delivering[conn, getattr(conn, "callback_depth", 0)] = "RECEIVE"
         else:
+            self._delivering[conn, getattr(conn, "callback_depth", 0)] = event_type.name
             self._write({"kind": "event", "name": event_type.name, **self._where(conn, stream),
                          **event_fields(event)})
             return
         if len(records) >= FLUSH_EVERY:
             self._drain()
 
-    def connection_event(self, conn, event) -> None:
+    def connection_event(self, conn: Any, event: Any) -> None:
+        self._delivering[conn, getattr(conn, "callback_depth", 0)] = event.type.name
         record = {"kind": "conn_event", "name": event.type.name, **self._where(conn, None), **event_fields(event)}
         if event.type is ConnectionEventType.CONNECTED:
             # what the ledger judges by (quicsim check reads it back): rule 5 with buffering
             record["send_buffering"] = bool(getattr(getattr(conn, "settings", None), "send_buffering", True))
         self._write(record)
 
-    def event_discarded(self, conn, stream, event) -> None:
+    def event_discarded(self, conn: Any, stream: Any, event: Any) -> None:
         self._write({"kind": "discarded", "name": event.type.name, **self._where(conn, stream),
                      **event_fields(event)})
 
-    def fault_hit(self, conn, stream, fault, what) -> None:
+    def fault_hit(self, conn: Any, stream: Any, fault: str, what: str) -> None:
         self._write({"kind": "fault", "name": fault, "what": what, **self._where(conn, stream)})
 
-    def network(self, kind: str, data: dict) -> None:
+    def network(self, kind: str, data: dict[str, Any]) -> None:
         """A ``Network`` listener: impairment decisions (drops, delays, duplicates) and changes."""
         if kind == "decision":
             if data["reason"] == "forward" and not any(data["delays"]):
@@ -365,7 +382,7 @@ class Tracer(Observer):
     def teardown(self) -> None:
         self._write({"kind": "teardown"})
 
-    def finding(self, kind: str, detail: dict) -> None:
+    def finding(self, kind: str, detail: dict[str, Any]) -> None:
         """A ledger finding (leak or violation) at the end of a run."""
         self._write({"kind": kind, **detail})
 
@@ -378,3 +395,31 @@ class Tracer(Observer):
                 self._file.close()
             else:
                 self._file.flush()
+
+
+def record_findings(report: dict[str, Any], expect: str, passed: bool, errors: Sequence[str] = (),
+                    tracer: Tracer | None = None, qlog: Any = None) -> None:
+    """At the end of a run, write the ledger's findings (``report`` is ``Ledger.report()``),
+    the run's errors and its verdict into its trace (``leak``, ``violation``, ``stalled``,
+    ``error``, ``verdict`` records, read by ``quicsim explain`` and the report) and its qlog
+    (``quicsim:<finding>`` events; the qlog files are written then)."""
+    if tracer is not None:
+        for leak in report["leaks"]:
+            tracer.finding("leak", leak)
+        for violation in report["violations"]:
+            tracer.finding("violation", {"text": violation})
+        for send in report["stalled"]:
+            tracer.finding("stalled", send)
+        for text in errors:
+            tracer.finding("error", {"text": text})
+        tracer.finding("verdict", {"expect": expect, "passed": passed})
+    if qlog is not None:  # the findings go on qvis's timeline too
+        for leak in report["leaks"]:
+            qlog.finding("leak", leak)
+        for violation in report["violations"]:
+            qlog.finding("violation", {"text": violation})
+        for send in report["stalled"]:
+            qlog.finding("stalled_send", send)
+        for text in errors:
+            qlog.finding("error", {"text": text})
+        qlog.flush()

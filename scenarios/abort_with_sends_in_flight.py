@@ -5,13 +5,14 @@ abort (QuicStreamSendShutdown) then cancels every remaining one, oldest first, t
 (graceful=False) once the RESET_STREAM is acknowledged.
 """
 
-from quicsim import StreamEventType, StreamShutdownFlags, scenario
+from quicsim import ScenarioContext, StreamEventType, StreamShutdownFlags, scenario
 
 
 @scenario(network={"loss": 0.05, "delay_ms": 10}, timeout=20, repeat=2)
-async def abort_with_sends_in_flight(ctx):
+async def abort_with_sends_in_flight(ctx: ScenarioContext) -> None:
     done = []
-    stream = ctx.client.open_stream(handler=lambda s, e: e.type is StreamEventType.SEND_COMPLETE and done.append(e))
+    stream = ctx.client.open_stream(
+        handler=lambda s, e: done.append(e) if e.type is StreamEventType.SEND_COMPLETE else None)
     stream.start()
     for i in range(40):
         stream.send(bytes(64 * 1024), client_context=i)

@@ -7,12 +7,12 @@ each of its sends, SEND_SHUTDOWN_COMPLETE and SHUTDOWN_COMPLETE. A stack (or a b
 that drops stream events once the connection's handle is closed leaks those sends.
 """
 
-from quicsim import Settings, Status, StreamShutdownFlags, scenario
+from quicsim import ScenarioContext, Settings, Status, StreamShutdownFlags, scenario
 
 
 @scenario(network={"loss": 0.05, "delay_ms": 5}, timeout=20,
           settings={"server": Settings(idle_timeout_ms=2000)})  # it hears of the silent close by idle timeout
-async def connection_close_before_stream_close(ctx):
+async def connection_close_before_stream_close(ctx: ScenarioContext) -> None:
     unstarted = ctx.client.open_stream()
     assert unstarted.send(b"before", client_context="before-close") is Status.PENDING
     started = ctx.client.open_stream()

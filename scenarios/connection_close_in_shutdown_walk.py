@@ -10,13 +10,13 @@ buffering they then complete on copy, and the walk's first event for the stream 
 SEND_SHUTDOWN_COMPLETE: the close still comes from inside the walk.)
 """
 
-from quicsim import Settings, StreamEventType, scenario
+from quicsim import AnyStreamEvent, ScenarioContext, Settings, Stream, StreamEventType, scenario
 
 
 @scenario(network={"loss": 0.05, "delay_ms": 5}, timeout=20,
           settings={"server": Settings(idle_timeout_ms=2000)})  # it hears of the silent close by idle timeout
-async def connection_close_in_shutdown_walk(ctx):
-    def close_connection_at_first_cancel(stream, event):
+async def connection_close_in_shutdown_walk(ctx: ScenarioContext) -> None:
+    def close_connection_at_first_cancel(stream: Stream, event: AnyStreamEvent) -> None:
         if ctx.client.shutdown_initiated and not ctx.client.handle_closed and event.type in (
                 StreamEventType.SEND_COMPLETE, StreamEventType.SEND_SHUTDOWN_COMPLETE):
             ctx.client.close()

@@ -6,11 +6,11 @@ SHUTDOWN_COMPLETE(connection_shutdown=True)); queued sends behind it are cancele
 the connection's SHUTDOWN_COMPLETE comes last.
 """
 
-from quicsim import ConnectionShutdownFlags, scenario
+from quicsim import ConnectionShutdownFlags, ScenarioContext, scenario
 
 
 @scenario(network={"loss": 0.05, "delay_ms": 5}, timeout=20)
-async def connection_shutdown_mid_send(ctx):
+async def connection_shutdown_mid_send(ctx: ScenarioContext) -> None:
     streams = []
     for n in range(8):
         s = ctx.client.open_stream()

@@ -5,13 +5,13 @@ so the late send's canceled completion reaches nobody. Passes only when the ledg
 names the leaked send.
 """
 
-from quicsim import Settings, Status, StreamShutdownFlags, scenario
+from quicsim import ScenarioContext, Settings, Status, StreamShutdownFlags, scenario
 
 
 @scenario(network={"loss": 0.05, "delay_ms": 5}, timeout=20, expect="leak",
           settings={"client": Settings(faults=["discard-after-shutdown-complete"])})
-async def fault_discard_after_shutdown_complete(ctx):
-    async def attempt():
+async def fault_discard_after_shutdown_complete(ctx: ScenarioContext) -> None:
+    async def attempt() -> bool:
         stream = ctx.client.open_stream()
         stream.start()
         for i in range(3):

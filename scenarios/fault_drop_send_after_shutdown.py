@@ -5,13 +5,13 @@ four accepted sends, three completions) with the first candidate mechanism; pass
 only when the ledger reports the leaked send by its client_context.
 """
 
-from quicsim import Settings, Status, StreamShutdownFlags, scenario
+from quicsim import ScenarioContext, Settings, Status, StreamShutdownFlags, scenario
 
 
 @scenario(network={"loss": 0.05, "delay_ms": 5}, timeout=20, expect="leak",
           settings={"client": Settings(faults=["drop-send-after-shutdown"])})
-async def fault_drop_send_after_shutdown(ctx):
-    async def attempt():
+async def fault_drop_send_after_shutdown(ctx: ScenarioContext) -> None:
+    async def attempt() -> bool:
         stream = ctx.client.open_stream()
         stream.start()
         for i in range(3):

@@ -5,12 +5,12 @@ and then forgotten. Passes only when the ledger reports them, at the connection'
 SHUTDOWN_COMPLETE, by client_context.
 """
 
-from quicsim import Settings, scenario
+from quicsim import ScenarioContext, Settings, scenario
 
 
 @scenario(network={"loss": 0.05}, timeout=20, expect="leak",
           settings={"client": Settings(faults=["unstarted-stream-leak"])})
-async def fault_unstarted_stream_leak(ctx):
+async def fault_unstarted_stream_leak(ctx: ScenarioContext) -> None:
     started = ctx.client.open_stream()
     started.start()
     for i in range(2):

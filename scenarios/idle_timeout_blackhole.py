@@ -6,13 +6,13 @@ closes without a closing period. MsQuic raises SHUTDOWN_INITIATED_BY_TRANSPORT
 were copied into the buffer had completed already).
 """
 
-from quicsim import ConnectionEventType, Settings, scenario
+from quicsim import ConnectionEventType, ScenarioContext, Settings, scenario
 
 FAST_IDLE = Settings(idle_timeout_ms=1000)
 
 
 @scenario(network={"delay_ms": 5}, timeout=20, settings=FAST_IDLE)
-async def idle_timeout_blackhole(ctx):
+async def idle_timeout_blackhole(ctx: ScenarioContext) -> None:
     events = []
     ctx.client.set_handler(lambda c, e: events.append(e))
     stream = ctx.client.open_stream()

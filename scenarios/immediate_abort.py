@@ -6,11 +6,11 @@ packets are dropped from right before the call, so a stream that waited for the 
 answer could not finish.
 """
 
-from quicsim import StreamEventType, StreamShutdownFlags, scenario
+from quicsim import ScenarioContext, StreamEventType, StreamShutdownFlags, scenario
 
 
 @scenario(network={"loss": 0.05, "delay_ms": 10}, timeout=20)
-async def immediate_abort(ctx):
+async def immediate_abort(ctx: ScenarioContext) -> None:
     events = []
     stream = ctx.client.open_stream(handler=lambda s, e: events.append(e.type))
     stream.start()

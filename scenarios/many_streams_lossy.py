@@ -5,13 +5,13 @@ front of them; as in MsQuic, completions must still come once each, in send orde
 per stream.
 """
 
-from quicsim import SendFlags, Settings, scenario
+from quicsim import ScenarioContext, SendFlags, Settings, scenario
 
 ROOMY = Settings(peer_bidi_stream_count=200)
 
 
 @scenario(network={"loss": 0.1, "delay_ms": 5}, timeout=40, settings=ROOMY)
-async def many_streams_lossy(ctx):
+async def many_streams_lossy(ctx: ScenarioContext) -> None:
     streams = []
     for n in range(20):
         s = ctx.client.open_stream()

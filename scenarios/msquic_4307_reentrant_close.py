@@ -10,21 +10,22 @@ completions: MsQuic issue 4307's symptom. With the ``reentrant-close`` fault qui
 exactly that; the scenario passes only when the ledger names the lost send, C.
 """
 
-from quicsim import Settings, Status, StreamEventType, StreamShutdownFlags, scenario
+from quicsim import (AnyStreamEvent, ScenarioContext, Settings, Status, Stream, StreamEventType, StreamShutdownFlags,
+                     scenario)
 
 
 @scenario(network={"loss": 0.0, "delay_ms": 5}, timeout=20, expect="leak",
           settings={"client": Settings(faults=["reentrant-close"])})
-async def msquic_4307_reentrant_close(ctx):
+async def msquic_4307_reentrant_close(ctx: ScenarioContext) -> None:
     seen = []
 
-    def handler(stream, event):
+    def handler(stream: Stream, event: AnyStreamEvent) -> None:
         if event.type is StreamEventType.SEND_COMPLETE:
             seen.append((event.client_context, event.canceled))
             if event.client_context == "B":
                 stream.close()  # allowed from any callback (docs/api/StreamClose.md)
 
-    async def attempt():
+    async def attempt() -> bool:
         # The race needs the worker not to run between the shutdown and the two sends;
         # under --preempt it may (then B or C is refused and the attempt is repeated).
         seen.clear()

@@ -6,17 +6,18 @@ only CONNECTION_CLOSE, the client's idle timeout ends the connection instead (a 
 close: StreamSend then returns INVALID_STATE); every send is canceled either way.
 """
 
-from quicsim import ConnectionEventType, ConnectionShutdownFlags, Status, StreamEventType, scenario
+from quicsim import (AnyConnectionEvent, Connection, ConnectionEventType, ConnectionShutdownFlags, ScenarioContext,
+                     Status, StreamEventType, scenario)
 
 
-def close_on_receive(conn, event):
+def close_on_receive(conn: Connection, event: AnyConnectionEvent) -> None:
     if event.type is ConnectionEventType.PEER_STREAM_STARTED:
         event.stream.set_handler(
             lambda s, e: e.type is StreamEventType.RECEIVE and conn.shutdown(ConnectionShutdownFlags.NONE, 0x77))
 
 
 @scenario(network={"loss": 0.05, "delay_ms": 5}, timeout=45, server=close_on_receive)
-async def peer_closes_connection_mid_send(ctx):
+async def peer_closes_connection_mid_send(ctx: ScenarioContext) -> None:
     events = []
     ctx.client.set_handler(lambda c, e: events.append(e.type))
     stream = ctx.client.open_stream()

@@ -4,12 +4,13 @@ Race: MsQuic raises PEER_RECEIVE_ABORTED, then aborts the send side: every pendi
 send completes canceled, and sends made afterwards return ABORTED (not INVALID_STATE).
 """
 
-from quicsim import ConnectionEventType, Status, StreamEventType, StreamShutdownFlags, scenario
+from quicsim import (AnyConnectionEvent, AnyStreamEvent, Connection, ConnectionEventType, ScenarioContext, Status,
+                     Stream, StreamEventType, StreamShutdownFlags, scenario)
 
 
-def stop_on_first_receive(conn, event):
+def stop_on_first_receive(conn: Connection, event: AnyConnectionEvent) -> None:
     if event.type is ConnectionEventType.PEER_STREAM_STARTED:
-        def on_stream(stream, e):
+        def on_stream(stream: Stream, e: AnyStreamEvent) -> None:
             if e.type is StreamEventType.RECEIVE:
                 # Stop the peer, and finish our own (empty) side so the stream can close.
                 stream.shutdown(StreamShutdownFlags.ABORT_RECEIVE | StreamShutdownFlags.INLINE, 0x42)
@@ -18,7 +19,7 @@ def stop_on_first_receive(conn, event):
 
 
 @scenario(network={"loss": 0.05, "delay_ms": 5}, timeout=20, server=stop_on_first_receive)
-async def peer_stop_sending_in_flight(ctx):
+async def peer_stop_sending_in_flight(ctx: ScenarioContext) -> None:
     seen = []
     stream = ctx.client.open_stream(handler=lambda s, e: seen.append(e.type))
     stream.start()

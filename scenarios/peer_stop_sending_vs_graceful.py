@@ -5,12 +5,13 @@ acknowledged first, STOP_SENDING changes nothing; otherwise the send side is abo
 and the remaining sends complete canceled. Either way each send completes once.
 """
 
-from quicsim import ConnectionEventType, StreamEventType, StreamShutdownFlags, scenario
+from quicsim import (AnyConnectionEvent, AnyStreamEvent, Connection, ConnectionEventType, ScenarioContext, Stream,
+                     StreamEventType, StreamShutdownFlags, scenario)
 
 
-def stop_after_first_receive(conn, event):
+def stop_after_first_receive(conn: Connection, event: AnyConnectionEvent) -> None:
     if event.type is ConnectionEventType.PEER_STREAM_STARTED:
-        def on_stream(stream, e):
+        def on_stream(stream: Stream, e: AnyStreamEvent) -> None:
             if e.type is StreamEventType.RECEIVE and e.absolute_offset == 0:
                 stream.shutdown(StreamShutdownFlags.ABORT_RECEIVE | StreamShutdownFlags.INLINE, 5)
             elif e.type in (StreamEventType.PEER_SEND_SHUTDOWN, StreamEventType.PEER_SEND_ABORTED):
@@ -19,7 +20,7 @@ def stop_after_first_receive(conn, event):
 
 
 @scenario(network={"loss": 0.05, "delay_ms": 5}, timeout=20, repeat=3, server=stop_after_first_receive)
-async def peer_stop_sending_vs_graceful(ctx):
+async def peer_stop_sending_vs_graceful(ctx: ScenarioContext) -> None:
     stream = ctx.client.open_stream()
     stream.start()
     for i in range(ctx.random.randint(1, 12)):

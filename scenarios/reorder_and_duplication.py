@@ -5,12 +5,12 @@ must never complete a send twice or before its bytes are all acknowledged (MsQui
 completes a send only once its whole range is below UnAckedOffset).
 """
 
-from quicsim import SendFlags, scenario
+from quicsim import ScenarioContext, SendFlags, scenario
 
 
 @scenario(network={"reorder": 0.3, "reorder_delay_ms": 15, "duplicate": 0.2, "jitter_ms": 5,
                    "delay_ms": 10}, timeout=30, repeat=2)
-async def reorder_and_duplication(ctx):
+async def reorder_and_duplication(ctx: ScenarioContext) -> None:
     streams = []
     for n in range(4):
         s = ctx.client.open_stream()

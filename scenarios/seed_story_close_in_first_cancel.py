@@ -11,15 +11,16 @@ canceled, inside the close; with ``--inject reentrant-close`` it loses 5 as the 
 does. ``quicsim diff`` shows both.
 """
 
-from quicsim import SendFlags, Settings, StreamEventType, StreamShutdownFlags, scenario
+from quicsim import (AnyStreamEvent, ScenarioContext, SendFlags, Settings, Stream, StreamEventType, StreamShutdownFlags,
+                     scenario)
 
 
 @scenario(network={"delay_ms": 1}, timeout=20, settings=Settings(send_buffering=True))
-async def seed_story_close_in_first_cancel(ctx):
+async def seed_story_close_in_first_cancel(ctx: ScenarioContext) -> None:
     completions = []
-    late = []
+    late: list[str] = []
 
-    def handler(stream, event):
+    def handler(stream: Stream, event: AnyStreamEvent) -> None:
         if event.type is StreamEventType.SEND_COMPLETE:
             completions.append((event.client_context, event.canceled))
             if event.client_context == 3:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from itertools import combinations
 
-from quicsim import StreamEventType, StreamShutdownFlags, scenario
+from quicsim import AnyStreamEvent, ScenarioContext, Stream, StreamEventType, StreamShutdownFlags, scenario
 
 ACKED = ["1a", "2a", "3a"]
 
@@ -67,10 +67,10 @@ def allowed_outcomes(late: int, close: bool) -> frozenset[str]:
     return frozenset(outcomes)
 
 
-async def _story(ctx, late: int, close: bool) -> None:
-    closed = []
+async def _story(ctx: ScenarioContext, late: int, close: bool) -> None:
+    closed: list[bool] = []
 
-    def handler(stream, event):
+    def handler(stream: Stream, event: AnyStreamEvent) -> None:
         # MsQuic 4307: StreamClose inside the first canceled SEND_COMPLETE
         if close and event.type is StreamEventType.SEND_COMPLETE and event.canceled and not closed:
             closed.append(True)
@@ -87,20 +87,20 @@ async def _story(ctx, late: int, close: bool) -> None:
 
 
 @scenario(expect_outcomes=allowed_outcomes(1, False))
-async def seed_story(ctx):
+async def seed_story(ctx: ScenarioContext) -> None:
     await _story(ctx, 1, False)
 
 
 @scenario(expect_outcomes=allowed_outcomes(2, False))
-async def seed_story_two_late(ctx):
+async def seed_story_two_late(ctx: ScenarioContext) -> None:
     await _story(ctx, 2, False)
 
 
 @scenario(expect_outcomes=allowed_outcomes(1, True))
-async def seed_story_one_late_close(ctx):
+async def seed_story_one_late_close(ctx: ScenarioContext) -> None:
     await _story(ctx, 1, True)
 
 
 @scenario(expect_outcomes=allowed_outcomes(2, True))
-async def seed_story_close(ctx):
+async def seed_story_close(ctx: ScenarioContext) -> None:
     await _story(ctx, 2, True)

@@ -4,11 +4,11 @@ Race: none left: the send side is closed and acknowledged. MsQuic rejects the se
 with INVALID_STATE and raises no SEND_COMPLETE for it (a rejected send owns nothing).
 """
 
-from quicsim import SendFlags, Status, scenario
+from quicsim import ScenarioContext, SendFlags, Status, scenario
 
 
 @scenario(network={"loss": 0.05}, timeout=20)
-async def send_after_send_shutdown_complete(ctx):
+async def send_after_send_shutdown_complete(ctx: ScenarioContext) -> None:
     stream = ctx.client.open_stream()
     stream.start()
     stream.send(b"data", SendFlags.FIN, client_context="fin")

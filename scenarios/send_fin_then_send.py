@@ -7,12 +7,12 @@ no event follows (under ``--preempt``, or on MsQuic's own worker thread, the wor
 apply it before the second call already).
 """
 
-from quicsim import SendFlags, Status, StreamEventType, scenario
+from quicsim import ScenarioContext, SendFlags, Status, StreamEventType, scenario
 
 
 @scenario(network={"loss": 0.05, "delay_ms": 5}, timeout=20)
-async def send_fin_then_send(ctx):
-    done = {}
+async def send_fin_then_send(ctx: ScenarioContext) -> None:
+    done: dict[str, bool] = {}
     stream = ctx.client.open_stream(
         handler=lambda s, e: e.type is StreamEventType.SEND_COMPLETE and done.setdefault(e.client_context, e.canceled))
     stream.start()

@@ -5,13 +5,14 @@ canceled=False once the peer acknowledged its bytes, then SEND_SHUTDOWN_COMPLETE
 (graceful) once the FIN is acknowledged too.
 """
 
-from quicsim import Status, StreamEventType, StreamShutdownFlags, scenario
+from quicsim import ScenarioContext, Status, StreamEventType, StreamShutdownFlags, scenario
 
 
 @scenario(network={"loss": 0.02, "delay_ms": 5}, timeout=20)
-async def send_then_graceful_shutdown(ctx):
+async def send_then_graceful_shutdown(ctx: ScenarioContext) -> None:
     done = []
-    stream = ctx.client.open_stream(handler=lambda s, e: e.type is StreamEventType.SEND_COMPLETE and done.append(e))
+    stream = ctx.client.open_stream(
+        handler=lambda s, e: done.append(e) if e.type is StreamEventType.SEND_COMPLETE else None)
     stream.start()
     for i in range(20):
         assert stream.send(b"x" * 2000, client_context=f"req-{i}") is Status.PENDING

@@ -10,12 +10,12 @@ application calls StreamShutdown, the flush takes the late send along before the
 it is acknowledged, the outcome MsQuic gives most often.
 """
 
-from quicsim import Status, StreamEventType, StreamShutdownFlags, scenario
+from quicsim import ScenarioContext, Status, StreamEventType, StreamShutdownFlags, scenario
 
 
 @scenario(network={"loss": 0.05, "delay_ms": 10}, timeout=20, repeat=2)
-async def shutdown_then_send_same_tick(ctx):
-    done = {}
+async def shutdown_then_send_same_tick(ctx: ScenarioContext) -> None:
+    done: dict[str, bool] = {}
     stream = ctx.client.open_stream(
         handler=lambda s, e: e.type is StreamEventType.SEND_COMPLETE and done.setdefault(e.client_context, e.canceled))
     stream.start()

@@ -5,11 +5,11 @@ send's canceled completion (and SHUTDOWN_COMPLETE with app_close_in_progress) be
 StreamClose returns; afterwards the handler gets nothing.
 """
 
-from quicsim import scenario
+from quicsim import ScenarioContext, scenario
 
 
 @scenario(network={"loss": 0.05, "delay_ms": 5}, timeout=20)
-async def stream_close_with_pending_sends(ctx):
+async def stream_close_with_pending_sends(ctx: ScenarioContext) -> None:
     stream = ctx.client.open_stream()
     stream.start()
     for i in range(30):

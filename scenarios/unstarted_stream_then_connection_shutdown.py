@@ -5,11 +5,11 @@ ClosedRemotely), even after the application shut the connection down. Nothing ca
 ever send them: they must complete canceled, at the latest when the stream is closed.
 """
 
-from quicsim import Status, scenario
+from quicsim import ScenarioContext, Status, scenario
 
 
 @scenario(network={"loss": 0.05}, timeout=20)
-async def unstarted_stream_then_connection_shutdown(ctx):
+async def unstarted_stream_then_connection_shutdown(ctx: ScenarioContext) -> None:
     stream = ctx.client.open_stream()
     assert stream.send(b"before", client_context="before-shutdown") is Status.PENDING
     ctx.client.shutdown()

@@ -130,3 +130,28 @@ def test_outcomes_stops_at_the_first_ctrl_c_with_the_counts_so_far(tmp_path):
     assert code == 130, (out, err)
     assert "Traceback" not in err and err.strip() == "", err
     assert "interrupted after 2 of 10 seeds" in out and "s1: START 1a SSC(g=1) PEER_FIN SC" in out, out
+
+
+BUSY = """
+    from quicsim import scenario
+
+    @scenario(timeout=100000)
+    async def busy(ctx):
+        print("body started", flush=True)
+        while True:   # never yields: the loop stands still, a cancellation cannot reach it
+            pass
+
+    @scenario(timeout=60)
+    async def after(ctx):
+        pass
+"""
+
+
+@pytest.mark.parametrize("extra", [[], ["--transport", "memory"]])
+def test_one_ctrl_c_stops_a_body_that_never_yields(tmp_path, extra):
+    path = tmp_path / "busy.py"
+    path.write_text(textwrap.dedent(BUSY))
+    code, out, err = _interrupt(["run", str(path), *extra], lambda out: "body started" in out)
+    assert code == 130, out + err
+    assert "Traceback" not in err and err.strip() == "", err
+    assert "(interrupted after 0 of 2 runs)" in out

@@ -148,7 +148,7 @@ def test_a_campaign_half_swarm_finds_each_fault(tmp_path, fault):
 @pytest.mark.parametrize("fault", sorted(set(FAULTS) - {"reentrant-close"}))
 def test_swarm_runs_alone_find_a_fault_and_shrink_it_within_their_features(tmp_path, fault):
     # reentrant-close needs a handler close inside a detached batch of sends: swarm runs
-    # alone find it in 3 of 10 starts of 1,000 runs (README), too rare for a fast test
+    # alone find it in 3 of 10 starts of 1,000 runs (docs/measurement.md), too rare for a fast test
     result = run_campaign(runs=60, seed=0, faults=frozenset([fault]), out_dir=tmp_path, swarm=1.0)
     assert result.failures, f"{fault} not found in 60 swarm runs"
     finding = result.findings[0]

@@ -3,6 +3,7 @@ it raced with; the report loads in a real headless browser with no console error
 
 from __future__ import annotations
 
+import html
 import re
 import shutil
 import subprocess
@@ -80,6 +81,11 @@ document.querySelectorAll('.m.leakmark').forEach(function (label) {
   });
 });
 document.body.setAttribute('data-leak-overlaps', String(n));
+var causes = [];
+document.querySelectorAll('.leak .cause').forEach(function (c) {
+  if (c.getBoundingClientRect().height > 0) { causes.push(c.innerText); }
+});
+document.body.setAttribute('data-visible-causes', causes.join(' | '));
 </script>"""
 
 LATE = """
@@ -135,6 +141,9 @@ def test_report_in_a_real_browser(fault_trace, tmp_path):
     assert 'class="bad"' not in dom and "leaks: 1 (expected)" in dom and "failed: 0" in dom
     assert re.search(r'class="m leakmark expected"[^>]*>LEAK \'req-late\'</div>', dom)
     assert 'data-leak-overlaps="0"' in dom, "the LEAK label covers marks of its lane"
+    # the cause is on the page, not only in a hover title
+    causes = re.search(r'data-visible-causes="([^"]*)"', dom).group(1)
+    assert "cause: injected fault drop-send-after-shutdown: send 4 dropped" in causes
 
 
 def test_report_shows_an_unexpected_leak_as_a_failure(unexpected_leak_trace, tmp_path):
@@ -146,3 +155,60 @@ def test_report_shows_an_unexpected_leak_as_a_failure(unexpected_leak_trace, tmp
     assert "failed: 1" in dom and "leaks: 1 (1 not expected)" in dom
     assert re.search(r'class="m leakmark"[^>]*>LEAK \'req-late\'</div>', dom)
     assert 'data-leak-overlaps="0"' in dom
+
+
+REENTRANT = REPO / "scenarios" / "msquic_4307_reentrant_close.py"
+
+
+@pytest.fixture(scope="module")
+def reentrant_report(tmp_path_factory) -> str:
+    folder = tmp_path_factory.mktemp("reentrant")
+    spec = load_scenarios([str(REENTRANT)])[0]
+    result = run_job(spec, spec.seed, RunOptions(trace_dir=str(folder), transport="memory"))
+    assert result["passed"] and result["leaks"], result
+    trace = Path(result["trace"])
+    return write_report(folder / "report.html", [analyze(load_trace(trace), str(trace))]).read_text()
+
+
+def _leak_box(page: str) -> str:
+    box = re.search(r'<div class="leak[^"]*" data-client-context="[^"]*">(.*?)</div></div>', page)
+    assert box, page[:2000]
+    return html.unescape(re.sub(r"<[^>]+>", "", box.group(1)))
+
+
+def test_the_leak_box_names_the_close_from_the_handler_not_the_shutdown(reentrant_report):
+    """reentrant-close: the lost send C raced with the close() B's SEND_COMPLETE handler made
+    (which detached the handler), not with the graceful shutdown before it; the box says so
+    in its text, with the fault that fired and the discarded completion."""
+    box = _leak_box(reentrant_report)
+    assert "client_context='C'" in box
+    assert "raced with close() from the handler of SEND_COMPLETE client_context='B'" in box
+    assert "shutdown(GRACEFUL)" not in box
+    assert "cause: injected fault reentrant-close: 1 send(s) of a detached batch left to a closed handle" in box
+    assert "its SEND_COMPLETE (canceled=True) was discarded" in box
+
+
+def test_the_legend_explains_every_mark_drawn(reentrant_report, fault_trace, tmp_path):
+    """Each kind of mark a report draws has its legend entry: the fault marks and the
+    discarded completion too."""
+    other = write_report(tmp_path / "drop.html", [analyze(load_trace(fault_trace), str(fault_trace))]).read_text()
+    for page in (reentrant_report, other):
+        legend = html.unescape(re.search(r'<div class="legend">(.*?)</div>', page).group(1))
+        drawn = set(re.findall(r'<div class="m ([a-z]+)[ "]', page)) - {"leakmark"}
+        explained = {"call": "call", "queued": "send queued", "event": "event", "acked": "SEND_COMPLETE acked",
+                     "canceled": "canceled", "shutdown": "shutdown", "drop": "datagram dropped",
+                     "preempt": "preemption point", "fault": "injected fault fired",
+                     "discard": "event discarded (no handler)"}
+        assert drawn - explained.keys() == set(), drawn
+        for cls in drawn:
+            assert explained[cls] in legend, (cls, legend)
+    assert "discard" in set(re.findall(r'<div class="m ([a-z]+)[ "]', reentrant_report))
+    assert "fault" in set(re.findall(r'<div class="m ([a-z]+)[ "]', reentrant_report))
+
+
+def test_explain_names_the_cause_too(tmp_path):
+    spec = load_scenarios([str(REENTRANT)])[0]
+    result = run_job(spec, spec.seed, RunOptions(trace_dir=str(tmp_path), transport="memory"))
+    out = explain_text(analyze(load_trace(result["trace"]), result["trace"]))
+    assert "  cause     injected fault reentrant-close" in out
+    assert "raced with: close() from the handler of SEND_COMPLETE client_context='B'" in out

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -98,10 +102,106 @@ def test_trace_kept_for_failing_tests_only(pytester: pytest.Pytester, tmp_path):
     trace_dir = tmp_path / "traces"
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--quicsim-trace", str(trace_dir))
     result.assert_outcomes(passed=2, failed=2)
-    kept = sorted(p.name for p in trace_dir.iterdir())
+    kept = sorted(p.name for p in trace_dir.glob("*.jsonl"))
     assert len(kept) == 2 and all("test_leaks" in n or "missing" in n for n in kept)
-    leaked = next(p for p in trace_dir.iterdir() if "test_leaks" in p.name).read_text()
+    leaked = next(p for p in trace_dir.glob("*.jsonl") if "test_leaks" in p.name).read_text()
     assert "the-leaked-send" in leaked
+    # with the qlog of each kept trace (client and server), none of the passing tests'
+    qlogs = sorted(p.name for p in trace_dir.glob("*.sqlog"))
+    assert len(qlogs) == 4 and all("test_leaks" in n or "missing" in n for n in qlogs), qlogs
+    assert {p.name for p in trace_dir.iterdir()} == {*kept, *qlogs}
+
+
+_TYPES = {"string": str, "integer": int, "boolean": bool, "null": type(None), "array": list}
+
+
+def _schema_problems(record: dict) -> list[str]:
+    """What in ``record`` docs/history.schema.json does not allow: a listed field of the
+    wrong type, or a field its kind and name require missing."""
+    schema = json.loads((LIBRARY.parent / "docs" / "history.schema.json").read_text())
+    problems = []
+    for key, rule in schema["properties"].items():
+        if key in record and "type" in rule:
+            allowed = rule["type"] if isinstance(rule["type"], list) else [rule["type"]]
+            if not any(type(record[key]) is _TYPES[t] for t in allowed):
+                problems.append(f"{key}: {record[key]!r} is not {allowed}")
+    for rule in schema["allOf"]:
+        cond = rule["if"]["properties"]
+        if all(k in record and (record[k] == v["const"] if "const" in v else record[k] in v["enum"])
+               for k, v in cond.items()):
+            problems += [f"{record['kind']} without {f}" for f in rule["then"].get("required", []) if f not in record]
+    return problems
+
+
+def _explain(path: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "quicsim", "explain", path], capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_a_leaking_tests_trace_explains_the_leak(pytester: pytest.Pytester, tmp_path):
+    """End to end: a test that fails on a leak, run with --quicsim-trace, says in its failure
+    where the trace is and the command that explains it; that command reports the leak by
+    its client context, as the test did, and quicsim check agrees."""
+    pytester.makepyfile(test_leaky=LEAKY)
+    trace_dir = tmp_path / "traces"
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--quicsim-trace", str(trace_dir),
+                                           "-k", "test_leaks")
+    result.assert_outcomes(failed=1)
+    text = result.stdout.str()
+    match = re.search(r"explain it: quicsim explain (\S+\.jsonl)", text)
+    assert match, text
+    path = match.group(1)
+    assert Path(path).is_file() and f"quicsim trace: {path}" in text
+    qlogs = re.search(r"qlog \(qvis\): (.*)", text).group(1).split(", ")
+    assert [Path(q).name for q in qlogs] == [Path(path).stem + "-client.sqlog", Path(path).stem + "-server.sqlog"]
+    assert all(Path(q).is_file() for q in qlogs)
+    assert "quicsim:leak" in Path(qlogs[0]).read_text()
+    explained = _explain(path)
+    assert explained.returncode == 1, explained.stderr  # (1: the trace shows a leak)
+    out = explained.stdout
+    assert "1 LEAKED" in out.splitlines()[0], out
+    leak_line = next(line for line in out.splitlines() if line.startswith("LEAK "))
+    assert "client_context='the-leaked-send'" in leak_line
+    assert "LEAKED    no SEND_COMPLETE" in out and "(pending)" not in out
+    records = [json.loads(line) for line in Path(path).read_text().splitlines()]
+    assert [r["kind"] for r in records][-2:] == ["leak", "verdict"]
+    assert [p for r in records for p in _schema_problems(r)] == []
+    assert records[-1]["passed"] is False and records[-1]["expect"] == "ok"
+    checked = subprocess.run([sys.executable, "-m", "quicsim", "check", path], capture_output=True, text=True,
+                             timeout=120)
+    assert checked.returncode == 1 and "the-leaked-send" in checked.stdout
+
+
+def test_a_test_body_that_fails_keeps_its_findings_and_says_where(pytester: pytest.Pytester, tmp_path):
+    """A body that fails on its own assertion after a leak: the failure still names the
+    trace, and the trace carries the leak and a failed verdict."""
+    pytester.makepyfile(test_body="""
+        import asyncio
+        import pytest
+        from quicsim import StreamShutdownFlags
+
+        @pytest.mark.asyncio
+        @pytest.mark.quicsim(faults=["drop-send-after-shutdown"])
+        async def test_body_fails(quicsim_pair):
+            s = quicsim_pair.client.open_stream()
+            s.start()
+            s.send(b"x" * 100, client_context="early")
+            await asyncio.sleep(0)
+            s.shutdown(StreamShutdownFlags.GRACEFUL)
+            s.send(b"late", client_context="lost-then-assert")
+            await s.wait_shutdown_complete(timeout=5)
+            assert quicsim_pair.ledger.completions == 2, "my own check"
+    """)
+    trace_dir = tmp_path / "traces"
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--quicsim-trace", str(trace_dir))
+    result.assert_outcomes(failed=1)
+    text = result.stdout.str()
+    assert "my own check" in text
+    path = re.search(r"explain it: quicsim explain (\S+\.jsonl)", text).group(1)
+    out = _explain(path).stdout
+    assert "1 LEAKED" in out and "client_context='lost-then-assert'" in out
+    verdict = json.loads(Path(path).read_text().splitlines()[-1])
+    assert verdict == {"kind": "verdict", "expect": "ok", "passed": False, "t": verdict["t"]}
 
 
 def test_scenario_files_are_collected(pytester: pytest.Pytester):
@@ -223,3 +323,33 @@ def test_preemption_through_the_marker(pytester: pytest.Pytester):
     pytester.makepyfile(PREEMPTED)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-o", "asyncio_mode=strict")
     result.assert_outcomes(passed=2)
+
+
+@pytest.mark.parametrize("options, marker, scopes", [
+    # the fixtures on a session loop, the test on its own (a common way to silence
+    # pytest-asyncio's warning about the unset fixture loop scope)
+    (["-o", "asyncio_default_fixture_loop_scope=session"], "", ("'function'", "'session'")),
+    # the reverse: the test on a module loop, the fixtures on the test's own
+    (["-o", "asyncio_default_fixture_loop_scope=function"], '(loop_scope="module")', ("'module'", "'function'")),
+])
+def test_a_loop_scope_mismatch_is_named_at_once(pytester: pytest.Pytester, options, marker, scopes):
+    """pytest-asyncio running the quicsim fixtures on another event loop than the test made
+    the test wait its whole timeout on a stream that never started; now it fails before
+    the body runs, naming the loop scopes and the setting to change."""
+    pytester.makepyfile(CLEAN.replace("@pytest.mark.asyncio", "@pytest.mark.asyncio" + marker).replace(
+        "s.start()", "s.start()\n        print('BODY RAN')"))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-s", *options)
+    result.assert_outcomes(failed=1)
+    text = result.stdout.str()
+    assert "BODY RAN" not in text and "timed out" not in text and "unstarted>" not in text
+    assert "quicsim: pytest-asyncio runs this test on another event loop than the quicsim fixtures" in text
+    assert f"the test's loop scope is {scopes[0]}" in text and f"the fixtures' {scopes[1]}" in text
+    assert "asyncio_default_fixture_loop_scope = " in text and "@pytest.mark.asyncio(loop_scope=" in text
+
+
+def test_one_loop_scope_for_both_is_fine(pytester: pytest.Pytester):
+    """The same loop (both on the session's) is no mismatch: the test runs and passes."""
+    pytester.makepyfile(CLEAN)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-o", "asyncio_default_fixture_loop_scope=session",
+                                           "-o", "asyncio_default_test_loop_scope=session")
+    result.assert_outcomes(passed=1)

@@ -57,7 +57,7 @@ def test_qlog_carries_the_fault_and_the_leak(tmp_path):
     faults = [e for e in client if e["name"] == "quicsim:fault"]
     assert faults and faults[0]["data"]["fault"] == "drop-send-after-shutdown"
     leaks = [e for e in client if e["name"] == "quicsim:leak"]
-    assert len(leaks) == 1 and leaks[0]["data"]["client_context"] == "'req-late'"
+    assert len(leaks) == 1 and leaks[0]["data"]["client_context"] == "req-late"  # the value, not its repr
     assert leaks[0]["time"] >= faults[0]["time"]
     assert not [e for e in server if e["name"] in ("quicsim:leak", "quicsim:fault")]  # the client's bug
 
@@ -81,7 +81,7 @@ def test_qlog_names_stalled_sends(tmp_path, monkeypatch):
     result = run_job(spec, 1, RunOptions(trace_dir=str(tmp_path)))
     assert not result["passed"] and [s["client_context"] for s in result["stalled"]] == ["'stuck'"], result
     stalled = [e for e in _events(tmp_path / "stall-seed1-client.sqlog") if e["name"] == "quicsim:stalled_send"]
-    assert [e["data"]["client_context"] for e in stalled] == ["'stuck'"]
+    assert [e["data"]["client_context"] for e in stalled] == ["stuck"]
 
 
 def test_qlog_keeps_aioquics_datagram_frames(tmp_path):
@@ -98,3 +98,45 @@ def test_qlog_keeps_aioquics_datagram_frames(tmp_path):
     frames = [f for e in _events(tmp_path / "dgram-seed1-client.sqlog") if e["name"] == "transport:packet_sent"
               for f in e["data"].get("frames", [])]
     assert any(f.get("frame_type") == "datagram" for f in frames)
+
+
+CONTEXTS = '''
+from quicsim import Settings, StreamShutdownFlags, scenario
+
+
+class Opaque:
+    def __repr__(self):
+        return "Opaque()"
+
+
+@scenario(transport="memory", expect="leak", settings={"client": Settings(faults=["drop-send-after-shutdown"])})
+async def contexts(ctx):
+    stream = ctx.client.open_stream()
+    stream.start()
+    stream.send(b"a", client_context=7)
+    stream.send(b"b", client_context=("req", 1))
+    await ctx.sleep(0)
+    stream.shutdown(StreamShutdownFlags.GRACEFUL)
+    stream.send(b"c", client_context={"req": 2})
+    stream.send(b"d", client_context=Opaque())
+    await stream.wait_shutdown_complete(timeout=15)
+'''
+
+
+def test_client_context_is_written_as_its_value_in_qlog_and_run_json(tmp_path, capsys):
+    """A client_context is written as the value the application gave (a JSON-able one as
+    it is; another as {"repr": ...}), not as its Python repr, in qlog and ``run --json``."""
+    from quicsim.cli import main
+
+    (tmp_path / "contexts.py").write_text(CONTEXTS)
+    assert main(["run", str(tmp_path / "contexts.py"), "--json", "--trace", str(tmp_path / "out")]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert [leak["client_context"] for leak in result["leaks"]] == [{"req": 2}, {"repr": "Opaque()"}]
+    client = _events(tmp_path / "out" / "contexts-seed1-client.sqlog")
+    completed = [e["data"]["client_context"] for e in client if e["name"] == "quicsim:send_complete"]
+    assert completed == [7, ["req", 1]]
+    leaked = [e["data"]["client_context"] for e in client if e["name"] == "quicsim:leak"]
+    assert leaked == [{"req": 2}, {"repr": "Opaque()"}]
+    # the JSON Lines trace keeps the text quicsim check compares
+    trace = [json.loads(line) for line in (tmp_path / "out" / "contexts-seed1.jsonl").read_text().splitlines()]
+    assert [r["client_context"] for r in trace if r["kind"] == "leak"] == ["{'req': 2}", "Opaque()"]

@@ -59,14 +59,14 @@ async def test_alpn_mismatch_hint():
     assert "no common ALPN protocol" in text and "signed by the CA" not in text
 
 
-def test_readme_documents_where_the_certificates_come_from():
+def test_the_docs_say_where_the_certificates_come_from():
     from pathlib import Path
 
-    readme = " ".join((Path(__file__).resolve().parent.parent / "README.md").read_text().split())
+    readme = " ".join((Path(__file__).resolve().parent.parent / "docs" / "api.md").read_text().split())
     for needed in ("`QUICSIM_CERTS`", "~/.cache/quicsim/certs", "`$XDG_CACHE_HOME/quicsim/certs`",
                    "refuses to replace existing files unless given `--force`"):
         assert needed in readme, needed
-    # what the README promises is what default_paths() does
+    # what the API page promises is what default_paths() does
     assert certs.default_paths.__doc__ and "QUICSIM_CERTS" in certs.default_paths.__doc__
 
 

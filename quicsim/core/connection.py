@@ -56,7 +56,7 @@ class ConnectionCore:
         settings: Settings | None = None,
         handler: ConnectionHandler | None = None,
         context: Any = None,
-        observers: list | tuple = (),
+        observers: list[Any] | tuple[Any, ...] = (),
         label: str = "",
     ) -> None:
         self.quic = quic
@@ -145,7 +145,7 @@ class ConnectionCore:
     def open_stream(
         self,
         flags: StreamOpenFlags = StreamOpenFlags.NONE,
-        handler: Callable | None = None,
+        handler: Callable[..., Any] | None = None,
         context: Any = None,
     ) -> StreamCore:
         """StreamOpen. Raises :class:`StatusError` where MsQuic returns a failure."""
@@ -513,12 +513,12 @@ class ConnectionCore:
         assert stream.id is not None  # registered once it has its id: started, or the peer's
         self.streams[stream.id] = stream
 
-        def on_data(lost: bool, _s=stream) -> None:
+        def on_data(lost: bool, _s: StreamCore = stream) -> None:
             if lost:
                 _s.data_lost = True  # for CANCEL_ON_LOSS
             self._dirty[_s] = None  # poll swaps the dict: look it up each time
 
-        def on_reset(_s=stream) -> None:
+        def on_reset(_s: StreamCore = stream) -> None:
             self._dirty[_s] = None
 
         aq.watch_deliveries(quic_stream.sender, on_data, on_reset)
@@ -545,7 +545,7 @@ class ConnectionCore:
         self.delivery.connection_event(ev.PeerStreamStarted(stream=stream.owner, flags=stream.open_flags))
         return stream
 
-    def _new_stream(self, flags: StreamOpenFlags, handler: Callable | None = None, context: Any = None,
+    def _new_stream(self, flags: StreamOpenFlags, handler: Callable[..., Any] | None = None, context: Any = None,
                     *, peer_stream_id: int | None = None) -> StreamCore:
         stream = StreamCore(self, flags, handler, context, peer_stream_id=peer_stream_id)
         if self.wrap_stream is not None:
@@ -580,14 +580,14 @@ class ConnectionCore:
         """QuicConnIndicateEvent (see EventDelivery.connection_event)."""
         self.delivery.connection_event(event)
 
-    def call_handler(self, handler: Callable, target: Any, event: Any) -> None:
+    def call_handler(self, handler: Callable[..., Any], target: Any, event: Any) -> None:
         """Run one callback as the delivery runs handlers (a driver's or a test's own)."""
         self.delivery.call_handler(handler, target, event)
 
     def observe_preempted(self, stream: StreamCore | None, call: str) -> None:
         self.delivery.preempted(stream, call)
 
-    def observe_window(self, stream: StreamCore | None, call: str, seconds: float, let_through: dict) -> None:
+    def observe_window(self, stream: StreamCore | None, call: str, seconds: float, let_through: dict[str, Any]) -> None:
         self.delivery.network_window(stream, call, seconds, let_through)
 
     def observe_teardown(self) -> None:

@@ -9,6 +9,7 @@ completion is O(1) amortized: the ACK path only ever looks at the head.
 from __future__ import annotations
 
 from collections import deque
+from contextlib import AbstractContextManager
 from typing import Any, Iterator
 
 from ..enums import SendFlags
@@ -111,7 +112,7 @@ class SendQueue:
             requests.popleft()
             yield head
 
-    def take_api_requests(self, lock) -> deque[SendRequest]:
+    def take_api_requests(self, lock: AbstractContextManager[Any]) -> deque[SendRequest]:
         """Swap out the accepted-not-applied list under ``lock`` (QuicStreamSendFlush's
         ``ApiSendRequests = NULL``): a send racing from another thread either made it
         into the batch taken here or finds an empty list and queues its own operation.
@@ -126,7 +127,7 @@ class SendQueue:
         self.taken.extend(batch)
         return self.taken
 
-    def detach_api_requests(self, lock) -> int:
+    def detach_api_requests(self, lock: AbstractContextManager[Any]) -> int:
         """QuicStreamSendShutdown's own ``ApiSendRequests = NULL``: the accepted sends not
         yet taken go to the *front* of ``taken`` (the shutdown completes them before the
         loop it may run inside goes on with the rest). Returns how many."""

@@ -8,7 +8,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, cast
 
 from .. import interrupt
 from .dask_pool import DaskPool
@@ -28,7 +28,7 @@ class CampaignResult:
     first_seed: int
     runs: int = 0
     ops: int = 0
-    failures: Counter = field(default_factory=Counter)
+    failures: Counter[str] = field(default_factory=Counter)
     findings: list[Finding] = field(default_factory=list)
     elapsed: float = 0.0
     stopped_early: bool = False
@@ -39,8 +39,8 @@ class CampaignResult:
     #: seeds whose drawn network kept the handshake from completing (not failures)
     no_handshake: list[int] = field(default_factory=list)
     #: state-coverage probes: hits, and runs that hit each
-    probe_hits: Counter = field(default_factory=Counter)
-    probe_runs: Counter = field(default_factory=Counter)
+    probe_hits: Counter[str] = field(default_factory=Counter)
+    probe_runs: Counter[str] = field(default_factory=Counter)
 
     @property
     def seeds(self) -> str:
@@ -52,7 +52,7 @@ def _signature(outcome: Outcome) -> str | None:
     if outcome.failure is not None:
         return None if outcome.failure == "unfinished" else outcome.failure
     value = outcome.value
-    return value[1] if isinstance(value, tuple) else value
+    return cast("str | None", value[1] if isinstance(value, tuple) else value)
 
 
 def run_campaign(

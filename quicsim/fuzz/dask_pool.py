@@ -41,7 +41,7 @@ _idle: dict[tuple[float, str | None], list[Sandbox]] = {}
 _idle_lock = threading.Lock()
 
 
-def run_shard(jobs: list[tuple], wall_budget: float, init: str | None, deadline_at: float | None,
+def run_shard(jobs: list[tuple[Any, ...]], wall_budget: float, init: str | None, deadline_at: float | None,
               grace: float) -> list[Outcome]:
     """Run ``jobs`` in this Dask worker's sandbox; ``deadline_at`` is wall-clock time
     (``time.time()``) because the client's monotonic clock means nothing here."""
@@ -86,7 +86,7 @@ class DaskPool:
         self.client: Client | None = None
         self._threads = 1
         self._threads_checked = 0.0
-        self._pending: dict[Future, list[tuple[int, tuple]]] = {}  # shard tasks not back yet
+        self._pending: dict[Future[Any], list[tuple[int, tuple[Any, ...]]]] = {}  # shard tasks not back yet
         self._stopped = False
 
     def __enter__(self) -> "DaskPool":
@@ -147,7 +147,8 @@ class DaskPool:
                     raise
         return self._threads
 
-    def run(self, jobs: Iterable[tuple], deadline: float | None = None, grace: float = 3.0) -> Iterator[Outcome]:
+    def run(self, jobs: Iterable[tuple[Any, ...]], deadline: float | None = None,
+            grace: float = 3.0) -> Iterator[Outcome]:
         """Outcomes in job order. No run starts after ``deadline`` (``time.monotonic()``);
         runs in flight at ``deadline + grace`` are stopped and reported ``unfinished``;
         shards not back ``RETURN_SLACK`` seconds later are canceled and not reported."""
@@ -166,7 +167,7 @@ class DaskPool:
         emitted = 0
         exhausted = False
 
-        def submit(shard: list[tuple[int, tuple]]) -> None:
+        def submit(shard: list[tuple[int, tuple[Any, ...]]]) -> None:
             first, last = shard[0][1][1], shard[-1][1][1]
             future = client.submit(run_shard, [job for _, job in shard], self.wall_budget, self.init, deadline_at,
                                    grace, key=f"quicsim-fuzz-{campaign}-seeds-{first}-{last}", pure=False)
@@ -215,8 +216,8 @@ class DaskPool:
         finally:
             self._cancel()
 
-    def _settle(self, future: Future, shard: list[tuple[int, tuple]],
-                resolved: dict[int, Outcome | None]) -> list[tuple[int, tuple]]:
+    def _settle(self, future: Future[Any], shard: list[tuple[int, tuple[Any, ...]]],
+                resolved: dict[int, Outcome | None]) -> list[tuple[int, tuple[Any, ...]]]:
         """Record a finished shard's outcomes; return the jobs to run again, one per task."""
         from distributed import KilledWorker
 

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import CodeType
-from typing import Callable
+from typing import Any, Callable, cast
 
 from ..loader import load_scenarios
 from ..runner import RunOptions, run_job
@@ -57,11 +57,11 @@ def _spec_from_source(source: str, name: str) -> ScenarioSpec:
         sys.modules.pop(module_name, None)
     for value in module.__dict__.values():
         if callable(value) and ATTRIBUTE in getattr(value, "__dict__", {}):
-            return value.__dict__[ATTRIBUTE]
+            return cast(ScenarioSpec, value.__dict__[ATTRIBUTE])
     raise RuntimeError("rendered program has no scenario")
 
 
-def signature(result: dict) -> str | None:
+def signature(result: dict[str, Any]) -> str | None:
     """What kind of failure a run had (None when it passed); shrinking keeps it equal."""
     if result["passed"]:
         return None
@@ -99,7 +99,7 @@ def options_for(backend: str, probes: bool = False) -> RunOptions:
 
 
 def run_program(program: Program, faults: frozenset[str] = frozenset(), probes: bool = False,
-                backend: str = "simulator") -> dict:
+                backend: str = "simulator") -> dict[str, Any]:
     spec = _spec_from_source(render(program, faults, backend=backend), f"seed{program.seed}")
     return run_job(spec, program.seed, options_for(backend, probes))
 
@@ -182,6 +182,7 @@ def shrink(program: Program, sig: str, faults: frozenset[str], max_runs: int = 3
                 ops, current = candidate.ops, candidate
                 break
     # Settings knobs back to their defaults, one at a time.
+    plainer: Callable[[Program], Program]
     for plainer in (lambda p: replace(p, send_buffering=False), lambda p: replace(p, peer_streams=None),
                     lambda p: replace(p, stop_sending=False), lambda p: replace(p, slow_reader=False)):
         candidate = plainer(current)
@@ -212,9 +213,9 @@ def shrink(program: Program, sig: str, faults: frozenset[str], max_runs: int = 3
     return current
 
 
-def _simpler_ops(op: tuple) -> list[tuple]:
+def _simpler_ops(op: tuple[Any, ...]) -> list[tuple[Any, ...]]:
     kind = op[0]
-    out: list[tuple] = []
+    out: list[tuple[Any, ...]] = []
     if kind == "send":
         _, sid, size, nbufs, flags = op
         out += [("send", sid, s, nbufs, flags) for s in _SIZE_STEPS if s < size]
@@ -273,7 +274,7 @@ def reproduces(path: Path, sig: str) -> bool:
 NO_HANDSHAKE = "no-handshake"
 
 
-def check_program(program: Program, faults: frozenset[str] = frozenset(), probes: dict | None = None,
+def check_program(program: Program, faults: frozenset[str] = frozenset(), probes: dict[str, Any] | None = None,
                   backend: str = "simulator") -> str | None:
     """The failure signature of one program (None: it passed), or :data:`NO_HANDSHAKE`.
     With ``probes`` (a dict), the run's probe hits are added to it."""
@@ -306,12 +307,12 @@ def determinism_of(program: Program, faults: frozenset[str] = frozenset(), path:
 
 
 def check_seed(seed: int, max_ops: int, faults: frozenset[str], check_determinism: bool = False,
-               swarm: float = 0.0, backend: str = "simulator") -> tuple[int, str | None, int, str, dict]:
+               swarm: float = 0.0, backend: str = "simulator") -> tuple[int, str | None, int, str, dict[str, Any]]:
     """One fuzz run: (seed, failure signature or None or NO_HANDSHAKE, API operations,
     detail, probe hits). With ``check_determinism`` a passing program is also run twice
     and compared; ``swarm`` is the fraction of seeds that are swarm runs."""
     program = for_backend(generate(seed, max_ops, swarm), backend)
-    probes: dict = {}
+    probes: dict[str, Any] = {}
     sig = check_program(program, faults, probes, backend)
     detail = ""
     if sig is None and check_determinism:

@@ -22,11 +22,12 @@ from __future__ import annotations
 import enum
 import random
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..enums import SendFlags, StreamShutdownFlags, StreamStartFlags
 from .swarm import allowed, draw
 
-Op = tuple
+Op = tuple[Any, ...]
 
 SHUTDOWN_CHOICES = [
     StreamShutdownFlags.GRACEFUL,
@@ -60,7 +61,7 @@ def _flag_features(group: str, value: int, cls: type[enum.IntFlag]) -> tuple[str
                  and value & m.value)
 
 
-def _options(features: frozenset[str] | None, choices: list, needs: list) -> list:
+def _options(features: frozenset[str] | None, choices: list[Any], needs: list[Any]) -> list[Any]:
     """The choices whose features the run kept (all of them, in order, for a full run, so
     a full run draws exactly what it always drew)."""
     if features is None:
@@ -77,7 +78,7 @@ _TRIGGER_NEEDS = [(f"on.{event.lower()}",) for event in TRIGGER_EVENTS]
 @dataclass
 class Program:
     seed: int
-    network: dict = field(default_factory=dict)
+    network: dict[str, Any] = field(default_factory=dict)
     ops: list[Op] = field(default_factory=list)
     #: MsQuic's SendBufferingEnabled on both sides (quicsim's default is off)
     send_buffering: bool = False
@@ -128,8 +129,8 @@ def _send_flags(rng: random.Random, features: frozenset[str] | None) -> int:
     return int(flags)
 
 
-def _network(rng: random.Random, features: frozenset[str] | None) -> dict:
-    net: dict = {}
+def _network(rng: random.Random, features: frozenset[str] | None) -> dict[str, Any]:
+    net: dict[str, Any] = {}
     if rng.random() < 0.7 and allowed(features, "net.loss"):
         net["loss"] = round(rng.uniform(0, 0.3), 3)
     if rng.random() < 0.6 and allowed(features, "net.delay"):

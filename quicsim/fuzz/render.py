@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import textwrap
 from enum import IntFlag
+from typing import Any
 
 from ..enums import ConnectionShutdownFlags, SendFlags, StreamOpenFlags, StreamShutdownFlags, StreamStartFlags
 from .program import Program
@@ -103,7 +104,7 @@ def _buffers(size: int, nbufs: int) -> str:
     return "[" + ", ".join(f"bytes({n})" for n in sizes) + "]"
 
 
-def _call(op: tuple, index: int, target: str) -> str:
+def _call(op: tuple[Any, ...], index: int, target: str) -> str:
     kind = op[0]
     if kind == "send":
         _, sid, size, nbufs, flags = op
@@ -119,7 +120,7 @@ def _call(op: tuple, index: int, target: str) -> str:
     raise ValueError(f"not a stream operation: {op!r}")
 
 
-def _line(op: tuple, index: int) -> str:
+def _line(op: tuple[Any, ...], index: int) -> str:
     kind = op[0]
     if kind == "open":
         _, sid, side, uni = op

@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 
 #: the fraction of runs ``quicsim fuzz`` makes swarm runs unless told: none, because on
-#: these short programs every mix measured (``python -m bench.swarm``, in the README) found
+#: these short programs every mix measured (``python -m bench.swarm``, in docs/measurement.md) found
 #: each injected fault less often than full runs and reached fewer probes
 DEFAULT_SWARM = 0.0
 

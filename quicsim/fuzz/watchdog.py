@@ -26,13 +26,13 @@ class Outcome:
     """What became of one job: its value, or ``failure`` (``hang``, ``crash``,
     ``unfinished``) with a line saying why."""
 
-    job: tuple
+    job: tuple[Any, ...]
     value: Any = None
     failure: str | None = None
     detail: str = ""
 
 
-def execute(job: tuple) -> Any:
+def execute(job: tuple[Any, ...]) -> Any:
     """Run one job (in a worker): ``("seed", seed, max_ops, faults, check_determinism,
     swarm, backend)`` -> (seed, signature, ops, detail, probes); ``("program", program,
     faults, determinism, backend)`` and ``("file", path, determinism, backend)`` ->
@@ -96,11 +96,11 @@ class _Worker:
         self.process = context.Process(target=_serve, args=(child, init), daemon=True)
         self.process.start()
         child.close()
-        self.job: tuple | None = None
+        self.job: tuple[Any, ...] | None = None
         self.started = 0.0
         self.ready = False
 
-    def submit(self, job: tuple) -> None:
+    def submit(self, job: tuple[Any, ...]) -> None:
         self.job = job
         self.started = time.monotonic()
         self.conn.send(job)
@@ -145,13 +145,14 @@ class Sandbox:
                 worker.kill()
         self.workers.clear()
 
-    def run_one(self, job: tuple, deadline: float | None = None) -> Outcome:
+    def run_one(self, job: tuple[Any, ...], deadline: float | None = None) -> Outcome:
         """Run one job and wait for it (not past its budget or ``deadline``)."""
         for outcome in self.run([job], deadline=deadline, grace=0.0):
             return outcome
         return Outcome(job, failure="unfinished", detail="not started: past the deadline")
 
-    def run(self, jobs: Iterable[tuple], deadline: float | None = None, grace: float = 3.0) -> Iterator[Outcome]:
+    def run(self, jobs: Iterable[tuple[Any, ...]], deadline: float | None = None,
+            grace: float = 3.0) -> Iterator[Outcome]:
         """Outcomes as jobs finish. No job starts after ``deadline``; jobs still running
         at ``deadline + grace`` are killed and reported ``unfinished``."""
         pending = iter(jobs)
@@ -191,7 +192,7 @@ class Sandbox:
             return worker
         return None
 
-    def _check(self, worker: _Worker, ready: list, now: float, deadline: float | None,
+    def _check(self, worker: _Worker, ready: list[Any], now: float, deadline: float | None,
                grace: float) -> Outcome | None:
         job = worker.job
         assert job is not None

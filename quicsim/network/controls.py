@@ -12,7 +12,7 @@ from .impairment import DIRECTIONS, Decision, LinkModel, NetworkProfile
 class Network:
     """What ``ctx.network`` is: ``update(loss=0.3)``, ``blackhole(2.0)``, ``stats``."""
 
-    def __init__(self, profile: NetworkProfile | dict | None, seed: int,
+    def __init__(self, profile: NetworkProfile | dict[str, Any] | None, seed: int,
                  clock: Callable[[], float]) -> None:
         if not isinstance(profile, NetworkProfile):
             profile = NetworkProfile.from_dict(profile)
@@ -23,7 +23,7 @@ class Network:
         self.models = {d: LinkModel(profile.link(d), seed, d) for d in DIRECTIONS}
         self.stats: dict[str, Counter[str]] = {d: Counter() for d in DIRECTIONS}
         self.changes: list[dict[str, Any]] = []
-        self.listeners: list[Callable[[str, dict], None]] = []  # tracers
+        self.listeners: list[Callable[[str, dict[str, Any]], None]] = []  # tracers
 
     def elapsed(self) -> float:
         return self._clock() - self._start
@@ -58,7 +58,7 @@ class Network:
             self.models[d].blackhole_now(now, seconds)
         self._record("blackhole", {"seconds": seconds, "direction": direction or "both"})
 
-    def _record(self, kind: str, spec: dict) -> None:
+    def _record(self, kind: str, spec: dict[str, Any]) -> None:
         change = {"t": round(self.elapsed(), 6), "change": kind, "spec": spec}
         self.changes.append(change)
         for listener in self.listeners:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from collections import deque
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Iterable
+from typing import Any, Iterable, cast
 
 DIRECTIONS = ("to_server", "to_client")
 
@@ -91,7 +91,7 @@ def _blackholes(value: Any, where: str) -> tuple[Blackhole, ...]:
     return tuple(out)
 
 
-def _link(values: dict, base: LinkParams, where: str) -> LinkParams:
+def _link(values: dict[str, Any], base: LinkParams, where: str) -> LinkParams:
     unknown = sorted(values.keys() - _LINK_KEYS)
     if unknown:
         raise NetworkError(f"{where}unknown network key {unknown[0]!r}; known: {', '.join(sorted(_LINK_KEYS))}")
@@ -115,7 +115,7 @@ class NetworkProfile:
     to_client: LinkParams = LinkParams()
 
     @classmethod
-    def from_dict(cls, spec: dict | None, base: "NetworkProfile | None" = None) -> "NetworkProfile":
+    def from_dict(cls, spec: dict[str, Any] | None, base: "NetworkProfile | None" = None) -> "NetworkProfile":
         base = base or cls()
         if spec is not None and not isinstance(spec, dict):
             raise NetworkError(f"network must be a dict, got {spec!r}")
@@ -130,7 +130,7 @@ class NetworkProfile:
         return cls(**out)
 
     def link(self, direction: str) -> LinkParams:
-        return getattr(self, direction)
+        return cast(LinkParams, getattr(self, direction))
 
 
 @dataclass(frozen=True)

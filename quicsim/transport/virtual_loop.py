@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import concurrent.futures
+import contextvars
 import heapq
 import itertools
 import selectors
@@ -20,7 +22,7 @@ import threading
 import time
 from asyncio import events
 from concurrent.futures import thread as _pool_thread
-from typing import Callable
+from typing import Any, Callable, Coroutine, TypeVar, TypeVarTuple, Unpack
 
 #: Each jump lands this far past the timer it wakes for: aioquic's loss detection can
 #: re-arm the same deadline forever when called exactly at it (float rounding).
@@ -29,6 +31,8 @@ STEP_PAST = 1e-6
 HOLD_SLICE = 0.005
 #: After the budget ran out, virtual time the cleanup (task cancellation) may still use.
 CLEANUP_SECONDS = 60.0
+_T = TypeVar("_T")
+_Ts = TypeVarTuple("_Ts")
 
 
 class VirtualTimeExceeded(Exception):
@@ -43,7 +47,7 @@ class _VirtualSelector(selectors.DefaultSelector):
         super().__init__()
         self.loop: VirtualTimeEventLoop | None = None
 
-    def select(self, timeout: float | None = None):
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         ready = super().select(0)
         if ready or timeout == 0:
             return ready
@@ -56,7 +60,7 @@ class _VirtualSelector(selectors.DefaultSelector):
         self.loop._advance(timeout)
         return []
 
-    def _select_real_time(self, timeout: float | None):
+    def _select_real_time(self, timeout: float | None) -> list[tuple[selectors.SelectorKey, int]]:
         """Wait for real, moving the virtual clock by the real time waited (never past the
         next timer), until something is ready, the timer is due, or no thread is at work."""
         loop = self.loop
@@ -86,11 +90,11 @@ class _OrderedTimer(events.TimerHandle):
 
     __slots__ = ("_seq",)
 
-    def __init__(self, seq: int, *args) -> None:
+    def __init__(self, seq: int, *args: Any) -> None:
         super().__init__(*args)
         self._seq = seq
 
-    def __lt__(self, other):
+    def __lt__(self, other: events.TimerHandle) -> bool:
         if isinstance(other, _OrderedTimer):
             return (self._when, self._seq) < (other._when, other._seq)
         return super().__lt__(other)
@@ -114,13 +118,14 @@ class VirtualTimeEventLoop(asyncio.SelectorEventLoop):
     def time(self) -> float:
         return self._virtual_now
 
-    def run_in_executor(self, executor, func, *args):
+    def run_in_executor(self, executor: concurrent.futures.Executor | None, func: Callable[[Unpack[_Ts]], _T],
+                        *args: Unpack[_Ts]) -> asyncio.Future[_T]:
         future = super().run_in_executor(executor, func, *args)
         self._jobs_in_flight += 1
         future.add_done_callback(self._job_done)
         return future
 
-    def _job_done(self, future) -> None:
+    def _job_done(self, future: asyncio.Future[Any]) -> None:
         self._jobs_in_flight -= 1
 
     def _other_thread_at_work(self) -> bool:
@@ -139,7 +144,8 @@ class VirtualTimeEventLoop(asyncio.SelectorEventLoop):
             return True
         return False
 
-    def call_at(self, when, callback, *args, context=None):
+    def call_at(self, when: float, callback: Callable[[Unpack[_Ts]], object], *args: Unpack[_Ts],
+                context: contextvars.Context | None = None) -> events.TimerHandle:
         # BaseEventLoop.call_at, with timers ordered by (deadline, scheduling order).
         if when is None:
             raise TypeError("when cannot be None")
@@ -187,7 +193,7 @@ class VirtualTimeEventLoop(asyncio.SelectorEventLoop):
             raise VirtualTimeExceeded(f"the run passed its budget of {budget:g} s of virtual time")
 
 
-def run_virtual(coro, seed: int | None = None, budget: float | None = None):
+def run_virtual(coro: Coroutine[Any, Any, _T], seed: int | None = None, budget: float | None = None) -> _T:
     """Run ``coro`` to completion on a fresh virtual-time loop; with ``seed``, aioquic's
     randomness in the run is drawn from it (:mod:`quicsim.transport.seeded`); past
     ``budget`` virtual seconds, raise :class:`VirtualTimeExceeded`."""
@@ -205,7 +211,7 @@ def run_virtual(coro, seed: int | None = None, budget: float | None = None):
             return runner.run(coro)
 
 
-def _quiet_after_budget(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+def _quiet_after_budget(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
     if getattr(loop, "exceeded", False):
         return
     loop.default_exception_handler(context)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import threading
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 from . import bindings as b
 
@@ -120,7 +120,7 @@ def _dispatch(context: int | None, event: Any) -> int:
     if obj is None:
         return 0
     try:
-        return obj.on_event(event.contents)
+        return cast(int, obj.on_event(event.contents))
     except BaseException as exc:  # never into C: record it where the run reports errors
         try:
             obj.callback_failed(exc)
@@ -154,9 +154,9 @@ class Waiters:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.lock = threading.Lock()
-        self.by_type: dict[Any, list[asyncio.Future]] = {}
+        self.by_type: dict[Any, list[asyncio.Future[Any]]] = {}
 
-    def add(self, event_type: Any, done: Callable[[], bool] | None = None) -> asyncio.Future | None:
+    def add(self, event_type: Any, done: Callable[[], bool] | None = None) -> asyncio.Future[Any] | None:
         """A future for the next event of ``event_type`` (any when None); None when
         ``done()`` already holds."""
         with self.lock:
@@ -178,7 +178,7 @@ class Waiters:
                 pass
 
 
-def _resolve(futures: list[asyncio.Future], event: Any) -> None:
+def _resolve(futures: list[asyncio.Future[Any]], event: Any) -> None:
     for future in futures:
         if not future.done():
             future.set_result(event)

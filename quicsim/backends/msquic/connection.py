@@ -13,7 +13,7 @@ import ctypes
 import itertools
 from typing import Any, Callable, cast
 
-from ...api import accept_next, wait_or_time_out
+from ...api import AcceptBacklog, wait_or_time_out
 from ...core.connection import StatusError
 from ...core.rules import flag_value
 from ...enums import ConnectionEventType, ConnectionShutdownFlags, MAX_VARINT, Status, StreamOpenFlags
@@ -38,8 +38,8 @@ class MsQuicConnection:
     #: the simulator's core-rule errors; the library has none to report
     state_errors: tuple[str, ...] = ()
 
-    def __init__(self, runtime: Runtime, *, settings: Settings, handler: Callable | None, context: Any,
-                 ledger: Ledger | None, label: str, observers: tuple, is_client: bool,
+    def __init__(self, runtime: Runtime, *, settings: Settings, handler: Callable[..., Any] | None, context: Any,
+                 ledger: Ledger | None, label: str, observers: tuple[Any, ...], is_client: bool,
                  loop: asyncio.AbstractEventLoop) -> None:
         self.runtime = runtime
         self.api = runtime.api
@@ -93,7 +93,7 @@ class MsQuicConnection:
 
     # ------------------------------------------------------------------ observers
 
-    def observe_call(self, stream: MsQuicStream | None, name: str, status: Any, args: dict) -> None:
+    def observe_call(self, stream: MsQuicStream | None, name: str, status: Any, args: dict[str, Any]) -> None:
         with ORDER:
             for observer in self.observers:
                 observer.api_call(self, stream, name, status, args)
@@ -126,7 +126,7 @@ class MsQuicConnection:
 
     # ------------------------------------------------------------------ MsQuic's calls
 
-    def open_stream(self, flags: StreamOpenFlags = StreamOpenFlags.NONE, handler: Callable | None = None,
+    def open_stream(self, flags: StreamOpenFlags = StreamOpenFlags.NONE, handler: Callable[..., Any] | None = None,
                     context: Any = None) -> MsQuicStream:
         """StreamOpen. Raises :class:`~quicsim.StatusError` where the library fails it."""
         iflags = flag_value(flags, StreamOpenFlags)
@@ -188,7 +188,7 @@ class MsQuicConnection:
                                    "bytes": len(payload), "client_context": client_context})
         return status
 
-    def set_handler(self, handler: Callable | None, context: Any = None) -> None:
+    def set_handler(self, handler: Callable[..., Any] | None, context: Any = None) -> None:
         """SetCallbackHandler for the connection: ``handler(conn, event)``."""
         self.handler = handler
         self.context = context
@@ -302,8 +302,9 @@ class MsQuicConnection:
 class MsQuicListener:
     """A listener on loopback; each accepted connection is an :class:`MsQuicConnection`."""
 
-    def __init__(self, runtime: Runtime, handler: Callable | None, settings: Settings, ledger: Ledger, label: str,
-                 observers: tuple, configuration: b.HQUIC, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, runtime: Runtime, handler: Callable[..., Any] | None, settings: Settings, ledger: Ledger,
+                 label: str, observers: tuple[Any, ...], configuration: b.HQUIC,
+                 loop: asyncio.AbstractEventLoop) -> None:
         self.runtime = runtime
         self.handler = handler
         self.settings = settings
@@ -312,8 +313,10 @@ class MsQuicListener:
         self.observers = observers
         self.configuration = configuration
         self.loop = loop
+        #: connections whose handle is still open (the listener closes them at its close)
         self.connections: list[MsQuicConnection] = []
-        self._accepted: asyncio.Queue[MsQuicConnection] = asyncio.Queue()
+        self._pruned_at = 0
+        self._accepted = AcceptBacklog()
         self._count = 0
         self.h = b.HQUIC()
         self.host = ""
@@ -336,12 +339,22 @@ class MsQuicListener:
             bridge.unregister(conn.key)
             return int(status)  # the library refuses and closes the connection itself
         self.connections.append(conn)
+        if len(self.connections) >= 2 * self._pruned_at + 64:
+            # Forget the handles the application closed (amortized O(1) per connection):
+            # a long-lived listener keeps what is open only.
+            self.connections = [c for c in self.connections if not c.handle_closed]
+            self._pruned_at = len(self.connections)
         return 0
 
     def _on_connection_event(self, conn: MsQuicConnection, event: Any) -> None:
         if event.type is _C.CONNECTED:
             try:
-                self.loop.call_soon_threadsafe(self._accepted.put_nowait, conn)
+                self.loop.call_soon_threadsafe(self._accepted.put, conn)
+            except RuntimeError:
+                pass
+        elif event.type is _C.SHUTDOWN_COMPLETE:
+            try:
+                self.loop.call_soon_threadsafe(self._accepted.finished, conn)
             except RuntimeError:
                 pass
         if self.handler is not None:
@@ -352,7 +365,7 @@ class MsQuicListener:
 
     async def accept(self, timeout: float | None = None) -> MsQuicConnection:
         """The next connection whose handshake completed."""
-        return cast(MsQuicConnection, await accept_next(self._accepted, timeout))
+        return cast(MsQuicConnection, await self._accepted.get(timeout))
 
     def close(self) -> None:
         """ListenerClose (blocking), after closing the connections still open silently."""
@@ -360,6 +373,7 @@ class MsQuicListener:
             for stream in conn.leftover_streams():
                 stream.close()
             conn.close()
+        self._accepted.clear()
         if self.h:
             self.runtime.api.ListenerClose(self.h)
             self.h = b.HQUIC()
@@ -372,10 +386,10 @@ class MsQuicListener:
         self.close()
 
 
-async def listen(host: str = "127.0.0.1", port: int = 0, *, handler: Callable | None = None,
+async def listen(host: str = "127.0.0.1", port: int = 0, *, handler: Callable[..., Any] | None = None,
                  settings: Settings | None = None, ledger: Ledger | None = None, cert_file: str | None = None,
-                 key_file: str | None = None, alpn: str = "quicsim", label: str = "server", observers: tuple = (),
-                 msquic_lib: str | None = None) -> MsQuicListener:
+                 key_file: str | None = None, alpn: str = "quicsim", label: str = "server",
+                 observers: tuple[Any, ...] = (), msquic_lib: str | None = None) -> MsQuicListener:
     """ListenerOpen + ListenerStart on loopback with the real library."""
     settings = settings or Settings()
     check_settings(settings, "server")
@@ -402,10 +416,10 @@ async def listen(host: str = "127.0.0.1", port: int = 0, *, handler: Callable | 
     return listener
 
 
-async def connect(host: str, port: int, *, handler: Callable | None = None, settings: Settings | None = None,
+async def connect(host: str, port: int, *, handler: Callable[..., Any] | None = None, settings: Settings | None = None,
                   ledger: Ledger | None = None, context: Any = None, ca_file: str | None = None,
                   server_name: str = "localhost", alpn: str = "quicsim", label: str = "client",
-                  observers: tuple = (), msquic_lib: str | None = None) -> MsQuicConnection:
+                  observers: tuple[Any, ...] = (), msquic_lib: str | None = None) -> MsQuicConnection:
     """ConnectionOpen + ConnectionStart with the real library; returns once CONNECTED.
     The server's certificate is checked against quicsim's test CA unless ``ca_file``
     names another. Raises ConnectionError if the handshake fails or times out."""

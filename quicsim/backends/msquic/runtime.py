@@ -87,7 +87,7 @@ class Runtime:
         self.registration = b.HQUIC()
         config = b.QUIC_REGISTRATION_CONFIG(b"quicsim", b.ExecutionProfile.LOW_LATENCY)
         b.check(self.api.RegistrationOpen(byref(config), byref(self.registration)), "RegistrationOpen")
-        self._configurations: dict[tuple, b.HQUIC] = {}
+        self._configurations: dict[tuple[Any, ...], b.HQUIC] = {}
         #: handles opened and not closed yet (RegistrationClose waits for all of them)
         self.live_handles = 0
 

@@ -42,7 +42,7 @@ class MsQuicStream:
     """A stream handle (``conn.open_stream()``, or ``event.stream`` of PEER_STREAM_STARTED)."""
 
     def __init__(self, conn: "MsQuicConnection", handle: b.HQUIC, *, flags: StreamOpenFlags, is_local: bool,
-                 handler: Callable | None, context: Any) -> None:
+                 handler: Callable[..., Any] | None, context: Any) -> None:
         self._conn = conn
         self._api = conn.api
         self.h = handle
@@ -161,7 +161,7 @@ class MsQuicStream:
             bridge.flush_calls()
             self._conn.observe_call(self, "close", None, {})
 
-    def set_handler(self, handler: Callable | None, context: Any = None) -> None:
+    def set_handler(self, handler: Callable[..., Any] | None, context: Any = None) -> None:
         """SetCallbackHandler: route this stream's events to ``handler(stream, event)``."""
         self.handler = handler
         self.context = context
