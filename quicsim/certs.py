@@ -14,6 +14,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from .errors import UsageError
+
 #: certs/ at the repository root, used when running from a checkout or editable install.
 REPO_CERTS = Path(__file__).resolve().parent.parent / "certs"
 CA_FILE = "ca.pem"
@@ -34,7 +36,7 @@ def default_paths() -> CertPaths:
     on first use (an installed package has no repository next to it)."""
     env = os.environ.get("QUICSIM_CERTS")
     if env:
-        return paths_in(env)
+        return _checked(env)
     repo = paths_in(REPO_CERTS)
     if repo.ca.exists() and repo.cert.exists() and repo.key.exists():
         return repo
@@ -42,6 +44,20 @@ def default_paths() -> CertPaths:
     paths = paths_in(cache)
     if not (paths.ca.exists() and paths.cert.exists() and paths.key.exists()):
         generate(cache)
+    return paths
+
+
+def _checked(directory: str) -> CertPaths:
+    """The files in the folder ``$QUICSIM_CERTS`` names, which must all be there: a
+    missing one is one line naming it, not a traceback from deep inside TLS."""
+    paths = paths_in(directory)
+    if not Path(directory).is_dir():
+        raise UsageError(f"QUICSIM_CERTS={directory}: no such folder (make one with: quicsim certs {directory})")
+    missing = [p.name for p in (paths.ca, paths.cert, paths.key) if not p.is_file()]
+    if missing:
+        force = " --force" if len(missing) < 3 else ""  # (certs refuses to replace files without it)
+        raise UsageError(f"QUICSIM_CERTS={directory}: no {', '.join(missing)} in it "
+                         f"(make them with: quicsim certs{force} {directory})")
     return paths
 
 

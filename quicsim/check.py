@@ -5,11 +5,18 @@ JSON Lines a trace holds (API calls with their statuses, delivered events, queue
 ranges; ``docs/history.schema.json`` lists the fields it needs) and replays them into
 a fresh :class:`~quicsim.ledger.Ledger`, one per file. Exit 0 when every history
 holds, 1 with a line per leak or violation, 2 for bad input (one line: what, where).
+
+A history ends when each of its connections has had its SHUTDOWN_COMPLETE (MsQuic's last
+event of a connection). One that stops before (a trace cut short, a run killed, an empty
+file) is *incomplete*: judged as far as it goes, it lists the sends still pending where
+it stops and exits 1, as a finding does. A last line cut mid-write (no newline, not JSON)
+is dropped with a warning and the rest judged; a bad line anywhere else is bad input.
 """
 
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Iterable, TextIO, cast
@@ -24,7 +31,10 @@ from .enums import (
     StreamStartFlags,
 )
 from .ledger import Ledger
-from .trace import BadTraceLine, json_records
+from .errors import BadTraceLine
+from .trace import json_records
+from .errors import BadHistory
+from .send_order import send_name
 
 _FLAGS = {"send": SendFlags, "shutdown": StreamShutdownFlags, "start": StreamStartFlags,
           "open_stream": StreamOpenFlags}
@@ -36,10 +46,6 @@ def _stream(stream_id: int | None, handle: int | None) -> SimpleNamespace:
     stream = SimpleNamespace(id=stream_id, handle=handle)
     stream.core = stream
     return stream
-
-
-class BadHistory(ValueError):
-    """A line the checker cannot read; the message says what is wrong."""
 
 
 class _Context(str):
@@ -96,6 +102,17 @@ class Replay:
         self._conns: dict[tuple[Any, ...], SimpleNamespace] = {}
         self._by_handle: dict[tuple[Any, ...], SimpleNamespace] = {}
         self._by_id: dict[tuple[Any, ...], SimpleNamespace] = {}
+        #: connections whose SHUTDOWN_COMPLETE the history holds (their history ended)
+        self.completed: set[tuple[Any, ...]] = set()
+
+    def unfinished(self) -> list[str]:
+        """Connections of the history without their SHUTDOWN_COMPLETE, in order of appearance."""
+        return [label if cid is None else f"{label} ({cid})" for (label, cid) in self._conns
+                if (label, cid) not in self.completed]
+
+    @property
+    def connections(self) -> int:
+        return len(self._conns)
 
     def _conn(self, record: dict[str, Any]) -> SimpleNamespace:
         label = _field(record, "conn", str)
@@ -196,29 +213,81 @@ class Replay:
             event.state = SimpleNamespace(name=_field(record, "state", str))
         elif etype is ConnectionEventType.SHUTDOWN_COMPLETE:
             event.app_close_in_progress = bool(record.get("app_close_in_progress", False))
+            self.completed.add((conn.label, record.get("cid")))
         elif etype is ConnectionEventType.CONNECTED and "send_buffering" in record:
             conn.settings = SimpleNamespace(send_buffering=bool(record["send_buffering"]))
         self.ledger.connection_event(conn, event)
 
 
-def judge_lines(lines: Iterable[str], where: str = "<history>") -> Ledger:
-    """Replay JSON Lines into a fresh ledger. Raises :class:`BadHistory` naming the line."""
-    ledger = Ledger()
-    replay = Replay(ledger)
-    records = json_records(lines)
+@dataclass
+class History:
+    """One history judged: its ledger, and whether it ran to its end."""
+
+    ledger: Ledger
+    #: lines read (the number of the last one judged)
+    lines: int = 0
+    #: connections without their SHUTDOWN_COMPLETE where the history stops
+    unfinished: list[str] = field(default_factory=list)
+    #: connections the history names
+    connections: int = 0
+    #: the last line, cut mid-write and dropped (its number), if it was
+    cut_line: int | None = None
+
+    @property
+    def complete(self) -> bool:
+        """Each connection of the history reached SHUTDOWN_COMPLETE (an empty history has not)."""
+        return self.connections > 0 and not self.unfinished
+
+
+class _Lines:
+    """Iterates lines, keeping the last one given and whether another follows it."""
+
+    def __init__(self, lines: Iterable[str]) -> None:
+        self._it = iter(lines)
+        self.last = ""
+
+    def __iter__(self) -> "_Lines":
+        return self
+
+    def __next__(self) -> str:
+        self.last = next(self._it)
+        return self.last
+
+    def at_end(self) -> bool:
+        return next(self._it, None) is None
+
+
+def judge_history(lines: Iterable[str], where: str = "<history>") -> History:
+    """Replay JSON Lines into a fresh ledger and say whether the history ran to its end.
+    Raises :class:`BadHistory` naming the line; a last line cut mid-write is dropped."""
+    history = History(Ledger())
+    replay = Replay(history.ledger)
+    source = _Lines(lines)
+    records = json_records(source)
     while True:
         try:
             number, record = next(records)
         except StopIteration:
             break
         except BadTraceLine as exc:
+            if not source.last.endswith("\n") and source.at_end():
+                history.cut_line = exc.number  # the writer stopped mid-line: the rest stands
+                break
             what = f"not JSON ({exc.json_error})" if exc.json_error else "not a JSON object"
             raise BadHistory(f"{where}:{exc.number}: {what}") from None
+        history.lines = number
         try:
             replay.feed(record)
         except BadHistory as exc:
             raise BadHistory(f"{where}:{number}: {exc}") from None
-    return ledger
+    history.unfinished = replay.unfinished()
+    history.connections = replay.connections
+    return history
+
+
+def judge_lines(lines: Iterable[str], where: str = "<history>") -> Ledger:
+    """Replay JSON Lines into a fresh ledger. Raises :class:`BadHistory` naming the line."""
+    return judge_history(lines, where).ledger
 
 
 def findings(ledger: Ledger, where: str) -> list[str]:
@@ -226,7 +295,8 @@ def findings(ledger: Ledger, where: str) -> list[str]:
     out = []
     for leak in ledger.leaks:
         stream = leak["stream_id"] if leak["stream_id"] is not None else f"handle={leak['stream_handle']}"
-        out.append(f"{where}: LEAK send #{leak['send']} client_context={leak['client_context']} "
+        out.append(f"{where}: LEAK send {send_name(leak['connection'], leak['send_id'])} "
+                   f"client_context={leak['client_context']} "
                    f"stream {stream} connection {leak['connection']} ({leak['detected']})")
     for leak in ledger.datagram_leaks:
         out.append(f"{where}: LEAK datagram {leak['datagram_id']} client_context={leak['client_context']} "
@@ -236,25 +306,49 @@ def findings(ledger: Ledger, where: str) -> list[str]:
     return out
 
 
+def incomplete(history: History, where: str) -> list[str]:
+    """For a history that stops before its end: one line saying so, then one per send
+    still pending where it stops (send, client_context, stream, connection)."""
+    if history.complete:
+        return []
+    if not history.connections:
+        out = [f"{where}: INCOMPLETE the history ends before it begins: "
+               + ("it is empty" if not history.lines else "no connection in it")]
+    else:
+        pending = history.ledger.pending_sends()
+        out = [f"{where}: INCOMPLETE the history ends early, after line {history.lines}: no SHUTDOWN_COMPLETE "
+               f"for connection {', '.join(history.unfinished)}; {len(pending)} sends still pending"]
+        for send in pending:
+            stream = send["stream_id"] if send["stream_id"] is not None else f"handle={send['stream_handle']}"
+            out.append(f"{where}: PENDING send #{send['send']} client_context={send['client_context']} "
+                       f"stream {stream} connection {send['connection']}")
+    return out
+
+
 def main(paths: list[str], out: TextIO | None = None, err: TextIO | None = None) -> int:
-    """Judge each history; print findings (or ``ok``) to ``out``, bad input to ``err``."""
+    """Judge each history; print findings (or ``ok``) to ``out``, bad input and warnings
+    to ``err``. Exit 1 for a finding or a history that ends early."""
     out = out or sys.stdout
     err = err or sys.stderr
     results = []
     for path in paths:
         try:
             with open(path, encoding="utf-8") as file:
-                ledger = judge_lines(file, path)
+                history = judge_history(file, path)
         except BadHistory as exc:
             print(f"quicsim check: {exc}", file=err)
             return 2
         except (OSError, UnicodeDecodeError) as exc:
             print(f"quicsim check: {path}: cannot read: {getattr(exc, 'strerror', None) or exc}", file=err)
             return 2
-        results.append((path, ledger))
+        if history.cut_line is not None:
+            print(f"quicsim check: warning: {path}:{history.cut_line}: the last line was cut mid-write; "
+                  f"dropped, the rest judged", file=err)
+        results.append((path, history))
     failed = False
-    for path, ledger in results:
-        lines = findings(ledger, path)
+    for path, history in results:
+        ledger = history.ledger
+        lines = incomplete(history, path) + findings(ledger, path)
         failed = failed or bool(lines)
         for line in lines:
             print(line, file=out)

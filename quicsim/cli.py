@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import difflib
 import json
 import os
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, NoReturn, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Mapping, NoReturn, Sequence, TypeVar
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -23,14 +25,17 @@ from . import __version__
 from . import certs as _certs
 from . import interrupt
 from .fuzz.swarm import DEFAULT_SWARM
-from .loader import UsageError, load_scenarios
+from .errors import UsageError
+from .loader import load_scenarios
 from .network import NetworkError, NetworkProfile
 from .outpaths import output_dir, output_file
 from .report import print_failure_rates, print_failures, print_skips, results_table
 from .outcomes import MSQUIC_PREEMPT, MSQUIC_WINDOW_MS
-from .runner import RunOptions, result_json, run_job, seeds_for, transport_for
+from .run_options import (RunOptions, add_run_options, chance, fault, fraction, non_negative, number, positive_int,
+                          window_ms)
+from .runner import result_json, run_job, seeds_for, transport_for
 from .scenario_spec import ScenarioSpec
-from .settings import FAULTS, MAX_WINDOW_MS, check_faults
+from .settings import FAULTS
 
 if TYPE_CHECKING:
     from .fuzz.campaign import CampaignResult
@@ -39,109 +44,97 @@ _N = TypeVar("_N", int, float)
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.options: dict[str, argparse.Action] = {}  # option string -> its action (for suggestions)
+        self.commands: Mapping[str, _Parser] = {}  # subcommand -> its parser
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        self.options.update(dict.fromkeys(action.option_strings, action))
+        return action
+
     def error(self, message: str) -> NoReturn:  # one line, exit 2
         raise UsageError(f"{self.prog}: {message}")
 
 
-def _number(kind: Callable[[str], _N], ok: Callable[[_N], bool], need: str) -> Callable[[str], _N]:
-    """An argparse type: parse ``text`` as ``kind``, then require ``ok(value)``."""
-
-    def parse(text: str) -> _N:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not {'an integer' if kind is int else 'a number'}: {text!r}") from None
-        if not ok(value):
-            raise argparse.ArgumentTypeError(f"must be {need}, got {text}")
-        return value
-
-    return parse
+#: Options other tools spell differently: (command, what a user may type) -> quicsim's option.
+_OTHER_NAMES = {
+    ("run", "--html"): "--report",
+    ("run", "--qlog"): "--trace",
+    ("run", "--jsonl"): "--trace",
+    ("run", "--fault"): "--inject",
+    ("run", "--seeds"): "--repeat",
+    ("explain", "--report"): "--html",
+}
 
 
-_fraction = _number(float, lambda v: 0.0 <= v <= 1.0, "a fraction in [0, 1]")
-_non_negative = _number(float, lambda v: v >= 0, ">= 0")
-_positive_int = _number(int, lambda v: v >= 1, ">= 1")
-_seed = _number(int, lambda v: v >= 0, ">= 0")
+def _unrecognized(parser: _Parser, command: str | None, extras: list[str]) -> str:
+    """One line for arguments no option takes, naming the option meant when one is near."""
+    prog = f"quicsim {command}" if command else "quicsim"
+    options = parser.commands[command].options if command else parser.options
+    for extra in extras:
+        if not extra.startswith("-"):
+            continue
+        name = extra.split("=", 1)[0]
+        meant = _OTHER_NAMES.get((command or "", name))
+        if meant is None:
+            close = difflib.get_close_matches(name, [o for o in options if o.startswith("--")], n=1, cutoff=0.75)
+            meant = close[0] if close else None
+        if meant in options:
+            action = options[meant]
+            metavar = f" {action.metavar or action.dest.upper()}" if action.nargs != 0 else ""
+            return f"{prog}: no option {name}; did you mean {meant}{metavar} ({action.help})?"
+    return f"{prog}: unrecognized arguments: {' '.join(extras)}"
 
 
-def _fault(text: str) -> str:
-    try:
-        check_faults([text])
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
+_seed = number(int, lambda v: v >= 0, ">= 0")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> _Parser:
     parser = _Parser(prog="quicsim", description="MsQuic's stream API and SEND_COMPLETE contract, simulated on aioquic.")
     parser.add_argument("--version", action="version", version=f"quicsim {__version__}",
                         help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    parser.commands = sub.choices
 
     run = sub.add_parser("run", help="run scenario files over a lossy loopback link")
     run.add_argument("paths", nargs="+", metavar="PATH", help="scenario files or folders")
     run.add_argument("-k", dest="keyword", help="only scenarios whose name contains this")
-    run.add_argument("--seed", type=int, help="first seed (overrides the scenarios' own)")
-    run.add_argument("--repeat", type=_positive_int, help="seeds per scenario (overrides repeat=)")
-    run.add_argument("--loss", type=_fraction, help="loss fraction for both directions, overriding the files'")
-    run.add_argument("--delay-ms", type=_non_negative, help="one-way delay, overriding the files'")
-    run.add_argument("--inject", type=_fault, action="append", default=[], metavar="FAULT",
-                     help=f"switch a fault on in every client ({', '.join(FAULTS)})")
     run.add_argument("--json", action="store_true", help="one JSON object per run on stdout, nothing else")
-    run.add_argument("--trace", metavar="DIR",
-                     help="write a JSON Lines trace and two qlog files of every run into DIR")
     run.add_argument("--report", metavar="FILE", help="write a self-contained HTML timeline report to FILE")
-    run.add_argument("--send-buffering", choices=("on", "off"),
-                     help="force MsQuic's SendBufferingEnabled on or off on both sides of every scenario")
-    run.add_argument("--preempt", type=_number(float, lambda v: 0 <= v <= 1, "from 0 to 1"), metavar="P",
-                     help="after each API call the worker runs at once with probability P (drawn from "
-                          "the seed), as MsQuic's worker thread may; 0 (default): only when the loop runs it")
-    run.add_argument("--preempt-window", type=_number(float, lambda v: 0 <= v <= MAX_WINDOW_MS,
-                                                      f"from 0 to {MAX_WINDOW_MS:g}"), metavar="MS",
-                     help="at a preemption point the network moves too: virtual time jumps by up to MS ms "
-                          "and the datagrams, handlers and timers due in it run (memory transport)")
-    run.add_argument("--transport", choices=("udp", "memory"),
-                     help="udp: loopback sockets through the relay; memory: in-memory link on virtual time")
-    run.add_argument("--check-determinism", action="store_true",
-                     help="run each seed twice (memory transport) and compare trace, qlog and datagrams")
-    run.add_argument("--probes", action="store_true",
-                     help="count state-coverage probe hits and list the probes no run reached")
-    run.add_argument("--backend", choices=("simulator", "msquic"), default="simulator",
-                     help="simulator (default): quicsim's core on aioquic; msquic: the real libmsquic on both "
-                          "ends (scenarios that need the simulator are skipped, saying why)")
-    run.add_argument("--msquic-lib", metavar="PATH",
-                     help="the libmsquic for --backend msquic (default: $QUICSIM_MSQUIC_LIB, else the system's)")
+    add_run_options(run)  # the options that make a run: declared once, with the reproduce line
 
     demo = sub.add_parser("demo", help="a live loopback demo of the send-after-shutdown race")
-    demo.add_argument("--inject", type=_fault, action="append", default=[], metavar="FAULT",
+    demo.add_argument("--inject", type=fault, action="append", default=[], metavar="FAULT",
                       help=f"switch a fault on in the client and watch the ledger catch it ({', '.join(FAULTS)})")
-    demo.add_argument("--loss", type=_fraction, default=0.05, help="loss fraction of the link (default 0.05)")
+    demo.add_argument("--loss", type=fraction, default=0.05, help="loss fraction of the link (default 0.05)")
     demo.add_argument("--seed", type=int, default=1, help="seed of the link's loss decisions (default 1)")
 
     fuzz = sub.add_parser("fuzz", help="random API programs on the in-memory link, failures shrunk to scenario files")
-    fuzz.add_argument("--runs", type=_positive_int, default=200, help="programs to run (seeds SEED..SEED+RUNS-1)")
+    fuzz.add_argument("--runs", type=positive_int, default=200, help="programs to run (seeds SEED..SEED+RUNS-1)")
     fuzz.add_argument("--seed", type=_seed, default=0, help="first seed, >= 0 (default 0)")
-    fuzz.add_argument("--jobs", type=_positive_int, default=1, help="worker processes")
-    fuzz.add_argument("--max-ops", type=_positive_int, default=12, help="API operations per program, at most")
-    fuzz.add_argument("--inject", type=_fault, action="append", default=[], metavar="FAULT",
+    fuzz.add_argument("--jobs", type=positive_int, default=1, help="worker processes")
+    fuzz.add_argument("--max-ops", type=positive_int, default=12, help="API operations per program, at most")
+    fuzz.add_argument("--inject", type=fault, action="append", default=[], metavar="FAULT",
                       help=f"switch a fault on in every program's client ({', '.join(FAULTS)})")
     fuzz.add_argument("--out", default="fuzz-failures", metavar="DIR", help="where repro scenario files go")
-    fuzz.add_argument("--time-budget", type=_non_negative, metavar="SECONDS",
+    fuzz.add_argument("--time-budget", type=non_negative, metavar="SECONDS",
                       help="end the campaign after this (runs in flight get a few more seconds, then are stopped)")
-    fuzz.add_argument("--run-budget", type=_number(float, lambda v: v > 0, "> 0"), default=30.0, metavar="SECONDS",
+    fuzz.add_argument("--run-budget", type=number(float, lambda v: v > 0, "> 0"), default=30.0, metavar="SECONDS",
                       help="wall-clock seconds one run may take before it is stopped and reported as a hang")
     fuzz.add_argument("--scheduler", metavar="ADDRESS",
                       help="run on the Dask cluster of this scheduler (tcp://HOST:8786) instead of --jobs local "
                            "processes; needs quicsim[dask]")
     fuzz.add_argument("--json", action="store_true", help="print one JSON object (summary, findings, probes)")
-    fuzz.add_argument("--check-determinism", type=_number(int, lambda v: v >= 0, ">= 0"), default=100, metavar="N",
+    fuzz.add_argument("--check-determinism", type=number(int, lambda v: v >= 0, ">= 0"), default=100, metavar="N",
                       help="run each seed divisible by N twice and compare trace, qlog and datagrams (0: never)")
     fuzz.add_argument("--backend", choices=("simulator", "msquic"), default="simulator",
                       help="simulator (default): programs on the in-memory link; msquic: on the real libmsquic "
                            "over loopback UDP (no fault needed: it finds what the library does)")
     fuzz.add_argument("--msquic-lib", metavar="PATH",
                       help="the libmsquic for --backend msquic (default: $QUICSIM_MSQUIC_LIB, else the system's)")
-    fuzz.add_argument("--swarm", type=_fraction, default=DEFAULT_SWARM, metavar="RATIO",
+    fuzz.add_argument("--swarm", type=fraction, default=DEFAULT_SWARM, metavar="RATIO",
                       help="fraction of runs that are swarm runs, generated from a random subset of operation "
                            f"kinds, flags and network features (default {DEFAULT_SWARM:g})")
 
@@ -150,7 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--send", metavar="ID", help="only this send (send_id, or CONN:send_id)")
     explain.add_argument("--html", metavar="FILE", help="also write a self-contained HTML timeline")
 
-    check = sub.add_parser("check", help="re-judge recorded traces offline with the ledger (exit 1: leak or violation)")
+    check = sub.add_parser("check", help="re-judge recorded traces offline with the ledger (exit 1: leak, violation or "
+                                         "a history that ends early)")
     check.add_argument("trace", nargs="+", metavar="TRACE", help="JSON Lines histories (quicsim run --trace DIR)")
 
     backends = sub.add_parser("backends", help="what can run the MsQuic-style API here: the simulator, the real "
@@ -163,17 +157,16 @@ def build_parser() -> argparse.ArgumentParser:
                                                "the network in) and count its distinct outcomes")
     outcomes.add_argument("path", metavar="SCENARIO", help="a scenario file")
     outcomes.add_argument("-k", dest="keyword", help="the scenario whose name contains this (for a file with several)")
-    outcomes.add_argument("--seeds", type=_positive_int, default=200, help="seeds to run (default 200)")
+    outcomes.add_argument("--seeds", type=positive_int, default=200, help="seeds to run (default 200)")
     outcomes.add_argument("--seed", type=int, help="first seed (default: the scenario's own)")
-    outcomes.add_argument("--preempt", type=_number(float, lambda v: 0 <= v <= 1, "from 0 to 1"), metavar="P",
+    outcomes.add_argument("--preempt", type=chance, metavar="P",
                           help=f"chance of a preemption point after each API call (default {MSQUIC_PREEMPT:g}, "
                                "the model calibrated on the library; 0: program order)")
-    outcomes.add_argument("--preempt-window", type=_number(float, lambda v: 0 <= v <= MAX_WINDOW_MS,
-                                                           f"from 0 to {MAX_WINDOW_MS:g}"), metavar="MS",
+    outcomes.add_argument("--preempt-window", type=window_ms, metavar="MS",
                           help=f"longest network window at a preemption point (default {MSQUIC_WINDOW_MS:g})")
     outcomes.add_argument("--send-buffering", choices=("on", "off"),
                           help="force SendBufferingEnabled on or off on both sides")
-    outcomes.add_argument("--inject", "--fault", dest="inject", type=_fault, action="append", default=[],
+    outcomes.add_argument("--inject", "--fault", dest="inject", type=fault, action="append", default=[],
                           metavar="FAULT", help="switch a fault on in the client (repeatable)")
     outcomes.add_argument("--transport", choices=("udp", "memory"),
                           help="default memory: deterministic, so each outcome's seed replays it")
@@ -183,9 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
                                        "outcomes each reached, side by side (exit 1: the sets differ)")
     diff.add_argument("path", metavar="SCENARIO", help="a scenario file")
     diff.add_argument("-k", dest="keyword", help="the scenario whose name contains this (for a file with several)")
-    diff.add_argument("--runs", type=_positive_int, default=20, help="runs on each backend (default 20)")
+    diff.add_argument("--runs", type=positive_int, default=20, help="runs on each backend (default 20)")
     diff.add_argument("--seed", type=int, help="first seed (default: the scenario's own)")
-    diff.add_argument("--inject", "--fault", dest="inject", type=_fault, action="append", default=[],
+    diff.add_argument("--inject", "--fault", dest="inject", type=fault, action="append", default=[],
                       metavar="FAULT", help="switch a fault on on the simulator's side only")
     diff.add_argument("--msquic-lib", metavar="PATH",
                       help="the libmsquic (default: $QUICSIM_MSQUIC_LIB, else the system's)")
@@ -200,15 +193,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
-    overrides = {}
-    if args.loss is not None:
-        overrides["loss"] = args.loss
-    if args.delay_ms is not None:
-        overrides["delay_ms"] = args.delay_ms
+    options = RunOptions.from_args(args)
     specs = load_scenarios(args.paths, args.keyword)
     for spec in specs:
         try:
-            NetworkProfile.from_dict({**spec.network, **overrides})
+            NetworkProfile.from_dict({**spec.network, **options.network})
         except NetworkError as exc:
             raise UsageError(f"{spec.file}:{spec.line}: {exc}") from None
     if args.trace:
@@ -220,13 +209,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.report and not trace_dir:
         scratch = tempfile.TemporaryDirectory(prefix="quicsim-trace-")
         trace_dir = scratch.name
-    if args.backend == "msquic":
+    if options.backend == "msquic":
         _check_msquic_options(args)
-    options = RunOptions(network=overrides, faults=frozenset(args.inject), seed=args.seed, repeat=args.repeat,
-                         trace_dir=trace_dir, transport=args.transport, probes=args.probes,
-                         send_buffering=None if args.send_buffering is None else args.send_buffering == "on",
-                         preempt=args.preempt, preempt_window_ms=args.preempt_window,
-                         backend=args.backend, msquic_lib=args.msquic_lib)
+    options = replace(options, trace_dir=trace_dir)
     jobs = [(spec, seed) for spec in specs for seed in seeds_for(spec, options)]
     if args.check_determinism:
         for spec in specs:
@@ -277,30 +262,9 @@ def _run(args: argparse.Namespace) -> int:
     if not args.json:
         if results:
             out.print(results_table(results, out.width))
-        extra: list[str] = []
-        if args.loss is not None:
-            extra += ["--loss", str(args.loss)]
-        if args.delay_ms is not None:
-            extra += ["--delay-ms", str(args.delay_ms)]
-        for fault in args.inject:
-            extra += ["--inject", fault]
-        if args.transport:
-            extra += ["--transport", args.transport]
-        if args.send_buffering:
-            extra += ["--send-buffering", args.send_buffering]
-        if args.preempt is not None:
-            extra += ["--preempt", f"{args.preempt:g}"]
-        if args.preempt_window is not None:
-            extra += ["--preempt-window", f"{args.preempt_window:g}"]
-        if args.check_determinism:
-            extra += ["--check-determinism"]
-        if args.backend != "simulator":
-            extra += ["--backend", args.backend]
-        if args.msquic_lib:
-            extra += ["--msquic-lib", args.msquic_lib]
         print_skips(out, results)
-        print_failures(out, results, extra)
-        if args.backend == "msquic":
+        print_failures(out, results, options.command_args())
+        if options.backend == "msquic":
             print_failure_rates(out, results)
         skipped = sum(bool(r.get("skipped")) for r in results)
         passed = sum(r["passed"] for r in results) - skipped
@@ -342,7 +306,7 @@ def _run(args: argparse.Namespace) -> int:
 def _check_msquic_options(args: argparse.Namespace) -> None:
     """--backend msquic: the library must load, and no option may ask for what only the
     simulator has (one line, exit 2, before any run)."""
-    from .backends import BackendError
+    from .errors import BackendError
     from .backends.msquic.runtime import Runtime, simulator_faults
 
     for option, value in (("--transport memory", args.transport == "memory"),
@@ -407,7 +371,7 @@ def _one_scenario(args: argparse.Namespace, command: str) -> ScenarioSpec:
 
 def _diff(args: argparse.Namespace) -> int:
     """quicsim diff: exit 0 when both backends reached the same outcome set, 1 when not."""
-    from .backends import BackendError
+    from .errors import BackendError
     from .backends.msquic.runtime import Runtime
     from .diff import diff_scenario, print_diff
 
@@ -479,7 +443,7 @@ def _demo(args: argparse.Namespace) -> int:
 def _fuzz(args: argparse.Namespace) -> int:
     from .fuzz.campaign import run_campaign
 
-    output_dir(args.out, "--out")
+    output_dir(args.out, "--out", create=False)  # made by the first finding written
     if args.backend == "msquic":
         _check_fuzz_msquic(args)
     out = Console(highlight=False)
@@ -534,6 +498,7 @@ def _fuzz(args: argparse.Namespace) -> int:
               f"({', '.join(f'{sig} x{n}' for sig, n in result.failures.most_common())})")
     for finding in result.findings:
         where = str(finding.path) if finding.path else "(did not repeat when run again)"
+
         out.print(f"  {finding.signature}: seed {finding.seed}, shrunk {finding.original_ops} -> "
                   f"{finding.program.api_op_count()} API operations: {where}"
                   + ("" if finding.reproduced or not finding.path else "  [WARNING: the file did not reproduce it]"),
@@ -547,7 +512,29 @@ def _fuzz(args: argparse.Namespace) -> int:
             # a command to copy: never wrapped, whatever the width
             how = "--transport memory" if args.backend == "simulator" else f"--backend {args.backend} --repeat 50"
             out.print(f"    reproduce: quicsim run {finding.path} {how}", markup=False, soft_wrap=True)
+        seeds = sorted(result.failing_seeds.get(finding.signature, [finding.seed]))
+        if len(seeds) > 1:
+            more = len(seeds) - FAILING_SEEDS_SHOWN
+            out.print(f"    every {finding.signature} seed ({len(seeds)}): "
+                      f"{', '.join(map(str, seeds[:FAILING_SEEDS_SHOWN]))}"
+                      + (f" and {more} more (--json lists them all)" if more > 0 else ""), markup=False)
+            out.print(f"    rerun one: {_fuzz_one_seed(args)}", markup=False, soft_wrap=True)
     return status
+
+
+def _fuzz_one_seed(args: argparse.Namespace) -> str:
+    """The fuzz command that runs one seed's program again (what draws it: seed, max ops, swarm)."""
+    parser = build_parser().commands["fuzz"]
+    command = ["quicsim fuzz --runs 1 --seed SEED"]
+    for option, value in (("--max-ops", args.max_ops), ("--swarm", args.swarm), ("--backend", args.backend)):
+        if value != parser.get_default(option.lstrip("-").replace("-", "_")):
+            command.append(f"{option} {value:g}" if isinstance(value, float) else f"{option} {value}")
+    command += [f"--inject {fault}" for fault in args.inject]
+    return " ".join(command)
+
+
+#: failing seeds listed per kind of failure in fuzz's text output (--json has them all)
+FAILING_SEEDS_SHOWN = 20
 
 
 def _campaign_json(result: CampaignResult, faults: frozenset[str]) -> dict[str, Any]:
@@ -558,6 +545,7 @@ def _campaign_json(result: CampaignResult, faults: frozenset[str]) -> dict[str, 
         "runs_per_second": round(result.runs / max(result.elapsed, 1e-9), 2), "api_operations": result.ops,
         "faults": sorted(faults), "stopped_early": result.stopped_early, "unfinished": result.unfinished,
         "no_handshake": result.no_handshake, "failures": dict(result.failures),
+        "failing_seeds": {sig: sorted(seeds) for sig, seeds in result.failing_seeds.items()},
         "findings": [{"signature": f.signature, "seed": f.seed, "original_ops": f.original_ops,
                       "shrunk_ops": f.program.api_op_count(), "path": str(f.path) if f.path else None,
                       "reproduced": f.reproduced, "detail": f.detail,
@@ -616,10 +604,14 @@ def _backends(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = build_parser()
-        args = parser.parse_args(argv)
+        args, extras = parser.parse_known_args(argv)
+        if extras:
+            raise UsageError(_unrecognized(parser, args.command, extras))
         if args.command is None:  # bare `quicsim`: what it can do
             parser.print_help()
             return 0
+        if args.command in ("run", "demo", "fuzz", "outcomes", "diff"):
+            _certs.default_paths()  # a $QUICSIM_CERTS without the files: one line now, not per run
         if args.command == "run":
             return _run(args)
         if args.command == "demo":

@@ -39,6 +39,17 @@ def _fields(event: object) -> str:
     return " ".join(parts)
 
 
+#: What the demo's columns and colours mean (printed above its first line).
+LEGEND = (
+    "time: seconds since the start   side: client or server   stream: its id (hN: not started yet, "
+    "its handle; -: the connection)",
+    "what: call NAME = an API call (-> the status it returned), NAME = a stream event, conn NAME = a "
+    "connection event,",
+    "      FAULT = an injected fault acting; then the call's arguments or the event's fields",
+    "SEND_COMPLETE in green: acknowledged; in yellow: canceled (every accepted send gets exactly one)",
+)
+
+
 class EventPrinter(Observer):
     """Prints one line per call and event: time, side, stream, what, fields."""
 
@@ -46,12 +57,18 @@ class EventPrinter(Observer):
         self.console = console
         self.start = time.monotonic()
 
+    def legend(self) -> None:
+        """The legend, then a header over the columns :meth:`_line` prints."""
+        for line in LEGEND:
+            self.console.print(line, style="dim", markup=False)
+        self.console.print(Text(f"{'time':>8} {'side':<7} {'stream':>6} {'what':<36}fields", style="bold"))
+
     def _line(self, conn: Any, stream: Any, what: str, detail: str, style: str = "") -> None:
         side = conn.label.split("#")[0]
         t = Text(f"{time.monotonic() - self.start:8.3f} ", style="dim")
         t.append(f"{conn.label:<7}", style=_SIDE_STYLE.get(side, ""))
         sid = "-" if stream is None else (str(stream.id) if stream.id is not None else f"h{stream.handle}")
-        t.append(f" {sid:>4} ")
+        t.append(f" {sid:>6} ")
         t.append(f"{what:<36}", style=style)
         t.append(detail)
         self.console.print(t)
@@ -90,6 +107,7 @@ async def run_demo(console: Console, *, faults: tuple[str, ...] = (), loss: floa
     relay = await Relay(("127.0.0.1", listener.port), network).start()
     console.print(f"server on 127.0.0.1:{listener.port}, client through a relay on 127.0.0.1:{relay.port} "
                   f"({loss:.0%} loss, 5 ms delay, seed {seed})" + (f", faults: {', '.join(faults)}" if faults else ""))
+    printer.legend()
     try:
         client = await api.connect("127.0.0.1", relay.port, settings=Settings(faults=frozenset(faults)),
                                    ledger=ledger, observers=(printer,))

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from .runner import RunOptions, run_job, transport_for
+from .run_options import RunOptions
+from .runner import run_job, transport_for
 from .scenario_spec import ScenarioSpec
 
 #: result fields that may differ between two identical runs

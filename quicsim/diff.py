@@ -11,7 +11,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .outcomes import OutcomeRecorder
-from .runner import RunOptions, needs_simulator, run_job
+from .run_options import RunOptions
+from .runner import needs_simulator, run_job
 from .scenario_spec import ScenarioSpec
 
 BACKENDS = ("simulator", "msquic")

@@ -10,8 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .loader import UsageError
-from .trace import BadTraceLine, json_records
+from .errors import UsageError
+from .send_order import send_name
+from .errors import BadTraceLine
+from .trace import json_records
 
 
 @dataclass
@@ -54,7 +56,7 @@ class SendLife:
 
     @property
     def key(self) -> str:
-        return f"{self.conn}:{self.send_id}"
+        return send_name(self.conn, self.send_id)
 
     @property
     def stream_name(self) -> str:
@@ -136,7 +138,7 @@ def _find_cause(life: SendLife, records: list[dict[str, Any]], indices: list[int
     """Fill ``life``'s cause from its stream's records: the fault that fired (the one that
     names the send, else the stream's first), its discarded SEND_COMPLETE and the last
     StreamClose before that discard."""
-    named = re.compile(rf"\bsends? {life.send_id}\b")
+    named = re.compile(rf"\bsends? (?:{re.escape(life.conn)}:)?{life.send_id}\b")
     faults = [records[i] for i in indices if records[i]["kind"] == "fault"]
     if not faults:  # a fault of the connection (no stream named)
         faults = [r for r in records if r["kind"] == "fault" and r.get("conn") == life.conn
@@ -286,6 +288,6 @@ def explain_text(analysis: Analysis, send: str | None = None) -> str:
             done = (f"-> {'canceled' if life.canceled else 'acked'} at t={life.complete_t:.6f}"
                     if life.complete_t is not None else ("(rejected)" if life.status != "PENDING" else "(pending)"))
             span = f"[{life.range[0]}, {life.range[1]})" if life.range else ""
-            out.append(f"  send {life.send_id:<5} {life.client_context:<24} {life.bytes:>8} B {span:<18} "
+            out.append(f"  send {life.key:<12} {life.client_context:<24} {life.bytes:>8} B {span:<18} "
                        f"accepted t={life.accepted_t:.6f} {life.status:<14} {done}")
     return "\n".join(out)

@@ -29,7 +29,7 @@ from .contexts import context_text
 from .core.state import ONCE_EVENTS, PHASE_TEXT, event_allowed
 from .enums import ConnectionEventType, SendFlags, Status, StreamEventType, StreamShutdownFlags
 from .observer import Observer
-from .send_order import Entry, Send, SendBook, context_key, send_of
+from .send_order import Entry, Send, SendBook, context_key, send_name, send_of
 
 if TYPE_CHECKING:
     from .events import DatagramSendStateChanged, SendComplete
@@ -276,7 +276,8 @@ class Ledger(Observer):
                 if send is None:
                     self._violation(record, f"a send was queued at [{offset}, {end}) that was never accepted")
                 elif send.offset != offset or send.end != end or send.fin != bool(fin):
-                    self._violation(record, f"send {send.label()} queued at [{offset}, {end}) fin={bool(fin)}, "
+                    self._violation(record, f"send {send.label(record.conn.label)} queued at [{offset}, {end}) "
+                                            f"fin={bool(fin)}, "
                                             f"but the sends before it put it at [{send.offset}, {send.end}) "
                                             f"fin={send.fin}")
         finally:
@@ -466,7 +467,7 @@ class Ledger(Observer):
                 self.canceled -= 1
             return
         if problem == "duplicate" and send is not None:
-            self.violations.append(f"{where}: duplicate SEND_COMPLETE for send {send.label()}")
+            self.violations.append(f"{where}: duplicate SEND_COMPLETE for send {send.label(record.conn.label)}")
             return
         if problem == "rejected":
             self.violations.append(f"{where}: SEND_COMPLETE for a rejected send (client_context={context!r})")
@@ -478,11 +479,12 @@ class Ledger(Observer):
         self._pending -= 1
         if problem == "context":
             self.violations.append(f"{where}: SEND_COMPLETE carries client_context={context!r}, "
-                                   f"expected {send.client_context!r} (send #{send.seq})")
+                                   f"expected {send.client_context!r} "
+                                   f"(send {send_name(record.conn.label, send.send_id)})")
         if older is not None:
             kind = "canceled" if canceled else "acknowledged"
-            self.violations.append(f"{where}: SEND_COMPLETE ({kind}) for send {send.label()} "
-                                   f"before older send {older.label()}")
+            self.violations.append(f"{where}: SEND_COMPLETE ({kind}) for send {send.label(record.conn.label)} "
+                                   f"before older send {older.label(record.conn.label)}")
         if not canceled:
             self._witness(record, send)
 
@@ -506,7 +508,8 @@ class Ledger(Observer):
             if not isinstance(send, Send):
                 send = send_of(send)
             what = "its FIN" if received[0] >= end else f"bytes [{max(received[0], send.offset)}, {end})"
-            self._violation(record, f"send {send.label()} acknowledged but never received: {what} never "
+            self._violation(record, f"send {send.label(record.conn.label)} acknowledged but never received: "
+                                    f"{what} never "
                                     f"reached {peer.label}'s QUIC stack (it received {received[0]} bytes"
                                     f"{' and the FIN' if received[1] else ''})")
 
@@ -669,8 +672,9 @@ class Ledger(Observer):
                 stream = (leak["stream_id"] if leak["stream_id"] is not None
                           else f"handle={leak['stream_handle']} (unstarted)")
                 lines.append(
-                    f"  {kind} {leak['connection']} stream {stream} send #{leak['send']} "
-                    f"client_context={leak['client_context']} ({leak['bytes']} bytes, {leak['flags']}) "
+                    f"  {kind} send {send_name(leak['connection'], leak['send_id'])} "
+                    f"client_context={leak['client_context']} on {leak['connection']} stream {stream} "
+                    f"({leak['bytes']} bytes, {leak['flags']}) "
                     f"{leak['detected']}")
         for leak in r["datagram_leaks"]:
             lines.append(f"  LEAK {leak['connection']} datagram {leak['datagram_id']} "

@@ -8,10 +8,7 @@ import traceback
 from pathlib import Path
 
 from .scenario_spec import ATTRIBUTE, ScenarioSpec
-
-
-class UsageError(Exception):
-    """Bad input from the user: printed as one line, exit status 2."""
+from .errors import UsageError
 
 
 def _files(paths: list[str]) -> list[Path]:

@@ -19,6 +19,8 @@ from typing import Any
 
 import aioquic
 
+from .transport.virtual_loop import WATCHES_ONLY
+
 #: where the loop's own work runs: the exception is raised only while the body's code
 #: (or a handler's, or what they called) is running, never inside the loop, quicsim or aioquic
 _INNER = tuple(os.path.dirname(module.__file__ or "") + os.sep for module in (asyncio, aioquic, sys.modules[
@@ -65,6 +67,7 @@ class LoopWatchdog:
         self._stop_requested = False  # Ctrl-C: stop the body as soon as it is seen stuck
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="quicsim-loop-watchdog", daemon=True)
+        setattr(self._thread, WATCHES_ONLY, True)  # the virtual clock keeps jumping while it lives
 
     def __enter__(self) -> "LoopWatchdog":
         self._thread.start()

@@ -20,7 +20,8 @@ from typing import Any
 from . import interrupt
 from .enums import Status, StreamEventType
 from .observer import Observer
-from .runner import RunOptions, run_job
+from .run_options import RunOptions
+from .runner import run_job
 from .scenario_spec import ScenarioSpec
 
 _S = StreamEventType

@@ -7,7 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from .loader import UsageError
+from .errors import UsageError
 
 
 def _probe(folder: Path, option: str, shown: str) -> None:
@@ -20,11 +20,21 @@ def _probe(folder: Path, option: str, shown: str) -> None:
     os.unlink(name)
 
 
-def output_dir(path: str | Path, option: str) -> Path:
-    """A folder the command writes into: made if missing; must be a folder and writable."""
+def output_dir(path: str | Path, option: str, create: bool = True) -> Path:
+    """A folder the command writes into: must be a folder and writable; made if missing,
+    or with ``create=False`` left to be made when there is something to write (then the
+    nearest folder that exists must be writable)."""
     folder = Path(path)
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"{option} {path}: is a file, expected a folder")
+    if not create and not folder.exists():
+        ancestor = folder.absolute().parent
+        while not ancestor.exists():
+            ancestor = ancestor.parent
+        if not ancestor.is_dir():
+            raise UsageError(f"{option} {path}: {ancestor} is a file, not a folder")
+        _probe(ancestor, option, str(path))
+        return folder
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

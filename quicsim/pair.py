@@ -158,7 +158,7 @@ async def open_pair(
 
 def _check_msquic(transport: str, qlog: Any, wire_log: Any) -> None:
     """What the msquic backend cannot do (BackendError): both ends are the real library."""
-    from .backends import BackendError
+    from .errors import BackendError
 
     if transport != "udp":
         raise BackendError("the msquic backend runs over loopback UDP only (the in-memory link and virtual "

@@ -26,12 +26,14 @@ except ImportError:  # pragma: no cover - the fixtures need it; scenario files d
 from .held import Buffers
 from .ledger import Ledger
 from .liveness import LIVENESS_SECONDS, VIRTUAL_LIVENESS_SECONDS, liveness_phase
-from .loader import UsageError, load_scenarios
+from .errors import UsageError
+from .loader import load_scenarios
 from .network import Network, NetworkError, NetworkProfile
 from .pair import BACKENDS, TRANSPORTS, Pair, open_pair
 from .qlog import QlogWriter
 from .runner import RunOptions, run_job, seeds_for
 from .scenario_spec import ScenarioSpec
+from .send_order import send_name
 from .settings import Settings, check_faults
 from .trace import Tracer, record_findings
 
@@ -345,7 +347,7 @@ async def quicsim_pair(request: pytest.FixtureRequest, quicsim_config: QuicsimCo
     sharing ``quicsim_ledger``; shut down cleanly afterwards. On the msquic backend a
     test that needs the simulator (memory transport, faults, preemption) is skipped."""
     if quicsim_config.backend == "msquic":
-        from .backends import BackendError
+        from .errors import BackendError
         from .backends.msquic.runtime import check_settings
 
         reason = "the memory transport is the simulator's" if quicsim_config.transport == "memory" else None
@@ -463,7 +465,7 @@ class ScenarioItem(pytest.Item):
             if result["error"]:
                 lines.append(f"error: {result['error']}")
             for leak in result["leaks"]:
-                lines.append(f"LEAK send {leak['send_id']} client_context={leak['client_context']} "
+                lines.append(f"LEAK send {send_name(leak['connection'], leak['send_id'])} client_context={leak['client_context']} "
                              f"on {leak['connection']} stream {leak['stream_id']} {leak['detected']}")
             lines += [f"VIOLATION {v}" for v in result["violations"]]
             raise ScenarioFailed("\n".join(lines))

@@ -10,6 +10,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from .send_order import send_name
+
 
 _SETTLE_NOTE = "when the body returned and the settle time ran out (the teardown closed it)"
 
@@ -129,11 +131,13 @@ def print_failures(console: Console, results: list[dict[str, Any]], extra_args: 
             console.print(f"  expected the ledger to catch a {r['expect']}, it reported none", markup=False)
         for leak in r["leaks"]:
             stream = leak["stream_id"] if leak["stream_id"] is not None else f"handle={leak['stream_handle']} (unstarted)"
-            console.print(f"  LEAK send {leak['send_id']} client_context={leak['client_context']} "
+            console.print(f"  LEAK send {send_name(leak['connection'], leak['send_id'])} "
+                          f"client_context={leak['client_context']} "
                           f"on {leak['connection']} stream {stream} ({leak['bytes']} bytes, "
                           f"{leak['flags']}) {leak['detected']}", markup=False)
         for stalled in r.get("stalled", []):
-            console.print(f"  STALLED send {stalled['send_id']} client_context={stalled['client_context']} "
+            console.print(f"  STALLED send {send_name(stalled['connection'], stalled['send_id'])} "
+                          f"client_context={stalled['client_context']} "
                           f"on {stalled['connection']} stream {stalled['stream_id']} ({stalled['bytes']} bytes, "
                           f"{stalled['flags']}) {stalled['detected']}", markup=False)
         for violation in r["violations"]:

@@ -137,7 +137,7 @@ def _run_section(analysis: Analysis, index: int) -> str:
             raced = f"; raced with {html.escape(call_text(r))} at t={r['t']:.6f}"
         cause = (f'<div class="cause">cause: {html.escape(life.cause)}</div>' if life.cause is not None else "")
         parts.append(f'<div class="{leak_class}" data-client-context="{html.escape(life.client_context)}">'
-                     f"<b>{leak_word}</b> send {life.send_id} client_context=<b>{html.escape(life.client_context)}</b> "
+                     f"<b>{leak_word}</b> send {life.key} client_context=<b>{html.escape(life.client_context)}</b> "
                      f"on {html.escape(life.conn)} stream {html.escape(life.stream_name)} "
                      f"({life.bytes} bytes) accepted at t={life.accepted_t:.6f}, never completed "
                      f"({html.escape(str((life.leak or {}).get('detected', '')))}){raced}{cause}</div>")
@@ -170,7 +170,7 @@ def _run_section(analysis: Analysis, index: int) -> str:
         lanes.setdefault(lane, []).append(
             f'<div class="m leakmark{" expected" if leak_expected else ""}" style="left:{left:.3f}%" '
             f'data-client-context="{html.escape(life.client_context)}"'
-            f' data-info="{"EXPECTED " if leak_expected else ""}LEAKED send {life.send_id} '
+            f' data-info="{"EXPECTED " if leak_expected else ""}LEAKED send {life.key} '
             f'{html.escape(life.client_context)}">'
             f"LEAK {html.escape(life.client_context)}</div>")
     stream_names = {}

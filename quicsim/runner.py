@@ -8,12 +8,12 @@ import asyncio
 import json
 import time
 import traceback
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from . import interrupt
-from .backends import BackendError
+from .errors import BackendError
 from .contexts import with_context_values
 from .ledger import Ledger
 from .loop_watchdog import BodyBlocked, LoopWatchdog
@@ -22,41 +22,18 @@ from .network import Network, NetworkProfile
 from .probes import ProbeObserver
 from .qlog import QlogWriter
 from .pair import TEARDOWN_SECONDS, VIRTUAL_TEARDOWN_SECONDS, Pair, open_pair
+from .run_options import RunOptions as RunOptions  # (its home before run_options: still importable here)
 from .scenario_spec import ScenarioContext, ScenarioSpec
+from .send_order import send_name
 from .core.state import StateError
 from .settings import check_faults
 from .trace import Tracer, record_findings
-from .transport.virtual_loop import VirtualTimeExceeded, run_virtual
+from .errors import VirtualTimeExceeded
+from .transport.virtual_loop import run_virtual
 
 #: How long, at most, the runner lets streams left open by a scenario body finish on
 #: their own before it shuts the connections down (what was still open goes in the row).
 SETTLE_SECONDS = 2.0
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """Command-line overrides applied to every scenario."""
-
-    network: dict[str, Any] = field(default_factory=dict)  # merged over the scenario's own
-    faults: frozenset[str] = frozenset()
-    seed: int | None = None
-    repeat: int | None = None
-    trace_dir: str | None = None  # one JSON Lines trace per run when set
-    transport: str | None = None  # overrides the scenarios' own
-    send_buffering: bool | None = None  # overrides both sides' Settings.send_buffering
-    preempt: float | None = None  # overrides both sides' Settings.preempt
-    preempt_window_ms: float | None = None  # overrides both sides' Settings.preempt_window_ms
-    wire_log: bool = False  # memory transport with trace_dir: also write <run>.wire (one line per datagram)
-    virtual_budget: float | None = None  # memory transport: virtual seconds before a run is a hang
-    probes: bool = False  # count state-coverage probe hits (result["probes"])
-    #: check the core's exactly-once bookkeeping after every operation (the fuzzer does)
-    check_invariants: bool = False
-    #: "simulator", or "msquic": the real libmsquic on both ends (msquic_lib, else
-    #: $QUICSIM_MSQUIC_LIB, else the system's)
-    backend: str = "simulator"
-    msquic_lib: str | None = None
-    #: more observers for every run (in-process callers: quicsim diff's outcome recorder)
-    observers: tuple[Any, ...] = field(default=(), compare=False)
 
 
 def result_json(result: dict[str, Any]) -> str:
@@ -89,7 +66,8 @@ def _pending_text(ledger: Ledger, conns: list[Any]) -> str:
     pending = ledger.pending_sends()
     parts = []
     if pending:
-        shown = ", ".join(f"send {p['send_id']} ({p['client_context']}) on {p['connection']} stream "
+        shown = ", ".join(f"send {send_name(p['connection'], p['send_id'])} ({p['client_context']}) on "
+                          f"{p['connection']} stream "
                           + (f"{p['stream_id']}" if p['stream_id'] is not None
                              else f"handle={p['stream_handle']} (unstarted)") for p in pending[:5])
         parts.append(f"{len(pending)} sends pending: {shown}{' ...' if len(pending) > 5 else ''}")
@@ -120,7 +98,8 @@ async def _settle(conns: list[Any], deadline: float) -> None:
 
 def _watch_core_errors(loop: asyncio.AbstractEventLoop) -> list[str]:
     """Collect StateErrors raised in the loop's callbacks (the worker, datagrams, timers):
-    the loop only logs those, and a run must not pass over a broken core rule."""
+    the loop only logs those, and a run must not pass over a broken core rule. Cancelled
+    futures nobody awaited are dropped, not logged."""
     found: list[str] = []
     previous = loop.get_exception_handler()
 
@@ -128,6 +107,10 @@ def _watch_core_errors(loop: asyncio.AbstractEventLoop) -> list[str]:
         exc = context.get("exception")
         if isinstance(exc, StateError):
             found.append(str(exc))
+        if isinstance(exc, asyncio.CancelledError):
+            # a future a cancelled wait left behind (wait_for around a gather, on Ctrl-C or
+            # a body's timeout): it holds nothing to report, the loop would print a traceback
+            return
         if previous is not None:
             previous(loop, context)
         else:
@@ -206,23 +189,12 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
     deadline = loop.time() + spec.timeout
     transport = transport_for(spec, options)
     faults = check_faults(options.faults)
-    client_settings = spec.client_settings
-    server_settings = spec.server_settings
-    if faults:
-        client_settings = replace(client_settings, faults=client_settings.faults | faults)
+    client_settings, server_settings = replace(options, faults=faults).settings_for(spec.client_settings,
+                                                                                   spec.server_settings)
     applied_faults = client_settings.faults
     if msquic:  # what is left (needs_simulator let it through) the library does by itself
         client_settings = replace(client_settings, faults=frozenset())
         server_settings = replace(server_settings, faults=frozenset())
-    if options.send_buffering is not None:
-        client_settings = replace(client_settings, send_buffering=options.send_buffering)
-        server_settings = replace(server_settings, send_buffering=options.send_buffering)
-    if options.preempt is not None:
-        client_settings = replace(client_settings, preempt=options.preempt)
-        server_settings = replace(server_settings, preempt=options.preempt)
-    if options.preempt_window_ms is not None:
-        client_settings = replace(client_settings, preempt_window_ms=options.preempt_window_ms)
-        server_settings = replace(server_settings, preempt_window_ms=options.preempt_window_ms)
     network_spec = {**spec.network, **options.network}
     ledger = Ledger()
     network = Network(NetworkProfile.from_dict(network_spec), seed, loop.time)

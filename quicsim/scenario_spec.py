@@ -208,7 +208,10 @@ class ScenarioContext:
 
     async def wait_all_shutdown_complete(self, streams: list[Stream], timeout: float = 10.0) -> None:
         """Wait until every stream in ``streams`` delivered SHUTDOWN_COMPLETE."""
-        await asyncio.wait_for(asyncio.gather(*(s.wait_shutdown_complete() for s in streams)), timeout)
+        # (asyncio.timeout, not wait_for: on 3.11 wait_for leaves a cancelled gather's
+        # CancelledError unretrieved, and the loop prints it as a traceback at Ctrl-C)
+        async with asyncio.timeout(timeout):
+            await asyncio.gather(*(s.wait_shutdown_complete() for s in streams))
 
     async def until_raced(self, attempt: Callable[[], Awaitable[bool]], attempts: int = 20) -> int:
         """Run ``attempt`` until it returns True (the race it sets up happened), at most

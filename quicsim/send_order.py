@@ -43,6 +43,12 @@ def context_key(client_context: Any) -> Any:
     return client_context
 
 
+def send_name(connection: str, send_id: Any) -> str:
+    """How every message names a send: its connection and the stack's send id
+    (``client:4``), the form ``quicsim explain --send`` takes."""
+    return f"{connection}:{send_id}"
+
+
 class Send:
     """One accepted StreamSend as the application made it."""
 
@@ -63,8 +69,8 @@ class Send:
         self.late = False  # accepted after a FIN or graceful shutdown call
         self.leaked = False  # reported as a leak (drop_pending)
 
-    def label(self) -> str:
-        return f"#{self.seq} (client_context={self.client_context!r})"
+    def label(self, connection: str) -> str:
+        return f"{send_name(connection, self.send_id)} (client_context={self.client_context!r})"
 
 
 class Run(deque[Send]):

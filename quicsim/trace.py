@@ -18,6 +18,7 @@ from typing import Any, Callable, Sequence, TextIO
 from .enums import (ConnectionEventType, ConnectionShutdownFlags, SendFlags, StreamEventType, StreamOpenFlags,
                     StreamShutdownFlags, StreamStartFlags)
 from .observer import Observer
+from .errors import BadTraceLine
 
 _SEND_COMPLETE = StreamEventType.SEND_COMPLETE
 _RECEIVE = StreamEventType.RECEIVE
@@ -81,16 +82,6 @@ def event_fields(event: Any, context: Callable[[Any], Any] = repr) -> dict[str, 
         else:
             out[f.name] = _plain(value)
     return out
-
-
-class BadTraceLine(ValueError):
-    """A JSON Lines trace line that is not a JSON object: its number, and the JSON error
-    (None when the line is JSON but not an object)."""
-
-    def __init__(self, number: int, json_error: str | None) -> None:
-        super().__init__(f"line {number}: {json_error or 'not a JSON object'}")
-        self.number = number
-        self.json_error = json_error
 
 
 def json_records(lines: Any) -> Any:

@@ -181,6 +181,8 @@ PRIVATE_NAMES = {
     "_get_or_create_stream_for_send",
     # QuicConnectionProtocol's and QuicServer's (test_the_drivers_timer_is_aioquics_...)
     "_loop", "_process_events", "_handle_timer", "_timer", "_timer_at", "_transmit_task", "_transport", "_closed",
+    # the timers a hang names (aioquic_adapter.timer_name)
+    "_loss_at", "_pacing_at",
 }
 
 

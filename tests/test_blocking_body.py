@@ -78,3 +78,24 @@ def test_a_body_that_yields_between_short_blocks_passes(specs):
     spec, _ = specs["yields"]
     result = run_job(spec, 1, RunOptions())
     assert result["passed"], result["error"]
+
+
+def test_the_watchdog_leaves_virtual_time_alone(specs):
+    """Its thread does no work for the loop: a memory run still jumps over idle time
+    (a run that waits 30 virtual seconds takes a fraction of a second)."""
+    import asyncio
+    import time
+
+    from quicsim.loop_watchdog import LoopWatchdog
+    from quicsim.transport.virtual_loop import run_virtual
+
+    async def idle() -> float:
+        loop = asyncio.get_running_loop()
+        with LoopWatchdog(loop, 5.0, interval=0.001):
+            start = loop.time()
+            await asyncio.sleep(30)
+            return loop.time() - start
+
+    wall = time.monotonic()
+    assert run_virtual(idle()) >= 30
+    assert time.monotonic() - wall < 5  # real time would be 30 s

@@ -227,7 +227,7 @@ def test_the_late_run_splits_only_with_send_buffering():
 
     split = [("s4", False), ("s5", False), ("s7", True), ("s8", True), ("s6", False)]
     assert judge(True, split) == []
-    assert judge(False, split) == [f"c stream id=0: SEND_COMPLETE (canceled) for send #{n} (client_context='{ctx}') "
-                                   f"before older send #3 (client_context='s6')" for n, ctx in ((4, "s7"), (5, "s8"))]
+    assert judge(False, split) == [f"c stream id=0: SEND_COMPLETE (canceled) for send c:{n} (client_context='{ctx}') "
+                                   f"before older send c:3 (client_context='s6')" for n, ctx in ((4, "s7"), (5, "s8"))]
     tail_reversed = [("s4", False), ("s5", False), ("s8", True), ("s7", True), ("s6", False)]
     assert judge(True, tail_reversed) != []

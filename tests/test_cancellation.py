@@ -18,7 +18,7 @@ from quicsim import (
     StreamShutdownFlags,
 )
 
-from .conftest import Recorder, close_pair, make_pair
+from .conftest import Recorder, close_pair, make_pair, round_trip
 
 pytestmark = pytest.mark.asyncio
 
@@ -44,7 +44,9 @@ async def _loaded_stream(pair, rec):
     stream.start()
     for i in range(N):
         assert stream.send(bytes(CHUNK), client_context=i) is Status.PENDING
-    await asyncio.sleep(0.01)  # some data in flight; the checks hold for any amount
+    # the first send acknowledged (a round trip): the rest are in flight or queued behind
+    # the peer's 1 MiB window
+    await stream.wait_event(StreamEventType.SEND_COMPLETE, timeout=5)
     return stream
 
 
@@ -276,7 +278,7 @@ async def test_abort_immediate_on_a_never_started_stream_completes_it(pair):
     assert rec.events[0].status is Status.ABORTED and rec.events[1].canceled
     assert rec.events[3].app_close_in_progress is False
     assert stream.start() is Status.PENDING
-    await asyncio.sleep(0.01)
+    await round_trip(pair.client)  # a whole exchange with the peer: a start to apply would have been
     assert len(rec.events) == 4, "a shut-down stream never starts"
     stream.close()
     assert pair.client.ledger.ok, pair.client.ledger.summary()

@@ -49,8 +49,8 @@ def test_two_swapped_completions_are_flagged(trace, tmp_path, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out == [
         f"{trace}: ok (4 sends, 4 completions)",
-        f"{edited}: VIOLATION client stream id=0: SEND_COMPLETE (acknowledged) for send #2 "
-        f"(client_context='req-1') before older send #1 (client_context='req-0')"]
+        f"{edited}: VIOLATION client stream id=0: SEND_COMPLETE (acknowledged) for send client:2 "
+        f"(client_context='req-1') before older send client:1 (client_context='req-0')"]
 
 
 def test_a_dropped_completion_is_a_leak_naming_send_context_stream_and_connection(trace):
@@ -60,7 +60,7 @@ def test_a_dropped_completion_is_a_leak_naming_send_context_stream_and_connectio
     path = trace.parent / "dropped.jsonl"
     path.write_text("\n".join(lines) + "\n")
     assert check_main([str(path)], out=out) == 1
-    assert out.getvalue() == (f"{path}: LEAK send #4 client_context='req-late' stream 0 connection client "
+    assert out.getvalue() == (f"{path}: LEAK send client:4 client_context='req-late' stream 0 connection client "
                               f"(at its SHUTDOWN_COMPLETE)\n")
 
 

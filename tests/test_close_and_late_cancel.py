@@ -114,7 +114,7 @@ def _late_send_under(fault):
 
 def test_a_dropped_late_send_is_reported_as_the_fault_on_its_stream():
     seen, handle, late_id, ledger = _late_send_under("drop-send-after-shutdown")
-    assert seen.faults == [("client", handle, "drop-send-after-shutdown", f"send {late_id} dropped")]
+    assert seen.faults == [("client", handle, "drop-send-after-shutdown", f"send client:{late_id} dropped")]
     assert [leak["client_context"] for leak in ledger.leaks] == ["'late'"]
 
 

@@ -132,6 +132,41 @@ def test_outcomes_stops_at_the_first_ctrl_c_with_the_counts_so_far(tmp_path):
     assert "interrupted after 2 of 10 seeds" in out and "s1: START 1a SSC(g=1) PEER_FIN SC" in out, out
 
 
+def test_run_many_streams_lossy_stops_at_ctrl_c_without_asyncio_tracebacks(tmp_path):
+    # Ctrl-C while the body waits on its streams (a gather of 20 waits): the first
+    # SEND_COMPLETE in the trace says the body is there
+    traces = tmp_path / "traces"
+    trace = traces / "many_streams_lossy-seed1.jsonl"
+    code, out, err = _interrupt(["run", str(REPO / "scenarios" / "many_streams_lossy.py"), "--trace", str(traces)],
+                                lambda _: trace.exists() and '"SEND_COMPLETE"' in trace.read_text())
+    assert code == 130, out + err
+    assert err == "", err
+    assert out.strip().splitlines()[-1] == "0 passed, 0 failed (interrupted after 0 of 1 runs)", out
+
+
+GATHERED = """
+    import asyncio
+    from pathlib import Path
+    from quicsim import scenario
+
+    @scenario(timeout=100000)
+    async def gathered(ctx):
+        waits = [ctx.client.open_stream().wait_shutdown_complete() for _ in range(3)]
+        Path(MARK).write_text("waiting")
+        await asyncio.wait_for(asyncio.gather(*waits), 100000)   # only Ctrl-C ends this
+"""
+
+
+def test_run_stops_at_ctrl_c_in_a_scenarios_own_wait_for_around_gather(tmp_path):
+    path = tmp_path / "gathered.py"
+    mark = tmp_path / "mark"
+    path.write_text(textwrap.dedent(GATHERED).replace("MARK", repr(str(mark))))
+    code, out, err = _interrupt(["run", str(path)], lambda _: mark.exists())
+    assert code == 130, out + err
+    assert err == "", err
+    assert out.strip().splitlines()[-1] == "0 passed, 0 failed (interrupted after 0 of 1 runs)", out
+
+
 BUSY = """
     from quicsim import scenario
 

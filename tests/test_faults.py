@@ -42,6 +42,9 @@ class _Target:
     def __init__(self) -> None:
         self.done: list[tuple] = []
 
+    def send_name(self, request) -> str:
+        return f"c:{request.send_id}"
+
     def __getattr__(self, name):
         return lambda *args, **kw: self.done.append((name, *args, *kw.values())) or 0
 
@@ -51,12 +54,12 @@ async def test_a_seam_a_fault_leaves_alone_goes_on_to_the_next_fault_then_to_the
     for faults, where, done in [
         ([], LATE, [("complete_send", request, True)]),
         (["drop-send-after-shutdown"], LATE, [("drop_send", request),
-                                              ("fault_hit", "drop-send-after-shutdown", "send 4 dropped")]),
+                                              ("fault_hit", "drop-send-after-shutdown", "send c:4 dropped")]),
         (["drop-send-after-shutdown"], ABORT, [("complete_send", request, True)]),
         # both hook the late send: the first by name acts, the other is not asked
         (["drop-send-after-shutdown", "discard-after-shutdown-complete"], LATE, [("park_send", request)]),
         (["reentrant-close", "drop-send-after-shutdown"], LATE,
-         [("drop_send", request), ("fault_hit", "drop-send-after-shutdown", "send 4 dropped")]),
+         [("drop_send", request), ("fault_hit", "drop-send-after-shutdown", "send c:4 dropped")]),
     ]:
         target = _Target()
         seams_for(faults).cancel_send(target, request, where)

@@ -143,7 +143,7 @@ def test_report_in_a_real_browser(fault_trace, tmp_path):
     assert 'data-leak-overlaps="0"' in dom, "the LEAK label covers marks of its lane"
     # the cause is on the page, not only in a hover title
     causes = re.search(r'data-visible-causes="([^"]*)"', dom).group(1)
-    assert "cause: injected fault drop-send-after-shutdown: send 4 dropped" in causes
+    assert "cause: injected fault drop-send-after-shutdown: send client:4 dropped" in causes
 
 
 def test_report_shows_an_unexpected_leak_as_a_failure(unexpected_leak_trace, tmp_path):

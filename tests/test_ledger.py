@@ -158,10 +158,10 @@ def test_ledger_flags_duplicates_rejected_unknown_and_order():
     _complete(ledger, conn, stream, 3)  # rejected
     _complete(ledger, conn, stream, 99)  # unknown
     text = "\n".join(ledger.violations)
-    with pytest.raises(AssertionError, match="before older send #1"):
+    with pytest.raises(AssertionError, match="before older send c:1"):
         ledger.assert_ok()
-    assert "SEND_COMPLETE (acknowledged) for send #2 (client_context=2) before older send #1" in text
-    assert "duplicate SEND_COMPLETE for send #1 (client_context=1)" in text
+    assert "SEND_COMPLETE (acknowledged) for send c:2 (client_context=2) before older send c:1" in text
+    assert "duplicate SEND_COMPLETE for send c:1 (client_context=1)" in text
     assert "SEND_COMPLETE for a rejected send (client_context=3)" in text
     assert "SEND_COMPLETE for an unknown send (client_context=99)" in text
     assert not ledger.ok
@@ -242,8 +242,8 @@ def test_strict_order_only_the_head_of_a_late_run_may_overtake():
         _complete(ledger, conn, stream, n, canceled=True)
     _complete(ledger, conn, stream, 1)
     assert ledger.violations == [
-        "c stream id=0: SEND_COMPLETE (canceled) for send #4 (client_context=4) before older send #2 (client_context=2)",
-        "c stream id=0: SEND_COMPLETE (canceled) for send #3 (client_context=3) before older send #2 (client_context=2)"]
+        "c stream id=0: SEND_COMPLETE (canceled) for send c:4 (client_context=4) before older send c:2 (client_context=2)",
+        "c stream id=0: SEND_COMPLETE (canceled) for send c:3 (client_context=3) before older send c:2 (client_context=2)"]
 
 
 def test_strict_order_the_exception_needs_a_fin_or_graceful_call_and_a_cancel():
@@ -261,7 +261,7 @@ def test_strict_order_the_exception_needs_a_fin_or_graceful_call_and_a_cancel():
     _shutdown(ledger, conn, stream)
     _send(ledger, conn, stream, 2)
     _complete(ledger, conn, stream, 2, canceled=False)
-    assert "SEND_COMPLETE (acknowledged) for send #2" in ledger.violations[0]
+    assert "SEND_COMPLETE (acknowledged) for send c:2" in ledger.violations[0]
 
 
 def test_inline_graceful_may_cancel_one_tail_of_earlier_sends_in_order():
@@ -283,7 +283,7 @@ def test_inline_graceful_may_cancel_one_tail_of_earlier_sends_in_order():
         _send(ledger, conn, stream, n)
     _shutdown(ledger, conn, stream)
     _complete(ledger, conn, stream, 2, canceled=True)
-    assert "before older send #1" in ledger.violations[0]
+    assert "before older send c:1" in ledger.violations[0]
 
 
 def test_completions_match_by_order_when_contexts_repeat():
@@ -300,7 +300,7 @@ def test_completions_match_by_order_when_contexts_repeat():
         ledger.stream_event(conn, stream, ev.SendComplete(canceled=canceled, client_context=None, send_id=0))
     assert ledger.ok and ledger.pending == 0, ledger.summary()
     ledger.stream_event(conn, stream, ev.SendComplete(canceled=False, client_context=None, send_id=0))
-    assert ledger.violations == ["c stream id=0: duplicate SEND_COMPLETE for send #2 (client_context=None)"]
+    assert ledger.violations == ["c stream id=0: duplicate SEND_COMPLETE for send c:2 (client_context=None)"]
 
 
 @pytest.mark.asyncio
@@ -398,7 +398,7 @@ def test_a_duplicate_after_in_order_completions_is_named_with_its_send():
     assert ledger.ok
     _complete(ledger, conn, stream, 2)  # duplicate of an in-order completion
     _complete(ledger, conn, stream, 3)
-    assert ledger.violations == ["c stream id=0: duplicate SEND_COMPLETE for send #2 (client_context=2)"]
+    assert ledger.violations == ["c stream id=0: duplicate SEND_COMPLETE for send c:2 (client_context=2)"]
     assert ledger.report()["pending"] == 0
 
 
@@ -419,5 +419,5 @@ def test_a_queued_range_that_differs_is_named_in_the_lane_as_after_it():
         if general:  # send 2 completed (canceled) before it was queued: nothing was accepted after it
             assert ledger.violations == ["c stream id=0: a send was queued at [1, 2) that was never accepted"]
         else:
-            assert ledger.violations == ["c stream id=0: send #2 (client_context=2) queued at [5, 6) fin=False, "
+            assert ledger.violations == ["c stream id=0: send c:2 (client_context=2) queued at [5, 6) fin=False, "
                                          "but the sends before it put it at [1, 2) fin=False"]

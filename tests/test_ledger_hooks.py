@@ -88,7 +88,7 @@ def test_a_completion_with_another_context_is_judged_even_when_the_front_has_non
     ledger.stream_event(conn, stream, ev.SendComplete(canceled=False, client_context=None, send_id=1))
     assert ledger.ok, ledger.summary()
     ledger.stream_event(conn, stream, ev.SendComplete(canceled=False, client_context="x", send_id=2))
-    assert ledger.violations == ["c stream id=0: SEND_COMPLETE carries client_context='x', expected None (send #2)"]
+    assert ledger.violations == ["c stream id=0: SEND_COMPLETE carries client_context='x', expected None (send c:2)"]
     assert ledger.pending == 0
 
 
@@ -110,7 +110,7 @@ def test_every_range_of_a_flush_is_checked_after_one_that_matched():
     _send(ledger, conn, stream, 1)
     _send(ledger, conn, stream, 2)
     ledger.sends_queued(conn, stream, [(1, 0, 1, False), (2, 5, 6, False)])
-    assert ledger.violations == ["c stream id=0: send #2 (client_context=2) queued at [5, 6) fin=False, "
+    assert ledger.violations == ["c stream id=0: send c:2 (client_context=2) queued at [5, 6) fin=False, "
                                  "but the sends before it put it at [1, 2) fin=False"]
 
 
@@ -122,9 +122,9 @@ def test_a_queued_range_is_wrong_by_its_end_or_its_fin_alone():
         return ledger.violations
 
     assert queued((0, 1, False)) == []
-    assert queued((0, 2, False)) == ["c stream id=0: send #1 (client_context=1) queued at [0, 2) fin=False, "
+    assert queued((0, 2, False)) == ["c stream id=0: send c:1 (client_context=1) queued at [0, 2) fin=False, "
                                      "but the sends before it put it at [0, 1) fin=False"]
-    assert queued((0, 1, True)) == ["c stream id=0: send #1 (client_context=1) queued at [0, 1) fin=True, "
+    assert queued((0, 1, True)) == ["c stream id=0: send c:1 (client_context=1) queued at [0, 1) fin=True, "
                                     "but the sends before it put it at [0, 1) fin=False"]
 
 
@@ -139,7 +139,7 @@ def test_queued_ranges_are_checked_on_a_stream_other_than_the_last_one_sent_on()
     _send(ledger, conn, first, 3)
     _send(ledger, conn, second, 4)
     ledger.sends_queued(conn, first, [(3, 7, 8, False)])
-    assert ledger.violations == ["c stream id=0: send #3 (client_context=3) queued at [7, 8) fin=False, "
+    assert ledger.violations == ["c stream id=0: send c:3 (client_context=3) queued at [7, 8) fin=False, "
                                  "but the sends before it put it at [1, 2) fin=False"]
 
 
@@ -224,7 +224,7 @@ def test_the_peer_may_be_seen_first_by_the_data_its_stack_received():
         _acknowledge_fin_send(ledger, client, stream, length)
         assert ledger.ok is ok, ledger.summary()
     assert ledger.violations == [
-        "client stream id=0: send #1 (client_context='s') acknowledged but never received: bytes [5, 6) "
+        "client stream id=0: send client:1 (client_context='s') acknowledged but never received: bytes [5, 6) "
         "never reached server's QUIC stack (it received 5 bytes and the FIN)"]
 
 
@@ -236,7 +236,7 @@ def test_a_fin_received_with_a_later_chunk_counts():
         _acknowledge_fin_send(ledger, client, stream)
         assert ledger.ok is ok, ledger.summary()
     assert ledger.violations == [
-        "client stream id=0: send #1 (client_context='s') acknowledged but never received: its FIN "
+        "client stream id=0: send client:1 (client_context='s') acknowledged but never received: its FIN "
         "never reached server's QUIC stack (it received 5 bytes)"]
 
 
@@ -263,5 +263,5 @@ def test_an_acknowledged_completion_the_general_rules_allow_is_witnessed():
         _complete(ledger, client, stream, 2)
         assert ledger.ok is ok and ledger.pending == 0, ledger.summary()
     assert ledger.violations == [
-        "client stream id=0: send #2 (client_context=2) acknowledged but never received: bytes [1, 2) "
+        "client stream id=0: send client:2 (client_context=2) acknowledged but never received: bytes [1, 2) "
         "never reached server's QUIC stack (it received 1 bytes)"]

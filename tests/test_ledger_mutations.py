@@ -151,8 +151,8 @@ def test_canceled_completions_newest_first_after_graceful_shutdown(monkeypatch):
     done, ledger = run_virtual(_late_sends_after_graceful())
     assert done == [("late-3", True), ("late-2", True), ("late-1", True), ("late-0", True), ("older", False)]
     assert not ledger.leaks
-    assert ("client stream id=0: SEND_COMPLETE (canceled) for send #5 (client_context='late-3') "
-            "before older send #2 (client_context='late-0')") in ledger.violations
+    assert ("client stream id=0: SEND_COMPLETE (canceled) for send client:5 (client_context='late-3') "
+            "before older send client:2 (client_context='late-0')") in ledger.violations
     assert len(ledger.violations) == 3  # late-3, late-2, late-1 each overtook late-0
 
 
@@ -167,7 +167,7 @@ def test_acknowledged_completion_for_bytes_never_acknowledged(monkeypatch):
     text = "\n".join(ledger.violations)
     assert not ledger.leaks
     for i, (start, end) in enumerate([(0, 5000), (5000, 10000), (10000, 15000)]):
-        assert (f"client stream id=0: send #{i + 1} (client_context='s{i}') acknowledged but never received: "
+        assert (f"client stream id=0: send client:{i + 1} (client_context='s{i}') acknowledged but never received: "
                 f"bytes [{start}, {end}) never reached server's QUIC stack") in text
 
 
@@ -176,7 +176,7 @@ def test_completion_raised_twice(monkeypatch):
     done, ledger = run_virtual(_three_sends_and_fin())
     assert done == [("s0", False), ("s0", False), ("s1", False), ("s1", False), ("s2", False), ("s2", False)]
     assert [v for v in ledger.violations if "duplicate" in v] == [
-        f"client stream id=0: duplicate SEND_COMPLETE for send #{i + 1} (client_context='s{i}')" for i in range(3)]
+        f"client stream id=0: duplicate SEND_COMPLETE for send client:{i + 1} (client_context='s{i}')" for i in range(3)]
 
 
 def test_completion_held_back_until_shutdown_is_stalled(monkeypatch):
@@ -191,7 +191,7 @@ def test_completion_held_back_until_shutdown_is_stalled(monkeypatch):
     assert not ledger.leaks and not ledger.violations  # only liveness can see this one
     assert [(s["connection"], s["stream_id"], s["client_context"]) for s in stalled] == [("client", 0, "'held'")]
     assert ledger.stalled == stalled and not ledger.ok
-    assert "STALLED client stream 0 send #1 client_context='held'" in ledger.summary()
+    assert "STALLED send client:1 client_context='held' on client stream 0" in ledger.summary()
 
 
 @scenario(transport="memory")

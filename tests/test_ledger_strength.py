@@ -27,8 +27,8 @@ def test_a_repeated_context_does_not_hide_an_older_send():
     _send(ledger, conn, stream, 3, ctx="a")
     _complete(ledger, conn, stream, 0, ctx="a")
     assert ledger.violations == [
-        "c stream id=0: SEND_COMPLETE (acknowledged) for send #2 (client_context='a') "
-        "before older send #1 (client_context='x')"]
+        "c stream id=0: SEND_COMPLETE (acknowledged) for send c:2 (client_context='a') "
+        "before older send c:1 (client_context='x')"]
     assert _pending(ledger) == [1, 3]
 
 
@@ -115,7 +115,7 @@ def _witnessed(received, length=5, flags=SendFlags.FIN, settings=None):
 
 def test_the_wire_witness_names_what_never_arrived():
     assert _witnessed((5, True)).ok
-    prefix = "client stream id=0: send #1 (client_context='s') acknowledged but never received: "
+    prefix = "client stream id=0: send client:1 (client_context='s') acknowledged but never received: "
     assert _witnessed((5, False)).violations == [
         prefix + "its FIN never reached server's QUIC stack (it received 5 bytes)"]
     assert _witnessed((3, True)).violations == [
@@ -181,8 +181,8 @@ def test_unhashable_contexts_are_told_apart_by_identity():
     _send(ledger, conn, stream, 2, ctx=second)
     _complete(ledger, conn, stream, 0, ctx=second)
     assert ledger.violations == [
-        "c stream id=0: SEND_COMPLETE (acknowledged) for send #2 (client_context=['a']) "
-        "before older send #1 (client_context=['a'])"]
+        "c stream id=0: SEND_COMPLETE (acknowledged) for send c:2 (client_context=['a']) "
+        "before older send c:1 (client_context=['a'])"]
     _complete(ledger, conn, stream, 0, ctx=first)
     assert ledger.pending == 0
 
@@ -199,7 +199,7 @@ def test_an_out_of_order_acknowledged_completion_is_still_witnessed():
     ledger.stream_data_received(server, SimpleNamespace(id=0, handle=1), 0, 5, False)  # only send 1's bytes
     _complete(ledger, client, stream, 2)
     assert ledger.violations == [
-        "client stream id=0: SEND_COMPLETE (acknowledged) for send #2 (client_context=2) "
-        "before older send #1 (client_context=1)",
-        "client stream id=0: send #2 (client_context=2) acknowledged but never received: bytes [5, 10) "
+        "client stream id=0: SEND_COMPLETE (acknowledged) for send client:2 (client_context=2) "
+        "before older send client:1 (client_context=1)",
+        "client stream id=0: send client:2 (client_context=2) acknowledged but never received: bytes [5, 10) "
         "never reached server's QUIC stack (it received 5 bytes)"]

@@ -68,7 +68,7 @@ def test_leak_fails_with_the_client_context(pytester: pytest.Pytester):
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, failed=2)
     text = result.stdout.str()
-    assert "'the-leaked-send'" in text and "LEAK client stream 0" in text
+    assert "'the-leaked-send'" in text and "on client stream 0" in text
     assert "expected a leaked send (expect='leak'), none was seen" in text
 
 
@@ -291,7 +291,7 @@ def test_liveness_phase_reports_a_stalled_send(pytester: pytest.Pytester):
     pytester.makepyfile(STALLING)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-o", "asyncio_mode=strict")
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["*STALLED client stream 0 send #1 client_context='never-on-time'*"])
+    result.stdout.fnmatch_lines(["*STALLED send client:1 client_context='never-on-time' on client stream 0*"])
 
 
 PREEMPTED = """

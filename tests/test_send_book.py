@@ -151,7 +151,7 @@ def test_a_completion_with_another_context_is_flagged(general, sent, completed):
     assert ledger.ok, ledger.summary()
     _complete(ledger, conn, stream, completed)
     assert ledger.violations == [f"c stream id=0: SEND_COMPLETE carries client_context={completed!r}, "
-                                 f"expected {sent!r} (send #1)"]
+                                 f"expected {sent!r} (send c:1)"]
     ledger, conn, stream = _fresh()  # the same context is no violation
     _send(ledger, conn, stream, 1, sent)
     _complete(ledger, conn, stream, sent)
@@ -176,8 +176,8 @@ def test_stack_send_ids_do_not_order_the_lane():
         ledger.sends_queued(conn, stream, [(ids[0], 0, 1, False)])
         _complete(ledger, conn, stream, "a")
         ledger.sends_queued(conn, stream, [(ids[1], 1, 3, False)])
-        assert ledger.violations == ["c stream id=0: send #2 (client_context='b') queued at [1, 3) fin=False, "
-                                     "but the sends before it put it at [1, 2) fin=False"], ids
+        assert ledger.violations == [f"c stream id=0: send c:{ids[1]} (client_context='b') queued at [1, 3) "
+                                     "fin=False, but the sends before it put it at [1, 2) fin=False"], ids
 
 
 @pytest.mark.parametrize("flags, queued, put", [
@@ -190,7 +190,7 @@ def test_a_queued_range_or_fin_that_differs_is_flagged_in_the_lane(flags, queued
     _send(ledger, conn, stream, 1, "a", flags=flags)
     ledger.sends_queued(conn, stream, [(1, *queued)])
     offset, end, fin = queued
-    assert ledger.violations == [f"c stream id=0: send #1 (client_context='a') queued at [{offset}, {end}) "
+    assert ledger.violations == [f"c stream id=0: send c:1 (client_context='a') queued at [{offset}, {end}) "
                                  f"fin={fin}, but the sends before it put it at {put}"]
     ledger, conn, stream = _fresh()
     _send(ledger, conn, stream, 1, "a", flags=flags)
@@ -207,8 +207,8 @@ def test_a_canceled_completion_for_a_context_no_run_starts_with_is_out_of_order(
     _send(ledger, conn, stream, 3, "b")
     _complete(ledger, conn, stream, "b", canceled=True)
     assert ledger.violations == [
-        "c stream id=0: SEND_COMPLETE (canceled) for send #2 (client_context='b') "
-        "before older send #1 (client_context='a')"]
+        "c stream id=0: SEND_COMPLETE (canceled) for send c:2 (client_context='b') "
+        "before older send c:1 (client_context='a')"]
     ledger, conn, stream = _fresh()
     for seq, ctx in ((1, "a"), (2, "b"), (3, "b")):
         _send(ledger, conn, stream, seq, ctx)
@@ -229,7 +229,7 @@ def test_an_abort_after_a_late_send_of_a_shared_context_cancels_all_in_order():
         _complete(ledger, conn, stream, "a", canceled=True)
     assert ledger.ok and ledger.pending == 0, ledger.summary()
     _complete(ledger, conn, stream, "a", canceled=True)
-    assert ledger.violations == ["c stream id=0: duplicate SEND_COMPLETE for send #2 (client_context='a')"]
+    assert ledger.violations == ["c stream id=0: duplicate SEND_COMPLETE for send c:2 (client_context='a')"]
 
 
 def test_a_send_accepted_after_the_contexts_were_indexed_joins_its_context():
@@ -245,7 +245,7 @@ def test_a_send_accepted_after_the_contexts_were_indexed_joins_its_context():
     _complete(ledger, conn, stream, "a", canceled=True)
     assert ledger.ok and ledger.pending == 0, ledger.summary()
     _complete(ledger, conn, stream, "a")
-    assert ledger.violations == ["c stream id=0: duplicate SEND_COMPLETE for send #3 (client_context='a')"]
+    assert ledger.violations == ["c stream id=0: duplicate SEND_COMPLETE for send c:3 (client_context='a')"]
 
 
 def test_a_fin_send_starts_a_new_run_in_a_general_book_too():

@@ -15,7 +15,7 @@ from quicsim import (
     StreamStartFlags,
 )
 
-from .conftest import Recorder
+from .conftest import Recorder, round_trip
 
 pytestmark = pytest.mark.asyncio
 
@@ -106,33 +106,34 @@ async def test_double_start(pair):
     rec = Recorder()
     stream = pair.client.open_stream(handler=rec)
     assert stream.start() is Status.PENDING
-    await asyncio.sleep(0)
+    await stream.wait_event(quicsim.StreamEventType.START_COMPLETE, timeout=5)
     assert stream.start() is Status.INVALID_STATE
     assert stream.start(0x1000) is Status.INVALID_STATE  # unknown bits ignored: still started
     assert stream.start(-1) is Status.INVALID_PARAMETER
-    await asyncio.sleep(0)
+    await round_trip(pair.client)  # a second START_COMPLETE would have come by now
     assert rec.types() == ["START_COMPLETE"]
 
 
 async def test_start_fail_blocked_reports_stream_limit(pair):
     limit = pair.client.core.quic._remote_max_streams_bidi
     for _ in range(limit):
-        pair.client.open_stream().start()
-    await asyncio.sleep(0)
+        last = pair.client.open_stream()
+        last.start()
+    await last.wait_event(quicsim.StreamEventType.START_COMPLETE, timeout=5)  # every start applied
     rec = Recorder()
     stream = pair.client.open_stream(handler=rec)
     stream.start(StreamStartFlags.FAIL_BLOCKED)
-    await asyncio.sleep(0)
-    assert rec.events[0].status is Status.STREAM_LIMIT_REACHED
+    event = await stream.wait_event(quicsim.StreamEventType.START_COMPLETE, timeout=5)
+    assert event.status is Status.STREAM_LIMIT_REACHED and rec.events == [event]
 
 
 async def test_open_start_send_after_local_shutdown(pair):
     before = pair.client.open_stream()
     started = pair.client.open_stream()
     started.start()
-    await asyncio.sleep(0)
+    await started.wait_event(quicsim.StreamEventType.START_COMPLETE, timeout=5)
     pair.client.shutdown()
-    await asyncio.sleep(0)
+    await started.wait_shutdown_complete(timeout=5)  # the shutdown was applied: it ended the stream
     with pytest.raises(StatusError) as info:
         pair.client.open_stream()
     assert info.value.status is Status.INVALID_STATE

@@ -12,16 +12,13 @@ import ctypes.util
 import os
 from dataclasses import dataclass
 from importlib import metadata
+from ..errors import BackendError
 
 #: the environment variable naming the libmsquic to load
 MSQUIC_LIB_ENV = "QUICSIM_MSQUIC_LIB"
 
 HOW_TO_GET_MSQUIC = (f"set {MSQUIC_LIB_ENV}=/path/to/libmsquic.so or pass --msquic-lib PATH "
                      "(Microsoft's Linux packages install libmsquic; .NET ships one)")
-
-
-class BackendError(Exception):
-    """A backend that was asked for cannot be used (its library is missing or broken)."""
 
 
 def find_msquic(path: str | None = None) -> tuple[str, str] | None:

@@ -454,3 +454,41 @@ def restore_module_globals(saved: list[tuple[Any, str, Any]]) -> None:
     while saved:
         module, name, value = saved.pop()
         setattr(module, name, value)
+
+
+# ---------------------------------------------------------------- timers
+
+
+_EPOCH_NAMES = {tls.Epoch.INITIAL: "Initial", tls.Epoch.HANDSHAKE: "Handshake", tls.Epoch.ONE_RTT: "1-RTT"}
+
+
+def timer_name(quic: QuicConnection, at: float) -> str:
+    """Which of aioquic's timers is due at ``at`` (its ``get_timer()``): the name a hang
+    report gives the timer that stopped the clock."""
+    names = []
+    if quic._close_at == at:
+        names.append("idle timeout" if quic._state not in (QuicConnectionState.CLOSING, QuicConnectionState.DRAINING)
+                     else "closing period")
+    names += [f"ACK timer ({_EPOCH_NAMES.get(epoch, epoch)})" for epoch, space in quic._spaces.items()
+              if space.ack_at == at]
+    if quic._loss_at == at:
+        names.append("loss detection timer")
+    if quic._pacing_at == at:
+        names.append("pacing timer")
+    return " and ".join(names) or "path validation timer"
+
+
+def timer_armed(protocol: Any) -> bool:
+    """The protocol's timer is armed."""
+    return protocol._timer is not None
+
+
+def timer_due(protocol: Any) -> float | None:
+    """When the protocol's timer is due (aioquic's ``get_timer()`` at the last transmit)."""
+    return cast("float | None", protocol._timer_at)
+
+
+def rearm_timer(protocol: Any, when: float) -> None:
+    """Move the protocol's armed timer to ``when`` (its handler unchanged)."""
+    protocol._timer.cancel()
+    protocol._timer = protocol._loop.call_at(when, protocol._handle_timer)

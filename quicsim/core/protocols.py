@@ -97,6 +97,9 @@ class TransportCore(Protocol):
     """A driver's view of the connection core it moves bytes and timers for."""
 
     @property
+    def label(self) -> str: ...
+
+    @property
     def worker_thread(self) -> int | None: ...
     @property
     def flush_delayed(self) -> bool: ...

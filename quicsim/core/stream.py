@@ -178,6 +178,9 @@ class StreamCore(StreamApi):
         self.counts.dropped += dropped
         return dropped
 
+    def send_name(self, request: SendRequest) -> str:
+        return f"{self.connection.label}:{request.send_id}"
+
     def fault_hit(self, fault: str, what: str) -> None:
         self.delivery.fault_hit(fault, self, what)
 

@@ -61,6 +61,9 @@ class FaultTarget(Protocol):
     def forget_sends(self) -> int:
         """Drop every pending send without completing it; how many (counted as dropped)."""
 
+    def send_name(self, request: Any) -> str:
+        """The send as messages name it: ``<connection label>:<send id>``."""
+
     def fault_hit(self, fault: str, what: str) -> None:
         """Report that ``fault`` changed what happened (observers, the connection's hits)."""
 

@@ -20,4 +20,4 @@ class AbortDropsUnflushedSend(Fault):
         if where != ABORT_UNFLUSHED:
             return super().cancel_send(stream, request, where)
         stream.drop_send(request)
-        stream.fault_hit(self.name, f"send {request.send_id} dropped by the abort")
+        stream.fault_hit(self.name, f"send {stream.send_name(request)} dropped by the abort")

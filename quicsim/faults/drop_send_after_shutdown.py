@@ -17,4 +17,4 @@ class DropSendAfterShutdown(Fault):
         if where != LATE:
             return super().cancel_send(stream, request, where)
         stream.drop_send(request)
-        stream.fault_hit(self.name, f"send {request.send_id} dropped")
+        stream.fault_hit(self.name, f"send {stream.send_name(request)} dropped")

@@ -30,6 +30,8 @@ class CampaignResult:
     ops: int = 0
     failures: Counter[str] = field(default_factory=Counter)
     findings: list[Finding] = field(default_factory=list)
+    #: every failing seed, by kind of failure (the first of each kind is shrunk into a finding)
+    failing_seeds: dict[str, list[int]] = field(default_factory=dict)
     elapsed: float = 0.0
     stopped_early: bool = False
     #: Ctrl-C stopped it: what finished is kept and reported
@@ -113,6 +115,7 @@ def run_campaign(
                     result.ops += generate(run_seed, max_ops, swarm).api_op_count()
                 if sig is not None:
                     result.failures[sig] += 1
+                    result.failing_seeds.setdefault(sig, []).append(run_seed)
                     if sig not in shrunk:
                         shrunk.add(sig)
                         detail = outcome.detail or (outcome.value[3] if outcome.failure is None else "")

@@ -14,8 +14,9 @@ import uuid
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from .. import __version__, interrupt
-from ..loader import UsageError
+from ..errors import UsageError
 from .watchdog import WALL_BUDGET, Outcome, Sandbox
+from ..errors import SchedulerError
 
 if TYPE_CHECKING:
     from distributed import Client, Future
@@ -29,10 +30,6 @@ RETURN_SLACK = 2.0
 #: how often the client looks at Ctrl-C and the deadline while it waits
 _POLL_SECONDS = 0.5
 _INSTALL = "pip install 'quicsim[dask]'"
-
-
-class SchedulerError(UsageError):
-    """The cluster cannot be used (no extra, no scheduler, no worker, another quicsim)."""
 
 
 # --- on the workers ------------------------------------------------------------------

@@ -18,7 +18,8 @@ from types import CodeType
 from typing import Any, Callable, cast
 
 from ..loader import load_scenarios
-from ..runner import RunOptions, run_job
+from ..run_options import RunOptions
+from ..runner import run_job
 from ..scenario_spec import ATTRIBUTE, ScenarioSpec
 from .program import PREEMPT_CHOICES, WINDOW_CHOICES, Program, generate
 from .render import HEADER, render

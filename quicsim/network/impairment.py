@@ -11,12 +11,9 @@ import random
 from collections import deque
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Iterable, cast
+from ..errors import NetworkError
 
 DIRECTIONS = ("to_server", "to_client")
-
-
-class NetworkError(ValueError):
-    """A network profile with a bad value; the message names the key and the value."""
 
 
 @dataclass(frozen=True)

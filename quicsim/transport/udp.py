@@ -26,6 +26,11 @@ LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 SOCKET_BUFFER = 4 << 20
 #: a timer handled twice at one instant is handled this much later the second time
 TIMER_NUDGE = 1e-6
+#: firings in a row of one connection's timer after which aioquic's deadline was still at
+#: or before the instant handled: its clock has stopped, the run is a hang
+STUCK_TIMER_FIRINGS = 1000
+#: once that was reported, how far on the timer is moved each time (the cleanup must end)
+STUCK_TIMER_BACKOFF = 0.1
 
 
 def enlarge_buffers(transport: asyncio.BaseTransport) -> None:
@@ -59,6 +64,7 @@ class ConnectionDriver(QuicConnectionProtocol):
         self._worker_scheduled = False
         self.owns_transport = False
         self._last_timer_now = -1.0
+        self._timer_stalls = 0  # firings in a row that left aioquic's deadline in the past
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -139,13 +145,39 @@ class ConnectionDriver(QuicConnectionProtocol):
         (sent + delay <= now, yet sent > now - delay) and re-arm the same deadline, which
         on a virtual clock that does not move while callbacks run is a livelock."""
         timer_at = aq.take_timer(self)
-        now = max(timer_at or 0.0, self.loop.time())
+        instant = self.loop.time()
+        now = max(timer_at or 0.0, instant)
         if now <= self._last_timer_now:
             now = self._last_timer_now + TIMER_NUDGE
         self._last_timer_now = now
         self.quic.handle_timer(now=now)
         self.process_events()
         self.transmit()
+        at = aq.timer_due(self)
+        if at is None or at > instant:
+            self._timer_stalls = 0
+        else:
+            self._timer_stalled(instant, at)
+
+    def _timer_stalled(self, instant: float, at: float) -> None:
+        """aioquic re-armed its timer at or before the instant just handled. Once, it runs
+        again at once (a later ``now``, above). Twice in a row, it waits 1 us, so the clock
+        moves: aioquic sends a due ACK past pacing only once its deadline is strictly past
+        (``ack_at < now``), so an ACK due exactly now that the pacer holds back re-arms the
+        same instant forever on a clock that does not move. Far more often in a row, the
+        clock has stopped for this timer: the loop is told (a hang that names the timer)."""
+        self._timer_stalls += 1
+        if self._timer_stalls == 1 or not aq.timer_armed(self):
+            return
+        step = TIMER_NUDGE
+        if self._timer_stalls >= STUCK_TIMER_FIRINGS:
+            step = STUCK_TIMER_BACKOFF
+            stopped = getattr(self.loop, "clock_stopped", None)  # the virtual-time loop's
+            if self._timer_stalls == STUCK_TIMER_FIRINGS and stopped is not None:
+                side = self.core.label if self.core is not None else "connection"
+                stopped(f"the {side}'s {aq.timer_name(self.quic, at)} (aioquic) fired "
+                        f"{STUCK_TIMER_FIRINGS} times in a row, each time re-armed at or before the instant it fired")
+        aq.rearm_timer(self, instant + step)
 
     def datagram_received(self, data: bytes | str, addr: Any) -> None:
         core = self.core

@@ -20,9 +20,10 @@ import itertools
 import selectors
 import threading
 import time
-from asyncio import events
+from asyncio import events, format_helpers
 from concurrent.futures import thread as _pool_thread
 from typing import Any, Callable, Coroutine, TypeVar, TypeVarTuple, Unpack
+from ..errors import VirtualClockStopped, VirtualTimeExceeded
 
 #: Each jump lands this far past the timer it wakes for: aioquic's loss detection can
 #: re-arm the same deadline forever when called exactly at it (float rounding).
@@ -34,9 +35,9 @@ CLEANUP_SECONDS = 60.0
 _T = TypeVar("_T")
 _Ts = TypeVarTuple("_Ts")
 
-
-class VirtualTimeExceeded(Exception):
-    """The run's virtual clock passed its budget: the run is stuck (a hang)."""
+#: Timers run one after another at one virtual instant, at most: past this the clock has
+#: stopped (something re-arms a timer at the current instant forever) and the run is a hang.
+TIMERS_AT_ONE_INSTANT = 100_000
 
 
 class _VirtualSelector(selectors.DefaultSelector):
@@ -84,15 +85,33 @@ class _VirtualSelector(selectors.DefaultSelector):
                 return []
 
 
+#: set (True) on a thread that only watches the loop (loop_watchdog): it never hands the
+#: loop work, so virtual time keeps jumping while it lives
+WATCHES_ONLY = "quicsim_watches_only"
+
+
 class _OrderedTimer(events.TimerHandle):
     """A timer that, due at the same instant as another, runs in the order it was
-    scheduled (asyncio's own heap breaks such ties by heap shape)."""
+    scheduled (asyncio's own heap breaks such ties by heap shape). Each run is counted
+    against the instant it runs at, so a clock that stopped is noticed."""
 
     __slots__ = ("_seq",)
 
     def __init__(self, seq: int, *args: Any) -> None:
         super().__init__(*args)
         self._seq = seq
+
+    def _run(self) -> None:
+        loop = self._loop
+        if loop._virtual_now != loop._timer_instant:
+            loop._timer_instant, loop._timers_at_instant = loop._virtual_now, 0
+        loop._timers_at_instant += 1
+        if loop._timers_at_instant >= TIMERS_AT_ONE_INSTANT:
+            if loop._stopped_by is not None:
+                return  # the run is a hang already: its cleanup must not spin here too
+            loop.clock_stopped(f"{TIMERS_AT_ONE_INSTANT} timers ran at one instant, the last one "
+                               f"{format_helpers._format_callback_source(self._callback, self._args)}")
+        super()._run()
 
     def __lt__(self, other: events.TimerHandle) -> bool:
         if isinstance(other, _OrderedTimer):
@@ -114,6 +133,10 @@ class VirtualTimeEventLoop(asyncio.SelectorEventLoop):
         self._timer_seq = itertools.count()
         self._jobs_in_flight = 0  # run_in_executor jobs not finished
         self._threads_before = {t.ident for t in threading.enumerate()}
+        self._timer_instant = -1.0  # the instant the last timer ran at
+        self._timers_at_instant = 0  # timers run one after another at that instant
+        self._stopped_by: str | None = None  # what saw the clock stop (clock_stopped)
+        self._hang: VirtualTimeExceeded | None = None  # the first, raised again if the cleanup overruns
 
     def time(self) -> float:
         return self._virtual_now
@@ -141,6 +164,8 @@ class VirtualTimeEventLoop(asyncio.SelectorEventLoop):
                 continue
             if getattr(t, "_target", None) is _pool_thread._worker:
                 continue
+            if getattr(t, WATCHES_ONLY, False):
+                continue  # a watchdog that only beats through the loop does no work for it
             return True
         return False
 
@@ -171,7 +196,7 @@ class VirtualTimeEventLoop(asyncio.SelectorEventLoop):
         The loop's own pass over its ready queue is in progress: handles run here are
         cancelled in place once run, never removed, so that pass skips them."""
         until = self._virtual_now + seconds
-        while True:
+        while self._stopped_by is None:  # (a clock that stopped ends the window too)
             handle = next((h for h in self._ready if not h._cancelled and network(h)), None)
             if handle is None:
                 due = [h for h in self._scheduled if not h._cancelled and h._when <= until and network(h)]
@@ -184,13 +209,29 @@ class VirtualTimeEventLoop(asyncio.SelectorEventLoop):
             handle.cancel()  # done: the loop skips it when it comes to it
         self._virtual_now = max(self._virtual_now, until)
 
+    def clock_stopped(self, what: str) -> None:
+        """``what`` (a timer, named) fired again and again without the clock moving: the
+        run is stuck. It stops at the loop's next turn with :class:`VirtualClockStopped`."""
+        if self._stopped_by is None:
+            self._stopped_by = f"the virtual clock stopped moving at t = {self._virtual_now:.6f} s: {what}"
+
+    def _run_once(self) -> None:
+        super()._run_once()  # type: ignore[misc]
+        if self._stopped_by is not None and not self.exceeded:
+            self.exceeded = True
+            self.budget = self._virtual_now + CLEANUP_SECONDS  # the cleanup's time, as after a budget
+            # Out of run_forever: the run stops here, a hang that names the timer.
+            self._hang = VirtualClockStopped(self._stopped_by)
+            raise self._hang
+
     def _advance(self, seconds: float) -> None:
         self._virtual_now += seconds + STEP_PAST
         if self.budget is not None and self._virtual_now > self.budget:
             budget, self.budget = self.budget, self._virtual_now + CLEANUP_SECONDS
             self.exceeded = True
             # Out of run_forever: the run stops here; the cleanup gets a little more time.
-            raise VirtualTimeExceeded(f"the run passed its budget of {budget:g} s of virtual time")
+            self._hang = self._hang or VirtualTimeExceeded(f"the run passed its budget of {budget:g} s of virtual time")
+            raise self._hang
 
 
 def run_virtual(coro: Coroutine[Any, Any, _T], seed: int | None = None, budget: float | None = None) -> _T:

@@ -10,6 +10,7 @@ from ctypes import CFUNCTYPE, POINTER, Structure, byref, c_char, c_char_p, c_uin
 
 from .c_events import *  # noqa: F401,F403
 from .structs import *  # noqa: F401,F403
+from ...errors import LibraryLoadError, MsQuicError
 
 # --- Callbacks and the API table -----------------------------------------------------------
 
@@ -136,18 +137,6 @@ def buffers_bytes(buffers: ctypes._Pointer[QUIC_BUFFER], count: int) -> bytes:
 # --- The library ---------------------------------------------------------------------------
 
 
-class LibraryLoadError(OSError):
-    """The path is not a loadable MsQuic library."""
-
-    def __init__(self, path: str, reason: str) -> None:
-        self.message = f"cannot load an MsQuic library from {path!r}: {reason}"
-        super().__init__(self.message)
-        self.filename = path
-
-    def __str__(self) -> str:  # OSError's own would show "[Errno None] None: path" once filename is set
-        return self.message
-
-
 class Library:
     """A loaded libmsquic and its API table (MsQuicOpenVersion(2)); :meth:`close` calls
     MsQuicClose. Usable as a context manager."""
@@ -170,7 +159,7 @@ class Library:
         table = c_void_p()
         check(open_version(QUIC_API_VERSION_2, byref(table)), "MsQuicOpenVersion")
         if not table.value:
-            raise MsQuicError("MsQuicOpenVersion", int(Status.INTERNAL_ERROR))
+            raise MsQuicError("MsQuicOpenVersion", int(Status.INTERNAL_ERROR), Status.INTERNAL_ERROR.name)
         self._table: int | None = table.value
         self.api: QUIC_API_TABLE = QUIC_API_TABLE.from_address(table.value)
 

@@ -18,7 +18,8 @@ from typing import Any
 from ... import certs as _certs
 from ...faults import FAULTS
 from ...settings import Settings
-from .. import HOW_TO_GET_MSQUIC, BackendError, find_msquic
+from ...errors import BackendError
+from .. import HOW_TO_GET_MSQUIC, find_msquic
 from . import bindings as b
 
 #: Settings fields and the QUIC_SETTINGS field each one sets (every one, always: MsQuic's

@@ -52,6 +52,7 @@ from ...enums import (
     StreamShutdownFlags as StreamShutdownFlags,
     StreamStartFlags as StreamStartFlags,
 )
+from ...errors import MsQuicError as MsQuicError  # (named here: the bindings' namespace)
 
 # --- Scalar types --------------------------------------------------------------------------
 
@@ -224,19 +225,10 @@ def status_name(raw: int) -> str:
         return f"0x{raw & 0xFFFFFFFF:x}"
 
 
-class MsQuicError(RuntimeError):
-    """An MsQuic call returned a failure status."""
-
-    def __init__(self, call: str, raw_status: int) -> None:
-        self.call = call
-        self.status = status_value(raw_status)
-        super().__init__(f"{call} failed: {status_name(raw_status)} ({self.status})")
-
-
 def check(raw: int, call: str) -> int:
     """Raise :class:`MsQuicError` if ``raw`` is a failure; return the signed status otherwise."""
     if status_failed(raw):
-        raise MsQuicError(call, raw)
+        raise MsQuicError(call, status_value(raw), status_name(raw))
     return status_value(raw)
 
 
