@@ -465,7 +465,7 @@ async def connect(
     holder: list[Connection] = []
 
     def attach(driver: ConnectionDriver) -> None:
-        conn = Connection(driver._quic, settings=settings, handler=handler, context=context,
+        conn = Connection(driver.quic, settings=settings, handler=handler, context=context,
                           ledger=ledger, label=label, observers=observers, seed=seed)
         conn.driver = driver
         driver.attach(conn.core)
@@ -510,7 +510,7 @@ class Listener:
     def _attach(self, driver: ConnectionDriver) -> None:
         self._count += 1
         n = self._count
-        conn = Connection(driver._quic, settings=self.settings, handler=self._on_event, ledger=self.ledger,
+        conn = Connection(driver.quic, settings=self.settings, handler=self._on_event, ledger=self.ledger,
                           label=f"{self.label}#{n}" if n > 1 else self.label, observers=self.observers,
                           seed=self.seed)
         conn.driver = driver
@@ -548,7 +548,7 @@ class Listener:
             conn.close()
         self._accepted.clear()
         if self._server is not None:
-            self._server._transport.close()
+            aioquic_adapter.server_transport(self._server).close()
             self._server = None
 
     async def __aenter__(self) -> "Listener":
@@ -586,6 +586,6 @@ async def listen(
         listener._server = await _memory.open_server(link, configuration, listener._attach)
     else:
         listener._server = await open_server(host, port, configuration, listener._attach)
-    sockname = listener._server._transport.get_extra_info("sockname")
+    sockname = aioquic_adapter.server_transport(listener._server).get_extra_info("sockname")
     listener.host, listener.port = sockname[0], sockname[1]
     return listener

@@ -23,16 +23,20 @@ RS = "\x1e"
 
 
 class _Trace(QuicLoggerTrace):
+    """aioquic's trace (its frame encoders), keeping its events in a list of its own,
+    timed by the loop's clock."""
+
     def __init__(self, *, is_client: bool, odcid: bytes, clock: Callable[[], float], start: float) -> None:
         super().__init__(is_client=is_client, odcid=odcid)
         self.is_client = is_client
         self.odcid = odcid
-        self._clock = clock
-        self._start = start
+        self.clock = clock
+        self.start = start
+        self.events: list[dict[str, Any]] = []
 
     def log_event(self, *, category: str, event: str, data: dict[str, Any]) -> None:
-        self._events.append({"time": round((self._clock() - self._start) * 1000, 3),
-                             "name": f"{category}:{event}", "data": data})
+        self.events.append({"time": round((self.clock() - self.start) * 1000, 3),
+                            "name": f"{category}:{event}", "data": data})
 
 
 class QlogWriter(QuicLogger, Observer):
@@ -45,6 +49,8 @@ class QlogWriter(QuicLogger, Observer):
         self.prefix = prefix
         self._clock = clock
         self._start = clock()
+        #: every trace aioquic started, in order
+        self.traces: list[_Trace] = []
         self._by_key: dict[tuple[bool, bytes], _Trace] = {}
         self._by_label: dict[str, _Trace] = {}  # connection label -> its trace, for findings
         self.paths: list[Path] = []
@@ -52,7 +58,7 @@ class QlogWriter(QuicLogger, Observer):
     # -- aioquic's side
     def start_trace(self, is_client: bool, odcid: bytes) -> QuicLoggerTrace:
         trace = _Trace(is_client=is_client, odcid=odcid, clock=self._clock, start=self._start)
-        self._traces.append(trace)
+        self.traces.append(trace)
         self._by_key[(is_client, odcid)] = trace
         return trace
 
@@ -107,14 +113,14 @@ class QlogWriter(QuicLogger, Observer):
         every trace when it names none."""
         trace = self._by_label.get(str(detail.get("connection", "")))
         data = {k: v for k, v in with_context_values(detail).items() if v is not None}
-        for target in [trace] if trace is not None else list(self._traces):
+        for target in [trace] if trace is not None else list(self.traces):
             target.log_event(category="quicsim", event=kind, data=data)
 
     def network(self, kind: str, data: dict[str, Any]) -> None:
         """A ``Network`` listener: changes become ``simulation:marker`` in every trace."""
         if kind != "network_change":
             return
-        for trace in self._traces:
+        for trace in self.traces:
             trace.log_event(category="simulation", event="marker",
                             data={"type": "network_change", "message": json.dumps(data, default=repr)})
 
@@ -122,7 +128,7 @@ class QlogWriter(QuicLogger, Observer):
         """Write one JSON-SEQ file per connection; returns their paths."""
         self.directory.mkdir(parents=True, exist_ok=True)
         counts: dict[str, int] = {}
-        for trace in [t for t in self._traces if isinstance(t, _Trace)]:
+        for trace in self.traces:
             side = "client" if trace.is_client else "server"
             counts[side] = counts.get(side, 0) + 1
             suffix = "" if counts[side] == 1 else f"-{counts[side]}"
@@ -139,8 +145,8 @@ class QlogWriter(QuicLogger, Observer):
             }
             with open(path, "w", encoding="utf-8") as out:
                 out.write(RS + json.dumps(header) + "\n")
-                for event in trace._events:
+                for event in trace.events:
                     out.write(RS + json.dumps(event, default=repr) + "\n")
             self.paths.append(path)
-        self._traces.clear()
+        self.traces.clear()
         return self.paths

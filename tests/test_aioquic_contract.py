@@ -1,9 +1,13 @@
-"""The aioquic internals the core relies on. If a new aioquic release moves any of them,
-this fails first, with a message naming what changed (pin aioquic or adapt the core)."""
+"""The aioquic internals quicsim relies on, all touched in quicsim/core/aioquic_adapter.py.
+If a new aioquic release moves any of them, this fails first, with a message naming what
+changed (pin aioquic or adapt the adapter); and it fails when any other module of quicsim
+touches aioquic's insides (read from each module's syntax tree)."""
 
 from __future__ import annotations
 
+import ast
 import inspect
+from pathlib import Path
 
 import pytest
 from aioquic.quic import events as qe
@@ -171,38 +175,168 @@ PRIVATE_NAMES = {
     "_quic_logger", "_packet", "_datagrams_pending",
     "_close_begin", "_close_at", "_close_pending", "_spaces",
     "_pending", "_pending_eof", "_get_or_create_stream",
+    # QuicPacketRecovery's (test_stream_and_connection_fields)
+    "_cc", "_rtt_smoothed",
+    # streams hashed by id in seeded runs (test_streams_are_made_by_two_methods)
+    "_get_or_create_stream_for_send",
+    # QuicConnectionProtocol's and QuicServer's (test_the_drivers_timer_is_aioquics_...)
+    "_loop", "_process_events", "_handle_timer", "_timer", "_timer_at", "_transmit_task", "_transport", "_closed",
+    # the timers a hang names (aioquic_adapter.timer_name)
     "_loss_at", "_pacing_at",
 }
 
 
-def _private_reads(path) -> set[str]:
-    import re
-
-    text = path.read_text()
-    return set(re.findall(r"\b(?:quic|sender|receiver|builder|pending\[0\])\.(_[A-Za-z]\w*)", text))
+# ---------------------------------------------------------------- who touches aioquic's insides
 
 
-def test_every_private_read_is_in_the_adapter_and_named_here():
-    from pathlib import Path
+def _aioquic_names() -> tuple[frozenset[str], frozenset[str]]:
+    """(every private name aioquic's classes define: methods and ``self._x`` fields; every
+    method name they define), read from aioquic's own source."""
+    import aioquic
 
+    private: set[str] = set()
+    methods: set[str] = set()
+    for path in Path(aioquic.__file__).parent.rglob("*.py"):
+        for cls in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(cls, ast.ClassDef):
+                continue
+            for node in cls.body:
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    methods.add(node.name)
+                elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                    private.add(node.target.id)
+            for node in ast.walk(cls):
+                if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self":
+                    name = node.attr
+                    # a name-mangled field (self.__x) is reached from outside as _Class__x
+                    private.add(f"_{cls.name}{name}" if name.startswith("__") and not name.endswith("__") else name)
+    private |= methods
+    return (frozenset(n for n in private if n.startswith("_") and not n.startswith("__")),
+            frozenset(n for n in methods if not n.startswith("__")))
+
+
+AIOQUIC_PRIVATE, AIOQUIC_METHODS = _aioquic_names()
+
+
+def aioquic_touches(source: str) -> list[str]:
+    """Every place in ``source`` (a module's text) that touches aioquic's insides, one
+    ``line: what`` each: a read or write of a private name of an aioquic class on anything
+    but the module's own objects (``self`` of a class that does not derive from aioquic),
+    a private method defined in a subclass of an aioquic class, a method of an aioquic
+    object replaced by assignment, an attribute set on an aioquic class or module, and the
+    same through ``setattr`` / ``getattr`` / ``delattr`` with a constant name."""
+    tree = ast.parse(source)
+    from_aioquic: set[str] = set()  # names bound to aioquic modules, classes, functions
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "aioquic":
+            from_aioquic.update(alias.asname or alias.name for alias in node.names)
+        elif isinstance(node, ast.Import):
+            from_aioquic.update((alias.asname or alias.name).split(".")[0] for alias in node.names
+                                if alias.name.split(".")[0] == "aioquic")
+        elif (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
+              and ast.unparse(node.value.func) in ("importlib.import_module", "import_module")):
+            # a module looked up by name: it may be aioquic's
+            from_aioquic.update(t.id for t in node.targets if isinstance(t, ast.Name))
+    derived: set[str] = set()  # classes of this module that derive from aioquic's
+    changed = True
+    while changed:
+        changed = False
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.ClassDef) and node.name not in derived
+                    and any(ast.unparse(b).split(".")[0] in from_aioquic | derived for b in node.bases)):
+                derived.add(node.name)
+                changed = True
+    found: list[str] = []
+
+    def visit(node: ast.AST, cls: str | None) -> None:
+        if isinstance(node, ast.ClassDef):
+            cls = node.name
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            if cls in derived and node.name in AIOQUIC_PRIVATE:
+                found.append(f"{node.lineno}: {cls}.{node.name} overrides aioquic's private method")
+        elif isinstance(node, ast.Attribute):
+            receiver = node.value
+            own = isinstance(receiver, ast.Name) and receiver.id in ("self", "cls")
+            aioquic_self = own and cls in derived
+            root = ast.unparse(receiver).split(".")[0]
+            store = isinstance(node.ctx, (ast.Store, ast.Del))
+            if node.attr in AIOQUIC_PRIVATE and (not own or aioquic_self):
+                found.append(f"{node.lineno}: {ast.unparse(node)} touches aioquic's private {node.attr}")
+            elif store and root in from_aioquic:
+                found.append(f"{node.lineno}: {ast.unparse(node)} = ... patches aioquic's {root}")
+            elif store and node.attr in AIOQUIC_METHODS and (not own or aioquic_self):
+                found.append(f"{node.lineno}: {ast.unparse(node)} = ... replaces an aioquic method")
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+              and node.func.id in ("setattr", "getattr", "delattr", "hasattr") and node.args):
+            target = ast.unparse(node.args[0]).split(".")[0]
+            name = node.args[1] if len(node.args) > 1 else None
+            const = name.value if isinstance(name, ast.Constant) and isinstance(name.value, str) else None
+            if const in AIOQUIC_PRIVATE or (node.func.id != "getattr" and node.func.id != "hasattr"
+                                            and target in from_aioquic):
+                found.append(f"{node.lineno}: {ast.unparse(node)} touches aioquic by name")
+        for child in ast.iter_child_nodes(node):
+            visit(child, cls)
+
+    visit(tree, None)
+    return found
+
+
+def test_the_contract_check_sees_each_kind_of_touch():
+    """Known-bad snippets, one per kind of touch, and a clean one."""
+    bad = {
+        "quic._streams.get(0)": "private _streams",
+        "driver._quic = quic": "private _quic",
+        "def f(s):\n    s.sender._pending_eof = True": "private _pending_eof",
+        "setattr(quic, '_state', None)": "by name",
+        "x = getattr(server, '_transport')": "by name",
+        "from aioquic.quic.stream import QuicStream\nQuicStream.__hash__ = hash": "patches aioquic's QuicStream",
+        "import aioquic.tls\naioquic.tls.os = None": "patches aioquic's aioquic",
+        "import importlib\nm = importlib.import_module('aioquic.tls')\nm.os = None": "patches aioquic's m",
+        "import importlib\nm = importlib.import_module('aioquic.tls')\nsetattr(m, 'os', None)": "by name",
+        "loss.on_ack_received = print": "replaces an aioquic method",
+        "from aioquic.asyncio.protocol import QuicConnectionProtocol as P\n"
+        "class D(P):\n    def _handle_timer(self):\n        pass": "overrides aioquic's private method",
+        "from aioquic.asyncio.protocol import QuicConnectionProtocol\n"
+        "class D(QuicConnectionProtocol):\n    def go(self):\n        return self._loop": "private _loop",
+        "from aioquic.asyncio.protocol import QuicConnectionProtocol\n"
+        "class D(QuicConnectionProtocol):\n    def go(self, core):\n        self.quic_event_received = core":
+            "replaces an aioquic method",
+        "from aioquic.quic.logger import QuicLoggerTrace\nclass T(QuicLoggerTrace):\n    pass\n"
+        "class U(T):\n    def log(self):\n        self._events.append(1)": "private _events",
+    }
+    for snippet, what in bad.items():
+        found = aioquic_touches(snippet)
+        assert len(found) == 1 and what in found[0], (snippet, found)
+    clean = ("from aioquic.quic.connection import QuicConnection\n"
+             "class Own:\n    def __init__(self, quic):\n        self._quic = quic\n"
+             "        self._events = []\n        self.close = quic.close\n"
+             "    def go(self):\n        self._quic.close()\n        return QuicConnection, self._events\n")
+    assert aioquic_touches(clean) == []
+
+
+def test_every_touch_of_aioquics_insides_is_in_the_adapter():
     import quicsim
 
     root = Path(quicsim.__file__).parent
     adapter = root / "core" / "aioquic_adapter.py"
-    used = _private_reads(adapter)
-    assert used, "the adapter reads no private field? the pattern above is out of date"
+    assert aioquic_touches(adapter.read_text(encoding="utf-8")), \
+        "the adapter touches nothing private? the check above is out of date"
+    elsewhere = {str(path.relative_to(root)): aioquic_touches(path.read_text(encoding="utf-8"))
+                 for path in sorted(root.rglob("*.py")) if path != adapter}
+    elsewhere = {path: found for path, found in elsewhere.items() if found}
+    assert not elsewhere, f"aioquic's insides touched outside core/aioquic_adapter.py (move them there): {elsewhere}"
+
+
+def test_every_private_name_the_adapter_reads_is_named_and_still_there():
+    import quicsim
+
+    adapter = Path(quicsim.__file__).parent / "core" / "aioquic_adapter.py"
+    used = {node.attr for node in ast.walk(ast.parse(adapter.read_text(encoding="utf-8")))
+            if isinstance(node, ast.Attribute) and node.attr in AIOQUIC_PRIVATE}
     unnamed = used - PRIVATE_NAMES
     assert not unnamed, f"core/aioquic_adapter.py reads {sorted(unnamed)}: name them in PRIVATE_NAMES"
-    for path in root.rglob("*.py"):
-        if path != adapter:
-            assert not _private_reads(path), f"{path.relative_to(root)} reads aioquic's private state: " \
-                                             f"move it into core/aioquic_adapter.py"
-    quic = QuicConnection(configuration=QuicConfiguration(is_client=True))
-    sender = QuicStreamSender(stream_id=0, writable=True)
-    receiver = QuicStreamReceiver(stream_id=0, readable=True)
-    for name in PRIVATE_NAMES:
-        assert any(hasattr(obj, name) for obj in (quic, sender, receiver)) or name == "_packet", \
-            f"aioquic changed: {name} is gone; core/aioquic_adapter.py reads it. Pin aioquic."
+    gone = PRIVATE_NAMES - AIOQUIC_PRIVATE - {"_QuicConnection__frame_handlers"}
+    assert not gone, f"aioquic changed: {sorted(gone)} gone; core/aioquic_adapter.py reads them. Pin aioquic."
 
 
 def test_the_drivers_timer_is_aioquics_with_one_instant_at_most():
@@ -214,3 +348,31 @@ def test_the_drivers_timer_is_aioquics_with_one_instant_at_most():
     for line in ("now = max(self._timer_at, self._loop.time())", "self._timer = None", "self._timer_at = None",
                  "self._quic.handle_timer(now=now)", "self._process_events()", "self.transmit()"):
         assert line in src, f"aioquic's protocol timer changed ({line!r} is gone): see quicsim/transport/udp.py"
+    # The driver arms aioquic's timer with its own handler, set per instance
+    # (aioquic_adapter.replace_timer_handler), and reads the protocol's fields.
+    src = inspect.getsource(QuicConnectionProtocol.transmit)
+    assert "self._loop.call_at(timer_at, self._handle_timer)" in src
+    assert "self._transport.sendto(data, addr)" in src and "self._transmit_task = None" in src
+    assert "self.quic_event_received(event)" in inspect.getsource(QuicConnectionProtocol._process_events)
+    src = inspect.getsource(QuicConnectionProtocol.__init__)
+    for line in ("self._closed = asyncio.Event()", "self._loop = loop", "self._timer: asyncio.TimerHandle | None = None",
+                 "self._transport: asyncio.DatagramTransport | None = None"):
+        assert line in src, f"aioquic's protocol changed ({line!r} is gone): see core/aioquic_adapter.py"
+    from aioquic.asyncio.server import QuicServer
+
+    assert "self._transport" in inspect.getsource(QuicServer.connection_made)
+
+
+def test_streams_are_made_by_two_methods():
+    """aioquic_adapter.serve_streams_by_id wraps the two methods that make a QuicStream
+    (and a peer's frame makes the lower-numbered streams of its type too); the stream
+    service order comes from a set of streams."""
+    src = inspect.getsource(QuicConnection)
+    import re
+
+    assert len(re.findall(r"= QuicStream\(\s+stream_id=", src)) == 2, "aioquic makes streams elsewhere now"
+    for method in (QuicConnection._get_or_create_stream, QuicConnection._get_or_create_stream_for_send):
+        assert "QuicStream(" in inspect.getsource(method)
+    assert "self._get_or_create_stream_for_send(stream_id)" in inspect.getsource(QuicConnection.send_stream_data)
+    assert "sent: set[QuicStream] = set()" in inspect.getsource(QuicConnection._write_application)
+    assert "__hash__" not in vars(QuicStream), "QuicStream hashes by identity no more"

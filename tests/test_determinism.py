@@ -4,6 +4,7 @@ exactly; the check that says so catches a run that does not."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -157,6 +158,36 @@ def test_seeded_is_scoped_to_its_thread_and_restored_after():
     assert again.private_bytes_raw() == key.private_bytes_raw()
     assert ec_again.private_numbers().private_value == ec_key.private_numbers().private_value
     assert seeded_module._active == 0
+
+
+def test_only_connections_made_while_seeded_serve_their_streams_by_id():
+    """aioquic's stream service order comes from a set of streams: a connection made on a
+    seeded thread hashes its streams by stream id (peer-opened ones too, lower-numbered
+    ones included), any other keeps the identity hash, and QuicStream itself is unchanged."""
+    from aioquic.quic.configuration import QuicConfiguration
+    from aioquic.quic.connection import QuicConnection
+    from aioquic.quic.packet import QuicFrameType
+    from aioquic.quic.stream import QuicStream
+
+    def made(seed: int | None) -> tuple[QuicConnection, QuicConnection]:
+        with seeded(seed) if seed is not None else contextlib.nullcontext():
+            client = QuicConnection(configuration=QuicConfiguration(is_client=True))
+            server = QuicConnection(configuration=QuicConfiguration(is_client=True))  # (no certificate needed)
+            seeded_module.serve_streams_by_id(client)
+            seeded_module.serve_streams_by_id(server)
+        return client, server
+
+    for seed in (3, None):
+        client, server = made(seed)
+        client.send_stream_data(4, b"x")  # (an id past 0: the limit check is the server's)
+        stream = client._streams[4]
+        peer = server._get_or_create_stream(QuicFrameType.STREAM_BASE, 9)  # the peer's 9 opens 1 and 5 too
+        ids = sorted(server._streams)
+        assert ids == [1, 5, 9] and peer is server._streams[9]
+        for s in (stream, *server._streams.values()):
+            assert (hash(s) == s.stream_id) is (seed is not None), (seed, s.stream_id)
+            assert (type(s) is QuicStream) is (seed is None)
+    assert "__hash__" not in vars(QuicStream)
 
 
 def test_timers_due_at_the_same_instant_run_in_the_order_they_were_set():

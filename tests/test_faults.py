@@ -14,25 +14,62 @@ import pytest_asyncio
 
 import quicsim
 from quicsim import Settings, Status, StreamEventType, StreamShutdownFlags
-from quicsim.faults import FAULTS, Fault, FaultSet, LateSend
+from quicsim.faults import ABORT, CORRECT, FAULTS, LATE, Fault, seams_for
 from quicsim.pair import open_pair
 
 from .conftest import Recorder
 
 pytestmark = pytest.mark.asyncio
-SEAMS = ("late_send", "stream_close", "unstarted_close", "close_inside_batch")
+SEAMS = ("cancel_send", "stream_close", "unstarted_close", "close_inside_batch")
 
 
-async def test_each_fault_is_one_object_naming_its_seams():
+async def test_each_fault_is_one_module_naming_its_seams():
     assert quicsim.FAULTS is FAULTS
-    base = Fault()
     for name, fault in FAULTS.items():
         assert fault.name == name and fault.description and fault.msquic
-        hooked = [seam for seam in SEAMS if getattr(type(fault), seam) is not getattr(Fault, seam)]
+        assert fault.__module__ == f"quicsim.faults.{name.replace('-', '_')}", "one module per fault, named for it"
+        hooked = [seam for seam in SEAMS if getattr(fault, seam) is not getattr(Fault, seam)]
         assert hooked, f"{name} hooks no seam"
-    assert base.late_send() is LateSend.CANCEL and not FaultSet()
-    assert FaultSet(["reentrant-close"]).close_inside_batch() is FAULTS["reentrant-close"]
-    assert FaultSet(["reentrant-close"]).late_send() == (None, LateSend.CANCEL)
+    assert seams_for([]) is CORRECT
+    chain = seams_for(["unstarted-stream-leak", "reentrant-close"])
+    assert isinstance(chain, FAULTS["reentrant-close"]) and isinstance(chain.inner, FAULTS["unstarted-stream-leak"])
+    assert chain.inner.inner is CORRECT
+
+
+class _Target:
+    """A stream as a seam sees it (faults.FaultTarget), recording what is done to it."""
+
+    def __init__(self) -> None:
+        self.done: list[tuple] = []
+
+    def send_name(self, request) -> str:
+        return f"c:{request.send_id}"
+
+    def __getattr__(self, name):
+        return lambda *args, **kw: self.done.append((name, *args, *kw.values())) or 0
+
+
+async def test_a_seam_a_fault_leaves_alone_goes_on_to_the_next_fault_then_to_the_correct_behaviour():
+    request = type("Request", (), {"send_id": 4})()
+    for faults, where, done in [
+        ([], LATE, [("complete_send", request, True)]),
+        (["drop-send-after-shutdown"], LATE, [("drop_send", request),
+                                              ("fault_hit", "drop-send-after-shutdown", "send c:4 dropped")]),
+        (["drop-send-after-shutdown"], ABORT, [("complete_send", request, True)]),
+        # both hook the late send: the first by name acts, the other is not asked
+        (["drop-send-after-shutdown", "discard-after-shutdown-complete"], LATE, [("park_send", request)]),
+        (["reentrant-close", "drop-send-after-shutdown"], LATE,
+         [("drop_send", request), ("fault_hit", "drop-send-after-shutdown", "send c:4 dropped")]),
+    ]:
+        target = _Target()
+        seams_for(faults).cancel_send(target, request, where)
+        assert target.done == done, (faults, where)
+    target = _Target()
+    seams_for(["reentrant-close"]).stream_close(target)
+    CORRECT.close_inside_batch(target)
+    assert target.done == []
+    seams_for(["reentrant-close"]).close_inside_batch(target)
+    assert [d[0] for d in target.done] == ["strand_taken", "fault_hit"]
 
 
 async def _pair(fault: bool):

@@ -2,14 +2,18 @@
 
 aioquic raises no event when stream data is acknowledged, keeps no per-datagram delivery
 state and has no setting for the peer's stream limits, so quicsim reads and wraps a few
-private fields. They all live here, each behind a function named for what the core needs,
-and every private name used below is listed in ``tests/test_aioquic_contract.py``
-(``PRIVATE_NAMES``), which fails first, naming the field, when an aioquic release moves one.
-Patches are per instance: no aioquic class is changed.
+private fields. They all live here, each behind a function named for what the core needs:
+the core's, the driver's (its asyncio protocol's loop, transport and timer) and seeded
+runs' (streams hashed by id, aioquic's randomness swapped while seeded). Every private
+name used below is listed in ``tests/test_aioquic_contract.py`` (``PRIVATE_NAMES``), which
+fails first, naming the field, when an aioquic release moves one; the same test reads the
+syntax tree of every other module of quicsim and fails on any touch of aioquic's insides
+there. Patches are per instance: no aioquic class is changed.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any, Callable, cast
 
 from aioquic import tls
@@ -314,6 +318,144 @@ def drop_pending_datagrams(quic: QuicConnection) -> None:
     quic._datagrams_pending.clear()
 
 
+def watch_recovery(quic: QuicConnection, on_ack_received: Callable[..., None],
+                   on_loss_detection_timeout: Callable[..., None]) -> tuple[Callable[..., None], Callable[..., None]]:
+    """Route this connection's ACK and loss-timer entry points of aioquic's recovery
+    through the two given callables (per instance: aioquic looks them up at each call);
+    returns the originals, which the callables must call on."""
+    loss = quic._loss
+    originals = loss.on_ack_received, loss.on_loss_detection_timeout
+    loss.on_ack_received = on_ack_received  # type: ignore[method-assign]
+    loss.on_loss_detection_timeout = on_loss_detection_timeout  # type: ignore[method-assign]
+    return originals
+
+
+# ---------------------------------------------------------------- streams served in a repeatable order
+
+
+class _StreamHashedById(QuicStream):
+    """A QuicStream that hashes by its stream id: aioquic builds each packet's stream
+    service order from a ``set`` of streams, which then repeats from run to run."""
+
+    def __hash__(self) -> int:
+        return cast(int, self.stream_id)
+
+
+def _hash_by_id(stream: QuicStream) -> None:
+    # Only a stream not hashed yet (just made by aioquic) may change class: a hash must
+    # not change during an object's life.
+    if type(stream) is QuicStream and stream.stream_id is not None:
+        stream.__class__ = _StreamHashedById
+
+
+def serve_streams_by_id(quic: QuicConnection) -> None:
+    """Make every stream this connection creates from now on hash by stream id (per
+    connection: no aioquic class is changed), so that seeded runs repeat byte for byte."""
+    get_or_create = quic._get_or_create_stream
+    get_or_create_for_send = quic._get_or_create_stream_for_send
+    streams = quic._streams
+
+    def get_or_create_by_id(frame_type: int, stream_id: int) -> QuicStream:
+        if stream_id in streams:
+            return streams[stream_id]
+        stream = get_or_create(frame_type, stream_id)
+        # the peer's frame may open lower-numbered streams of its type too
+        lower = stream_id
+        while lower >= 0 and type(streams.get(lower)) is QuicStream:
+            _hash_by_id(streams[lower])
+            lower -= 4
+        return stream
+
+    def get_or_create_for_send_by_id(stream_id: int) -> QuicStream:
+        stream = get_or_create_for_send(stream_id)
+        _hash_by_id(stream)
+        return stream
+
+    quic._get_or_create_stream = get_or_create_by_id  # type: ignore[method-assign]
+    quic._get_or_create_stream_for_send = get_or_create_for_send_by_id  # type: ignore[method-assign]
+
+
+# ---------------------------------------------------------------- the asyncio protocol (transport/udp.py)
+#
+# quicsim's connection driver is aioquic's QuicConnectionProtocol, trimmed: it reads the
+# protocol's loop, transport and timer, and replaces its timer handler and event routing.
+# ``protocol`` below is such a driver (typed Any: the core does not import asyncio).
+
+
+def protocol_loop(protocol: Any) -> Any:
+    """The event loop the protocol was made on."""
+    return protocol._loop
+
+
+def protocol_event_processor(protocol: Any) -> Callable[[], None]:
+    """The protocol's own loop over aioquic's pending events (bound, to be kept)."""
+    return cast(Callable[[], None], protocol._process_events)
+
+
+def route_quic_events(protocol: Any, handle: Callable[[qe.QuicEvent], None]) -> None:
+    """aioquic's event loop hands each event to ``handle`` instead of the protocol's
+    stream readers and writers (which would fight the core)."""
+    protocol.quic_event_received = handle
+
+
+def replace_timer_handler(protocol: Any, handle: Callable[[], None]) -> None:
+    """The protocol arms its timer with ``handle`` instead of its own handler (looked up
+    per instance each time the timer is armed)."""
+    protocol._handle_timer = handle
+
+
+def take_timer(protocol: Any) -> float | None:
+    """The timer fired: forget it (as aioquic's handler does first); returns its due time."""
+    timer_at = protocol._timer_at
+    protocol._timer = None
+    protocol._timer_at = None
+    return cast("float | None", timer_at)
+
+
+def protocol_transport(protocol: Any) -> Any:
+    """The datagram transport the protocol sends on (None before it is connected)."""
+    return protocol._transport
+
+
+def forget_transmit(protocol: Any) -> None:
+    """No transmission is scheduled any more (the transport is closing)."""
+    protocol._transmit_task = None
+
+
+def stop_protocol(protocol: Any) -> None:
+    """Cancel the protocol's timer and mark it closed (its ``wait_closed`` returns)."""
+    if protocol._timer is not None:
+        protocol._timer.cancel()
+        protocol._timer = None
+    protocol._closed.set()
+
+
+def server_transport(server: Any) -> Any:
+    """The listening transport of aioquic's QuicServer."""
+    return server._transport
+
+
+# ---------------------------------------------------------------- module globals (transport/seeded.py)
+
+
+def swap_module_globals(replacements: list[tuple[str, str, Any]]) -> list[tuple[Any, str, Any]]:
+    """Set ``module.name = value`` for each (aioquic module name, name, value); returns
+    what :func:`restore_module_globals` needs to put the old values back."""
+    saved: list[tuple[Any, str, Any]] = []
+    for module_name, name, value in replacements:
+        module = importlib.import_module(module_name)
+        saved.append((module, name, getattr(module, name)))
+        setattr(module, name, value)
+    return saved
+
+
+def restore_module_globals(saved: list[tuple[Any, str, Any]]) -> None:
+    """Undo :func:`swap_module_globals`, last swap first."""
+    while saved:
+        module, name, value = saved.pop()
+        setattr(module, name, value)
+
+
 # ---------------------------------------------------------------- timers
 
 
@@ -334,3 +476,19 @@ def timer_name(quic: QuicConnection, at: float) -> str:
     if quic._pacing_at == at:
         names.append("pacing timer")
     return " and ".join(names) or "path validation timer"
+
+
+def timer_armed(protocol: Any) -> bool:
+    """The protocol's timer is armed."""
+    return protocol._timer is not None
+
+
+def timer_due(protocol: Any) -> float | None:
+    """When the protocol's timer is due (aioquic's ``get_timer()`` at the last transmit)."""
+    return cast("float | None", protocol._timer_at)
+
+
+def rearm_timer(protocol: Any, when: float) -> None:
+    """Move the protocol's armed timer to ``when`` (its handler unchanged)."""
+    protocol._timer.cancel()
+    protocol._timer = protocol._loop.call_at(when, protocol._handle_timer)

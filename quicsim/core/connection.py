@@ -9,11 +9,9 @@ sends whatever aioquic then has to send.
 
 from __future__ import annotations
 
-import logging
 import itertools
 import os
 import threading
-import traceback
 from typing import Any, Callable, cast
 
 from aioquic.quic import events as qe
@@ -22,39 +20,22 @@ from aioquic.quic.stream import QuicStream
 
 from .. import events as ev
 from ..enums import ConnectionShutdownFlags, MAX_VARINT, Status, StreamOpenFlags
-from ..faults import FaultSet
+from ..faults import seams_for
 from ..settings import Settings
 from . import aioquic_adapter as aq
 from . import rules, state
+from .rules import QUIC_ERROR_INTERNAL_ERROR, error_code_to_status
 from .state import ConnectionState
 from . import operations as ops
 from .datagram import DatagramSender
+from .delivery import EventDelivery
 from .operations import OperationQueue
+from .protocols import SendCounts
 from .send_buffer import SendBuffer
+from .stream_limits import StreamLimits
 from .stream import StreamCore
 
-logger = logging.getLogger("quicsim")
-
 ConnectionHandler = Callable[["ConnectionCore", ev.ConnectionEvent], Any]
-
-
-#: QUIC_ERROR_INTERNAL_ERROR: the error code of a close made with a QUIC_STATUS
-QUIC_ERROR_INTERNAL_ERROR = 1
-
-#: QuicErrorCodeToStatus (src/core/connection.c); anything else is INTERNAL_ERROR
-_ERROR_STATUS = {
-    0x0: Status.SUCCESS,
-    0x2: Status.CONNECTION_REFUSED,
-    0xA: Status.PROTOCOL_ERROR,
-    0x15A: Status.USER_CANCELED,  # CRYPTO_USER_CANCELED
-    0x128: Status.HANDSHAKE_FAILURE,  # CRYPTO_HANDSHAKE_FAILURE
-    0x178: Status.ALPN_NEG_FAILURE,  # CRYPTO_NO_APPLICATION_PROTOCOL
-}
-
-
-def error_code_to_status(error_code: int) -> Status:
-    """QuicErrorCodeToStatus: the QUIC_STATUS a close with ``error_code`` reports."""
-    return _ERROR_STATUS.get(error_code, Status.INTERNAL_ERROR)
 
 
 class StatusError(Exception):
@@ -81,12 +62,15 @@ class ConnectionCore:
         self.quic = quic
         self.is_client = aq.is_client(quic)
         self.settings = settings or Settings()
-        self.faults = FaultSet(self.settings.faults)
+        #: the seams where MsQuic could lose a completion, with this connection's faults
+        self.seams = seams_for(self.settings.faults)
         self.handler = handler
         self.context = context
-        self.observers = list(observers)
-        #: some observer counts the core's probes (rare branches): only then are they reported
-        self.probing = any(getattr(o, "wants_probes", False) for o in self.observers)
+        #: event delivery: the indicate rules, the observers, the handler call (core/delivery.py)
+        self.delivery = EventDelivery(self, observers)
+        #: the observers (read-only: they are the delivery's)
+        self.observers = self.delivery.observers
+        self.probing = self.delivery.probing
         self.label = label or ("client" if self.is_client else "server")
         #: what handlers receive as the connection: the API handle wrapping this core
         #: (the core itself when used bare)
@@ -108,7 +92,6 @@ class ConnectionCore:
         #: the last worker pass applied only DELAY_SEND flushes: the driver need not send now
         self.flush_delayed = False
         self._peer_streams_seen: set[int] = set()  # a peer stream is indicated once, ever
-        self.callback_depth = 0
         self.streams: dict[int, StreamCore] = {}  # started and peer streams, by stream id
         self.unstarted: dict[StreamCore, None] = {}  # opened, not (yet) started
         self._dirty: dict[StreamCore, None] = {}  # streams that saw ACKs or losses
@@ -116,7 +99,7 @@ class ConnectionCore:
         self.send_ids = itertools.count(1)
         #: the exactly-once bookkeeping (see core/stream.py): accepted = completed +
         #: dropped (by faults) + pending, checked after every operation when asked
-        self.sends_accepted = self.sends_completed = self.sends_dropped = 0
+        self.send_counts = SendCounts()
         self.check_invariants = bool(os.environ.get("QUICSIM_CHECK_INVARIANTS"))
         #: broken core rules found by :meth:`check_exactly_once` (a quicsim bug if any)
         self.state_errors: list[str] = []
@@ -126,20 +109,12 @@ class ConnectionCore:
         self.state = ConnectionState()
         self.close_error_code = 0
         self.close_status = Status.SUCCESS
-        self.handler_errors: list[BaseException] = []
-        self.fault_hits: list[tuple[str, str]] = []
+        #: what handlers raised, and the faults that changed what happened (the delivery's)
+        self.handler_errors = self.delivery.handler_errors
+        self.fault_hits = self.delivery.fault_hits
         self.send_buffer = SendBuffer()
-        self._peer_limits: tuple[int, int] | None = None
-        #: the peer's stream limits may have moved since the last look (transport
-        #: parameters at first, then each MAX_STREAMS frame): poll looks only then
-        self._limits_moved = True
-        #: started streams blocked by the peer's stream limit whose RESET_STREAM or
-        #: STOP_SENDING waits until the peer allows the stream (aioquic_adapter.hold_abort_frames)
-        self._held_aborts: dict[StreamCore, None] = {}
-        #: started streams blocked by the peer's stream limit that asked for PEER_ACCEPTED
-        self._awaiting_accept: dict[StreamCore, None] = {}
-        self._apply_limits()
-        aq.watch_stream_limits(quic, self._on_limits_moved)
+        #: both sides' stream limits (core/stream_limits.py)
+        self.limits = StreamLimits(self)
         aq.close_as_msquic(quic)
         #: ids of streams the peer's frames opened since the last look (see receive_datagram)
         self._opened_by_peer: list[int] = []
@@ -179,11 +154,11 @@ class ConnectionCore:
         if status is None and not rules.flags_ok(iflags, sum(StreamOpenFlags)):
             status = Status.INVALID_PARAMETER
         if status is not None:
-            self.observe_call(None, "open_stream", status, flags=int(flags) if isinstance(flags, int) else flags)
+            self.delivery.api_call(None, "open_stream", status, flags=int(flags) if isinstance(flags, int) else flags)
             raise StatusError(status, f"StreamOpen failed: {status.name}")
         stream = self._new_stream(StreamOpenFlags(flags), handler, context)
         self.unstarted[stream] = None
-        self.observe_call(stream, "open_stream", Status.SUCCESS, flags=int(flags))
+        self.delivery.api_call(stream, "open_stream", Status.SUCCESS, flags=int(flags))
         return stream
 
     def shutdown(self, flags: ConnectionShutdownFlags = ConnectionShutdownFlags.NONE,
@@ -196,7 +171,7 @@ class ConnectionCore:
         else:
             self.queue_operation(ops.ConnectionShutdown(self, ConnectionShutdownFlags(iflags), error_code))
             status = Status.PENDING
-        self.observe_call(None, "connection_shutdown", status, flags=flags, error_code=error_code)
+        self.delivery.api_call(None, "connection_shutdown", status, flags=flags, error_code=error_code)
         return status
 
     def send_datagram(self, data: Any, client_context: Any = None) -> Status:
@@ -207,12 +182,12 @@ class ConnectionCore:
         with self.lock:
             status, payload = self.datagrams.check(data)
             if status is not None:
-                self.observe_call(None, "send_datagram", status, datagram_id=None, bytes=len(payload),
+                self.delivery.api_call(None, "send_datagram", status, datagram_id=None, bytes=len(payload),
                                    client_context=client_context)
                 return status
             request = self.datagrams.new_request(payload, client_context)
             # Observed before aioquic can send it, so its states never precede its call.
-            self.observe_call(None, "send_datagram", Status.PENDING, datagram_id=request.datagram_id,
+            self.delivery.api_call(None, "send_datagram", Status.PENDING, datagram_id=request.datagram_id,
                                bytes=len(payload), client_context=client_context)
             self.datagrams.enqueue(request)
         if self.wakeup is not None:
@@ -221,13 +196,21 @@ class ConnectionCore:
 
     # ------------------------------------------------------------------ the worker
 
+    def attach_worker(self, wakeup: Callable[[], None], worker_thread: int,
+                      call_on_worker: Callable[[Callable[[], Any]], None]) -> None:
+        """A driver runs the worker: ``wakeup()`` when operations are queued, on the thread
+        ``worker_thread``; ``call_on_worker(fn)`` runs fn there and waits."""
+        self.wakeup = wakeup
+        self.worker_thread = worker_thread
+        self.call_on_worker = call_on_worker
+
     def on_worker_thread(self) -> bool:
         return self.worker_thread is None or threading.get_ident() == self.worker_thread
 
     def inline(self) -> bool:
         """Called from inside one of this connection's callbacks, on its worker thread:
         where MsQuic runs StreamSend (and INLINE shutdowns) inline."""
-        return bool(self.callback_depth) and self.on_worker_thread()
+        return bool(self.delivery.depth) and self.on_worker_thread()
 
     def run_on_worker(self, fn: Callable[[], Any]) -> None:
         """Run ``fn`` on the worker and wait for it (MsQuic's blocking calls)."""
@@ -239,8 +222,8 @@ class ConnectionCore:
     def queue_operation(self, op: ops.Operation, priority: bool = False) -> None:
         """QuicConnQueueOper: hand ``op`` to the worker and wake it."""
         with self.lock:
-            if self.probing and self.ops and (priority or op.kind == "conn_shutdown"):
-                self.probe(op.stream, "queued-ahead-of-work")
+            if self.delivery.probing and self.ops and (priority or op.kind == "conn_shutdown"):
+                self.delivery.probe(op.stream, "queued-ahead-of-work")
             self.ops.push(op, priority)
         if self.wakeup is not None:
             self.wakeup()
@@ -261,9 +244,9 @@ class ConnectionCore:
             op.apply()
             if delayed_only is not False:
                 delayed_only = op.kind == "send" and stream is not None and stream.flush_delayed
-            self._observe_applied(stream, op.kind)
+            self.delivery.applied(stream, op.kind)
         self.flush_delayed = bool(delayed_only)
-        if self.check_invariants and not self.callback_depth:  # (a loop outside may hold sends)
+        if self.check_invariants and not self.delivery.depth:  # (a loop outside may hold sends)
             self.check_exactly_once()
 
     def check_exactly_once(self) -> None:
@@ -271,10 +254,11 @@ class ConnectionCore:
         dropped by a fault nor pending in one of the places core/stream.py lists (a core
         bug: recorded, never raised into the application's call)."""
         pending = sum(stream.pending_sends() for stream in (*self.streams.values(), *self.unstarted))
-        if self.sends_accepted != self.sends_completed + self.sends_dropped + pending:
+        counts = self.send_counts
+        if counts.accepted != counts.completed + counts.dropped + pending:
             self.state_errors.append(
-                f"{self.label}: exactly-once bookkeeping broken: {self.sends_accepted} sends accepted, "
-                f"{self.sends_completed} completed, {self.sends_dropped} dropped by faults, {pending} pending")
+                f"{self.label}: exactly-once bookkeeping broken: {counts.accepted} sends accepted, "
+                f"{counts.completed} completed, {counts.dropped} dropped by faults, {pending} pending")
             self.check_invariants = False  # the first break is the finding; the rest follow from it
 
     def apply_shutdown(self, flags: ConnectionShutdownFlags, error_code: int, *, by_app: bool = True) -> None:
@@ -308,7 +292,7 @@ class ConnectionCore:
         if not self.on_worker_thread():
             self.run_on_worker(self.close)  # ConnectionClose blocks until the worker ran it
             return
-        if not self.callback_depth:
+        if not self.delivery.depth:
             self.process_operations()
         self.state.move("close_handle")
         self.apply_shutdown(ConnectionShutdownFlags.SILENT, 0, by_app=False)
@@ -353,7 +337,7 @@ class ConnectionCore:
         if t is qe.StreamDataReceived:
             data_event = cast(qe.StreamDataReceived, event)
             stream = self._stream_for(data_event.stream_id)
-            for observer in self.observers:
+            for observer in self.delivery.observers:
                 observer.stream_data_received(self, stream, data_event.stream_id, len(data_event.data),
                                               data_event.end_stream)
             if stream is not None:
@@ -374,13 +358,13 @@ class ConnectionCore:
                 stream.on_stop_sending(stop_event.error_code)
         elif t is qe.HandshakeCompleted:
             handshake = cast(qe.HandshakeCompleted, event)
-            self._on_peer_transport_parameters()
+            self.limits.on_peer_transport_parameters()
             self.state.move("connect")
             self.negotiated_alpn = handshake.alpn_protocol
-            self.indicate(ev.Connected(session_resumed=handshake.session_resumed,
+            self.delivery.connection_event(ev.Connected(session_resumed=handshake.session_resumed,
                                         negotiated_alpn=handshake.alpn_protocol))
         elif t is qe.DatagramFrameReceived:
-            self.indicate(ev.DatagramReceived(buffer=cast(qe.DatagramFrameReceived, event).data))
+            self.delivery.connection_event(ev.DatagramReceived(buffer=cast(qe.DatagramFrameReceived, event).data))
         elif t is qe.ConnectionTerminated:
             self._on_terminated(cast(qe.ConnectionTerminated, event))
 
@@ -399,14 +383,15 @@ class ConnectionCore:
             # buffering is on (core/send_buffer.py)
             self.send_buffer.adjust(self)
             # (each step raises events whose handlers may shut the connection down)
-            if ((self._limits_moved or self._held_aborts or self._awaiting_accept) and state.connected
+            limits = self.limits
+            if ((limits.moved or limits.held_aborts or limits.awaiting_accept) and state.connected
                     and not (state.closed_locally or state.closed_remotely)):
-                self._check_stream_limits()
+                limits.check()
             if not (state.closed_locally or state.closed_remotely):
                 close = aq.close_event(self.quic)
                 if close is not None:
                     self._initiate_remote_shutdown(close)
-        if self.check_invariants and not self.callback_depth:
+        if self.check_invariants and not self.delivery.depth:
             self.check_exactly_once()
 
     def _open_peer_streams(self) -> None:
@@ -432,49 +417,6 @@ class ConnectionCore:
                 if stream.quic_stream is not None:
                     stream.on_acks()
 
-    def _on_peer_transport_parameters(self) -> None:
-        """QuicConnProcessPeerTransportParameters, before CONNECTED: STREAMS_AVAILABLE with
-        the peer's stream limits, then DATAGRAM_STATE_CHANGED. A client's application is
-        told; a server's has no handler yet when the client's parameters arrive (they come
-        with its first flight), so nothing reaches it."""
-        quic = self.quic
-        limits = aq.peer_stream_limits(quic)
-        self._peer_limits = limits  # the limits told now: later MAX_STREAMS frames move them
-        self._limits_moved = False
-        if not self.is_client:
-            return
-        self.indicate(ev.StreamsAvailable(
-            bidirectional_count=max(0, limits[0] - quic.get_next_available_stream_id(False) // 4),
-            unidirectional_count=max(0, limits[1] - quic.get_next_available_stream_id(True) // 4)))
-        send_enabled, max_send_length = self.datagrams.state()
-        self.indicate(ev.DatagramStateChanged(send_enabled=send_enabled, max_send_length=max_send_length))
-
-    def _check_stream_limits(self) -> None:
-        """PEER_ACCEPTED for streams the peer's MAX_STREAMS let through (when they asked
-        with INDICATE_PEER_ACCEPT), STREAMS_AVAILABLE when the peer's limits grow."""
-        quic = self.quic
-        self._limits_moved = False
-        limits = aq.peer_stream_limits(quic)
-        if limits != self._peer_limits:
-            self._peer_limits = limits
-            self.indicate(ev.StreamsAvailable(
-                bidirectional_count=max(0, limits[0] - quic.get_next_available_stream_id(False) // 4),
-                unidirectional_count=max(0, limits[1] - quic.get_next_available_stream_id(True) // 4)))
-        if self._held_aborts:
-            for stream in list(self._held_aborts):
-                assert stream.quic_stream is not None  # only a started stream holds frames
-                if aq.release_abort_frames(stream.quic_stream):
-                    del self._held_aborts[stream]
-        if self._awaiting_accept:
-            for stream in list(self._awaiting_accept):
-                assert stream.quic_stream is not None  # only a started stream awaits PEER_ACCEPTED
-                if not stream.quic_stream.is_blocked:
-                    del self._awaiting_accept[stream]
-                    stream.indicate(ev.PeerAccepted())
-
-    def _on_limits_moved(self) -> None:
-        self._limits_moved = True
-
     def _initiate_remote_shutdown(self, close: qe.ConnectionTerminated) -> None:
         """A close this application did not ask for: SHUTDOWN_INITIATED_BY_PEER /
         _BY_TRANSPORT, then abort every stream."""
@@ -496,9 +438,9 @@ class ConnectionCore:
             else:
                 self.close_error_code, self.close_status = close.error_code, error_code_to_status(close.error_code)
         if by_peer and self.state.app_closed:
-            self.indicate(ev.ShutdownInitiatedByPeer(error_code=close.error_code))
+            self.delivery.connection_event(ev.ShutdownInitiatedByPeer(error_code=close.error_code))
         else:
-            self.indicate(ev.ShutdownInitiatedByTransport(status=self.close_status, error_code=self.close_error_code))
+            self.delivery.connection_event(ev.ShutdownInitiatedByTransport(status=self.close_status, error_code=self.close_error_code))
         self._abort_streams()
         self._shutdown_complete_if_due()  # an idle timeout ends at once (a silent close)
 
@@ -538,7 +480,7 @@ class ConnectionCore:
         pending until StreamClose."""
         self.datagrams.cancel_all()
         self.state.move("complete_shutdown")
-        self._dispatch(ev.ConnectionShutdownComplete(
+        self.delivery.dispatch_connection(ev.ConnectionShutdownComplete(
             handshake_completed=self.state.connected,
             peer_acknowledged_shutdown=not self.state.shutdown_timed_out,
             app_close_in_progress=self.state.handle_closed,
@@ -550,12 +492,14 @@ class ConnectionCore:
         self._handles += 1
         return self._handles
 
-    def _apply_limits(self) -> None:
-        aq.set_local_stream_limits(self.quic, self.settings.peer_bidi_stream_count,
-                                   self.settings.peer_unidi_stream_count)
-
     def stream_would_block(self, unidirectional: bool) -> bool:
-        return aq.stream_would_block(self.quic, unidirectional)
+        return self.limits.would_block(unidirectional)
+
+    def abort_frames_queued(self, stream: StreamCore) -> None:
+        self.limits.hold_abort_frames(stream)
+
+    def await_peer_accept(self, stream: StreamCore) -> None:
+        self.limits.await_peer_accept(stream)
 
     def create_quic_stream(self, stream: StreamCore) -> QuicStream:
         """Allocate the next stream id in aioquic and keep our own reference to it."""
@@ -598,7 +542,7 @@ class ConnectionCore:
         stream = self._new_stream(
             StreamOpenFlags.UNIDIRECTIONAL if stream_id & 2 else StreamOpenFlags.NONE, peer_stream_id=stream_id)
         self._register(stream, quic_stream)
-        self.indicate(ev.PeerStreamStarted(stream=stream.owner, flags=stream.open_flags))
+        self.delivery.connection_event(ev.PeerStreamStarted(stream=stream.owner, flags=stream.open_flags))
         return stream
 
     def _new_stream(self, flags: StreamOpenFlags, handler: Callable[..., Any] | None = None, context: Any = None,
@@ -607,18 +551,6 @@ class ConnectionCore:
         if self.wrap_stream is not None:
             stream.owner = self.wrap_stream(stream)
         return stream
-
-    def abort_frames_queued(self, stream: StreamCore) -> None:
-        """A started stream asked aioquic for RESET_STREAM or STOP_SENDING: held while the
-        peer's stream limit blocks it (the peer may not see frames of a stream it has not
-        allowed), sent once the limit lets it through."""
-        assert stream.quic_stream is not None
-        if aq.hold_abort_frames(stream.quic_stream):
-            self._held_aborts[stream] = None
-
-    def await_peer_accept(self, stream: StreamCore) -> None:
-        """A started stream blocked by the peer's stream limit asked for PEER_ACCEPTED."""
-        self._awaiting_accept[stream] = None
 
     def mark_dirty(self, stream: StreamCore) -> None:
         self._dirty[stream] = None
@@ -637,71 +569,26 @@ class ConnectionCore:
         if self.wakeup is not None:
             self.wakeup()
 
-    # ------------------------------------------------------------ delivery
+    # ------------------------------------------------------------ delivery (core/delivery.py)
+
+    @property
+    def callback_depth(self) -> int:
+        """Callbacks of this connection running now (the delivery counts them)."""
+        return self.delivery.depth
 
     def indicate(self, event: ev.ConnectionEvent) -> None:
-        """QuicConnIndicateEvent: the handler is detached after SHUTDOWN_COMPLETE."""
-        if self.state.shutdown_complete:
-            return
-        self._dispatch(event)
-
-    def _dispatch(self, event: ev.ConnectionEvent) -> None:
-        for observer in self.observers:
-            observer.connection_event(self, event)
-        if self.handler is not None:
-            self.call_handler(self.handler, self.owner, event)
-        if self.event_hook is not None:
-            self.event_hook(event)
+        """QuicConnIndicateEvent (see EventDelivery.connection_event)."""
+        self.delivery.connection_event(event)
 
     def call_handler(self, handler: Callable[..., Any], target: Any, event: Any) -> None:
-        """Run one callback. Callbacks of a connection never overlap; an exception is
-        recorded and logged, never allowed to break the worker."""
-        self.callback_depth += 1
-        try:
-            handler(target, event)
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except BaseException as exc:  # a handler bug (even CancelledError) must not stall the worker
-            self.handler_raised(exc, event)
-        finally:
-            self.callback_depth -= 1
-
-    def handler_raised(self, exc: BaseException, event: Any) -> None:
-        """A callback raised: recorded and logged, and the worker goes on."""
-        self.handler_errors.append(exc)
-        logger.error("%s: handler raised on %s:\n%s", self.label, type(event).__name__,
-                     "".join(traceback.format_exception(exc)))
-
-    def observe_call(self, stream: StreamCore | None, name: str, status: Status | None, **args: Any) -> None:
-        for observer in self.observers:
-            observer.api_call(self, stream, name, status, args)
-
-    def probe(self, stream: StreamCore | None, name: str) -> None:
-        """A state-coverage probe at a rare branch; callers test ``self.probing`` first."""
-        for observer in self.observers:
-            observer.probe(self, stream, name)
+        """Run one callback as the delivery runs handlers (a driver's or a test's own)."""
+        self.delivery.call_handler(handler, target, event)
 
     def observe_preempted(self, stream: StreamCore | None, call: str) -> None:
-        for observer in self.observers:
-            observer.preempted(self, stream, call)
+        self.delivery.preempted(stream, call)
 
     def observe_window(self, stream: StreamCore | None, call: str, seconds: float, let_through: dict[str, Any]) -> None:
-        for observer in self.observers:
-            observer.network_window(self, stream, call, seconds, let_through)
-
-    def _observe_applied(self, stream: StreamCore | None, kind: str) -> None:
-        for observer in self.observers:
-            observer.operation_applied(self, stream, kind)
-
-    def event_discarded(self, stream: StreamCore, event: ev.StreamEvent) -> None:
-        for observer in self.observers:
-            observer.event_discarded(self, stream, event)
+        self.delivery.network_window(stream, call, seconds, let_through)
 
     def observe_teardown(self) -> None:
-        for observer in self.observers:
-            observer.teardown()
-
-    def fault_hit(self, fault: str, stream: StreamCore, what: str) -> None:
-        self.fault_hits.append((fault, what))
-        for observer in self.observers:
-            observer.fault_hit(self, stream, fault, what)
+        self.delivery.teardown()

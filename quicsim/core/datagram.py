@@ -67,11 +67,9 @@ class DatagramSender:
     def _wrap_recovery(self) -> None:
         """Wrap aioquic's ACK and loss-timer entry points (per instance, on the first
         datagram, so connections without datagrams pay nothing per ACK)."""
-        loss = self._loss = aq.recovery(self.conn.quic)
-        self._on_ack_received = loss.on_ack_received
-        self._on_loss_detection_timeout = loss.on_loss_detection_timeout
-        loss.on_ack_received = self._ack_received
-        loss.on_loss_detection_timeout = self._loss_detection_timeout
+        self._loss = aq.recovery(self.conn.quic)
+        self._on_ack_received, self._on_loss_detection_timeout = aq.watch_recovery(
+            self.conn.quic, self._ack_received, self._loss_detection_timeout)
 
     def check(self, data: Any) -> tuple[Status | None, bytes]:
         """ConnectionSendDatagram's checks: None when the datagram can be accepted."""
@@ -212,5 +210,5 @@ class DatagramSender:
         if state in FINAL_STATES:
             request.done = True
             request.packet = None
-        self.conn.indicate(ev.DatagramSendStateChanged(client_context=request.client_context, state=state,
+        self.conn.delivery.connection_event(ev.DatagramSendStateChanged(client_context=request.client_context, state=state,
                                                         datagram_id=request.datagram_id))

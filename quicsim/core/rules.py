@@ -45,3 +45,22 @@ def shutdown_parameter_error(flags: int, error_code: int) -> str | None:
 
 def flags_ok(flags: int, all_flags: int) -> bool:
     return 0 <= flags and not (flags & ~all_flags)
+
+
+#: QUIC_ERROR_INTERNAL_ERROR: the error code of a close made with a QUIC_STATUS
+QUIC_ERROR_INTERNAL_ERROR = 1
+
+#: QuicErrorCodeToStatus (src/core/connection.c); anything else is INTERNAL_ERROR
+_ERROR_STATUS = {
+    0x0: Status.SUCCESS,
+    0x2: Status.CONNECTION_REFUSED,
+    0xA: Status.PROTOCOL_ERROR,
+    0x15A: Status.USER_CANCELED,  # CRYPTO_USER_CANCELED
+    0x128: Status.HANDSHAKE_FAILURE,  # CRYPTO_HANDSHAKE_FAILURE
+    0x178: Status.ALPN_NEG_FAILURE,  # CRYPTO_NO_APPLICATION_PROTOCOL
+}
+
+
+def error_code_to_status(error_code: int) -> Status:
+    """QuicErrorCodeToStatus: the QUIC_STATUS a close with ``error_code`` reports."""
+    return _ERROR_STATUS.get(error_code, Status.INTERNAL_ERROR)

@@ -80,8 +80,16 @@ class SendBuffer:
             stream = next(iter(waiting))
             if not stream.buffer_next_send():
                 del waiting[stream]
-        if waiting and self._conn is not None and self._conn.probing:
-            self._conn.probe(None, "send-buffer-full")
+        if waiting and self._conn is not None and self._conn.delivery.probing:
+            self._conn.delivery.probe(None, "send-buffer-full")
+
+    def wait(self, stream: StreamCore) -> None:
+        """``stream`` has sends waiting for room in the buffer (the next fill takes them)."""
+        self.waiting[stream] = None
+
+    def hold(self, length: int) -> None:
+        """A send of ``length`` bytes was copied into the buffer."""
+        self.buffered_bytes += length
 
     def release(self, length: int) -> None:
         self.buffered_bytes -= length

@@ -1,8 +1,8 @@
 """One MsQuic stream over one aioquic stream: the send, shutdown and completion rules.
 
 Sans-I/O: no asyncio, no sockets, no clock. The connection core owns the operation
-queue and calls the ``_apply_*`` methods when its worker applies an operation; the
-public methods are what the application calls (checks, then queue or run inline).
+queue and calls the ``apply_*`` methods when its worker applies an operation; what the
+application calls (checks, then queue or run inline) is in core/stream_api.py.
 Branches name the MsQuic function whose rule they implement (``src/core/stream*.c``).
 It is longer than most modules on purpose: every path that completes a send (flush,
 shutdown, abort, close, ACK) and both inputs of QuicStreamTryCompleteShutdown stay in one
@@ -23,10 +23,10 @@ one of these places until its SEND_COMPLETE, and leaves each only as said:
 
 ``_complete`` raises the one SEND_COMPLETE (delivered, or discarded if the handler is
 already detached, which only a fault allows while a send is pending). Only faults take
-another exit (``drop-send-after-shutdown``, ``unstarted-stream-leak``), each counted as
-dropped, and one more place (``_deferred``: ``discard-after-shutdown-complete`` parks late
-sends there until SHUTDOWN_COMPLETE). So per connection, at every moment the worker is idle: accepted = completed +
-dropped + pending in those places. :meth:`ConnectionCore.check_exactly_once` checks it
+another exit (through the stream's ``drop_send`` / ``forget_sends``, see quicsim.faults),
+each counted as dropped, and one more place (``_deferred``: ``park_send`` holds a send
+there until SHUTDOWN_COMPLETE). So per connection, at every moment the worker is idle:
+accepted = completed + dropped + pending in those places. :meth:`ConnectionCore.check_exactly_once` checks it
 after every operation, poll and close when ``QUICSIM_CHECK_INVARIANTS`` is set (the tests
 and the fuzzer set it).
 """
@@ -38,7 +38,6 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, cast
 
 from .. import events as ev
 from ..enums import (
-    MAX_SEND_LENGTH,
     SendFlags,
     Status,
     StreamEventType,
@@ -46,18 +45,18 @@ from ..enums import (
     StreamShutdownFlags,
     StreamStartFlags,
 )
-from ..faults import LateSend
+from .. import faults as fl
 from . import aioquic_adapter as aq
-from . import operations as ops
-from . import rules, state
+from . import state
+from .protocols import StreamConnection
 from .state import StreamState
-from .send_queue import Buffer, SendQueue, SendRequest, normalize_buffers
+from .send_queue import Buffer, SendQueue, SendRequest
+from .stream_api import StreamApi
 from .stream_recv import StreamReceive
 
 if TYPE_CHECKING:  # pragma: no cover
     from aioquic.quic.stream import QuicStream
 
-    from .connection import ConnectionCore
 
 StreamHandler = Callable[["StreamCore", ev.StreamEvent], Any]
 
@@ -66,20 +65,18 @@ _ABORT_RECEIVE = StreamShutdownFlags.ABORT_RECEIVE
 _GRACEFUL = StreamShutdownFlags.GRACEFUL
 _IMMEDIATE = StreamShutdownFlags.IMMEDIATE
 _INLINE = StreamShutdownFlags.INLINE
-_PRIORITY_WORK = int(SendFlags.PRIORITY_WORK)
 _FIN = int(SendFlags.FIN)
 _START = int(SendFlags.START)
 _DELAY_SEND = int(SendFlags.DELAY_SEND)
 _CANCEL_ON_LOSS = int(SendFlags.CANCEL_ON_LOSS)
-_PENDING = Status.PENDING
 
 
-class StreamCore:
+class StreamCore(StreamApi):
     """A stream handle: what StreamOpen returns, with StreamStart/Send/Shutdown/Close."""
 
     def __init__(
         self,
-        connection: "ConnectionCore",
+        connection: StreamConnection,
         flags: StreamOpenFlags = StreamOpenFlags.NONE,
         handler: StreamHandler | None = None,
         context: Any = None,
@@ -87,6 +84,10 @@ class StreamCore:
         peer_stream_id: int | None = None,
     ) -> None:
         self.connection = connection
+        #: the connection's event delivery (indicate rules, observers, handler call)
+        self.delivery = connection.delivery
+        #: the connection's exactly-once book, counted into per send
+        self.counts = connection.send_counts
         self.open_flags = StreamOpenFlags(flags)
         self.handler = handler
         self.context = context
@@ -151,154 +152,37 @@ class StreamCore:
         if context is not None:
             self.context = context
 
-    # ------------------------------------------------------------------ API calls
-
-    def start(self, flags: StreamStartFlags = StreamStartFlags.NONE) -> Status:
-        """StreamStart: PENDING; the result arrives in START_COMPLETE."""
-        conn = self.connection
-        iflags = rules.flag_value(flags, StreamStartFlags)
-        status: Status | None
-        if iflags < 0:
-            status = Status.INVALID_PARAMETER  # no C flags value is negative
-        else:
-            status = state.status(state.START_STATUS, conn.state, self.state)  # a peer's stream is started
-            if status is None:
-                # Unknown bits are ignored, as MsQuicStreamStart ignores them.
-                conn.queue_operation(ops.StreamStart(self, StreamStartFlags(iflags)),
-                                     priority=bool(iflags & StreamStartFlags.PRIORITY_WORK))
-                status = Status.PENDING
-        conn.observe_call(self, "start", status, flags=iflags)
-        return status
-
-    def send(self, buffers: Any, flags: SendFlags = SendFlags.NONE, client_context: Any = None) -> Status:
-        """StreamSend: PENDING when accepted (then exactly one SEND_COMPLETE follows)."""
-        # The hot path: plain ints and a bytes fast path, no enum arithmetic.
-        conn = self.connection
-        send_id = next(conn.send_ids)
-        iflags = (flags if type(flags) is int
-                  else flags._value_ if type(flags) is SendFlags else rules.flag_value(flags, SendFlags))
-        bufs: tuple[Buffer, ...] | None
-        status: Status | None
-        if type(buffers) is bytes:
-            bufs, length = (buffers,), len(buffers)
-        else:
-            normalized = normalize_buffers(buffers)
-            bufs, length = normalized if normalized is not None else (None, 0)
-        # MsQuicStreamSend ignores unknown flag bits; a negative int is no C flags value.
-        if bufs is None or iflags < 0 or length > MAX_SEND_LENGTH:
-            status = Status.INVALID_PARAMETER
-        else:
-            # Checked and queued under the connection's lock (MsQuic's ApiSendRequestLock),
-            # so a send from any thread and the worker's shutdown never interleave.
-            # (acquire/release rather than `with`: half the cost, once per send)
-            lock = conn.lock
-            lock.acquire()
-            try:
-                status = state.send_status(conn.state, self.state)
-                if status is None:
-                    request = SendRequest(send_id, bufs, length, iflags, client_context)
-                    conn.sends_accepted += 1
-                    api_requests = self.sends.api_requests
-                    queue_oper = not api_requests  # one STRM_SEND operation flushes all queued sends
-                    api_requests.append(request)
-                    for observer in conn.observers:
-                        observer.send_call(conn, self, send_id, _PENDING, length, iflags, client_context)
-                    # (callback_depth first: outside callbacks, the usual case, that is all)
-                    inline = bool(conn.callback_depth) and conn.inline() and not conn.settings.send_buffering
-                    if queue_oper and not inline:
-                        conn.queue_operation(ops.StreamSendFlush(self), priority=bool(iflags & _PRIORITY_WORK))
-            finally:
-                lock.release()
-            if status is None:
-                if inline:
-                    # MsQuicStreamSend runs QuicStreamSendFlush inline on the worker thread.
-                    self.apply_send_flush()
-                return _PENDING
-        for observer in conn.observers:
-            observer.send_call(conn, self, send_id, status, length, iflags, client_context)
-        return status
-
-    def shutdown(self, flags: StreamShutdownFlags, error_code: int = 0) -> Status:
-        """StreamShutdown: PENDING, or SUCCESS when INLINE is used inside a callback."""
-        conn = self.connection
-        iflags = rules.flag_value(flags, StreamShutdownFlags)
-        reason = rules.shutdown_parameter_error(iflags, error_code)
-        status: Status | None
-        if reason is not None:
-            status = Status.INVALID_PARAMETER
-        else:
-            status = state.status(state.SHUTDOWN_STATUS, conn.state, self.state)
-        if status is None:
-            if iflags & _INLINE and conn.inline():
-                conn.observe_call(self, "shutdown", Status.SUCCESS, flags=iflags, error_code=error_code)
-                self.apply_shutdown(StreamShutdownFlags(iflags), error_code)
-                return Status.SUCCESS
-            conn.queue_operation(ops.StreamShutdown(self, StreamShutdownFlags(iflags), error_code))
-            status = Status.PENDING
-        conn.observe_call(self, "shutdown", status, flags=iflags, error_code=error_code, reason=reason)
-        return status
-
-    def receive_complete(self, length: int) -> Status:
-        """StreamReceiveComplete (see core/stream_recv.py)."""
-        return self.recv.receive_complete(length)
-
-    def receive_set_enabled(self, enabled: bool) -> Status:
-        """StreamReceiveSetEnabled (see core/stream_recv.py)."""
-        return self.recv.receive_set_enabled(enabled)
-
-    def close(self) -> None:
-        """StreamClose: a stream not yet shut down is aborted first; its pending sends
-        complete (canceled) before this returns. No event reaches the handler afterwards."""
-        if self.state.handle_closed:
-            return
-        conn = self.connection
-        if not conn.on_worker_thread():
-            conn.run_on_worker(self.close)  # StreamClose blocks until the worker ran it
-            return
-        if not conn.callback_depth:
-            # The blocking close is processed after the operations queued before it.
-            conn.process_operations()
-        if conn.probing and self.sends.taken and conn.callback_depth:
-            conn.probe(self, "close-inside-detached-batch")
-        if conn.faults:
-            self._close_faults()
-        if not self.state.shutdown_complete:
-            # QuicStreamClose: QuicStreamShutdown(ABORT | IMMEDIATE), started or not.
-            self.apply_shutdown(StreamShutdownFlags.ABORT | _IMMEDIATE, 0, app_close_in_progress=True)
-        if not self.state.handle_closed:  # (a fault may have detached the handler already)
-            self.state.move("close_handle")
-        conn.observe_call(self, "close", None)
-        conn.stream_closed(self)
-        if conn.check_invariants and not conn.callback_depth:  # (a loop outside may hold sends)
-            conn.check_exactly_once()
-
     def pending_sends(self) -> int:
         """Accepted sends of this stream still waiting for their SEND_COMPLETE."""
         return self.sends.pending_count() + len(self._deferred)
 
-    def _close_faults(self) -> None:
-        """The seams StreamClose passes (see quicsim.faults)."""
-        conn = self.connection
-        if self.sends.pending_count():
-            fault = conn.faults.stream_close()
-            if fault is not None:
-                # The handler is detached before the canceled completions are raised.
-                conn.fault_hit(fault.name, self, "handler detached before close's completions")
-                self.state.move("close_handle")
-        if self.sends.taken and conn.callback_depth:
-            fault = conn.faults.close_inside_batch()
-            if fault is not None:
-                # MsQuic's QuicStreamClose cannot see the list QuicStreamSendShutdown (or
-                # QuicStreamSendFlush) detached: the loop that owns it completes the rest
-                # after this close detached the handler, and those completions go nowhere.
-                stranded = self.sends.strand_taken()
-                conn.fault_hit(fault.name, self, f"{stranded} send(s) of a detached batch left "
-                                                  f"to a closed handle")
-        if not self.state.started and self.sends.pending_count() and conn.state.shutdown_by_app:
-            fault = conn.faults.unstarted_close()
-            if fault is not None:
-                conn.fault_hit(fault.name, self, "sends on a never-started stream left pending at close")
-                conn.sends_dropped += self.sends.forget_all()
+    # ---------------------------------------------------------- what a fault may do (faults.FaultTarget)
+
+    def complete_send(self, request: SendRequest, canceled: bool) -> None:
+        self._complete(request, canceled)
+
+    def drop_send(self, request: SendRequest) -> None:
+        self.counts.dropped += 1
+
+    def park_send(self, request: SendRequest) -> None:
+        self._deferred.append(request)
+
+    def detach_handler(self) -> None:
+        self.state.move("close_handle")
+
+    def strand_taken(self) -> int:
+        return self.sends.strand_taken()
+
+    def forget_sends(self) -> int:
+        dropped = self.sends.forget_all()
+        self.counts.dropped += dropped
+        return dropped
+
+    def send_name(self, request: SendRequest) -> str:
+        return f"{self.connection.label}:{request.send_id}"
+
+    def fault_hit(self, fault: str, what: str) -> None:
+        self.delivery.fault_hit(fault, self, what)
 
     # ---------------------------------------------------------- worker operations
 
@@ -373,8 +257,8 @@ class StreamCore:
             # (another send, an ACK, a timer) writes it.
             if not flags & _DELAY_SEND or request.fin:
                 delayed = False
-            elif conn.probing:
-                conn.probe(self, "delay-send-held")
+            elif self.delivery.probing:
+                self.delivery.probe(self, "delay-send-held")
             if not state.started and flags & _START:
                 start = True  # SendFlags.START starts the stream after the flush
             if request.fin:
@@ -430,9 +314,9 @@ class StreamCore:
     def _queued(self, batch: list[SendRequest]) -> None:
         """Tell observers of a flush's newly queued requests, then write them if started."""
         conn = self.connection
-        if conn.observers:
+        if self.delivery.observers:
             queued = [(r.send_id, r.offset, r.end, r.fin) for r in batch]
-            for observer in conn.observers:
+            for observer in self.delivery.observers:
                 observer.sends_queued(conn, self, queued)
         if self.state.started:
             self._write(batch)
@@ -478,8 +362,8 @@ class StreamCore:
         with self.connection.lock:
             self.state.move_send("disable")  # SendEnabled = FALSE, under ApiSendRequestLock
             late = self.sends.detach_api_requests(self.connection.lock)
-        if late and self.connection.probing:
-            self.connection.probe(self, "graceful-shutdown-cancels-batch")
+        if late and self.delivery.probing:
+            self.delivery.probe(self, "graceful-shutdown-cancels-batch")
         taken = self.sends.taken
         while late and taken:
             # "These sends were queued by the app after queueing a graceful shutdown."
@@ -508,10 +392,17 @@ class StreamCore:
                 self.connection.abort_frames_queued(self)
         self._release_buffered()
         requests = self.sends.requests
-        while requests:
-            self._complete(requests.popleft(), canceled=True)
-        while api_requests:
-            self._complete(api_requests.popleft(), canceled=True)
+        seams = self.connection.seams
+        if seams is fl.CORRECT:
+            while requests:
+                self._complete(requests.popleft(), canceled=True)
+            while api_requests:
+                self._complete(api_requests.popleft(), canceled=True)
+        else:
+            while requests:
+                seams.cancel_send(self, requests.popleft(), fl.ABORT)
+            while api_requests:
+                seams.cancel_send(self, api_requests.popleft(), fl.ABORT_UNFLUSHED)
         if silent and self.state.started:
             self._indicate_send_shutdown_complete(graceful=False, silent=True)
 
@@ -520,7 +411,7 @@ class StreamCore:
         the send buffer (MsQuic: the stream is in the connection's SendStreams, which
         QuicSendBufferFill walks); the next fill, for whatever reason, buffers them."""
         if self.sends.requests and not self.state.local_close_reset:
-            self.connection.send_buffer.waiting[self] = None
+            self.connection.send_buffer.wait(self)
 
     def buffer_next_send(self) -> bool:
         """QuicStreamSendBufferRequest: copy the oldest unbuffered send into the buffer and
@@ -530,7 +421,7 @@ class StreamCore:
             return False
         request = requests.popleft()
         self._buffered.append((request.end, request.length))
-        self.connection.send_buffer.buffered_bytes += request.length
+        self.connection.send_buffer.hold(request.length)
         self._complete(request, canceled=False)
         return True
 
@@ -546,8 +437,8 @@ class StreamCore:
         """QuicStreamCompleteSendRequest: the one SEND_COMPLETE of ``request``."""
         if canceled and request.flags & _START and not self.state.start_indicated and self.is_local:
             # A canceled send that was to start the stream first tells the start failed.
-            if self.connection.probing:
-                self.connection.probe(self, "start-send-start-complete-aborted")
+            if self.delivery.probing:
+                self.delivery.probe(self, "start-send-start-complete-aborted")
             # Until its own SEND_COMPLETE the request is still pending: a StreamClose from
             # the START_COMPLETE handler must find it (and complete it) like any other.
             taken = self.sends.taken
@@ -556,23 +447,12 @@ class StreamCore:
             if not taken or taken[0] is not request:
                 return  # that close completed it
             taken.popleft()
-        self.connection.sends_completed += 1
-        self.indicate(ev.send_complete(canceled, request.client_context, request.send_id))
+        self.counts.completed += 1
+        self.delivery.stream_event(self, ev.send_complete(canceled, request.client_context, request.send_id))
 
     def _cancel_late(self, request: SendRequest) -> None:
-        conn = self.connection
-        if conn.faults:
-            fault, action = conn.faults.late_send()
-            if action is LateSend.DROP:
-                assert fault is not None  # only a fault turns CANCEL into anything else
-                conn.sends_dropped += 1
-                conn.fault_hit(fault.name, self, f"send {conn.label}:{request.send_id} dropped")
-                return
-            if action is LateSend.DEFER:
-                # Raised only after SHUTDOWN_COMPLETE, when the handler is gone.
-                self._deferred.append(request)
-                return
-        self._complete(request, canceled=True)
+        """Accepted before the send side's shutdown, applied after: canceled (a seam)."""
+        self.connection.seams.cancel_send(self, request, fl.LATE)
 
     def on_acks(self) -> None:
         """The ACK path: complete acknowledged sends (head of the queue only), then
@@ -670,9 +550,9 @@ class StreamCore:
         # QuicStreamIndicateShutdownComplete reads the connection's close state now.
         event = ev.ShutdownComplete(**self.connection.shutdown_fields(), **fields)
         if gone:
-            self.connection.event_discarded(self, event)
+            self.delivery.discarded(self, event)
         else:
-            self._dispatch(event)
+            self.delivery.dispatch_stream(self, event)
         deferred, self._deferred = self._deferred, []
         for request in deferred:
             self._complete(request, canceled=True)  # fault: arrives after SHUTDOWN_COMPLETE
@@ -682,62 +562,21 @@ class StreamCore:
         (judged by the phase the stream was in when it started or failed to)."""
         phase = self.state.phase()
         self.state.move("indicate_start")
-        self._indicate_in(phase, ev.StartComplete(status=status, id=self.id if status is Status.SUCCESS else None,
+        self.delivery.stream_event_in(self, phase, ev.StartComplete(status=status, id=self.id if status is Status.SUCCESS else None,
                                                   peer_accepted=peer_accepted))
 
     def indicate(self, event: ev.StreamEvent) -> Any:
-        """QuicStreamIndicateEvent: deliver ``event`` if the stream's phase allows it
-        (state.STREAM_EVENTS); an event the phase does not allow is a core bug. Returns
-        what the handler returned."""
-        st = self.state
-        if st.started and not (st.shutdown_complete or st.handle_closed):
-            return self._dispatch(event)  # the usual case: a started stream may raise every event
-        return self._indicate_in(st.phase(), event)
+        """QuicStreamIndicateEvent (see EventDelivery.stream_event); returns what the
+        handler returned."""
+        return self.delivery.stream_event(self, event)
 
-    def _indicate_in(self, phase: str, event: ev.StreamEvent) -> Any:
-        # Only the stream's own handler decides (QuicStreamIndicateEvent): ConnectionClose
-        # detaches the connection's handler, not its streams'.
-        if phase == "done":
-            # The handler is detached at SHUTDOWN_COMPLETE and at StreamClose.
-            self.connection.event_discarded(self, event)
-            return None
-        if state.event_allowed(phase, event.type):
-            return self._dispatch(event)
-        raise state.StateError(f"{event.type.name} raised on a stream in phase {phase!r} ({self.state!r})")
-
-    def _dispatch(self, event: ev.StreamEvent) -> Any:
-        """Deliver ``event`` to observers, then the handler, then the event hook; returns
-        what the handler returned (None when it raised)."""
-        conn = self.connection
-        if conn.observers:
-            for observer in conn.observers:
-                observer.stream_event(conn, self, event)
-        handler = self.handler
-        result = None
-        if handler is not None:
-            # ConnectionCore.call_handler, inline: this is every SEND_COMPLETE's path.
-            conn.callback_depth += 1
-            try:
-                result = handler(self.owner, event)
-            except (KeyboardInterrupt, SystemExit):
-                raise
-            except BaseException as exc:  # a handler bug (even CancelledError) must not stall the worker
-                conn.handler_raised(exc, event)
-            finally:
-                conn.callback_depth -= 1
-        elif not self.is_local:
-            self._default_peer_handler(event)
-        if self.event_hook is not None:
-            self.event_hook(event)
-        return result
-
-    def _default_peer_handler(self, event: ev.StreamEvent) -> None:
+    def default_peer_handler(self, event: ev.StreamEvent) -> None:
         """A peer stream nobody handles: consume everything, and once the peer is done
         sending (FIN or reset) finish our side gracefully so both directions can close.
         A peer STOP_SENDING still aborts our side, as MsQuic does on its own."""
         t = event.type
         if t is StreamEventType.PEER_SEND_SHUTDOWN or t is StreamEventType.PEER_SEND_ABORTED:
-            self.connection.call_handler(_graceful_inline, self, event)
+            self.delivery.call_handler(_graceful_inline, self, event)
 
 
 def _graceful_inline(stream: StreamCore, event: ev.StreamEvent) -> None:

@@ -79,8 +79,8 @@ class StreamReceive:
         state.move_receive_call("indicate")
         self.pending_length = length
         self.inline_length = None
-        self.call_active = True  # (a handler's exception never leaves indicate: _dispatch keeps it)
-        status = stream.indicate(ev.receive(offset, data, _FIN if fin else _NONE))
+        self.call_active = True  # (a handler's exception never leaves indicate: the delivery keeps it)
+        status = stream.delivery.stream_event(stream, ev.receive(offset, data, _FIN if fin else _NONE))
         self.call_active = False
         if state.sent_stop_sending or state.remote_closed:
             return  # the application aborted its receive path from the handler
@@ -110,7 +110,7 @@ class StreamReceive:
             return  # the direction was already closed: a late frame
         self.stop()
         if not answer:
-            stream.indicate(ev.PeerSendAborted(error_code=error_code))
+            stream.delivery.stream_event(stream, ev.PeerSendAborted(error_code=error_code))
         stream.try_complete_shutdown()
 
     def on_data(self, data: bytes, fin: bool) -> None:
@@ -140,7 +140,7 @@ class StreamReceive:
             self.pending_length = length
             self.inline_length = None
             self.call_active = True
-            status = stream.indicate(ev.receive_buffers(offset, chunks, length, flags))
+            status = stream.delivery.stream_event(stream, ev.receive_buffers(offset, chunks, length, flags))
             self.call_active = False
             if state.sent_stop_sending or state.remote_closed:
                 break  # the application aborted its receive path from the handler
@@ -172,7 +172,7 @@ class StreamReceive:
         """Every byte before the FIN was taken: RemoteCloseFin, the graceful close event."""
         stream = self.stream
         stream.state.move_receive("fin")
-        stream.indicate(ev.PeerSendShutdown())
+        stream.delivery.stream_event(stream, ev.PeerSendShutdown())
         stream.try_complete_shutdown()
 
     def _drain(self, length: int) -> None:
@@ -212,7 +212,7 @@ class StreamReceive:
         else:
             conn.queue_operation(ops.StreamReceiveComplete(stream, length))
             status = Status.PENDING
-        conn.observe_call(stream, "receive_complete", status, length=length)
+        stream.delivery.api_call(stream, "receive_complete", status, length=length)
         return status
 
     def receive_set_enabled(self, enabled: bool) -> Status:
@@ -220,7 +220,7 @@ class StreamReceive:
         PENDING, applied by the worker (resuming indicates what is held at once)."""
         stream = self.stream
         stream.connection.queue_operation(ops.StreamReceiveSetEnabled(stream, bool(enabled)))
-        stream.connection.observe_call(stream, "receive_set_enabled", Status.PENDING, enabled=bool(enabled))
+        stream.delivery.api_call(stream, "receive_set_enabled", Status.PENDING, enabled=bool(enabled))
         return Status.PENDING
 
     def apply_complete(self, length: int) -> None:

@@ -110,7 +110,7 @@ async def open_client(link: MemoryLink, configuration: QuicConfiguration,
     quic = QuicConnection(configuration=configuration)
     driver = ConnectionDriver(quic)
     driver.connection_made(link.client_end)
-    driver._owns_transport = True
+    driver.owns_transport = True
     link.client_protocol = driver
     attach(driver)
     driver.connect(SERVER_ADDR)

@@ -31,7 +31,7 @@ class _Socket(asyncio.DatagramProtocol):
         enlarge_buffers(transport)
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
-        self.relay._received(self.side, data, addr)
+        self.relay.datagram_from(self.side, data, addr)
 
     def error_received(self, exc: Exception) -> None:
         # ICMP port unreachable after a peer went away: nothing to do on a lossy link.
@@ -65,7 +65,7 @@ class Relay:
         self.port = self._front.transport.get_extra_info("sockname")[1]
         return self
 
-    def _received(self, side: str, data: bytes, addr: Any) -> None:
+    def datagram_from(self, side: str, data: bytes, addr: Any) -> None:
         addr = (addr[0], addr[1])
         if side == "front":
             if self.client_addr is None and addr[0].startswith("127.") and len(data) >= _MIN_INITIAL \

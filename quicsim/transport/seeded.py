@@ -15,9 +15,9 @@ thread it is entered on, and only there: it replaces, while active,
 - the state of the ``random`` module (scenario code that calls ``random.random()``).
 
 Other threads (a UDP run, the caller's own code) keep the real functions: the views
-check which thread asks. ``QuicStream.__hash__`` is replaced once for good (a hash must
-not change during an object's life): streams created on a seeded thread hash by stream
-id, so aioquic's stream service order repeats; all others keep the identity hash.
+check which thread asks. A connection made on a seeded thread (:func:`serve_streams_by_id`,
+called by the driver) has streams that hash by stream id, so aioquic's stream service
+order repeats; every other stream keeps the identity hash, and no aioquic class changes.
 The server's CertificateVerify is deterministic with the project's Ed25519 key; an
 ECDSA or RSA-PSS key would still sign with OpenSSL's own randomness.
 """
@@ -25,14 +25,14 @@ ECDSA or RSA-PSS key would still sign with OpenSSL's own randomness.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import random
 import threading
 from typing import Any, Iterator
 
-from aioquic.quic.stream import QuicStream
 from cryptography.hazmat.primitives.asymmetric import ec, x448, x25519
+
+from ..core import aioquic_adapter as aq
 
 _state = threading.local()  # .rng: the seeded generator of this thread, when active
 _install_lock = threading.Lock()
@@ -98,37 +98,21 @@ _TLS_VIEWS = {
 }
 
 
-def _stream_hash(self: QuicStream) -> int:
-    """Identity hash, except for streams first hashed on a seeded thread: their stream id
+def serve_streams_by_id(quic: Any) -> None:
+    """On a seeded thread: the streams of the aioquic connection ``quic`` hash by stream id
     (aioquic builds its stream service order from a set of streams)."""
-    cached = self.__dict__.get("_quicsim_hash")
-    if cached is None:
-        if _rng() is not None and self.stream_id is not None:
-            cached = self.stream_id
-        else:
-            cached = object.__hash__(self)
-        self.__dict__["_quicsim_hash"] = cached
-    return cached
-
-
-QuicStream.__hash__ = _stream_hash  # type: ignore[method-assign, assignment]
+    if _rng() is not None:
+        aq.serve_streams_by_id(quic)
 
 
 def _install() -> None:
-    for name in _OS_USERS:
-        module = importlib.import_module(name)
-        _saved.append((module, "os", module.os))
-        module.os = _OS_VIEW  # type: ignore[attr-defined]
-    tls = importlib.import_module("aioquic.tls")
-    for name, view in _TLS_VIEWS.items():
-        _saved.append((tls, name, getattr(tls, name)))
-        setattr(tls, name, view)
+    replacements = [(name, "os", _OS_VIEW) for name in _OS_USERS]
+    replacements += [("aioquic.tls", name, view) for name, view in _TLS_VIEWS.items()]
+    _saved.extend(aq.swap_module_globals(replacements))
 
 
 def _uninstall() -> None:
-    while _saved:
-        module, name, value = _saved.pop()
-        setattr(module, name, value)
+    aq.restore_module_globals(_saved)
 
 
 @contextlib.contextmanager

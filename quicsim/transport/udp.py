@@ -18,6 +18,8 @@ from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 
 from ..core import aioquic_adapter as aq
+from ..core.protocols import TransportCore
+from .seeded import serve_streams_by_id
 from .window import has_window, let_network_in
 
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
@@ -45,43 +47,55 @@ def enlarge_buffers(transport: asyncio.BaseTransport) -> None:
 
 
 class ConnectionDriver(QuicConnectionProtocol):
-    """Drives one connection core over an asyncio datagram transport."""
+    """Drives one connection core over an asyncio datagram transport. What it needs of
+    aioquic's protocol beyond its public methods goes through core/aioquic_adapter.py."""
 
     def __init__(self, quic: QuicConnection, stream_handler: Any = None) -> None:
         super().__init__(quic)
-        self.core: Any = None
+        self.quic = quic
+        self.core: TransportCore | None = None
+        self.loop: asyncio.AbstractEventLoop = aq.protocol_loop(self)
+        #: the datagram transport, once connected
+        self.transport: Any = None
+        #: aioquic's pending events to the core (the protocol's own loop over them)
+        self.process_events = aq.protocol_event_processor(self)
+        aq.replace_timer_handler(self, self.handle_timer)
+        serve_streams_by_id(quic)  # a seeded run's streams are served in a repeatable order
         self._worker_scheduled = False
-        self._owns_transport = False
+        self.owns_transport = False
         self._last_timer_now = -1.0
         self._timer_stalls = 0  # firings in a row that left aioquic's deadline in the past
 
-    def attach(self, core: Any) -> None:
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.transport = transport
+
+    def attach(self, core: TransportCore) -> None:
         self.core = core
-        # aioquic's _process_events calls this per event: straight to the core, one call
-        # less. (Not through super(): its reader/writer pairs would fight the core.)
-        self.quic_event_received = core.handle_quic_event  # type: ignore[method-assign]
-        core.wakeup = self._wakeup
-        core.worker_thread = threading.get_ident()  # the loop's thread is the worker
-        core.call_on_worker = self._call_on_worker
+        # aioquic's event loop calls this per event: straight to the core, one call less.
+        aq.route_quic_events(self, core.handle_quic_event)
+        # the loop's thread is the worker
+        core.attach_worker(self._wakeup, threading.get_ident(), self._call_on_worker)
 
     # -- the worker: apply queued operations soon, on the loop, in one batch
     def _wakeup(self) -> None:
         if self._worker_scheduled:
             return
         self._worker_scheduled = True
+        assert self.core is not None  # only an attached core asks for the worker
         try:
             if threading.get_ident() == self.core.worker_thread:
-                self._loop.call_soon(self.run_worker)
+                self.loop.call_soon(self.run_worker)
             else:
                 # An API call from another thread: hand over, never wait (MsQuic's queued calls).
-                self._loop.call_soon_threadsafe(self.run_worker)
+                self.loop.call_soon_threadsafe(self.run_worker)
         except RuntimeError:  # the loop is closed: nothing will run the worker any more
             self._worker_scheduled = False
             raise
 
     def _call_on_worker(self, fn: Callable[[], Any]) -> None:
         """Run ``fn`` on the loop and block this (other) thread until it ran."""
-        if not self._loop.is_running():
+        if not self.loop.is_running():
             fn()  # no loop to hand it to (it stopped): nothing else touches the core now
             return
         done = threading.Event()
@@ -96,7 +110,7 @@ class ConnectionDriver(QuicConnectionProtocol):
             finally:
                 done.set()
 
-        self._loop.call_soon_threadsafe(run)
+        self.loop.call_soon_threadsafe(run)
         done.wait()
         if failure:
             raise failure[0]
@@ -104,41 +118,42 @@ class ConnectionDriver(QuicConnectionProtocol):
     def run_worker(self) -> None:
         """One worker pass: apply queued operations, deliver events, send."""
         self._worker_scheduled = False
-        self.core.process_operations()
-        self._process_events()
-        if not self.core.flush_delayed:  # DELAY_SEND: the next flush, for any reason, sends it
+        core = self.core
+        assert core is not None  # scheduled by the attached core's wakeup
+        core.process_operations()
+        self.process_events()
+        if not core.flush_delayed:  # DELAY_SEND: the next flush, for any reason, sends it
             self.transmit()
 
     @property
     def has_network_window(self) -> bool:
         """Whether a preemption point can let the network in here (a virtual clock; see
         :mod:`quicsim.transport.window`). Over UDP it cannot."""
-        return has_window(self._loop)
+        return has_window(self.loop)
 
     def let_network_in(self, seconds: float) -> dict[str, int]:
-        return let_network_in(self._loop, seconds)
+        return let_network_in(self.loop, seconds)
 
     def run_events(self) -> None:
         """Deliver aioquic's pending events now (used by a blocking close)."""
-        self._process_events()
+        self.process_events()
 
     # -- aioquic hooks
-    def _handle_timer(self) -> None:
+    def handle_timer(self) -> None:
         """aioquic's timer, never twice at one instant: its loss detection, called at a
         packet's loss deadline, can find the packet not yet lost by float rounding
         (sent + delay <= now, yet sent > now - delay) and re-arm the same deadline, which
         on a virtual clock that does not move while callbacks run is a livelock."""
-        instant = self._loop.time()
-        now = max(self._timer_at or 0.0, instant)
+        timer_at = aq.take_timer(self)
+        instant = self.loop.time()
+        now = max(timer_at or 0.0, instant)
         if now <= self._last_timer_now:
             now = self._last_timer_now + TIMER_NUDGE
         self._last_timer_now = now
-        self._timer = None
-        self._timer_at = None
-        self._quic.handle_timer(now=now)
-        self._process_events()
+        self.quic.handle_timer(now=now)
+        self.process_events()
         self.transmit()
-        at = self._timer_at
+        at = aq.timer_due(self)
         if at is None or at > instant:
             self._timer_stalls = 0
         else:
@@ -152,47 +167,45 @@ class ConnectionDriver(QuicConnectionProtocol):
         same instant forever on a clock that does not move. Far more often in a row, the
         clock has stopped for this timer: the loop is told (a hang that names the timer)."""
         self._timer_stalls += 1
-        if self._timer_stalls == 1 or self._timer is None:
+        if self._timer_stalls == 1 or not aq.timer_armed(self):
             return
         step = TIMER_NUDGE
         if self._timer_stalls >= STUCK_TIMER_FIRINGS:
             step = STUCK_TIMER_BACKOFF
-            stopped = getattr(self._loop, "clock_stopped", None)  # the virtual-time loop's
+            stopped = getattr(self.loop, "clock_stopped", None)  # the virtual-time loop's
             if self._timer_stalls == STUCK_TIMER_FIRINGS and stopped is not None:
                 side = self.core.label if self.core is not None else "connection"
-                stopped(f"the {side}'s {aq.timer_name(self._quic, at)} (aioquic) fired "
+                stopped(f"the {side}'s {aq.timer_name(self.quic, at)} (aioquic) fired "
                         f"{STUCK_TIMER_FIRINGS} times in a row, each time re-armed at or before the instant it fired")
-        self._timer.cancel()
-        self._timer = self._loop.call_at(instant + step, self._handle_timer)
+        aq.rearm_timer(self, instant + step)
 
     def datagram_received(self, data: bytes | str, addr: Any) -> None:
         core = self.core
         if core is None:
             super().datagram_received(data, addr)
             return
-        core.receive_datagram(cast(bytes, data), addr, self._loop.time())
-        self._process_events()
+        core.receive_datagram(cast(bytes, data), addr, self.loop.time())
+        self.process_events()
         self.transmit()
 
     def transmit(self) -> None:
-        self.core.poll()  # ACKs were processed by receive_datagram/handle_timer
-        transport = self._transport
+        core = self.core
+        assert core is not None  # attached when made, before anything is sent
+        core.poll()  # ACKs were processed by receive_datagram/handle_timer
+        transport = self.transport
         if transport is None or transport.is_closing():
-            self._transmit_task = None
+            aq.forget_transmit(self)
             return
         super().transmit()
-        datagrams = self.core.datagrams
+        datagrams = core.datagrams
         if datagrams.changes:
             datagrams.deliver()  # SENT states seen while the packets were built
 
     def release(self) -> None:
         """Stop timers and, for a client, close the socket."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._closed.set()
-        if self._owns_transport and self._transport is not None:
-            self._transport.close()
+        aq.stop_protocol(self)
+        if self.owns_transport and self.transport is not None:
+            self.transport.close()
 
 
 def check_loopback(host: str) -> None:
@@ -214,7 +227,7 @@ async def open_client(
     transport, driver = await loop.create_datagram_endpoint(lambda: ConnectionDriver(quic), local_addr=local)
     assert isinstance(driver, ConnectionDriver)
     enlarge_buffers(transport)
-    driver._owns_transport = True
+    driver.owns_transport = True
     attach(driver)
     driver.connect(addr[:2])
     return driver
@@ -232,6 +245,7 @@ async def open_server(
         return driver
 
     server = await serve(host, port, configuration=configuration, create_protocol=create_protocol)
-    if server._transport is not None:
-        enlarge_buffers(server._transport)
+    transport = aq.server_transport(server)
+    if transport is not None:
+        enlarge_buffers(transport)
     return server

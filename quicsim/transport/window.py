@@ -24,7 +24,7 @@ from aioquic.asyncio.server import QuicServer
 
 from .delivery import DeliveryQueue
 
-_TIMER = "_handle_timer"
+_TIMER = "handle_timer"  # ConnectionDriver.handle_timer, aioquic's timer
 
 
 def _owner(callback: Any) -> Any:
