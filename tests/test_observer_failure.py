@@ -111,3 +111,16 @@ def test_run_on_a_full_disk_gives_the_verdict_and_exits_2(tmp_path, transport):
         "No space left on device; every run was judged all the same (above)"]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["passed"] and result["sends"] == result["completions"] == 520
+
+
+@pytest.mark.asyncio
+@pytest.mark.skipif(not os.environ.get("QUICSIM_MSQUIC_LIB"), reason="needs QUICSIM_MSQUIC_LIB (a libmsquic)")
+async def test_on_the_real_library_too_an_observer_that_raises_costs_nothing():
+    bad, counts = _Raises(), _Counts()
+    pair = await open_pair(backend="msquic", observers=(bad, counts))
+    try:
+        assert await _send_all(pair) == SENDS
+    finally:
+        await pair.shutdown()
+    assert counts.completions == SENDS and pair.ledger.report()["ok"]
+    assert [o for o, _e, _t in pair.client.observer_errors] == [bad]

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .. import events as ev
 from ..enums import Status
+from ..observer import observer_failed, tell
 from . import state
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -19,8 +20,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from .stream import StreamCore
 
 logger = logging.getLogger("quicsim")
-#: an observer that stopped watching is said here (quicsim run says it once itself, at the end)
-observer_logger = logging.getLogger("quicsim.observers")
 
 
 class EventDelivery:
@@ -135,32 +134,11 @@ class EventDelivery:
     def tell(self, hook: str, *args: Any) -> None:
         """Call ``hook(*args)`` on every observer (the paths taken per send or per packet
         loop inline, guarded the same way)."""
-        observers = self.observers
-        if observers:
-            try:
-                for observer in observers:
-                    getattr(observer, hook)(*args)
-            except Exception as exc:
-                self.observer_failed(observer, exc, hook, args)
+        tell(self, self.conn.label, hook, *args)
 
     def observer_failed(self, observer: Any, exc: Exception, hook: str, args: tuple[Any, ...]) -> None:
-        """``observer`` raised in ``hook``: it watches no more (a tracer on a full disk must
-        not cost the application a completion), this is said once, and the observers after
-        it are told what it was being told."""
-        observers = self.observers
-        after = observers[observers.index(observer) + 1:] if observer in observers else []
-        # A new list: a loop over the old one (on another thread, say) is not disturbed.
-        self.observers = [o for o in observers if o is not observer]
-        path = getattr(observer, "path", None)
-        name = type(observer).__name__ + (f" ({path})" if path is not None else "")
-        text = f"{self.conn.label}: {name} stopped watching: {type(exc).__name__}: {exc} (in {hook})"
-        self.observer_errors.append((observer, exc, text))
-        observer_logger.warning("quicsim: %s", text)
-        for observer in after:
-            try:
-                getattr(observer, hook)(*args)
-            except Exception as later:
-                self.observer_failed(observer, later, hook, args)
+        """An observer raised: it watches no more (observer.observer_failed)."""
+        observer_failed(self, self.conn.label, observer, exc, hook, args)
 
     # ------------------------------------------------------------ what observers are told besides events
 
