@@ -8,6 +8,7 @@ finished).
 from __future__ import annotations
 
 import argparse
+import logging
 import asyncio
 import difflib
 import json
@@ -193,6 +194,8 @@ def build_parser() -> _Parser:
 
 
 def _run(args: argparse.Namespace) -> int:
+    # An observer that stops (a trace on a full disk) is said once, at the end.
+    logging.getLogger("quicsim.observers").setLevel(logging.ERROR)
     options = RunOptions.from_args(args)
     specs = load_scenarios(args.paths, args.keyword)
     for spec in specs:
@@ -300,6 +303,13 @@ def _run(args: argparse.Namespace) -> int:
         scratch.cleanup()
     if interrupted:
         return 130
+    unwritten = list(dict.fromkeys(text for r in results for text in r.get("output_errors", ())))
+    if unwritten:
+        # Each run was judged all the same (above); what was asked for could not be written.
+        print(f"quicsim run: could not write {unwritten[0]}"
+              + (f" (and {len(unwritten) - 1} more)" if len(unwritten) > 1 else "")
+              + "; every run was judged all the same (above)", file=sys.stderr)
+        return 2
     return 0 if all(r["passed"] for r in results) else 1
 
 

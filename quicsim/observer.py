@@ -8,7 +8,51 @@ connection and share no state with the core.
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from typing import Any, Protocol
+
+#: an observer that stopped watching is said here (quicsim run says it once itself, at the end)
+logger = logging.getLogger("quicsim.observers")
+
+
+class Watched(Protocol):
+    """What a connection's observers are held by (the core's event delivery, the MsQuic
+    backend's connection): the list it calls, and what stopped watching."""
+
+    observers: list[Any]
+    observer_errors: list[tuple[Any, Exception, str]]
+
+
+def observer_failed(owner: Watched, label: str, observer: Any, exc: Exception, hook: str,
+                    args: tuple[Any, ...]) -> None:
+    """``observer`` raised in ``hook``: it watches no more (a tracer on a full disk must not
+    cost the application an event), this is said once, and the observers after it are told
+    what it was being told."""
+    observers = owner.observers
+    after = observers[observers.index(observer) + 1:] if observer in observers else []
+    # A new list: a loop over the old one (on another thread, say) is not disturbed.
+    owner.observers = [o for o in observers if o is not observer]
+    path = getattr(observer, "path", None)
+    name = type(observer).__name__ + (f" ({path})" if path is not None else "")
+    text = f"{label}: {name} stopped watching: {type(exc).__name__}: {exc} (in {hook})"
+    owner.observer_errors.append((observer, exc, text))
+    logger.warning("quicsim: %s", text)
+    for later in after:
+        try:
+            getattr(later, hook)(*args)
+        except Exception as again:
+            observer_failed(owner, label, later, again, hook, args)
+
+
+def tell(owner: Watched, label: str, hook: str, *args: Any) -> None:
+    """Call ``hook(*args)`` on every observer of ``owner``, guarded (observer_failed)."""
+    observers = owner.observers
+    if observers:
+        try:
+            for observer in observers:
+                getattr(observer, hook)(*args)
+        except Exception as exc:
+            observer_failed(owner, label, observer, exc, hook, args)
 
 
 class Observer:

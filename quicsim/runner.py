@@ -285,6 +285,14 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
     handler_errors = [f"{c.label}: {type(e).__name__}: {e}" for c in conns for e in c.handler_errors]
     if handler_errors and error is None:
         error = "handler raised: " + "; ".join(handler_errors[:3])
+    # What observers and output files could not do (a full disk, say): the verdict stands,
+    # unless the ledger itself is what failed (a quicsim bug: nothing judged the run).
+    failed_observers = [(o, text) for c in conns for o, _exc, text in getattr(c.core, "observer_errors", ())]
+    ledger_failed = [text for o, text in failed_observers if o is ledger]
+    if ledger_failed and error is None:
+        error = f"the ledger failed: {ledger_failed[0]}"
+    # (the tracer says its own below, once for both sides)
+    output_errors = list(dict.fromkeys(text for o, text in failed_observers if o is not ledger and o is not tracer))
     report = ledger.report()
     outcome = None
     if recorder is not None and spec.expect_outcomes is not None:
@@ -297,9 +305,13 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
         passed = error is None and bool(report["leaks"])
     else:
         passed = error is None and bool(report["violations"])
-    record_findings(report, spec.expect, passed, [error] if error else [], tracer, qlog)
+    output_errors += record_findings(report, spec.expect, passed, [error] if error else [], tracer, qlog)
     if tracer is not None:
         tracer.close()
+        failed = tracer.failed
+        text = f"the trace {tracer.path}: {type(failed).__name__}: {failed}"
+        if failed is not None and text not in output_errors:
+            output_errors.append(text)
     if wire is not None and options.trace_dir:
         (Path(options.trace_dir) / f"{spec.name}-seed{seed}.wire").write_text("".join(f"{w}\n" for w in wire))
     return {
@@ -325,6 +337,7 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
         **({"probes": dict(probes.hits)} if probes is not None else {}),
         "wall_time": round(time.monotonic() - wall_start, 3),
         "trace": str(tracer.path) if tracer is not None else None,
+        "output_errors": output_errors,
     }
 
 

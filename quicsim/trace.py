@@ -128,6 +128,8 @@ class Tracer(Observer):
         self._clock = clock or self._first_clock
         self._start = clock() if clock is not None else 0.0
         self._written = 0
+        #: the write that failed (a full disk, say): the tracer traces no more after it
+        self.failed: OSError | None = None
         # Records waiting to be written: formatted lines, or tuples for the frequent
         # kinds. Appends need no lock (list.append is atomic); taking a batch does, so that
         # batches taken by two threads are written in order.
@@ -155,7 +157,7 @@ class Tracer(Observer):
         return self._written + len(self._records)
 
     def _write(self, record: dict[str, Any]) -> None:
-        if self._file.closed:
+        if self._file.closed or self.failed is not None:
             return
         record["t"] = round(self._clock() - self._start, 6)
         self._records.append(_dumps(record))
@@ -166,19 +168,37 @@ class Tracer(Observer):
         with self._lock:
             self._write_waiting()
 
+    def flush(self) -> None:
+        """Write what waits now (raises the OSError of a write that fails; see ``failed``)."""
+        self._drain()
+
     def _write_waiting(self) -> None:
         """Format and write the waiting records, and flush (the lock held): what was
         written survives a crash, without a system call per line."""
         records = self._records
         batch = records[:]
         del records[:len(batch)]  # what another thread appended meanwhile stays
-        if not batch or self._file.closed:
+        if not batch or self._file.closed or self.failed is not None:
             return
         self._written += len(batch)
         lines = self._format(batch)
         lines.append("")  # the last line's newline, without copying the batch again
-        self._file.write("\n".join(lines))
-        self._file.flush()
+        try:
+            self._file.write("\n".join(lines))
+            self._file.flush()
+        except OSError as exc:
+            self._stop(exc)
+            raise  # the core stops calling this observer, and says so once
+
+    def _stop(self, exc: OSError) -> None:
+        """A write failed: trace no more (what was written stays), and give the file back."""
+        self.failed = exc
+        self._records.clear()
+        if self._owns:
+            try:
+                self._file.close()
+            except OSError:
+                pass  # closing flushes what the failed write left: it fails the same way
 
     def _format(self, batch: list[Any]) -> list[str]:
         """The JSON lines of a batch of records (tuples are ``(kind, conn, stream,
@@ -379,31 +399,44 @@ class Tracer(Observer):
 
     def close(self) -> None:
         with self._lock:  # no other thread is writing a batch as the file closes
-            if self._file.closed:
+            if self._file.closed or self.failed is not None:
                 return
-            self._write_waiting()
-            if self._owns:
-                self._file.close()
-            else:
-                self._file.flush()
+            try:
+                self._write_waiting()
+                if self._owns:
+                    self._file.close()
+                else:
+                    self._file.flush()
+            except OSError as exc:
+                if self.failed is None:
+                    self._stop(exc)
 
 
 def record_findings(report: dict[str, Any], expect: str, passed: bool, errors: Sequence[str] = (),
-                    tracer: Tracer | None = None, qlog: Any = None) -> None:
+                    tracer: Tracer | None = None, qlog: Any = None) -> list[str]:
     """At the end of a run, write the ledger's findings (``report`` is ``Ledger.report()``),
     the run's errors and its verdict into its trace (``leak``, ``violation``, ``stalled``,
     ``error``, ``verdict`` records, read by ``quicsim explain`` and the report) and its qlog
-    (``quicsim:<finding>`` events; the qlog files are written then)."""
+    (``quicsim:<finding>`` events; the qlog files are written then). Returns what could not
+    be written (a full disk, say): the verdict stands without it."""
+    failed: list[str] = []
+    if tracer is not None and tracer.failed is None:
+        try:
+            for leak in report["leaks"]:
+                tracer.finding("leak", leak)
+            for violation in report["violations"]:
+                tracer.finding("violation", {"text": violation})
+            for send in report["stalled"]:
+                tracer.finding("stalled", send)
+            for text in errors:
+                tracer.finding("error", {"text": text})
+            tracer.finding("verdict", {"expect": expect, "passed": passed})
+            tracer.flush()
+        except OSError:
+            pass  # the tracer stopped and keeps what failed (tracer.failed)
     if tracer is not None:
-        for leak in report["leaks"]:
-            tracer.finding("leak", leak)
-        for violation in report["violations"]:
-            tracer.finding("violation", {"text": violation})
-        for send in report["stalled"]:
-            tracer.finding("stalled", send)
-        for text in errors:
-            tracer.finding("error", {"text": text})
-        tracer.finding("verdict", {"expect": expect, "passed": passed})
+        if tracer.failed is not None:
+            failed.append(f"the trace {tracer.path}: {type(tracer.failed).__name__}: {tracer.failed}")
     if qlog is not None:  # the findings go on qvis's timeline too
         for leak in report["leaks"]:
             qlog.finding("leak", leak)
@@ -413,4 +446,8 @@ def record_findings(report: dict[str, Any], expect: str, passed: bool, errors: S
             qlog.finding("stalled_send", send)
         for text in errors:
             qlog.finding("error", {"text": text})
-        qlog.flush()
+        try:
+            qlog.flush()
+        except OSError as exc:
+            failed.append(f"the qlog: {type(exc).__name__}: {exc}")
+    return failed

@@ -68,8 +68,6 @@ class ConnectionCore:
         self.context = context
         #: event delivery: the indicate rules, the observers, the handler call (core/delivery.py)
         self.delivery = EventDelivery(self, observers)
-        #: the observers (read-only: they are the delivery's)
-        self.observers = self.delivery.observers
         self.probing = self.delivery.probing
         self.label = label or ("client" if self.is_client else "server")
         #: what handlers receive as the connection: the API handle wrapping this core
@@ -327,6 +325,16 @@ class ConnectionCore:
             aq.end_now(self.quic)
             self._complete_shutdown()
 
+    @property
+    def observers(self) -> list[Any]:
+        """The observers still watching (the delivery's; read-only)."""
+        return self.delivery.observers
+
+    @property
+    def observer_errors(self) -> list[tuple[Any, Exception, str]]:
+        """Observers that raised and watch no more: (observer, what it raised, as text)."""
+        return self.delivery.observer_errors
+
     # ------------------------------------------------------------ aioquic events
 
     def handle_quic_event(self, event: qe.QuicEvent) -> None:
@@ -337,9 +345,14 @@ class ConnectionCore:
         if t is qe.StreamDataReceived:
             data_event = cast(qe.StreamDataReceived, event)
             stream = self._stream_for(data_event.stream_id)
-            for observer in self.delivery.observers:
-                observer.stream_data_received(self, stream, data_event.stream_id, len(data_event.data),
-                                              data_event.end_stream)
+            observers = self.delivery.observers
+            if observers:  # per packet: the loop inline (EventDelivery.tell's guard, by hand)
+                args = (self, stream, data_event.stream_id, len(data_event.data), data_event.end_stream)
+                try:
+                    for observer in observers:
+                        observer.stream_data_received(*args)
+                except Exception as exc:
+                    self.delivery.observer_failed(observer, exc, "stream_data_received", args)
             if stream is not None:
                 stream.recv.on_frame(data_event.data, data_event.end_stream)
         elif t is qe.StreamReset:

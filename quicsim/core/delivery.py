@@ -1,7 +1,8 @@
 """Event delivery for one connection and its streams: MsQuic's indicate rules
 (QuicConnIndicateEvent, QuicStreamIndicateEvent), the observers, and the handler call,
 in one object. Handlers of one connection never overlap; one that raises is recorded and
-logged, never allowed to break the worker. Observers only watch."""
+logged, never allowed to break the worker. Observers only watch: one that raises watches
+no more (observer_failed), and the application still gets every event."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .. import events as ev
 from ..enums import Status
+from ..observer import observer_failed, tell
 from . import state
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -31,6 +33,8 @@ class EventDelivery:
         #: callbacks of this connection running now (one inside another: an inline call)
         self.depth = 0
         self.handler_errors: list[BaseException] = []
+        #: observers that raised and watch no more: (observer, what it raised, said as text)
+        self.observer_errors: list[tuple[Any, Exception, str]] = []
         self.fault_hits: list[tuple[str, str]] = []
 
     # ------------------------------------------------------------ connection events
@@ -43,8 +47,7 @@ class EventDelivery:
 
     def dispatch_connection(self, event: ev.ConnectionEvent) -> None:
         conn = self.conn
-        for observer in self.observers:
-            observer.connection_event(conn, event)
+        self.tell("connection_event", conn, event)
         if conn.handler is not None:
             self.call_handler(conn.handler, conn.owner, event)
         if conn.event_hook is not None:
@@ -76,9 +79,13 @@ class EventDelivery:
         """Deliver ``event`` to observers, then the handler, then the event hook; returns
         what the handler returned (None when it raised)."""
         conn = self.conn
-        if self.observers:
-            for observer in self.observers:
-                observer.stream_event(conn, stream, event)
+        observers = self.observers
+        if observers:
+            try:
+                for observer in observers:
+                    observer.stream_event(conn, stream, event)
+            except Exception as exc:
+                self.observer_failed(observer, exc, "stream_event", (conn, stream, event))
         handler = stream.handler
         result = None
         if handler is not None:
@@ -99,8 +106,7 @@ class EventDelivery:
         return result
 
     def discarded(self, stream: "StreamCore", event: ev.StreamEvent) -> None:
-        for observer in self.observers:
-            observer.event_discarded(self.conn, stream, event)
+        self.tell("event_discarded", self.conn, stream, event)
 
     # ------------------------------------------------------------ the handler call
 
@@ -123,35 +129,45 @@ class EventDelivery:
         logger.error("%s: handler raised on %s:\n%s", self.conn.label, type(event).__name__,
                      "".join(traceback.format_exception(exc)))
 
+    # ------------------------------------------------------------ observers
+
+    def tell(self, hook: str, *args: Any) -> None:
+        """Call ``hook(*args)`` on every observer (the paths taken per send or per packet
+        loop inline, guarded the same way)."""
+        tell(self, self.conn.label, hook, *args)
+
+    def observer_failed(self, observer: Any, exc: Exception, hook: str, args: tuple[Any, ...]) -> None:
+        """An observer raised: it watches no more (observer.observer_failed)."""
+        observer_failed(self, self.conn.label, observer, exc, hook, args)
+
     # ------------------------------------------------------------ what observers are told besides events
 
     def api_call(self, stream: "StreamCore | None", name: str, status: Status | None, **args: Any) -> None:
-        for observer in self.observers:
-            observer.api_call(self.conn, stream, name, status, args)
+        self.tell("api_call", self.conn, stream, name, status, args)
 
     def probe(self, stream: "StreamCore | None", name: str) -> None:
         """A state-coverage probe at a rare branch; callers test ``probing`` first."""
-        for observer in self.observers:
-            observer.probe(self.conn, stream, name)
+        self.tell("probe", self.conn, stream, name)
 
     def preempted(self, stream: "StreamCore | None", call: str) -> None:
-        for observer in self.observers:
-            observer.preempted(self.conn, stream, call)
+        self.tell("preempted", self.conn, stream, call)
 
     def network_window(self, stream: "StreamCore | None", call: str, seconds: float,
                        let_through: dict[str, int]) -> None:
-        for observer in self.observers:
-            observer.network_window(self.conn, stream, call, seconds, let_through)
+        self.tell("network_window", self.conn, stream, call, seconds, let_through)
 
     def applied(self, stream: "StreamCore | None", kind: str) -> None:
-        for observer in self.observers:
-            observer.operation_applied(self.conn, stream, kind)
+        observers = self.observers
+        if observers:  # per operation: the loop inline (tell's guard, by hand)
+            try:
+                for observer in observers:
+                    observer.operation_applied(self.conn, stream, kind)
+            except Exception as exc:
+                self.observer_failed(observer, exc, "operation_applied", (self.conn, stream, kind))
 
     def teardown(self) -> None:
-        for observer in self.observers:
-            observer.teardown()
+        self.tell("teardown")
 
     def fault_hit(self, fault: str, stream: "StreamCore", what: str) -> None:
         self.fault_hits.append((fault, what))
-        for observer in self.observers:
-            observer.fault_hit(self.conn, stream, fault, what)
+        self.tell("fault_hit", self.conn, stream, fault, what)

@@ -316,8 +316,12 @@ class StreamCore(StreamApi):
         conn = self.connection
         if self.delivery.observers:
             queued = [(r.send_id, r.offset, r.end, r.fin) for r in batch]
-            for observer in self.delivery.observers:
-                observer.sends_queued(conn, self, queued)
+            observers = self.delivery.observers
+            try:
+                for observer in observers:
+                    observer.sends_queued(conn, self, queued)
+            except Exception as exc:
+                self.delivery.observer_failed(observer, exc, "sends_queued", (conn, self, queued))
         if self.state.started:
             self._write(batch)
 

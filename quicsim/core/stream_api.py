@@ -97,8 +97,13 @@ class StreamApi:
                     api_requests = self.sends.api_requests
                     queue_oper = not api_requests  # one STRM_SEND operation flushes all queued sends
                     api_requests.append(request)
-                    for observer in self.delivery.observers:
-                        observer.send_call(conn, self, send_id, _PENDING, length, iflags, client_context)
+                    observers = self.delivery.observers
+                    try:
+                        for observer in observers:
+                            observer.send_call(conn, self, send_id, _PENDING, length, iflags, client_context)
+                    except Exception as exc:
+                        self.delivery.observer_failed(observer, exc, "send_call", (
+                            conn, self, send_id, _PENDING, length, iflags, client_context))
                     # (the depth first: outside callbacks, the usual case, that is all)
                     inline = bool(self.delivery.depth) and conn.inline() and not conn.settings.send_buffering
                     if queue_oper and not inline:
@@ -110,8 +115,7 @@ class StreamApi:
                     # MsQuicStreamSend runs QuicStreamSendFlush inline on the worker thread.
                     self.apply_send_flush()
                 return _PENDING
-        for observer in self.delivery.observers:
-            observer.send_call(conn, self, send_id, status, length, iflags, client_context)
+        self.delivery.tell("send_call", conn, self, send_id, status, length, iflags, client_context)
         return status
 
     def shutdown(self, flags: StreamShutdownFlags, error_code: int = 0) -> Status:

@@ -13,6 +13,7 @@ import ctypes
 import itertools
 from typing import Any, Callable, cast
 
+from ...observer import tell
 from ...api import AcceptBacklog, wait_or_time_out
 from ...core.connection import StatusError
 from ...core.rules import flag_value
@@ -47,7 +48,9 @@ class MsQuicConnection:
         self.handler = handler
         self.context = context
         self.ledger = ledger if ledger is not None else Ledger()
-        self.observers = [self.ledger, *observers]
+        self.observers: list[Any] = [self.ledger, *observers]
+        #: observers that raised and watch no more: (observer, what it raised, as text)
+        self.observer_errors: list[tuple[Any, Exception, str]] = []
         self.label = label
         self.is_client = is_client
         self.loop = loop
@@ -93,21 +96,22 @@ class MsQuicConnection:
 
     # ------------------------------------------------------------------ observers
 
+    def tell(self, hook: str, *args: Any) -> None:
+        """Tell every observer, guarded: one that raises watches no more (observer_failed)."""
+        tell(self, self.label, hook, *args)
+
     def observe_call(self, stream: MsQuicStream | None, name: str, status: Any, args: dict[str, Any]) -> None:
         with ORDER:
-            for observer in self.observers:
-                observer.api_call(self, stream, name, status, args)
+            self.tell("api_call", self, stream, name, status, args)
 
     def observe_send(self, stream: MsQuicStream, send_id: int, status: Status, length: int, flags: int,
                      client_context: Any) -> None:
-        for observer in self.observers:
-            observer.send_call(self, stream, send_id, status, length, flags, client_context)
+        self.tell("send_call", self, stream, send_id, status, length, flags, client_context)
 
     def observe_teardown(self) -> None:
         """The application's part is over: the observers judge what it left."""
         with ORDER:
-            for observer in self.observers:
-                observer.teardown()
+            self.tell("teardown")
 
     # ------------------------------------------------------------------ stream bookkeeping
 
@@ -182,10 +186,9 @@ class MsQuicConnection:
             status = _status(self.api.DatagramSend(self.h, buffers.array, buffers.count, 0, key))
             if status.failed:
                 del self._datagrams[key]
-            for observer in self.observers:
-                observer.api_call(self, None, "send_datagram", status,
-                                  {"datagram_id": datagram_id if not status.failed else None,
-                                   "bytes": len(payload), "client_context": client_context})
+            self.tell("api_call", self, None, "send_datagram", status,
+                      {"datagram_id": datagram_id if not status.failed else None,
+                       "bytes": len(payload), "client_context": client_context})
         return status
 
     def set_handler(self, handler: Callable[..., Any] | None, context: Any = None) -> None:
@@ -244,8 +247,7 @@ class MsQuicConnection:
             self._datagrams.pop(event.DATAGRAM_SEND_STATE_CHANGED.ClientContext or 0, None)
         with ORDER:
             bridge.flush_calls()
-            for observer in self.observers:
-                observer.connection_event(self, qev)
+            self.tell("connection_event", self, qev)
         if self.handler is not None:
             bridge.run_handler(self.handler, self, qev, self.handler_errors)
         if t is _C.CONNECTED or t is _C.SHUTDOWN_COMPLETE:

@@ -193,8 +193,7 @@ class MsQuicStream:
             conn.stream_done(self)
         with ORDER:
             bridge.flush_calls()
-            for observer in conn.observers:
-                observer.stream_event(conn, self, qev)
+            conn.tell("stream_event", conn, self, qev)
         result = None
         if self.handler is not None:
             result = bridge.run_handler(self.handler, self, qev, conn.handler_errors)
