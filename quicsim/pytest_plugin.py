@@ -26,7 +26,7 @@ except ImportError:  # pragma: no cover - the fixtures need it; scenario files d
 from .held import Buffers
 from .ledger import Ledger
 from .liveness import LIVENESS_SECONDS, VIRTUAL_LIVENESS_SECONDS, liveness_phase
-from .errors import UsageError
+from .errors import QuicsimError, UsageError
 from .loader import load_scenarios
 from .network import Network, NetworkError, NetworkProfile
 from .pair import BACKENDS, TRANSPORTS, Pair, open_pair
@@ -446,7 +446,7 @@ def _run_options(config: pytest.Config) -> RunOptions:
                       backend=config.getoption("--quicsim-backend") or "simulator")
 
 
-class ScenarioFailed(Exception):
+class ScenarioFailed(QuicsimError):
     pass
 
 

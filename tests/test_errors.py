@@ -51,3 +51,14 @@ def test_one_except_catches_what_quicsim_raises(tmp_path) -> None:
 
     with pytest.raises(quicsim.QuicsimError, match="cannot load"):
         Library(str(tmp_path / "libmsquic.so"))
+
+
+def test_the_cores_own_and_the_plugins_are_quicsim_errors_too() -> None:
+    """StatusError (a call refused with MsQuic's status), StateError (a broken core rule)
+    and the plugin's ScenarioFailed live where they are raised, under the same base."""
+    from quicsim.core.state import StateError
+    from quicsim.pytest_plugin import ScenarioFailed
+
+    assert issubclass(quicsim.StatusError, quicsim.QuicsimError)
+    assert issubclass(StateError, quicsim.QuicsimError) and issubclass(StateError, RuntimeError)
+    assert issubclass(ScenarioFailed, quicsim.QuicsimError)

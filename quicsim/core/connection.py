@@ -18,6 +18,7 @@ from aioquic.quic import events as qe
 from aioquic.quic.connection import QuicConnection
 from aioquic.quic.stream import QuicStream
 
+from ..errors import QuicsimError
 from .. import events as ev
 from ..enums import ConnectionShutdownFlags, MAX_VARINT, Status, StreamOpenFlags
 from ..faults import seams_for
@@ -38,7 +39,7 @@ from .stream import StreamCore
 ConnectionHandler = Callable[["ConnectionCore", ev.ConnectionEvent], Any]
 
 
-class StatusError(Exception):
+class StatusError(QuicsimError):
     """A call that returns a handle in MsQuic (StreamOpen) failed with ``status``."""
 
     def __init__(self, status: Status, message: str = "") -> None:

@@ -24,6 +24,7 @@ from operator import attrgetter
 from typing import Callable, overload
 
 from ..enums import Status, StreamEventType
+from ..errors import QuicsimError
 
 
 def view(flag: str, doc: str = "") -> property:
@@ -32,7 +33,7 @@ def view(flag: str, doc: str = "") -> property:
     return property(attrgetter(f"state.{flag}"), doc=doc or f"MsQuic's {flag} (read-only)")
 
 
-class StateError(RuntimeError):
+class StateError(QuicsimError, RuntimeError):
     """A move the state table does not allow: a bug in the core, never the app's fault."""
 
 
