@@ -67,7 +67,10 @@ class PeerServer(QuicConnectionProtocol):  # type: ignore[misc]
         elif isinstance(event, StreamDataReceived):
             self.on_data(event.stream_id, bytes(event.data), event.end_stream)
         elif isinstance(event, StopSendingReceived):
+            # RFC 9000 3.5: the endpoint MUST answer with RESET_STREAM; picoquic leaves it to
+            # the application (aioquic does it by itself)
             say(event="stop-sending-received", stream=event.stream_id, code=event.error_code)
+            quic.reset_stream(event.stream_id, event.error_code)
         elif isinstance(event, StreamReset):
             say(event="reset-received", stream=event.stream_id, code=event.error_code)
         elif isinstance(event, ConnectionTerminated):
@@ -180,12 +183,12 @@ async def main() -> int:
         say(error="the server's socket is not one IPv4 socket pinned to the loopback interface", bound=bound)
         server.close()
         return 3
-    say(listening={"host": "127.0.0.1", "port": bound[0]["port"], "pid": os.getpid(), "bound": bound,
-                   "behaviours": list(menu)})
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    for signum in (signal.SIGTERM, signal.SIGINT):  # before the line: the launcher may stop it at once
         loop.add_signal_handler(signum, stop.set)
+    say(listening={"host": "127.0.0.1", "port": bound[0]["port"], "pid": os.getpid(), "bound": bound,
+                   "behaviours": list(menu)})
     await stop.wait()
     server.close()
     say(event="stopped")
