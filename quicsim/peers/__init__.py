@@ -30,6 +30,9 @@ class PeerLauncher(Protocol):
     def install_command(self) -> str:
         """The shell command that installs the peer where :meth:`missing` looks."""
 
+    def install(self) -> str | None:
+        """Run the install command; None when the peer runs afterwards, else why not."""
+
     async def start(self, behaviours: Iterable[str]) -> PeerHandle:
         """Run the server on 127.0.0.1, the n-th client stream getting the n-th behaviour
         (the last repeating); returns once the port is bound. PeerNotInstalled if it is

@@ -35,19 +35,24 @@ def peers_dir() -> Path:
 
 
 def find_python312() -> str | None:
-    """A Python >= 3.12 for aiopquic: ``$QUICSIM_PEER_PYTHON``, else python3.12..3.14 on
-    PATH, else pyenv's."""
+    """A Python >= 3.12 that runs, for aiopquic: ``$QUICSIM_PEER_PYTHON``, else
+    python3.12..3.14 on PATH, else pyenv's (a pyenv shim of a version not selected fails)."""
     env = os.environ.get("QUICSIM_PEER_PYTHON")
     if env:
         return env
-    for name in ("python3.12", "python3.13", "python3.14"):
-        found = shutil.which(name)
-        if found:
-            return found
     root = os.environ.get("PYENV_ROOT") or str(Path.home() / ".pyenv")
-    for candidate in sorted(glob.glob(f"{root}/versions/3.1[234].*/bin/python3")):
-        return candidate
-    return None
+    candidates = [found for name in ("python3.12", "python3.13", "python3.14") if (found := shutil.which(name))]
+    candidates += sorted(glob.glob(f"{root}/versions/3.1[234].*/bin/python3"))
+    return next((c for c in candidates if _runs_312(c)), None)
+
+
+@lru_cache(maxsize=None)
+def _runs_312(python: str) -> bool:
+    try:
+        return subprocess.run([python, "-c", "import sys; sys.exit(sys.version_info < (3, 12))"],
+                              capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
 
 
 class PicoquicLauncher:
@@ -68,6 +73,17 @@ class PicoquicLauncher:
 
     def missing(self) -> str | None:
         return _missing(str(self.python), self.install_command())
+
+    def install(self) -> str | None:
+        """Run :meth:`install_command`; None when the peer runs afterwards, else why not."""
+        if find_python312() is None:
+            return "no Python >= 3.12 found (aiopquic needs one; set QUICSIM_PEER_PYTHON to one)"
+        done = subprocess.run(self.install_command(), shell=True, capture_output=True, text=True, timeout=600)
+        _missing.cache_clear()
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["?"])[-1]
+            return f"{self.install_command()} failed: {last}"
+        return self.missing()
 
     async def start(self, behaviours: Iterable[str]) -> PeerHandle:
         chosen = normalize_behaviours(tuple(behaviours))
