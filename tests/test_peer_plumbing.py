@@ -5,6 +5,7 @@ process machinery (listening line, refusal, early exit, timeout, stop by pid).""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 import textwrap
@@ -175,3 +176,38 @@ def test_a_peer_that_does_not_listen_on_loopback_or_fails_is_refused(monkeypatch
             os.kill(silent.proc.pid, 0)
 
     asyncio.run(main())
+
+
+def test_install_says_in_one_line_why_a_peer_could_not_be_installed(tmp_path, monkeypatch, capsys):
+    from quicsim.peers import install
+
+    monkeypatch.setenv("QUICSIM_PEERS_DIR", str(tmp_path / "peers"))
+    monkeypatch.setenv("QUICSIM_PEER_PYTHON", str(tmp_path / "no-python"))
+    assert install.main(["picoquic"]) == 0  # CI goes on: the peer's tests skip, saying why
+    out = capsys.readouterr().out.strip()
+    assert out.startswith("picoquic: not installed: ") and "no-python -m venv" in out and "\n" not in out
+    assert install.main(["quiche2"]) == 2
+    assert "unknown peer 'quiche2'" in capsys.readouterr().err
+
+
+def test_the_matrix_shows_each_verdict_and_what_differed_from_quicsims_server(tmp_path, capsys):
+    from quicsim.peers import matrix
+
+    def run(name, seed, passed=True, acked=3, canceled=0, leaks=(), skipped=None, events=()):
+        return {"scenario": name, "seed": seed, "passed": passed, "acked": acked, "canceled": canceled,
+                "leaks": list(leaks), "error": None if passed else "timed out", "peer_events": list(events),
+                **({"skipped": skipped} if skipped else {})}
+
+    peer = [run("same", 1, events=[{"event": "connected"}, {"event": "reset"}]), run("same", 2),
+            run("differs", 1, passed=False, acked=1, canceled=2), run("skipped", 1, skipped="it uses ctx.server")]
+    base = [run("same", 1), run("same", 2), run("differs", 1)]
+    for path, results in (("peer.jsonl", peer), ("base.jsonl", base)):
+        (tmp_path / path).write_text("".join(json.dumps(r) + "\n" for r in results))
+    assert matrix.main([str(tmp_path / "peer.jsonl"), str(tmp_path / "base.jsonl")]) == 0
+    rows = capsys.readouterr().out.splitlines()[2:]
+    assert rows == [
+        "| `same` | pass (2 seeds) | reset | same verdict, same acked, canceled and leaks |",
+        "| `differs` | FAIL 1/1: timed out | - | seed 1: passed/acked/canceled/leaks (False, 1, 2, 0) vs "
+        "(True, 3, 0, 0) |",
+        "| `skipped` | skip: it uses ctx.server | - | - |"]
+    assert matrix.main([str(tmp_path / "missing.jsonl")]) == 2
