@@ -47,6 +47,22 @@ def test_launcher_listens_on_loopback_only_and_stops_by_pid():
     asyncio.run(main())
 
 
+def test_the_server_ends_by_itself_when_its_launcher_is_gone():
+    """A quicsim killed outright leaves no server behind: the server holds the launcher's
+    pipe on its stdin and stops at its end of file."""
+    async def main():
+        handle = await PICOQUIC.start(["echo"])
+        process = PICOQUIC._processes[handle.pid]
+        try:
+            process.proc.stdin.close()  # what the kernel does when the launcher's process dies
+            assert await asyncio.wait_for(process.proc.wait(), 10) == 0
+            assert handle.saw("stopped") or (await handle.wait_event("stopped"))
+        finally:
+            await PICOQUIC.stop(handle)
+
+    asyncio.run(main())
+
+
 @pytest.mark.parametrize("behaviour", ["echo", "answer-after-fin"])
 def test_answering_behaviours_send_back_what_they_read(behaviour):
     """echo answers as bytes come; answer-after-fin only once the client's FIN is in."""

@@ -187,6 +187,13 @@ async def main() -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):  # before the line: the launcher may stop it at once
         loop.add_signal_handler(signum, stop.set)
+
+    def on_stdin() -> None:  # the launcher holds our stdin open: end of file means it is gone
+        if not os.read(0, 4096):
+            loop.remove_reader(0)
+            stop.set()
+
+    loop.add_reader(0, on_stdin)
     say(listening={"host": "127.0.0.1", "port": bound[0]["port"], "pid": os.getpid(), "bound": bound,
                    "behaviours": list(menu)})
     await stop.wait()

@@ -29,7 +29,8 @@ class PeerProcess:
     async def start(self) -> PeerHandle:
         """Spawn, then wait (on the child's own line, bounded) until it listens on 127.0.0.1."""
         self.proc = await asyncio.create_subprocess_exec(
-            *self.argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            # stdin held open: a server ends when it reads its end (this process is gone)
+            *self.argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE, env=self.env, start_new_session=True)
         assert self.proc.stdout is not None and self.proc.stderr is not None
         self.stderr = asyncio.ensure_future(self.proc.stderr.read())
@@ -90,6 +91,8 @@ class PeerProcess:
         await self._drain()
 
     async def _drain(self) -> None:
+        if self.proc is not None and self.proc.stdin is not None and not self.proc.stdin.is_closing():
+            self.proc.stdin.close()
         for task in (self.reader, self.stderr):
             if task is not None and not task.done():
                 try:
