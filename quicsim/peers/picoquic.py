@@ -10,11 +10,8 @@ import shutil
 import subprocess
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable
-
 from .. import certs
-from .handle import PeerHandle, PeerNotInstalled, normalize_behaviours
-from .process import PeerProcess
+from .process import ChildLauncher
 
 #: the aiopquic releases the server script is written against (0.6: peer_address,
 #: stop_stream and reset_stream as one call each, ip_family)
@@ -55,15 +52,15 @@ def _runs_312(python: str) -> bool:
         return False
 
 
-class PicoquicLauncher:
+class PicoquicLauncher(ChildLauncher):
     """Starts picoquic's server (through aiopquic) on 127.0.0.1 and stops it by pid."""
 
     name = "picoquic"
 
     def __init__(self) -> None:
+        super().__init__()
         self.venv = peers_dir() / "picoquic-venv"
         self.python = self.venv / "bin" / "python"
-        self._processes: dict[int, PeerProcess] = {}
 
     def install_command(self) -> str:
         python = find_python312() or "python3.12"
@@ -85,25 +82,15 @@ class PicoquicLauncher:
             return f"{self.install_command()} failed: {last}"
         return self.missing()
 
-    async def start(self, behaviours: Iterable[str]) -> PeerHandle:
-        chosen = normalize_behaviours(tuple(behaviours))
-        reason = self.missing()
-        if reason is not None:
-            raise PeerNotInstalled(reason)
+    def argv(self, behaviours: tuple[str, ...]) -> list[str]:
         paths = certs.default_paths()
-        argv = [str(self.python), str(SERVER), "--cert", str(paths.cert), "--key", str(paths.key),
-                "--behaviour", ",".join(chosen)]
+        return [str(self.python), str(SERVER), "--cert", str(paths.cert), "--key", str(paths.key),
+                "--behaviour", ",".join(behaviours)]
+
+    def env(self) -> dict[str, str]:
         env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
         env.pop("PYTHONPATH", None)  # the child's own interpreter and site-packages only
-        process = PeerProcess(self.name, chosen, argv, env)
-        handle = await process.start()
-        self._processes[handle.pid] = process
-        return handle
-
-    async def stop(self, handle: PeerHandle) -> None:
-        process = self._processes.pop(handle.pid, None)
-        if process is not None:
-            await process.stop()
+        return env
 
 
 @lru_cache(maxsize=None)

@@ -7,9 +7,9 @@ import asyncio
 import json
 import os
 import signal
-from typing import Any
+from typing import Any, Iterable
 
-from .handle import PeerHandle
+from .handle import PeerHandle, PeerNotInstalled, normalize_behaviours
 
 #: seconds a server has to print its listening line, and to exit after SIGTERM
 START_SECONDS = 20.0
@@ -107,3 +107,37 @@ def _parse(line: bytes) -> dict[str, Any]:
     except ValueError:
         return {}
     return record if isinstance(record, dict) else {}
+
+
+class ChildLauncher:
+    """What every peer's launcher shares: run ``argv(behaviours)`` as a :class:`PeerProcess`
+    and stop it by pid. A peer's module says how it is found, installed and started."""
+
+    name = ""
+
+    def __init__(self) -> None:
+        self._processes: dict[int, PeerProcess] = {}
+
+    def missing(self) -> str | None:  # pragma: no cover - each peer says
+        raise NotImplementedError
+
+    def argv(self, behaviours: tuple[str, ...]) -> list[str]:  # pragma: no cover - each peer says
+        raise NotImplementedError
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ}
+
+    async def start(self, behaviours: Iterable[str]) -> PeerHandle:
+        chosen = normalize_behaviours(tuple(behaviours))
+        reason = self.missing()
+        if reason is not None:
+            raise PeerNotInstalled(reason)
+        process = PeerProcess(self.name, chosen, self.argv(chosen), self.env())
+        handle = await process.start()
+        self._processes[handle.pid] = process
+        return handle
+
+    async def stop(self, handle: PeerHandle) -> None:
+        process = self._processes.pop(handle.pid, None)
+        if process is not None:
+            await process.stop()
