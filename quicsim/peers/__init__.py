@@ -16,7 +16,7 @@ __all__ = ["BEHAVIOURS", "PEERS", "PeerHandle", "PeerLauncher", "PeerNotInstalle
            "normalize_behaviours"]
 
 #: the peers quicsim can run, by name (``quicsim run --peer NAME``, ``@scenario(peer=NAME)``)
-PEERS = ("picoquic",)
+PEERS = ("picoquic", "quiche")
 
 
 class PeerLauncher(Protocol):
@@ -48,4 +48,8 @@ def launcher(name: str) -> PeerLauncher:
         from .picoquic import PicoquicLauncher
 
         return PicoquicLauncher()
+    if name == "quiche":
+        from .quiche import QuicheLauncher
+
+        return QuicheLauncher()
     raise ValueError(f"unknown peer {name!r} (one of {', '.join(PEERS)})")

@@ -1,6 +1,7 @@
-"""picoquic aborts the client's streams and then the connection, for real.
+"""A foreign peer aborts the client's streams and then the connection, for real.
 
-Three client streams on one connection to picoquic's server, whose behaviours are
+Three client streams on one connection to the peer's server (picoquic; ``--peer quiche``
+for quiche), whose behaviours are
 STOP_SENDING on the first, RESET_STREAM on the second, closing the connection on the
 third. MsQuic's rules meet another stack's frames: after STOP_SENDING the client gets
 PEER_RECEIVE_ABORTED, its pending sends complete canceled and a later send returns
@@ -17,7 +18,7 @@ STOP_SENDING_CODE, RESET_CODE, CLOSE_CODE = 0x42, 0x43, 0x44
 
 @scenario(peer="picoquic", peer_behaviour=("stop-sending", "reset", "close-connection"),
           network={"delay_ms": 5}, timeout=30)
-async def picoquic_aborts(ctx: ScenarioContext) -> None:
+async def peer_aborts(ctx: ScenarioContext) -> None:
     assert ctx.peer is not None and ctx.peer.host == "127.0.0.1"
     aborts: dict[str, list[int]] = {"receive": [], "send": []}
 
@@ -64,4 +65,4 @@ async def picoquic_aborts(ctx: ScenarioContext) -> None:
     assert closed_by == [CLOSE_CODE], closed_by
     assert last.send(b"x") is Status.ABORTED
     await ctx.peer.wait_event("close-connection")
-    ctx.note(f"picoquic: {', '.join(e['event'] for e in ctx.peer.events)}")
+    ctx.note(f"{ctx.peer.name}: {', '.join(e['event'] for e in ctx.peer.events)}")

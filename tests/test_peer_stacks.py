@@ -1,7 +1,7 @@
-"""picoquic as the server of quicsim's client (quicsim.peers): the launcher, each behaviour
-of the menu, the scenario that sees its STOP_SENDING, RESET_STREAM and CONNECTION_CLOSE,
-and the ledger judging the client's sends. Skipped, with the command that installs the
-peer, where aiopquic is not installed (docs/peers.md)."""
+"""Each foreign stack (picoquic, quiche) as the server of quicsim's client (quicsim.peers):
+the launcher, each behaviour of the menu, the scenario that sees the peer's STOP_SENDING,
+RESET_STREAM and CONNECTION_CLOSE, and the ledger judging the client's sends. A peer that
+is not installed is skipped with the command that installs it (docs/peers.md)."""
 
 from __future__ import annotations
 
@@ -15,14 +15,38 @@ import pytest
 import quicsim
 from quicsim import SendFlags, StreamEventType
 from quicsim.loader import load_scenarios
-from quicsim.peers import launcher
+from quicsim.peers import PEERS, launcher
 from quicsim.runner import RunOptions, run_job
 
 REPO = Path(__file__).resolve().parent.parent
-PICOQUIC = launcher("picoquic")
-MISSING = PICOQUIC.missing()
-pytestmark = pytest.mark.skipif(MISSING is not None, reason=MISSING or "")
-PEER = RunOptions(peer="picoquic")
+
+
+@pytest.fixture(params=PEERS)
+def peer(request):
+    """A peer's name; the test skips, saying how to install it, where it is not installed."""
+    missing = launcher(request.param).missing()
+    if missing is not None:
+        pytest.skip(missing)
+    return request.param
+
+
+def _udp_addresses(pid: int) -> list[str]:
+    """The local addresses (hex, as the kernel writes them) of the UDP sockets of ``pid``."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    found = []
+    for table in ("udp", "udp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[9] in inodes:
+                found.append(fields[1])
+    return found
 
 
 def _spec(path: Path, name: str | None = None):
@@ -30,16 +54,23 @@ def _spec(path: Path, name: str | None = None):
     return specs[0]
 
 
-def test_launcher_listens_on_loopback_only_and_stops_by_pid():
+def test_launcher_listens_on_loopback_only_and_stops_by_pid(peer):
     async def main():
-        handle = await PICOQUIC.start(["echo"])
+        peers = launcher(peer)
+        handle = await peers.start(["echo"])
         try:
             assert handle.host == "127.0.0.1" and handle.port > 0 and handle.behaviours == ("echo",)
-            # one IPv4 socket, pinned to the loopback interface (picoquic binds the wildcard)
-            assert [(b["family"], b["device"], b["port"]) for b in handle.bound] == [("ipv4", "lo", handle.port)]
+            port = f"{handle.port:04X}"
+            if peer == "picoquic":
+                # one IPv4 socket on the wildcard address (picoquic's bind), pinned to the
+                # loopback interface, as the server checked it before it listened
+                assert [(b["family"], b["device"], b["port"]) for b in handle.bound] == [("ipv4", "lo", handle.port)]
+                assert _udp_addresses(handle.pid) == [f"00000000:{port}"]
+            else:  # Node binds the address it is given: 127.0.0.1 only
+                assert _udp_addresses(handle.pid) == [f"0100007F:{port}"]
             os.kill(handle.pid, 0)  # running
         finally:
-            await PICOQUIC.stop(handle)
+            await peers.stop(handle)
         with pytest.raises(ProcessLookupError):
             os.kill(handle.pid, 0)
         assert handle.saw("stopped")  # it heard the SIGTERM and closed its server
@@ -47,27 +78,29 @@ def test_launcher_listens_on_loopback_only_and_stops_by_pid():
     asyncio.run(main())
 
 
-def test_the_server_ends_by_itself_when_its_launcher_is_gone():
+def test_the_server_ends_by_itself_when_its_launcher_is_gone(peer):
     """A quicsim killed outright leaves no server behind: the server holds the launcher's
     pipe on its stdin and stops at its end of file."""
     async def main():
-        handle = await PICOQUIC.start(["echo"])
-        process = PICOQUIC._processes[handle.pid]
+        peers = launcher(peer)
+        handle = await peers.start(["echo"])
+        process = peers._processes[handle.pid]
         try:
             process.proc.stdin.close()  # what the kernel does when the launcher's process dies
             assert await asyncio.wait_for(process.proc.wait(), 10) == 0
             assert handle.saw("stopped") or (await handle.wait_event("stopped"))
         finally:
-            await PICOQUIC.stop(handle)
+            await peers.stop(handle)
 
     asyncio.run(main())
 
 
 @pytest.mark.parametrize("behaviour", ["echo", "answer-after-fin"])
-def test_answering_behaviours_send_back_what_they_read(behaviour):
+def test_answering_behaviours_send_back_what_they_read(peer, behaviour):
     """echo answers as bytes come; answer-after-fin only once the client's FIN is in."""
     async def main():
-        handle = await PICOQUIC.start([behaviour])
+        peers = launcher(peer)
+        handle = await peers.start([behaviour])
         ledger = quicsim.Ledger()
         client = None
         try:
@@ -97,7 +130,7 @@ def test_answering_behaviours_send_back_what_they_read(behaviour):
         finally:
             if client is not None:
                 client.close()
-            await PICOQUIC.stop(handle)
+            await peers.stop(handle)
         report = ledger.report()
         assert report["ok"] and report["acked"] == report["sends"] == 2, report
 
@@ -109,10 +142,10 @@ async def _until(predicate) -> None:
         await asyncio.sleep(0.005)
 
 
-def test_picoquic_stop_sending_reset_and_close_are_seen_and_every_send_completes_once():
-    result = run_job(_spec(REPO / "peer_scenarios" / "picoquic_aborts.py"), 1)
+def test_the_peers_stop_sending_reset_and_close_are_seen_and_every_send_completes_once(peer):
+    result = run_job(_spec(REPO / "peer_scenarios" / "peer_aborts.py"), 1, RunOptions(peer=peer))
     assert result["passed"], (result["error"], result["leaks"], result["violations"])
-    assert result["peer"] == "picoquic" and result["connected"]
+    assert result["peer"] == peer and result["connected"]
     actions = [e["event"] for e in result["peer_events"]]
     for action in ("stop-sending", "reset", "close-connection"):
         assert action in actions, actions
@@ -120,21 +153,24 @@ def test_picoquic_stop_sending_reset_and_close_are_seen_and_every_send_completes
     assert result["canceled"] > 0 and result["acked"] > 0 and result["pending"] == 0
 
 
-def test_a_lost_completion_is_caught_against_picoquic_too():
+def test_a_lost_completion_is_caught_against_a_peer_too(peer):
     """The ledger judges the client's sends whatever the server: a dropped completion
     (the known-bad input) is a leak, the same scenario without the fault passes."""
+    PEER = RunOptions(peer=peer)
     spec = _spec(REPO / "scenarios" / "send_then_graceful_shutdown.py")
     good = run_job(spec, 1, PEER)
-    assert good["passed"] and good["peer"] == "picoquic" and not good["leaks"], good["error"]
+    assert good["passed"] and good["peer"] == peer and not good["leaks"], good["error"]
     spec = _spec(REPO / "scenarios" / "fault_drop_send_after_shutdown.py")
     bad = run_job(spec, 1, PEER)
     assert bad["passed"] and bad["expect"] == "leak" and bad["leaks"], bad["error"]
     assert run_job(spec, 1, replace(PEER, peer=None))["leaks"]  # as against quicsim's server
 
 
-def test_client_abort_is_answered_with_reset_and_the_stream_finishes():
-    """quicsim's ABORT sends STOP_SENDING; the peer's server answers with RESET_STREAM
-    (RFC 9000 3.5, which picoquic leaves to the application), so the stream completes."""
-    result = run_job(_spec(REPO / "scenarios" / "abort_with_sends_in_flight.py"), 1, PEER)
+def test_client_abort_is_answered_with_reset_and_the_stream_finishes(peer):
+    """quicsim's ABORT sends STOP_SENDING; the peer answers with RESET_STREAM (RFC 9000
+    3.5: quiche by itself, picoquic through its application, the peer's server), so the
+    stream completes."""
+    result = run_job(_spec(REPO / "scenarios" / "abort_with_sends_in_flight.py"), 1, RunOptions(peer=peer))
     assert result["passed"], result["error"]
-    assert [e["event"] for e in result["peer_events"]].count("stop-sending-received") == 1
+    if peer == "picoquic":
+        assert [e["event"] for e in result["peer_events"]].count("stop-sending-received") == 1
