@@ -212,6 +212,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.report and not trace_dir:
         scratch = tempfile.TemporaryDirectory(prefix="quicsim-trace-")
         trace_dir = scratch.name
+    if options.peer is not None:
+        _check_peer_options(options)
     if options.backend == "msquic":
         _check_msquic_options(args)
     options = replace(options, trace_dir=trace_dir)
@@ -311,6 +313,17 @@ def _run(args: argparse.Namespace) -> int:
               + "; every run was judged all the same (above)", file=sys.stderr)
         return 2
     return 0 if all(r["passed"] for r in results) else 1
+
+
+def _check_peer_options(options: RunOptions) -> None:
+    """--peer: what a foreign server cannot be combined with (one line, exit 2, before any run)."""
+    if options.backend == "msquic":
+        raise UsageError("quicsim run: --peer puts quicsim's client against the peer; it cannot be used with "
+                         "--backend msquic")
+    if options.transport == "memory" or options.check_determinism:
+        raise UsageError("quicsim run: --peer runs over loopback UDP (the peer is a real process); it cannot be "
+                         "used with " + ("--transport memory" if options.transport == "memory"
+                                         else "--check-determinism"))
 
 
 def _check_msquic_options(args: argparse.Namespace) -> None:

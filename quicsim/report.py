@@ -99,8 +99,8 @@ def print_skips(console: Console, results: list[dict[str, Any]]) -> None:
         reason = r.get("skipped")
         if reason and r["scenario"] not in seen:
             seen.add(r["scenario"])
-            console.print(f"skip {r['scenario']} on {r.get('backend', 'simulator')}: {reason}", style="dim",
-                          markup=False)
+            where = f"against {r['peer']}" if r.get("peer") else f"on {r.get('backend', 'simulator')}"
+            console.print(f"skip {r['scenario']} {where}: {reason}", style="dim", markup=False)
 
 
 def print_failure_rates(console: Console, results: list[dict[str, Any]]) -> None:

@@ -10,6 +10,7 @@ import argparse
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
+from .peers import PEERS
 from .settings import FAULTS, MAX_WINDOW_MS, Settings, check_faults
 
 __all__ = ["RUN_OPTIONS", "RunOption", "RunOptions", "add_run_options", "fault", "number"]
@@ -71,6 +72,9 @@ class RunOptions:
     #: $QUICSIM_MSQUIC_LIB, else the system's)
     backend: str = "simulator"
     msquic_lib: str | None = None
+    #: a foreign stack as the server (quicsim.peers.PEERS), overriding the scenarios' own
+    #: @scenario(peer=...); None: quicsim's server
+    peer: str | None = None
     #: more observers for every run (in-process callers: quicsim diff's outcome recorder)
     observers: tuple[Any, ...] = field(default=(), compare=False)
 
@@ -214,6 +218,10 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
     RunOption("--msquic-lib", "msquic_lib",
               "the libmsquic for --backend msquic (default: $QUICSIM_MSQUIC_LIB, else the system's)",
               "/opt/msquic/libmsquic.so", metavar="PATH"),
+    RunOption("--peer", "peer",
+              "a foreign QUIC stack as the server, quicsim's client against it (scenarios that need quicsim's "
+              "server or the memory transport are skipped, saying why; see docs/peers.md)", "picoquic",
+              choices=PEERS),
 )
 
 

@@ -21,6 +21,9 @@ from .liveness import LIVENESS_SECONDS, VIRTUAL_LIVENESS_SECONDS, liveness_phase
 from .network import Network, NetworkProfile
 from .probes import ProbeObserver
 from .qlog import QlogWriter
+from .peers import PeerNotInstalled, launcher
+from .peers.pair import PeerPair, open_peer_pair
+from .settings import Settings
 from .pair import TEARDOWN_SECONDS, VIRTUAL_TEARDOWN_SECONDS, Pair, open_pair
 from .run_options import RunOptions as RunOptions  # (its home before run_options: still importable here)
 from .scenario_spec import ScenarioContext, ScenarioSpec
@@ -140,12 +143,44 @@ def needs_simulator(spec: ScenarioSpec, options: RunOptions) -> str | None:
     return None
 
 
+def peer_for(spec: ScenarioSpec, options: RunOptions) -> str | None:
+    """The foreign stack serving this run (--peer, else @scenario(peer=...)); None: quicsim's."""
+    return options.peer or spec.peer
+
+
+def needs_quicsim_server(spec: ScenarioSpec, options: RunOptions) -> str | None:
+    """Why ``spec`` cannot run against a foreign server (None when it can)."""
+    if options.backend == "msquic":
+        return "--backend msquic runs the library on both ends; a peer replaces the server"
+    if spec.server is not None:
+        return "it answers with quicsim's server handler (server=)"
+    if _uses_server(spec.fn.__code__):
+        return "its body uses ctx.server or ctx.listener (quicsim's server)"
+    if transport_for(spec, options) == "memory":
+        return "it runs on the in-memory link (a peer is a real process on loopback UDP)"
+    if spec.server_settings != spec.client_settings and spec.server_settings != Settings():
+        return "it sets the server's settings (quicsim's server)"
+    return None
+
+
+def _uses_server(code: Any) -> bool:
+    """Whether a function (or one defined in it) reads ``.server`` or ``.listener``."""
+    if {"server", "listener"} & set(code.co_names):
+        return True
+    return any(_uses_server(const) for const in code.co_consts if hasattr(const, "co_names"))
+
+
 def run_job(spec: ScenarioSpec, seed: int, options: RunOptions | None = None) -> dict[str, Any]:
     """Run one scenario run on a fresh event loop: a virtual-time one for the memory
     transport, so the run is deterministic and idle time is free."""
     options = options or RunOptions()
-    if options.backend == "msquic":
+    if options.backend == "msquic" and peer_for(spec, options) is None:
         reason = needs_simulator(spec, options)
+        if reason is not None:
+            return _stopped_result(spec, seed, options, None, 0.0, skipped=reason)
+    peer = peer_for(spec, options)
+    if peer is not None:
+        reason = needs_quicsim_server(spec, options) or launcher(peer).missing()
         if reason is not None:
             return _stopped_result(spec, seed, options, None, 0.0, skipped=reason)
     run = interrupt.cancellable(run_scenario(spec, seed, options))  # Ctrl-C cancels it cleanly
@@ -176,6 +211,7 @@ def _stopped_result(spec: ScenarioSpec, seed: int, options: RunOptions, error: s
         "preempt": options.preempt, "preempt_window_ms": options.preempt_window_ms, "link": {}, "notes": [],
         "transport": transport_for(spec, options),
         "connected": None, "wall_time": round(wall, 3), "trace": None, "backend": options.backend,
+        "peer": peer_for(spec, options),
         **({"skipped": skipped} if skipped is not None else {}),
     }
 
@@ -221,21 +257,29 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
         observers = (*observers, probes)
     wire: list[str] | None = [] if options.wire_log and options.trace_dir and transport == "memory" else None
     core_errors = _watch_core_errors(loop)
-    pair: Pair | None = None
+    pair: Pair | PeerPair | None = None
     error: str | None = None
     unsettled: str | None = None
     context: ScenarioContext | None = None
+    peer = peer_for(spec, options)
     try:
-        pair = await open_pair(transport=transport, network=network, seed=seed, client_settings=client_settings,
+        if peer is not None:
+            pair = await open_peer_pair(peer, spec.peer_behaviour, network=network, seed=seed,
+                                        client_settings=client_settings, ledger=ledger, observers=observers,
+                                        qlog=qlog)
+        else:
+            pair = await open_pair(transport=transport, network=network, seed=seed, client_settings=client_settings,
                                server_settings=server_settings, ledger=ledger, server_handler=spec.server,
                                observers=observers, accept_timeout=max(0.1, deadline - loop.time()),
-                               qlog=qlog, wire_log=wire, backend=options.backend, msquic_lib=options.msquic_lib)
+                                   qlog=qlog, wire_log=wire, backend=options.backend,
+                                   msquic_lib=options.msquic_lib)
+        conns = [c for c in (pair.client, pair.server) if c is not None]
         if options.check_invariants and not msquic:
-            for conn in (pair.client, pair.server):
+            for conn in conns:
                 conn.core.check_invariants = True
         context = ScenarioContext(client=pair.client, server=pair.server, listener=pair.listener, seed=seed,
-                                  network=network, ledger=ledger, spec=spec, backend=options.backend)
-        conns = [pair.client, pair.server]
+                                  network=network, ledger=ledger, spec=spec, backend=options.backend,
+                                  peer=pair.peer if isinstance(pair, PeerPair) else None)
         with LoopWatchdog(loop, spec.timeout) as watchdog, interrupt.watching(watchdog):
             try:
                 await asyncio.wait_for(spec.fn(context), max(0.01, deadline - loop.time()))
@@ -262,7 +306,7 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
             unsettled = _pending_text(ledger, conns) or None
     except asyncio.TimeoutError as exc:
         error = error or f"TimeoutError: {exc}"
-    except (ConnectionError, OSError, BackendError) as exc:
+    except (ConnectionError, OSError, BackendError, PeerNotInstalled) as exc:
         error = error or f"{type(exc).__name__}: {exc}"
     except BaseException:
         if tracer is not None:
@@ -332,6 +376,8 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
         "notes": context.notes if context else [],
         "transport": transport,
         "backend": options.backend,
+        "peer": peer,
+        **({"peer_events": context.peer.events} if context is not None and context.peer is not None else {}),
         "connected": pair is not None,  # False: the handshake never completed (no body ran)
         **({"outcome": outcome} if outcome is not None else {}),
         **({"probes": dict(probes.hits)} if probes is not None else {}),

@@ -13,12 +13,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Literal, Mapping, TypeVar, overload
 
 from .network import NetworkProfile
+from .peers import PEERS, normalize_behaviours
 from .settings import Settings
 
 if TYPE_CHECKING:  # the context's real classes, for type checkers (imported lazily at run time)
     from .api import Connection, ConnectionHandler, Listener, Stream
     from .ledger import Ledger
     from .network import Network
+    from .peers import PeerHandle
 
 EXPECTATIONS = ("ok", "leak", "violation")
 BACKENDS: tuple[Literal["simulator", "msquic"], ...] = ("simulator", "msquic")
@@ -28,6 +30,10 @@ ATTRIBUTE = "__quicsim_scenario__"
 Transport = Literal["udp", "memory"]
 #: ``@scenario(backends=...)``: where a scenario can run
 Backend = Literal["simulator", "msquic"]
+#: ``@scenario(peer=...)``: a foreign stack as the server (quicsim.peers.PEERS)
+Peer = Literal["picoquic", "quiche"]
+#: ``@scenario(peer_behaviour=...)``: what the peer's server does with a client stream
+PeerBehaviour = Literal["echo", "stop-sending", "reset", "close-connection", "answer-after-fin"]
 #: ``@scenario(expect=...)``
 Expectation = Literal["ok", "leak", "violation"]
 #: What ``@scenario`` decorates: ``async def name(ctx: ScenarioContext) -> None``
@@ -54,6 +60,10 @@ class ScenarioSpec:
     backends: tuple[str, ...] = BACKENDS
     #: the outcomes (quicsim.outcomes notation) a run may reach; None: any
     expect_outcomes: frozenset[str] | None = None
+    #: a foreign stack as the server (quicsim run --peer overrides it); None: quicsim's
+    peer: str | None = None
+    #: what the peer's server does with the n-th client stream (the last repeating)
+    peer_behaviour: tuple[str, ...] = ("echo",)
     file: str = ""
     line: int = 0
 
@@ -100,6 +110,8 @@ def scenario(
     transport: Transport = "udp",
     backends: Backend | Iterable[Backend] = BACKENDS,
     expect_outcomes: str | Iterable[str] | None = None,
+    peer: Peer | None = None,
+    peer_behaviour: PeerBehaviour | Iterable[PeerBehaviour] = "echo",
 ) -> Callable[[_F], _F]: ...
 
 
@@ -116,6 +128,8 @@ def scenario(
     transport: Transport = "udp",
     backends: Backend | Iterable[Backend] = BACKENDS,
     expect_outcomes: str | Iterable[str] | None = None,
+    peer: Peer | None = None,
+    peer_behaviour: PeerBehaviour | Iterable[PeerBehaviour] = "echo",
 ) -> ScenarioFunction | Callable[[ScenarioFunction], ScenarioFunction]:
     """Mark ``async def fn(ctx)`` as a scenario.
 
@@ -131,7 +145,11 @@ def scenario(
     simulator for a reason quicsim cannot see (it skips those that inject faults the
     library does not have, or run on the memory transport, by itself);
     ``expect_outcomes``: the outcomes a run may reach, in the notation of
-    ``quicsim outcomes`` (a run that reaches another fails, naming it).
+    ``quicsim outcomes`` (a run that reaches another fails, naming it); ``peer``: a
+    foreign stack as the server (``"picoquic"``; ``ctx.peer`` then stands for it and
+    there is no ``ctx.server``); ``peer_behaviour``: what that server does with the n-th
+    client stream, the last repeating (``"echo"``, ``"stop-sending"``, ``"reset"``,
+    ``"close-connection"``, ``"answer-after-fin"``; see docs/peers.md).
     """
 
     def decorate(func: ScenarioFunction) -> ScenarioFunction:
@@ -156,6 +174,9 @@ def scenario(
             if not allowed or not all(isinstance(o, str) and o for o in allowed):
                 raise ValueError(f"expect_outcomes must be outcome strings (see quicsim outcomes), "
                                  f"got {expect_outcomes!r}")
+        if peer is not None and peer not in PEERS:
+            raise ValueError(f"peer must be one of {', '.join(PEERS)}, got {peer!r}")
+        behaviours = normalize_behaviours(peer_behaviour)
         NetworkProfile.from_dict(network)  # raises NetworkError naming the bad key
         client_settings, server_settings = _settings_pair(settings)
         code = func.__code__
@@ -163,7 +184,7 @@ def scenario(
             fn=func, name=func.__name__, network=dict(network or {}), timeout=float(timeout),
             seed=seed, client_settings=client_settings, server_settings=server_settings,
             repeat=repeat, expect=expect, server=server, transport=transport, backends=chosen,
-            expect_outcomes=allowed,
+            expect_outcomes=allowed, peer=peer, peer_behaviour=behaviours,
             file=code.co_filename,
             line=code.co_firstlineno,
         )
@@ -178,13 +199,17 @@ def scenario(
 class ScenarioContext:
     """What a scenario function gets: the connected pair, the live network, the ledger."""
 
-    def __init__(self, *, client: Connection, server: Connection, listener: Listener, seed: int,
-                 network: Network, ledger: Ledger, spec: ScenarioSpec, backend: str = "simulator") -> None:
+    def __init__(self, *, client: Connection, server: Connection | None, listener: Listener | None, seed: int,
+                 network: Network, ledger: Ledger, spec: ScenarioSpec, backend: str = "simulator",
+                 peer: PeerHandle | None = None) -> None:
         #: "simulator", or "msquic" when both ends are the real library
         self.backend = backend
         self.client = client
-        self.server = server
-        self.listener = listener
+        self._server = server
+        self._listener = listener
+        #: the foreign server when the run has one (``--peer``, ``@scenario(peer=...)``):
+        #: its name, behaviours, host, port, pid and the actions it reported; else None
+        self.peer = peer
         self.seed = seed
         self.network = network
         self.ledger = ledger
@@ -192,6 +217,24 @@ class ScenarioContext:
         #: a random.Random seeded with the scenario's seed, for scenario-side choices
         self.random = random.Random(seed)
         self.notes: list[str] = []
+
+    @property
+    def server(self) -> Connection:
+        """quicsim's server connection; a run against a foreign peer has none (ctx.peer)."""
+        if self._server is None:
+            raise AttributeError(self._no_server("server"))
+        return self._server
+
+    @property
+    def listener(self) -> Listener:
+        """quicsim's listener; a run against a foreign peer has none (ctx.peer)."""
+        if self._listener is None:
+            raise AttributeError(self._no_server("listener"))
+        return self._listener
+
+    def _no_server(self, what: str) -> str:
+        name = self.peer.name if self.peer is not None else "a foreign stack"
+        return f"ctx.{what}: this run's server is the {name} peer, not quicsim's (use ctx.peer)"
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)

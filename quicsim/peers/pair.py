@@ -1,0 +1,93 @@
+"""quicsim's client against a foreign server: the peer started on 127.0.0.1, the seeded
+relay in front of it, the client connected through the relay. The shape of
+:class:`quicsim.pair.Pair` where the runner reads it (``server`` and ``listener`` are None)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from .. import api
+from ..ledger import Ledger
+from ..network import Network
+from ..settings import Settings
+from ..transport.relay import Relay
+from . import PeerLauncher, launcher
+from .handle import PeerHandle
+
+#: the ALPN every peer's server speaks to quicsim's client (raw streams)
+PEER_ALPN = "quicsim"
+
+
+@dataclass
+class PeerPair:
+    client: api.Connection
+    peer: PeerHandle
+    network: Network
+    ledger: Ledger
+    seed: int
+    launcher: PeerLauncher = field(repr=False)
+    _link: Any = field(default=None, repr=False)
+    server: None = None
+    listener: None = None
+    transport: str = "udp"
+    _judged: bool = field(default=False, repr=False)
+
+    async def shutdown(self, timeout: float) -> bool:
+        """Shut the client down as an application would, wait boundedly for its
+        SHUTDOWN_COMPLETE, then close it, the relay and the peer's process. False when the
+        client's SHUTDOWN_COMPLETE did not come."""
+        clean = True
+        try:
+            if not self.client.shutdown_complete:
+                if not self.client.shutdown_initiated:
+                    self.client.shutdown()
+                try:
+                    await self.client.wait_shutdown_complete(timeout=timeout)
+                except asyncio.TimeoutError:
+                    clean = False
+        finally:
+            self.close()
+            await self.launcher.stop(self.peer)
+        return clean
+
+    def judge_left(self) -> None:
+        """The client's teardown for the observers (once): the ledger judges what it left."""
+        if not self._judged:
+            self._judged = True
+            self.client.core.observe_teardown()
+
+    def close(self) -> None:
+        self.judge_left()
+        for stream in self.client.leftover_streams():
+            stream.close()
+        self.client.close()
+        if self._link is not None:
+            self._link.close()
+
+
+async def open_peer_pair(peer: str, behaviours: Iterable[str], *, network: Network, seed: int,
+                         client_settings: Settings, ledger: Ledger, observers: tuple[Any, ...] = (),
+                         qlog: Any = None) -> PeerPair:
+    """Start ``peer``'s server with ``behaviours``, put the relay in front of it and
+    connect quicsim's client through the relay (ALPN ``quicsim``, the test CA).
+    PeerNotInstalled when the peer is not installed; ConnectionError when it did not come up."""
+    chosen = launcher(peer)
+    handle = await chosen.start(behaviours)
+    link: Any = None
+    try:
+        if qlog is not None:
+            observers = (*observers, qlog)
+        for observer in observers:
+            if hasattr(observer, "network"):
+                network.listeners.append(observer.network)
+        link = await Relay((handle.host, handle.port), network).start()
+        client = await api.connect("127.0.0.1", link.port, settings=client_settings, ledger=ledger,
+                                   observers=observers, quic_logger=qlog, seed=seed, alpn=PEER_ALPN)
+    except BaseException:
+        if link is not None:
+            link.close()
+        await chosen.stop(handle)
+        raise
+    return PeerPair(client, handle, network, ledger, seed, chosen, link)
