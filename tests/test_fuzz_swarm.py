@@ -192,3 +192,27 @@ def test_the_benchmark_computes_a_mix_exactly_as_running_it(tmp_path):
     assert report["first_seeds"] == [0, bench.STRIDE] and report["ratios"] == [0.0, 0.5, 1.0]
     assert set(report["targets"]) == {"clean", "unstarted-stream-leak"}
     assert "| `unstarted-stream-leak`: failing runs per 1,000 |" in proc.stdout
+
+
+def test_the_benchmarks_first_find_is_the_first_failing_seed_of_each_start(tmp_path):
+    from bench import swarm as bench
+
+    fault, limit = "drop-send-after-shutdown", 12
+    firsts = bench.first_finds(fault, 2, limit, 2, 12)
+    assert any(firsts)
+    for start, first in zip((0, bench.STRIDE), firsts):
+        seeds = list(range(start, start + limit))
+        outcomes = {s: sig for s, sig, _ in bench.run_mode(seeds, frozenset([fault]), 0.0, 2, 12)}
+        failing = [s for s in seeds if outcomes[s]]
+        assert first == ((failing[0] - start + 1, outcomes[failing[0]]) if failing else None)
+    # a start that finds nothing counts as more than the limit, and says so
+    table = bench.first_find_table({"x": [(3, "leak"), None, (5, "error:core")]}, 10)
+    assert "| `x` | 5 | >10 | 2/3 | error:core x1, leak x1 |" in table
+    out = tmp_path / "first.json"
+    proc = subprocess.run([sys.executable, "-m", "bench.swarm", "--first-find", "--runs", "5", "--starts", "2",
+                           "--jobs", "1", "--fault", fault, "--json", str(out)],
+                          capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    assert report["runs"] == 5 and set(report["first_failing_run"]) == {fault}
+    assert f"| `{fault}` |" in proc.stdout
