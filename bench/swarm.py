@@ -72,6 +72,58 @@ def _per_start(outcomes: dict[int, tuple[str | None, frozenset[str]]], first: in
     }
 
 
+def first_finds(fault: str, starts: int, limit: int, jobs: int, max_ops: int, swarm: float = 0.0,
+                only: str | None = None) -> list[tuple[int, str] | None]:
+    """Per start seed S: the run (1 = seed S) of the first failure with ``fault`` injected
+    (with signature ``only``, if given) and its signature, or None when none of
+    S..S+limit-1 fails. Each start stops at its
+    first failure (the runs below it all ran: a start's seeds are handed out in order)."""
+    firsts = [i * STRIDE for i in range(starts)]
+    chosen = frozenset([fault])
+    issued = {f: 0 for f in firsts}
+    first_failing: dict[int, tuple[int, str]] = {}
+
+    def jobs_iter() -> Iterator[tuple[object, ...]]:
+        while True:
+            open_starts = [f for f in firsts if f not in first_failing and issued[f] < limit]
+            if not open_starts:
+                return
+            for f in open_starts:
+                if f in first_failing:
+                    continue
+                yield ("seed", f + issued[f], max_ops, chosen, False, swarm)
+                issued[f] += 1
+
+    with Sandbox(jobs, WALL_BUDGET) as sandbox:
+        for outcome in sandbox.run(jobs_iter()):
+            seed = outcome.job[1]
+            sig = outcome.failure if outcome.failure is not None else outcome.value[1]
+            if sig is None or sig == NO_HANDSHAKE or (only is not None and sig != only):
+                continue
+            start = seed - seed % STRIDE
+            if seed - start < first_failing.get(start, (limit, ""))[0]:
+                first_failing[start] = (seed - start, str(sig))
+    return [(first_failing[f][0] + 1, first_failing[f][1]) if f in first_failing else None for f in firsts]
+
+
+def first_find_table(results: dict[str, list[tuple[int, str] | None]], limit: int) -> str:
+    """Markdown: per fault, the median and the largest run of the first failure over the
+    starts (a start that found nothing within ``limit`` runs counts as more than it), and
+    what those first failures were."""
+    lines = ["| fault | median run of the first failure | max | starts that found it | first failures |",
+             "|---|---|---|---|---|"]
+    for fault, firsts in results.items():
+        found = [f for f in firsts if f is not None]
+        values = [f[0] if f is not None else limit + 1 for f in firsts]
+        worst = f">{limit}" if len(found) < len(firsts) else str(max(values))
+        median = statistics.median(values)
+        median_text = f">{limit}" if median > limit else f"{median:g}"
+        sigs = sorted({sig for _, sig in found})
+        what = ", ".join(f"{sig} x{sum(1 for _, s in found if s == sig)}" for sig in sigs)
+        lines.append(f"| `{fault}` | {median_text} | {worst} | {len(found)}/{len(firsts)} | {what} |")
+    return "\n".join(lines)
+
+
 def _mix(full: dict, swarm: dict, ratio: float) -> dict:
     """The outcome of every seed at ``ratio``: its swarm outcome if it is a swarm run."""
     return {s: (swarm[s] if is_swarm(s, ratio) else full[s]) for s in full}
@@ -150,8 +202,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fault", action="append", choices=sorted(FAULTS), metavar="FAULT",
                         help="only this fault (repeatable; default: all four)")
     parser.add_argument("--json", metavar="FILE", help="also write the per-start numbers to FILE")
+    parser.add_argument("--first-find", action="store_true",
+                        help="only how many runs each start seed takes to find each fault (--runs: at most "
+                             "that many per start); each start stops at its first failure")
+    parser.add_argument("--signature", metavar="SIG",
+                        help="with --first-find: count only failures with this signature (such as leak)")
+    parser.add_argument("--swarm", type=_ratios, default=[0.0], metavar="R",
+                        help="with --first-find: the swarm ratio of the runs (default 0)")
     args = parser.parse_args(argv)
     began = time.monotonic()
+    if args.first_find:
+        return _main_first_find(args, argv, began)
     report = measure(args.runs, args.starts, args.jobs, args.max_ops, args.mix, args.fault or sorted(FAULTS),
                      log=lambda line: print(line, file=sys.stderr, flush=True))
     report["elapsed"] = round(time.monotonic() - began, 1)
@@ -165,6 +226,26 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.starts} starts x {args.runs} runs, medians over the starts, scaled per 1,000 runs "
           f"(first at: median run of the first failure; k/n: starts that found it)")
     print(table(report))
+    return 0
+
+
+def _main_first_find(args: argparse.Namespace, argv: list[str] | None, began: float) -> int:
+    results: dict[str, list[tuple[int, str] | None]] = {}
+    for fault in args.fault or sorted(FAULTS):
+        t0 = time.monotonic()
+        results[fault] = first_finds(fault, args.starts, args.runs, args.jobs, args.max_ops, args.swarm[0],
+                                     args.signature)
+        print(f"{fault:32} first failures {results[fault]} in {time.monotonic() - t0:.0f} s",
+              file=sys.stderr, flush=True)
+    command = "python -m bench.swarm " + " ".join(sys.argv[1:] if argv is None else argv)
+    print(f"{datetime.date.today().isoformat()}, {os.cpu_count()} CPUs, {command}, "
+          f"{time.monotonic() - began:.0f} s; {args.starts} start seeds (S = 0, {STRIDE}, ...), "
+          f"at most {args.runs} runs each")
+    print(first_find_table(results, args.runs))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"command": command, "runs": args.runs, "starts": args.starts, "swarm": args.swarm[0],
+                       "first_failing_run": results}, f, indent=1)
     return 0
 
 

@@ -70,6 +70,42 @@ def test_each_fault_is_found_shrunk_and_reproduced(tmp_path, fault):
     assert proc.returncode == 1 and "LEAK" in proc.stdout
 
 
+def _tells_reentry_story(program) -> bool:
+    return any(op[0] == "on" and op[2] == "SEND_COMPLETE_CANCELED" for op in program.ops)
+
+
+def test_some_programs_close_a_stream_inside_its_canceled_batch_and_keep_their_own_operations(monkeypatch):
+    """The re-entrant close story (StreamClose from the first canceled SEND_COMPLETE while a
+    graceful shutdown cancels the sends accepted behind it): told by a share of programs,
+    added to what they drew (never in place of it), within max_ops; it leaks under
+    reentrant-close and passes on a correct core."""
+    import quicsim.fuzz.program as program_module
+
+    programs = [generate(seed) for seed in range(400)]
+    told = [p for p in programs if _tells_reentry_story(p)]
+    assert 0.1 < len(told) / len(programs) < 0.35
+    assert all(p.api_op_count() <= 12 for p in told)
+    monkeypatch.setattr(program_module, "REENTRY_CHANCE", 0.0)
+    for program in told:
+        story = [i for i, op in enumerate(program.ops) if op[0] == "on" and op[2] == "SEND_COMPLETE_CANCELED"][0] - 2
+        sid = program.ops[story][1]
+        assert program.ops[story] == ("open", sid, "client", False)
+        end = 1 + max(i for i, op in enumerate(program.ops) if op[1] == sid)  # the story is one piece
+        assert program.ops[:story] + program.ops[end:] == generate(program.seed).ops
+    monkeypatch.undo()
+    reentrant = frozenset(["reentrant-close"])
+    calm = [p for p in told if not p.preempt and not any(op[0] == "conn_shutdown" for op in p.ops)][:6]
+    leaking = [p for p in calm if signature(run_program(p, reentrant)) == "leak"]
+    assert len(leaking) >= 5, [p.seed for p in calm]
+    assert all(signature(run_program(p)) is None for p in leaking[:3])
+
+
+def test_reentrant_close_is_found_within_100_runs(tmp_path):
+    # python -m bench.swarm --first-find: 10 start seeds find it in at most 100 runs each
+    result = run_campaign(runs=100, seed=300_000, faults=frozenset(["reentrant-close"]), out_dir=tmp_path)
+    assert result.failures.get("leak"), result.failures
+
+
 def test_fuzz_command(tmp_path):
     ok = subprocess.run([sys.executable, "-m", "quicsim", "fuzz", "--runs", "30", "--seed", "7", "--jobs", "2",
                          "--out", str(tmp_path)], capture_output=True, text=True, timeout=300, cwd=REPO)

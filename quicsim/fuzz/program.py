@@ -11,7 +11,8 @@ Operations are plain tuples so programs are easy to shrink, compare and print:
 - ``("sleep", ms)``                     let time pass (virtual)
 - ``("datagram", side, size)``          ConnectionSendDatagram (sizes that fit and that do not)
 - ``("on", sid, event, op)``            run ``op`` inside the stream's handler the first
-  time ``event`` reaches it (MsQuic's inline paths, as spinquic exercises them)
+  time ``event`` reaches it (MsQuic's inline paths, as spinquic exercises them); the
+  event ``SEND_COMPLETE_CANCELED`` is the first SEND_COMPLETE that is canceled
 
 A swarm run (:mod:`.swarm`) draws only from the features its seed kept; a full run draws
 from all of them, exactly as before swarm runs existed.
@@ -46,6 +47,8 @@ SEND_EXTRA = [SendFlags.START, SendFlags.DELAY_SEND, SendFlags.ALLOW_0_RTT, Send
 START_FLAGS = [StreamStartFlags.NONE, StreamStartFlags.IMMEDIATE, StreamStartFlags.FAIL_BLOCKED,
                StreamStartFlags.SHUTDOWN_ON_FAIL, StreamStartFlags.INDICATE_PEER_ACCEPT,
                StreamStartFlags.PRIORITY_WORK, StreamStartFlags.IMMEDIATE | StreamStartFlags.SHUTDOWN_ON_FAIL]
+#: a handler call's trigger that is not an event type: the first SEND_COMPLETE that is canceled
+CANCELED_SEND_COMPLETE = "SEND_COMPLETE_CANCELED"
 TRIGGER_EVENTS = ["START_COMPLETE", "SEND_COMPLETE", "SEND_SHUTDOWN_COMPLETE", "PEER_SEND_SHUTDOWN",
                   "PEER_RECEIVE_ABORTED", "RECEIVE"]
 ERROR_CODES = [0, 1, 7, 0x100, (1 << 62) - 1, 1 << 62]
@@ -259,7 +262,43 @@ def generate(seed: int, max_ops: int = 12, swarm: float = 0.0) -> Program:
             program.ops = [("start", op[1], knobs.choice(blocked)) if op[0] == "start" and not op[2]
                            and knobs.random() < 0.5 else op for op in program.ops]
     program.ops = _at_most(program.ops, max(2, max_ops))
+    # Drawn from its own generator, and told only where it fits in max_ops: a program that
+    # tells it keeps every operation it drew and adds a stream of its own.
+    reentry = random.Random(f"quicsim-fuzz-reentry:{seed}")
+    if reentry.random() < REENTRY_CHANCE and allowed(features, *REENTRY_NEEDS):
+        sid = f"s{1 + max((int(op[1][1:]) for op in program.ops if op[0] == 'open'), default=0)}"
+        told = _reentry_story(reentry, sid, features)
+        if program.api_op_count() + sum(1 for op in told if op[0] != "sleep") <= max(2, max_ops):
+            # before another stream's open or at the end: never inside another stream's race
+            at = reentry.choice([i for i, op in enumerate(program.ops) if op[0] == "open"][1:] + [len(program.ops)])
+            program.ops[at:at] = told
     return program
+
+
+#: the chance a program tells the re-entrant close story where it fits in max_ops (measured
+#: with python -m bench.swarm --first-find: 1.0 finds reentrant-close fastest and no other
+#: fault slower, since the story never takes the place of an operation)
+REENTRY_CHANCE = 1.0
+#: the swarm features the story is made of (a swarm run that left one out never tells it)
+REENTRY_NEEDS = ("op.on", "on.send_complete", "op.close", "op.shutdown", "shutdown.graceful",
+                 "op.send", "stream.start_at_open")
+
+
+def _reentry_story(rng: random.Random, sid: str, features: frozenset[str] | None) -> list[Op]:
+    """A new stream whose handler closes it at its first canceled SEND_COMPLETE, then a
+    graceful shutdown with sends accepted behind it in the same tick: the worker cancels
+    those as one detached batch (QuicStreamSendShutdown's "Bad app!" loop) and the close
+    runs in the middle of it, where MsQuic loses the rest of the batch (as in
+    scenarios/msquic_4307_reentrant_close.py).
+    A send before the shutdown is let go first (a sleep), or the flush it queued would
+    take the late sends along before the shutdown is applied."""
+    ops: list[Op] = [("open", sid, "client", False), ("start", sid, int(StreamStartFlags.NONE)),
+                     ("on", sid, CANCELED_SEND_COMPLETE, ("close", sid))]
+    if rng.random() < 0.5 and allowed(features, "op.sleep"):
+        ops += [("send", sid, _size(rng), 1, 0), ("sleep", rng.choice([0, 1, 20]))]
+    ops.append(("shutdown", sid, int(StreamShutdownFlags.GRACEFUL), 0))
+    ops += [("send", sid, _size(rng), 1, 0) for _ in range(rng.randint(2, 3))]
+    return ops
 
 
 #: preemption chances a run may draw (0: the worker runs only when the loop runs it)

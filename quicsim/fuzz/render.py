@@ -19,10 +19,17 @@ from quicsim import (ConnectionShutdownFlags, SendFlags, Settings, Status, Statu
 TRIGGERS = {}  # stream name -> [[event name, action, fired]]: each runs once, inside the handler
 
 
+def fires(trigger, event):
+    """An event type's name, or SEND_COMPLETE_CANCELED: a SEND_COMPLETE that is canceled."""
+    if trigger == "SEND_COMPLETE_CANCELED":
+        return event.type.name == "SEND_COMPLETE" and event.canceled
+    return event.type.name == trigger
+
+
 def handler_for(name):
     def on_event(stream, event):
         for trigger in TRIGGERS.get(name, []):
-            if not trigger[2] and event.type.name == trigger[0]:
+            if not trigger[2] and fires(trigger[0], event):
                 trigger[2] = True
                 trigger[1](stream)
     return on_event
