@@ -169,3 +169,13 @@ def test_a_compiled_program_keeps_the_line_numbers_of_its_repro_file():
         spec = _spec_from_source(source, "lines")
         assert spec.fn.__code__.co_firstlineno == def_line
         assert spec.fn.__code__.co_filename == "<fuzz lines>"
+
+
+def test_a_fault_that_forgets_sends_inside_their_own_batch_counts_each_once():
+    """unstarted-stream-leak's close can run inside the stream's own canceled batch (fuzz
+    seed 379): the sends it forgets are dropped, never also completed by the loop that
+    detached the batch (the core's exactly-once bookkeeping stays whole: a leak, not an
+    error of the core)."""
+    result = run_program(generate(379), frozenset({"unstarted-stream-leak"}))
+    assert signature(result) == "leak", result["error"]
+    assert not (result["error"] or "").startswith("core state error"), result["error"]

@@ -151,7 +151,9 @@ class SendQueue:
         how many."""
         dropped = self.pending_count()
         self.api_requests = deque()
-        self.taken = deque()
+        # In place: a loop draining ``taken`` (the close may run inside its own canceled
+        # batch) must see it empty, not complete a request counted as dropped here.
+        self.taken.clear()
         self.requests.clear()
         return dropped
 
