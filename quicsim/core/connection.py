@@ -348,12 +348,13 @@ class ConnectionCore:
             stream = self._stream_for(data_event.stream_id)
             observers = self.delivery.observers
             if observers:  # per packet: the loop inline (EventDelivery.tell's guard, by hand)
-                args = (self, stream, data_event.stream_id, len(data_event.data), data_event.end_stream)
+                stream_id, length, fin = data_event.stream_id, len(data_event.data), data_event.end_stream
                 try:
                     for observer in observers:
-                        observer.stream_data_received(*args)
+                        observer.stream_data_received(self, stream, stream_id, length, fin)
                 except Exception as exc:
-                    self.delivery.observer_failed(observer, exc, "stream_data_received", args)
+                    self.delivery.observer_failed(observer, exc, "stream_data_received",
+                                                  (self, stream, stream_id, length, fin))
             if stream is not None:
                 stream.recv.on_frame(data_event.data, data_event.end_stream)
         elif t is qe.StreamReset:
