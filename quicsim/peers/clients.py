@@ -1,0 +1,135 @@
+"""Foreign QUIC stacks as the client of a ``quicsim.listen()``: a launcher runs the peer's
+client as a child process that connects to 127.0.0.1, opens one stream per action of
+:data:`CLIENT_ACTIONS` and exits once every stream (or the connection) is over; quicsim's
+listener, with its handler and ledger, is the server."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Iterable, Protocol
+
+from .. import certs
+from .handle import PeerHandle, PeerNotInstalled
+from .process import PeerProcess
+
+__all__ = ["CLIENT_ACTIONS", "CLIENT_CODES", "CLIENT_PEERS", "ClientProcess", "PeerClientLauncher",
+           "client_launcher", "normalize_actions"]
+
+#: the peers that can run as a client of quicsim's listener
+CLIENT_PEERS = ("picoquic",)
+#: What the client does on its n-th stream (the last repeating): send the request with
+#: FIN and read the answer to its FIN; send the request with FIN and STOP_SENDING the
+#: server's direction at the first bytes of the answer; send the request without FIN and
+#: RESET_STREAM its own direction at the first bytes of the answer (the stream is over
+#: when the server ends its side); close the connection at the first bytes of the answer.
+CLIENT_ACTIONS = ("echo", "stop-sending", "reset", "close-connection")
+#: the application error codes of the abortive actions (quicsim's server sees them)
+CLIENT_CODES = {"stop-sending": 0x52, "reset": 0x53, "close-connection": 0x54}
+#: seconds a client has to finish before it gives up by itself (and the launcher after it)
+CLIENT_SECONDS = 30.0
+
+
+def normalize_actions(actions: str | Iterable[str]) -> tuple[str, ...]:
+    """``"reset"`` or ``("echo", "reset")`` as a checked tuple (ValueError naming an
+    action not on the menu)."""
+    chosen = (actions,) if isinstance(actions, str) else tuple(actions)
+    if not chosen:
+        raise ValueError(f"client actions must name one or more of {', '.join(CLIENT_ACTIONS)}")
+    for name in chosen:
+        if name not in CLIENT_ACTIONS:
+            raise ValueError(f"unknown client action {name!r} (one of {', '.join(CLIENT_ACTIONS)})")
+    return chosen
+
+
+class PeerClientLauncher(Protocol):
+    """Runs one foreign stack's client against a quicsim listener."""
+
+    name: str
+
+    def missing(self) -> str | None:
+        """Why the peer cannot run here, with the command that installs it; None when it can."""
+
+    async def start_client(self, port: int, actions: Iterable[str], size: int = 1000) -> PeerHandle:
+        """Start the client towards 127.0.0.1:``port``, one stream of ``size`` bytes per
+        action; returns at once, the client's reports arriving in the handle's events."""
+
+    async def wait_client(self, handle: PeerHandle, timeout: float = CLIENT_SECONDS) -> int:
+        """Wait until the client exited (bounded; stopped by pid past ``timeout``); its status."""
+
+    async def stop(self, handle: PeerHandle) -> None:
+        """End the client by its process id (bounded: SIGTERM, then SIGKILL)."""
+
+
+class ClientProcess(PeerProcess):
+    """A client child: nothing to wait for at the start, its reports read as it runs."""
+
+    async def start_client(self, port: int) -> PeerHandle:
+        self.proc = await asyncio.create_subprocess_exec(
+            # stdin held open: the client ends when it reads its end (this process is gone)
+            *self.argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, env=self.env, start_new_session=True)
+        self.stderr = asyncio.ensure_future(self.proc.stderr.read())  # type: ignore[union-attr]
+        handle = PeerHandle(self.name, self.behaviours, "127.0.0.1", port, self.proc.pid)
+        self.reader = asyncio.ensure_future(self._read_reports(handle))
+        return handle
+
+    async def wait(self, timeout: float) -> int:
+        """The exit status, once every report is read; SIGTERM/SIGKILL past ``timeout``."""
+        assert self.proc is not None
+        try:
+            await asyncio.wait_for(self.proc.wait(), timeout)
+        except asyncio.TimeoutError:
+            await self.stop()
+            raise TimeoutError(f"the {self.name} client did not finish within {timeout:g} s") from None
+        await self._drain()
+        assert self.proc.returncode is not None
+        return self.proc.returncode
+
+
+class PicoquicClientLauncher:
+    """picoquic's client (through aiopquic, in the picoquic peer's virtualenv)."""
+
+    name = "picoquic"
+
+    def __init__(self) -> None:
+        from .picoquic import PicoquicLauncher
+
+        self.server = PicoquicLauncher()
+        self._processes: dict[int, ClientProcess] = {}
+
+    def missing(self) -> str | None:
+        return self.server.missing()
+
+    def argv(self, port: int, actions: tuple[str, ...], size: int) -> list[str]:
+        from .picoquic import SERVER
+
+        script = SERVER.with_name("picoquic_client.py")
+        return [str(self.server.python), str(script), "--port", str(port), "--ca", str(certs.default_paths().ca),
+                "--action", ",".join(actions), "--size", str(size), "--timeout", str(CLIENT_SECONDS)]
+
+    async def start_client(self, port: int, actions: Iterable[str], size: int = 1000) -> PeerHandle:
+        chosen = normalize_actions(tuple(actions))
+        reason = self.missing()
+        if reason is not None:
+            raise PeerNotInstalled(reason)
+        process = ClientProcess(self.name, chosen, self.argv(port, chosen, size), self.server.env())
+        handle = await process.start_client(port)
+        self._processes[handle.pid] = process
+        return handle
+
+    async def wait_client(self, handle: PeerHandle, timeout: float = CLIENT_SECONDS + 5) -> int:
+        process = self._processes.pop(handle.pid)
+        return await process.wait(timeout)
+
+    async def stop(self, handle: PeerHandle) -> None:
+        """End the client by its process id (bounded: SIGTERM, then SIGKILL)."""
+        process = self._processes.pop(handle.pid, None)
+        if process is not None:
+            await process.stop()
+
+
+def client_launcher(name: str) -> PeerClientLauncher:
+    """The client launcher of peer ``name`` (one of :data:`CLIENT_PEERS`)."""
+    if name == "picoquic":
+        return PicoquicClientLauncher()
+    raise ValueError(f"no client for peer {name!r} (one of {', '.join(CLIENT_PEERS)})")
