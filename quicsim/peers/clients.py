@@ -6,22 +6,22 @@ listener, with its handler and ledger, is the server."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 from typing import Iterable, Protocol
 
 from .. import certs
 from .handle import PeerHandle, PeerNotInstalled
-from .process import PeerProcess
+from .process import ChildLauncher, PeerProcess
 
 __all__ = ["CLIENT_ACTIONS", "CLIENT_CODES", "CLIENT_PEERS", "ClientProcess", "PeerClientLauncher",
            "client_launcher", "normalize_actions"]
 
 #: the peers that can run as a client of quicsim's listener
-CLIENT_PEERS = ("picoquic",)
-#: What the client does on its n-th stream (the last repeating): send the request with
-#: FIN and read the answer to its FIN; send the request with FIN and STOP_SENDING the
-#: server's direction at the first bytes of the answer; send the request without FIN and
-#: RESET_STREAM its own direction at the first bytes of the answer (the stream is over
-#: when the server ends its side); close the connection at the first bytes of the answer.
+CLIENT_PEERS = ("picoquic", "quiche")
+#: What the client does on its n-th stream: send the request with FIN and read the answer
+#: to its FIN; or send the request without FIN and, at the first bytes of the answer,
+#: STOP_SENDING the server's direction, RESET_STREAM its own (the stream is over when the
+#: server ends its side) or close the connection.
 CLIENT_ACTIONS = ("echo", "stop-sending", "reset", "close-connection")
 #: the application error codes of the abortive actions (quicsim's server sees them)
 CLIENT_CODES = {"stop-sending": 0x52, "reset": 0x53, "close-connection": 0x54}
@@ -86,26 +86,25 @@ class ClientProcess(PeerProcess):
         return self.proc.returncode
 
 
-class PicoquicClientLauncher:
-    """picoquic's client (through aiopquic, in the picoquic peer's virtualenv)."""
+class ClientLauncher:
+    """What the peers' client launchers share: the peer's server launcher says where it is
+    installed; :meth:`argv` how its client script is run."""
 
-    name = "picoquic"
+    name = ""
 
-    def __init__(self) -> None:
-        from .picoquic import PicoquicLauncher
-
-        self.server = PicoquicLauncher()
+    def __init__(self, server: ChildLauncher) -> None:
+        self.server = server
         self._processes: dict[int, ClientProcess] = {}
 
     def missing(self) -> str | None:
         return self.server.missing()
 
-    def argv(self, port: int, actions: tuple[str, ...], size: int) -> list[str]:
-        from .picoquic import SERVER
+    def argv(self, port: int, actions: tuple[str, ...], size: int) -> list[str]:  # pragma: no cover - each peer says
+        raise NotImplementedError
 
-        script = SERVER.with_name("picoquic_client.py")
-        return [str(self.server.python), str(script), "--port", str(port), "--ca", str(certs.default_paths().ca),
-                "--action", ",".join(actions), "--size", str(size), "--timeout", str(CLIENT_SECONDS)]
+    def common_args(self, port: int, actions: tuple[str, ...], size: int) -> list[str]:
+        return ["--port", str(port), "--ca", str(certs.default_paths().ca), "--action", ",".join(actions),
+                "--size", str(size), "--timeout", str(CLIENT_SECONDS)]
 
     async def start_client(self, port: int, actions: Iterable[str], size: int = 1000) -> PeerHandle:
         chosen = normalize_actions(tuple(actions))
@@ -128,8 +127,46 @@ class PicoquicClientLauncher:
             await process.stop()
 
 
+class PicoquicClientLauncher(ClientLauncher):
+    """picoquic's client (through aiopquic, in the picoquic peer's virtualenv)."""
+
+    name = "picoquic"
+
+    def __init__(self) -> None:
+        from .picoquic import PicoquicLauncher
+
+        super().__init__(PicoquicLauncher())
+
+    def argv(self, port: int, actions: tuple[str, ...], size: int) -> list[str]:
+        from .picoquic import SERVER, PicoquicLauncher
+
+        assert isinstance(self.server, PicoquicLauncher)
+        return [str(self.server.python), str(SERVER.with_name("picoquic_client.py")),
+                *self.common_args(port, actions, size)]
+
+
+class QuicheClientLauncher(ClientLauncher):
+    """quiche's client (through @matrixai/quic under Node, in the quiche peer's folder)."""
+
+    name = "quiche"
+
+    def __init__(self) -> None:
+        from .quiche import QuicheLauncher
+
+        super().__init__(QuicheLauncher())
+
+    def argv(self, port: int, actions: tuple[str, ...], size: int) -> list[str]:
+        from .quiche import SERVER, QuicheLauncher
+
+        assert isinstance(self.server, QuicheLauncher)
+        return [shutil.which("node") or "node", str(SERVER.with_name("quiche_client.mjs")),
+                "--modules", str(self.server.folder), *self.common_args(port, actions, size)]
+
+
 def client_launcher(name: str) -> PeerClientLauncher:
     """The client launcher of peer ``name`` (one of :data:`CLIENT_PEERS`)."""
     if name == "picoquic":
         return PicoquicClientLauncher()
+    if name == "quiche":
+        return QuicheClientLauncher()
     raise ValueError(f"no client for peer {name!r} (one of {', '.join(CLIENT_PEERS)})")

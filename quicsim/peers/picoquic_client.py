@@ -44,8 +44,8 @@ def say(**record: Any) -> None:
 
 class PeerClient(QuicConnectionProtocol):  # type: ignore[misc]
     """The n-th stream it opens gets the n-th action: echo sends the request with FIN and
-    reads the answer to its FIN; the abortive ones send the request (stop-sending with
-    FIN) and act at the first bytes of the answer."""
+    reads the answer to its FIN; the abortive ones send the request without FIN and act at
+    the first bytes of the answer."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -121,7 +121,7 @@ async def run(args: argparse.Namespace, menu: tuple[str, ...]) -> int:
             client.actions[sid] = action
             streams.append(sid)
             await client._quic.send_stream_data_drained(sid, payload[:args.size],
-                                                        end_stream=action in ("echo", "stop-sending"))
+                                                        end_stream=action == "echo")
             say(event="sent", stream=sid, bytes=args.size, action=action)
         while not client.terminated and not all(s in client.over for s in streams):
             client.changed.clear()
