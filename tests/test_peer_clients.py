@@ -159,3 +159,27 @@ def test_the_client_menu_is_checked():
         normalize_actions(("echo", "bogus"))
     with pytest.raises(ValueError, match="no client for peer"):
         client_launcher("ngtcp2")
+
+
+def test_a_client_that_gets_no_answer_is_stopped_by_its_pid(peer):
+    """A client whose server never answers (a bound UDP socket that reads nothing) is
+    ended by its process id, and says it stopped."""
+    import os
+    import socket
+
+    async def main():
+        silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        silent.bind(("127.0.0.1", 0))
+        clients = client_launcher(peer)
+        handle = await clients.start_client(silent.getsockname()[1], ("echo",))
+        try:
+            os.kill(handle.pid, 0)  # running, still trying to connect
+        finally:
+            await clients.stop(handle)
+            silent.close()
+        with pytest.raises(ProcessLookupError):
+            os.kill(handle.pid, 0)
+        return handle
+
+    handle = asyncio.run(main())
+    assert handle.saw("stopped") and not handle.saw("done") and not handle.saw("connected"), handle.events

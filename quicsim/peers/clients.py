@@ -11,7 +11,7 @@ from typing import Iterable, Protocol
 
 from .. import certs
 from .handle import PeerHandle, PeerNotInstalled
-from .process import ChildLauncher, PeerProcess
+from .process import START_SECONDS, ChildLauncher, PeerProcess, _parse
 
 __all__ = ["CLIENT_ACTIONS", "CLIENT_CODES", "CLIENT_PEERS", "ClientProcess", "PeerClientLauncher",
            "client_launcher", "normalize_actions"]
@@ -51,7 +51,7 @@ class PeerClientLauncher(Protocol):
 
     async def start_client(self, port: int, actions: Iterable[str], size: int = 1000) -> PeerHandle:
         """Start the client towards 127.0.0.1:``port``, one stream of ``size`` bytes per
-        action; returns at once, the client's reports arriving in the handle's events."""
+        action; returns once it runs, its reports arriving in the handle's events."""
 
     async def wait_client(self, handle: PeerHandle, timeout: float = CLIENT_SECONDS) -> int:
         """Wait until the client exited (bounded; stopped by pid past ``timeout``); its status."""
@@ -61,17 +61,42 @@ class PeerClientLauncher(Protocol):
 
 
 class ClientProcess(PeerProcess):
-    """A client child: nothing to wait for at the start, its reports read as it runs."""
+    """A client child: started once it says so (its signal and stdin handlers are in
+    place, so a stop by pid is heard), its reports read as it runs."""
 
     async def start_client(self, port: int) -> PeerHandle:
         self.proc = await asyncio.create_subprocess_exec(
             # stdin held open: the client ends when it reads its end (this process is gone)
             *self.argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE, env=self.env, start_new_session=True)
-        self.stderr = asyncio.ensure_future(self.proc.stderr.read())  # type: ignore[union-attr]
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        self.stderr = asyncio.ensure_future(self.proc.stderr.read())
         handle = PeerHandle(self.name, self.behaviours, "127.0.0.1", port, self.proc.pid)
+        try:
+            await asyncio.wait_for(self._started_line(handle), START_SECONDS)
+        except BaseException as exc:
+            await self.stop()
+            if isinstance(exc, asyncio.TimeoutError):
+                raise ConnectionError(f"the {self.name} client did not start within {START_SECONDS:g} s") from None
+            raise
         self.reader = asyncio.ensure_future(self._read_reports(handle))
         return handle
+
+    async def _started_line(self, handle: PeerHandle) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        while True:
+            line = await self.proc.stdout.readline()
+            if not line:  # it exited before starting: say what it said
+                err = (await self.stderr).decode(errors="replace").strip() if self.stderr else ""
+                last = err.splitlines()[-1] if err else f"exit status {await self.proc.wait()}"
+                raise ConnectionError(f"the {self.name} client exited before starting: {last}")
+            record = _parse(line)
+            if "error" in record:
+                raise ConnectionError(f"the {self.name} client refused to run: {record['error']}")
+            if record:
+                handle.record(record)
+            if record.get("event") == "started":
+                return
 
     async def wait(self, timeout: float) -> int:
         """The exit status, once every report is read; SIGTERM/SIGKILL past ``timeout``."""

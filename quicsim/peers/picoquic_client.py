@@ -158,6 +158,7 @@ async def main() -> int:
             task.cancel()
 
     loop.add_reader(0, on_stdin)
+    say(event="started", pid=os.getpid())  # the launcher's stop by pid is heard from here on
     try:
         return await asyncio.wait_for(task, args.timeout)
     except asyncio.TimeoutError:

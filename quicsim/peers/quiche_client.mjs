@@ -37,6 +37,7 @@ process.on('SIGTERM', () => { say({ event: 'stopped' }); process.exit(0); });
 process.on('SIGINT', () => { say({ event: 'stopped' }); process.exit(0); });
 process.stdin.on('end', () => { say({ event: 'stopped' }); process.exit(0); });  // the launcher is gone
 process.stdin.resume();
+say({ event: 'started', pid: process.pid });  // the launcher's stop by pid is heard from here on
 
 const quic = await import(pathToFileURL(path.join(args.modules, 'node_modules/@matrixai/quic/dist/index.js')).href);
 const logger = await import(pathToFileURL(path.join(args.modules, 'node_modules/@matrixai/logger/dist/index.js')).href);
