@@ -60,6 +60,11 @@ class PeerClient(QuicConnectionProtocol):  # type: ignore[misc]
         self.over.add(stream_id)
         self.changed.set()
 
+    @property
+    def connection(self) -> Any:
+        """aiopquic's connection object of this protocol (picoquic's, not aioquic's)."""
+        return self._quic
+
     def quic_event_received(self, event: Any) -> None:
         quic = self._quic
         if isinstance(event, HandshakeCompleted):
@@ -117,11 +122,11 @@ async def run(args: argparse.Namespace, menu: tuple[str, ...]) -> int:
         payload = bytes(range(256)) * (args.size // 256 + 1)
         streams = []
         for action in menu:
-            sid = client._quic.get_next_available_stream_id()
+            sid = client.connection.get_next_available_stream_id()
             client.actions[sid] = action
             streams.append(sid)
-            await client._quic.send_stream_data_drained(sid, payload[:args.size],
-                                                        end_stream=action == "echo")
+            await client.connection.send_stream_data_drained(sid, payload[:args.size],
+                                                             end_stream=action == "echo")
             say(event="sent", stream=sid, bytes=args.size, action=action)
         while not client.terminated and not all(s in client.over for s in streams):
             client.changed.clear()
