@@ -75,12 +75,10 @@ class PicoquicLauncher(ChildLauncher):
         """Run :meth:`install_command`; None when the peer runs afterwards, else why not."""
         if find_python312() is None:
             return "no Python >= 3.12 found (aiopquic needs one; set QUICSIM_PEER_PYTHON to one)"
-        done = subprocess.run(self.install_command(), shell=True, capture_output=True, text=True, timeout=600)
+        return self.run_install()
+
+    def forget_found(self) -> None:
         _missing.cache_clear()
-        if done.returncode != 0:
-            last = (done.stderr.strip().splitlines() or ["?"])[-1]
-            return f"{self.install_command()} failed: {last}"
-        return self.missing()
 
     def argv(self, behaviours: tuple[str, ...]) -> list[str]:
         paths = certs.default_paths()

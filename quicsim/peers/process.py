@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
 from typing import Any, Iterable
 
 from .handle import PeerHandle, PeerNotInstalled, normalize_behaviours
@@ -126,6 +127,22 @@ class ChildLauncher:
 
     def env(self) -> dict[str, str]:
         return {**os.environ}
+
+    def install_command(self) -> str:  # pragma: no cover - each peer says
+        raise NotImplementedError
+
+    def run_install(self) -> str | None:
+        """Run :meth:`install_command` (a shell line); None when the peer runs afterwards,
+        else why not, in one line."""
+        done = subprocess.run(self.install_command(), shell=True, capture_output=True, text=True, timeout=600)
+        self.forget_found()
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["?"])[-1]
+            return f"{self.install_command()} failed: {last}"
+        return self.missing()
+
+    def forget_found(self) -> None:
+        """Whatever :meth:`missing` cached is out of date after an install."""
 
     async def start(self, behaviours: Iterable[str]) -> PeerHandle:
         chosen = normalize_behaviours(tuple(behaviours))

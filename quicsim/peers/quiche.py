@@ -41,12 +41,10 @@ class QuicheLauncher(ChildLauncher):
     def install(self) -> str | None:
         if shutil.which("npm") is None:
             return "no npm found (the quiche peer needs Node >= 20 and npm)"
-        done = subprocess.run(self.install_command(), shell=True, capture_output=True, text=True, timeout=600)
+        return self.run_install()
+
+    def forget_found(self) -> None:
         _missing.cache_clear()
-        if done.returncode != 0:
-            last = (done.stderr.strip().splitlines() or ["?"])[-1]
-            return f"{self.install_command()} failed: {last}"
-        return self.missing()
 
     def argv(self, behaviours: tuple[str, ...]) -> list[str]:
         paths = certs.default_paths()
