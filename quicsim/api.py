@@ -10,7 +10,7 @@ import asyncio
 import collections
 import os
 import random
-from typing import TYPE_CHECKING, Any, Callable, Generic, Sequence, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Callable, Generic, Protocol, Sequence, TypeVar, cast, overload
 
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.logger import QuicLogger
@@ -76,6 +76,30 @@ async def wait_or_time_out(future: asyncio.Future[Any], timeout: float | None, w
         return await asyncio.wait_for(future, timeout)
     except asyncio.TimeoutError:
         raise asyncio.TimeoutError(f"timed out after {timeout} s waiting for {what()}") from None
+
+
+class _Connecting(Protocol):
+    async def wait_connected(self, timeout: float | None = ...) -> Any: ...
+
+    def close(self) -> None: ...
+
+
+_Conn = TypeVar("_Conn", bound=_Connecting)
+
+
+async def connected(conn: _Conn, settings: Settings, label: str, host: str, port: int) -> _Conn:
+    """``conn`` once its handshake completed (both backends); closed, and a ConnectionError
+    that says so, when it does not within the handshake idle timeout."""
+    try:
+        await conn.wait_connected(timeout=settings.handshake_idle_timeout_ms / 1000.0)
+    except asyncio.TimeoutError:
+        conn.close()
+        raise ConnectionError(f"{label}: handshake with {host}:{port} timed out after "
+                              f"{settings.handshake_idle_timeout_ms} ms") from None
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
 
 class AcceptBacklog:
@@ -476,16 +500,7 @@ async def connect(
     else:
         await open_client(host, port, configuration, attach)
     conn = holder[0]
-    try:
-        await conn.wait_connected(timeout=settings.handshake_idle_timeout_ms / 1000.0)
-    except asyncio.TimeoutError:
-        conn.close()
-        raise ConnectionError(f"{label}: handshake with {host}:{port} timed out after "
-                              f"{settings.handshake_idle_timeout_ms} ms") from None
-    except BaseException:
-        conn.close()
-        raise
-    return conn
+    return await connected(conn, settings, label, host, port)
 
 
 class Listener:

@@ -14,7 +14,7 @@ import itertools
 from typing import Any, Callable, cast
 
 from ...observer import tell
-from ...api import AcceptBacklog, wait_or_time_out
+from ...api import AcceptBacklog, connected, wait_or_time_out
 from ...core.connection import StatusError
 from ...core.rules import flag_value
 from ...enums import ConnectionEventType, ConnectionShutdownFlags, MAX_VARINT, Status, StreamOpenFlags
@@ -444,13 +444,4 @@ async def connect(host: str, port: int, *, handler: Callable[..., Any] | None = 
     except b.MsQuicError as exc:
         conn.close()
         raise ConnectionError(f"{label}: {exc}") from None
-    try:
-        await conn.wait_connected(timeout=settings.handshake_idle_timeout_ms / 1000.0)
-    except asyncio.TimeoutError:
-        conn.close()
-        raise ConnectionError(f"{label}: handshake with {host}:{port} timed out after "
-                              f"{settings.handshake_idle_timeout_ms} ms") from None
-    except BaseException:
-        conn.close()
-        raise
-    return conn
+    return await connected(conn, settings, label, host, port)
