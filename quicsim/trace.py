@@ -419,33 +419,27 @@ def record_findings(report: dict[str, Any], expect: str, passed: bool, errors: S
     ``error``, ``verdict`` records, read by ``quicsim explain`` and the report) and its qlog
     (``quicsim:<finding>`` events; the qlog files are written then). Returns what could not
     be written (a full disk, say): the verdict stands without it."""
+    # (kind in the trace, kind in the qlog, detail): stalled sends are "stalled_send" in qlog
+    findings: list[tuple[str, str, dict[str, Any]]] = [
+        *(("leak", "leak", leak) for leak in report["leaks"]),
+        *(("violation", "violation", {"text": text}) for text in report["violations"]),
+        *(("stalled", "stalled_send", send) for send in report["stalled"]),
+        *(("error", "error", {"text": text}) for text in errors),
+    ]
     failed: list[str] = []
     if tracer is not None and tracer.failed is None:
         try:
-            for leak in report["leaks"]:
-                tracer.finding("leak", leak)
-            for violation in report["violations"]:
-                tracer.finding("violation", {"text": violation})
-            for send in report["stalled"]:
-                tracer.finding("stalled", send)
-            for text in errors:
-                tracer.finding("error", {"text": text})
+            for kind, _, detail in findings:
+                tracer.finding(kind, detail)
             tracer.finding("verdict", {"expect": expect, "passed": passed})
             tracer.flush()
         except OSError:
             pass  # the tracer stopped and keeps what failed (tracer.failed)
-    if tracer is not None:
-        if tracer.failed is not None:
-            failed.append(f"the trace {tracer.path}: {type(tracer.failed).__name__}: {tracer.failed}")
+    if tracer is not None and tracer.failed is not None:
+        failed.append(f"the trace {tracer.path}: {type(tracer.failed).__name__}: {tracer.failed}")
     if qlog is not None:  # the findings go on qvis's timeline too
-        for leak in report["leaks"]:
-            qlog.finding("leak", leak)
-        for violation in report["violations"]:
-            qlog.finding("violation", {"text": violation})
-        for send in report["stalled"]:
-            qlog.finding("stalled_send", send)
-        for text in errors:
-            qlog.finding("error", {"text": text})
+        for _, kind, detail in findings:
+            qlog.finding(kind, detail)
         try:
             qlog.flush()
         except OSError as exc:
