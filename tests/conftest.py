@@ -54,6 +54,21 @@ async def eventually(predicate, what: str = "the condition", timeout: float = 20
         await asyncio.sleep(0.001)
 
 
+def send_garbage_initials(port: int, count: int) -> None:
+    """``count`` real Initials to 127.0.0.1:``port``, each from a client that never answers."""
+    import socket
+
+    from aioquic.quic.configuration import QuicConfiguration
+    from aioquic.quic.connection import QuicConnection
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for _ in range(count):
+            quic = QuicConnection(configuration=QuicConfiguration(is_client=True, alpn_protocols=["quicsim"]))
+            quic.connect(("127.0.0.1", port), now=0.0)
+            for data, _addr in quic.datagrams_to_send(now=0.0):
+                sock.sendto(data, ("127.0.0.1", port))
+
+
 async def round_trip(conn) -> "quicsim.Stream":
     """A fresh stream started and shut down, waited for to the end: a whole exchange with
     the peer. Before checking that something did *not* happen, this proves the loop, the

@@ -23,7 +23,7 @@ from quicsim.pair import open_pair
 
 import pytest_asyncio
 
-from .conftest import Recorder, eventually, judge, round_trip
+from .conftest import Recorder, eventually, judge, round_trip, send_garbage_initials
 
 pytestmark = pytest.mark.asyncio
 
@@ -213,15 +213,9 @@ async def test_close_from_a_completion_while_closing_still_completes_every_send(
 async def test_listener_keeps_live_connections_only_and_bounds_half_open_ones():
     """A flood of client Initials that never finish their handshake stays bounded, and a
     connection leaves ``listener.connections`` once it reached SHUTDOWN_COMPLETE."""
-    import socket
-
-    from aioquic.quic.configuration import QuicConfiguration
-    from aioquic.quic.connection import QuicConnection
-
     from quicsim.api import MAX_HALF_OPEN
 
     listener = await quicsim.listen()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         client = await quicsim.connect("127.0.0.1", listener.port)
         server = await listener.accept(timeout=5)
@@ -231,20 +225,10 @@ async def test_listener_keeps_live_connections_only_and_bounds_half_open_ones():
         assert listener.connections == []
         client.close()
         sent = MAX_HALF_OPEN + 40
-        for _ in range(sent):  # real Initials from clients that never answer
-            quic = QuicConnection(configuration=QuicConfiguration(is_client=True, alpn_protocols=["quicsim"]))
-            quic.connect(("127.0.0.1", listener.port), now=0.0)
-            for data, _addr in quic.datagrams_to_send(now=0.0):
-                sock.sendto(data, ("127.0.0.1", listener.port))
-
-        async def all_arrived():
-            while listener._count < 1 + sent:  # every Initial has reached the listener
-                await asyncio.sleep(0.01)
-
-        await asyncio.wait_for(all_arrived(), 10)
+        send_garbage_initials(listener.port, sent)
+        await eventually(lambda: listener._count >= 1 + sent, "every Initial to reach the listener", timeout=10)
         assert len(listener.connections) <= MAX_HALF_OPEN
     finally:
-        sock.close()
         listener.close()
 
 

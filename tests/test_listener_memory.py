@@ -8,18 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import socket
 import weakref
 
 import pytest
-from aioquic.quic.configuration import QuicConfiguration
-from aioquic.quic.connection import QuicConnection
 
 import quicsim
 from quicsim import ConnectionEventType, Ledger, SendFlags, Status, StreamEventType, events as ev
 from quicsim.api import MAX_HALF_OPEN, AcceptBacklog
 from quicsim.core import ConnectionCore
 from quicsim.settings import Settings
+
+from .conftest import eventually, send_garbage_initials
 
 
 class _Conn:
@@ -187,23 +186,12 @@ async def test_a_listener_serving_one_connection_after_another_frees_them():
 @pytest.mark.asyncio
 async def test_garbage_initials_are_freed_once_given_up():
     listener = await quicsim.listen(label="junk")
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sent = MAX_HALF_OPEN + 40
     try:
-        for _ in range(sent):  # real Initials from clients that never answer
-            quic = QuicConnection(configuration=QuicConfiguration(is_client=True, alpn_protocols=["quicsim"]))
-            quic.connect(("127.0.0.1", listener.port), now=0.0)
-            for data, _addr in quic.datagrams_to_send(now=0.0):
-                sock.sendto(data, ("127.0.0.1", listener.port))
-
-        async def all_arrived():
-            while listener._count < sent:
-                await asyncio.sleep(0.01)
-
-        await asyncio.wait_for(all_arrived(), 20)
+        send_garbage_initials(listener.port, sent)
+        await eventually(lambda: listener._count >= sent, "every Initial to reach the listener")
         # Only the handshakes still in progress are kept.
         assert _live("junk") <= MAX_HALF_OPEN
     finally:
-        sock.close()
         listener.close()
     assert _live("junk") == 0
