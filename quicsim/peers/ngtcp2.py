@@ -165,7 +165,12 @@ class Ngtcp2Launcher(ChildLauncher):
         htdocs = peers_dir() / "ngtcp2-htdocs"  # empty: every answer is generated (/N)
         htdocs.mkdir(parents=True, exist_ok=True)
         early = ["--early-response"] if "stop-sending" in behaviours else []
-        return [SERVER, *early, "--no-quic-dump", "--no-http-dump", "--htdocs", str(htdocs),
+        # The server reads no input, so it cannot stop at the end of the launcher's pipe as
+        # the other peers' do: util-linux's setpriv (same pid, by exec) has the kernel send
+        # it SIGTERM when the launcher's process is gone.
+        setpriv = shutil.which("setpriv")
+        orphan_guard = [setpriv, "--pdeathsig", "TERM", "--"] if setpriv else []
+        return [*orphan_guard, SERVER, *early, "--no-quic-dump", "--no-http-dump", "--htdocs", str(htdocs),
                 "127.0.0.1", str(port), str(key), str(cert)]
 
     async def start(self, behaviours: Iterable[str]) -> PeerHandle:
