@@ -179,3 +179,13 @@ def test_the_half_open_stream_after_quicsims_reset_is_the_peers(ngtcp2, tmp_path
                                      "RESET_STREAM it never ended its direction"), waits["error"]
     assert "timed out" not in waits["error"] and "not shut down" not in waits["error"]
     assert both["passed"] and both["error"] is None and both["unsettled"] is None, both
+
+
+def test_without_the_server_a_run_is_skipped_with_the_install_command(monkeypatch):
+    from quicsim.peers import ngtcp2 as module
+
+    monkeypatch.setattr(module, "SERVER", "/nonexistent/gtlsserver")
+    spec = load_scenarios([str(REPO / "scenarios" / "send_then_graceful_shutdown.py")])[0]
+    result = run_job(spec, 1, NGTCP2)
+    assert result["skipped"] == ("ngtcp2 peer not installed (no /nonexistent/gtlsserver); install it with: "
+                                 "apt-get install ngtcp2-server ngtcp2-client")
