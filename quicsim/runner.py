@@ -65,8 +65,9 @@ def _error_text(exc: BaseException, spec: ScenarioSpec) -> str:
     return f"{type(exc).__name__}: {message}{where}"
 
 
-def _pending_text(ledger: Ledger, conns: list[Any], pair: Any = None) -> str:
-    """What is still pending; a stream a peer left half-open is named as the peer's doing."""
+def _pending_text(ledger: Ledger, conns: list[Any], pair: Any = None, name_half_open: bool = True) -> str:
+    """What is still pending; a stream a peer left half-open is named as the peer's doing
+    (unless the caller names it itself: ``name_half_open=False``)."""
     pending = ledger.pending_sends()
     parts = []
     if pending:
@@ -79,7 +80,7 @@ def _pending_text(ledger: Ledger, conns: list[Any], pair: Any = None) -> str:
     half_open = peer_pair.half_open() if peer_pair is not None else []
     open_streams = [f"{c.label} stream {s.id}" for c in conns for s in c.core.streams.values()
                     if not _peer_owned(pair, c, s.id, half_open)]
-    if peer_pair is not None and half_open:
+    if peer_pair is not None and half_open and name_half_open:
         parts.append(peer_pair.half_open_text())
     if open_streams:
         parts.append(f"streams not shut down: {', '.join(open_streams[:5])}")
@@ -303,15 +304,12 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
             try:
                 await asyncio.wait_for(spec.fn(context), max(0.01, deadline - loop.time()))
             except asyncio.TimeoutError:
-                pending = _pending_text(ledger, conns, pair)
+                # a stream the peer left half-open is the peer's doing, not a stall of quicsim's
                 peers_doing = pair.half_open_text() if isinstance(pair, PeerPair) else ""
-                if peers_doing:  # the peer's doing, not a stall of quicsim's
-                    pending = "; ".join(p for p in pending.split("; ") if p != peers_doing)
-                    error = (f"{peers_doing} (the scenario body waited {spec.timeout:g} s for it)"
-                             + (f"; {pending}" if pending else ""))
-                else:
-                    error = (f"timed out after {spec.timeout:g} s in the scenario body"
-                             + (f"; {pending}" if pending else ""))
+                pending = _pending_text(ledger, conns, pair, name_half_open=False)
+                error = (f"{peers_doing} (the scenario body waited {spec.timeout:g} s for it)" if peers_doing
+                         else f"timed out after {spec.timeout:g} s in the scenario body") \
+                    + (f"; {pending}" if pending else "")
             except BodyBlocked:
                 if watchdog.blocked is None:  # stopped by Ctrl-C: the cancellation it could not see
                     raise asyncio.CancelledError() from None
