@@ -275,3 +275,19 @@ def test_what_the_log_leaves_uncertain_is_said_in_the_finding(tmp_path):
                for note in notes)
     assert out[-1].endswith("FAILED: 2 accepted, 1 completions (1 acked, 0 canceled), 0 refused, 1 discarded; "
                             "1 lost on 1 stream of 2")
+
+
+def test_a_send_with_no_completion_line_at_all_is_found_by_subtraction(tmp_path):
+    """MsQuic raising nothing at all for a send shows only in the count: accepted minus
+    delivered. The discarded completion and its discard line are taken out of a real log."""
+    name = "b-wait-buf1-run1"
+    lines = _text(name).splitlines(keepends=True)
+    last = _truth(name)["streams"][0]["log_send_complete_lines"][-1]["line"]
+    path = tmp_path / "no-completion.log"
+    path.write_text("".join(lines[: last - 1] + lines[last + 1:]))
+    status, out, _ = _run(str(path))
+    assert status == 1
+    assert out[0].endswith("5 accepted, 4 completions delivered (3 acked, 1 canceled), 0 discarded")
+    assert "  StreamSend #5 (line 1341): no SEND_COMPLETE line at all, and the stream was closed" in out
+    assert out[-1].endswith("FAILED: 5 accepted, 4 completions (3 acked, 1 canceled), 0 refused, 0 discarded; "
+                            "1 lost on 1 stream of 2")

@@ -14,7 +14,9 @@ from ..errors import BadHistory
 from ..ledger import Ledger
 from . import parse as p
 from .history import records
-from .rebuild import Indication, Rebuilt, Send, Stream, status_name
+from .rebuild import Rebuilt, Send, Stream, status_name
+
+OUT_OF_MEMORY = 12
 
 
 @dataclass
@@ -234,6 +236,14 @@ def report_lines(j: Judgment) -> list[str]:
                        f"client_context={leak['client_context']} ({leak['detected']})")
     for text in j.ledger.violations:
         out.append(f"{where}: VIOLATION {text} (the ledger, on the history rebuilt from the log)")
+    for stream in j.rebuilt.streams:
+        for send in stream.sends:
+            if send.status == OUT_OF_MEMORY and send.queuing is not None:
+                # v2.3.5's MsQuicStreamSend sets PENDING only at its end: an allocation that
+                # fails after the request was linked in returns OUT_OF_MEMORY for a queued send.
+                out.append(f"{where}: NOTE StreamSend #{send.index} on {stream.name} (line {send.enter.number}) "
+                           f"returned OUT_OF_MEMORY after 'App queuing send': in v2.3.5 it may be queued all the "
+                           f"same and complete; counted as refused")
     for completion in j.rebuilt.unplaced:
         out.append(f"{where}: UNPLACED {_show(completion.line)}: no stream had a send it could complete")
     if j.early:
