@@ -274,7 +274,7 @@ def test_what_the_log_leaves_uncertain_is_said_in_the_finding(tmp_path):
     assert any("StreamSend #1 was paired by nesting, among 2 open calls of the same function" in note
                for note in notes)
     assert out[-1].endswith("FAILED: 2 accepted, 1 completions (1 acked, 0 canceled), 0 refused, 1 discarded; "
-                            "1 lost on 1 stream of 2")
+                            "1 lost on 1 stream of 2; 1 completion lines placed on their stream by context")
 
 
 def test_a_send_with_no_completion_line_at_all_is_found_by_subtraction(tmp_path):
@@ -291,3 +291,43 @@ def test_a_send_with_no_completion_line_at_all_is_found_by_subtraction(tmp_path)
     assert "  StreamSend #5 (line 1341): no SEND_COMPLETE line at all, and the stream was closed" in out
     assert out[-1].endswith("FAILED: 5 accepted, 4 completions (3 acked, 1 canceled), 0 refused, 0 discarded; "
                             "1 lost on 1 stream of 2")
+
+
+def _many_streams_log(streams: int, lose_last: bool) -> str:
+    """``streams`` streams open at once with two sends each, their completions interleaved
+    (each after a worker line naming its stream); the last completion discarded, if asked."""
+    out = [_line("[conn][0xc1] Created, IsServer=0, CorrelationId=0", "ConnCreated", "connection.c:87")]
+    handles = [f"0x{0x100000 + i:x}" for i in range(streams)]
+    for handle in handles:
+        out += [_line("[ api] Enter 18 (0xc1).", "ApiEnter", "api.c:624"),
+                _line(f"[strm][{handle}] Allocated, Conn=0xc1", "StreamAlloc", "stream.c:40"),
+                _line("[ api] Exit 0", "ApiExitStatus", "api.c:671")]
+        out += [_line(f"[ api] Enter 22 ({handle}).", "ApiEnter", "api.c:1013"),
+                _line(f"[strm][{handle}] App queuing send [10 bytes, 1 buffers, 0x0 flags]", "StreamAppSend",
+                      "api.c:1070"),
+                _line("[ api] Exit 4294967294", "ApiExitStatus", "api.c:1189")] * 2
+    for handle in handles * 2:
+        out += [_line(f"[strm][{handle}] Writing frames to packet 1", "StreamWriteFrames", "stream_send.c:1107"),
+                _line("Indicating QUIC_STREAM_EVENT_SEND_COMPLETE [0x900]", "IndicateSendComplete", "stream_send.c:449")]
+    if lose_last:
+        out.append(_line("Event silently discarded", "EventSilentDiscard", "stream.c:469"))
+    for handle in handles:
+        out += [_line(f"[ api] Enter 19 ({handle}).", "ApiEnter", "api.c:694"), _line("[ api] Exit", "ApiExit", "api.c:784")]
+    out += [_line("[conn][0xc1] Shutdown complete, PeerFailedToAcknowledged=0.", "ConnShutdownComplete", "connection.c:1"),
+            _line("Indicating QUIC_CONNECTION_EVENT_SHUTDOWN_COMPLETE", "IndicateConnectionShutdownComplete",
+                  "connection.c:2")]
+    return "".join(out)
+
+
+@pytest.mark.parametrize("lose_last", [False, True])
+def test_many_streams_at_once_are_placed_by_their_worker_lines(tmp_path, lose_last):
+    path = tmp_path / "many.log"
+    path.write_text(_many_streams_log(300, lose_last))
+    status, out, _ = _run(str(path))
+    summary = (f"600 accepted, {599 if lose_last else 600} completions ({599 if lose_last else 600} acked, "
+               f"0 canceled), 0 refused, {int(lose_last)} discarded; {int(lose_last)} lost on {int(lose_last)} "
+               f"stream{'' if lose_last else 's'} of 300; 599 completion lines placed on their stream by context")
+    assert out[-1] == f"{path}: {'FAILED' if lose_last else 'ok'}: {summary}"
+    assert status == int(lose_last)
+    if lose_last:  # the stream the last worker line named: the last one
+        assert out[0].startswith(f"{path}: LOST 1 of 2 accepted sends on client unstarted stream (0x10012b,")

@@ -263,5 +263,8 @@ def report_lines(j: Judgment) -> list[str]:
     summary = (f"{t.accepted} accepted, {t.delivered} completions ({t.acked} acked, {t.canceled} canceled), "
                f"{t.refused} refused, {t.discarded} discarded; {t.lost} lost on {lost} "
                f"stream{'s' if lost != 1 else ''} of {len(j.rebuilt.streams)}")
+    by_context = sum(1 for stream in j.rebuilt.streams for c in stream.completions if not c.placed_certainly)
+    if by_context:  # (several streams with sends outstanding at once: the log cannot tie them)
+        summary += f"; {by_context} completion lines placed on their stream by context"
     out.append(f"{where}: {'FAILED' if j.failed else 'ok'}: {summary}")
     return out

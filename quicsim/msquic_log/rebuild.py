@@ -86,7 +86,7 @@ class Indication:
     send: Send | None = None  # SEND_COMPLETE: the send it completes, matched in send order
 
 
-@dataclass
+@dataclass(eq=False)  # (one object per lifetime: compared and hashed by identity)
 class Stream:
     """One lifetime of a stream handle (handles come from a pool and are reused)."""
 
@@ -103,6 +103,7 @@ class Stream:
     events: list[Indication] = field(default_factory=list)
     calls: list[Call] = field(default_factory=list)  # StreamStart, StreamShutdown, StreamClose
     open_call: Call | None = None  # the StreamOpen that allocated it (a local stream)
+    owed: int = 0  # StreamSend calls not refused (accepted, or no Exit yet)
     peer_started: p.Line | None = None
 
     @property
@@ -167,6 +168,10 @@ class Rebuilder:
         self.stack: list[Call] = []
         self.enter_sources: dict[str, set[int]] = {}  # file -> source lines of ApiEnter seen
         self.named: dict[str, int] = {}  # stream pointer -> last line naming it
+        self.last_named: Stream | None = None  # the stream the last line naming one named
+        #: streams that may still owe completion lines (an ordered set), kept as lines come:
+        #: a log of thousands of streams is placed line by line without scanning them all
+        self.outstanding: dict[Stream, None] = {}
         self.requests: dict[str, Stream] = {}  # request pointer -> stream, from "queued" to completion
         self.last_indication: Indication | None = None
         self.previous: p.Record | None = None
@@ -193,6 +198,9 @@ class Rebuilder:
         return conn
 
     def _new_stream(self, pointer: str, conn: Connection, line: p.Line) -> Stream:
+        old = self.streams.get(pointer)
+        if old is not None:  # the pool handed the pointer out again: the old stream was freed
+            self.outstanding.pop(old, None)
         stream = Stream(pointer, conn, len(self.all_streams) + 1, line)
         self.streams[pointer] = stream
         self.all_streams.append(stream)
@@ -201,6 +209,14 @@ class Rebuilder:
 
     def _live_streams(self) -> list[Stream]:
         return [s for s in self.streams.values() if s.destroyed is None]
+
+    def _update(self, stream: Stream) -> None:
+        """Keep ``stream`` in :attr:`outstanding` exactly while it may owe completion lines."""
+        if stream.destroyed is None and stream.owed > len(stream.completions) and self.streams.get(
+                stream.pointer) is stream:
+            self.outstanding[stream] = None
+        else:
+            self.outstanding.pop(stream, None)
 
     # ---------------------------------------------------------------- the walk
 
@@ -212,6 +228,8 @@ class Rebuilder:
         handler = getattr(self, "_" + type(record).__name__, None)
         if handler is not None:
             handler(record)
+        if obj is not None and obj[0] == "strm" and obj[1] in self.streams:
+            self.last_named = self.streams[obj[1]]
         if not isinstance(record, (p.IndicateSendComplete, p.IndicateStreamEvent)):
             self.lines_since_indication += 1
         self.previous = record
@@ -238,6 +256,7 @@ class Rebuilder:
         stream = self.streams.get(r.stream)
         if stream is not None:
             stream.destroyed = r.line
+            self._update(stream)
 
     def _ApiEnter(self, r: p.ApiEnter) -> None:
         file, _, src_line = r.line.source.rpartition(":")
@@ -248,6 +267,8 @@ class Rebuilder:
             self.send_ids += 1
             call = Send(r.code, r.line, r.handle, index=len(stream.sends) + 1, send_id=self.send_ids)
             stream.sends.append(call)
+            stream.owed += 1
+            self._update(stream)
         else:
             call = Call(r.code, r.line, r.handle)
             if stream is not None:
@@ -256,6 +277,7 @@ class Rebuilder:
                 self.conns[r.handle].calls.append(call)
         if stream is not None:
             self.named[stream.pointer] = r.line.number
+            self.last_named = stream
         if isinstance(self.previous, (p.IndicateSendComplete, p.IndicateStreamEvent)) and self.last_indication:
             call.in_handler = self.last_indication
         self.stack.append(call)
@@ -278,6 +300,11 @@ class Rebuilder:
             index, how = len(self.stack) - 1, "nesting only (no open call owns its source location)"
         call = self.stack.pop(index)
         call.exit, call.status, call.paired_by = r.line, r.status, how
+        if isinstance(call, Send) and r.status != PENDING:  # refused: owed nothing
+            stream = self.streams.get(call.handle or "")
+            if stream is not None and call in stream.sends:
+                stream.owed -= 1
+                self._update(stream)
 
     def _StreamAppSend(self, r: p.StreamAppSend) -> None:
         call = next((c for c in reversed(self.stack) if isinstance(c, Send) and c.handle == r.stream
@@ -293,11 +320,6 @@ class Rebuilder:
 
     # ---------------------------------------------------------------- placing lines on streams
 
-    def _outstanding(self, stream: Stream) -> int:
-        """Sends that may still owe a completion line: not refused, minus lines placed."""
-        owed = sum(1 for s in stream.sends if s.status is None or s.status == PENDING)
-        return owed - len(stream.completions)
-
     def _nearest(self, streams: Iterable[Stream]) -> Stream | None:
         best, best_line = None, -1
         for stream in streams:
@@ -308,15 +330,16 @@ class Rebuilder:
 
     def _place_send_line(self, request: str) -> tuple[Stream | None, str, bool]:
         """The stream of a line about a send request (queued, SEND_COMPLETE), and how it was placed."""
-        candidates = [s for s in self._live_streams() if self._outstanding(s) > 0]
+        candidates = self.outstanding
         if len(candidates) == 1:
-            return candidates[0], "the only stream with sends outstanding", True
+            return next(iter(candidates)), "the only stream with sends outstanding", True
         if not candidates:
             return None, "no stream has sends outstanding", False
         known = self.requests.get(request)
         if known is not None and known in candidates:
             return known, f"its request {request} was queued on this stream", False
-        nearest = self._nearest(candidates)
+        named = self.last_named
+        nearest = named if named is not None and named in candidates else self._nearest(candidates)
         return nearest, (f"the nearest line naming a stream with sends outstanding (line "
                          f"{self.named.get(nearest.pointer) if nearest else '?'}), among {len(candidates)}"), False
 
@@ -334,6 +357,7 @@ class Rebuilder:
             self.unplaced.append(indication)
         else:
             stream.completions.append(indication)
+            self._update(stream)
         self._indicated(indication)
 
     def _IndicateStreamEvent(self, r: p.IndicateStreamEvent) -> None:
@@ -343,7 +367,8 @@ class Rebuilder:
         if stream is not None:
             indication.placed_by = "its line names it"
         else:
-            stream = self._nearest(self._live_streams())
+            named = self.last_named
+            stream = named if named is not None and named.destroyed is None else self._nearest(self._live_streams())
             indication.placed_by = "the nearest line naming a stream"
             indication.placed_certainly = False
         if stream is not None:
