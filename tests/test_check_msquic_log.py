@@ -331,3 +331,48 @@ def test_many_streams_at_once_are_placed_by_their_worker_lines(tmp_path, lose_la
     assert status == int(lose_last)
     if lose_last:  # the stream the last worker line named: the last one
         assert out[0].startswith(f"{path}: LOST 1 of 2 accepted sends on client unstarted stream (0x10012b,")
+
+
+def _edited(tmp_path: Path, name: str, edit) -> Path:
+    lines = _text(name).splitlines(keepends=True)
+    path = tmp_path / f"{name}-edited.log"
+    path.write_text("".join(edit(lines)))
+    return path
+
+
+def test_a_discard_a_line_away_from_its_indicating_line_is_taken_and_said(tmp_path):
+    discard = _truth("d-close-buf1-run1")["streams"][0]["log_send_complete_lines"][-1]["line"] + 1  # 950
+    other = "[conn][0x55e479c21100] Scheduling: 1 [ConnScheduleState:src/core/worker.c:232]\n"
+    path = _edited(tmp_path, "d-close-buf1-run1", lambda lines: lines[: discard - 1] + [other] + lines[discard - 1:])
+    status, out, _ = _run(str(path))
+    assert status == 1 and any(": LOST 1 of 2 accepted sends" in line for line in out)
+    assert ("  uncertain: 'Event silently discarded' at line 951 comes 1 lines after the Indicating line at 949: "
+            "taken as that event's (another thread's lines may lie between)") in out
+
+
+def test_a_discard_with_nothing_to_pair_with_is_noted(tmp_path):
+    stray = "Event silently discarded [EventSilentDiscard:src/core/stream.c:469]\n"
+    path = _edited(tmp_path, "a-buf1-run1", lambda lines: [lines[0], stray] + lines[1:])
+    status, out, _ = _run(str(path))
+    assert status == 0
+    assert out[0] == f"{path}: NOTE line 2: Event silently discarded: no Indicating line before it to pair with"
+
+
+def test_a_send_refused_with_out_of_memory_after_queuing_is_noted(tmp_path):
+    exit_line = _truth("a-buf1-run1")["streams"][0]["log_streamsend_calls"][-1]["exit_line"]
+
+    def edit(lines: list[str]) -> list[str]:
+        assert lines[exit_line - 1].startswith("[ api] Exit 4294967294 ")
+        lines[exit_line - 1] = lines[exit_line - 1].replace("Exit 4294967294", "Exit 12")
+        return lines
+
+    status, out, _ = _run(str(_edited(tmp_path, "a-buf1-run1", edit)))
+    assert any(": NOTE StreamSend #4 on client stream 0" in line and "returned OUT_OF_MEMORY after 'App queuing "
+               "send'" in line for line in out)
+    # Counted as refused; its completion line is then one the ledger finds no send for.
+    assert "3 accepted" in out[-1] and "1 refused" in out[-1] and status == 1
+
+
+def test_to_trace_into_a_folder_is_one_line_and_status_2(tmp_path, capsys):
+    assert cli_main(["check", "--msquic-log", str(LOGS / "a-buf1-run1.log.gz"), "--to-trace", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == f"quicsim: error: --to-trace {tmp_path}: is a folder, expected a file\n"

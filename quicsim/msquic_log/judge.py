@@ -128,7 +128,7 @@ def _evidence(stream: Stream, lost: list[Send]) -> tuple[list[str], list[str]]:
         completion = send.completion
         if completion is None:
             lines.append(f"StreamSend #{send.index} (line {send.enter.number}): no SEND_COMPLETE line at all, and "
-                         f"the stream {_end(stream)}")
+                         f"{_end(stream)}")
             continue
         lines.append(f"{_show(completion.line)}  <- completes send #{send.index} "
                      f"({'canceled' if completion.canceled else 'acked'})")
@@ -160,10 +160,13 @@ def _evidence(stream: Stream, lost: list[Send]) -> tuple[list[str], list[str]]:
 
 def _end(stream: Stream) -> str:
     if stream.closed() is not None:
-        return "was closed"
+        return "the stream was closed"
+    shutdown = stream.shutdown_complete()
+    if shutdown is not None:
+        return f"the stream's SHUTDOWN_COMPLETE was raised (line {shutdown.line.number}, placed by context)"
     if stream.destroyed is not None:
-        return f"was freed (line {stream.destroyed.number})"
-    return "'s connection reached SHUTDOWN_COMPLETE"
+        return f"the stream was freed (line {stream.destroyed.number})"
+    return "the stream's connection reached SHUTDOWN_COMPLETE"
 
 
 def _replay(history: list[dict[str, Any]], where: str) -> Ledger:
@@ -244,6 +247,8 @@ def report_lines(j: Judgment) -> list[str]:
                 out.append(f"{where}: NOTE StreamSend #{send.index} on {stream.name} (line {send.enter.number}) "
                            f"returned OUT_OF_MEMORY after 'App queuing send': in v2.3.5 it may be queued all the "
                            f"same and complete; counted as refused")
+    for line in j.rebuilt.stray_discards:
+        out.append(f"{where}: NOTE {_show(line)}: no Indicating line before it to pair with")
     for completion in j.rebuilt.unplaced:
         out.append(f"{where}: UNPLACED {_show(completion.line)}: no stream had a send it could complete")
     if j.early:

@@ -117,11 +117,16 @@ class Stream:
     def closed(self) -> Call | None:
         return next((c for c in self.calls if c.code == p.API_STREAM_CLOSE and c.exit is not None), None)
 
+    def shutdown_complete(self) -> Indication | None:
+        """Its SHUTDOWN_COMPLETE, delivered (placed by context: the line names no stream)."""
+        return next((e for e in self.events if e.event == "SHUTDOWN_COMPLETE" and e.discarded is None), None)
+
     @property
     def ended(self) -> bool:
-        """Nothing more can be delivered: StreamClose returned, the stream was freed or its
-        connection's SHUTDOWN_COMPLETE was raised."""
-        return (self.closed() is not None or self.destroyed is not None
+        """Every completion is owed by now (the ledger's rule): StreamClose returned, the
+        stream's SHUTDOWN_COMPLETE was raised, it was freed, or its connection's
+        SHUTDOWN_COMPLETE was raised."""
+        return (self.closed() is not None or self.destroyed is not None or self.shutdown_complete() is not None
                 or self.conn.shutdown_complete is not None)
 
 
