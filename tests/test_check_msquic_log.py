@@ -376,3 +376,23 @@ def test_a_send_refused_with_out_of_memory_after_queuing_is_noted(tmp_path):
 def test_to_trace_into_a_folder_is_one_line_and_status_2(tmp_path, capsys):
     assert cli_main(["check", "--msquic-log", str(LOGS / "a-buf1-run1.log.gz"), "--to-trace", str(tmp_path)]) == 2
     assert capsys.readouterr().err == f"quicsim: error: --to-trace {tmp_path}: is a folder, expected a file\n"
+
+
+def test_a_never_started_stream_never_closed_loses_its_send_at_the_logs_end(tmp_path):
+    """Program e without its StreamClose (lines 1416-1432): MsQuic cancels a never-started
+    stream's sends only at StreamClose, so the connection's end does not settle them; the
+    log's end does, as the ledger's teardown does."""
+    path = _edited(tmp_path, "e-buf1-run1", lambda lines: lines[:1415] + lines[1432:])
+    judgment = read(str(path))
+    (leak,) = judgment.ledger.leaks
+    assert leak["detected"] == "on a never-started stream whose handle was never closed"
+    status, out, _ = _run(str(path))
+    assert status == 1
+    assert out[0].startswith(f"{path}: LOST 1 of 1 accepted sends on client unstarted stream (0x557cc45fb450,")
+    assert "  StreamSend #1 (line 912): no SEND_COMPLETE line at all, and the log ends with the stream never closed" \
+        in out
+    # Cut before the connection's end instead, the same send is pending, not lost.
+    cut = _edited(tmp_path, "e-buf1-run1", lambda lines: lines[:1415])
+    status, out, _ = _run(str(cut))
+    assert status == 1 and not any(": LOST " in line for line in out)
+    assert any(": PENDING send #1 on client unstarted stream" in line for line in out)

@@ -129,8 +129,10 @@ def _completion(stream: Stream, completion: Indication) -> tuple[int, dict[str, 
     return _record("event", "SEND_COMPLETE", stream.conn, stream, completion.line, **fields)
 
 
-def records(rebuilt: Rebuilt, where: str) -> list[dict[str, Any]]:
-    """The history's records in log order, after a ``source`` record saying what they are."""
+def records(rebuilt: Rebuilt, where: str, ended: bool = True) -> list[dict[str, Any]]:
+    """The history's records in log order, after a ``source`` record saying what they are;
+    for a log that ran to its end, a last ``teardown`` record: the ledger judges there what
+    the application left (sends on a never-started stream it never closed)."""
     out: list[tuple[int, dict[str, Any]]] = []
     for stream in rebuilt.streams:
         out += _stream_records(stream)
@@ -144,7 +146,8 @@ def records(rebuilt: Rebuilt, where: str) -> list[dict[str, Any]]:
     head = {"kind": "source", "name": "msquic-log", "file": where,
             "note": "t is the log line number (the log has no clock); client_context #k is the k-th StreamSend "
                     "on its stream (the log prints no client context)"}
-    return [head] + [record for _, record in out]
+    tail = [{"kind": "teardown", "t": float(out[-1][0]) if out else 0.0}] if ended else []
+    return [head] + [record for _, record in out] + tail
 
 
 def write(file: TextIO, history: list[dict[str, Any]], findings: list[dict[str, Any]]) -> None:

@@ -74,7 +74,9 @@ def _show(line: p.Line) -> str:
     return f"line {line.number}: {line.message}"
 
 
-def _counts(stream: Stream) -> tuple[Counts, list[Send], list[Send]]:
+def _counts(stream: Stream, log_ended: bool) -> tuple[Counts, list[Send], list[Send]]:
+    """The stream's counts, its lost sends and those still pending. In a log that ran to its
+    end nothing is pending: a send never completed there is lost (the ledger's teardown)."""
     counts = Counts()
     lost: list[Send] = []
     pending: list[Send] = []
@@ -93,7 +95,7 @@ def _counts(stream: Stream) -> tuple[Counts, list[Send], list[Send]]:
                 counts.canceled += 1
             else:
                 counts.acked += 1
-        elif completion is not None or stream.ended:
+        elif completion is not None or stream.ended or log_ended:
             lost.append(send)  # discarded, or never indicated on a stream that can raise no more
         else:
             pending.append(send)
@@ -166,7 +168,9 @@ def _end(stream: Stream) -> str:
         return f"the stream's SHUTDOWN_COMPLETE was raised (line {shutdown.line.number}, placed by context)"
     if stream.destroyed is not None:
         return f"the stream was freed (line {stream.destroyed.number})"
-    return "the stream's connection reached SHUTDOWN_COMPLETE"
+    if stream.stream_id is not None and stream.conn.shutdown_complete is not None:
+        return "the stream's connection reached SHUTDOWN_COMPLETE"
+    return "the log ends with the stream never closed"
 
 
 def _replay(history: list[dict[str, Any]], where: str) -> Ledger:
@@ -203,19 +207,20 @@ def _early(rebuilt: Rebuilt, source: p.Source) -> list[str]:
 def judge(rebuilt: Rebuilt, source: p.Source, where: str) -> Judgment:
     streams = []
     total = Counts()
+    early = _early(rebuilt, source)
     for stream in rebuilt.streams:
-        counts, lost, pending = _counts(stream)
+        counts, lost, pending = _counts(stream, not early)
         total.add(counts)
         judgment = StreamJudgment(stream, counts, lost, pending)
         if lost:
             judgment.lines, judgment.notes = _evidence(stream, lost)
         streams.append(judgment)
-    history = records(rebuilt, where)
+    history = records(rebuilt, where, ended=not early)
     ledger = _replay(history, where)
     last = float(source.lines)
     findings = ([{"kind": "leak", **leak, "t": last} for leak in ledger.leaks]
                 + [{"kind": "violation", "text": text, "t": last} for text in ledger.violations])
-    return Judgment(where, source, rebuilt, streams, total, history, ledger, findings, _early(rebuilt, source))
+    return Judgment(where, source, rebuilt, streams, total, history, ledger, findings, early)
 
 
 def report_lines(j: Judgment) -> list[str]:

@@ -124,10 +124,11 @@ class Stream:
     @property
     def ended(self) -> bool:
         """Every completion is owed by now (the ledger's rule): StreamClose returned, the
-        stream's SHUTDOWN_COMPLETE was raised, it was freed, or its connection's
-        SHUTDOWN_COMPLETE was raised."""
+        stream's SHUTDOWN_COMPLETE was raised, it was freed, or, once it started, its
+        connection's SHUTDOWN_COMPLETE was raised (a never-started stream's sends wait for
+        StreamClose: MsQuic cancels them there)."""
         return (self.closed() is not None or self.destroyed is not None or self.shutdown_complete() is not None
-                or self.conn.shutdown_complete is not None)
+                or (self.conn.shutdown_complete is not None and self.stream_id is not None))
 
 
 @dataclass
