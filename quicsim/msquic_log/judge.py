@@ -66,7 +66,7 @@ class Judgment:
 
     @property
     def failed(self) -> bool:
-        return bool(self.early or self.ledger.violations or any(j.lost for j in self.streams)
+        return bool(self.early or self.ledger.leaks or self.ledger.violations or any(j.lost for j in self.streams)
                     or self.rebuilt.unplaced)
 
 
