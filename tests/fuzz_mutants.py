@@ -70,7 +70,7 @@ def slow_start() -> None:
     import. The start is not the first run's time."""
     import time
 
-    time.sleep(1.5)
+    time.sleep(4.0)
 
 
 #: the file whose creation marks :func:`killed_once`'s one death (set in the test's workers)
