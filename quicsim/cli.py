@@ -42,6 +42,8 @@ if TYPE_CHECKING:
     from .fuzz.campaign import CampaignResult
 
 _N = TypeVar("_N", int, float)
+#: a fuzz campaign that lost its Dask scheduler before doing what was asked (and found nothing)
+_INCOMPLETE = 2
 
 
 class _Parser(argparse.ArgumentParser):
@@ -499,7 +501,7 @@ def _fuzz(args: argparse.Namespace) -> int:
         print(json.dumps(_campaign_json(result, faults) | {"swarm": args.swarm}))
         if result.interrupted:
             return interrupt.EXIT_STATUS
-        return 1 if result.failures else 0
+        return 1 if result.failures else _INCOMPLETE if result.stopped_why else 0
     out.print(f"runs: {result.runs} (seeds {result.seeds}) in {result.elapsed:.1f} s, "
               f"{result.runs / max(result.elapsed, 1e-9):.1f} runs/s; API operations: {result.ops}"
               + (f"; swarm runs: {args.swarm:.0%}" if args.swarm else "")
@@ -525,7 +527,8 @@ def _fuzz(args: argparse.Namespace) -> int:
             out.print(line, markup=False)
     if not result.failures:
         out.print("failures: none")
-        return interrupt.EXIT_STATUS if result.interrupted else 0
+        # a campaign cut short by a lost scheduler did not do what was asked: not a pass
+        return interrupt.EXIT_STATUS if result.interrupted else _INCOMPLETE if result.stopped_why else 0
     out.print(f"failures: {sum(result.failures.values())} "
               f"({', '.join(f'{sig} x{n}' for sig, n in result.failures.most_common())})")
     for finding in result.findings:

@@ -82,3 +82,5 @@ def test_a_scheduler_killed_mid_campaign_is_one_line_and_the_partial_summary(tmp
     first = stdout.splitlines()[0]
     assert first.startswith("runs: ") and first.endswith("; stopped early: lost the connection to the scheduler")
     assert int(first.split()[1]) >= 1 and "failures: none" in stdout  # what finished is reported
+    # not a pass: the campaign did not do what was asked
+    assert fuzz.returncode == 2, (fuzz.returncode, stdout)
