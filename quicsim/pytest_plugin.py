@@ -459,7 +459,7 @@ class ScenarioItem(pytest.Item):
     def runtest(self) -> None:
         result = run_job(self.spec, self.seed, _run_options(self.config))
         if result.get("skipped"):
-            pytest.skip(f"{result.get('peer') or result['backend']}: {result['skipped']}")
+            pytest.skip(f"{result.get('peer') or result.get('peer_client') or result['backend']}: {result['skipped']}")
         if not result["passed"]:
             lines = [f"scenario {self.spec.name} (seed {self.seed}, expect {self.spec.expect}) failed"]
             if result["error"]:
