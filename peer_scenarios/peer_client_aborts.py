@@ -46,32 +46,31 @@ class Answers:
             self.accepted.append(context)
 
     def on_stream(self, stream: Stream, event: AnyStreamEvent) -> None:
-        kind = event.type
-        if kind is StreamEventType.RECEIVE:
+        if event.type is StreamEventType.RECEIVE:
             data = b"".join(bytes(b) for b in event.buffers)
             if data and stream.id == HELD_STREAM and not {0, 4, 8} <= self.send_done:
                 self.held.append((stream, data))
             elif data:
                 self.send(stream, data * ANSWER_FACTOR)
-        elif kind is StreamEventType.PEER_SEND_SHUTDOWN:
+        elif event.type is StreamEventType.PEER_SEND_SHUTDOWN:
             self.peer_finished.add(stream.id or 0)
             self.send(stream, b"", SendFlags.FIN)
-        elif kind is StreamEventType.SEND_COMPLETE:
+        elif event.type is StreamEventType.SEND_COMPLETE:
             self.completions[event.client_context] += 1
             if event.canceled:
                 self.canceled.add(event.client_context)
             elif stream.id not in self.peer_finished and self.more[stream.id or 0] < MAX_MORE:
                 self.more[stream.id or 0] += 1
                 self.send(stream, bytes(MORE_CHUNK))
-        elif kind is StreamEventType.SEND_SHUTDOWN_COMPLETE:
+        elif event.type is StreamEventType.SEND_SHUTDOWN_COMPLETE:
             self.send_done.add(stream.id or 0)
             if {0, 4, 8} <= self.send_done:
                 for held, data in self.held:  # the first three are over: now the close
                     self.send(held, data * ANSWER_FACTOR)
                 self.held.clear()
-        elif kind is StreamEventType.PEER_RECEIVE_ABORTED:
+        elif event.type is StreamEventType.PEER_RECEIVE_ABORTED:
             self.seen.append(("stop-sending", event.error_code))
-        elif kind is StreamEventType.PEER_SEND_ABORTED:
+        elif event.type is StreamEventType.PEER_SEND_ABORTED:
             self.seen.append(("reset", event.error_code))
             stream.shutdown(StreamShutdownFlags.ABORT_SEND, event.error_code)
 

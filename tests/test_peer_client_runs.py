@@ -229,3 +229,23 @@ def test_a_quicsim_send_that_reaches_nobody_is_not_blamed_on_the_peer(tmp_path, 
     assert not result["passed"] and result["error"].startswith("TimeoutError"), result
     assert "peer's doing" not in result["error"] and "peer_silence" not in result, result
     assert "1 sends pending" in result["error"], result["error"]
+
+
+def test_quiches_silence_in_shutdown_then_send_same_tick_is_named_as_the_peers():
+    """The real case: against quiche, seed 2 of shutdown_then_send_same_tick loses two of
+    quiche's datagrams and quiche never sends the echo's FIN. Still a failure, but the
+    verdict says it is the peer that went quiet (when the seed does not fail, the run
+    passed and there is nothing to attribute)."""
+    missing = launcher("quiche").missing()
+    if missing is not None:
+        pytest.skip(missing)
+    root = Path(__file__).resolve().parent.parent
+    [spec] = [s for s in load_scenarios([str(root / "scenarios")]) if s.name == "shutdown_then_send_same_tick"]
+    result = run_job(spec, 2, RunOptions(peer="quiche"))
+    if result["passed"]:
+        assert "peer_silence" not in result, result
+        return
+    silence = result["peer_silence"]
+    assert silence["unfinished_streams"] == [0] and silence["quicsim_pending_sends"] == 0, silence
+    assert silence["silent_seconds"] >= 10, silence
+    assert "the peer's doing: peer quiche sent nothing for the last" in result["error"], result["error"]
