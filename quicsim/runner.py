@@ -29,7 +29,7 @@ from .peers.silence import PeerSilence
 from .settings import Settings
 from .pair import TEARDOWN_SECONDS, VIRTUAL_TEARDOWN_SECONDS, Pair, open_pair
 from .run_options import RunOptions as RunOptions  # (its home before run_options: still importable here)
-from .scenario_spec import ScenarioContext, ScenarioSpec
+from .scenario_spec import NotQuicsims, ScenarioContext, ScenarioSpec
 from .send_order import send_name
 from .core.state import StateError
 from .settings import check_faults
@@ -166,7 +166,7 @@ def needs_quicsim_client(spec: ScenarioSpec, options: RunOptions) -> str | None:
     """Why ``spec`` cannot run with a foreign client (None when it can)."""
     if options.backend == "msquic":
         return "--backend msquic runs the library on both ends; a peer's client replaces quicsim's client"
-    if _uses_names(spec.fn.__code__, {"client"}):
+    if _uses_names(spec.fn.__code__, {"client"}, spec.fn.__globals__):
         return "its body uses ctx.client (quicsim's client)"
     if transport_for(spec, options) == "memory":
         return "it runs on the in-memory link (a peer is a real process on loopback UDP)"
@@ -183,7 +183,7 @@ def needs_quicsim_server(spec: ScenarioSpec, options: RunOptions) -> str | None:
         return "--backend msquic runs the library on both ends; a peer replaces the server"
     if spec.server is not None:
         return "it answers with quicsim's server handler (server=)"
-    if _uses_server(spec.fn.__code__):
+    if _uses_names(spec.fn.__code__, {"server", "listener"}, spec.fn.__globals__):
         return "its body uses ctx.server or ctx.listener (quicsim's server)"
     if transport_for(spec, options) == "memory":
         return "it runs on the in-memory link (a peer is a real process on loopback UDP)"
@@ -192,16 +192,21 @@ def needs_quicsim_server(spec: ScenarioSpec, options: RunOptions) -> str | None:
     return None
 
 
-def _uses_server(code: Any) -> bool:
-    """Whether a function (or one defined in it) reads ``.server`` or ``.listener``."""
-    return _uses_names(code, {"server", "listener"})
-
-
-def _uses_names(code: Any, names: set[str]) -> bool:
-    """Whether a function (or one defined in it) reads an attribute or global of ``names``."""
+def _uses_names(code: Any, names: set[str], module: dict[str, Any] | None = None,
+                seen: set[Any] | None = None) -> bool:
+    """Whether a function (or one defined in it, or a function of its own module it calls:
+    ``module`` is its globals) reads an attribute or global of ``names``."""
+    seen = set() if seen is None else seen
+    if code in seen:
+        return False
+    seen.add(code)
     if names & set(code.co_names):
         return True
-    return any(_uses_names(const, names) for const in code.co_consts if hasattr(const, "co_names"))
+    inner = [const for const in code.co_consts if hasattr(const, "co_names")]
+    if module is not None:  # helpers of the scenario's file (``await _story(ctx, ...)``)
+        inner += [obj.__code__ for name in code.co_names if callable(obj := module.get(name))
+                  and getattr(obj, "__globals__", None) is module and hasattr(obj, "__code__")]
+    return any(_uses_names(c, names, module, seen) for c in inner)
 
 
 def run_job(spec: ScenarioSpec, seed: int, options: RunOptions | None = None) -> dict[str, Any]:
@@ -309,6 +314,7 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
                               loop.time)
         network.listeners.append(silence.on_network)
     peer_silence: dict[str, Any] | None = None
+    skipped: str | None = None
     try:
         if peer is not None:
             pair = await open_peer_pair(peer, spec.peer_behaviour, network=network, seed=seed,
@@ -347,6 +353,8 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
             except BodyBlocked:
                 if watchdog.blocked is None:  # stopped by Ctrl-C: the cancellation it could not see
                     raise asyncio.CancelledError() from None
+            except NotQuicsims as exc:  # reached through a function the checks above did not see
+                skipped = f"its body uses ctx.{exc.what} (quicsim's {exc.side}), which this run's peer replaces"
             except Exception as exc:
                 error = _error_text(exc, spec)
         if watchdog.blocked is not None:
@@ -359,7 +367,7 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
             peer_silence = silence.judge(ours, sum(1 for p in ledger.pending_sends() if p["connection"] == ours.label))
             if peer_silence is not None and error is not None:
                 error += f"; the peer's doing: {peer_silence['text']}"
-        if error is None:  # a body that failed is judged at once: nothing to wait for
+        if error is None and skipped is None:  # a body that failed is judged at once: nothing to wait for
             # Liveness first (heal the network, give every send a deadline, report what is
             # still pending as stalled), then a bounded settle before the teardown.
             await liveness_phase(ledger, network,
@@ -406,7 +414,9 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
         outcome = recorder.outcome({"leaks": report["leaks"], "error": error})
         if outcome not in spec.expect_outcomes and error is None:
             error = f"outcome not in expect_outcomes: {outcome}"
-    if spec.expect == "ok":
+    if skipped is not None:
+        passed = error is None
+    elif spec.expect == "ok":
         passed = error is None and report["ok"]
     elif spec.expect == "leak":
         passed = error is None and bool(report["leaks"])
@@ -442,6 +452,7 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
         "peer": peer,
         "peer_client": peer_client,
         **({"peer_silence": peer_silence} if peer_silence is not None else {}),
+        **({"skipped": skipped} if skipped is not None else {}),
         **({"peer_events": context.peer.events} if context is not None and context.peer is not None else {}),
         "connected": pair is not None,  # False: the handshake never completed (no body ran)
         **({"outcome": outcome} if outcome is not None else {}),

@@ -223,6 +223,15 @@ def scenario(
     return decorate
 
 
+class NotQuicsims(AttributeError):
+    """``ctx.client`` (``ctx.server``, ``ctx.listener``) in a run where a foreign peer is
+    that end: the runner skips the run, saying so."""
+
+    def __init__(self, what: str, side: str, peer: str) -> None:
+        super().__init__(f"ctx.{what}: this run's {side} is the {peer} peer, not quicsim's (use ctx.peer)")
+        self.what, self.side = what, side
+
+
 class ScenarioContext:
     """What a scenario function gets: the connected pair, the live network, the ledger."""
 
@@ -250,27 +259,25 @@ class ScenarioContext:
     def client(self) -> Connection:
         """quicsim's client connection; a run against a foreign client has none (ctx.peer)."""
         if self._client is None:
-            name = self.peer.name if self.peer is not None else "a foreign stack"
-            raise AttributeError(f"ctx.client: this run's client is the {name} peer, not quicsim's (use ctx.peer)")
+            raise NotQuicsims("client", "client", self.peer.name if self.peer is not None else "a foreign stack")
         return self._client
 
     @property
     def server(self) -> Connection:
         """quicsim's server connection; a run against a foreign peer has none (ctx.peer)."""
         if self._server is None:
-            raise AttributeError(self._no_server("server"))
+            raise self._no_server("server")
         return self._server
 
     @property
     def listener(self) -> Listener:
         """quicsim's listener; a run against a foreign peer has none (ctx.peer)."""
         if self._listener is None:
-            raise AttributeError(self._no_server("listener"))
+            raise self._no_server("listener")
         return self._listener
 
-    def _no_server(self, what: str) -> str:
-        name = self.peer.name if self.peer is not None else "a foreign stack"
-        return f"ctx.{what}: this run's server is the {name} peer, not quicsim's (use ctx.peer)"
+    def _no_server(self, what: str) -> NotQuicsims:
+        return NotQuicsims(what, "server", self.peer.name if self.peer is not None else "a foreign stack")
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)

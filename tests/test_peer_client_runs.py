@@ -119,6 +119,13 @@ def test_scenarios_that_need_quicsims_client_are_skipped_saying_why(tmp_path):
         @scenario
         async def server_only(ctx):
             await ctx.server.wait_shutdown_complete(timeout=1)
+
+        async def _helper(ctx):
+            ctx.client.open_stream()
+
+        @scenario
+        async def through_a_helper(ctx):
+            await _helper(ctx)
         """)
     options = RunOptions(peer_client="picoquic")
     reasons = {s.name: needs_quicsim_client(s, options) for s in specs}
@@ -128,6 +135,7 @@ def test_scenarios_that_need_quicsims_client_are_skipped_saying_why(tmp_path):
         "client_settings": "it sets the client's settings (quicsim's client)",
         "client_faults": "it injects faults into quicsim's client",
         "server_only": None,
+        "through_a_helper": "its body uses ctx.client (quicsim's client)",
     }
     skipped = run_job(specs[0], 1, options)
     assert skipped["passed"] and skipped["skipped"] == reasons["uses_client"]
@@ -249,3 +257,20 @@ def test_quiches_silence_in_shutdown_then_send_same_tick_is_named_as_the_peers()
     assert silence["unfinished_streams"] == [0] and silence["quicsim_pending_sends"] == 0, silence
     assert silence["silent_seconds"] >= 10, silence
     assert "the peer's doing: peer quiche sent nothing for the last" in result["error"], result["error"]
+
+
+def test_a_body_that_reaches_ctx_client_unseen_is_skipped_when_it_does(tmp_path):
+    if client_launcher("picoquic").missing() is not None:
+        pytest.skip(client_launcher("picoquic").missing())
+    [spec] = _load(tmp_path, """
+        from quicsim import scenario
+
+        @scenario(peer_client="picoquic")
+        async def hidden(ctx):
+            await ctx.peer.wait_event("connected")
+            getattr(ctx, "cli" + "ent").open_stream()   # no check can see this one
+        """)
+    assert needs_quicsim_client(spec, RunOptions()) is None
+    result = run_job(spec, 1)
+    assert result["passed"] and result["error"] is None, result
+    assert result["skipped"] == "its body uses ctx.client (quicsim's client), which this run's peer replaces"
