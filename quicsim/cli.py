@@ -146,7 +146,11 @@ def build_parser() -> _Parser:
 
     check = sub.add_parser("check", help="re-judge recorded traces offline with the ledger (exit 1: leak, violation or "
                                          "a history that ends early)")
-    check.add_argument("trace", nargs="+", metavar="TRACE", help="JSON Lines histories (quicsim run --trace DIR)")
+    check.add_argument("trace", nargs="*", metavar="TRACE", help="JSON Lines histories (quicsim run --trace DIR)")
+    check.add_argument("--msquic-log", metavar="FILE", help="judge a real MsQuic application's stdout log instead "
+                                                            "(plain or .gz; - reads stdin)")
+    check.add_argument("--to-trace", metavar="OUT", help="with --msquic-log: also write the log's history as a "
+                                                         "JSON Lines trace, for quicsim explain")
 
     backends = sub.add_parser("backends", help="what can run the MsQuic-style API here: the simulator, the real "
                                                "libmsquic (and its version)")
@@ -657,6 +661,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "explain":
             return _explain(args)
         if args.command == "check":
+            if args.msquic_log is not None or args.to_trace is not None:
+                from .msquic_log.command import from_args
+                return from_args(args.msquic_log, args.to_trace, args.trace)
+            if not args.trace:
+                raise UsageError("quicsim check: give a TRACE, or --msquic-log FILE")
             from .check import main as check_main
             return check_main(args.trace)
         if args.command == "backends":

@@ -15,7 +15,7 @@ import asyncio
 import threading
 from collections import Counter
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Callable
 
 from . import interrupt
 from .enums import Status, StreamEventType
@@ -52,6 +52,8 @@ class OutcomeRecorder(Observer):
         self._streams: list[Any] = []  # kept alive: ids stay unique
         self._refused: dict[str, list[str]] = {}
         self._events: dict[str, list[str]] = {}
+        #: streams that are no application's (a peer's HTTP/3 plumbing), left out of the outcome
+        self.ignore: Callable[[Any], bool] | None = None
 
     def _name(self, conn: Any, stream: Any) -> str | None:
         if stream is None or not getattr(conn, "is_client", False):
@@ -86,9 +88,11 @@ class OutcomeRecorder(Observer):
     def outcome(self, result: dict[str, Any]) -> str:
         """The run's outcome: each client stream's line, then the lost sends."""
         parts = []
-        for name in self._events:
+        kept = [name for name, stream in zip(self._events, self._streams)
+                if self.ignore is None or not self.ignore(stream)]
+        for number, name in enumerate(kept, 1):
             refused = f"refused {' '.join(self._refused[name])}; " if self._refused[name] else ""
-            parts.append(f"{name}: {refused}{' '.join(self._events[name]) or '-'}")
+            parts.append(f"s{number}: {refused}{' '.join(self._events[name]) or '-'}")
         lost = [leak["client_context"].strip("'\"") for leak in result.get("leaks", [])
                 if leak["connection"] == "client"]
         if lost:

@@ -21,7 +21,7 @@ from .liveness import LIVENESS_SECONDS, VIRTUAL_LIVENESS_SECONDS, liveness_phase
 from .network import Network, NetworkProfile
 from .probes import ProbeObserver
 from .qlog import QlogWriter
-from .peers import PeerNotInstalled, launcher
+from .peers import PeerNotInstalled, launcher, normalize_behaviours
 from .peers.client_pair import PeerClientPair, open_peer_client_pair
 from .peers.clients import client_launcher
 from .peers.pair import PeerPair, open_peer_pair
@@ -68,7 +68,9 @@ def _error_text(exc: BaseException, spec: ScenarioSpec) -> str:
     return f"{type(exc).__name__}: {message}{where}"
 
 
-def _pending_text(ledger: Ledger, conns: list[Any]) -> str:
+def _pending_text(ledger: Ledger, conns: list[Any], pair: Any = None, name_half_open: bool = True) -> str:
+    """What is still pending; a stream a peer left half-open is named as the peer's doing
+    (unless the caller names it itself: ``name_half_open=False``)."""
     pending = ledger.pending_sends()
     parts = []
     if pending:
@@ -77,19 +79,33 @@ def _pending_text(ledger: Ledger, conns: list[Any]) -> str:
                           + (f"{p['stream_id']}" if p['stream_id'] is not None
                              else f"handle={p['stream_handle']} (unstarted)") for p in pending[:5])
         parts.append(f"{len(pending)} sends pending: {shown}{' ...' if len(pending) > 5 else ''}")
-    open_streams = [f"{c.label} stream {s.id}" for c in conns for s in c.core.streams.values()]
+    peer_pair = pair if isinstance(pair, PeerPair) else None
+    half_open = peer_pair.half_open() if peer_pair is not None else []
+    open_streams = [f"{c.label} stream {s.id}" for c in conns for s in c.core.streams.values()
+                    if not _peer_owned(pair, c, s.id, half_open)]
+    if peer_pair is not None and half_open and name_half_open:
+        parts.append(peer_pair.half_open_text())
     if open_streams:
         parts.append(f"streams not shut down: {', '.join(open_streams[:5])}")
     return "; ".join(parts)
 
 
-async def _settle(conns: list[Any], deadline: float) -> None:
+def _peer_owned(pair: Any, conn: Any, stream_id: int | None, half_open: list[int]) -> bool:
+    """A stream of the client's that a peer keeps open: its HTTP/3 plumbing, or one it
+    left half-open (reported as the peer's, not as a stream quicsim did not shut down)."""
+    return (isinstance(pair, PeerPair) and conn is pair.client
+            and (pair.is_plumbing(stream_id) or stream_id in half_open))
+
+
+async def _settle(conns: list[Any], deadline: float, pair: Any = None) -> None:
     """Let started streams on both sides reach SHUTDOWN_COMPLETE, until the deadline
-    (event-driven: it wakes when a stream or connection finishes, never polls)."""
+    (event-driven: it wakes when a stream or connection finishes, never polls); a peer's
+    HTTP/3 plumbing streams and the streams it left half-open are not waited for."""
     loop = asyncio.get_running_loop()
     while loop.time() < deadline:
+        half_open = pair.half_open() if isinstance(pair, PeerPair) else []
         waits = [s.owner.wait_shutdown_complete() for c in conns if not c.shutdown_initiated
-                 for s in list(c.core.streams.values())]
+                 for s in list(c.core.streams.values()) if not _peer_owned(pair, c, s.id, half_open)]
         if not waits:
             return
         waits += [c.wait_shutdown_complete() for c in conns if not c.shutdown_complete]
@@ -219,7 +235,9 @@ def run_job(spec: ScenarioSpec, seed: int, options: RunOptions | None = None) ->
             return _stopped_result(spec, seed, options, None, 0.0, skipped=reason)
     peer = peer_for(spec, options)
     if peer is not None:
-        reason = needs_quicsim_server(spec, options) or launcher(peer).missing()
+        peers = launcher(peer)
+        reason = (needs_quicsim_server(spec, options) or peers.missing()
+                  or peers.unsupported(normalize_behaviours(spec.peer_behaviour)))
         if reason is not None:
             return _stopped_result(spec, seed, options, None, 0.0, skipped=reason)
     peer_client = peer_client_for(spec, options)
@@ -332,24 +350,31 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
                                    qlog=qlog, wire_log=wire, backend=options.backend,
                                    msquic_lib=options.msquic_lib)
         conns = [c for c in (pair.client, pair.server) if c is not None]
+        if recorder is not None and isinstance(pair, PeerPair) and pair.framing is not None:
+            recorder.ignore = pair.framing.is_plumbing_stream
         if options.check_invariants and not msquic:
             for conn in conns:
                 conn.core.check_invariants = True
         context = ScenarioContext(client=pair.client, server=pair.server, listener=pair.listener, seed=seed,
                                   network=network, ledger=ledger, spec=spec, backend=options.backend,
                                   peer=pair.peer if isinstance(pair, (PeerPair, PeerClientPair)) else None)
-        timed_out = False
+        timed_out = named_half_open = False
         with LoopWatchdog(loop, spec.timeout) as watchdog, interrupt.watching(watchdog):
             try:
                 await asyncio.wait_for(spec.fn(context), max(0.01, deadline - loop.time()))
             except asyncio.TimeoutError as exc:
                 timed_out = True
-                pending = _pending_text(ledger, conns)
-                if loop.time() < deadline:  # the body's own wait gave up, not the scenario's timeout
-                    error = _error_text(exc, spec) + (f"; {pending}" if pending else "")
+                # a stream the peer left half-open is the peer's doing, not a stall of quicsim's
+                peers_doing = pair.half_open_text() if isinstance(pair, PeerPair) else ""
+                pending = _pending_text(ledger, conns, pair, name_half_open=False)
+                if peers_doing:
+                    named_half_open = True
+                    error = f"{peers_doing} (the scenario body waited {spec.timeout:g} s for it)"
+                elif loop.time() < deadline:  # the body's own wait gave up, not the scenario's timeout
+                    error = _error_text(exc, spec)
                 else:
-                    error = (f"timed out after {spec.timeout:g} s in the scenario body"
-                             + (f"; {pending}" if pending else ""))
+                    error = f"timed out after {spec.timeout:g} s in the scenario body"
+                error += f"; {pending}" if pending else ""
             except BodyBlocked:
                 if watchdog.blocked is None:  # stopped by Ctrl-C: the cancellation it could not see
                     raise asyncio.CancelledError() from None
@@ -361,10 +386,11 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
             # Its timeout could not fire while the loop stood still: not a pass, whatever it returned.
             error = (f"hang: the scenario body kept the event loop from turning for longer than its "
                      f"timeout ({spec.timeout:g} s){watchdog.blocked}")
-        if timed_out and silence is not None:
+        if timed_out and silence is not None and not named_half_open:
             # the peer went quiet, or left its stream unfinished, while quicsim waited on it
             ours = conns[0]
-            peer_silence = silence.judge(ours, sum(1 for p in ledger.pending_sends() if p["connection"] == ours.label))
+            peer_silence = silence.judge(ours, sum(1 for p in ledger.pending_sends() if p["connection"] == ours.label),
+                                         ignore=pair.is_plumbing if isinstance(pair, PeerPair) else None)
             if peer_silence is not None and error is not None:
                 error += f"; the peer's doing: {peer_silence['text']}"
         if error is None and skipped is None:  # a body that failed is judged at once: nothing to wait for
@@ -372,9 +398,9 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
             # still pending as stalled), then a bounded settle before the teardown.
             await liveness_phase(ledger, network,
                                  VIRTUAL_LIVENESS_SECONDS if transport == "memory" else LIVENESS_SECONDS)
-            await _settle(conns, min(deadline, loop.time() + SETTLE_SECONDS))
+            await _settle(conns, min(deadline, loop.time() + SETTLE_SECONDS), pair)
             pair.judge_left()  # before the teardown closes anything: one finding per send
-            unsettled = _pending_text(ledger, conns) or None
+            unsettled = _pending_text(ledger, conns, pair) or None
     except asyncio.TimeoutError as exc:
         error = error or f"TimeoutError: {exc}"
     except (ConnectionError, OSError, BackendError, PeerNotInstalled) as exc:

@@ -35,7 +35,7 @@ def test_the_menu_and_bad_choices_fail_when_the_file_is_imported():
     assert normalize_behaviours("reset") == ("reset",)
     with pytest.raises(ValueError, match="unknown peer behaviour 'rest'"):
         normalize_behaviours(("stop-sending", "rest"))
-    with pytest.raises(ValueError, match="peer must be one of picoquic, quiche, got 'quich'"):
+    with pytest.raises(ValueError, match="peer must be one of picoquic, quiche, ngtcp2, got 'quich'"):
         quicsim.scenario(peer="quich")(_body)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="unknown peer behaviour"):
         quicsim.scenario(peer="picoquic", peer_behaviour="echoes")(_body)  # type: ignore[arg-type]

@@ -1,4 +1,4 @@
-"""Each foreign stack (picoquic, quiche) as the server of quicsim's client (quicsim.peers):
+"""Each foreign stack (picoquic, quiche, ngtcp2) as the server of quicsim's client (quicsim.peers):
 the launcher, each behaviour of the menu, the scenario that sees the peer's STOP_SENDING,
 RESET_STREAM and CONNECTION_CLOSE, and the ledger judging the client's sends. A peer that
 is not installed is skipped with the command that installs it (docs/peers.md)."""
@@ -17,6 +17,8 @@ from quicsim import SendFlags, StreamEventType
 from quicsim.loader import load_scenarios
 from quicsim.peers import PEERS, launcher
 from quicsim.runner import RunOptions, run_job
+
+from .conftest import eventually
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -78,9 +80,40 @@ def test_launcher_listens_on_loopback_only_and_stops_by_pid(peer):
     asyncio.run(main())
 
 
+def _gone(pid: int) -> bool:
+    """The process is no more (or a zombie nobody reaped yet)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
+    except (OSError, IndexError):
+        return True
+
+
 def test_the_server_ends_by_itself_when_its_launcher_is_gone(peer):
     """A quicsim killed outright leaves no server behind: the server holds the launcher's
-    pipe on its stdin and stops at its end of file."""
+    pipe on its stdin and stops at its end of file (ngtcp2's reads no input: the kernel
+    sends it SIGTERM when the launcher's process dies, which a real child process shows)."""
+    if peer == "ngtcp2":
+        import subprocess
+        import sys
+
+        script = ("import asyncio, os, sys\n"
+                  "from quicsim.peers import launcher\n"
+                  "async def main():\n"
+                  "    handle = await launcher('ngtcp2').start(['echo'])\n"
+                  "    print(handle.pid, flush=True)\n"
+                  "    os._exit(9)  # killed outright: no stop, no cleanup\n"
+                  "asyncio.run(main())\n")
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                              env={**os.environ, "PYTHONPATH": str(REPO)})
+        assert done.returncode == 9, done.stderr
+        server = int(done.stdout.split()[0])
+
+        async def wait_gone():
+            await eventually(lambda: _gone(server), f"the orphaned server {server} to end", timeout=10)
+
+        asyncio.run(wait_gone())
+        return
+
     async def main():
         peers = launcher(peer)
         handle = await peers.start(["echo"])
@@ -98,6 +131,10 @@ def test_the_server_ends_by_itself_when_its_launcher_is_gone(peer):
 @pytest.mark.parametrize("behaviour", ["echo", "answer-after-fin"])
 def test_answering_behaviours_send_back_what_they_read(peer, behaviour):
     """echo answers as bytes come; answer-after-fin only once the client's FIN is in."""
+    if peer == "ngtcp2":
+        pytest.skip("ngtcp2's server answers an HTTP/3 request with a body of its own "
+                    "(tests/test_peer_ngtcp2.py), it echoes nothing")
+
     async def main():
         peers = launcher(peer)
         handle = await peers.start([behaviour])
@@ -143,14 +180,18 @@ async def _until(predicate) -> None:
 
 
 def test_the_peers_stop_sending_reset_and_close_are_seen_and_every_send_completes_once(peer):
-    result = run_job(_spec(REPO / "peer_scenarios" / "peer_aborts.py"), 1, RunOptions(peer=peer))
+    # ngtcp2 picks its own (HTTP/3) error codes: its scenario expects those
+    scenario = "ngtcp2_aborts.py" if peer == "ngtcp2" else "peer_aborts.py"
+    result = run_job(_spec(REPO / "peer_scenarios" / scenario), 1, RunOptions(peer=peer))
     assert result["passed"], (result["error"], result["leaks"], result["violations"])
     assert result["peer"] == peer and result["connected"]
     actions = [e["event"] for e in result["peer_events"]]
     for action in ("stop-sending", "reset", "close-connection"):
         assert action in actions, actions
     assert result["sends"] == result["completions"] == result["acked"] + result["canceled"] > 0
-    assert result["canceled"] > 0 and result["acked"] > 0 and result["pending"] == 0
+    assert result["canceled"] > 0 and result["pending"] == 0
+    if peer != "ngtcp2":  # ngtcp2 stops each request at its first bytes: it may acknowledge none
+        assert result["acked"] > 0
 
 
 def test_a_lost_completion_is_caught_against_a_peer_too(peer):

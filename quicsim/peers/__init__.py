@@ -16,7 +16,7 @@ __all__ = ["BEHAVIOURS", "PEERS", "PeerHandle", "PeerLauncher", "PeerNotInstalle
            "normalize_behaviours"]
 
 #: the peers quicsim can run, by name (``quicsim run --peer NAME``, ``@scenario(peer=NAME)``)
-PEERS = ("picoquic", "quiche")
+PEERS = ("picoquic", "quiche", "ngtcp2")
 
 
 class PeerLauncher(Protocol):
@@ -32,6 +32,9 @@ class PeerLauncher(Protocol):
 
     def install(self) -> str | None:
         """Run the install command; None when the peer runs afterwards, else why not."""
+
+    def unsupported(self, behaviours: tuple[str, ...]) -> str | None:
+        """Why this peer's server cannot play ``behaviours`` in one run; None when it can."""
 
     async def start(self, behaviours: Iterable[str]) -> PeerHandle:
         """Run the server on 127.0.0.1, the n-th client stream getting the n-th behaviour
@@ -52,4 +55,8 @@ def launcher(name: str) -> PeerLauncher:
         from .quiche import QuicheLauncher
 
         return QuicheLauncher()
+    if name == "ngtcp2":
+        from .ngtcp2 import Ngtcp2Launcher
+
+        return Ngtcp2Launcher()
     raise ValueError(f"unknown peer {name!r} (one of {', '.join(PEERS)})")

@@ -141,6 +141,10 @@ class ChildLauncher:
             return f"{self.install_command()} failed: {last}"
         return self.missing()
 
+    def unsupported(self, behaviours: tuple[str, ...]) -> str | None:
+        """Why the server cannot play ``behaviours`` (each peer that cannot says)."""
+        return None
+
     def forget_found(self) -> None:
         """Whatever :meth:`missing` cached is out of date after an install."""
 

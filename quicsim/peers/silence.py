@@ -36,15 +36,18 @@ class PeerSilence:
         """Seconds since the peer's last datagram (since the watch began if it sent none)."""
         return self.clock() - (self.last if self.last is not None else self.started)
 
-    def judge(self, conn: Any, quicsim_pending: int) -> dict[str, Any] | None:
+    def judge(self, conn: Any, quicsim_pending: int,
+              ignore: Callable[[int], bool] | None = None) -> dict[str, Any] | None:
         """After a timeout: the peer's part in it, or None when it is not the peer's.
         ``conn`` is quicsim's connection to the peer; ``quicsim_pending`` how many of its
-        accepted sends still wait for their SEND_COMPLETE. The peer's doing: it went quiet
+        accepted sends still wait for their SEND_COMPLETE; ``ignore(stream_id)``: streams
+        that stay open by design (a peer's HTTP/3 plumbing). The peer's doing: it went quiet
         while quicsim had nothing left to send or kept sending to it; or it left a stream
         of its own unfinished while quicsim had nothing left to send. A quiet peer while
         quicsim held pending sends and sent nothing either is a quicsim stall (None)."""
         quiet = self.quiet_for()
-        unfinished = unfinished_peer_streams(conn) if conn is not None else []
+        unfinished = [i for i in (unfinished_peer_streams(conn) if conn is not None else [])
+                      if ignore is None or not ignore(i)]
         we_kept_sending = self.last_ours is not None and self.last is not None and self.last_ours > self.last
         silent = quiet >= SILENT_SECONDS and (quicsim_pending == 0 or we_kept_sending)
         if not silent and not (unfinished and quicsim_pending == 0):

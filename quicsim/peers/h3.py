@@ -1,0 +1,154 @@
+"""HTTP/3 framing of quicsim's client streams, for a peer whose server speaks HTTP/3 only
+(ngtcp2's example server): a control stream with SETTINGS, and on each client
+bidirectional stream a request whose first send carries a HEADERS frame (QPACK-encoded
+with pylsqpack) and whose every send's bytes go out inside one DATA frame.
+
+Each application send stays one send (one SEND_COMPLETE, its own client context): the
+frame headers travel in the same send as its bytes, so the ledger judges exactly the sends
+the application made. What a stream's request looks like picks the server's behaviour
+(see :data:`REQUESTS`); the server's answer reaches the application as HTTP/3 frames.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import pylsqpack
+
+from .. import api
+from ..enums import SendFlags, Status, StreamOpenFlags
+
+#: HTTP/3 frame and stream types (RFC 9114 7.2, 6.2), and the error codes a server sends
+DATA, HEADERS, SETTINGS = 0x00, 0x01, 0x04
+CONTROL_STREAM = 0x00
+H3_NO_ERROR, H3_FRAME_UNEXPECTED, H3_MESSAGE_ERROR = 0x100, 0x105, 0x10E
+#: the size of the body the server generates in answer (ngtcp2 answers ``/N`` with N bytes)
+ANSWER_BYTES = 1000
+
+#: what each behaviour of the menu sends first on its stream, and why the server reacts so:
+#: a well-formed POST (answered once the request is in; at once, with STOP_SENDING of the
+#: rest, by a server run with early responses); a request without ``:authority``, which
+#: HTTP/3 calls malformed (RFC 9114 4.1.2: the server stops and resets the stream with
+#: H3_MESSAGE_ERROR); a SETTINGS frame, which is a connection error on a request stream
+#: (RFC 9114 7.2.4: CONNECTION_CLOSE with H3_FRAME_UNEXPECTED).
+REQUESTS = {
+    "echo": "post",
+    "answer-after-fin": "post",
+    "stop-sending": "post",
+    "reset": "malformed",
+    "close-connection": "settings",
+}
+
+
+def varint(value: int) -> bytes:
+    """A QUIC variable-length integer (RFC 9000 16)."""
+    if value < 1 << 6:
+        return value.to_bytes(1, "big")
+    if value < 1 << 14:
+        return (value | 0x4000).to_bytes(2, "big")
+    if value < 1 << 30:
+        return (value | 0x8000_0000).to_bytes(4, "big")
+    return (value | 0xC000_0000_0000_0000).to_bytes(8, "big")
+
+
+def frame(frame_type: int, payload: bytes) -> bytes:
+    return varint(frame_type) + varint(len(payload)) + payload
+
+
+def data_frame_header(length: int) -> bytes:
+    """The type and length of a DATA frame whose ``length`` payload bytes follow."""
+    return varint(DATA) + varint(length)
+
+
+def request_preamble(kind: str, stream_id: int) -> bytes:
+    """The bytes that open a request stream of ``kind`` (a value of :data:`REQUESTS`)."""
+    if kind == "settings":
+        return frame(SETTINGS, b"")
+    headers = [(b":method", b"POST"), (b":scheme", b"https"), (b":authority", b"localhost"),
+               (b":path", f"/{ANSWER_BYTES}".encode())]
+    if kind == "malformed":
+        headers = [h for h in headers if h[0] != b":authority"]
+    # A dynamic table of capacity 0 (the QPACK default): no encoder stream needed.
+    _encoder_stream, block = pylsqpack.Encoder().encode(stream_id, headers)
+    return frame(HEADERS, block)
+
+
+def control_stream_bytes() -> bytes:
+    """The client's control stream: its type, then an empty SETTINGS frame (defaults)."""
+    return varint(CONTROL_STREAM) + frame(SETTINGS, b"")
+
+
+def _buffers(buffers: api.SendBuffers) -> list[Any]:
+    if isinstance(buffers, (bytes, bytearray, memoryview)):
+        return [buffers]
+    return list(buffers)
+
+
+class Http3Client:
+    """Frames every bidirectional stream the client opens as an HTTP/3 request; the n-th
+    one opened gets the n-th behaviour (the last repeating). Installed on one
+    :class:`quicsim.api.Connection` by :func:`frame_as_http3`."""
+
+    def __init__(self, client: api.Connection, behaviours: tuple[str, ...]) -> None:
+        self.client = client
+        self.behaviours = behaviours
+        self.opened = 0
+        self.control_stream_id: int | None = None
+        self._open_stream: Callable[..., api.Stream] = client.open_stream
+
+    def open_control_stream(self) -> None:
+        """The control stream, straight on aioquic's public API: HTTP/3's plumbing, not a
+        send of the application's (the ledger never sees it)."""
+        quic = self.client.core.quic
+        stream_id = quic.get_next_available_stream_id(is_unidirectional=True)
+        quic.send_stream_data(stream_id, control_stream_bytes())
+        self.control_stream_id = stream_id
+
+    def is_plumbing(self, stream_id: int | None) -> bool:
+        """The streams HTTP/3 itself keeps open for the connection's life: ours (the
+        control stream) and every unidirectional stream of the server's (its control
+        and QPACK streams)."""
+        return stream_id is not None and (stream_id == self.control_stream_id or stream_id & 3 == 3)
+
+    def is_plumbing_stream(self, stream: Any) -> bool:
+        """:meth:`is_plumbing` of a stream object (anything with an ``id``)."""
+        return self.is_plumbing(getattr(stream, "id", None))
+
+    def open_stream(self, flags: StreamOpenFlags = StreamOpenFlags.NONE, handler: Any = None,
+                    context: Any = None) -> api.Stream:
+        stream = self._open_stream(flags, handler, context)
+        if not flags & StreamOpenFlags.UNIDIRECTIONAL:
+            behaviour = self.behaviours[min(self.opened, len(self.behaviours) - 1)]
+            self.opened += 1
+            self._frame(stream, REQUESTS[behaviour])
+        return stream
+
+    def _frame(self, stream: api.Stream, kind: str) -> None:
+        send = stream.send
+        opened = [False]
+
+        def framed_send(buffers: api.SendBuffers, flags: SendFlags = SendFlags.NONE, client_context: Any = None) -> Status:
+            parts = _buffers(buffers)
+            length = sum(memoryview(p).nbytes for p in parts)
+            prefix = b""
+            if not opened[0]:
+                # the stream id is known once the stream started; a request sent before
+                # that is encoded for stream 0 (QPACK needs it only for blocked streams)
+                prefix = request_preamble(kind, stream.id or 0)
+            if length:
+                prefix += data_frame_header(length)
+            status = send([prefix, *parts] if prefix else parts, flags, client_context)
+            if status is Status.PENDING:
+                opened[0] = True
+            return status
+
+        setattr(stream, "send", framed_send)
+
+
+def frame_as_http3(client: api.Connection, behaviours: tuple[str, ...]) -> Http3Client:
+    """Open the client's control stream and frame every request stream it opens from now
+    on (its ``open_stream`` is this framing's)."""
+    framing = Http3Client(client, behaviours)
+    framing.open_control_stream()
+    setattr(client, "open_stream", framing.open_stream)
+    return framing
