@@ -432,7 +432,10 @@ async def _open_peer_pair(request: pytest.FixtureRequest, config: QuicsimConfig,
     from .peers.pair import open_peer_pair
 
     name = config.peer or config.peer_client or ""
-    missing = launcher(name).missing() if config.peer else client_launcher(name).missing()
+    if config.peer is not None:  # (a peer's server that cannot play these behaviours skips too)
+        missing = launcher(name).missing() or launcher(name).unsupported(config.peer_behaviour)
+    else:
+        missing = client_launcher(name).missing()
     try:
         if missing is not None:
             raise PeerNotInstalled(missing)
