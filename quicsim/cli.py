@@ -218,7 +218,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.report and not trace_dir:
         scratch = tempfile.TemporaryDirectory(prefix="quicsim-trace-")
         trace_dir = scratch.name
-    if options.peer is not None:
+    if options.peer is not None or options.peer_client is not None:
         _check_peer_options(options)
     if options.backend == "msquic":
         _check_msquic_options(args)
@@ -322,12 +322,18 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _check_peer_options(options: RunOptions) -> None:
-    """--peer: what a foreign server cannot be combined with (one line, exit 2, before any run)."""
+    """--peer, --peer-client: what a foreign server or client cannot be combined with (one
+    line, exit 2, before any run)."""
+    flag = "--peer" if options.peer is not None else "--peer-client"
+    if options.peer is not None and options.peer_client is not None:
+        raise UsageError("quicsim run: --peer and --peer-client cannot be used together (one end of a run is "
+                         "quicsim's)")
     if options.backend == "msquic":
-        raise UsageError("quicsim run: --peer puts quicsim's client against the peer; it cannot be used with "
+        side = "client" if flag == "--peer" else "server"
+        raise UsageError(f"quicsim run: {flag} puts quicsim's {side} against the peer; it cannot be used with "
                          "--backend msquic")
     if options.transport == "memory" or options.check_determinism:
-        raise UsageError("quicsim run: --peer runs over loopback UDP (the peer is a real process); it cannot be "
+        raise UsageError(f"quicsim run: {flag} runs over loopback UDP (the peer is a real process); it cannot be "
                          "used with " + ("--transport memory" if options.transport == "memory"
                                          else "--check-determinism"))
 

@@ -29,7 +29,7 @@ from .liveness import LIVENESS_SECONDS, VIRTUAL_LIVENESS_SECONDS, liveness_phase
 from .errors import QuicsimError, UsageError
 from .loader import load_scenarios
 from .network import Network, NetworkError, NetworkProfile
-from .pair import BACKENDS, TRANSPORTS, Pair, open_pair
+from .pair import BACKENDS, TEARDOWN_SECONDS, TRANSPORTS, Pair, open_pair
 from .qlog import QlogWriter
 from .runner import RunOptions, run_job, seeds_for
 from .scenario_spec import ScenarioSpec
@@ -75,7 +75,8 @@ _JUDGED = pytest.StashKey[bool]()
 _TRACE = pytest.StashKey[_Traces]()
 _EXPECTATIONS = frozenset({"ok", "leak", "violation", "handler_error"})
 _MARKER_KEYS = {"loss", "delay_ms", "seed", "transport", "settings", "client_settings", "server_settings",
-                "faults", "expect", "network", "backend"}
+                "faults", "expect", "network", "backend", "peer", "peer_behaviour", "peer_client",
+                "peer_client_behaviour", "server_handler"}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -94,9 +95,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "quicsim(loss=, delay_ms=, seed=, transport='udp', settings=, faults=, network=, expect='ok'): "
+        "quicsim(loss=, delay_ms=, seed=, transport='udp', settings=, faults=, network=, expect='ok', peer=, "
+        "peer_behaviour=, peer_client=, peer_client_behaviour=, server_handler=): "
         "configure the quicsim_pair fixture for one test; expect='leak' passes only if a send leaked, "
-        "expect='handler_error' only if an event handler raised (both: expect=('leak', 'handler_error'))",
+        "expect='handler_error' only if an event handler raised (both: expect=('leak', 'handler_error')); "
+        "peer='picoquic' puts a foreign server against quicsim's client, peer_client='quiche' a foreign "
+        "client against quicsim's server (quicsim_peer: the running peer)",
     )
     loss = config.getoption("--quicsim-loss")
     if loss is not None and not 0.0 <= loss <= 1.0:
@@ -117,6 +121,14 @@ class QuicsimConfig:
     server_settings: Settings
     expect: frozenset[str]
     backend: str = "simulator"
+    #: a foreign server (quicsim.peers.PEERS) and what it does with each client stream
+    peer: str | None = None
+    peer_behaviour: tuple[str, ...] = ("echo",)
+    #: a foreign client (quicsim.peers.clients.CLIENT_PEERS) and what it does on each stream
+    peer_client: str | None = None
+    peer_client_behaviour: tuple[str, ...] = ("echo",)
+    #: the server connection's handler (listen(handler=...)); None: quicsim's default
+    server_handler: Any = None
 
 
 def _config(request: pytest.FixtureRequest) -> QuicsimConfig:
@@ -155,7 +167,34 @@ def _config(request: pytest.FixtureRequest) -> QuicsimConfig:
     if backend not in BACKENDS:
         raise pytest.UsageError(f"@pytest.mark.quicsim: backend must be one of {', '.join(BACKENDS)}, "
                                 f"got {backend!r}")
-    return QuicsimConfig(network, seed, transport, client, server, outcomes, backend)
+    peers = _peer_options(kw)
+    if (peers["peer"] or peers["peer_client"]) and (transport != "udp" or backend != "simulator"):
+        raise pytest.UsageError("@pytest.mark.quicsim: a peer is a real process on loopback UDP: it needs "
+                                "transport='udp' and the simulator backend")
+    return QuicsimConfig(network, seed, transport, client, server, outcomes, backend, **peers)
+
+
+def _peer_options(kw: dict[str, Any]) -> dict[str, Any]:
+    """The marker's peer=, peer_behaviour=, peer_client=, peer_client_behaviour= and
+    server_handler=, checked (UsageError naming the bad one)."""
+    from .peers import PEERS, normalize_behaviours
+    from .peers.clients import CLIENT_PEERS, normalize_actions
+
+    peer, peer_client = kw.get("peer"), kw.get("peer_client")
+    if peer is not None and peer not in PEERS:
+        raise pytest.UsageError(f"@pytest.mark.quicsim: peer must be one of {', '.join(PEERS)}, got {peer!r}")
+    if peer_client is not None and peer_client not in CLIENT_PEERS:
+        raise pytest.UsageError(f"@pytest.mark.quicsim: peer_client must be one of {', '.join(CLIENT_PEERS)}, "
+                                f"got {peer_client!r}")
+    if peer is not None and peer_client is not None:
+        raise pytest.UsageError("@pytest.mark.quicsim: peer= and peer_client= exclude each other")
+    try:
+        behaviours = normalize_behaviours(kw.get("peer_behaviour", "echo"))
+        actions = normalize_actions(kw.get("peer_client_behaviour", "echo"))
+    except ValueError as exc:
+        raise pytest.UsageError(f"@pytest.mark.quicsim: {exc}") from None
+    return {"peer": peer, "peer_behaviour": behaviours, "peer_client": peer_client,
+            "peer_client_behaviour": actions, "server_handler": kw.get("server_handler")}
 
 
 @pytest.fixture
@@ -209,7 +248,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
             # The liveness phase (heal, deadline, stalled sends), then the teardown.
             await liveness_phase(pair.ledger, pair.network,
                                  VIRTUAL_LIVENESS_SECONDS if pair.transport == "memory" else LIVENESS_SECONDS)
-            await pair.shutdown()
+            await pair.shutdown(TEARDOWN_SECONDS)
         item.stash[_JUDGED] = True
         ledger, expect, handler_errors = funcargs["quicsim_ledger"], funcargs["quicsim_config"].expect, \
             _handler_errors(funcargs)
@@ -235,7 +274,7 @@ def _handler_errors(funcargs: dict[str, Any]) -> list[tuple[str, BaseException]]
     pair = funcargs.get("quicsim_pair")
     if pair is None:
         return []
-    conns = [pair.client, pair.server, *pair.listener.connections]
+    conns = [pair.client, pair.server, *(pair.listener.connections if pair.listener is not None else ())]
     seen: set[int] = set()
     out = []
     for conn in conns:
@@ -362,15 +401,65 @@ async def quicsim_pair(request: pytest.FixtureRequest, quicsim_config: QuicsimCo
     traces = request.node.stash.get(_TRACE, None)
     if traces is not None and quicsim_config.backend == "simulator":  # (the library's packets are its own)
         traces.qlog = QlogWriter(traces.path.parent, traces.path.stem, clock=asyncio.get_running_loop().time)
+    if quicsim_config.peer is not None or quicsim_config.peer_client is not None:
+        peer_pair = await _open_peer_pair(request, quicsim_config, quicsim_network, quicsim_ledger,
+                                          _quicsim_observers, traces.qlog if traces is not None else None)
+        try:
+            yield peer_pair
+        finally:
+            await peer_pair.shutdown(TEARDOWN_SECONDS)
+        return
     pair = await open_pair(transport=quicsim_config.transport, network=quicsim_network, seed=quicsim_config.seed,
                            client_settings=quicsim_config.client_settings,
                            server_settings=quicsim_config.server_settings, ledger=quicsim_ledger,
                            observers=_quicsim_observers, backend=quicsim_config.backend,
-                           qlog=traces.qlog if traces is not None else None)
+                           qlog=traces.qlog if traces is not None else None,
+                           server_handler=quicsim_config.server_handler)
     try:
         yield pair
     finally:
         await pair.shutdown()
+
+
+async def _open_peer_pair(request: pytest.FixtureRequest, config: QuicsimConfig, network: Network, ledger: Ledger,
+                          observers: tuple[Any, ...], qlog: Any) -> Any:
+    """The marker's peer started (PeerPair: its server, quicsim's client) or its client
+    (PeerClientPair: quicsim's server); a peer not installed skips the test, saying how
+    to install it."""
+    from .peers import PeerNotInstalled, launcher
+    from .peers.client_pair import open_peer_client_pair
+    from .peers.clients import client_launcher
+    from .peers.pair import open_peer_pair
+
+    name = config.peer or config.peer_client or ""
+    if config.peer is not None:  # (a peer's server that cannot play these behaviours skips too)
+        missing = launcher(name).missing() or launcher(name).unsupported(config.peer_behaviour)
+    else:
+        missing = client_launcher(name).missing()
+    try:
+        if missing is not None:
+            raise PeerNotInstalled(missing)
+        if config.peer is not None:
+            return await open_peer_pair(config.peer, config.peer_behaviour, network=network, seed=config.seed,
+                                        client_settings=config.client_settings, ledger=ledger,
+                                        observers=observers, qlog=qlog)
+        return await open_peer_client_pair(name, config.peer_client_behaviour, network=network, seed=config.seed,
+                                           server_settings=config.server_settings, ledger=ledger,
+                                           server_handler=config.server_handler, observers=observers, qlog=qlog)
+    except PeerNotInstalled as exc:
+        request.node.stash[_JUDGED] = True  # nothing ran: nothing for the ledger to judge
+        pytest.skip(str(exc))
+
+
+@_async_fixture
+async def quicsim_peer(request: pytest.FixtureRequest, quicsim_pair: Any) -> Any:
+    """The running foreign peer of ``@pytest.mark.quicsim(peer=...)`` (its server) or
+    ``(peer_client=...)`` (its client): a :class:`quicsim.peers.PeerHandle` (name, port,
+    pid, ``events``, ``wait_event``); started before the test, stopped after it."""
+    peer = getattr(quicsim_pair, "peer", None)
+    if peer is None:
+        raise pytest.UsageError("quicsim_peer needs @pytest.mark.quicsim(peer=...) or (peer_client=...)")
+    return peer
 
 
 @_async_fixture
@@ -459,7 +548,7 @@ class ScenarioItem(pytest.Item):
     def runtest(self) -> None:
         result = run_job(self.spec, self.seed, _run_options(self.config))
         if result.get("skipped"):
-            pytest.skip(f"{result.get('peer') or result['backend']}: {result['skipped']}")
+            pytest.skip(f"{result.get('peer') or result.get('peer_client') or result['backend']}: {result['skipped']}")
         if not result["passed"]:
             lines = [f"scenario {self.spec.name} (seed {self.seed}, expect {self.spec.expect}) failed"]
             if result["error"]:

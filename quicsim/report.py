@@ -99,7 +99,8 @@ def print_skips(console: Console, results: list[dict[str, Any]]) -> None:
         reason = r.get("skipped")
         if reason and r["scenario"] not in seen:
             seen.add(r["scenario"])
-            where = f"against {r['peer']}" if r.get("peer") else f"on {r.get('backend', 'simulator')}"
+            where = (f"against {r['peer']}" if r.get("peer") else f"with {r['peer_client']}'s client"
+                     if r.get("peer_client") else f"on {r.get('backend', 'simulator')}")
             console.print(f"skip {r['scenario']} {where}: {reason}", style="dim", markup=False)
 
 

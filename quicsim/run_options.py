@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from .peers import PEERS
+from .peers.clients import CLIENT_PEERS
 from .settings import FAULTS, MAX_WINDOW_MS, Settings, check_faults
 
 __all__ = ["RUN_OPTIONS", "RunOption", "RunOptions", "add_run_options", "fault", "number"]
@@ -75,6 +76,9 @@ class RunOptions:
     #: a foreign stack as the server (quicsim.peers.PEERS), overriding the scenarios' own
     #: @scenario(peer=...); None: quicsim's server
     peer: str | None = None
+    #: a foreign stack as the client (quicsim.peers.clients.CLIENT_PEERS), quicsim's server
+    #: its peer, overriding the scenarios' own @scenario(peer_client=...); None: quicsim's client
+    peer_client: str | None = None
     #: more observers for every run (in-process callers: quicsim diff's outcome recorder)
     observers: tuple[Any, ...] = field(default=(), compare=False)
 
@@ -222,6 +226,10 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
               "a foreign QUIC stack as the server, quicsim's client against it (scenarios that need quicsim's "
               "server or the memory transport are skipped, saying why; see docs/peers.md)", "picoquic",
               choices=PEERS),
+    RunOption("--peer-client", "peer_client",
+              "a foreign QUIC stack as the client, quicsim's server its peer (scenarios that need quicsim's "
+              "client or the memory transport are skipped, saying why; see docs/peers.md)", "quiche",
+              choices=CLIENT_PEERS),
 )
 
 

@@ -22,11 +22,14 @@ from .network import Network, NetworkProfile
 from .probes import ProbeObserver
 from .qlog import QlogWriter
 from .peers import PeerNotInstalled, launcher, normalize_behaviours
+from .peers.client_pair import PeerClientPair, open_peer_client_pair
+from .peers.clients import client_launcher
 from .peers.pair import PeerPair, open_peer_pair
+from .peers.silence import PeerSilence
 from .settings import Settings
 from .pair import TEARDOWN_SECONDS, VIRTUAL_TEARDOWN_SECONDS, Pair, open_pair
 from .run_options import RunOptions as RunOptions  # (its home before run_options: still importable here)
-from .scenario_spec import ScenarioContext, ScenarioSpec
+from .scenario_spec import NotQuicsims, ScenarioContext, ScenarioSpec
 from .send_order import send_name
 from .core.state import StateError
 from .settings import check_faults
@@ -160,8 +163,34 @@ def needs_simulator(spec: ScenarioSpec, options: RunOptions) -> str | None:
 
 
 def peer_for(spec: ScenarioSpec, options: RunOptions) -> str | None:
-    """The foreign stack serving this run (--peer, else @scenario(peer=...)); None: quicsim's."""
-    return options.peer or spec.peer
+    """The foreign stack serving this run (--peer, else @scenario(peer=...) unless
+    --peer-client puts a foreign client in); None: quicsim's."""
+    if options.peer is not None or options.peer_client is not None:
+        return options.peer
+    return spec.peer
+
+
+def peer_client_for(spec: ScenarioSpec, options: RunOptions) -> str | None:
+    """The foreign stack connecting to quicsim's server in this run (--peer-client, else
+    @scenario(peer_client=...) unless --peer puts a foreign server in); None: quicsim's client."""
+    if options.peer is not None or options.peer_client is not None:
+        return options.peer_client
+    return spec.peer_client
+
+
+def needs_quicsim_client(spec: ScenarioSpec, options: RunOptions) -> str | None:
+    """Why ``spec`` cannot run with a foreign client (None when it can)."""
+    if options.backend == "msquic":
+        return "--backend msquic runs the library on both ends; a peer's client replaces quicsim's client"
+    if _uses_names(spec.fn.__code__, {"client"}, spec.fn.__globals__):
+        return "its body uses ctx.client (quicsim's client)"
+    if transport_for(spec, options) == "memory":
+        return "it runs on the in-memory link (a peer is a real process on loopback UDP)"
+    if spec.client_settings.faults or options.faults:
+        return "it injects faults into quicsim's client"
+    if spec.server_settings != spec.client_settings and spec.client_settings != Settings():
+        return "it sets the client's settings (quicsim's client)"
+    return None
 
 
 def needs_quicsim_server(spec: ScenarioSpec, options: RunOptions) -> str | None:
@@ -170,7 +199,7 @@ def needs_quicsim_server(spec: ScenarioSpec, options: RunOptions) -> str | None:
         return "--backend msquic runs the library on both ends; a peer replaces the server"
     if spec.server is not None:
         return "it answers with quicsim's server handler (server=)"
-    if _uses_server(spec.fn.__code__):
+    if _uses_names(spec.fn.__code__, {"server", "listener"}, spec.fn.__globals__):
         return "its body uses ctx.server or ctx.listener (quicsim's server)"
     if transport_for(spec, options) == "memory":
         return "it runs on the in-memory link (a peer is a real process on loopback UDP)"
@@ -179,11 +208,21 @@ def needs_quicsim_server(spec: ScenarioSpec, options: RunOptions) -> str | None:
     return None
 
 
-def _uses_server(code: Any) -> bool:
-    """Whether a function (or one defined in it) reads ``.server`` or ``.listener``."""
-    if {"server", "listener"} & set(code.co_names):
+def _uses_names(code: Any, names: set[str], module: dict[str, Any] | None = None,
+                seen: set[Any] | None = None) -> bool:
+    """Whether a function (or one defined in it, or a function of its own module it calls:
+    ``module`` is its globals) reads an attribute or global of ``names``."""
+    seen = set() if seen is None else seen
+    if code in seen:
+        return False
+    seen.add(code)
+    if names & set(code.co_names):
         return True
-    return any(_uses_server(const) for const in code.co_consts if hasattr(const, "co_names"))
+    inner = [const for const in code.co_consts if hasattr(const, "co_names")]
+    if module is not None:  # helpers of the scenario's file (``await _story(ctx, ...)``)
+        inner += [obj.__code__ for name in code.co_names if callable(obj := module.get(name))
+                  and getattr(obj, "__globals__", None) is module and hasattr(obj, "__code__")]
+    return any(_uses_names(c, names, module, seen) for c in inner)
 
 
 def run_job(spec: ScenarioSpec, seed: int, options: RunOptions | None = None) -> dict[str, Any]:
@@ -199,6 +238,11 @@ def run_job(spec: ScenarioSpec, seed: int, options: RunOptions | None = None) ->
         peers = launcher(peer)
         reason = (needs_quicsim_server(spec, options) or peers.missing()
                   or peers.unsupported(normalize_behaviours(spec.peer_behaviour)))
+        if reason is not None:
+            return _stopped_result(spec, seed, options, None, 0.0, skipped=reason)
+    peer_client = peer_client_for(spec, options)
+    if peer_client is not None:
+        reason = needs_quicsim_client(spec, options) or client_launcher(peer_client).missing()
         if reason is not None:
             return _stopped_result(spec, seed, options, None, 0.0, skipped=reason)
     run = interrupt.cancellable(run_scenario(spec, seed, options))  # Ctrl-C cancels it cleanly
@@ -229,7 +273,7 @@ def _stopped_result(spec: ScenarioSpec, seed: int, options: RunOptions, error: s
         "preempt": options.preempt, "preempt_window_ms": options.preempt_window_ms, "link": {}, "notes": [],
         "transport": transport_for(spec, options),
         "connected": None, "wall_time": round(wall, 3), "trace": None, "backend": options.backend,
-        "peer": peer_for(spec, options),
+        "peer": peer_for(spec, options), "peer_client": peer_client_for(spec, options),
         **({"skipped": skipped} if skipped is not None else {}),
     }
 
@@ -275,16 +319,30 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
         observers = (*observers, probes)
     wire: list[str] | None = [] if options.wire_log and options.trace_dir and transport == "memory" else None
     core_errors = _watch_core_errors(loop)
-    pair: Pair | PeerPair | None = None
+    pair: Pair | PeerPair | PeerClientPair | None = None
     error: str | None = None
     unsettled: str | None = None
     context: ScenarioContext | None = None
     peer = peer_for(spec, options)
+    peer_client = peer_client_for(spec, options)
+    silence: PeerSilence | None = None
+    if peer is not None or peer_client is not None:
+        # when the peer last sent (its direction of the relay): a timeout may be its doing
+        silence = PeerSilence(peer or peer_client or "", "to_client" if peer is not None else "to_server",
+                              loop.time)
+        network.listeners.append(silence.on_network)
+    peer_silence: dict[str, Any] | None = None
+    skipped: str | None = None
     try:
         if peer is not None:
             pair = await open_peer_pair(peer, spec.peer_behaviour, network=network, seed=seed,
                                         client_settings=client_settings, ledger=ledger, observers=observers,
                                         qlog=qlog)
+        elif peer_client is not None:
+            pair = await open_peer_client_pair(peer_client, spec.peer_client_behaviour, network=network,
+                                               seed=seed, server_settings=server_settings, ledger=ledger,
+                                               server_handler=spec.server, observers=observers, qlog=qlog,
+                                               accept_timeout=max(0.1, deadline - loop.time()))
         else:
             pair = await open_pair(transport=transport, network=network, seed=seed, client_settings=client_settings,
                                server_settings=server_settings, ledger=ledger, server_handler=spec.server,
@@ -299,27 +357,43 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
                 conn.core.check_invariants = True
         context = ScenarioContext(client=pair.client, server=pair.server, listener=pair.listener, seed=seed,
                                   network=network, ledger=ledger, spec=spec, backend=options.backend,
-                                  peer=pair.peer if isinstance(pair, PeerPair) else None)
+                                  peer=pair.peer if isinstance(pair, (PeerPair, PeerClientPair)) else None)
+        timed_out = named_half_open = False
         with LoopWatchdog(loop, spec.timeout) as watchdog, interrupt.watching(watchdog):
             try:
                 await asyncio.wait_for(spec.fn(context), max(0.01, deadline - loop.time()))
-            except asyncio.TimeoutError:
+            except asyncio.TimeoutError as exc:
+                timed_out = True
                 # a stream the peer left half-open is the peer's doing, not a stall of quicsim's
                 peers_doing = pair.half_open_text() if isinstance(pair, PeerPair) else ""
                 pending = _pending_text(ledger, conns, pair, name_half_open=False)
-                error = (f"{peers_doing} (the scenario body waited {spec.timeout:g} s for it)" if peers_doing
-                         else f"timed out after {spec.timeout:g} s in the scenario body") \
-                    + (f"; {pending}" if pending else "")
+                if peers_doing:
+                    named_half_open = True
+                    error = f"{peers_doing} (the scenario body waited {spec.timeout:g} s for it)"
+                elif loop.time() < deadline:  # the body's own wait gave up, not the scenario's timeout
+                    error = _error_text(exc, spec)
+                else:
+                    error = f"timed out after {spec.timeout:g} s in the scenario body"
+                error += f"; {pending}" if pending else ""
             except BodyBlocked:
                 if watchdog.blocked is None:  # stopped by Ctrl-C: the cancellation it could not see
                     raise asyncio.CancelledError() from None
+            except NotQuicsims as exc:  # reached through a function the checks above did not see
+                skipped = f"its body uses ctx.{exc.what} (quicsim's {exc.side}), which this run's peer replaces"
             except Exception as exc:
                 error = _error_text(exc, spec)
         if watchdog.blocked is not None:
             # Its timeout could not fire while the loop stood still: not a pass, whatever it returned.
             error = (f"hang: the scenario body kept the event loop from turning for longer than its "
                      f"timeout ({spec.timeout:g} s){watchdog.blocked}")
-        if error is None:  # a body that failed is judged at once: nothing to wait for
+        if timed_out and silence is not None and not named_half_open:
+            # the peer went quiet, or left its stream unfinished, while quicsim waited on it
+            ours = conns[0]
+            peer_silence = silence.judge(ours, sum(1 for p in ledger.pending_sends() if p["connection"] == ours.label),
+                                         ignore=pair.is_plumbing if isinstance(pair, PeerPair) else None)
+            if peer_silence is not None and error is not None:
+                error += f"; the peer's doing: {peer_silence['text']}"
+        if error is None and skipped is None:  # a body that failed is judged at once: nothing to wait for
             # Liveness first (heal the network, give every send a deadline, report what is
             # still pending as stalled), then a bounded settle before the teardown.
             await liveness_phase(ledger, network,
@@ -366,7 +440,9 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
         outcome = recorder.outcome({"leaks": report["leaks"], "error": error})
         if outcome not in spec.expect_outcomes and error is None:
             error = f"outcome not in expect_outcomes: {outcome}"
-    if spec.expect == "ok":
+    if skipped is not None:
+        passed = error is None
+    elif spec.expect == "ok":
         passed = error is None and report["ok"]
     elif spec.expect == "leak":
         passed = error is None and bool(report["leaks"])
@@ -400,6 +476,9 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
         "transport": transport,
         "backend": options.backend,
         "peer": peer,
+        "peer_client": peer_client,
+        **({"peer_silence": peer_silence} if peer_silence is not None else {}),
+        **({"skipped": skipped} if skipped is not None else {}),
         **({"peer_events": context.peer.events} if context is not None and context.peer is not None else {}),
         "connected": pair is not None,  # False: the handshake never completed (no body ran)
         **({"outcome": outcome} if outcome is not None else {}),

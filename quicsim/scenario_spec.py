@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Literal, M
 
 from .network import NetworkProfile
 from .peers import PEERS, normalize_behaviours
+from .peers.clients import CLIENT_PEERS, normalize_actions
 from .settings import Settings
 
 if TYPE_CHECKING:  # the context's real classes, for type checkers (imported lazily at run time)
@@ -34,6 +35,10 @@ Backend = Literal["simulator", "msquic"]
 Peer = Literal["picoquic", "quiche", "ngtcp2"]
 #: ``@scenario(peer_behaviour=...)``: what the peer's server does with a client stream
 PeerBehaviour = Literal["echo", "stop-sending", "reset", "close-connection", "answer-after-fin"]
+#: ``@scenario(peer_client=...)``: a foreign stack as the client (quicsim.peers.clients.CLIENT_PEERS)
+PeerClient = Literal["picoquic", "quiche"]
+#: ``@scenario(peer_client_behaviour=...)``: what the peer's client does on its n-th stream
+PeerClientBehaviour = Literal["echo", "stop-sending", "reset", "close-connection"]
 #: ``@scenario(expect=...)``
 Expectation = Literal["ok", "leak", "violation"]
 #: What ``@scenario`` decorates: ``async def name(ctx: ScenarioContext) -> None``
@@ -64,6 +69,11 @@ class ScenarioSpec:
     peer: str | None = None
     #: what the peer's server does with the n-th client stream (the last repeating)
     peer_behaviour: tuple[str, ...] = ("echo",)
+    #: a foreign stack as the client, quicsim's server its peer (quicsim run --peer-client
+    #: overrides it); None: quicsim's client
+    peer_client: str | None = None
+    #: what the peer's client does on its n-th stream, one stream per entry
+    peer_client_behaviour: tuple[str, ...] = ("echo",)
     file: str = ""
     line: int = 0
 
@@ -112,6 +122,8 @@ def scenario(
     expect_outcomes: str | Iterable[str] | None = None,
     peer: Peer | None = None,
     peer_behaviour: PeerBehaviour | Iterable[PeerBehaviour] = "echo",
+    peer_client: PeerClient | None = None,
+    peer_client_behaviour: PeerClientBehaviour | Iterable[PeerClientBehaviour] = "echo",
 ) -> Callable[[_F], _F]: ...
 
 
@@ -130,6 +142,8 @@ def scenario(
     expect_outcomes: str | Iterable[str] | None = None,
     peer: Peer | None = None,
     peer_behaviour: PeerBehaviour | Iterable[PeerBehaviour] = "echo",
+    peer_client: PeerClient | None = None,
+    peer_client_behaviour: PeerClientBehaviour | Iterable[PeerClientBehaviour] = "echo",
 ) -> ScenarioFunction | Callable[[ScenarioFunction], ScenarioFunction]:
     """Mark ``async def fn(ctx)`` as a scenario.
 
@@ -149,7 +163,11 @@ def scenario(
     foreign stack as the server (``"picoquic"``; ``ctx.peer`` then stands for it and
     there is no ``ctx.server``); ``peer_behaviour``: what that server does with the n-th
     client stream, the last repeating (``"echo"``, ``"stop-sending"``, ``"reset"``,
-    ``"close-connection"``, ``"answer-after-fin"``; see docs/peers.md).
+    ``"close-connection"``, ``"answer-after-fin"``; see docs/peers.md);
+    ``peer_client``: a foreign stack as the client of quicsim's server (``ctx.server``;
+    ``ctx.peer`` stands for the client and there is no ``ctx.client``; the ledger judges
+    the server's sends); ``peer_client_behaviour``: what that client does, one stream per
+    entry in order (``"echo"``, ``"stop-sending"``, ``"reset"``, ``"close-connection"``).
     """
 
     def decorate(func: ScenarioFunction) -> ScenarioFunction:
@@ -177,6 +195,14 @@ def scenario(
         if peer is not None and peer not in PEERS:
             raise ValueError(f"peer must be one of {', '.join(PEERS)}, got {peer!r}")
         behaviours = normalize_behaviours(peer_behaviour)
+        if peer_client is not None and peer_client not in CLIENT_PEERS:
+            raise ValueError(f"peer_client must be one of {', '.join(CLIENT_PEERS)}, got {peer_client!r}")
+        if peer is not None and peer_client is not None:
+            raise ValueError("peer= and peer_client= exclude each other: one end of a run is quicsim's")
+        try:
+            client_actions = normalize_actions(peer_client_behaviour)
+        except ValueError as exc:
+            raise ValueError(f"peer_client_behaviour: {exc}") from None
         NetworkProfile.from_dict(network)  # raises NetworkError naming the bad key
         client_settings, server_settings = _settings_pair(settings)
         code = func.__code__
@@ -185,6 +211,7 @@ def scenario(
             seed=seed, client_settings=client_settings, server_settings=server_settings,
             repeat=repeat, expect=expect, server=server, transport=transport, backends=chosen,
             expect_outcomes=allowed, peer=peer, peer_behaviour=behaviours,
+            peer_client=peer_client, peer_client_behaviour=client_actions,
             file=code.co_filename,
             line=code.co_firstlineno,
         )
@@ -196,19 +223,29 @@ def scenario(
     return decorate
 
 
+class NotQuicsims(AttributeError):
+    """``ctx.client`` (``ctx.server``, ``ctx.listener``) in a run where a foreign peer is
+    that end: the runner skips the run, saying so."""
+
+    def __init__(self, what: str, side: str, peer: str) -> None:
+        super().__init__(f"ctx.{what}: this run's {side} is the {peer} peer, not quicsim's (use ctx.peer)")
+        self.what, self.side = what, side
+
+
 class ScenarioContext:
     """What a scenario function gets: the connected pair, the live network, the ledger."""
 
-    def __init__(self, *, client: Connection, server: Connection | None, listener: Listener | None, seed: int,
+    def __init__(self, *, client: Connection | None, server: Connection | None, listener: Listener | None, seed: int,
                  network: Network, ledger: Ledger, spec: ScenarioSpec, backend: str = "simulator",
                  peer: PeerHandle | None = None) -> None:
         #: "simulator", or "msquic" when both ends are the real library
         self.backend = backend
-        self.client = client
+        self._client = client
         self._server = server
         self._listener = listener
-        #: the foreign server when the run has one (``--peer``, ``@scenario(peer=...)``):
-        #: its name, behaviours, host, port, pid and the actions it reported; else None
+        #: the foreign server when the run has one (``--peer``, ``@scenario(peer=...)``),
+        #: or the foreign client (``--peer-client``, ``@scenario(peer_client=...)``): its
+        #: name, behaviours, host, port, pid and the actions it reported; else None
         self.peer = peer
         self.seed = seed
         self.network = network
@@ -219,22 +256,28 @@ class ScenarioContext:
         self.notes: list[str] = []
 
     @property
+    def client(self) -> Connection:
+        """quicsim's client connection; a run against a foreign client has none (ctx.peer)."""
+        if self._client is None:
+            raise NotQuicsims("client", "client", self.peer.name if self.peer is not None else "a foreign stack")
+        return self._client
+
+    @property
     def server(self) -> Connection:
         """quicsim's server connection; a run against a foreign peer has none (ctx.peer)."""
         if self._server is None:
-            raise AttributeError(self._no_server("server"))
+            raise self._no_server("server")
         return self._server
 
     @property
     def listener(self) -> Listener:
         """quicsim's listener; a run against a foreign peer has none (ctx.peer)."""
         if self._listener is None:
-            raise AttributeError(self._no_server("listener"))
+            raise self._no_server("listener")
         return self._listener
 
-    def _no_server(self, what: str) -> str:
-        name = self.peer.name if self.peer is not None else "a foreign stack"
-        return f"ctx.{what}: this run's server is the {name} peer, not quicsim's (use ctx.peer)"
+    def _no_server(self, what: str) -> NotQuicsims:
+        return NotQuicsims(what, "server", self.peer.name if self.peer is not None else "a foreign stack")
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)

@@ -199,7 +199,8 @@ def test_the_matrix_shows_each_verdict_and_what_differed_from_quicsims_server(tm
                 **({"skipped": skipped} if skipped else {})}
 
     peer = [run("same", 1, events=[{"event": "connected"}, {"event": "reset"}]), run("same", 2),
-            run("differs", 1, passed=False, acked=1, canceled=2), run("skipped", 1, skipped="it uses ctx.server")]
+            run("differs", 1, passed=False, acked=1, canceled=2), run("skipped", 1, skipped="it uses ctx.server"),
+            run("quiet", 1), {**run("quiet", 2, passed=False), "peer_silence": {"text": "peer P sent nothing"}}]
     base = [run("same", 1), run("same", 2), run("differs", 1)]
     for path, results in (("peer.jsonl", peer), ("base.jsonl", base)):
         (tmp_path / path).write_text("".join(json.dumps(r) + "\n" for r in results))
@@ -209,5 +210,6 @@ def test_the_matrix_shows_each_verdict_and_what_differed_from_quicsims_server(tm
         "| `same` | pass (2 seeds) | reset | same verdict, same acked, canceled and leaks |",
         "| `differs` | FAIL 1/1: timed out | - | seed 1: passed/acked/canceled/leaks (False, 1, 2, 0) vs "
         "(True, 3, 0, 0) |",
-        "| `skipped` | skip: it uses ctx.server | - | - |"]
+        "| `skipped` | skip: it uses ctx.server | - | - |",
+        "| `quiet` | FAIL 1/2, the peer's doing: peer P sent nothing | - | not run against quicsim's server |"]
     assert matrix.main([str(tmp_path / "missing.jsonl")]) == 2

@@ -353,3 +353,122 @@ def test_one_loop_scope_for_both_is_fine(pytester: pytest.Pytester):
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-o", "asyncio_default_fixture_loop_scope=session",
                                            "-o", "asyncio_default_test_loop_scope=session")
     result.assert_outcomes(passed=1)
+
+
+# -- a foreign peer as a fixture (peer=, peer_client=) --------------------------------
+
+PEER_TESTS = """
+    import pytest
+    from quicsim import ConnectionEventType, Status, StreamShutdownFlags
+
+    @pytest.mark.asyncio
+    @pytest.mark.quicsim(peer="{peer}", peer_behaviour="echo", delay_ms=2)
+    async def test_against_its_server(quicsim_pair, quicsim_peer):
+        assert quicsim_pair.server is None and quicsim_peer.name == "{peer}" and quicsim_peer.host == "127.0.0.1"
+        stream = quicsim_pair.client.open_stream()
+        stream.start()
+        stream.send(b"x" * 5000, client_context="to-the-peer")
+        stream.shutdown(StreamShutdownFlags.GRACEFUL)
+        await stream.wait_shutdown_complete(timeout=15)
+        await quicsim_peer.wait_event("fin-received")
+        assert quicsim_pair.ledger.report()["acked"] == 1
+
+    @pytest.mark.asyncio
+    @pytest.mark.quicsim(peer_client="{peer}", peer_client_behaviour=("echo", "stop-sending"))
+    async def test_with_its_client(quicsim_pair, quicsim_peer):
+        assert quicsim_pair.client is None and quicsim_pair.server.connected
+        await quicsim_peer.wait_event("stop-sending", timeout=15)
+        await quicsim_peer.wait_event("fin-received", timeout=15)
+
+    LATE = []
+
+    def late_sender(conn, event):
+        if event.type is ConnectionEventType.PEER_STREAM_STARTED:
+            event.stream.set_handler(lambda s, e: None)
+            LATE.append(event.stream)
+
+    @pytest.mark.asyncio
+    @pytest.mark.quicsim(peer_client="{peer}", server_handler=late_sender,
+                         server_settings=__import__("quicsim").Settings(faults=frozenset({{"drop-send-after-shutdown"}})))
+    async def test_a_servers_leak_fails_it(quicsim_pair, quicsim_peer):
+        import asyncio
+        while not LATE:
+            await asyncio.sleep(0.01)
+        stream = LATE[0]
+        stream.send(b"answer", client_context="answer")
+        await asyncio.sleep(0)
+        stream.shutdown(StreamShutdownFlags.GRACEFUL)
+        assert stream.send(b"late", client_context="the-servers-late-send") is Status.PENDING
+        await quicsim_peer.wait_event("fin-received", timeout=15)
+"""
+
+
+@pytest.mark.parametrize("peer", ["picoquic", "quiche"])
+def test_a_peer_is_a_fixture_started_and_stopped_around_the_test(pytester: pytest.Pytester, peer):
+    from quicsim.peers import launcher
+
+    if launcher(peer).missing() is not None:
+        pytest.skip(launcher(peer).missing())
+    pytester.makepyfile(PEER_TESTS.format(peer=peer))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-o", "asyncio_mode=strict")
+    result.assert_outcomes(passed=2, failed=1)
+    text = result.stdout.str()
+    assert "FAILED test_a_peer_is_a_fixture_started_and_stopped_around_the_test.py::test_a_servers_leak_fails_it" \
+        in text, text
+    assert "'the-servers-late-send'" in text and "on server stream 0" in text, text
+
+
+def test_a_peer_not_installed_skips_with_the_install_command(pytester: pytest.Pytester, tmp_path, monkeypatch):
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.asyncio
+        @pytest.mark.quicsim(peer="quiche")
+        async def test_server(quicsim_peer):
+            raise AssertionError("not reached")
+
+        @pytest.mark.asyncio
+        @pytest.mark.quicsim(peer_client="picoquic")
+        async def test_client(quicsim_peer):
+            raise AssertionError("not reached")
+    """)
+    empty = tmp_path / "no-peers"
+    empty.mkdir()
+    monkeypatch.setenv("QUICSIM_PEERS_DIR", str(empty))  # (the subprocess's environment)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rs")
+    result.assert_outcomes(skipped=2)
+    text = result.stdout.str()
+    assert "quiche peer not installed" in text and "npm install --prefix" in text, text
+    assert "picoquic peer not installed" in text and "pip install" in text, text
+
+
+def test_bad_peer_options_are_usage_errors(pytester: pytest.Pytester):
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.asyncio
+        @pytest.mark.quicsim(peer="quich")
+        async def test_bad_name(quicsim_pair):
+            pass
+
+        @pytest.mark.asyncio
+        @pytest.mark.quicsim(peer="quiche", peer_client="quiche")
+        async def test_both(quicsim_pair):
+            pass
+
+        @pytest.mark.asyncio
+        @pytest.mark.quicsim(peer_client="quiche", peer_client_behaviour="answer-after-fin")
+        async def test_bad_action(quicsim_pair):
+            pass
+
+        @pytest.mark.asyncio
+        async def test_no_peer(quicsim_peer):
+            pass
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    text = result.stdout.str()
+    assert "peer must be one of picoquic, quiche" in text and "got 'quich'" in text, text
+    assert "peer= and peer_client= exclude each other" in text, text
+    assert "unknown client action 'answer-after-fin'" in text, text
+    assert "quicsim_peer needs @pytest.mark.quicsim(peer=...)" in text, text
+    result.assert_outcomes(errors=4)

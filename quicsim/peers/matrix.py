@@ -1,6 +1,7 @@
 """``python -m quicsim.peers.matrix PEER.jsonl [AIOQUIC.jsonl]``: the Markdown table of
 docs/peers.md from ``quicsim run scenarios/ --peer P --json`` output: one row per scenario,
-its verdict over its seeds (pass, skip and why, or fail and the first error), what the
+its verdict over its seeds (pass, skip and why, or fail and the first error, or the
+peer's silence when every failure was the peer's doing), what the
 peer's server reported doing and, given the same run against quicsim's own server, what
 differed from it (verdict, acknowledged and canceled sends, leaks per seed)."""
 
@@ -43,7 +44,10 @@ def rows(results: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
             verdict = f"skip: {runs[0]['skipped']}"
         else:
             failed = [r for r in runs if not r["passed"]]
+            silent = [r for r in failed if r.get("peer_silence")]
             verdict = (f"pass ({len(runs)} seed{'s' if len(runs) > 1 else ''})" if not failed
+                       else f"FAIL {len(failed)}/{len(runs)}, the peer's doing: {silent[0]['peer_silence']['text']}"
+                       if len(silent) == len(failed)
                        else f"FAIL {len(failed)}/{len(runs)}: {failed[0]['error'] or 'ledger'}")
         actions = sorted({e["event"] for r in runs for e in r.get("peer_events", [])
                           if e.get("event") not in ("connected", "stopped", "terminated")})
