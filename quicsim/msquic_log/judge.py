@@ -276,5 +276,8 @@ def report_lines(j: Judgment) -> list[str]:
     by_context = sum(1 for stream in j.rebuilt.streams for c in stream.completions if not c.placed_certainly)
     if by_context:  # (several streams with sends outstanding at once: the log cannot tie them)
         summary += f"; {by_context} completion lines placed on their stream by context"
-    out.append(f"{where}: {'FAILED' if j.failed else 'ok'}: {summary}")
+    # a loss is FAILED even in a log cut short; a cut log with none found yet is INCOMPLETE
+    verdict = ("FAILED" if j.failed and (t.lost or j.ledger.leaks or j.ledger.violations)
+               else "INCOMPLETE" if j.failed else "ok")
+    out.append(f"{where}: {verdict}: {summary}")
     return out
