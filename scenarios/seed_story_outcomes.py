@@ -36,6 +36,17 @@ def _interleave(acks: list[str], canceled: list[str]) -> list[list[str]]:
     return orders
 
 
+def _peer_fin_placed(order: list[str]) -> list[list[str]]:
+    """``order`` then SEND_SHUTDOWN_COMPLETE, with the peer's FIN (PEER_SEND_SHUTDOWN) put
+    everywhere it can arrive: the peer ends its direction once it has our FIN, but the ACKs
+    of our data may reach us after it (a lost ACK, or a peer that sends its FIN in an
+    earlier packet than the ACK). The cancels come first: they happen at the flush, in
+    the worker's pass that applies the shutdown, before the FIN has even left."""
+    events = order + ["SSC(g=1)"]
+    last_cancel = max((i + 1 for i, e in enumerate(order) if e.endswith("c")), default=0)
+    return [events[:i] + ["PEER_FIN"] + events[i:] for i in range(last_cancel, len(events) + 1)]
+
+
 def allowed_outcomes(late: int, close: bool) -> frozenset[str]:
     """What MsQuic's code allows for sends 1-3, GRACEFUL, ``late`` late sends (4, 5..),
     with or without StreamClose in the first canceled completion, every send completed."""
@@ -53,10 +64,12 @@ def allowed_outcomes(late: int, close: bool) -> frozenset[str]:
             refused = rest[len(rest) - refused_count:]
             head = "s1: " + (f"refused {' '.join(f'{n}=INVALID_STATE' for n in refused)}; " if refused else "")
             if not canceled:
-                outcomes.add(head + "START " + " ".join(data) + " SSC(g=1) PEER_FIN SC")
+                for events in _peer_fin_placed(data):
+                    outcomes.add(head + "START " + " ".join(events) + " SC")
             elif not close:
                 for order in _interleave(data, [f"{n}c" for n in canceled]):
-                    outcomes.add(head + "START " + " ".join(order) + " SSC(g=1) PEER_FIN SC")
+                    for events in _peer_fin_placed(order):
+                        outcomes.add(head + "START " + " ".join(events) + " SC")
             else:
                 # acknowledged: a prefix of the data; then the first canceled completion,
                 # inside which the close cancels the rest, in send order
