@@ -268,3 +268,29 @@ async def test_streams_available_follows_max_streams_with_no_stream_waiting():
         assert available.bidirectional_count >= 1
     finally:
         await pair.shutdown()
+
+
+@pytest.mark.parametrize("flags, canceled", [(SendFlags.PRIORITY_WORK, False), (SendFlags.NONE, True)])
+async def test_priority_work_send_is_applied_ahead_of_a_queued_shutdown(flags, canceled):
+    """QUIC_SEND_FLAG_PRIORITY_WORK queues the send's flush ahead of the operations already
+    queued: made after StreamShutdown(GRACEFUL) in the same tick, it is written before the
+    FIN and acknowledged; without the flag the shutdown is applied first and the send,
+    flushed after the FIN, completes canceled."""
+    pair = await open_pair(transport="memory")
+    try:
+        received: list[bytes] = []
+        _receiving_server(pair, received)
+        rec = Recorder()
+        stream = pair.client.open_stream(handler=rec)
+        stream.start()
+        await round_trip(pair.client)
+        assert stream.send(b"first", client_context="first") == -2
+        await eventually(lambda: rec.completions() == [("first", False)], "the first send's acknowledgement")
+        assert stream.shutdown(StreamShutdownFlags.GRACEFUL) == -2
+        assert stream.send(b"late", flags, client_context="late") == -2  # the shutdown is not applied yet
+        await stream.wait_shutdown_complete(timeout=10)
+        assert rec.completions() == [("first", False), ("late", canceled)]
+        assert (b"".join(received) == b"firstlate") is not canceled
+        assert pair.ledger.ok, pair.ledger.summary()
+    finally:
+        await pair.shutdown()

@@ -150,12 +150,12 @@ class ConnectionCore:
         """StreamOpen. Raises :class:`StatusError` where MsQuic returns a failure."""
         iflags = rules.flag_value(flags, StreamOpenFlags)
         status = state.status(state.OPEN_STATUS, self.state)
-        if status is None and not rules.flags_ok(iflags, sum(StreamOpenFlags)):
+        if status is None and not rules.flags_ok(iflags, rules.all_flags(StreamOpenFlags)):
             status = Status.INVALID_PARAMETER
         if status is not None:
             self.delivery.api_call(None, "open_stream", status, flags=int(flags) if isinstance(flags, int) else flags)
             raise StatusError(status, f"StreamOpen failed: {status.name}")
-        stream = self._new_stream(StreamOpenFlags(flags), handler, context)
+        stream = self._new_stream(rules.flag_member(StreamOpenFlags, iflags), handler, context)
         self.unstarted[stream] = None
         self.delivery.api_call(stream, "open_stream", Status.SUCCESS, flags=int(flags))
         return stream
@@ -165,7 +165,7 @@ class ConnectionCore:
         """ConnectionShutdown: queued ahead of every operation already queued."""
         iflags = rules.flag_value(flags, ConnectionShutdownFlags)
         if (not isinstance(error_code, int) or not 0 <= error_code <= MAX_VARINT
-                or not rules.flags_ok(iflags, sum(ConnectionShutdownFlags))):
+                or not rules.flags_ok(iflags, rules.all_flags(ConnectionShutdownFlags))):
             status = Status.INVALID_PARAMETER
         else:
             self.queue_operation(ops.ConnectionShutdown(self, ConnectionShutdownFlags(iflags), error_code))

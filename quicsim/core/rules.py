@@ -6,7 +6,8 @@ What a call returns for the state it finds is in :mod:`quicsim.core.state`.
 from __future__ import annotations
 
 from enum import IntFlag
-from typing import Any, Callable
+from functools import cache, lru_cache
+from typing import Any, Callable, TypeVar
 
 from ..enums import MAX_VARINT, Status, StreamShutdownFlags
 
@@ -41,6 +42,22 @@ def shutdown_parameter_error(flags: int, error_code: int) -> str | None:
         if rule(flags):
             return reason
     return None
+
+
+_F = TypeVar("_F", bound=IntFlag)
+
+
+@lru_cache(maxsize=256)  # (bounded: StreamStart takes any bits and ignores the unknown ones)
+def flag_member(flag_type: type[_F], value: int) -> _F:
+    """``flag_type(value)``, made once per value: building an IntFlag costs far more than
+    the dictionary lookup, and streams are opened and started on the per-stream path."""
+    return flag_type(value)
+
+
+@cache
+def all_flags(flag_type: type[IntFlag]) -> int:
+    """Every bit ``flag_type`` defines, as an int (MsQuic's parameter checks reject others)."""
+    return int(sum(flag_type))
 
 
 def flags_ok(flags: int, all_flags: int) -> bool:

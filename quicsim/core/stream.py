@@ -47,7 +47,7 @@ from ..enums import (
 )
 from .. import faults as fl
 from . import aioquic_adapter as aq
-from . import state
+from . import rules, state
 from .protocols import StreamConnection
 from .state import StreamState
 from .send_queue import Buffer, SendQueue, SendRequest
@@ -68,6 +68,11 @@ _INLINE = StreamShutdownFlags.INLINE
 _FIN = int(SendFlags.FIN)
 _START = int(SendFlags.START)
 _DELAY_SEND = int(SendFlags.DELAY_SEND)
+_UNIDIRECTIONAL = int(StreamOpenFlags.UNIDIRECTIONAL)
+_START_FAIL_BLOCKED = int(StreamStartFlags.FAIL_BLOCKED)
+_START_SHUTDOWN_ON_FAIL = int(StreamStartFlags.SHUTDOWN_ON_FAIL)
+_START_IMMEDIATE = int(StreamStartFlags.IMMEDIATE)
+_START_INDICATE_PEER_ACCEPT = int(StreamStartFlags.INDICATE_PEER_ACCEPT)
 _CANCEL_ON_LOSS = int(SendFlags.CANCEL_ON_LOSS)
 
 
@@ -88,7 +93,7 @@ class StreamCore(StreamApi):
         self.delivery = connection.delivery
         #: the connection's exactly-once book, counted into per send
         self.counts = connection.send_counts
-        self.open_flags = StreamOpenFlags(flags)
+        self.open_flags = rules.flag_member(StreamOpenFlags, int(flags))
         self.handler = handler
         self.context = context
         #: what handlers receive as the stream: the API handle wrapping this core
@@ -101,7 +106,7 @@ class StreamCore(StreamApi):
         self.id: int | None = peer_stream_id
         self.is_local = peer_stream_id is None
         if self.is_local:
-            self.unidirectional = bool(flags & StreamOpenFlags.UNIDIRECTIONAL)
+            self.unidirectional = bool(int(flags) & _UNIDIRECTIONAL)
         else:
             assert peer_stream_id is not None  # a peer's stream: is_local is False
             self.unidirectional = bool(peer_stream_id & 2)
@@ -191,19 +196,20 @@ class StreamCore(StreamApi):
         conn = self.connection
         if self.state.started or self.state.shutdown_complete:
             return  # already started (or shut down): INVALID_STATE internally, no event
+        iflags = int(flags)  # int tests: an IntFlag's & builds a new member each time
         failure = state.status(state.START_APPLY_STATUS, conn.state)
-        if failure is None and flags & StreamStartFlags.FAIL_BLOCKED and conn.stream_would_block(self.unidirectional):
+        if failure is None and iflags & _START_FAIL_BLOCKED and conn.stream_would_block(self.unidirectional):
             failure = Status.STREAM_LIMIT_REACHED
         if failure is not None:
             if not self.state.start_indicated:
                 self._indicate_start_complete(failure)
-            if flags & StreamStartFlags.SHUTDOWN_ON_FAIL:
+            if iflags & _START_SHUTDOWN_ON_FAIL:
                 # QuicStreamShutdown(ABORT | IMMEDIATE): cancel, then both completions now.
                 self.apply_shutdown(StreamShutdownFlags.ABORT | _IMMEDIATE, 0)
             return
         quic_stream = conn.create_quic_stream(self)
         self.state.move("start")
-        if flags & StreamStartFlags.IMMEDIATE and not self.sends.requests:
+        if iflags & _START_IMMEDIATE and not self.sends.requests:
             aq.send_open_frame(quic_stream)  # QUIC_STREAM_SEND_FLAG_OPEN: on the wire at once
         # Sends queued before the start are written now, before START_COMPLETE, so a
         # send made inline from that callback lands after them.
@@ -216,7 +222,7 @@ class StreamCore(StreamApi):
             self.connection.abort_frames_queued(self)
         if not self.state.start_indicated:  # START_COMPLETE fires once, even after a failed try
             self._indicate_start_complete(Status.SUCCESS, peer_accepted=not quic_stream.is_blocked)
-        if quic_stream.is_blocked and flags & StreamStartFlags.INDICATE_PEER_ACCEPT:
+        if quic_stream.is_blocked and iflags & _START_INDICATE_PEER_ACCEPT:
             conn.await_peer_accept(self)  # PEER_ACCEPTED once the peer's limit allows it
         if conn.settings.send_buffering:
             # QuicStreamStart queues the stream for sending but fills no buffer: its sends

@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
 _IMMEDIATE = StreamShutdownFlags.IMMEDIATE
 _INLINE = StreamShutdownFlags.INLINE
 _PRIORITY_WORK = int(SendFlags.PRIORITY_WORK)
+_START_PRIORITY_WORK = int(StreamStartFlags.PRIORITY_WORK)
 _PENDING = Status.PENDING
 
 
@@ -60,8 +61,8 @@ class StreamApi:
             status = state.status(state.START_STATUS, conn.state, self.state)  # a peer's stream is started
             if status is None:
                 # Unknown bits are ignored, as MsQuicStreamStart ignores them.
-                conn.queue_operation(ops.StreamStart(core, StreamStartFlags(iflags)),
-                                     priority=bool(iflags & StreamStartFlags.PRIORITY_WORK))
+                conn.queue_operation(ops.StreamStart(core, rules.flag_member(StreamStartFlags, iflags)),
+                                     priority=bool(iflags & _START_PRIORITY_WORK))
                 status = Status.PENDING
         self.delivery.api_call(core, "start", status, flags=iflags)
         return status
