@@ -59,7 +59,8 @@ def _as_run_here(command: str, bin_dir: Path) -> list[str]:
 
 def test_every_block_and_command_is_one_this_module_checks():
     known_sh = {"python3 -m venv", ".venv/bin/quicsim run late_send.py", ".venv/bin/quicsim fuzz",
-                ".venv/bin/quicsim run findings/", ".venv/bin/quicsim explain traces/"}
+                ".venv/bin/quicsim run findings/", ".venv/bin/quicsim explain traces/",
+                ".venv/bin/quicsim check --msquic-log "}
     for lang, text in BLOCKS:
         if lang == "sh":
             for line in text.splitlines():
@@ -72,7 +73,7 @@ def test_every_block_and_command_is_one_this_module_checks():
             assert text.startswith("LEAK send"), f"README text block not checked:\n{text}"
         else:
             raise AssertionError(f"README block of an unchecked kind: {lang}")
-    assert len(BLOCKS) == 8
+    assert len(BLOCKS) == 9
     known_inline = {"bash .ci/run", '.venv/bin/pip install -q ".[docs]" && .venv/bin/mkdocs serve',
                     "pytest late_send.py"}
     assert set(INLINE_COMMANDS) == known_inline, INLINE_COMMANDS
@@ -153,6 +154,15 @@ def test_the_fuzz_loop_runs_and_prints_what_the_readme_shows(tmp_path):
     printed = proc.stdout.splitlines()
     for line in shown:
         assert line in printed, f"the README shows {line!r}; quicsim explain printed:\n{proc.stdout}"
+
+
+def test_the_msquic_log_command_prints_what_the_readme_says(tmp_path):
+    (command,) = _shell_lines("--msquic-log")
+    proc = run(_as_run_here(command, quicsim_shim(tmp_path)), cwd=REPO)
+    assert proc.returncode == 1, output(proc)  # "It exits 1"
+    quoted = re.search(r"the count the original bug report gave: `([^`]+)`", " ".join(README.split()))
+    assert quoted is not None
+    assert proc.stdout.splitlines()[-1].endswith(quoted.group(1)), output(proc)
 
 
 @pytest.mark.parametrize("target", sorted(set(re.findall(r"\]\(([^)#:]+)\)", README))))
