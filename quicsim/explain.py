@@ -40,6 +40,12 @@ class SendLife:
     closed_by: dict[str, Any] | None = None
     discarded: dict[str, Any] | None = None
     context: list[dict[str, Any]] = field(default_factory=list)
+    #: its times are log line numbers (a trace rebuilt from MsQuic's log, which has no clock)
+    by_line: bool = False
+
+    def at(self, t: float) -> str:
+        """A time of this send's, as the trace counts it."""
+        return f"line {int(t)}" if self.by_line else f"t={t:.6f}"
 
     @property
     def cause(self) -> str | None:
@@ -48,10 +54,10 @@ class SendLife:
         if self.fault is not None:
             parts.append(f"injected fault {self.fault.get('name')}: {self.fault.get('what', '')}".rstrip(": "))
         if self.closed_by is not None:
-            parts.append(f"{call_text(self.closed_by)} at t={self.closed_by['t']:.6f} detached the stream's handler")
+            parts.append(f"{call_text(self.closed_by)} at {when(self.closed_by)} detached the stream's handler")
         if self.discarded is not None:
             parts.append(f"its SEND_COMPLETE (canceled={self.discarded.get('canceled')}) was discarded "
-                         f"at t={self.discarded['t']:.6f}: no handler was left to deliver it to")
+                         f"at {when(self.discarded)}: no handler was left to deliver it to")
         return "; ".join(parts) or None
 
     @property
@@ -124,6 +130,11 @@ def _is_shutdown_like(r: dict[str, Any]) -> bool:
     return r["kind"] == "call" and r["name"] == "send" and "FIN" in str(r.get("flags", ""))
 
 
+def when(r: dict[str, Any]) -> str:
+    """When a record happened: its time, or its line in the MsQuic log it was rebuilt from."""
+    return f"line {r['log_line']}" if "log_line" in r else f"t={r['t']:.6f}"
+
+
 def call_text(r: dict[str, Any]) -> str:
     """A call record as the application wrote it: ``close()``, ``shutdown(GRACEFUL)``, and
     the handler it was made from."""
@@ -165,7 +176,7 @@ def analyze(records: list[dict[str, Any]], path: str = "") -> Analysis:
         if kind == "call" and name == "send":
             life = SendLife(r["conn"], r["send_id"], r.get("stream_handle"), r.get("stream_id"),
                             r.get("client_context", "?"), r.get("bytes", 0), r.get("flags"), r.get("status", "?"),
-                            r["t"], index)
+                            r["t"], index, by_line="log_line" in r)
             sends[life.key] = life
         elif kind == "queued" and name == "send":
             queued = sends.get(f"{r['conn']}:{r['send_id']}")
@@ -216,28 +227,29 @@ def analyze(records: list[dict[str, Any]], path: str = "") -> Analysis:
 def describe(r: dict[str, Any]) -> str:
     """One trace record as a short line."""
     where = f"{r.get('conn', '')} stream {r.get('stream_id', '-')}" if "conn" in r else "network"
+    stamp = f"line {r['log_line']:>5}" if "log_line" in r else f"{r['t']:9.6f}"
     if r["kind"] == "preempt":
-        return f"{r['t']:9.6f}  {where:<18} {'preempt':<10} worker ran right after this {r.get('name')} call"
+        return f"{stamp}  {where:<18} {'preempt':<10} worker ran right after this {r.get('name')} call"
     if r["kind"] == "window":
-        return (f"{r['t']:9.6f}  {where:<18} {'window':<10} the network ran {r.get('ms')} ms inside this "
+        return (f"{stamp}  {where:<18} {'window':<10} the network ran {r.get('ms')} ms inside this "
                 f"{r.get('name')} call: {r.get('to_server', 0)} datagrams to the server, "
                 f"{r.get('to_client', 0)} to the client, {r.get('timers', 0)} timers")
-    skip = {"kind", "name", "t", "side", "conn", "cid", "stream_id", "stream_handle"}
+    skip = {"kind", "name", "t", "side", "conn", "cid", "stream_id", "stream_handle", "log_line"}
     fields = " ".join(f"{k}={v}" for k, v in r.items() if k not in skip)
-    return f"{r['t']:9.6f}  {where:<18} {r['kind']:<10} {r.get('name', ''):<24} {fields}"
+    return f"{stamp}  {where:<18} {r['kind']:<10} {r.get('name', ''):<24} {fields}"
 
 
 def _life_lines(life: SendLife) -> list[str]:
     lines = [f"send {life.key} on {life.conn} stream {life.stream_name}, client_context={life.client_context}, "
              f"{life.bytes} bytes, flags={life.flags}"]
-    lines.append(f"  accepted  t={life.accepted_t:.6f} -> {life.status}")
+    lines.append(f"  accepted  {life.at(life.accepted_t)} -> {life.status}")
     if life.status != "PENDING":
         lines.append("  rejected: no SEND_COMPLETE is owed")
         return lines
     if life.queued_t is not None and life.range is not None:
-        lines.append(f"  queued    t={life.queued_t:.6f} bytes [{life.range[0]}, {life.range[1]}) handed to the transport")
+        lines.append(f"  queued    {life.at(life.queued_t)} bytes [{life.range[0]}, {life.range[1]}) handed to the transport")
     if life.complete_t is not None:
-        lines.append(f"  complete  t={life.complete_t:.6f} SEND_COMPLETE canceled={life.canceled}")
+        lines.append(f"  complete  {life.at(life.complete_t)} SEND_COMPLETE canceled={life.canceled}")
     elif life.leak is not None:
         lines.append(f"  LEAKED    no SEND_COMPLETE; detected {life.leak.get('detected', '')}")
         if life.cause is not None:
@@ -270,7 +282,7 @@ def explain_text(analysis: Analysis, send: str | None = None) -> str:
         out += _life_lines(life)[1:]
         if life.raced_with is not None:
             r = life.raced_with
-            out.append(f"  raced with: {call_text(r)} on {r['conn']} at t={r['t']:.6f} -> {r.get('status')}")
+            out.append(f"  raced with: {call_text(r)} on {r['conn']} at {when(r)} -> {r.get('status')}")
         out.append("  around it on that stream:")
         out += ["    " + describe(r) for r in life.context]
     for text in analysis.violations:
@@ -285,9 +297,9 @@ def explain_text(analysis: Analysis, send: str | None = None) -> str:
         out.append("")
         out.append(stream)
         for life in group:
-            done = (f"-> {'canceled' if life.canceled else 'acked'} at t={life.complete_t:.6f}"
+            done = (f"-> {'canceled' if life.canceled else 'acked'} at {life.at(life.complete_t)}"
                     if life.complete_t is not None else ("(rejected)" if life.status != "PENDING" else "(pending)"))
             span = f"[{life.range[0]}, {life.range[1]})" if life.range else ""
             out.append(f"  send {life.key:<12} {life.client_context:<24} {life.bytes:>8} B {span:<18} "
-                       f"accepted t={life.accepted_t:.6f} {life.status:<14} {done}")
+                       f"accepted {life.at(life.accepted_t)} {life.status:<14} {done}")
     return "\n".join(out)
