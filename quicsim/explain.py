@@ -81,6 +81,8 @@ class Analysis:
     #: from the runner's verdict record, absent from traces of other code (then "ok", None)
     expect: str = "ok"
     passed: bool | None = None
+    #: its times are log line numbers: rebuilt from a MsQuic log (quicsim.msquic_log), which has no clock
+    by_line: bool = False
 
     @property
     def verdict(self) -> str:
@@ -167,6 +169,7 @@ def _find_cause(life: SendLife, records: list[dict[str, Any]], indices: list[int
 
 def analyze(records: list[dict[str, Any]], path: str = "") -> Analysis:
     sends: dict[str, SendLife] = {}
+    by_line = any(r["kind"] == "source" and r.get("name") == "msquic-log" for r in records)
     by_stream: dict[tuple[Any, ...], list[int]] = {}
     stream_ids: dict[tuple[Any, ...], int] = {}
     for index, r in enumerate(records):
@@ -176,7 +179,7 @@ def analyze(records: list[dict[str, Any]], path: str = "") -> Analysis:
         if kind == "call" and name == "send":
             life = SendLife(r["conn"], r["send_id"], r.get("stream_handle"), r.get("stream_id"),
                             r.get("client_context", "?"), r.get("bytes", 0), r.get("flags"), r.get("status", "?"),
-                            r["t"], index, by_line="log_line" in r)
+                            r["t"], index, by_line=by_line)
             sends[life.key] = life
         elif kind == "queued" and name == "send":
             queued = sends.get(f"{r['conn']}:{r['send_id']}")
@@ -221,7 +224,7 @@ def analyze(records: list[dict[str, Any]], path: str = "") -> Analysis:
     verdict = next((r for r in records if r["kind"] == "verdict"), None)
     return Analysis(path, records, list(sends.values()), leaks, violations, errors,
                     expect=verdict.get("expect", "ok") if verdict else "ok",
-                    passed=verdict.get("passed") if verdict else None)
+                    passed=verdict.get("passed") if verdict else None, by_line=by_line)
 
 
 def describe(r: dict[str, Any]) -> str:

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .explain import Analysis, call_text, describe
+from .explain import Analysis, call_text, describe, when
 
 CSS = """
 body{font:13px/1.4 system-ui,sans-serif;margin:16px;color:#222;background:#fafafa}
@@ -134,12 +134,12 @@ def _run_section(analysis: Analysis, index: int) -> str:
         raced = ""
         if life.raced_with is not None:
             r = life.raced_with
-            raced = f"; raced with {html.escape(call_text(r))} at t={r['t']:.6f}"
+            raced = f"; raced with {html.escape(call_text(r))} at {when(r)}"
         cause = (f'<div class="cause">cause: {html.escape(life.cause)}</div>' if life.cause is not None else "")
         parts.append(f'<div class="{leak_class}" data-client-context="{html.escape(life.client_context)}">'
                      f"<b>{leak_word}</b> send {life.key} client_context=<b>{html.escape(life.client_context)}</b> "
                      f"on {html.escape(life.conn)} stream {html.escape(life.stream_name)} "
-                     f"({life.bytes} bytes) accepted at t={life.accepted_t:.6f}, never completed "
+                     f"({life.bytes} bytes) accepted at {life.at(life.accepted_t)}, never completed "
                      f"({html.escape(str((life.leak or {}).get('detected', '')))}){raced}{cause}</div>")
     for text in analysis.violations:
         parts.append(f'<div class="violation">VIOLATION {html.escape(text)}</div>')
@@ -192,7 +192,11 @@ def _run_section(analysis: Analysis, index: int) -> str:
                  '<span><i style="background:#e53935"></i>leak</span>'
                  '<span><i style="background:#f9a825"></i>expected leak</span></div>')
     parts.append('<div class="lanes">')
-    ticks = "".join(f'<span style="left:{p}%">{t0 + span * p / 100:.3f}s</span>' for p in (0, 25, 50, 75, 95))
+    # a trace rebuilt from a MsQuic log counts its lines, not seconds (the log has no clock)
+    by_line = analysis.by_line
+    ticks = "".join(f'<span style="left:{p}%">'
+                    + (f"line {t0 + span * p / 100:.0f}" if by_line else f"{t0 + span * p / 100:.3f}s") + "</span>"
+                    for p in (0, 25, 50, 75, 95))
     parts.append(f'<div class="axis">{ticks}</div>')
     for lane in sorted(lanes, key=lambda k: (k.startswith("network"), k)):
         label = stream_names.get(lane, lane)

@@ -215,6 +215,7 @@ def test_the_trace_is_read_by_explain_its_report_and_check(tmp_path, capsys):
     assert "  accepted  line 1341 -> PENDING" in told and not re.search(r"\bt=\d", told)
     page = html.read_text()
     assert 'data-client-context="#5"' in page and "sends accepted: 5" in page
+    assert "accepted at line 1341," in page and ">line 910</span>" in page  # its axis counts log lines
     assert cli_main(["check", str(trace)]) == 1
     assert f"{trace}: LEAK send client:5 client_context=#5 stream 0 connection client" in capsys.readouterr().out
 
