@@ -19,6 +19,7 @@ from aioquic.quic.events import StreamDataReceived
 
 import quicsim
 from quicsim import SendFlags, Settings, StreamEventType, certs
+from quicsim.core import aioquic_adapter as aq
 from quicsim.fuzz.engine import NO_HANDSHAKE, check_seed
 from quicsim.fuzz.program import generate
 from quicsim.network import Network
@@ -75,21 +76,22 @@ async def _bare_pair(expect_fins: int = 1, max_streams: int | None = None):
 
     def create(quic, stream_handler=None):
         if max_streams:
-            quic._local_max_streams_bidi.value = max_streams
+            aq.set_local_stream_limits(quic, max_streams, max_streams)
         sink = _Sink(quic, stream_handler)
         sink.expect_fins = expect_fins
         sinks.append(sink)
         return sink
 
     server = await serve("127.0.0.1", 0, configuration=server_config, create_protocol=create)
-    assert server._transport is not None  # serve() returns a bound server
-    port = server._transport.get_extra_info("sockname")[1]
+    server_transport = aq.server_transport(server)
+    assert server_transport is not None  # serve() returns a bound server
+    port = server_transport.get_extra_info("sockname")[1]
     transport, client = await loop.create_datagram_endpoint(
         lambda: QuicConnectionProtocol(QuicConnection(configuration=client_config)),
         local_addr=("127.0.0.1", 0))
     # The same sockets as quicsim's: its transport enlarges both buffers.
     enlarge_buffers(transport)
-    enlarge_buffers(server._transport)
+    enlarge_buffers(server_transport)
     client.connect(("127.0.0.1", port))
     await client.wait_connected()
     return server, transport, client, sinks
@@ -106,7 +108,7 @@ async def _bare_timed_sends(client: QuicConnectionProtocol, sink: _Sink, count: 
                             what: str) -> float:
     """``count`` sends of ``size`` bytes on each of ``streams`` streams, timed until the
     receiver has every byte and FIN, then checked."""
-    quic = client._quic
+    quic = aq.protocol_quic(client)
     chunk = bytes(size)
     start = time.perf_counter()
     for _ in range(streams):
@@ -255,7 +257,7 @@ async def _bare_memory_pair(network: Network | None = None, expect_fins: int = 1
 
     def create(quic, stream_handler=None):
         if max_streams:
-            quic._local_max_streams_bidi.value = max_streams
+            aq.set_local_stream_limits(quic, max_streams, max_streams)
         sink = _Sink(quic, stream_handler)
         sink.expect_fins = expect_fins
         sinks.append(sink)
@@ -280,8 +282,7 @@ async def _bare_memory_close(link: MemoryLink, server: QuicServer, client: QuicC
     server.close()
     link.close()
     for proto in (client, *sinks):
-        if proto._timer is not None:
-            proto._timer.cancel()
+        aq.stop_protocol(proto)
 
 
 def bare_memory_bulk(total: int, chunk: int) -> float:
@@ -290,7 +291,7 @@ def bare_memory_bulk(total: int, chunk: int) -> float:
     async def run() -> float:
         link, server, client, sinks = await _bare_memory_pair()
         start = time.perf_counter()
-        quic = client._quic
+        quic = aq.protocol_quic(client)
         sid = quic.get_next_available_stream_id()
         for offset in range(0, total, chunk):
             quic.send_stream_data(sid, bytes(min(chunk, total - offset)), end_stream=offset + chunk >= total)

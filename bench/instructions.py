@@ -98,16 +98,14 @@ def loss_timeouts(child_output: str) -> int:
 
 def _counting_loss_timeouts() -> list[int]:
     """Count aioquic's loss-detection timeouts from now on (in a child)."""
-    from aioquic.quic.recovery import QuicPacketRecovery
+    from quicsim.core import aioquic_adapter as aq
 
     fired = [0]
-    on_timeout = QuicPacketRecovery.on_loss_detection_timeout
 
-    def counted(self, *args, **kwargs):
+    def counted() -> None:
         fired[0] += 1
-        return on_timeout(self, *args, **kwargs)
 
-    QuicPacketRecovery.on_loss_detection_timeout = counted  # type: ignore[method-assign]
+    aq.watch_loss_timeouts(counted)
     return fired
 
 

@@ -412,6 +412,26 @@ def take_timer(protocol: Any) -> float | None:
     return cast("float | None", timer_at)
 
 
+def watch_loss_timeouts(on_timeout: Callable[[], None]) -> None:
+    """Call ``on_timeout`` at every loss-detection timeout of every connection in this
+    process from now on (the benchmarks count them: a timeout changes a run's work)."""
+    from aioquic.quic.recovery import QuicPacketRecovery
+
+    fire = QuicPacketRecovery.on_loss_detection_timeout
+
+    def counted(self: QuicPacketRecovery, *args: Any, **kwargs: Any) -> Any:
+        on_timeout()
+        return fire(self, *args, **kwargs)
+
+    QuicPacketRecovery.on_loss_detection_timeout = counted  # type: ignore[method-assign]
+
+
+def protocol_quic(protocol: Any) -> QuicConnection:
+    """The QuicConnection an aioquic QuicConnectionProtocol drives (the benchmarks' bare
+    baseline sends on it directly)."""
+    return cast(QuicConnection, protocol._quic)
+
+
 def protocol_transport(protocol: Any) -> Any:
     """The datagram transport the protocol sends on (None before it is connected)."""
     return protocol._transport
