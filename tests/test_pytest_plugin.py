@@ -404,11 +404,15 @@ PEER_TESTS = """
 
 
 @pytest.mark.parametrize("peer", ["picoquic", "quiche"])
-def test_a_peer_is_a_fixture_started_and_stopped_around_the_test(pytester: pytest.Pytester, peer):
+def test_a_peer_is_a_fixture_started_and_stopped_around_the_test(pytester: pytest.Pytester, peer, monkeypatch):
     from quicsim.peers import launcher
+    from quicsim.peers.picoquic import peers_dir
 
     if launcher(peer).missing() is not None:
         pytest.skip(launcher(peer).missing())
+    # pytester gives its subprocess a HOME of its own: name the peers found here (an
+    # installed quicsim keeps them in the user's cache, under HOME)
+    monkeypatch.setenv("QUICSIM_PEERS_DIR", str(peers_dir()))
     pytester.makepyfile(PEER_TESTS.format(peer=peer))
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-o", "asyncio_mode=strict")
     result.assert_outcomes(passed=2, failed=1)
