@@ -3,14 +3,14 @@
 ngtcp2's example client (``--peer-client ngtcp2``) POSTs three requests on one connection
 to quicsim's server, which answers in HTTP/3 framing (quicsim.peers.h3): the first answer
 is well-formed and the client reads it to its FIN; the second opens without ``:status``,
-so the client stops and resets the stream (STOP_SENDING and RESET_STREAM,
-H3_MESSAGE_ERROR); the third opens with a SETTINGS frame, so the client closes the
-connection (H3_FRAME_UNEXPECTED). The server answers every chunk with 400 copies and,
-while the client's direction is open, one more chunk per acknowledged answer, so a send is in
-flight when each abort lands; it answers the third stream only once the first two are over
-on its side, so the close ends the run. MsQuic's rules: on echo the answers are
-acknowledged; after STOP_SENDING the send in flight completes canceled
-(PEER_RECEIVE_ABORTED); after the CONNECTION_CLOSE every pending send completes canceled.
+so the client stops the stream (STOP_SENDING, H3_MESSAGE_ERROR; RESET_STREAM of its own
+direction as well when its request is not all acknowledged yet); the third opens with a
+SETTINGS frame, so the client closes the connection (H3_FRAME_UNEXPECTED). The server
+answers every chunk with 400 copies, so a send is in flight when each abort lands; it
+answers the third stream only once the first two are over on its side, so the close ends
+the run. MsQuic's rules: on echo the answers and the FIN are acknowledged; after
+STOP_SENDING the send in flight completes canceled (PEER_RECEIVE_ABORTED) and the server's
+direction is reset; after the CONNECTION_CLOSE every pending send completes canceled.
 Each accepted send completes exactly once.
 """
 
@@ -92,7 +92,7 @@ def answering_server(conn: Connection, event: AnyConnectionEvent) -> None:
         answers.seen.append(("close", event.error_code))
 
 
-@scenario(peer_client="ngtcp2", peer_client_behaviour=("echo", "reset", "close-connection"),
+@scenario(peer_client="ngtcp2", peer_client_behaviour=("echo", "stop-sending", "close-connection"),
           server=answering_server, network={"delay_ms": 5}, timeout=40)
 async def ngtcp2_client_aborts(ctx: ScenarioContext) -> None:
     assert ctx.peer is not None and ctx.peer.host == "127.0.0.1"

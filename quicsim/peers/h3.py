@@ -165,12 +165,13 @@ def frame_as_http3(client: api.Connection, behaviours: tuple[str, ...]) -> Http3
 
 #: what the server's framing opens each answer with, per client action, and why the
 #: client reacts so: a well-formed response (read to its FIN); a response without
-#: ``:status``, which HTTP/3 calls malformed (RFC 9114 4.1.2: nghttp3 stops and resets the
-#: stream with H3_MESSAGE_ERROR); a SETTINGS frame, a connection error on a request stream
-#: (RFC 9114 7.2.4: CONNECTION_CLOSE with H3_FRAME_UNEXPECTED).
+#: ``:status``, which HTTP/3 calls malformed (RFC 9114 4.1.2: nghttp3 stops the stream
+#: with H3_MESSAGE_ERROR, and resets its own direction too while the request is not all
+#: acknowledged); a SETTINGS frame, a connection error on a request stream (RFC 9114
+#: 7.2.4: CONNECTION_CLOSE with H3_FRAME_UNEXPECTED).
 RESPONSES = {
     "echo": "ok",
-    "reset": "malformed",
+    "stop-sending": "malformed",
     "close-connection": "settings",
 }
 

@@ -5,8 +5,8 @@ closed. It speaks HTTP/3 only (ALPN ``h3``), so quicsim's server answers with HT
 framing (:class:`quicsim.peers.h3.Http3Server`); what the client did is read from its
 frame log on its standard error, as for ngtcp2's server.
 
-The client has no switch of its own for an abort: nghttp3 aborts a stream (STOP_SENDING
-and RESET_STREAM, H3_MESSAGE_ERROR) when the answer is malformed and closes the connection
+The client has no switch of its own for an abort: nghttp3 stops a stream (STOP_SENDING,
+H3_MESSAGE_ERROR) when the answer is malformed and closes the connection
 (H3_FRAME_UNEXPECTED) when a frame does not belong on a request stream, so the server's
 framing provokes each action at the first bytes of its answer (:data:`quicsim.peers.h3.RESPONSES`).
 """
@@ -28,7 +28,7 @@ from .ngtcp2 import Ngtcp2Launcher, parse_frame_line
 CLIENT = "/usr/bin/gtlsclient"
 INSTALL = "apt-get install ngtcp2-client"
 #: the application error codes nghttp3 sends for each abortive action (quicsim's server sees them)
-CODES = {"reset": H3_MESSAGE_ERROR, "close-connection": H3_FRAME_UNEXPECTED}
+CODES = {"stop-sending": H3_MESSAGE_ERROR, "close-connection": H3_FRAME_UNEXPECTED}
 #: the log lines that say the handshake is over and which ALPN it chose
 _CONNECTED = b"QUIC handshake has completed"
 _ALPN = b"Negotiated ALPN is "
@@ -36,9 +36,10 @@ _ALPN = b"Negotiated ALPN is "
 
 def unsupported(actions: tuple[str, ...]) -> str | None:
     """Why ngtcp2's client cannot play this menu, None when it can."""
-    if "stop-sending" in actions:
-        return ("ngtcp2's client sends STOP_SENDING only together with RESET_STREAM of its own direction "
-                "(nghttp3's answer to a malformed response): that is its reset action; it has no stop-sending alone")
+    if "reset" in actions:
+        return ("ngtcp2's client resets its own direction only beside a STOP_SENDING, and only while its "
+                "request is not all acknowledged (it sends the request with FIN at once): not an action it "
+                "can be made to take")
     return None
 
 
