@@ -23,7 +23,8 @@ CLIENT_PEERS = ("picoquic", "quiche", "ngtcp2")
 #: STOP_SENDING the server's direction, RESET_STREAM its own (the stream is over when the
 #: server ends its side) or close the connection.
 CLIENT_ACTIONS = ("echo", "stop-sending", "reset", "close-connection")
-#: the application error codes of the abortive actions (quicsim's server sees them)
+#: the application error codes of the abortive actions (quicsim's server sees them) for
+#: picoquic's and quiche's clients; ngtcp2's HTTP/3 client has nghttp3's (quicsim.peers.ngtcp2_client.CODES)
 CLIENT_CODES = {"stop-sending": 0x52, "reset": 0x53, "close-connection": 0x54}
 #: seconds a client has to finish before it gives up by itself (and the launcher after it)
 CLIENT_SECONDS = 30.0
