@@ -1,12 +1,15 @@
-"""HTTP/3 framing of quicsim's client streams, for a peer whose server speaks HTTP/3 only
-(ngtcp2's example server): a control stream with SETTINGS, and on each client
-bidirectional stream a request whose first send carries a HEADERS frame (QPACK-encoded
-with pylsqpack) and whose every send's bytes go out inside one DATA frame.
+"""HTTP/3 framing of quicsim's streams, for a peer that speaks HTTP/3 only: on quicsim's
+client for ngtcp2's example server (a control stream with SETTINGS, and on each client
+bidirectional stream a request whose first send carries a HEADERS frame, QPACK-encoded
+with pylsqpack, and whose every send's bytes go out inside one DATA frame); on quicsim's
+server for ngtcp2's example client (:class:`Http3Server`: the same, each answer opened by
+a response's HEADERS frame).
 
 Each application send stays one send (one SEND_COMPLETE, its own client context): the
 frame headers travel in the same send as its bytes, so the ledger judges exactly the sends
-the application made. What a stream's request looks like picks the server's behaviour
-(see :data:`REQUESTS`); the server's answer reaches the application as HTTP/3 frames.
+the application made. What a stream's first frame looks like picks the peer's behaviour
+(see :data:`REQUESTS` and :data:`RESPONSES`); the peer's frames reach the application as
+they are.
 """
 
 from __future__ import annotations
@@ -99,10 +102,7 @@ class Http3Client:
     def open_control_stream(self) -> None:
         """The control stream, straight on aioquic's public API: HTTP/3's plumbing, not a
         send of the application's (the ledger never sees it)."""
-        quic = self.client.core.quic
-        stream_id = quic.get_next_available_stream_id(is_unidirectional=True)
-        quic.send_stream_data(stream_id, control_stream_bytes())
-        self.control_stream_id = stream_id
+        self.control_stream_id = control_stream_id(self.client)
 
     def is_plumbing(self, stream_id: int | None) -> bool:
         """The streams HTTP/3 itself keeps open for the connection's life: ours (the
@@ -186,8 +186,8 @@ def response_preamble(kind: str, stream_id: int) -> bytes:
 
 
 def control_stream_id(conn: api.Connection) -> int:
-    """Open ``conn``'s control stream (its type, then SETTINGS) straight on aioquic's
-    public API: HTTP/3's plumbing, not a send of the application's."""
+    """Open ``conn``'s control stream (its type, then an empty SETTINGS frame) straight on
+    aioquic's public API: HTTP/3's plumbing, not a send of the application's."""
     quic = conn.core.quic
     stream_id: int = quic.get_next_available_stream_id(is_unidirectional=True)
     quic.send_stream_data(stream_id, control_stream_bytes())
