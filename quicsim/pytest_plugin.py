@@ -435,7 +435,7 @@ async def _open_peer_pair(request: pytest.FixtureRequest, config: QuicsimConfig,
     if config.peer is not None:  # (a peer's server that cannot play these behaviours skips too)
         missing = launcher(name).missing() or launcher(name).unsupported(config.peer_behaviour)
     else:
-        missing = client_launcher(name).missing()
+        missing = client_launcher(name).missing() or client_launcher(name).unsupported(config.peer_client_behaviour)
     try:
         if missing is not None:
             raise PeerNotInstalled(missing)

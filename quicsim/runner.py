@@ -91,8 +91,10 @@ def _pending_text(ledger: Ledger, conns: list[Any], pair: Any = None, name_half_
 
 
 def _peer_owned(pair: Any, conn: Any, stream_id: int | None, half_open: list[int]) -> bool:
-    """A stream of the client's that a peer keeps open: its HTTP/3 plumbing, or one it
+    """A stream of quicsim's connection that a peer keeps open: its HTTP/3 plumbing, or one it
     left half-open (reported as the peer's, not as a stream quicsim did not shut down)."""
+    if isinstance(pair, PeerClientPair):  # an HTTP/3 client's plumbing, on the server's side
+        return conn is pair.server and pair.is_plumbing(stream_id)
     return (isinstance(pair, PeerPair) and conn is pair.client
             and (pair.is_plumbing(stream_id) or stream_id in half_open))
 
@@ -242,7 +244,9 @@ def run_job(spec: ScenarioSpec, seed: int, options: RunOptions | None = None) ->
             return _stopped_result(spec, seed, options, None, 0.0, skipped=reason)
     peer_client = peer_client_for(spec, options)
     if peer_client is not None:
-        reason = needs_quicsim_client(spec, options) or client_launcher(peer_client).missing()
+        clients = client_launcher(peer_client)
+        reason = (needs_quicsim_client(spec, options) or clients.missing()
+                  or clients.unsupported(spec.peer_client_behaviour))
         if reason is not None:
             return _stopped_result(spec, seed, options, None, 0.0, skipped=reason)
     run = interrupt.cancellable(run_scenario(spec, seed, options))  # Ctrl-C cancels it cleanly
@@ -352,6 +356,8 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
         conns = [c for c in (pair.client, pair.server) if c is not None]
         if recorder is not None and isinstance(pair, PeerPair) and pair.framing is not None:
             recorder.ignore = pair.framing.is_plumbing_stream
+        if recorder is not None and isinstance(pair, PeerClientPair) and pair.launcher.alpn == "h3":
+            recorder.ignore = pair.is_plumbing_stream
         if options.check_invariants and not msquic:
             for conn in conns:
                 conn.core.check_invariants = True
@@ -390,7 +396,8 @@ async def run_scenario(spec: ScenarioSpec, seed: int, options: RunOptions | None
             # the peer went quiet, or left its stream unfinished, while quicsim waited on it
             ours = conns[0]
             peer_silence = silence.judge(ours, sum(1 for p in ledger.pending_sends() if p["connection"] == ours.label),
-                                         ignore=pair.is_plumbing if isinstance(pair, PeerPair) else None)
+                                         ignore=pair.is_plumbing if isinstance(pair, (PeerPair, PeerClientPair))
+                                         else None)
             if peer_silence is not None and error is not None:
                 error += f"; the peer's doing: {peer_silence['text']}"
         if error is None and skipped is None:  # a body that failed is judged at once: nothing to wait for

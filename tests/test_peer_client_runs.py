@@ -25,7 +25,8 @@ from quicsim.settings import Settings
 PEER_SCENARIO = Path(__file__).resolve().parent.parent / "peer_scenarios" / "peer_client_aborts.py"
 
 
-@pytest.fixture(params=CLIENT_PEERS)
+#: the clients on raw streams (ngtcp2's HTTP/3 client: tests/test_peer_ngtcp2_client.py)
+@pytest.fixture(params=[p for p in CLIENT_PEERS if p != "ngtcp2"])
 def peer(request):
     missing = client_launcher(request.param).missing()
     if missing is not None:
@@ -146,7 +147,7 @@ def test_the_option_is_checked_when_the_file_is_imported():
     async def body(ctx):
         pass
 
-    with pytest.raises(ValueError, match="peer_client must be one of picoquic, quiche, got 'ngtcp3'"):
+    with pytest.raises(ValueError, match="peer_client must be one of picoquic, quiche, ngtcp2, got 'ngtcp3'"):
         quicsim.scenario(peer_client="ngtcp3")(body)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="peer_client_behaviour: unknown client action 'answer-after-fin'"):
         quicsim.scenario(peer_client="quiche", peer_client_behaviour="answer-after-fin")(body)  # type: ignore[arg-type]

@@ -15,7 +15,8 @@ from ..ledger import Ledger
 from ..network import Network
 from ..settings import Settings
 from ..transport.relay import Relay
-from .clients import PeerClientLauncher, client_launcher
+from .clients import PeerClientLauncher, client_launcher, normalize_actions
+from .h3 import is_unidirectional
 from .handle import PeerHandle, PeerNotInstalled
 
 #: seconds the foreign client has to exit once quicsim's server is shut down (then by pid)
@@ -84,6 +85,15 @@ class PeerClientPair:
             await self.launcher.stop(self.peer)
         return clean
 
+    def is_plumbing(self, stream_id: int | None) -> bool:
+        """A stream an HTTP/3 client's connection keeps open for its life (control and
+        QPACK streams, unidirectional either way): no application's doing."""
+        return self.launcher.alpn == "h3" and is_unidirectional(stream_id)
+
+    def is_plumbing_stream(self, stream: Any) -> bool:
+        """:meth:`is_plumbing` of a stream object (anything with an ``id``)."""
+        return self.is_plumbing(getattr(stream, "id", None))
+
     def judge_left(self) -> None:
         """The server's teardown for the observers (once): the ledger judges what it left."""
         if not self._judged:
@@ -117,13 +127,18 @@ async def open_peer_client_pair(peer: str, actions: Iterable[str], *, network: N
     for observer in observers:
         if hasattr(observer, "network"):
             network.listeners.append(observer.network)
-    listener = await api.listen(handler=server_handler or echo_server, settings=server_settings, ledger=ledger,
-                                observers=observers, quic_logger=qlog, seed=seed)
+    chosen = normalize_actions(tuple(actions))
+    reason = clients.unsupported(chosen)
+    if reason is not None:
+        raise PeerNotInstalled(reason)
+    listener = await api.listen(handler=clients.server_handler(server_handler or echo_server, chosen),
+                                settings=server_settings, ledger=ledger, observers=observers, quic_logger=qlog,
+                                seed=seed, alpn=clients.alpn)
     link: Any = None
     handle: PeerHandle | None = None
     try:
         link = await Relay(("127.0.0.1", listener.port), network).start()
-        handle = await clients.start_client(link.port, actions, size=REQUEST_BYTES)
+        handle = await clients.start_client(link.port, chosen, size=REQUEST_BYTES)
         server = await listener.accept(timeout=accept_timeout)
     except BaseException:
         listener.close()

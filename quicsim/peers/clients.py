@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from typing import Iterable, Protocol
+from typing import Any, Callable, Iterable, Protocol
 
 from .. import certs
 from .handle import PeerHandle, PeerNotInstalled
@@ -17,13 +17,14 @@ __all__ = ["CLIENT_ACTIONS", "CLIENT_CODES", "CLIENT_PEERS", "ClientProcess", "P
            "client_launcher", "normalize_actions"]
 
 #: the peers that can run as a client of quicsim's listener
-CLIENT_PEERS = ("picoquic", "quiche")
+CLIENT_PEERS = ("picoquic", "quiche", "ngtcp2")
 #: What the client does on its n-th stream: send the request with FIN and read the answer
 #: to its FIN; or send the request without FIN and, at the first bytes of the answer,
 #: STOP_SENDING the server's direction, RESET_STREAM its own (the stream is over when the
 #: server ends its side) or close the connection.
 CLIENT_ACTIONS = ("echo", "stop-sending", "reset", "close-connection")
-#: the application error codes of the abortive actions (quicsim's server sees them)
+#: the application error codes of the abortive actions (quicsim's server sees them) for
+#: picoquic's and quiche's clients; ngtcp2's HTTP/3 client has nghttp3's (quicsim.peers.ngtcp2_client.CODES)
 CLIENT_CODES = {"stop-sending": 0x52, "reset": 0x53, "close-connection": 0x54}
 #: seconds a client has to finish before it gives up by itself (and the launcher after it)
 CLIENT_SECONDS = 30.0
@@ -45,9 +46,18 @@ class PeerClientLauncher(Protocol):
     """Runs one foreign stack's client against a quicsim listener."""
 
     name: str
+    #: the ALPN the peer's client offers (quicsim's listener must speak it)
+    alpn: str
 
     def missing(self) -> str | None:
         """Why the peer cannot run here, with the command that installs it; None when it can."""
+
+    def unsupported(self, actions: tuple[str, ...]) -> str | None:
+        """Why this peer's client cannot play ``actions`` in one run; None when it can."""
+
+    def server_handler(self, handler: Callable[..., Any], actions: tuple[str, ...]) -> Callable[..., Any]:
+        """The listener's handler around the application's ``handler`` for this client
+        (the same one, unless the client needs an application protocol's framing)."""
 
     async def start_client(self, port: int, actions: Iterable[str], size: int = 1000) -> PeerHandle:
         """Start the client towards 127.0.0.1:``port``, one stream of ``size`` bytes per
@@ -116,6 +126,7 @@ class ClientLauncher:
     installed; :meth:`argv` how its client script is run."""
 
     name = ""
+    alpn = "quicsim"
 
     def __init__(self, server: ChildLauncher) -> None:
         self.server = server
@@ -123,6 +134,12 @@ class ClientLauncher:
 
     def missing(self) -> str | None:
         return self.server.missing()
+
+    def unsupported(self, actions: tuple[str, ...]) -> str | None:
+        return None
+
+    def server_handler(self, handler: Callable[..., Any], actions: tuple[str, ...]) -> Callable[..., Any]:
+        return handler
 
     def argv(self, port: int, actions: tuple[str, ...], size: int) -> list[str]:  # pragma: no cover - each peer says
         raise NotImplementedError
@@ -194,4 +211,8 @@ def client_launcher(name: str) -> PeerClientLauncher:
         return PicoquicClientLauncher()
     if name == "quiche":
         return QuicheClientLauncher()
+    if name == "ngtcp2":
+        from .ngtcp2_client import Ngtcp2ClientLauncher
+
+        return Ngtcp2ClientLauncher()
     raise ValueError(f"no client for peer {name!r} (one of {', '.join(CLIENT_PEERS)})")
