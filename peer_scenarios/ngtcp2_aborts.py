@@ -19,7 +19,7 @@ from quicsim import (AnyConnectionEvent, AnyStreamEvent, Connection, ConnectionE
 H3_NO_ERROR, H3_FRAME_UNEXPECTED, H3_MESSAGE_ERROR = 0x100, 0x105, 0x10E
 
 
-@scenario(peer="ngtcp2", peer_behaviour=("stop-sending", "reset", "close-connection"),
+@scenario(peer="ngtcp2", peer_only=True, peer_behaviour=("stop-sending", "reset", "close-connection"),
           network={"delay_ms": 5}, timeout=30)
 async def ngtcp2_aborts(ctx: ScenarioContext) -> None:
     assert ctx.peer is not None and ctx.peer.host == "127.0.0.1"
@@ -72,7 +72,7 @@ async def ngtcp2_aborts(ctx: ScenarioContext) -> None:
     ctx.note(f"{ctx.peer.name}: {', '.join(e['event'] for e in ctx.peer.events)}")
 
 
-@scenario(peer="ngtcp2", peer_behaviour="answer-after-fin", timeout=10)
+@scenario(peer="ngtcp2", peer_only=True, peer_behaviour="answer-after-fin", timeout=10)
 async def ngtcp2_half_open_after_reset(ctx: ScenarioContext) -> None:
     assert ctx.peer is not None
     stream = ctx.client.open_stream()

@@ -92,7 +92,7 @@ def answering_server(conn: Connection, event: AnyConnectionEvent) -> None:
         answers.seen.append(("close", event.error_code))
 
 
-@scenario(peer_client="ngtcp2", peer_client_behaviour=("echo", "stop-sending", "close-connection"),
+@scenario(peer_client="ngtcp2", peer_only=True, peer_client_behaviour=("echo", "stop-sending", "close-connection"),
           server=answering_server, network={"delay_ms": 5}, timeout=40)
 async def ngtcp2_client_aborts(ctx: ScenarioContext) -> None:
     assert ctx.peer is not None and ctx.peer.host == "127.0.0.1"

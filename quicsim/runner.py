@@ -227,10 +227,27 @@ def _uses_names(code: Any, names: set[str], module: dict[str, Any] | None = None
     return any(_uses_names(c, names, module, seen) for c in inner)
 
 
+def not_its_peer(spec: ScenarioSpec, options: RunOptions) -> str | None:
+    """Why a scenario written for one peer (``peer_only``) does not run here: the run names
+    another stack, or puts it on the other end. None when it runs."""
+    if not spec.peer_only:
+        return None
+    side, ours = ("server", spec.peer) if spec.peer is not None else ("client", spec.peer_client)
+    chosen = peer_for(spec, options) if side == "server" else peer_client_for(spec, options)
+    if chosen == ours:
+        return None
+    named = (f"--peer {options.peer}" if options.peer is not None
+             else f"--peer-client {options.peer_client}" if options.peer_client is not None else "another end")
+    return f"it is written for {ours}'s {side} (peer_only); this run names {named}"
+
+
 def run_job(spec: ScenarioSpec, seed: int, options: RunOptions | None = None) -> dict[str, Any]:
     """Run one scenario run on a fresh event loop: a virtual-time one for the memory
     transport, so the run is deterministic and idle time is free."""
     options = options or RunOptions()
+    reason = not_its_peer(spec, options)
+    if reason is not None:
+        return _stopped_result(spec, seed, options, None, 0.0, skipped=reason)
     if options.backend == "msquic" and peer_for(spec, options) is None:
         reason = needs_simulator(spec, options)
         if reason is not None:

@@ -74,6 +74,8 @@ class ScenarioSpec:
     peer_client: str | None = None
     #: what the peer's client does on its n-th stream, one stream per entry
     peer_client_behaviour: tuple[str, ...] = ("echo",)
+    #: written for its own peer (its codes, its quirks): a run naming another skips it
+    peer_only: bool = False
     file: str = ""
     line: int = 0
 
@@ -124,6 +126,7 @@ def scenario(
     peer_behaviour: PeerBehaviour | Iterable[PeerBehaviour] = "echo",
     peer_client: PeerClient | None = None,
     peer_client_behaviour: PeerClientBehaviour | Iterable[PeerClientBehaviour] = "echo",
+    peer_only: bool = False,
 ) -> Callable[[_F], _F]: ...
 
 
@@ -144,6 +147,7 @@ def scenario(
     peer_behaviour: PeerBehaviour | Iterable[PeerBehaviour] = "echo",
     peer_client: PeerClient | None = None,
     peer_client_behaviour: PeerClientBehaviour | Iterable[PeerClientBehaviour] = "echo",
+    peer_only: bool = False,
 ) -> ScenarioFunction | Callable[[ScenarioFunction], ScenarioFunction]:
     """Mark ``async def fn(ctx)`` as a scenario.
 
@@ -167,7 +171,10 @@ def scenario(
     ``peer_client``: a foreign stack as the client of quicsim's server (``ctx.server``;
     ``ctx.peer`` stands for the client and there is no ``ctx.client``; the ledger judges
     the server's sends); ``peer_client_behaviour``: what that client does, one stream per
-    entry in order (``"echo"``, ``"stop-sending"``, ``"reset"``, ``"close-connection"``).
+    entry in order (``"echo"``, ``"stop-sending"``, ``"reset"``, ``"close-connection"``);
+    ``peer_only``: the scenario is written for its own ``peer`` or ``peer_client`` (it
+    checks that stack's error codes, say), so a run whose ``--peer``/``--peer-client``
+    names another stack skips it instead of running it there.
     """
 
     def decorate(func: ScenarioFunction) -> ScenarioFunction:
@@ -199,6 +206,8 @@ def scenario(
             raise ValueError(f"peer_client must be one of {', '.join(CLIENT_PEERS)}, got {peer_client!r}")
         if peer is not None and peer_client is not None:
             raise ValueError("peer= and peer_client= exclude each other: one end of a run is quicsim's")
+        if peer_only and peer is None and peer_client is None:
+            raise ValueError("peer_only=True needs the peer it is written for: peer= or peer_client=")
         try:
             client_actions = normalize_actions(peer_client_behaviour)
         except ValueError as exc:
@@ -211,7 +220,7 @@ def scenario(
             seed=seed, client_settings=client_settings, server_settings=server_settings,
             repeat=repeat, expect=expect, server=server, transport=transport, backends=chosen,
             expect_outcomes=allowed, peer=peer, peer_behaviour=behaviours,
-            peer_client=peer_client, peer_client_behaviour=client_actions,
+            peer_client=peer_client, peer_client_behaviour=client_actions, peer_only=bool(peer_only),
             file=code.co_filename,
             line=code.co_firstlineno,
         )

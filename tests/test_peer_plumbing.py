@@ -213,3 +213,40 @@ def test_the_matrix_shows_each_verdict_and_what_differed_from_quicsims_server(tm
         "| `skipped` | skip: it uses ctx.server | - | - |",
         "| `quiet` | FAIL 1/2, the peer's doing: peer P sent nothing | - | not run against quicsim's server |"]
     assert matrix.main([str(tmp_path / "missing.jsonl")]) == 2
+
+
+def test_a_scenario_written_for_one_peer_skips_runs_that_name_another():
+    """peer_only: a scenario that checks one stack's own codes is skipped, saying why, by a
+    run whose --peer or --peer-client names another stack or the other end; a generic
+    scenario runs wherever it is sent."""
+
+    @quicsim.scenario(peer="ngtcp2", peer_only=True)
+    async def for_ngtcp2(ctx: ScenarioContext) -> None:
+        raise AssertionError("not reached")
+
+    @quicsim.scenario(peer_client="ngtcp2", peer_only=True)
+    async def for_ngtcp2s_client(ctx: ScenarioContext) -> None:
+        raise AssertionError("not reached")
+
+    spec, client_spec = for_ngtcp2.__quicsim_scenario__, for_ngtcp2s_client.__quicsim_scenario__
+    result = run_job(spec, 1, RunOptions(peer="quiche"))
+    assert result["skipped"] == "it is written for ngtcp2's server (peer_only); this run names --peer quiche"
+    result = run_job(spec, 1, RunOptions(peer_client="picoquic"))
+    assert result["skipped"].endswith("this run names --peer-client picoquic")
+    result = run_job(client_spec, 1, RunOptions(peer="ngtcp2"))
+    assert result["skipped"] == "it is written for ngtcp2's client (peer_only); this run names --peer ngtcp2"
+    from quicsim.runner import not_its_peer
+
+    assert not_its_peer(spec, RunOptions(peer="ngtcp2")) is None and not_its_peer(spec, RunOptions()) is None
+
+    @quicsim.scenario(peer="picoquic")
+    async def generic(ctx: ScenarioContext) -> None:
+        raise AssertionError("not reached")
+
+    assert not_its_peer(generic.__quicsim_scenario__, RunOptions(peer="quiche")) is None
+
+    async def no_peer(ctx: ScenarioContext) -> None:
+        raise AssertionError("not reached")
+
+    with pytest.raises(ValueError, match="peer_only=True needs the peer it is written for"):
+        quicsim.scenario(peer_only=True)(no_peer)
