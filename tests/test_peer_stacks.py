@@ -16,6 +16,7 @@ import quicsim
 from quicsim import SendFlags, StreamEventType
 from quicsim.loader import load_scenarios
 from quicsim.peers import PEERS, launcher
+from quicsim.peers.process import udp_sockets
 from quicsim.runner import RunOptions, run_job
 
 from .conftest import eventually
@@ -30,25 +31,6 @@ def peer(request):
     if missing is not None:
         pytest.skip(missing)
     return request.param
-
-
-def _udp_addresses(pid: int) -> list[str]:
-    """The local addresses (hex, as the kernel writes them) of the UDP sockets of ``pid``."""
-    inodes = set()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
-    found = []
-    for table in ("udp", "udp6"):
-        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
-            fields = line.split()
-            if fields[9] in inodes:
-                found.append(fields[1])
-    return found
 
 
 def _spec(path: Path, name: str | None = None):
@@ -67,9 +49,9 @@ def test_launcher_listens_on_loopback_only_and_stops_by_pid(peer):
                 # one IPv4 socket on the wildcard address (picoquic's bind), pinned to the
                 # loopback interface, as the server checked it before it listened
                 assert [(b["family"], b["device"], b["port"]) for b in handle.bound] == [("ipv4", "lo", handle.port)]
-                assert _udp_addresses(handle.pid) == [f"00000000:{port}"]
+                assert udp_sockets(handle.pid) == [f"00000000:{port}"]
             else:  # Node binds the address it is given: 127.0.0.1 only
-                assert _udp_addresses(handle.pid) == [f"0100007F:{port}"]
+                assert udp_sockets(handle.pid) == [f"0100007F:{port}"]
             os.kill(handle.pid, 0)  # running
         finally:
             await peers.stop(handle)

@@ -17,8 +17,7 @@ from typing import Any, Iterable
 from .. import certs
 from .handle import PeerHandle, PeerNotInstalled, normalize_behaviours
 from .picoquic import peers_dir
-from .process import START_SECONDS, PeerProcess
-from .process import ChildLauncher
+from .process import START_SECONDS, ChildLauncher, PeerProcess, udp_sockets
 
 SERVER = "/usr/sbin/gtlsserver"
 INSTALL = "apt-get install ngtcp2-server ngtcp2-client"
@@ -74,28 +73,6 @@ def _free_udp_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
-
-
-def udp_sockets(pid: int) -> list[str]:
-    """The local addresses (``0100007F:1F90``, as the kernel writes them) of ``pid``'s UDP sockets."""
-    inodes = set()
-    try:
-        for fd in os.listdir(f"/proc/{pid}/fd"):
-            try:
-                target = os.readlink(f"/proc/{pid}/fd/{fd}")
-            except OSError:
-                continue
-            if target.startswith("socket:["):
-                inodes.add(target[8:-1])
-        found = []
-        for table in ("udp", "udp6"):
-            for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
-                fields = line.split()
-                if fields[9] in inodes:
-                    found.append(fields[1])
-    except OSError:
-        return []
-    return found
 
 
 class Ngtcp2Process(PeerProcess):

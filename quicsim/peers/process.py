@@ -1,5 +1,6 @@
 """The child process of a peer's server: spawn it, wait for its ``listening`` line (the
-port is bound), keep reading its reports, stop it by process id."""
+port is bound), keep reading its reports, stop it by process id; and the UDP sockets a
+child has bound, read from /proc."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import os
 import signal
 import subprocess
+from pathlib import Path
 from typing import Any, Iterable
 
 from .handle import PeerHandle, PeerNotInstalled, normalize_behaviours
@@ -108,6 +110,28 @@ def _parse(line: bytes) -> dict[str, Any]:
     except ValueError:
         return {}
     return record if isinstance(record, dict) else {}
+
+
+def udp_sockets(pid: int) -> list[str]:
+    """The local addresses (``0100007F:1F90``, as the kernel writes them) of ``pid``'s UDP sockets."""
+    inodes = set()
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+        found = []
+        for table in ("udp", "udp6"):
+            for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[9] in inodes:
+                    found.append(fields[1])
+    except OSError:
+        return []
+    return found
 
 
 class ChildLauncher:
