@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import textwrap
 from dataclasses import dataclass, field
 
 import pytest
@@ -12,6 +13,7 @@ import pytest_asyncio
 import quicsim
 from quicsim import Settings
 from quicsim.core import ConnectionCore
+from quicsim.loader import load_scenarios
 from quicsim.pair import open_pair
 
 pytest_plugins = ["pytester"]
@@ -52,6 +54,35 @@ async def eventually(predicate, what: str = "the condition", timeout: float = 20
         if loop.time() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         await asyncio.sleep(0.001)
+
+
+def skip_unless_installed(peer_launcher) -> None:
+    """Skip the test, with the command that installs it, where the peer this launcher (a
+    server's or a client's) starts is not installed."""
+    missing = peer_launcher.missing()
+    if missing is not None:
+        pytest.skip(missing)
+
+
+def installed_peers(names, launcher_of):
+    """A fixture that gives each of the peers ``names`` in turn, skipping where one is not
+    installed (``launcher_of``: :func:`quicsim.peers.launcher` or
+    :func:`quicsim.peers.clients.client_launcher`). A module names it ``peer``."""
+
+    @pytest.fixture(params=names)
+    def peer(request):
+        skip_unless_installed(launcher_of(request.param))
+        return request.param
+
+    return peer
+
+
+def load_scenario_text(tmp_path, body: str):
+    """The scenarios of ``body`` (a scenario file's text, indented as in the test), written
+    to a file under ``tmp_path`` and loaded as ``quicsim run`` loads it."""
+    path = tmp_path / "scn.py"
+    path.write_text(textwrap.dedent(body))
+    return load_scenarios([str(path)])
 
 
 def send_garbage_initials(port: int, count: int) -> None:

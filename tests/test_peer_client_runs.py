@@ -7,8 +7,6 @@ with the command that installs it, where a peer is not installed."""
 from __future__ import annotations
 
 import json
-import textwrap
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -20,24 +18,15 @@ from quicsim.peers import launcher
 from quicsim.peers.clients import CLIENT_PEERS, client_launcher
 from quicsim.runner import RunOptions, needs_quicsim_client, run_job
 from quicsim.scenario_spec import ScenarioContext
-from quicsim.settings import Settings
+
+from .conftest import installed_peers, load_scenario_text, skip_unless_installed
 
 PEER_SCENARIO = Path(__file__).resolve().parent.parent / "peer_scenarios" / "peer_client_aborts.py"
 
 
-#: the clients on raw streams (ngtcp2's HTTP/3 client: tests/test_peer_ngtcp2_client.py)
-@pytest.fixture(params=[p for p in CLIENT_PEERS if p != "ngtcp2"])
-def peer(request):
-    missing = client_launcher(request.param).missing()
-    if missing is not None:
-        pytest.skip(missing)
-    return request.param
-
-
-def _load(tmp_path, body: str):
-    path = tmp_path / "scn.py"
-    path.write_text(textwrap.dedent(body))
-    return load_scenarios([str(path)])
+#: each client on raw streams in turn (ngtcp2's HTTP/3 client: tests/test_peer_ngtcp2_client.py);
+#: the test skips, saying how to install it, where it is not installed
+peer = installed_peers([p for p in CLIENT_PEERS if p != "ngtcp2"], client_launcher)
 
 
 def test_the_peer_clients_aborts_cancel_the_servers_sends_exactly_once(peer):
@@ -80,12 +69,11 @@ LATE_SEND = """
 
 @pytest.mark.parametrize("faults, expect, leaks", [
     ("frozenset()", "ok", 0),
-    ("frozenset({{'discard-after-shutdown-complete'}})".format(), "ok", 1),  # known bad: the run fails
-    ("frozenset({{'discard-after-shutdown-complete'}})".format(), "leak", 1),  # ... and is caught as a leak
+    ("frozenset({'discard-after-shutdown-complete'})", "ok", 1),  # known bad: the run fails
+    ("frozenset({'discard-after-shutdown-complete'})", "leak", 1),  # ... and is caught as a leak
 ])
 def test_the_ledger_judges_the_servers_sends_to_a_foreign_client(tmp_path, peer, faults, expect, leaks):
-    faults = faults.replace("{{", "{").replace("}}", "}")
-    [spec] = _load(tmp_path, LATE_SEND.format(peer=peer, faults=faults, expect=expect))
+    [spec] = load_scenario_text(tmp_path, LATE_SEND.format(peer=peer, faults=faults, expect=expect))
     assert needs_quicsim_client(spec, RunOptions()) is None
     result = run_job(spec, 1)
     assert result["peer_client"] == peer and result["connected"], result
@@ -98,7 +86,7 @@ def test_the_ledger_judges_the_servers_sends_to_a_foreign_client(tmp_path, peer,
 
 
 def test_scenarios_that_need_quicsims_client_are_skipped_saying_why(tmp_path):
-    specs = _load(tmp_path, """
+    specs = load_scenario_text(tmp_path, """
         from quicsim import Settings, scenario
 
         @scenario
@@ -214,13 +202,11 @@ SILENT_PEER = """
 
 @pytest.fixture
 def picoquic():
-    missing = launcher("picoquic").missing()
-    if missing is not None:
-        pytest.skip(missing)
+    skip_unless_installed(launcher("picoquic"))
 
 
 def test_a_peer_that_goes_quiet_on_an_unfinished_stream_is_named(tmp_path, picoquic):
-    spec = _load(tmp_path, SILENT_PEER)[0]
+    spec = load_scenario_text(tmp_path, SILENT_PEER)[0]
     result = run_job(spec, 1)
     assert not result["passed"], result
     assert result["error"].startswith("TimeoutError"), result["error"]  # the body's own wait, not its timeout
@@ -233,7 +219,7 @@ def test_a_peer_that_goes_quiet_on_an_unfinished_stream_is_named(tmp_path, picoq
 
 
 def test_a_quicsim_send_that_reaches_nobody_is_not_blamed_on_the_peer(tmp_path, picoquic):
-    spec = _load(tmp_path, SILENT_PEER)[1]
+    spec = load_scenario_text(tmp_path, SILENT_PEER)[1]
     result = run_job(spec, 1)
     assert not result["passed"] and result["error"].startswith("TimeoutError"), result
     assert "peer's doing" not in result["error"] and "peer_silence" not in result, result
@@ -245,9 +231,7 @@ def test_quiches_silence_in_shutdown_then_send_same_tick_is_named_as_the_peers()
     quiche's datagrams and quiche never sends the echo's FIN. Still a failure, but the
     verdict says it is the peer that went quiet (when the seed does not fail, the run
     passed and there is nothing to attribute)."""
-    missing = launcher("quiche").missing()
-    if missing is not None:
-        pytest.skip(missing)
+    skip_unless_installed(launcher("quiche"))
     root = Path(__file__).resolve().parent.parent
     [spec] = [s for s in load_scenarios([str(root / "scenarios")]) if s.name == "shutdown_then_send_same_tick"]
     result = run_job(spec, 2, RunOptions(peer="quiche"))
@@ -261,9 +245,8 @@ def test_quiches_silence_in_shutdown_then_send_same_tick_is_named_as_the_peers()
 
 
 def test_a_body_that_reaches_ctx_client_unseen_is_skipped_when_it_does(tmp_path):
-    if client_launcher("picoquic").missing() is not None:
-        pytest.skip(client_launcher("picoquic").missing())
-    [spec] = _load(tmp_path, """
+    skip_unless_installed(client_launcher("picoquic"))
+    [spec] = load_scenario_text(tmp_path, """
         from quicsim import scenario
 
         @scenario(peer_client="picoquic")

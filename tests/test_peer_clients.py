@@ -14,6 +14,8 @@ import quicsim
 from quicsim import ConnectionEventType, SendFlags, StreamEventType, StreamShutdownFlags
 from quicsim.peers.clients import CLIENT_CODES, CLIENT_PEERS, client_launcher, normalize_actions
 
+from .conftest import installed_peers
+
 #: the server answers each chunk it reads with this many copies of it: far more than one
 #: congestion window, so an abort one round trip after the first bytes finds it in flight
 ANSWER_FACTOR = 400
@@ -22,14 +24,9 @@ REQUEST = 1000
 MAX_MORE = 2000
 
 
-#: the clients on raw streams (ngtcp2's HTTP/3 client: tests/test_peer_ngtcp2_client.py)
-@pytest.fixture(params=[p for p in CLIENT_PEERS if p != "ngtcp2"])
-def peer(request):
-    """A peer's name; the test skips, saying how to install it, where it is not installed."""
-    missing = client_launcher(request.param).missing()
-    if missing is not None:
-        pytest.skip(missing)
-    return request.param
+#: each client on raw streams in turn (ngtcp2's HTTP/3 client: tests/test_peer_ngtcp2_client.py);
+#: the test skips, saying how to install it, where it is not installed
+peer = installed_peers([p for p in CLIENT_PEERS if p != "ngtcp2"], client_launcher)
 
 
 class AnsweringServer:

@@ -23,15 +23,15 @@ from quicsim.peers.pair import open_peer_pair
 from quicsim.runner import RunOptions, run_job
 from quicsim.settings import Settings
 
+from .conftest import skip_unless_installed
+
 REPO = Path(__file__).resolve().parent.parent
 NGTCP2 = RunOptions(peer="ngtcp2")
 
 
 @pytest.fixture
 def ngtcp2():
-    missing = launcher("ngtcp2").missing()
-    if missing is not None:
-        pytest.skip(missing)
+    skip_unless_installed(launcher("ngtcp2"))
 
 
 def _frames(data: bytes) -> list[tuple[int, bytes]]:

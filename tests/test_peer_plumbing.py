@@ -14,20 +14,15 @@ import pytest
 
 import quicsim
 from quicsim.cli import main as cli_main
-from quicsim.loader import load_scenarios
 from quicsim.peers import BEHAVIOURS, PeerHandle, launcher, normalize_behaviours
 from quicsim.peers import process as peer_process
 from quicsim.peers.process import PeerProcess
 from quicsim.runner import RunOptions, needs_quicsim_server, run_job
 from quicsim.scenario_spec import ScenarioContext
 
+from .conftest import load_scenario_text
+
 PEER = RunOptions(peer="picoquic")
-
-
-def _load(tmp_path, body: str):
-    path = tmp_path / "scn.py"
-    path.write_text(textwrap.dedent(body))
-    return load_scenarios([str(path)])
 
 
 def test_the_menu_and_bad_choices_fail_when_the_file_is_imported():
@@ -49,7 +44,7 @@ async def _body(ctx):
 
 
 def test_scenarios_that_need_quicsims_server_are_skipped_saying_why(tmp_path):
-    specs = _load(tmp_path, """
+    specs = load_scenario_text(tmp_path, """
         from quicsim import Settings, scenario
 
         def handler(conn, event):
@@ -93,7 +88,7 @@ def test_a_peer_that_is_not_installed_is_skipped_with_the_command_that_installs_
     reason = launcher("picoquic").missing()
     assert reason is not None and "install it with: " in reason
     assert f"{tmp_path}/nowhere/picoquic-venv/bin/pip install 'aiopquic>=0.6.1,<0.7'" in reason
-    [spec] = _load(tmp_path, """
+    [spec] = load_scenario_text(tmp_path, """
         from quicsim import scenario
 
         @scenario(peer="picoquic")

@@ -19,18 +19,13 @@ from quicsim.peers import PEERS, launcher
 from quicsim.peers.process import udp_sockets
 from quicsim.runner import RunOptions, run_job
 
-from .conftest import eventually
+from .conftest import eventually, installed_peers
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(params=PEERS)
-def peer(request):
-    """A peer's name; the test skips, saying how to install it, where it is not installed."""
-    missing = launcher(request.param).missing()
-    if missing is not None:
-        pytest.skip(missing)
-    return request.param
+#: each peer's name in turn; the test skips, saying how to install it, where it is not installed
+peer = installed_peers(PEERS, launcher)
 
 
 def _spec(path: Path, name: str | None = None):

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import skip_unless_installed
+
 LIBRARY = Path(__file__).resolve().parent.parent / "scenarios"
 
 CLEAN = """
@@ -408,8 +410,7 @@ def test_a_peer_is_a_fixture_started_and_stopped_around_the_test(pytester: pytes
     from quicsim.peers import launcher
     from quicsim.peers.picoquic import peers_dir
 
-    if launcher(peer).missing() is not None:
-        pytest.skip(launcher(peer).missing())
+    skip_unless_installed(launcher(peer))
     # pytester gives its subprocess a HOME of its own: name the peers found here (an
     # installed quicsim keeps them in the user's cache, under HOME)
     monkeypatch.setenv("QUICSIM_PEERS_DIR", str(peers_dir()))
