@@ -10,6 +10,7 @@ from quicsim import (
     ConnectionEventType,
     SendFlags,
     Settings,
+    Stream,
     StreamEventType,
     StreamShutdownFlags,
     StreamStartFlags,
@@ -37,18 +38,25 @@ def _receiving_server(pair, received: list, codes: list | None = None, peer_even
                             and e.stream.set_handler(on_stream))
 
 
+async def _started_stream(pair) -> tuple[list[bytes], Recorder, Stream]:
+    """A client stream started towards a server that keeps what it receives (that list),
+    with its recorder, after one whole exchange: the connection is quiet when it returns."""
+    received: list[bytes] = []
+    _receiving_server(pair, received)
+    rec = Recorder()
+    stream = pair.client.open_stream(handler=rec)
+    stream.start()
+    await round_trip(pair.client)
+    return received, rec, stream
+
+
 async def test_delay_send_only_delays_the_flush():
     """QuicSendQueueFlushForStream: a DELAY_SEND send joins its stream at once but the
     connection does not flush for it; the next flush for any reason (here another
     stream's exchange) writes it."""
     pair = await open_pair(transport="memory")
     try:
-        received: list[bytes] = []
-        _receiving_server(pair, received)
-        rec = Recorder()
-        stream = pair.client.open_stream(handler=rec)
-        stream.start()
-        await round_trip(pair.client)
+        received, rec, stream = await _started_stream(pair)
         await asyncio.sleep(1)  # a second of virtual time: every ACK of that is in, all quiet
         assert stream.send(b"held-", SendFlags.DELAY_SEND, client_context="held") == -2
         await asyncio.sleep(1)  # nothing flushes: nothing on the wire
@@ -278,12 +286,7 @@ async def test_priority_work_send_is_applied_ahead_of_a_queued_shutdown(flags, c
     flushed after the FIN, completes canceled."""
     pair = await open_pair(transport="memory")
     try:
-        received: list[bytes] = []
-        _receiving_server(pair, received)
-        rec = Recorder()
-        stream = pair.client.open_stream(handler=rec)
-        stream.start()
-        await round_trip(pair.client)
+        received, rec, stream = await _started_stream(pair)
         assert stream.send(b"first", client_context="first") == -2
         await eventually(lambda: rec.completions() == [("first", False)], "the first send's acknowledgement")
         assert stream.shutdown(StreamShutdownFlags.GRACEFUL) == -2
