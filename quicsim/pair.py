@@ -48,13 +48,7 @@ class Pair:
             return True
         clean = True
         try:
-            if not client.shutdown_complete:
-                if not client.shutdown_initiated:
-                    client.shutdown()
-                try:
-                    await client.wait_shutdown_complete(timeout=timeout)
-                except asyncio.TimeoutError:
-                    clean = False
+            clean = await shutdown_and_wait(client, timeout)
             if not server.shutdown_complete:
                 try:
                     await server.wait_shutdown_complete(timeout=timeout)
@@ -80,12 +74,42 @@ class Pair:
         self.judge_left()
         for conn in (self.client, self.server):
             if conn is not None:
-                for stream in conn.leftover_streams():
-                    stream.close()
-                conn.close()
+                close_with_leftovers(conn)
         self.listener.close()
         if self._link is not None:
             self._link.close()
+
+
+async def shutdown_and_wait(conn: api.Connection, timeout: float) -> bool:
+    """ConnectionShutdown as an application would (unless it already began), then a wait
+    bounded by ``timeout`` for SHUTDOWN_COMPLETE; False when it did not come."""
+    if conn.shutdown_complete:
+        return True
+    if not conn.shutdown_initiated:
+        conn.shutdown()
+    try:
+        await conn.wait_shutdown_complete(timeout=timeout)
+    except asyncio.TimeoutError:
+        return False
+    return True
+
+
+def close_with_leftovers(conn: api.Connection) -> None:
+    """ConnectionClose after closing the stream handles it would not (never started)."""
+    for stream in conn.leftover_streams():
+        stream.close()
+    conn.close()
+
+
+def watch_network(network: Network, observers: tuple[Any, ...], qlog: Any) -> tuple[Any, ...]:
+    """The observers of a run (``qlog`` among them when given), each that watches the link
+    (it has a ``network`` method) subscribed to ``network``'s datagrams."""
+    if qlog is not None:
+        observers = (*observers, qlog)
+    for observer in observers:
+        if hasattr(observer, "network"):
+            network.listeners.append(observer.network)
+    return observers
 
 
 async def open_pair(
@@ -119,11 +143,7 @@ async def open_pair(
     loop = asyncio.get_running_loop()
     if not isinstance(network, Network):
         network = Network(network, seed, loop.time)
-    if qlog is not None:
-        observers = (*observers, qlog)
-    for observer in observers:
-        if hasattr(observer, "network"):
-            network.listeners.append(observer.network)
+    observers = watch_network(network, observers, qlog)
     ledger = ledger if ledger is not None else Ledger()
     if backend == "msquic":
         from .backends.msquic import connection as msquic

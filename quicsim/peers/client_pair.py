@@ -5,7 +5,6 @@ is None: the ledger judges the server's sends)."""
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -13,6 +12,7 @@ from .. import api
 from ..enums import ConnectionEventType, SendFlags, StreamEventType, StreamShutdownFlags
 from ..ledger import Ledger
 from ..network import Network
+from ..pair import close_with_leftovers, shutdown_and_wait, watch_network
 from ..settings import Settings
 from ..transport.relay import Relay
 from .clients import PeerClientLauncher, client_launcher, normalize_actions
@@ -66,15 +66,8 @@ class PeerClientPair:
         its SHUTDOWN_COMPLETE, close it, the listener and the relay, then wait (bounded)
         for the peer's client to exit, else stop it by pid. False when the server's
         SHUTDOWN_COMPLETE did not come."""
-        clean = True
         try:
-            if not self.server.shutdown_complete:
-                if not self.server.shutdown_initiated:
-                    self.server.shutdown()
-                try:
-                    await self.server.wait_shutdown_complete(timeout=timeout)
-                except asyncio.TimeoutError:
-                    clean = False
+            return await shutdown_and_wait(self.server, timeout)
         finally:
             self.close()
             try:
@@ -83,7 +76,6 @@ class PeerClientPair:
             except (TimeoutError, KeyError):
                 pass
             await self.launcher.stop(self.peer)
-        return clean
 
     def is_plumbing(self, stream_id: int | None) -> bool:
         """A stream an HTTP/3 client's connection keeps open for its life (control and
@@ -101,10 +93,10 @@ class PeerClientPair:
             self.server.core.observe_teardown()
 
     def close(self) -> None:
+        """Close at once (silently where still open) the server's connection, the listener and
+        the relay, after judging what the application left (:meth:`judge_left`)."""
         self.judge_left()
-        for stream in self.server.leftover_streams():
-            stream.close()
-        self.server.close()
+        close_with_leftovers(self.server)
         self.listener.close()
         if self._link is not None:
             self._link.close()
@@ -122,11 +114,7 @@ async def open_peer_client_pair(peer: str, actions: Iterable[str], *, network: N
     reason = clients.missing()
     if reason is not None:
         raise PeerNotInstalled(reason)
-    if qlog is not None:
-        observers = (*observers, qlog)
-    for observer in observers:
-        if hasattr(observer, "network"):
-            network.listeners.append(observer.network)
+    observers = watch_network(network, observers, qlog)
     chosen = normalize_actions(tuple(actions))
     reason = clients.unsupported(chosen)
     if reason is not None:

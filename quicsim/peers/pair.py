@@ -4,13 +4,13 @@ relay in front of it, the client connected through the relay. The shape of
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from .. import api
 from ..ledger import Ledger
 from ..network import Network
+from ..pair import close_with_leftovers, shutdown_and_wait, watch_network
 from ..settings import Settings
 from ..transport.relay import Relay
 from . import PeerLauncher, launcher
@@ -64,19 +64,11 @@ class PeerPair:
         """Shut the client down as an application would, wait boundedly for its
         SHUTDOWN_COMPLETE, then close it, the relay and the peer's process. False when the
         client's SHUTDOWN_COMPLETE did not come."""
-        clean = True
         try:
-            if not self.client.shutdown_complete:
-                if not self.client.shutdown_initiated:
-                    self.client.shutdown()
-                try:
-                    await self.client.wait_shutdown_complete(timeout=timeout)
-                except asyncio.TimeoutError:
-                    clean = False
+            return await shutdown_and_wait(self.client, timeout)
         finally:
             self.close()
             await self.launcher.stop(self.peer)
-        return clean
 
     def judge_left(self) -> None:
         """The client's teardown for the observers (once): the ledger judges what it left."""
@@ -85,10 +77,10 @@ class PeerPair:
             self.client.core.observe_teardown()
 
     def close(self) -> None:
+        """Close at once (silently where still open) the client and the relay, after judging
+        what the application left (:meth:`judge_left`); the peer's process is :meth:`shutdown`'s."""
         self.judge_left()
-        for stream in self.client.leftover_streams():
-            stream.close()
-        self.client.close()
+        close_with_leftovers(self.client)
         if self._link is not None:
             self._link.close()
 
@@ -104,11 +96,7 @@ async def open_peer_pair(peer: str, behaviours: Iterable[str], *, network: Netwo
     handle = await chosen.start(behaviours)
     link: Any = None
     try:
-        if qlog is not None:
-            observers = (*observers, qlog)
-        for observer in observers:
-            if hasattr(observer, "network"):
-                network.listeners.append(observer.network)
+        observers = watch_network(network, observers, qlog)
         link = await Relay((handle.host, handle.port), network).start()
         client = await api.connect("127.0.0.1", link.port, settings=client_settings, ledger=ledger,
                                    observers=observers, quic_logger=qlog, seed=seed,
