@@ -147,7 +147,7 @@ def test_the_half_open_stream_after_quicsims_reset_is_the_peers(ngtcp2, tmp_path
     """The scenario that leaves it passes and the run names the peer; one that waits for it
     fails naming the peer, not a stream quicsim did not shut down; when quicsim also stops
     the peer's direction (abort both) nothing is left half-open."""
-    spec = load_scenarios([str(REPO / "peer_scenarios" / "ngtcp2_aborts.py")], "ngtcp2_half_open_after_reset")[0]
+    spec = load_scenarios([str(REPO / "peer_scenarios" / "ngtcp2_half_open.py")], "ngtcp2_half_open_after_reset")[0]
     left = run_job(spec, 1, NGTCP2)
     assert left["passed"], left["error"]
     assert left["unsettled"].startswith("the ngtcp2 peer left client stream 0 half-open"), left["unsettled"]
