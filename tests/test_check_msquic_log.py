@@ -160,6 +160,14 @@ def test_a_file_that_is_not_a_msquic_log_is_one_line_and_status_2(tmp_path, cont
     assert err.count("\n") == 1 and err.startswith(f"quicsim check: {path}: not a MsQuic log")
 
 
+def test_a_long_file_that_is_not_a_msquic_log_is_named_by_its_first_line(tmp_path):
+    path = tmp_path / "trace.jsonl"
+    path.write_text("\n".join(json.dumps({"kind": "call", "n": n}) for n in range(400)) + "\n")
+    status, out, err = _run(str(path))
+    assert (status, out) == (2, [])
+    assert err.endswith("""; line 1: '{"kind": "call", "n": 0}'\n"""), err
+
+
 def test_a_known_line_in_an_unknown_shape_is_named(tmp_path):
     text = _text("b-wait-buf1-run1").replace("[ api] Enter 22 (0x5626de574450). [ApiEnter",
                                               "[ api] Enter 22 (stream 7). [ApiEnter", 1)

@@ -246,6 +246,8 @@ class Source:
     truncated: str | None = None
     #: the version MsQuic printed (``[ lib] Version 2.3.5.0``), if the log holds it
     version: str | None = None
+    #: the start of the log's first line: what the input is, named when it is no MsQuic log
+    first_line: str = ""
 
 
 _VERSION = re.compile(r"^\[ lib\] Version (\S+)$")
@@ -272,13 +274,15 @@ def parse(lines: Iterator[str], source: Source, where: str) -> Generator[Record,
 def _one(raw: str, number: int, whole: bool, source: Source, where: str) -> Iterator[Record]:
     source.lines = number
     text = raw.rstrip("\r\n")
+    if number == 1:
+        source.first_line = text[:80]
     match = _LINE.match(text)
     if match is None:
         if not whole and text:
             source.cut_line = number
         elif source.msquic_lines == 0 and number >= SNIFF_LINES:
             raise NotMsQuicLog(f"{where}: not a MsQuic log: none of its first {SNIFF_LINES} lines is a MsQuic "
-                               f"log line ('<message> [<Event>:<file>:<line>]'); line 1: {_first(text)!r}")
+                               f"log line ('<message> [<Event>:<file>:<line>]'); line 1: {source.first_line!r}")
         return
     source.msquic_lines += 1
     line = Line(number, match.group("name"), match.group("message"),
@@ -291,10 +295,6 @@ def _one(raw: str, number: int, whole: bool, source: Source, where: str) -> Iter
         yield _record(line)
     except NotMsQuicLog as exc:
         raise NotMsQuicLog(f"{where}:{exc}") from None
-
-
-def _first(text: str) -> str:
-    return text[:80]
 
 
 @contextmanager
