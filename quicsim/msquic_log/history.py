@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 from typing import Any, TextIO
 
-from ..enums import SendFlags, Status
+from ..enums import SendFlags
 from . import parse as p
-from .rebuild import PENDING, Call, Connection, Indication, Rebuilt, Stream
+from .rebuild import PENDING, Call, Connection, Indication, Rebuilt, Stream, known_status
 
 #: Stream events the history carries (the ledger judges them by the stream's phase);
 #: RECEIVE and the rest say nothing about sends.
@@ -25,15 +25,6 @@ _EVENTS = frozenset({"START_COMPLETE", "SEND_SHUTDOWN_COMPLETE", "SHUTDOWN_COMPL
 def context(index: int) -> str:
     """The client context the history gives the k-th StreamSend of a stream."""
     return f"#{index}"
-
-
-def _status(status: int | None) -> str | None:
-    if status is None:
-        return None
-    try:
-        return Status(status).name
-    except ValueError:
-        return None
 
 
 def _where(conn: Connection, stream: Stream | None, line: p.Line) -> dict[str, Any]:
@@ -67,7 +58,7 @@ def _stream_records(stream: Stream) -> list[tuple[int, dict[str, Any]]]:
     opener = stream.open_call
     if opener is not None:
         out.append(_record("call", "open_stream", conn, stream, stream.allocated,
-                           status=_status(opener.status) or "SUCCESS"))
+                           status=known_status(opener.status) or "SUCCESS"))
     if stream.peer_started is not None and stream.stream_id is not None:
         out.append(_record("conn_event", "PEER_STREAM_STARTED", conn, None, stream.peer_started,
                            stream_id=stream.stream_id))
@@ -75,7 +66,7 @@ def _stream_records(stream: Stream) -> list[tuple[int, dict[str, Any]]]:
         accepted = send.accepted
         if accepted is None:
             continue  # no Exit yet where the log ends: the application was not told yet
-        status = "PENDING" if accepted else (_status(send.status) or "INVALID_STATE")
+        status = "PENDING" if accepted else (known_status(send.status) or "INVALID_STATE")
         out.append(_record("call", "send", conn, stream, send.enter, status=status, send_id=send.send_id,
                            bytes=send.bytes, flags=SendFlags(send.flags).name or "NONE",
                            client_context=context(send.index), exit_line=send.exit.number if send.exit else None,
@@ -85,7 +76,7 @@ def _stream_records(stream: Stream) -> list[tuple[int, dict[str, Any]]]:
         if name == "close" and call.exit is None:
             continue  # StreamClose has not returned where the log ends
         line = call.exit if name == "close" and call.exit is not None else call.enter
-        fields: dict[str, Any] = {"status": _status(call.status) if name != "close" else None,
+        fields: dict[str, Any] = {"status": known_status(call.status) if name != "close" else None,
                                   "enter_line": call.enter.number}
         if call.in_handler is not None:
             fields["in_handler"] = _in_handler(call)
@@ -108,8 +99,7 @@ def _start_fields(detail: str) -> dict[str, Any]:
     for part in detail.strip("[]").split():
         key, _, value = part.partition("=")
         if key == "Status":
-            number = int(value, 16)
-            fields["status"] = _status(number - (1 << 32) if number >= 1 << 31 else number) or "INTERNAL_ERROR"
+            fields["status"] = known_status(p.signed_status(int(value, 16))) or "INTERNAL_ERROR"
         elif key == "Accepted":
             fields["peer_accepted"] = value == "1"
     return fields

@@ -10,14 +10,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..check import Replay
+from ..enums import Status
 from ..errors import BadHistory
 from ..ledger import Ledger
 from . import parse as p
 from .history import records
 from .rebuild import Rebuilt, Send, Stream, status_name
-
-OUT_OF_MEMORY = 12
-
 
 @dataclass
 class Counts:
@@ -43,6 +41,8 @@ class Counts:
 
 @dataclass
 class StreamJudgment:
+    """One stream's verdict: its counts, the sends lost and pending, and the evidence."""
+
     stream: Stream
     counts: Counts
     lost: list[Send]  # the sends judged lost (which ones is by send order: see ``notes``)
@@ -53,6 +53,8 @@ class StreamJudgment:
 
 @dataclass
 class Judgment:
+    """The verdict on one log: per stream, in total, and the ledger's on the replayed history."""
+
     where: str
     source: p.Source
     rebuilt: Rebuilt
@@ -104,10 +106,10 @@ def _counts(stream: Stream, log_ended: bool) -> tuple[Counts, list[Send], list[S
     return counts, lost, pending
 
 
-def _evidence(stream: Stream, lost: list[Send]) -> tuple[list[str], list[str]]:
-    """The log lines that show a stream's loss, and what they leave uncertain."""
+def _evidence(stream: Stream, lost: list[Send]) -> list[str]:
+    """The log lines that show a stream's loss: the lost sends, the StreamClose, and for
+    each lost send its completion line and the discard after it (or that it has none)."""
     lines: list[str] = []
-    notes: list[str] = []
     for send in lost:
         exit_text = f"Exit {status_name(send.status)} at line {send.exit.number}" if send.exit else "no Exit"
         lines.append(f"{_show(send.enter)}  <- StreamSend #{send.index} accepted ({exit_text})")
@@ -136,7 +138,16 @@ def _evidence(stream: Stream, lost: list[Send]) -> tuple[list[str], list[str]]:
                      f"({'canceled' if completion.canceled else 'acked'})")
         assert completion.discarded is not None
         lines.append(f"{_show(completion.discarded)}  <- not delivered")
-        if completion.discard_gap:
+    return lines
+
+
+def _uncertain(stream: Stream, lost: list[Send]) -> list[str]:
+    """What the log leaves uncertain about a stream's loss: how each line was tied to the
+    send or stream it is taken for."""
+    notes: list[str] = []
+    for send in lost:
+        completion = send.completion
+        if completion is not None and completion.discarded is not None and completion.discard_gap:
             notes.append(f"'Event silently discarded' at line {completion.discarded.number} comes "
                          f"{completion.discard_gap} lines after the Indicating line at {completion.line.number}: "
                          f"taken as that event's (another thread's lines may lie between)")
@@ -155,9 +166,10 @@ def _evidence(stream: Stream, lost: list[Send]) -> tuple[list[str], list[str]]:
         if send.exit is not None and not send.paired_certainly:
             notes.append(f"the Exit (line {send.exit.number}) of StreamSend #{send.index} was paired by "
                          f"{send.paired_by}")
+    close = stream.closed()
     if close is not None and close.exit is not None and not close.paired_certainly:
         notes.append(f"StreamClose's Exit (line {close.exit.number}) was paired by {close.paired_by}")
-    return lines, notes
+    return notes
 
 
 def _end(stream: Stream) -> str:
@@ -205,6 +217,9 @@ def _early(rebuilt: Rebuilt, source: p.Source) -> list[str]:
 
 
 def judge(rebuilt: Rebuilt, source: p.Source, where: str) -> Judgment:
+    """Count each stream's sends, gather the evidence of each loss, and replay the history
+    into a fresh ledger (in a log cut short, a send with no completion yet on a stream
+    still open is pending, not lost)."""
     streams = []
     total = Counts()
     early = _early(rebuilt, source)
@@ -213,7 +228,7 @@ def judge(rebuilt: Rebuilt, source: p.Source, where: str) -> Judgment:
         total.add(counts)
         judgment = StreamJudgment(stream, counts, lost, pending)
         if lost:
-            judgment.lines, judgment.notes = _evidence(stream, lost)
+            judgment.lines, judgment.notes = _evidence(stream, lost), _uncertain(stream, lost)
         streams.append(judgment)
     history = records(rebuilt, where, ended=not early)
     ledger = _replay(history, where)
@@ -246,7 +261,7 @@ def report_lines(j: Judgment) -> list[str]:
         out.append(f"{where}: VIOLATION {text} (the ledger, on the history rebuilt from the log)")
     for stream in j.rebuilt.streams:
         for send in stream.sends:
-            if send.status == OUT_OF_MEMORY and send.queuing is not None:
+            if send.status == Status.OUT_OF_MEMORY and send.queuing is not None:
                 # v2.3.5's MsQuicStreamSend sets PENDING only at its end: an allocation that
                 # fails after the request was linked in returns OUT_OF_MEMORY for a queued send.
                 out.append(f"{where}: NOTE StreamSend #{send.index} on {stream.name} (line {send.enter.number}) "
@@ -257,17 +272,29 @@ def report_lines(j: Judgment) -> list[str]:
     for completion in j.rebuilt.unplaced:
         out.append(f"{where}: UNPLACED {_show(completion.line)}: no stream had a send it could complete")
     if j.early:
-        pending = [(sj.stream, s) for sj in j.streams for s in sj.pending]
-        in_flight = [(st, s) for st in j.rebuilt.streams for s in st.sends if s.accepted is None]
-        out.append(f"{where}: INCOMPLETE the log ends early, after line {j.source.lines}: {'; '.join(j.early)}; "
-                   f"{len(pending)} accepted sends still pending, {len(in_flight)} StreamSend calls without "
-                   f"their Exit")
-        for stream, send in pending:
-            out.append(f"{where}: PENDING send #{send.index} on {stream.name}: accepted at "
-                       f"line {send.enter.number}, no SEND_COMPLETE line yet")
-        for stream, send in in_flight:
-            out.append(f"{where}: PENDING StreamSend #{send.index} on {stream.name}: entered at line "
-                       f"{send.enter.number}, no Exit yet (accepted or refused: the log does not say yet)")
+        out += _incomplete_lines(j)
+    out.append(_summary_line(j))
+    return out
+
+
+def _incomplete_lines(j: Judgment) -> list[str]:
+    """Why the log looks cut short, and each send whose fate it does not show yet."""
+    where = j.where
+    pending = [(sj.stream, s) for sj in j.streams for s in sj.pending]
+    in_flight = [(st, s) for st in j.rebuilt.streams for s in st.sends if s.accepted is None]
+    out = [f"{where}: INCOMPLETE the log ends early, after line {j.source.lines}: {'; '.join(j.early)}; "
+           f"{len(pending)} accepted sends still pending, {len(in_flight)} StreamSend calls without their Exit"]
+    for stream, send in pending:
+        out.append(f"{where}: PENDING send #{send.index} on {stream.name}: accepted at "
+                   f"line {send.enter.number}, no SEND_COMPLETE line yet")
+    for stream, send in in_flight:
+        out.append(f"{where}: PENDING StreamSend #{send.index} on {stream.name}: entered at line "
+                   f"{send.enter.number}, no Exit yet (accepted or refused: the log does not say yet)")
+    return out
+
+
+def _summary_line(j: Judgment) -> str:
+    """The last line: the verdict and the counts over the whole log."""
     t = j.total
     lost = sum(1 for sj in j.streams if sj.lost)
     summary = (f"{t.accepted} accepted, {t.delivered} completions ({t.acked} acked, {t.canceled} canceled), "
@@ -279,5 +306,4 @@ def report_lines(j: Judgment) -> list[str]:
     # a loss is FAILED even in a log cut short; a cut log with none found yet is INCOMPLETE
     verdict = ("FAILED" if j.failed and (t.lost or j.ledger.leaks or j.ledger.violations)
                else "INCOMPLETE" if j.failed else "ok")
-    out.append(f"{where}: {verdict}: {summary}")
-    return out
+    return f"{j.where}: {verdict}: {summary}"

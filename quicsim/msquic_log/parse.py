@@ -55,6 +55,8 @@ class Line:
 
 @dataclass(frozen=True)
 class ApiEnter:
+    """``[ api] Enter <code> (<handle>).``: an API call begins (QUIC_TRACE_API_TYPE ``code``)."""
+
     line: Line
     code: int
     handle: str | None  # the call's first handle argument; None when "(nil)"
@@ -62,12 +64,16 @@ class ApiEnter:
 
 @dataclass(frozen=True)
 class ApiExit:
+    """``[ api] Exit [<status>]``: the innermost open call of its function returns."""
+
     line: Line
     status: int | None  # QUIC_STATUS as a signed 32-bit number; None for a void call's Exit
 
 
 @dataclass(frozen=True)
 class ConnCreated:
+    """``[conn][C] Created, IsServer=...``: a connection's lifetime begins."""
+
     line: Line
     conn: str
     is_server: bool
@@ -75,12 +81,16 @@ class ConnCreated:
 
 @dataclass(frozen=True)
 class ConnShutdownComplete:
+    """``[conn][C] Shutdown complete``: printed right before the connection's SHUTDOWN_COMPLETE."""
+
     line: Line
     conn: str
 
 
 @dataclass(frozen=True)
 class StreamAlloc:
+    """``[strm][S] Allocated, Conn=C``: a stream handle's lifetime begins (pointers are reused)."""
+
     line: Line
     stream: str
     conn: str
@@ -88,6 +98,8 @@ class StreamAlloc:
 
 @dataclass(frozen=True)
 class StreamCreated:
+    """``[strm][S] Created, Conn=C ID=n IsLocal=b``: the stream has its id."""
+
     line: Line
     stream: str
     conn: str
@@ -97,12 +109,16 @@ class StreamCreated:
 
 @dataclass(frozen=True)
 class StreamDestroyed:
+    """``[strm][S] Destroyed``: the stream handle is freed."""
+
     line: Line
     stream: str
 
 
 @dataclass(frozen=True)
 class StreamAppSend:
+    """``[strm][S] App queuing send [...]``: inside StreamSend, before it accepts or refuses."""
+
     line: Line
     stream: str
     bytes: int
@@ -111,6 +127,8 @@ class StreamAppSend:
 
 @dataclass(frozen=True)
 class SendQueued:
+    """``Send Request [R] queued ...``: a send request on its stream's queue (R: its pointer)."""
+
     line: Line
     request: str
     bytes: int
@@ -120,6 +138,8 @@ class SendQueued:
 
 @dataclass(frozen=True)
 class IndicateSendComplete:
+    """``Indicating QUIC_STREAM_EVENT_SEND_COMPLETE [R] [(Canceled)]``: a completion raised."""
+
     line: Line
     request: str
     canceled: bool
@@ -136,6 +156,8 @@ class IndicateStreamEvent:
 
 @dataclass(frozen=True)
 class IndicateConnEvent:
+    """Any ``Indicating QUIC_CONNECTION_EVENT_...`` line."""
+
     line: Line
     event: str  # the QUIC_CONNECTION_EVENT_ name without its prefix
     detail: str
@@ -143,6 +165,8 @@ class IndicateConnEvent:
 
 @dataclass(frozen=True)
 class EventSilentDiscard:
+    """``Event silently discarded``: the event indicated just before found no handler."""
+
     line: Line
 
 
@@ -181,9 +205,9 @@ _CONN_EVENT = re.compile(r"^Indicating QUIC_CONNECTION_EVENT_([A-Z_0-9]+)\s*(.*)
 _ENTER = re.compile(r"^\[ api\] Enter (\d+) \((0x[0-9a-fA-F]+|\(nil\))\)\.$")
 
 
-def _unsigned_status(text: str) -> int:
-    """``[ api] Exit`` prints QUIC_STATUS as an unsigned 32-bit number: PENDING is 4294967294."""
-    value = int(text)
+def signed_status(value: int) -> int:
+    """A QUIC_STATUS the log prints as an unsigned 32-bit number (``[ api] Exit 4294967294``,
+    ``Status=0xfffffffe``) as the signed one it is: PENDING is -2."""
     return value - (1 << 32) if value >= 1 << 31 else value
 
 
@@ -199,7 +223,7 @@ def _record(line: Line) -> Record:
     elif name in ("ApiExitStatus", "ApiExit"):
         match = _SHAPES[name].match(message)
         if match:
-            return ApiExit(line, _unsigned_status(match.group(1)) if name == "ApiExitStatus" else None)
+            return ApiExit(line, signed_status(int(match.group(1))) if name == "ApiExitStatus" else None)
     elif name in _SHAPES:
         match = _SHAPES[name].match(message)
         if match:

@@ -12,17 +12,28 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from ..enums import Status
 from . import parse as p
 
-PENDING = -2  # QUIC_STATUS_PENDING: the only status of an accepted StreamSend in v2.3.5
-STATUS_NAMES = {0: "SUCCESS", -2: "PENDING", 1: "INVALID_STATE", 125: "ABORTED", 22: "INVALID_PARAMETER",
-                12: "OUT_OF_MEMORY", 95: "NOT_SUPPORTED"}
+PENDING = int(Status.PENDING)  # the only status of an accepted StreamSend in v2.3.5
+
+
+def known_status(status: int | None) -> str | None:
+    """The QUIC_STATUS name of ``status`` (quicsim's :class:`~quicsim.enums.Status`), None
+    when there is none or it is not one MsQuic defines on Linux."""
+    if status is None:
+        return None
+    try:
+        return Status(status).name
+    except ValueError:
+        return None
 
 
 def status_name(status: int | None) -> str:
+    """``status`` as the report writes it: its name, else the number MsQuic printed."""
     if status is None:
         return "no Exit yet"
-    return STATUS_NAMES.get(status, f"status {status & 0xFFFFFFFF}")
+    return known_status(status) or f"status {status & 0xFFFFFFFF}"
 
 
 @dataclass
@@ -112,9 +123,11 @@ class Stream:
         return f"{self.conn.label} {sid} ({self.pointer}, connection {self.conn.pointer})"
 
     def accepted(self) -> list[Send]:
+        """Its StreamSend calls that returned PENDING (or completed without an Exit in the log)."""
         return [s for s in self.sends if s.accepted]
 
     def closed(self) -> Call | None:
+        """Its StreamClose, once that returned (None before)."""
         return next((c for c in self.calls if c.code == p.API_STREAM_CLOSE and c.exit is not None), None)
 
     def shutdown_complete(self) -> Indication | None:
@@ -133,6 +146,8 @@ class Stream:
 
 @dataclass
 class Connection:
+    """One connection of the log, by its pointer: the calls on it and its SHUTDOWN_COMPLETE."""
+
     pointer: str
     is_server: bool | None
     created: p.Line | None
@@ -149,6 +164,8 @@ class Connection:
 
 @dataclass
 class Rebuilt:
+    """What the whole log told the application, and what it could not place."""
+
     connections: list[Connection]
     streams: list[Stream]
     #: API calls still open where the log ends, and completion lines no stream could take
@@ -227,6 +244,8 @@ class Rebuilder:
     # ---------------------------------------------------------------- the walk
 
     def feed(self, record: p.Record) -> None:
+        """Take the next record: the handler named after its type (``_ApiEnter`` ...), and
+        note the stream its line names (the context later lines are placed by)."""
         line = record.line
         obj = line.object
         if obj is not None and obj[0] == "strm":
@@ -327,6 +346,7 @@ class Rebuilder:
     # ---------------------------------------------------------------- placing lines on streams
 
     def _nearest(self, streams: Iterable[Stream]) -> Stream | None:
+        """Of ``streams``, the one a log line named last (else allocated last)."""
         best, best_line = None, -1
         for stream in streams:
             seen = self.named.get(stream.pointer, stream.allocated.number)
@@ -410,6 +430,7 @@ class Rebuilder:
     # ---------------------------------------------------------------- the end
 
     def finish(self) -> Rebuilt:
+        """Match each stream's completion lines to its sends, and hand over the history."""
         for stream in self.all_streams:
             # MsQuic completes one stream's sends in queue order (README §4.4): the k-th
             # completion line of a stream is matched to its k-th accepted send.
@@ -422,6 +443,7 @@ class Rebuilder:
 
 
 def rebuild(records: Iterable[p.Record]) -> Rebuilt:
+    """The history the log's records show, read once in log order."""
     builder = Rebuilder()
     for record in records:
         builder.feed(record)
