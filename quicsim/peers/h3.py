@@ -55,6 +55,7 @@ def varint(value: int) -> bytes:
 
 
 def frame(frame_type: int, payload: bytes) -> bytes:
+    """One HTTP/3 frame: type, length, payload (RFC 9114 7.1)."""
     return varint(frame_type) + varint(len(payload)) + payload
 
 
@@ -82,6 +83,7 @@ def control_stream_bytes() -> bytes:
 
 
 def _buffers(buffers: api.SendBuffers) -> list[Any]:
+    """A send's buffers as a list, whether it was given one buffer or several."""
     if isinstance(buffers, (bytes, bytearray, memoryview)):
         return [buffers]
     return list(buffers)
@@ -95,7 +97,7 @@ class Http3Client:
     def __init__(self, client: api.Connection, behaviours: tuple[str, ...]) -> None:
         self.client = client
         self.behaviours = behaviours
-        self.opened = 0
+        self.requests_opened = 0
         self.control_stream_id: int | None = None
         self._open_stream: Callable[..., api.Stream] = client.open_stream
 
@@ -116,14 +118,16 @@ class Http3Client:
 
     def open_stream(self, flags: StreamOpenFlags = StreamOpenFlags.NONE, handler: Any = None,
                     context: Any = None) -> api.Stream:
+        """The client's StreamOpen, a bidirectional stream framed as the next request."""
         stream = self._open_stream(flags, handler, context)
         if not flags & StreamOpenFlags.UNIDIRECTIONAL:
-            behaviour = self.behaviours[min(self.opened, len(self.behaviours) - 1)]
-            self.opened += 1
+            behaviour = self.behaviours[min(self.requests_opened, len(self.behaviours) - 1)]
+            self.requests_opened += 1
             self._frame(stream, REQUESTS[behaviour])
         return stream
 
     def _frame(self, stream: api.Stream, kind: str) -> None:
+        """Frame ``stream``'s sends as a request of ``kind`` (a value of :data:`REQUESTS`)."""
         frame_sends(stream, lambda stream_id: request_preamble(kind, stream_id))
 
 
@@ -132,13 +136,15 @@ def frame_sends(stream: api.Stream, preamble: Callable[[int], bytes]) -> None:
     (a HEADERS frame, or whatever provokes the peer), each one's bytes go in one DATA
     frame; still one send of the application's, with its own client context."""
     send = stream.send
-    opened = [False]
+    preamble_sent = False
 
-    def framed_send(buffers: api.SendBuffers, flags: SendFlags = SendFlags.NONE, client_context: Any = None) -> Status:
+    def framed_send(buffers: api.SendBuffers, flags: SendFlags = SendFlags.NONE,
+                    client_context: Any = None) -> Status:
+        nonlocal preamble_sent
         parts = _buffers(buffers)
         length = sum(memoryview(p).nbytes for p in parts)
         prefix = b""
-        if not opened[0]:
+        if not preamble_sent:
             # the stream id is known once the stream started; a request sent before
             # that is encoded for stream 0 (QPACK needs it only for blocked streams)
             prefix = preamble(stream.id or 0)
@@ -146,7 +152,7 @@ def frame_sends(stream: api.Stream, preamble: Callable[[int], bytes]) -> None:
             prefix += data_frame_header(length)
         status = send([prefix, *parts] if prefix else parts, flags, client_context)
         if status is Status.PENDING:
-            opened[0] = True
+            preamble_sent = True
         return status
 
     setattr(stream, "send", framed_send)

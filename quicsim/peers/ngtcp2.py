@@ -69,6 +69,8 @@ def unsupported(behaviours: tuple[str, ...]) -> str | None:
 
 
 def _free_udp_port() -> int:
+    """A UDP port on 127.0.0.1 free a moment ago: the server is told its port, as it prints
+    none once bound."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
@@ -83,6 +85,7 @@ class Ngtcp2Process(PeerProcess):
         self.port = port
 
     async def start(self) -> PeerHandle:
+        """Spawn, then wait (bounded, polling /proc) until it has bound 127.0.0.1:port alone."""
         self.proc = await asyncio.create_subprocess_exec(
             *self.argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE, start_new_session=True)
@@ -105,6 +108,8 @@ class Ngtcp2Process(PeerProcess):
         return handle
 
     async def _read_log(self, handle: PeerHandle) -> None:
+        """Record each action the frame log shows, once (a retransmission is the same
+        action), then ``stopped`` with the exit status."""
         assert self.proc is not None and self.proc.stderr is not None
         seen: set[tuple[Any, ...]] = set()
         while line := await self.proc.stderr.readline():
@@ -151,6 +156,8 @@ class Ngtcp2Launcher(ChildLauncher):
         return unsupported(behaviours)
 
     def argv(self, behaviours: tuple[str, ...], port: int = 0) -> list[str]:
+        """The server's command line: early responses for ``stop-sending``, the test
+        certificate, answers generated from the request's path."""
         key, cert = server_credentials()
         htdocs = peers_dir() / "ngtcp2-htdocs"  # empty: every answer is generated (/N)
         htdocs.mkdir(parents=True, exist_ok=True)
