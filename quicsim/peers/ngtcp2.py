@@ -12,7 +12,7 @@ import shutil
 import socket
 import subprocess
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from .. import certs
 from .handle import PeerHandle, PeerNotInstalled, normalize_behaviours
@@ -108,19 +108,25 @@ class Ngtcp2Process(PeerProcess):
         return handle
 
     async def _read_log(self, handle: PeerHandle) -> None:
-        """Record each action the frame log shows, once (a retransmission is the same
-        action), then ``stopped`` with the exit status."""
+        """Record each action the frame log shows, then ``stopped`` with the exit status."""
         assert self.proc is not None and self.proc.stderr is not None
-        seen: set[tuple[Any, ...]] = set()
-        while line := await self.proc.stderr.readline():
-            event = parse_frame_line(line)
-            if event is None:
-                continue
-            key = (event["event"], event.get("stream"))  # a retransmitted frame is one action
-            if key not in seen:
-                seen.add(key)
-                handle.record(event)
+        await record_frame_log(self.proc.stderr, parse_frame_line, handle)
         handle.record({"event": "stopped", "status": await self.proc.wait()})
+
+
+async def record_frame_log(log: asyncio.StreamReader, parse: Callable[[bytes], dict[str, Any] | None],
+                           handle: PeerHandle) -> None:
+    """Record on ``handle`` each event ``parse`` finds in an ngtcp2 frame log (server's or
+    client's), until it ends: once per event and stream, a retransmitted frame being one action."""
+    seen: set[tuple[Any, ...]] = set()
+    while line := await log.readline():
+        event = parse(line)
+        if event is None:
+            continue
+        key = (event["event"], event.get("stream"))
+        if key not in seen:
+            seen.add(key)
+            handle.record(event)
 
 
 class Ngtcp2Launcher(ChildLauncher):

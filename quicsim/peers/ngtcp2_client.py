@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable
 from .clients import CLIENT_SECONDS, ClientLauncher, ClientProcess, normalize_actions
 from .h3 import H3_FRAME_UNEXPECTED, H3_MESSAGE_ERROR, H3_NO_ERROR, Http3Server
 from .handle import PeerHandle, PeerNotInstalled
-from .ngtcp2 import Ngtcp2Launcher, parse_frame_line
+from .ngtcp2 import Ngtcp2Launcher, parse_frame_line, record_frame_log
 
 CLIENT = "/usr/bin/gtlsclient"
 INSTALL = "apt-get install ngtcp2-client"
@@ -77,16 +77,8 @@ class Ngtcp2ClientProcess(ClientProcess):
 
     async def _read_log(self, handle: PeerHandle) -> None:
         assert self.proc is not None and self.proc.stderr is not None
-        seen: set[tuple[Any, ...]] = set()
         try:
-            while line := await self.proc.stderr.readline():
-                event = client_event(line)
-                if event is None:
-                    continue
-                key = (event["event"], event.get("stream"))  # a retransmitted frame is one action
-                if key not in seen:
-                    seen.add(key)
-                    handle.record(event)
+            await record_frame_log(self.proc.stderr, client_event, handle)
             status = await self.proc.wait()
             for index in range(len(self.behaviours)):
                 body = Path(self.folder.name, "download", str(index))
