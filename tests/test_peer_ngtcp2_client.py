@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import textwrap
 from collections import Counter
 from pathlib import Path
 
@@ -23,6 +22,8 @@ from quicsim.peers.h3 import H3_FRAME_UNEXPECTED, H3_MESSAGE_ERROR, H3_NO_ERROR,
 from quicsim.peers.ngtcp2_client import INSTALL, client_event
 from quicsim.runner import RunOptions, run_job
 
+from .conftest import load_scenario_text, skip_unless_installed
+
 REPO = Path(__file__).resolve().parent.parent
 ANSWER_FACTOR = 400  # copies of each chunk read: far more than one congestion window
 REQUEST = 1000
@@ -30,9 +31,7 @@ REQUEST = 1000
 
 @pytest.fixture
 def ngtcp2():
-    missing = client_launcher("ngtcp2").missing()
-    if missing is not None:
-        pytest.skip(missing)
+    skip_unless_installed(client_launcher("ngtcp2"))
 
 
 class Server:
@@ -201,9 +200,7 @@ LATE_SEND = """
     ("frozenset({'discard-after-shutdown-complete'})", "leak", 1),  # ... and is caught as a leak
 ])
 def test_the_ledger_judges_the_servers_sends_to_ngtcp2s_client(tmp_path, ngtcp2, faults, expect, leaks):
-    path = tmp_path / "scn.py"
-    path.write_text(textwrap.dedent(LATE_SEND.format(faults=faults, expect=expect)))
-    [spec] = load_scenarios([str(path)])
+    [spec] = load_scenario_text(tmp_path, LATE_SEND.format(faults=faults, expect=expect))
     result = run_job(spec, 1)
     assert result["peer_client"] == "ngtcp2" and result["connected"], result
     assert len(result["leaks"]) == leaks, result
