@@ -1,4 +1,4 @@
-"""quicsim check --msquic-log: 30 real MsQuic v2.3.5 logs of one client stream and 9 of four
+"""quicsim check --msquic-log: 30 real MsQuic v2.3.5 logs of one client stream and 11 of four
 client streams and their server streams with sends outstanding at once (tests/fixtures/msquic-logs)
 judged against the application's own record of them: per-stream counts, every lost send found,
 every delivered completion line placed on its stream, the control runs clean; a log cut short is incomplete; a file that is not a MsQuic log is
@@ -46,7 +46,7 @@ def _run(path: str, to_trace: str | None = None) -> tuple[int, list[str], str]:
 def test_the_fixtures_are_all_there():
     assert len(ALL) == 30
     assert sum(1 for name in ALL if _truth(name)["streams"][0]["sends_lost"]) == 18
-    assert len(MULTI) == 9
+    assert len(MULTI) == 11
     assert all(len([s for s in _truth(name)["streams"] if s["send_calls"]]) >= 6 for name in MULTI)
     assert sum(1 for name in MULTI if _truth(name)["log"]["extra_send_complete_indications"]) == 2
 
