@@ -1,5 +1,5 @@
-"""quicsim check --msquic-log: 30 real MsQuic v2.3.5 logs of one client stream and 11 of four
-client streams and their server streams with sends outstanding at once (tests/fixtures/msquic-logs)
+"""quicsim check --msquic-log: 30 real MsQuic v2.3.5 logs of one client stream and 13 of four
+client streams (two of them with a second client connection) and their server streams with sends outstanding at once (tests/fixtures/msquic-logs)
 judged against the application's own record of them: per-stream counts, every lost send found,
 every delivered completion line placed on its stream, the control runs clean; a log cut short is incomplete; a file that is not a MsQuic log is
 one line and status 2; the history written with --to-trace is read by explain and check."""
@@ -46,9 +46,9 @@ def _run(path: str, to_trace: str | None = None) -> tuple[int, list[str], str]:
 def test_the_fixtures_are_all_there():
     assert len(ALL) == 30
     assert sum(1 for name in ALL if _truth(name)["streams"][0]["sends_lost"]) == 18
-    assert len(MULTI) == 11
+    assert len(MULTI) == 13
     assert all(len([s for s in _truth(name)["streams"] if s["send_calls"]]) >= 6 for name in MULTI)
-    assert sum(1 for name in MULTI if _truth(name)["log"]["extra_send_complete_indications"]) == 2
+    assert sum(1 for name in MULTI if _truth(name)["log"]["extra_send_complete_indications"]) == 3
 
 
 @pytest.mark.parametrize("name", MULTI)
@@ -82,6 +82,12 @@ def test_several_streams_at_once_counts_equal_the_applications_own_record(name):
     extra = judgment.rebuilt.extra
     assert len(extra) == truth["log"]["extra_send_complete_indications"]
     assert all(x.discarded is not None and x.send is None for x in extra)
+    # ... raised, not canceled, after their stream's StreamClose returned (the lost send's own
+    # line, when there are both, is the canceled one: StreamClose cancels what is left)
+    for x in extra:
+        assert x.stream is not None and not x.canceled
+        close = x.stream.closed()
+        assert close is not None and close.exit is not None and close.exit.number < x.line.number
     assert sorted(leak["send_id"] for leak in judgment.ledger.leaks) == sorted(lost_ids)
 
 
@@ -439,6 +445,25 @@ def test_a_discarded_completion_goes_to_the_closed_stream_not_to_one_still_sendi
     assert any(line.startswith("  uncertain: its stream was placed by context: 'Event silently discarded'")
                for line in out)
     assert status == 1 and out[-1].endswith("; 1 extra completion line (no send owed)")
+
+
+def test_the_lost_send_keeps_its_canceled_line_among_extra_ones():
+    """A real log where StreamClose, made inside the first buffered SEND_COMPLETE of a stream,
+    is followed by five extra completion lines (acked, each discarded) and then the canceled
+    completion of the stream's second send: the canceled one is the lost send's, the five
+    are extra. Matching in order alone took the first extra line for the lost send."""
+    name = "multi-conns-buf1-run4"
+    (closed,) = [s for s in _truth(name)["streams"] if s["lost_contexts"] == [42]]  # S4's B
+    judgment = read(str(LOGS / f"{name}.log.gz"))
+    (mine,) = [j for j in judgment.streams if j.stream.pointer == closed["handle"]]
+    (lost,) = mine.lost
+    extra = [x for x in judgment.rebuilt.extra if x.stream is mine.stream]
+    assert len(extra) == 5
+    assert lost.completion is not None and lost.completion.canceled
+    assert lost.completion.line.number > max(x.line.number for x in extra)
+    status, out, _ = _run(str(LOGS / f"{name}.log.gz"))
+    assert f"  line {lost.completion.line.number}: Indicating QUIC_STREAM_EVENT_SEND_COMPLETE " \
+           f"[{lost.completion.request}] (Canceled)  <- completes send #2 (canceled)" in out
 
 
 def test_an_extra_completion_that_was_delivered_fails_the_log(tmp_path):

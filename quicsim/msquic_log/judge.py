@@ -162,7 +162,7 @@ def _uncertain(stream: Stream, lost: list[Send]) -> list[str]:
         notes.append(f"send #{lost[0].index} is named by matching completion lines to sends in send order "
                      f"(the log prints no client context)")
     for completion in stream.completions:
-        if not completion.placed_certainly:
+        if not completion.placed_certainly and completion.send is not None:  # (extra lines: said on their own)
             notes.append(f"the SEND_COMPLETE line {completion.line.number} was placed on this stream by context: "
                          f"{completion.placed_by}")
     for send in stream.sends:

@@ -471,13 +471,30 @@ class Rebuilder:
             # MsQuic completes one stream's sends in queue order (README §4.4): the k-th
             # completion line of a stream is matched to its k-th accepted send.
             owed = [s for s in stream.sends if s.status is None or s.status == PENDING]
-            for send, indication in zip(owed, stream.completions):
+            surplus = _surplus(stream, len(stream.completions) - len(owed))
+            for send, indication in zip(owed, [c for c in stream.completions if c not in surplus]):
                 send.completion, indication.send = indication, send
-            extra += stream.completions[len(owed):]
+            extra += surplus
         last = self.previous
         ends = last.line if isinstance(last, (p.IndicateSendComplete, p.IndicateStreamEvent)) else None
         return Rebuilt(self.all_conns, self.all_streams, list(self.stack), self.unplaced, self.stray_discards, ends,
                        extra)
+
+
+def _surplus(stream: Stream, count: int) -> list[Indication]:
+    """The ``count`` completion lines of ``stream`` that no send was owed. First those raised
+    not canceled after its StreamClose returned: StreamClose cancels every send still open
+    (an abortive shutdown when the stream had not shut down), so none is buffered or acked
+    after it; MsQuic's send-buffer fill still raises such a line for a request the close freed.
+    Then the last ones."""
+    if count <= 0:
+        return []
+    close = stream.closed()
+    after = close.exit.number if close is not None and close.exit is not None else None
+    late = [c for c in stream.completions if after is not None and c.line.number > after and not c.canceled
+            and c.discarded is not None][:count]
+    rest = [c for c in stream.completions if c not in late]
+    return late + rest[len(rest) - (count - len(late)):] if count > len(late) else late
 
 
 def rebuild(records: Iterable[p.Record]) -> Rebuilt:
