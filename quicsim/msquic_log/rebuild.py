@@ -397,8 +397,10 @@ class Rebuilder:
         if stream is None:
             self.unplaced.append(indication)
         else:
-            stream.completions.append(indication)
-            stream.completions.sort(key=lambda c: c.line.number)
+            completions = stream.completions
+            completions.append(indication)
+            if len(completions) > 1 and completions[-2].line.number > indication.line.number:
+                completions.sort(key=lambda c: c.line.number)  # (a line moved back: kept in log order)
             self._update(stream)
 
     def _handlerless(self, indication: Indication) -> None:
@@ -472,7 +474,8 @@ class Rebuilder:
             # completion line of a stream is matched to its k-th accepted send.
             owed = [s for s in stream.sends if s.status is None or s.status == PENDING]
             surplus = _surplus(stream, len(stream.completions) - len(owed))
-            for send, indication in zip(owed, [c for c in stream.completions if c not in surplus]):
+            taken = {id(c) for c in surplus}
+            for send, indication in zip(owed, [c for c in stream.completions if id(c) not in taken]):
                 send.completion, indication.send = indication, send
             extra += surplus
         last = self.previous
@@ -493,7 +496,7 @@ def _surplus(stream: Stream, count: int) -> list[Indication]:
     after = close.exit.number if close is not None and close.exit is not None else None
     late = [c for c in stream.completions if after is not None and c.line.number > after and not c.canceled
             and c.discarded is not None][:count]
-    rest = [c for c in stream.completions if c not in late]
+    rest = [c for c in stream.completions if all(c is not x for x in late)]
     return late + rest[len(rest) - (count - len(late)):] if count > len(late) else late
 
 
