@@ -1,6 +1,7 @@
-"""quicsim check --msquic-log: 30 real MsQuic v2.3.5 logs (tests/fixtures/msquic-logs) judged
-against the application's own record of them: per-stream counts, every lost send found,
-the control runs clean; a log cut short is incomplete; a file that is not a MsQuic log is
+"""quicsim check --msquic-log: 30 real MsQuic v2.3.5 logs of one client stream and 13 of four
+client streams (two of them with a second client connection) and their server streams with sends outstanding at once (tests/fixtures/msquic-logs)
+judged against the application's own record of them: per-stream counts, every lost send found,
+every delivered completion line placed on its stream, the control runs clean; a log cut short is incomplete; a file that is not a MsQuic log is
 one line and status 2; the history written with --to-trace is read by explain and check."""
 
 from __future__ import annotations
@@ -19,10 +20,13 @@ import pytest
 from quicsim.cli import main as cli_main
 from quicsim.explain import analyze, load_trace
 from quicsim.msquic_log.command import main as log_main, read
+from quicsim.msquic_log.rebuild import status_name
 
 ROOT = Path(__file__).resolve().parent.parent
 LOGS = ROOT / "tests" / "fixtures" / "msquic-logs"
-ALL = sorted(p.name[: -len(".log.gz")] for p in LOGS.glob("*.log.gz"))
+NAMES = sorted(p.name[: -len(".log.gz")] for p in LOGS.glob("*.log.gz"))
+ALL = [name for name in NAMES if not name.startswith("multi")]  # one client stream with sends
+MULTI = [name for name in NAMES if name.startswith("multi")]  # several streams, both ends
 
 
 def _truth(name: str) -> dict:
@@ -42,6 +46,68 @@ def _run(path: str, to_trace: str | None = None) -> tuple[int, list[str], str]:
 def test_the_fixtures_are_all_there():
     assert len(ALL) == 30
     assert sum(1 for name in ALL if _truth(name)["streams"][0]["sends_lost"]) == 18
+    assert len(MULTI) == 13
+    assert all(len([s for s in _truth(name)["streams"] if s["send_calls"]]) >= 6 for name in MULTI)
+    assert sum(1 for name in MULTI if _truth(name)["log"]["extra_send_complete_indications"]) == 3
+
+
+@pytest.mark.parametrize("name", MULTI)
+def test_several_streams_at_once_counts_equal_the_applications_own_record(name):
+    """Four client streams sending interleaved (one graceful, one closing inside its first
+    canceled SEND_COMPLETE, one aborted, one closing inside its first SEND_COMPLETE) and the
+    server's sends: each stream's counts and lost sends, and each delivered completion line
+    on the stream whose handler received it (the application printed it right after)."""
+    truth = _truth(name)
+    judgment = read(str(LOGS / f"{name}.log.gz"))
+    assert not judgment.early and not judgment.rebuilt.unplaced and judgment.ledger.violations == []
+    by_lifetime = {(j.stream.pointer, j.stream.allocated.number): j for j in judgment.streams}
+    lost_ids = []
+    for expected in truth["streams"]:
+        mine = by_lifetime.pop((expected["handle"], expected["allocated_line"]))
+        assert (mine.stream.conn.side, mine.stream.conn.pointer) == (expected["side"], expected["conn"])
+        c = mine.counts
+        assert (c.accepted, c.refused, c.acked, c.canceled, c.lost, c.pending, c.in_flight) == (
+            expected["sends_accepted"], expected["sends_refused"], expected["completions_acked"],
+            expected["completions_canceled"], expected["sends_lost"], 0, 0), expected["handle"]
+        contexts = [call["ctx"] for call in expected["send_calls"]]
+        assert [contexts[send.index - 1] for send in mine.lost] == expected["lost_contexts"]
+        assert [s.enter.number for s in mine.stream.sends] == expected["log_streamsend_enter_lines"]
+        assert [status_name(s.status) for s in mine.stream.sends] == [call["status"] for call in expected["send_calls"]]
+        assert [(x.line.number, x.canceled) for x in mine.stream.completions if x.discarded is None] == [
+            (x["line"], x["canceled"]) for x in expected["log_send_complete_lines"]]
+        lost_ids += [s.send_id for s in mine.lost]
+    assert all(not j.stream.sends for j in by_lifetime.values())  # the rest: streams without sends
+    # MsQuic's extra completion lines (raised for no send of the application) are all
+    # discarded: told to no one, counted for no send.
+    extra = judgment.rebuilt.extra
+    assert len(extra) == truth["log"]["extra_send_complete_indications"]
+    assert all(x.discarded is not None and x.send is None for x in extra)
+    # ... raised, not canceled, after their stream's StreamClose returned (the lost send's own
+    # line, when there are both, is the canceled one: StreamClose cancels what is left)
+    for x in extra:
+        assert x.stream is not None and not x.canceled
+        close = x.stream.closed()
+        assert close is not None and close.exit is not None and close.exit.number < x.line.number
+    assert sorted(leak["send_id"] for leak in judgment.ledger.leaks) == sorted(lost_ids)
+
+
+@pytest.mark.parametrize("name", MULTI)
+def test_several_streams_at_once_the_command_names_each_losing_stream(name):
+    truth = _truth(name)
+    status, out, err = _run(str(LOGS / f"{name}.log.gz"))
+    losing = [s for s in truth["streams"] if s["sends_lost"]]
+    assert status == (1 if losing else 0) and err == ""
+    heads = [line for line in out if ": LOST " in line]
+    assert len(heads) == len(losing)
+    for expected in losing:
+        (head,) = [h for h in heads if f"({expected['handle']}, connection {expected['conn']})" in h]
+        assert f"LOST {expected['sends_lost']} of {expected['sends_accepted']} accepted sends on client stream" in head
+    notes = [line for line in out if ": NOTE " in line and "had theirs already" in line]
+    assert len(notes) == truth["log"]["extra_send_complete_indications"]
+    lost = sum(s["sends_lost"] for s in truth["streams"])
+    assert out[-1].split(": ", 1)[1].startswith(f"{'FAILED' if lost else 'ok'}: "
+                                                f"{sum(s['sends_accepted'] for s in truth['streams'])} accepted, ")
+    assert f"; {lost} lost on {len(losing)} stream" in out[-1]
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -344,6 +410,71 @@ def test_many_streams_at_once_are_placed_by_their_worker_lines(tmp_path, lose_la
     assert status == int(lose_last)
     if lose_last:  # the stream the last worker line named: the last one
         assert out[0].startswith(f"{path}: LOST 1 of 2 accepted sends on client unstarted stream (0x10012b,")
+
+
+def test_a_discarded_completion_goes_to_the_closed_stream_not_to_one_still_sending(tmp_path):
+    """``Event silently discarded`` says the event's stream had no handler: only StreamClose
+    takes it away. A real log's extra SEND_COMPLETE (raised after a StreamClose made inside
+    a buffered SEND_COMPLETE) with another stream's send made outstanding just before it
+    stays on the closed stream, and the other stream's send keeps its own completion."""
+    name = "multi-buf1-run1"
+    truth = _truth(name)
+    ghost = truth["log"]["discarded_send_complete_lines"][0]  # 1959: no send of the application
+    sending, closed = truth["streams"][0], truth["streams"][3]  # S1, and S4 (closed in its handler)
+    send = [_line(f"[ api] Enter 22 ({sending['handle']}).", "ApiEnter", "api.c:1013"),
+            _line(f"[strm][{sending['handle']}] App queuing send [10 bytes, 1 buffers, 0x0 flags]", "StreamAppSend",
+                  "api.c:1070"),
+            _line("[ api] Exit 4294967294", "ApiExitStatus", "api.c:1189")]
+    done = [_line("Indicating QUIC_STREAM_EVENT_SEND_COMPLETE [0x99]", "IndicateSendComplete", "stream_send.c:525")]
+    path = _edited(tmp_path, name, lambda lines: lines[: ghost - 1] + send + lines[ghost - 1: ghost + 1] + done
+                   + lines[ghost + 1:])
+    judgment = read(str(path))
+    streams = {j.stream.pointer: j for j in judgment.streams}
+    s1, s4 = streams[sending["handle"]].counts, streams[closed["handle"]].counts
+    assert (s1.accepted, s1.acked, s1.canceled, s1.lost) == (sending["sends_accepted"] + 1,
+                                                             sending["completions_acked"] + 1, 1, 0)
+    assert (s4.accepted, s4.acked, s4.canceled, s4.lost) == (2, 1, 1, 0)
+    (extra,) = judgment.rebuilt.extra
+    assert extra.line.number == ghost + 3 and extra.stream is not None and extra.stream.pointer == closed["handle"]
+    assert extra.placed_by.startswith("'Event silently discarded' follows it, so its stream had no handler")
+    status, out, _ = _run(str(path))
+    (note,) = [line for line in out if ": NOTE " in line]
+    assert f"line {ghost + 3}: Indicating QUIC_STREAM_EVENT_SEND_COMPLETE" in note
+    assert f"({closed['handle']}, connection {closed['conn']}), whose 2 accepted sends had theirs already" in note
+    assert "so the application was told nothing; not counted" in note
+    assert any(line.startswith("  uncertain: its stream was placed by context: 'Event silently discarded'")
+               for line in out)
+    assert status == 1 and out[-1].endswith("; 1 extra completion line (no send owed)")
+
+
+def test_the_lost_send_keeps_its_canceled_line_among_extra_ones():
+    """A real log where StreamClose, made inside the first buffered SEND_COMPLETE of a stream,
+    is followed by five extra completion lines (acked, each discarded) and then the canceled
+    completion of the stream's second send: the canceled one is the lost send's, the five
+    are extra. Matching in order alone took the first extra line for the lost send."""
+    name = "multi-conns-buf1-run4"
+    (closed,) = [s for s in _truth(name)["streams"] if s["lost_contexts"] == [42]]  # S4's B
+    judgment = read(str(LOGS / f"{name}.log.gz"))
+    (mine,) = [j for j in judgment.streams if j.stream.pointer == closed["handle"]]
+    (lost,) = mine.lost
+    extra = [x for x in judgment.rebuilt.extra if x.stream is mine.stream]
+    assert len(extra) == 5
+    assert lost.completion is not None and lost.completion.canceled
+    assert lost.completion.line.number > max(x.line.number for x in extra)
+    status, out, _ = _run(str(LOGS / f"{name}.log.gz"))
+    assert f"  line {lost.completion.line.number}: Indicating QUIC_STREAM_EVENT_SEND_COMPLETE " \
+           f"[{lost.completion.request}] (Canceled)  <- completes send #2 (canceled)" in out
+
+
+def test_an_extra_completion_that_was_delivered_fails_the_log(tmp_path):
+    """The same extra line without its discard: the application was told of a completion no
+    send was owed (nothing had sends outstanding), and the log is not ok."""
+    name = "multi-buf1-run1"
+    ghost = _truth(name)["log"]["discarded_send_complete_lines"][0]
+    path = _edited(tmp_path, name, lambda lines: lines[:ghost] + lines[ghost + 1:])
+    status, out, _ = _run(str(path))
+    assert status == 1
+    assert f"{path}: UNPLACED line {ghost}: Indicating QUIC_STREAM_EVENT_SEND_COMPLETE [" in "\n".join(out)
 
 
 def _edited(tmp_path: Path, name: str, edit) -> Path:

@@ -15,7 +15,7 @@ from ..errors import BadHistory
 from ..ledger import Ledger
 from . import parse as p
 from .history import records
-from .rebuild import Rebuilt, Send, Stream, status_name
+from .rebuild import Indication, Rebuilt, Send, Stream, status_name
 
 @dataclass
 class Counts:
@@ -68,8 +68,11 @@ class Judgment:
 
     @property
     def failed(self) -> bool:
+        """A loss, a leak or violation, a log cut short, or a SEND_COMPLETE the application was
+        told of that no accepted send was owed (one silently discarded told it nothing)."""
+        told = [c for c in self.rebuilt.unplaced + self.rebuilt.extra if c.discarded is None]
         return bool(self.early or self.ledger.leaks or self.ledger.violations or any(j.lost for j in self.streams)
-                    or self.rebuilt.unplaced)
+                    or told)
 
 
 def _show(line: p.Line) -> str:
@@ -101,7 +104,7 @@ def _counts(stream: Stream, log_ended: bool) -> tuple[Counts, list[Send], list[S
             lost.append(send)  # discarded, or never indicated on a stream that can raise no more
         else:
             pending.append(send)
-    counts.discarded = sum(1 for c in stream.completions if c.discarded is not None)
+    counts.discarded = sum(1 for c in stream.completions if c.discarded is not None and c.send is not None)
     counts.lost, counts.pending = len(lost), len(pending)
     return counts, lost, pending
 
@@ -159,7 +162,7 @@ def _uncertain(stream: Stream, lost: list[Send]) -> list[str]:
         notes.append(f"send #{lost[0].index} is named by matching completion lines to sends in send order "
                      f"(the log prints no client context)")
     for completion in stream.completions:
-        if not completion.placed_certainly:
+        if not completion.placed_certainly and completion.send is not None:  # (extra lines: said on their own)
             notes.append(f"the SEND_COMPLETE line {completion.line.number} was placed on this stream by context: "
                          f"{completion.placed_by}")
     for send in stream.sends:
@@ -269,11 +272,40 @@ def report_lines(j: Judgment) -> list[str]:
                            f"same and complete; counted as refused")
     for line in j.rebuilt.stray_discards:
         out.append(f"{where}: NOTE {_show(line)}: no Indicating line before it to pair with")
+    for completion in j.rebuilt.extra:
+        out += _extra_lines(where, completion)
     for completion in j.rebuilt.unplaced:
-        out.append(f"{where}: UNPLACED {_show(completion.line)}: no stream had a send it could complete")
+        told = ("it was silently discarded, so the application was told nothing" if completion.discarded
+                else "no stream had a send it could complete")
+        out.append(f"{where}: {'NOTE' if completion.discarded else 'UNPLACED'} {_show(completion.line)}: {told}")
     if j.early:
         out += _incomplete_lines(j)
     out.append(_summary_line(j))
+    return out
+
+
+def _extra_lines(where: str, completion: Indication) -> list[str]:
+    """A SEND_COMPLETE line beyond the accepted sends of the stream it was placed on."""
+    stream = completion.stream
+    assert stream is not None  # (extra lines are those placed on a stream)
+    accepted = len(stream.accepted())
+    text = (f"{_show(completion.line)}: a SEND_COMPLETE on {stream.name}, whose {accepted} accepted "
+            f"send{'s' if accepted != 1 else ''} had theirs already")
+    if completion.discarded is None:
+        out = [f"{where}: EXTRA {text}: delivered to the application with no send owed it"]
+    else:
+        out = [f"{where}: NOTE {text}: 'Event silently discarded' follows it (line {completion.discarded.number}), "
+               f"so the application was told nothing; not counted"]
+        close = stream.closed()
+        if close is not None and close.exit is not None and close.exit.number < completion.line.number:
+            # v2.3.5's QuicSendBufferFill raises SEND_COMPLETE at buffer copy, then steps to
+            # Req->Next: a StreamClose in that handler frees Req, and the pool's free-list link
+            # overlays Next, so a freed request is "buffered" and completed once more.
+            out.append(f"  line {close.enter.number}: StreamClose on that stream, returned at line "
+                       f"{close.exit.number}: MsQuic's send-buffer fill can go on, after a StreamClose made inside "
+                       f"a SEND_COMPLETE it raised, to a request that close freed")
+    if not completion.placed_certainly:
+        out.append(f"  uncertain: its stream was placed by context: {completion.placed_by}")
     return out
 
 
@@ -303,6 +335,9 @@ def _summary_line(j: Judgment) -> str:
     by_context = sum(1 for stream in j.rebuilt.streams for c in stream.completions if not c.placed_certainly)
     if by_context:  # (several streams with sends outstanding at once: the log cannot tie them)
         summary += f"; {by_context} completion lines placed on their stream by context"
+    extra = len(j.rebuilt.extra)
+    if extra:
+        summary += f"; {extra} extra completion line{'s' if extra != 1 else ''} (no send owed)"
     # a loss is FAILED even in a log cut short; a cut log with none found yet is INCOMPLETE
     verdict = ("FAILED" if j.failed and (t.lost or j.ledger.leaks or j.ledger.violations)
                else "INCOMPLETE" if j.failed else "ok")

@@ -95,6 +95,7 @@ class Indication:
     placed_by: str = ""
     placed_certainly: bool = True
     send: Send | None = None  # SEND_COMPLETE: the send it completes, matched in send order
+    stream: "Stream | None" = None  # SEND_COMPLETE: the stream it was placed on (None: unplaced)
 
 
 @dataclass(eq=False)  # (one object per lifetime: compared and hashed by identity)
@@ -175,6 +176,8 @@ class Rebuilt:
     stray_discards: list[p.Line]
     #: the log's last MsQuic line, when it is an Indicating line (its fate is not in the log)
     ends_on_indication: p.Line | None = None
+    #: SEND_COMPLETE lines placed on a stream whose accepted sends all had one already
+    extra: list[Indication] = field(default_factory=list)
 
 
 _STREAM_CALLS = (p.API_STREAM_CLOSE, p.API_STREAM_START, p.API_STREAM_SHUTDOWN, p.API_STREAM_SEND)
@@ -379,12 +382,44 @@ class Rebuilder:
         indication = Indication(r.line, "SEND_COMPLETE", request=r.request, canceled=r.canceled,
                                 placed_by=how, placed_certainly=certain)
         self.requests.pop(r.request, None)  # freed on completion: the pool may hand it out again
+        self._put(indication, stream)
+        self._indicated(indication)
+
+    def _put(self, indication: Indication, stream: Stream | None) -> None:
+        """Place a SEND_COMPLETE line on ``stream`` (None: unplaced), taking it off where it was."""
+        old = indication.stream
+        if old is not None:
+            old.completions.remove(indication)
+            self._update(old)
+        elif indication in self.unplaced:
+            self.unplaced.remove(indication)
+        indication.stream = stream
         if stream is None:
             self.unplaced.append(indication)
         else:
-            stream.completions.append(indication)
+            completions = stream.completions
+            completions.append(indication)
+            if len(completions) > 1 and completions[-2].line.number > indication.line.number:
+                completions.sort(key=lambda c: c.line.number)  # (a line moved back: kept in log order)
             self._update(stream)
-        self._indicated(indication)
+
+    def _handlerless(self, indication: Indication) -> None:
+        """A SEND_COMPLETE line followed by ``Event silently discarded``: its stream had no
+        handler, which only StreamClose takes away (QuicStreamClose clears
+        ClientCallbackHandler). Placed on a stream not closed, or on none, it is moved to
+        the stream whose StreamClose began last."""
+        placed = indication.stream
+        if placed is not None and any(c.code == p.API_STREAM_CLOSE for c in placed.calls):
+            return
+        closes = [(c.enter.number, s) for s in self.streams.values() for c in s.calls
+                  if c.code == p.API_STREAM_CLOSE and c.enter.number < indication.line.number]
+        if not closes:
+            return
+        line, stream = max(closes, key=lambda item: item[0])
+        self._put(indication, stream)
+        indication.placed_by = (f"'Event silently discarded' follows it, so its stream had no handler: the stream "
+                                f"closed last (StreamClose at line {line})")
+        indication.placed_certainly = False
 
     def _IndicateStreamEvent(self, r: p.IndicateStreamEvent) -> None:
         indication = Indication(r.line, r.event, r.detail)
@@ -413,6 +448,8 @@ class Rebuilder:
             self.stray_discards.append(r.line)
             return
         last.discarded, last.discard_gap = r.line, self.lines_since_indication
+        if last.event == "SEND_COMPLETE":
+            self._handlerless(last)
 
     def _IndicateConnEvent(self, r: p.IndicateConnEvent) -> None:
         if r.event == "SHUTDOWN_COMPLETE":
@@ -431,15 +468,36 @@ class Rebuilder:
 
     def finish(self) -> Rebuilt:
         """Match each stream's completion lines to its sends, and hand over the history."""
+        extra: list[Indication] = []
         for stream in self.all_streams:
             # MsQuic completes one stream's sends in queue order (README §4.4): the k-th
             # completion line of a stream is matched to its k-th accepted send.
             owed = [s for s in stream.sends if s.status is None or s.status == PENDING]
-            for send, indication in zip(owed, stream.completions):
+            surplus = _surplus(stream, len(stream.completions) - len(owed))
+            taken = {id(c) for c in surplus}
+            for send, indication in zip(owed, [c for c in stream.completions if id(c) not in taken]):
                 send.completion, indication.send = indication, send
+            extra += surplus
         last = self.previous
         ends = last.line if isinstance(last, (p.IndicateSendComplete, p.IndicateStreamEvent)) else None
-        return Rebuilt(self.all_conns, self.all_streams, list(self.stack), self.unplaced, self.stray_discards, ends)
+        return Rebuilt(self.all_conns, self.all_streams, list(self.stack), self.unplaced, self.stray_discards, ends,
+                       extra)
+
+
+def _surplus(stream: Stream, count: int) -> list[Indication]:
+    """The ``count`` completion lines of ``stream`` that no send was owed. First those raised
+    not canceled after its StreamClose returned: StreamClose cancels every send still open
+    (an abortive shutdown when the stream had not shut down), so none is buffered or acked
+    after it; MsQuic's send-buffer fill still raises such a line for a request the close freed.
+    Then the last ones."""
+    if count <= 0:
+        return []
+    close = stream.closed()
+    after = close.exit.number if close is not None and close.exit is not None else None
+    late = [c for c in stream.completions if after is not None and c.line.number > after and not c.canceled
+            and c.discarded is not None][:count]
+    rest = [c for c in stream.completions if all(c is not x for x in late)]
+    return late + rest[len(rest) - (count - len(late)):] if count > len(late) else late
 
 
 def rebuild(records: Iterable[p.Record]) -> Rebuilt:
