@@ -153,6 +153,8 @@ def build_parser() -> _Parser:
                                                             "(plain or .gz; - reads stdin)")
     check.add_argument("--to-trace", metavar="OUT", help="with --msquic-log: also write the log's history as a "
                                                          "JSON Lines trace, for quicsim explain")
+    check.add_argument("--json", action="store_true", help="with --msquic-log: print the verdict as one JSON object "
+                                                           "(per-stream counts, lost sends, the report's lines)")
 
     backends = sub.add_parser("backends", help="what can run the MsQuic-style API here: the simulator, the real "
                                                "libmsquic (and its version)")
@@ -664,9 +666,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "explain":
             return _explain(args)
         if args.command == "check":
-            if args.msquic_log is not None or args.to_trace is not None:
+            if args.msquic_log is not None or args.to_trace is not None or args.json:
                 from .msquic_log.command import from_args
-                return from_args(args.msquic_log, args.to_trace, args.trace)
+                return from_args(args.msquic_log, args.to_trace, args.trace, args.json)
             if not args.trace:
                 raise UsageError("quicsim check: give a TRACE, or --msquic-log FILE")
             from .check import main as check_main

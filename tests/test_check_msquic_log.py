@@ -540,3 +540,38 @@ def test_a_never_started_stream_never_closed_loses_its_send_at_the_logs_end(tmp_
     status, out, _ = _run(str(cut))
     assert status == 1 and not any(": LOST " in line for line in out)
     assert any(": PENDING send #1 on client unstarted stream" in line for line in out)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_json_verdict_carries_each_streams_counts_as_recorded(name, capsys):
+    """--json: one object per log; each stream the application recorded appears with the
+    counts it recorded, its lost sends by their order on the stream, and the verdict and
+    exit status agree with the text report."""
+    truth = _truth(name)
+    status = cli_main(["check", "--msquic-log", str(LOGS / f"{name}.log.gz"), "--json"])
+    out = capsys.readouterr().out
+    (line,) = out.splitlines()  # one JSON object, nothing else on stdout
+    verdict = json.loads(line)
+    by_stream = {(s["handle"], s["allocated_line"]): s for s in verdict["streams"]}
+    for expected in truth["streams"]:
+        if not expected["send_calls"]:  # (the JSON lists the streams that made StreamSend calls)
+            assert (expected["handle"], expected["allocated_line"]) not in by_stream
+            continue
+        mine = by_stream.pop((expected["handle"], expected["allocated_line"]))
+        counts = mine["counts"]
+        assert (counts["accepted"], counts["refused"], counts["acked"], counts["canceled"], counts["lost"]) == (
+            expected["sends_accepted"], expected["sends_refused"], expected["completions_acked"],
+            expected["completions_canceled"], expected["sends_lost"])
+        contexts = [call["ctx"] for call in expected["send_calls"]]
+        assert [contexts[index - 1] for index in mine["lost"]] == expected["lost_contexts"]
+        assert (mine["lines"] != []) == (expected["sends_lost"] > 0)  # a loss shows its lines
+    assert by_stream == {}  # no stream with sends the application did not record
+    lost = sum(s["sends_lost"] for s in truth["streams"])
+    assert verdict["totals"]["lost"] == lost and verdict["verdict"] == ("FAILED" if lost else "ok")
+    assert status == (1 if lost else 0)
+    assert verdict["report"][-1].startswith(f"{verdict['file']}: {verdict['verdict']}: ")
+
+
+def test_json_needs_a_log(capsys):
+    assert cli_main(["check", "--json", "run.jsonl"]) == 2
+    assert capsys.readouterr().err.strip() == "quicsim check: --json needs --msquic-log FILE"

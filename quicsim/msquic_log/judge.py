@@ -338,7 +338,37 @@ def _summary_line(j: Judgment) -> str:
     extra = len(j.rebuilt.extra)
     if extra:
         summary += f"; {extra} extra completion line{'s' if extra != 1 else ''} (no send owed)"
-    # a loss is FAILED even in a log cut short; a cut log with none found yet is INCOMPLETE
-    verdict = ("FAILED" if j.failed and (t.lost or j.ledger.leaks or j.ledger.violations)
-               else "INCOMPLETE" if j.failed else "ok")
-    return f"{j.where}: {verdict}: {summary}"
+    return f"{j.where}: {verdict(j)}: {summary}"
+
+
+def verdict(j: Judgment) -> str:
+    """ok, FAILED (a loss, even in a log cut short), or INCOMPLETE (cut short, none found yet)."""
+    t = j.total
+    return ("FAILED" if j.failed and (t.lost or j.ledger.leaks or j.ledger.violations)
+            else "INCOMPLETE" if j.failed else "ok")
+
+
+def _counts_json(c: Counts) -> dict[str, int]:
+    return {"accepted": c.accepted, "refused": c.refused, "delivered": c.delivered, "acked": c.acked,
+            "canceled": c.canceled, "discarded": c.discarded, "lost": c.lost, "pending": c.pending}
+
+
+def judgment_json(j: Judgment) -> dict[str, Any]:
+    """The verdict as one JSON object (``check --msquic-log --json``): per stream that made
+    StreamSend calls, its counts, the lost and pending sends (by their order on the stream)
+    and the log lines and doubts of each finding; the text report's lines beside it."""
+    streams = []
+    for sj in j.streams:
+        stream = sj.stream
+        if not stream.sends:
+            continue
+        streams.append({
+            "connection": stream.conn.pointer, "side": stream.conn.side, "handle": stream.pointer,
+            "stream_id": stream.stream_id, "allocated_line": stream.allocated.number,
+            "counts": _counts_json(sj.counts),
+            "lost": [send.index for send in sj.lost], "pending": [send.index for send in sj.pending],
+            "lines": sj.lines, "uncertain": sj.notes,
+        })
+    return {"file": j.where, "verdict": verdict(j), "msquic_version": j.source.version,
+            "totals": _counts_json(j.total), "streams": streams, "ended_early": j.early,
+            "report": report_lines(j)}
