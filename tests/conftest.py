@@ -64,12 +64,12 @@ def skip_unless_installed(peer_launcher) -> None:
         pytest.skip(missing)
 
 
-def installed_peers(names, launcher_of):
-    """A fixture that gives each of the peers ``names`` in turn, skipping where one is not
-    installed (``launcher_of``: :func:`quicsim.peers.launcher` or
-    :func:`quicsim.peers.clients.client_launcher`). A module names it ``peer``."""
+def installed_peers(names, launcher_of, name: str = "peer"):
+    """A fixture called ``name`` that gives each of the peers ``names`` in turn, skipping
+    where one is not installed (``launcher_of``: :func:`quicsim.peers.launcher` or
+    :func:`quicsim.peers.clients.client_launcher`). A module binds it to that name."""
 
-    @pytest.fixture(params=names)
+    @pytest.fixture(params=names, name=name)
     def peer(request):
         skip_unless_installed(launcher_of(request.param))
         return request.param

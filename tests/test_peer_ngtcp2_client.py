@@ -6,15 +6,10 @@ it, where gtlsclient is not installed."""
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-from collections import Counter
 from pathlib import Path
 
 import pytest
 
-import quicsim
-from quicsim import ConnectionEventType, SendFlags, StreamEventType, StreamShutdownFlags
 from quicsim.loader import load_scenarios
 from quicsim.peers import PeerNotInstalled
 from quicsim.peers.clients import CLIENT_PEERS, client_launcher
@@ -22,11 +17,10 @@ from quicsim.peers.h3 import H3_FRAME_UNEXPECTED, H3_MESSAGE_ERROR, H3_NO_ERROR,
 from quicsim.peers.ngtcp2_client import INSTALL, client_event
 from quicsim.runner import RunOptions, run_job
 
-from .conftest import load_scenario_text, skip_unless_installed
+from .conftest import skip_unless_installed
+from .peer_servers import ANSWER_FACTOR, REQUEST, AnsweringServer, completed_exactly_once, serve_one_client
 
 REPO = Path(__file__).resolve().parent.parent
-ANSWER_FACTOR = 400  # copies of each chunk read: far more than one congestion window
-REQUEST = 1000
 
 
 @pytest.fixture
@@ -34,78 +28,9 @@ def ngtcp2():
     skip_unless_installed(client_launcher("ngtcp2"))
 
 
-class Server:
-    """The application's handler (HTTP/3 framing is the launcher's): each chunk read is
-    answered with ANSWER_FACTOR copies, FIN after the client's FIN, its own direction
-    aborted when the client resets its one; it counts each send's completions."""
-
-    def __init__(self) -> None:
-        self.accepted: list[str] = []
-        self.sent: Counter[int] = Counter()
-        self.completions: Counter[str] = Counter()
-        self.canceled: set[str] = set()
-        self.seen: list[tuple[str, int]] = []
-        self.done = asyncio.Event()
-
-    def on_connection(self, conn, event) -> None:
-        if event.type is ConnectionEventType.PEER_STREAM_STARTED:
-            assert event.stream.id & 2 == 0, "HTTP/3's unidirectional streams are not the application's"
-            event.stream.set_handler(self.on_stream)
-        elif event.type is ConnectionEventType.SHUTDOWN_INITIATED_BY_PEER:
-            self.seen.append(("close", event.error_code))
-        elif event.type is ConnectionEventType.SHUTDOWN_COMPLETE:
-            self.done.set()
-
-    def send(self, stream, data: bytes, flags: SendFlags = SendFlags.NONE) -> None:
-        context = f"{stream.id}:{len(self.accepted)}"
-        if stream.send(data, flags, client_context=context) is quicsim.Status.PENDING:
-            self.accepted.append(context)
-            self.sent[stream.id] += len(data)
-
-    def on_stream(self, stream, event) -> None:
-        kind = event.type
-        if kind is StreamEventType.RECEIVE:
-            data = b"".join(bytes(b) for b in event.buffers)
-            if data:
-                self.send(stream, data * ANSWER_FACTOR)
-        elif kind is StreamEventType.PEER_SEND_SHUTDOWN:
-            self.send(stream, b"", SendFlags.FIN)
-        elif kind is StreamEventType.SEND_COMPLETE:
-            self.completions[event.client_context] += 1
-            if event.canceled:
-                self.canceled.add(event.client_context)
-        elif kind is StreamEventType.PEER_RECEIVE_ABORTED:
-            self.seen.append(("stop-sending", event.error_code))
-        elif kind is StreamEventType.PEER_SEND_ABORTED:
-            self.seen.append(("reset", event.error_code))
-            stream.shutdown(StreamShutdownFlags.ABORT_SEND, event.error_code)
-
-
-async def _serve(actions: tuple[str, ...]):
-    """Listen as the launcher says (ALPN h3, HTTP/3 framing), run gtlsclient with
-    ``actions``, wait for it to exit and the connection to end."""
-    ledger = quicsim.Ledger()
-    server = Server()
-    clients = client_launcher("ngtcp2")
-    listener = await quicsim.listen(handler=clients.server_handler(server.on_connection, actions), ledger=ledger,
-                                    alpn=clients.alpn)
-    handle = None
-    try:
-        handle = await clients.start_client(listener.port, actions, size=REQUEST)
-        status = await clients.wait_client(handle)
-        await asyncio.wait_for(server.done.wait(), 10)
-    finally:
-        if handle is not None:
-            await clients.stop(handle)
-        listener.close()
-    return server, ledger.report(), handle.events, status
-
-
-def _completed_exactly_once(server: Server, report) -> None:
-    assert report["ok"] and report["pending"] == 0 and not report["leaks"], report
-    assert server.accepted and report["sends"] == len(server.accepted) == report["completions"], report
-    assert set(server.completions) == set(server.accepted), (server.completions, server.accepted)
-    assert set(server.completions.values()) == {1}, server.completions
+def _serve(actions: tuple[str, ...]):
+    """Listen as the launcher says (ALPN h3, HTTP/3 framing), run gtlsclient with ``actions``."""
+    return serve_one_client("ngtcp2", actions, AnsweringServer(only_bidirectional=True))
 
 
 def _events(events, name):
@@ -120,7 +45,7 @@ def test_the_servers_http3_answers_reach_ngtcp2s_client_and_are_acked(ngtcp2):
     # the body the client downloaded is exactly the application's bytes (frames stripped)
     bodies = {e["stream"]: e["bytes"] for e in _events(events, "body")}
     assert bodies == {0: server.sent[0], 4: server.sent[4]} and min(bodies.values()) >= REQUEST * ANSWER_FACTOR
-    _completed_exactly_once(server, report)
+    completed_exactly_once(server, report)
     # the client closes with H3_NO_ERROR the moment it has read both answers: the sends
     # whose ACK that close overtook (the tail of a stream, its FIN among them) complete
     # canceled, as MsQuic completes what is pending at a close; never one before an acked one
@@ -143,7 +68,7 @@ def test_a_malformed_answer_has_ngtcp2s_client_stop_sending_cancelling_the_send_
     # MsQuic answers STOP_SENDING with RESET_STREAM of its own direction
     assert _events(events, "reset-received") == [
         {"event": "reset-received", "stream": 0, "code": H3_MESSAGE_ERROR}], events
-    _completed_exactly_once(server, report)
+    completed_exactly_once(server, report)
     assert report["canceled"] == len(server.canceled) >= 1 and "0:0" in server.canceled, (report, server.canceled)
 
 
@@ -152,7 +77,7 @@ def test_a_frame_out_of_place_has_ngtcp2s_client_close_the_connection(ngtcp2):
     assert status == 0, events
     assert _events(events, "close-connection") == [{"event": "close-connection", "code": H3_FRAME_UNEXPECTED}]
     assert server.seen == [("close", H3_FRAME_UNEXPECTED)], server.seen
-    _completed_exactly_once(server, report)
+    completed_exactly_once(server, report)
     assert report["canceled"] == len(server.canceled) >= 1 and report["acked"] == 0, report
 
 
@@ -170,46 +95,7 @@ def test_the_peer_scenario_passes_through_the_relay(ngtcp2):
     assert result["link"]["to_server"]["forwarded"] > 0
 
 
-LATE_SEND = """
-    from quicsim import ConnectionEventType, Settings, Status, StreamShutdownFlags, scenario
-
-    started = []
-
-    def server(conn, event):
-        if event.type is ConnectionEventType.PEER_STREAM_STARTED:
-            event.stream.set_handler(lambda stream, event: None)  # the body answers it
-            started.append(event.stream)
-
-    @scenario(peer_client="ngtcp2", server=server, settings={{"server": Settings(faults={faults})}}, expect="{expect}")
-    async def late_send_to_ngtcp2s_client(ctx):
-        await ctx.wait_until(lambda: started, what="the peer's stream")
-        stream = started[0]
-        stream.send(b"answer", client_context="answer")
-        await ctx.sleep(0)
-        # the graceful shutdown and a send in the same tick: MsQuic accepts the late send
-        # and completes it canceled (issue 4307's send)
-        assert stream.shutdown(StreamShutdownFlags.GRACEFUL) is Status.PENDING
-        assert stream.send(b"late", client_context="late") is Status.PENDING
-        await ctx.peer.wait_event("fin-received", timeout=15)
-"""
-
-
-@pytest.mark.parametrize("faults, expect, leaks", [
-    ("frozenset()", "ok", 0),
-    ("frozenset({'discard-after-shutdown-complete'})", "ok", 1),  # known bad: the run fails
-    ("frozenset({'discard-after-shutdown-complete'})", "leak", 1),  # ... and is caught as a leak
-])
-def test_the_ledger_judges_the_servers_sends_to_ngtcp2s_client(tmp_path, ngtcp2, faults, expect, leaks):
-    [spec] = load_scenario_text(tmp_path, LATE_SEND.format(faults=faults, expect=expect))
-    result = run_job(spec, 1)
-    assert result["peer_client"] == "ngtcp2" and result["connected"], result
-    assert len(result["leaks"]) == leaks, result
-    assert result["passed"] is (expect == "leak" or leaks == 0), result
-    if leaks:
-        assert result["leaks"][0]["client_context"] == "'late'", result["leaks"]
-    else:  # the late send canceled; the answer too when the client's close overtook its ACK
-        assert result["sends"] == result["acked"] + result["canceled"] == 2 and result["canceled"] >= 1, result
-        assert result["ok"] and result["pending"] == 0, result
+# The late send of issue 4307 to ngtcp2's client: tests/test_peer_client_runs.py, with every client.
 
 
 def test_reset_is_skipped_saying_why(ngtcp2):
@@ -221,25 +107,6 @@ def test_reset_is_skipped_saying_why(ngtcp2):
     [spec] = load_scenarios([str(REPO / "peer_scenarios" / "peer_client_aborts.py")])
     result = run_job(spec, 1, RunOptions(peer_client="ngtcp2"))
     assert result["skipped"] == reason and result["peer_client"] == "ngtcp2", result  # nothing ran
-
-
-def test_a_client_that_gets_no_answer_is_stopped_by_its_pid(ngtcp2):
-    async def main():
-        silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        silent.bind(("127.0.0.1", 0))
-        clients = client_launcher("ngtcp2")
-        handle = await clients.start_client(silent.getsockname()[1], ("echo",))
-        try:
-            os.kill(handle.pid, 0)  # running, still trying to connect
-        finally:
-            await clients.stop(handle)
-            silent.close()
-        with pytest.raises(ProcessLookupError):
-            os.kill(handle.pid, 0)
-        return handle
-
-    handle = asyncio.run(main())
-    assert handle.saw("stopped") and not handle.saw("done") and not handle.saw("connected"), handle.events
 
 
 def test_the_log_reader_and_the_registration():
