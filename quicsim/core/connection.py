@@ -93,7 +93,7 @@ class ConnectionCore:
         self._peer_streams_seen: set[int] = set()  # a peer stream is indicated once, ever
         self.streams: dict[int, StreamCore] = {}  # started and peer streams, by stream id
         self.unstarted: dict[StreamCore, None] = {}  # opened, not (yet) started
-        self._dirty: dict[StreamCore, None] = {}  # streams that saw ACKs or losses
+        self.dirty: dict[StreamCore, None] = {}  # streams that saw ACKs or losses
         #: ``next(send_ids)``: the connection's send ids, 1, 2, ... (a C-level counter: per send)
         self.send_ids = itertools.count(1)
         #: the exactly-once bookkeeping (see core/stream.py): accepted = completed +
@@ -314,7 +314,7 @@ class ConnectionCore:
             state.try_close("close_remotely")
             self._shutdown_complete_if_due()
         self.quic.receive_datagram(data, addr, now)
-        if self._dirty:
+        if self.dirty:
             self.complete_acknowledged()
         if self._opened_by_peer:
             self._open_peer_streams()
@@ -390,7 +390,7 @@ class ConnectionCore:
         datagrams = self.datagrams
         if datagrams.changes:
             datagrams.deliver()
-        if self._dirty:
+        if self.dirty:
             self.complete_acknowledged()
         state = self.state
         if not (state.closed_locally or state.closed_remotely):  # not shutdown_initiated
@@ -426,8 +426,8 @@ class ConnectionCore:
         datagram's other events: MsQuic handles a packet's frames in order, its ACK frames
         first, so those completions (and SEND_SHUTDOWN_COMPLETE) come before the peer's
         data and FIN events of the same datagram."""
-        while self._dirty:
-            dirty, self._dirty = self._dirty, {}
+        while self.dirty:
+            dirty, self.dirty = self.dirty, {}
             for stream in dirty:
                 if stream.quic_stream is not None:
                     stream.on_acks()
@@ -528,15 +528,7 @@ class ConnectionCore:
         assert stream.id is not None  # registered once it has its id: started, or the peer's
         self.streams[stream.id] = stream
 
-        def on_data(lost: bool, _s: StreamCore = stream) -> None:
-            if lost:
-                _s.data_lost = True  # for CANCEL_ON_LOSS
-            self._dirty[_s] = None  # poll swaps the dict: look it up each time
-
-        def on_reset(_s: StreamCore = stream) -> None:
-            self._dirty[_s] = None
-
-        aq.watch_deliveries(quic_stream.sender, on_data, on_reset)
+        aq.watch_deliveries(quic_stream.sender, stream)  # marks it in ``dirty`` on ACKs and losses
 
     def _stream_for(self, stream_id: int) -> StreamCore | None:
         stream = self.streams.get(stream_id)
@@ -568,7 +560,7 @@ class ConnectionCore:
         return stream
 
     def mark_dirty(self, stream: StreamCore) -> None:
-        self._dirty[stream] = None
+        self.dirty[stream] = None
         if self.wakeup is not None:
             self.wakeup()
 
