@@ -345,7 +345,9 @@ class ConnectionCore:
         t = type(event)
         if t is qe.StreamDataReceived:
             data_event = cast(qe.StreamDataReceived, event)
-            stream = self._stream_for(data_event.stream_id)
+            stream = self.streams.get(data_event.stream_id)  # _stream_for's usual case, inline (per packet)
+            if stream is None:
+                stream = self._stream_for(data_event.stream_id)
             observers = self.delivery.observers
             if observers:  # per packet: the loop inline (EventDelivery.tell's guard, by hand)
                 stream_id, length, fin = data_event.stream_id, len(data_event.data), data_event.end_stream
