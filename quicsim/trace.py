@@ -144,9 +144,13 @@ class Tracer(Observer):
         """The default clock, chosen at the first record: the running loop's, else
         ``time.monotonic``; times count from that record."""
         try:
-            clock = asyncio.get_running_loop().time
+            loop = asyncio.get_running_loop()
         except RuntimeError:
             clock = time.monotonic
+        else:
+            # the virtual-time loop's clock, read without a Python call per record
+            time_reader = getattr(loop, "time_reader", None)
+            clock = time_reader() if time_reader is not None else loop.time
         self._clock = clock
         self._start = now = clock()
         return now
@@ -326,6 +330,15 @@ class Tracer(Observer):
         records.append((_QUEUED, conn, stream, stream.id, send_id, offset, end, fin, self._clock()))
         if len(records) >= FLUSH_EVERY:
             self._drain()
+
+    def sends_queued(self, conn: Any, stream: Any, queued: list[tuple[int, int, int, bool]]) -> None:
+        # Observer's default, inline: one record per send as send_queued writes it
+        records = self._records
+        stream_id = stream.id
+        for send_id, offset, end, fin in queued:
+            records.append((_QUEUED, conn, stream, stream_id, send_id, offset, end, fin, self._clock()))
+            if len(records) >= FLUSH_EVERY:
+                self._drain()
 
     def preempted(self, conn: Any, stream: Any, call: str) -> None:
         self._named(conn, stream, "preempt", call)
