@@ -398,8 +398,11 @@ class ConnectionCore:
         state = self.state
         if not (state.closed_locally or state.closed_remotely):  # not shutdown_initiated
             # QuicSendBufferConnectionAdjust and QuicSendBufferStreamAdjust, whether or not
-            # buffering is on (core/send_buffer.py)
-            self.send_buffer.adjust(self)
+            # buffering is on (core/send_buffer.py); skipped while it has said it has
+            # nothing to do below the current window (the usual case, per datagram)
+            send_buffer = self.send_buffer
+            if not send_buffer.settled_below or send_buffer.cc.congestion_window >= send_buffer.settled_below:
+                send_buffer.adjust(self)
             # (each step raises events whose handlers may shut the connection down)
             limits = self.limits
             if ((limits.moved or limits.held_aborts or limits.awaiting_accept) and state.connected
