@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from .. import events as ev
 from ..enums import ReceiveFlags, Status
 from . import operations as ops
-from .state import RECEIVE_INDICATED
+from .state import RECEIVE_COMPLETED, RECEIVE_INDICATED
 
 if TYPE_CHECKING:  # pragma: no cover
     from .stream import StreamCore
@@ -105,7 +105,10 @@ class StreamReceive:
             return
         # QuicStreamReceiveComplete of all of it, as complete() would do it
         self.base_offset = offset + length
-        state.move_receive_call("complete_all")
+        if state.receive_call_pending:  # move_receive_call("complete_all"), without the lookup
+            state.receive_enabled, state.receive_call_pending = RECEIVE_COMPLETED
+        else:
+            state.move_receive_call("complete_all")  # (not a row of the table: it raises)
         if fin and not state.remote_closed:
             self._peer_send_shutdown()
 
