@@ -51,6 +51,7 @@ _json_str = json.encoder.encode_basestring_ascii  # the C string encoder json.du
 # Kinds of the records kept as tuples until written (their lines have the keys in the
 # order the generic records have them; "t" is in seconds since the tracer started).
 _SEND_CALL, _QUEUED, _SEND_COMPLETE_EVENT, _RECEIVE_EVENT, _NAMED = range(5)
+_RANGE_END, _RANGE_END_FIN = '], "fin": false', '], "fin": true'  # a queued record's range ends, then its FIN
 
 
 def _plain(value: Any) -> Any:
@@ -144,9 +145,13 @@ class Tracer(Observer):
         """The default clock, chosen at the first record: the running loop's, else
         ``time.monotonic``; times count from that record."""
         try:
-            clock = asyncio.get_running_loop().time
+            loop = asyncio.get_running_loop()
         except RuntimeError:
             clock = time.monotonic
+        else:
+            # the virtual-time loop's clock, read without a Python call per record
+            time_reader = getattr(loop, "time_reader", None)
+            clock = time_reader() if time_reader is not None else loop.time
         self._clock = clock
         self._start = now = clock()
         return now
@@ -211,14 +216,18 @@ class Tracer(Observer):
         last_end, last_end_text = -1, ""
         # Records of one instant share its text (in virtual time a burst of sends and
         # their completions is one instant); formatting a time is a third of a line's cost.
-        last_t, t_text = None, ""
+        last_t, t_tail = None, ""  # t_tail: ', "t": <time>}', the end of every line
+        # The start of each frequent kind's line up to its first varying field, built
+        # when its stream (or a send's status) changes: fewer pieces to join per line.
+        call_where = queued_where = complete_where = None
+        call_status = call_head = queued_head = complete_false = complete_true = ""
         for r in batch:
             if type(r) is str:
                 append(r)
                 continue
             t = r[-1]
             if t != last_t:
-                last_t, t_text = t, f"{t - start:.6f}"
+                last_t, t_tail = t, f', "t": {t - start:.6f}}}'
             if r[2] is not last_stream or r[3] != last_id or last_stream is None:
                 last_stream, last_id = r[2], r[3]
                 where = self._where_json(r[1], last_stream, last_id)
@@ -231,26 +240,32 @@ class Tracer(Observer):
                 status_name = _STATUS_NAMES.get(status)
                 if status_name is None:
                     status_name = _STATUS_NAMES[status] = _dumps(_plain(status))
+                if call_where is not where or call_status is not status_name:
+                    call_where, call_status = where, status_name
+                    call_head = f'{{"kind": "call", "name": "send", {where}, "status": {status_name}, "send_id": '
                 send_id_text = decimal[send_id] if 0 <= send_id < _SMALL else str(send_id)
                 length_text = decimal[length] if 0 <= length < _SMALL else str(length)
-                append(f'{{"kind": "call", "name": "send", {where}, "status": {status_name}, '
-                       f'"send_id": {send_id_text}, "bytes": {length_text}, "flags": {flag_name}, '
-                       f'"client_context": {context}, "t": {t_text}}}')
+                append(f'{call_head}{send_id_text}, "bytes": {length_text}, "flags": {flag_name}, '
+                       f'"client_context": {context}{t_tail}')
             elif kind is _QUEUED:
                 _, _, _, _, send_id, offset, end, fin, _ = r
+                if queued_where is not where:
+                    queued_where = where
+                    queued_head = f'{{"kind": "queued", "name": "send", {where}, "send_id": '
                 send_id_text = decimal[send_id] if 0 <= send_id < _SMALL else str(send_id)
                 # A stream's ranges follow each other: most start where the last one ended.
                 offset_text = last_end_text if offset == last_end else str(offset)
                 last_end, last_end_text = end, str(end)
-                append(f'{{"kind": "queued", "name": "send", {where}, "send_id": {send_id_text}, '
-                       f'"range": [{offset_text}, {last_end_text}], "fin": {"true" if fin else "false"}, '
-                       f'"t": {t_text}}}')
+                append(f'{queued_head}{send_id_text}, "range": [{offset_text}, {last_end_text}'
+                       f'{_RANGE_END_FIN if fin else _RANGE_END}{t_tail}')
             elif kind is _SEND_COMPLETE_EVENT:
                 _, _, _, _, canceled, context, send_id, _ = r
+                if complete_where is not where:
+                    complete_where = where
+                    complete_false = f'{{"kind": "event", "name": "SEND_COMPLETE", {where}, "canceled": false, "client_context": '
+                    complete_true = f'{{"kind": "event", "name": "SEND_COMPLETE", {where}, "canceled": true, "client_context": '
                 send_id_text = decimal[send_id] if 0 <= send_id < _SMALL else str(send_id)
-                append(f'{{"kind": "event", "name": "SEND_COMPLETE", {where}, '
-                       f'"canceled": {"true" if canceled else "false"}, "client_context": {context}, '
-                       f'"send_id": {send_id_text}, "t": {t_text}}}')
+                append(f'{complete_true if canceled else complete_false}{context}, "send_id": {send_id_text}{t_tail}')
             elif kind is _RECEIVE_EVENT:
                 event = r[4]
                 flags = _RECEIVE_FLAG_NAMES.get(event.flags)
@@ -258,9 +273,9 @@ class Tracer(Observer):
                     flags = _RECEIVE_FLAG_NAMES[event.flags] = _dumps(_plain(event.flags))
                 append(f'{{"kind": "event", "name": "RECEIVE", {where}, "absolute_offset": {event.absolute_offset}, '
                        f'"total_buffer_length": {event.total_buffer_length}, "bytes": {sum(map(len, event.buffers))}, '
-                       f'"flags": {flags}, "t": {t_text}}}')
+                       f'"flags": {flags}{t_tail}')
             else:  # _NAMED
-                append(f'{{"kind": "{r[4]}", "name": {_json_str(r[5])}, {where}, "t": {t_text}}}')
+                append(f'{{"kind": "{r[4]}", "name": {_json_str(r[5])}, {where}{t_tail}')
         return lines
 
     def _where_json(self, conn: Any, stream: Any, stream_id: Any) -> str:
@@ -326,6 +341,15 @@ class Tracer(Observer):
         records.append((_QUEUED, conn, stream, stream.id, send_id, offset, end, fin, self._clock()))
         if len(records) >= FLUSH_EVERY:
             self._drain()
+
+    def sends_queued(self, conn: Any, stream: Any, queued: list[tuple[int, int, int, bool]]) -> None:
+        # Observer's default, inline: one record per send as send_queued writes it
+        records = self._records
+        stream_id = stream.id
+        for send_id, offset, end, fin in queued:
+            records.append((_QUEUED, conn, stream, stream_id, send_id, offset, end, fin, self._clock()))
+            if len(records) >= FLUSH_EVERY:
+                self._drain()
 
     def preempted(self, conn: Any, stream: Any, call: str) -> None:
         self._named(conn, stream, "preempt", call)

@@ -93,7 +93,7 @@ class ConnectionCore:
         self._peer_streams_seen: set[int] = set()  # a peer stream is indicated once, ever
         self.streams: dict[int, StreamCore] = {}  # started and peer streams, by stream id
         self.unstarted: dict[StreamCore, None] = {}  # opened, not (yet) started
-        self._dirty: dict[StreamCore, None] = {}  # streams that saw ACKs or losses
+        self.dirty: dict[StreamCore, None] = {}  # streams that saw ACKs or losses
         #: ``next(send_ids)``: the connection's send ids, 1, 2, ... (a C-level counter: per send)
         self.send_ids = itertools.count(1)
         #: the exactly-once bookkeeping (see core/stream.py): accepted = completed +
@@ -314,7 +314,7 @@ class ConnectionCore:
             state.try_close("close_remotely")
             self._shutdown_complete_if_due()
         self.quic.receive_datagram(data, addr, now)
-        if self._dirty:
+        if self.dirty:
             self.complete_acknowledged()
         if self._opened_by_peer:
             self._open_peer_streams()
@@ -341,11 +341,14 @@ class ConnectionCore:
     def handle_quic_event(self, event: qe.QuicEvent) -> None:
         """Translate one aioquic event into MsQuic events."""
         # One type() and identity tests: this runs per datagram. Each branch casts to
-        # the type it just tested (mypy cannot narrow through ``t``).
+        # the type it just tested (mypy cannot narrow through ``t``); the per-packet one
+        # by annotation, as typing.cast is a Python call at run time.
         t = type(event)
         if t is qe.StreamDataReceived:
-            data_event = cast(qe.StreamDataReceived, event)
-            stream = self._stream_for(data_event.stream_id)
+            data_event: qe.StreamDataReceived = event  # type: ignore[assignment]
+            stream = self.streams.get(data_event.stream_id)  # _stream_for's usual case, inline (per packet)
+            if stream is None:
+                stream = self._stream_for(data_event.stream_id)
             observers = self.delivery.observers
             if observers:  # per packet: the loop inline (EventDelivery.tell's guard, by hand)
                 stream_id, length, fin = data_event.stream_id, len(data_event.data), data_event.end_stream
@@ -390,13 +393,16 @@ class ConnectionCore:
         datagrams = self.datagrams
         if datagrams.changes:
             datagrams.deliver()
-        if self._dirty:
+        if self.dirty:
             self.complete_acknowledged()
         state = self.state
         if not (state.closed_locally or state.closed_remotely):  # not shutdown_initiated
             # QuicSendBufferConnectionAdjust and QuicSendBufferStreamAdjust, whether or not
-            # buffering is on (core/send_buffer.py)
-            self.send_buffer.adjust(self)
+            # buffering is on (core/send_buffer.py); skipped while it has said it has
+            # nothing to do below the current window (the usual case, per datagram)
+            send_buffer = self.send_buffer
+            if not send_buffer.settled_below or send_buffer.cc.congestion_window >= send_buffer.settled_below:
+                send_buffer.adjust(self)
             # (each step raises events whose handlers may shut the connection down)
             limits = self.limits
             if ((limits.moved or limits.held_aborts or limits.awaiting_accept) and state.connected
@@ -426,8 +432,8 @@ class ConnectionCore:
         datagram's other events: MsQuic handles a packet's frames in order, its ACK frames
         first, so those completions (and SEND_SHUTDOWN_COMPLETE) come before the peer's
         data and FIN events of the same datagram."""
-        while self._dirty:
-            dirty, self._dirty = self._dirty, {}
+        while self.dirty:
+            dirty, self.dirty = self.dirty, {}
             for stream in dirty:
                 if stream.quic_stream is not None:
                     stream.on_acks()
@@ -528,15 +534,7 @@ class ConnectionCore:
         assert stream.id is not None  # registered once it has its id: started, or the peer's
         self.streams[stream.id] = stream
 
-        def on_data(lost: bool, _s: StreamCore = stream) -> None:
-            if lost:
-                _s.data_lost = True  # for CANCEL_ON_LOSS
-            self._dirty[_s] = None  # poll swaps the dict: look it up each time
-
-        def on_reset(_s: StreamCore = stream) -> None:
-            self._dirty[_s] = None
-
-        aq.watch_deliveries(quic_stream.sender, on_data, on_reset)
+        aq.watch_deliveries(quic_stream.sender, stream)  # marks it in ``dirty`` on ACKs and losses
 
     def _stream_for(self, stream_id: int) -> StreamCore | None:
         stream = self.streams.get(stream_id)
@@ -568,7 +566,7 @@ class ConnectionCore:
         return stream
 
     def mark_dirty(self, stream: StreamCore) -> None:
-        self._dirty[stream] = None
+        self.dirty[stream] = None
         if self.wakeup is not None:
             self.wakeup()
 

@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
 MIN_IDEAL = 128 * 1024  # QUIC_DEFAULT_IDEAL_SEND_BUFFER_SIZE
 MAX_IDEAL = 128 * 1024 * 1024  # QUIC_MAX_IDEAL_SEND_BUFFER_SIZE
 _UINT32_MAX = 0xFFFFFFFF
+_NEVER = 1 << 62  # above any congestion window
 
 
 def ideal_for(base: int) -> int:
@@ -59,7 +60,8 @@ class _StreamIdeal:
 class SendBuffer:
     """The connection-wide buffer: how much is buffered, the ideal, who waits for room."""
 
-    __slots__ = ("buffered_bytes", "ideal_bytes", "waiting", "_conn", "_cc", "_streams", "_moved", "_had_streams")
+    __slots__ = ("buffered_bytes", "ideal_bytes", "waiting", "_conn", "cc", "_streams", "_moved", "_had_streams",
+                 "settled_below")
 
     def __init__(self) -> None:
         self.buffered_bytes = 0
@@ -67,11 +69,15 @@ class SendBuffer:
         #: started streams with unbuffered sends, in the order they started waiting
         self.waiting: dict[StreamCore, None] = {}
         self._conn: ConnectionCore | None = None
-        self._cc: Any = None  # the connection's congestion controller, once adjusted
+        self.cc: Any = None  # the connection's congestion controller, once adjusted
         self._streams: WeakKeyDictionary[StreamCore, _StreamIdeal] = WeakKeyDictionary()
         #: streams whose window a MAX_STREAM_DATA moved since the last adjustment
         self._moved: dict[StreamCore, None] = {}
         self._had_streams = False  # MsQuic's StreamTable exists
+        #: :meth:`adjust` has nothing to do while the congestion window stays below this
+        #: (0: it must look; set when it last found nothing to do, cleared by a moved
+        #: stream window): poll tests it inline, per datagram, instead of calling adjust
+        self.settled_below = 0
 
     def fill(self) -> None:
         """QuicSendBufferFill: buffer whole sends, oldest stream first, while there is room."""
@@ -104,7 +110,7 @@ class SendBuffer:
         """After aioquic processed datagrams or timers: QuicSendBufferStreamAdjust for the
         streams a MAX_STREAM_DATA moved, then QuicSendBufferConnectionAdjust."""
         if self._conn is None:  # the first adjustment: bind to the connection
-            self._cc = aq.congestion_control(conn.quic)
+            self.cc = aq.congestion_control(conn.quic)
             self._watch_max_stream_data(conn)
         if self._moved:
             moved, self._moved = self._moved, {}
@@ -116,9 +122,14 @@ class SendBuffer:
         ideal = self.ideal_bytes
         # The ladder value above the window exceeds ``ideal`` exactly when the window has
         # reached it: an O(1) test per poll, the ladder walked only when it grows.
-        if ideal == MAX_IDEAL or not self._had_streams or self._cc.congestion_window < ideal:
+        if ideal == MAX_IDEAL or not self._had_streams or self.cc.congestion_window < ideal:
+            if self._had_streams and not self._moved:
+                # Until a stream's window moves (or, short of the top step, the window
+                # reaches the next step) the same test returns here again.
+                self.settled_below = _NEVER if ideal == MAX_IDEAL else ideal
             return
-        self.ideal_bytes = ideal_for(self._cc.congestion_window)  # only ever grows
+        self.settled_below = 0
+        self.ideal_bytes = ideal_for(self.cc.congestion_window)  # only ever grows
         for stream in list(conn.streams.values()):
             quic_stream = stream.quic_stream
             # The stream table holds streams the peer's stream limit lets through.
@@ -181,3 +192,4 @@ class SendBuffer:
         state.window = min(quic_stream.max_stream_data_remote - aq.acked_offset(quic_stream.sender),
                            _UINT32_MAX)
         self._moved[stream] = None
+        self.settled_below = 0  # the next poll adjusts

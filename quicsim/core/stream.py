@@ -122,14 +122,17 @@ class StreamCore(StreamApi):
         self.state = StreamState(started=not self.is_local, has_send_side=self.has_send_side,
                                  has_receive_side=not (self.is_local and self.unidirectional))
         self._fin_written = False
-        self._deferred: list[SendRequest] = []
+        #: sends a fault parked until SHUTDOWN_COMPLETE (a list once one is; empty tuple:
+        #: none, and no container allocated per stream for the usual case)
+        self._deferred: list[SendRequest] | tuple[()] = ()
         #: the last flush queued only DELAY_SEND data: the connection need not flush for it
         self.flush_delayed = False
         #: CANCEL_ON_LOSS was used on this stream; data of it was reported lost
         self._cancel_on_loss = False
         self.data_lost = False
         #: (end offset, length) of sends completed into the send buffer, awaiting their ACK
-        self._buffered: deque[tuple[int, int]] = deque()
+        #: (made at the first such send: without send buffering it stays an empty tuple)
+        self._buffered: deque[tuple[int, int]] | tuple[()] = ()
 
     # Read-only views of the state others ask about (the state itself is in self.state).
     started = state.view("started")
@@ -170,6 +173,8 @@ class StreamCore(StreamApi):
         self.counts.dropped += 1
 
     def park_send(self, request: SendRequest) -> None:
+        if isinstance(self._deferred, tuple):
+            self._deferred = []
         self._deferred.append(request)
 
     def detach_handler(self) -> None:
@@ -430,6 +435,8 @@ class StreamCore(StreamApi):
         if not requests or not self.state.started or self.state.local_close_reset:
             return False
         request = requests.popleft()
+        if isinstance(self._buffered, tuple):
+            self._buffered = deque()
         self._buffered.append((request.end, request.length))
         self.connection.send_buffer.hold(request.length)
         self._complete(request, canceled=False)
@@ -440,6 +447,7 @@ class StreamCore(StreamApi):
         if self._buffered:
             send_buffer = self.connection.send_buffer
             while self._buffered:
+                assert isinstance(self._buffered, deque)  # made by the first buffered send
                 send_buffer.release(self._buffered.popleft()[1])
             send_buffer.fill()
 
@@ -479,6 +487,7 @@ class StreamCore(StreamApi):
                 refill = True
         buffered = self._buffered
         if buffered and buffered[0][0] <= acked:
+            assert isinstance(buffered, deque)  # made by the first buffered send
             send_buffer = self.connection.send_buffer
             while buffered and buffered[0][0] <= acked:
                 send_buffer.release(buffered.popleft()[1])
@@ -563,7 +572,7 @@ class StreamCore(StreamApi):
             self.delivery.discarded(self, event)
         else:
             self.delivery.dispatch_stream(self, event)
-        deferred, self._deferred = self._deferred, []
+        deferred, self._deferred = self._deferred, ()
         for request in deferred:
             self._complete(request, canceled=True)  # fault: arrives after SHUTDOWN_COMPLETE
 

@@ -15,8 +15,10 @@ import asyncio
 import contextlib
 import concurrent.futures
 import contextvars
+import functools
 import heapq
 import itertools
+import operator
 import selectors
 import threading
 import time
@@ -38,6 +40,9 @@ _Ts = TypeVarTuple("_Ts")
 #: Timers run one after another at one virtual instant, at most: past this the clock has
 #: stopped (something re-arms a timer at the current instant forever) and the run is a hang.
 TIMERS_AT_ONE_INSTANT = 100_000
+
+
+_read_virtual_now = operator.attrgetter("_virtual_now")
 
 
 class _VirtualSelector(selectors.DefaultSelector):
@@ -140,6 +145,11 @@ class VirtualTimeEventLoop(asyncio.SelectorEventLoop):
 
     def time(self) -> float:
         return self._virtual_now
+
+    def time_reader(self) -> Callable[[], float]:
+        """What :meth:`time` returns, read without a Python call: for readers of the clock
+        once per record (the tracer)."""
+        return functools.partial(_read_virtual_now, self)
 
     def run_in_executor(self, executor: concurrent.futures.Executor | None, func: Callable[[Unpack[_Ts]], _T],
                         *args: Unpack[_Ts]) -> asyncio.Future[_T]:
