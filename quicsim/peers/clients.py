@@ -10,7 +10,7 @@ import shutil
 from typing import Any, Callable, Iterable, Protocol
 
 from .. import certs
-from .handle import PeerHandle, PeerNotInstalled
+from .handle import PeerHandle, PeerNotInstalled, normalize_menu
 from .process import START_SECONDS, ChildLauncher, PeerProcess, _parse
 
 __all__ = ["CLIENT_ACTIONS", "CLIENT_CODES", "CLIENT_PEERS", "ClientProcess", "PeerClientLauncher",
@@ -31,15 +31,8 @@ CLIENT_SECONDS = 30.0
 
 
 def normalize_actions(actions: str | Iterable[str]) -> tuple[str, ...]:
-    """``"reset"`` or ``("echo", "reset")`` as a checked tuple (ValueError naming an
-    action not on the menu)."""
-    chosen = (actions,) if isinstance(actions, str) else tuple(actions)
-    if not chosen:
-        raise ValueError(f"client actions must name one or more of {', '.join(CLIENT_ACTIONS)}")
-    for name in chosen:
-        if name not in CLIENT_ACTIONS:
-            raise ValueError(f"unknown client action {name!r} (one of {', '.join(CLIENT_ACTIONS)})")
-    return chosen
+    """What a peer's client does on each stream, checked against :data:`CLIENT_ACTIONS`."""
+    return normalize_menu(actions, CLIENT_ACTIONS, "client actions", "client action")
 
 
 class PeerClientLauncher(Protocol):

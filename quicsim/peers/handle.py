@@ -21,16 +21,21 @@ class PeerNotInstalled(Exception):
     """The peer cannot run here; the message says why and the command that installs it."""
 
 
-def normalize_behaviours(behaviours: str | Iterable[str]) -> tuple[str, ...]:
-    """``"reset"`` or ``("stop-sending", "reset")`` as a checked tuple (ValueError naming a
-    behaviour not on the menu)."""
-    chosen = (behaviours,) if isinstance(behaviours, str) else tuple(behaviours)
+def normalize_menu(items: str | Iterable[str], menu: tuple[str, ...], option: str, item: str) -> tuple[str, ...]:
+    """``"reset"`` or ``("stop-sending", "reset")`` as a checked tuple of ``menu``'s entries
+    (ValueError naming ``option`` when empty, or the ``item`` not on the menu)."""
+    chosen = (items,) if isinstance(items, str) else tuple(items)
     if not chosen:
-        raise ValueError(f"peer_behaviour must name one or more of {', '.join(BEHAVIOURS)}")
+        raise ValueError(f"{option} must name one or more of {', '.join(menu)}")
     for name in chosen:
-        if name not in BEHAVIOURS:
-            raise ValueError(f"unknown peer behaviour {name!r} (one of {', '.join(BEHAVIOURS)})")
+        if name not in menu:
+            raise ValueError(f"unknown {item} {name!r} (one of {', '.join(menu)})")
     return chosen
+
+
+def normalize_behaviours(behaviours: str | Iterable[str]) -> tuple[str, ...]:
+    """What a peer's server does with each client stream, checked against :data:`BEHAVIOURS`."""
+    return normalize_menu(behaviours, BEHAVIOURS, "peer_behaviour", "peer behaviour")
 
 
 @dataclass
