@@ -54,10 +54,16 @@ def test_one_except_catches_what_quicsim_raises(tmp_path) -> None:
 
 
 def test_the_cores_own_and_the_plugins_are_quicsim_errors_too() -> None:
-    """StatusError (a call refused with MsQuic's status), StateError (a broken core rule)
-    and the plugin's ScenarioFailed live where they are raised, under the same base."""
+    """StatusError (a call refused with MsQuic's status), StateError (a broken core rule),
+    the plugin's ScenarioFailed, a peer not installed and an input that is no MsQuic log
+    live where they are raised, under the same base."""
     from quicsim.core.state import StateError
+    from quicsim.msquic_log.parse import NotMsQuicLog
+    from quicsim.peers import PeerNotInstalled
     from quicsim.pytest_plugin import ScenarioFailed
+
+    assert issubclass(PeerNotInstalled, quicsim.QuicsimError)
+    assert issubclass(NotMsQuicLog, quicsim.QuicsimError) and issubclass(NotMsQuicLog, ValueError)
 
     assert issubclass(quicsim.StatusError, quicsim.QuicsimError)
     assert issubclass(StateError, quicsim.QuicsimError) and issubclass(StateError, RuntimeError)

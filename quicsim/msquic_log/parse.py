@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Generator, Iterator, cast
 
+from ..errors import QuicsimError
+
 #: A log whose first this many lines hold no MsQuic line is not a MsQuic log.
 SNIFF_LINES = 200
 
@@ -32,7 +34,7 @@ API_NAMES = {12: "ConnectionOpen", 13: "ConnectionClose", 14: "ConnectionShutdow
              21: "StreamShutdown", 22: "StreamSend"}
 
 
-class NotMsQuicLog(ValueError):
+class NotMsQuicLog(QuicsimError, ValueError):
     """The input is not a MsQuic log, or holds a line of a known event in an unknown shape."""
 
 

@@ -7,6 +7,8 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from ..errors import QuicsimError
+
 #: What the server does with a client stream, by name: read and answer (echo every
 #: chunk, FIN after the client's FIN); STOP_SENDING on the client's direction at the first
 #: bytes (and FIN on its own); RESET_STREAM of its own direction at the first bytes (the
@@ -17,7 +19,7 @@ BEHAVIOURS = ("echo", "stop-sending", "reset", "close-connection", "answer-after
 CODES = {"stop-sending": 0x42, "reset": 0x43, "close-connection": 0x44}
 
 
-class PeerNotInstalled(Exception):
+class PeerNotInstalled(QuicsimError):
     """The peer cannot run here; the message says why and the command that installs it."""
 
 
