@@ -246,30 +246,28 @@ _on_data_delivery = QuicStreamSender.on_data_delivery
 _on_reset_delivery = QuicStreamSender.on_reset_delivery
 
 
-def _data_delivered(sender: QuicStreamSender, stream: Any, delivery: QuicDeliveryState, start: int, stop: int,
-                    fin: bool) -> None:
+def _data_delivered(sender: QuicStreamSender, on_verdict: Callable[[bool], None], delivery: QuicDeliveryState,
+                    start: int, stop: int, fin: bool) -> None:
     _on_data_delivery(sender, delivery, start, stop, fin)
     # Any STREAM frame lost counts: data, a FIN alone, or the empty opening frame.
-    if delivery is not ACKED:
-        stream.data_lost = True  # for CANCEL_ON_LOSS
-    stream.connection.dirty[stream] = None  # poll swaps the dict: look it up each time
+    on_verdict(delivery is not ACKED)
 
 
-def _reset_delivered(sender: QuicStreamSender, stream: Any, delivery: QuicDeliveryState) -> None:
+def _reset_delivered(sender: QuicStreamSender, on_verdict: Callable[[bool], None],
+                     delivery: QuicDeliveryState) -> None:
     _on_reset_delivery(sender, delivery)
-    stream.connection.dirty[stream] = None
+    on_verdict(False)
 
 
-def watch_deliveries(sender: QuicStreamSender, stream: Any) -> None:
-    """After each delivery verdict on one of the stream's STREAM frames (a lost one sets
-    ``stream.data_lost``) and on its RESET_STREAM, put ``stream`` in
-    ``stream.connection.dirty``: ACKs reach a stream only through these callbacks, so the
-    core marks the stream then and never scans idle streams."""
+def watch_deliveries(sender: QuicStreamSender, on_verdict: Callable[[bool], None]) -> None:
+    """Call ``on_verdict(lost)`` after each delivery verdict on one of the stream's STREAM
+    frames, and ``on_verdict(False)`` after one on its RESET_STREAM: ACKs reach a stream
+    only through these callbacks, so the core marks the stream then and never scans idle
+    streams."""
     # Per-instance patches of the two methods (mypy forbids assigning to a method), read by
-    # aioquic per frame it writes. One partial each (C-level, no closure cells per stream),
-    # and one Python call of ours per verdict (there were two).
-    sender.on_data_delivery = functools.partial(_data_delivered, sender, stream)  # type: ignore[method-assign]
-    sender.on_reset_delivery = functools.partial(_reset_delivered, sender, stream)  # type: ignore[method-assign]
+    # aioquic per frame it writes: one partial each (C-level, no closure cells per stream).
+    sender.on_data_delivery = functools.partial(_data_delivered, sender, on_verdict)  # type: ignore[method-assign]
+    sender.on_reset_delivery = functools.partial(_reset_delivered, sender, on_verdict)  # type: ignore[method-assign]
 
 
 def wrap_frame_handler(quic: QuicConnection, frame_type: int,

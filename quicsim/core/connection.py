@@ -534,7 +534,7 @@ class ConnectionCore:
         assert stream.id is not None  # registered once it has its id: started, or the peer's
         self.streams[stream.id] = stream
 
-        aq.watch_deliveries(quic_stream.sender, stream)  # marks it in ``dirty`` on ACKs and losses
+        aq.watch_deliveries(quic_stream.sender, stream.on_delivery_verdict)
 
     def _stream_for(self, stream_id: int) -> StreamCore | None:
         stream = self.streams.get(stream_id)

@@ -73,6 +73,9 @@ class StreamConnection(Protocol):
     def send_ids(self) -> Iterator[int]: ...
     @property
     def check_invariants(self) -> bool: ...
+    @property
+    def dirty(self) -> "dict[StreamCore, None]":
+        """The streams that saw ACKs or losses since the last poll (it swaps the dict)."""
 
     def next_handle(self) -> int: ...
     # -- the worker

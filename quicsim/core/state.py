@@ -126,12 +126,6 @@ _RECEIVE_CALL_BY_FLAGS: dict[tuple[bool, bool, str], tuple[bool, bool]] = {
     (*_receive_call_flags(state), move): _receive_call_flags(target)
     for (state, move), target in RECEIVE_CALL_MOVES.items()
 }
-#: The usual RECEIVE's first move ("on" + indicate), for the per-packet path that has
-#: just tested the flags are "on": the pair to set, without the lookup.
-RECEIVE_INDICATED = _RECEIVE_CALL_BY_FLAGS[(True, False, "indicate")]
-#: ... and its last ("complete_all" from either pending row: the table gives both one pair)
-RECEIVE_COMPLETED = _RECEIVE_CALL_BY_FLAGS[(True, True, "complete_all")]
-assert _RECEIVE_CALL_BY_FLAGS[(False, True, "complete_all")] == RECEIVE_COMPLETED
 
 #: One-way flags of a stream: the move sets the flag, once (a second time is a bug).
 STREAM_FLAG_MOVES: dict[str, str] = {

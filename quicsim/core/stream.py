@@ -172,6 +172,13 @@ class StreamCore(StreamApi):
     def drop_send(self, request: SendRequest) -> None:
         self.counts.dropped += 1
 
+    def on_delivery_verdict(self, lost: bool) -> None:
+        """aioquic's verdict on one of this stream's frames (core/aioquic_adapter.watch_deliveries):
+        the stream is marked for the poll's completions; a lost one counts for CANCEL_ON_LOSS."""
+        if lost:
+            self.data_lost = True
+        self.connection.dirty[self] = None  # poll swaps the dict: look it up each time
+
     def park_send(self, request: SendRequest) -> None:
         if isinstance(self._deferred, tuple):
             self._deferred = []

@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 from .. import events as ev
 from ..enums import ReceiveFlags, Status
 from . import operations as ops
-from .state import RECEIVE_COMPLETED, RECEIVE_INDICATED
 
 if TYPE_CHECKING:  # pragma: no cover
     from .stream import StreamCore
@@ -77,18 +76,11 @@ class StreamReceive:
         offset, length = self.base_offset, len(data)
         if fin:
             self.max_length = offset + length
-        # move_receive_call("indicate") from "on" (tested above), without the lookup
-        state.receive_enabled, state.receive_call_pending = RECEIVE_INDICATED
+        state.move_receive_call("indicate")
         self.pending_length = length
         self.inline_length = None
         self.call_active = True  # (a handler's exception never leaves indicate: the delivery keeps it)
-        event = ev.receive(offset, data, _FIN if fin else _NONE)
-        if state.started and not (state.shutdown_complete or state.handle_closed):
-            # EventDelivery.stream_event's usual case, inline (a started stream may raise
-            # every event): one call less per packet
-            status = stream.delivery.dispatch_stream(stream, event)
-        else:
-            status = stream.delivery.stream_event(stream, event)
+        status = stream.delivery.stream_event(stream, ev.receive(offset, data, _FIN if fin else _NONE))
         self.call_active = False
         if state.sent_stop_sending or state.remote_closed:
             return  # the application aborted its receive path from the handler
@@ -105,10 +97,7 @@ class StreamReceive:
             return
         # QuicStreamReceiveComplete of all of it, as complete() would do it
         self.base_offset = offset + length
-        if state.receive_call_pending:  # move_receive_call("complete_all"), without the lookup
-            state.receive_enabled, state.receive_call_pending = RECEIVE_COMPLETED
-        else:
-            state.move_receive_call("complete_all")  # (not a row of the table: it raises)
+        state.move_receive_call("complete_all")
         if fin and not state.remote_closed:
             self._peer_send_shutdown()
 
