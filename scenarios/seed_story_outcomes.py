@@ -37,7 +37,8 @@ def _interleave(acks: list[str], canceled: list[str]) -> list[list[str]]:
 
 
 def _peer_fin_placed(order: list[str]) -> list[list[str]]:
-    """``order`` then SEND_SHUTDOWN_COMPLETE, with the peer's FIN (PEER_SEND_SHUTDOWN) put
+    """``order`` then SEND_SHUTDOWN_COMPLETE, with the peer's FIN (PEER_SEND_SHUTDOWN, raised by
+    QuicStreamRecvFlush when the FIN is read, whatever our send side is doing) put
     everywhere it can arrive: the peer ends its direction once it has our FIN, but the ACKs
     of our data may reach us after it (a lost ACK, or a peer that sends its FIN in an
     earlier packet than the ACK). The cancels come first: they happen at the flush, in
